@@ -1,0 +1,69 @@
+//! The fleet config file: TOML → validated [`Config`], or every problem in
+//! it at once, each located (`file:line:column`), quoted and, where possible,
+//! with a suggestion.
+//!
+//! The loader is pure: it reads no environment and measures nothing; the
+//! caller passes the host's size in [`HostFacts`] for the pool defaults.
+
+mod diag;
+mod load;
+pub mod model;
+mod render;
+mod signal;
+mod suggest;
+mod topo;
+mod units;
+mod words;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{ConfigErrors, Diagnostic};
+pub use model::*;
+pub use signal::{parse_signal, signal_name};
+pub use topo::topo_order;
+pub use units::{format_duration, format_size, parse_duration, parse_size};
+pub use words::split_words;
+
+/// What the pool defaults to when `[pool]` does not say: the host's size,
+/// measured by the caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostFacts {
+    /// Logical CPUs.
+    pub cpus: f64,
+    /// Total memory in bytes.
+    pub memory: u64,
+}
+
+/// Loads config text. `path` is used only to name the file in messages, to
+/// resolve relative `cwd`/`data_dir` against its directory, and as
+/// [`Config::source`]; without it messages say `<config>` and relative
+/// paths stay relative.
+pub fn load_str(text: &str, path: Option<&Path>, host: &HostFacts) -> Result<Config, ConfigErrors> {
+    let origin = load::Origin {
+        display: path.map_or_else(|| "<config>".to_owned(), |p| p.display().to_string()),
+        base_dir: path.and_then(Path::parent).map(Path::to_path_buf),
+        source: path.map(Path::to_path_buf),
+    };
+    load::load(text, origin, host)
+}
+
+/// Reads and loads a config file. Messages name the file as given; relative
+/// paths in it are resolved against its directory made absolute (from the
+/// current directory), and [`Config::source`] is the absolute path. An
+/// unreadable file is one diagnostic naming the path and the OS error.
+pub fn load_file(path: &Path, host: &HostFacts) -> Result<Config, ConfigErrors> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::whole_file(display.clone(), format!("cannot read config file {display}: {e}"))
+    })?;
+    let absolute: PathBuf = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let origin = load::Origin {
+        display,
+        base_dir: absolute.parent().map(Path::to_path_buf),
+        source: Some(absolute),
+    };
+    load::load(&text, origin, host)
+}

@@ -1,0 +1,152 @@
+//! The validated fleet configuration: plain data, every default filled in.
+//!
+//! Nothing here parses or checks input; `config::load` builds these types only
+//! from input that passed validation, so the daemon can trust every value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Upper bound on replicas of one agent; larger values are a config error.
+pub const MAX_REPLICAS: u32 = 1024;
+/// Upper bound on the pool's agent (replica) count.
+pub const MAX_POOL_AGENTS: u32 = 10_000;
+
+/// A whole validated config file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// Where it was read from (`None` for the built-in demo fleet).
+    pub source: Option<PathBuf>,
+    /// Agents in file order.
+    pub agents: Vec<AgentSpec>,
+    pub pool: PoolSpec,
+    pub paths: PathsSpec,
+    pub logs: LogSpec,
+}
+
+impl Config {
+    /// Looks an agent up by name.
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+}
+
+/// What to do after a replica's process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// What to do when a replica's process tree exceeds its memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitAction {
+    /// Stop the replica and start it again (counts as a failure for backoff).
+    Restart,
+    /// Stop the replica and leave it stopped.
+    Stop,
+    /// Only record it (and, once alerting exists, raise an alert).
+    Alert,
+}
+
+/// One `[agents.NAME]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentSpec {
+    /// `[a-z0-9][a-z0-9_-]{0,62}`; used in paths and metric labels.
+    pub name: String,
+    /// argv; never empty; never run through a shell.
+    pub command: Vec<String>,
+    /// Working directory (None: the daemon's data dir's `agents/NAME/context`).
+    pub cwd: Option<PathBuf>,
+    /// Configured environment, in file order.
+    pub env: BTreeMap<String, String>,
+    /// Names of daemon environment variables passed through when set.
+    pub inherit_env: Vec<String>,
+    pub replicas: u32,
+    pub restart: RestartPolicy,
+    pub backoff: BackoffSpec,
+    /// A run shorter than this is a failed start, whatever the exit code.
+    pub min_uptime: Duration,
+    pub start_limit: StartLimitSpec,
+    /// Signal number sent first on stop (default SIGTERM).
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    pub resources: ResourceSpec,
+    /// Agents that must be ready before this one starts.
+    pub depends_on: Vec<String>,
+}
+
+/// Exponential backoff between restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BackoffSpec {
+    pub initial: Duration,
+    pub max: Duration,
+    /// ≥ 1.0
+    pub multiplier: f64,
+    /// Fraction in [0, 1]: each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+    /// A run at least this long resets the backoff sequence.
+    pub reset_after: Duration,
+}
+
+/// At most `burst` starts within `interval`, counting the first.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StartLimitSpec {
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+/// Resource requests and limits for one replica.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResourceSpec {
+    /// CPU request in cores (may be fractional).
+    pub cpu: f64,
+    /// Memory request in bytes.
+    pub memory: u64,
+    /// RSS limit of the replica's whole process tree, in bytes.
+    pub memory_limit: Option<u64>,
+    pub memory_limit_action: LimitAction,
+}
+
+/// The resource pool every replica is admitted from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PoolSpec {
+    /// Cores (default: the host's).
+    pub cpu: f64,
+    /// Bytes (default: the host's total memory).
+    pub memory: u64,
+    /// Maximum number of replicas running at once.
+    pub max_agents: u32,
+}
+
+/// `[paths]`: overrides of the runtime layout.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PathsSpec {
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `[logs]`: agent log files.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogSpec {
+    /// Rotate an agent's log file when it grows past this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept per agent (`NAME.log.1` .. `NAME.log.N`).
+    pub max_files: u32,
+    /// Lines of recent output kept in memory per replica.
+    pub ring_lines: usize,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        Self {
+            max_size: 16 * 1024 * 1024,
+            max_files: 5,
+            ring_lines: 1000,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The human summary of an effective config (`autonomos config check`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::model::{Config, LimitAction, RestartPolicy};
+use super::signal::signal_name;
+use super::topo::topo_order;
+use super::units::{format_duration, format_size};
+use super::words::shell_quote;
+
+/// Width of the label column.
+const LABEL: usize = 14;
+
+/// Environment names whose values are not printed.
+fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+/// A path for display, with control characters escaped.
+fn show_path(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn restart_name(r: RestartPolicy) -> &'static str {
+    match r {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "never",
+    }
+}
+
+fn action_name(a: LimitAction) -> &'static str {
+    match a {
+        LimitAction::Restart => "restart",
+        LimitAction::Stop => "stop",
+        LimitAction::Alert => "alert",
+    }
+}
+
+fn line(out: &mut String, indent: &str, label: &str, value: &str) {
+    let _ = writeln!(out, "{indent}{label:<LABEL$}{value}");
+}
+
+impl Config {
+    /// The effective fleet, every default filled in, as aligned text: the
+    /// pool, paths and logs, then one block per agent (in file order) whose
+    /// labels are the config keys. Values of environment variables whose
+    /// names look secret (`KEY`, `TOKEN`, `SECRET`, `PASSWORD`, …) are shown
+    /// as `***`.
+    pub fn render_effective(&self) -> String {
+        let mut out = String::new();
+        let source = self
+            .source
+            .as_deref()
+            .map_or_else(|| "(built-in)".to_owned(), show_path);
+        line(&mut out, "", "config", &source);
+        line(
+            &mut out,
+            "",
+            "pool",
+            &format!(
+                "cpu {}, memory {}, max_agents {}",
+                self.pool.cpu,
+                format_size(self.pool.memory),
+                self.pool.max_agents
+            ),
+        );
+        let data_dir = self
+            .paths
+            .data_dir
+            .as_deref()
+            .map_or_else(|| "(default)".to_owned(), show_path);
+        line(&mut out, "", "paths", &format!("data_dir {data_dir}"));
+        line(
+            &mut out,
+            "",
+            "logs",
+            &format!(
+                "max_size {}, max_files {}, ring_lines {}",
+                format_size(self.logs.max_size),
+                self.logs.max_files,
+                self.logs.ring_lines
+            ),
+        );
+        let agents = match self.agents.len() {
+            0 => "none".to_owned(),
+            n => {
+                let replicas: u64 = self.agents.iter().map(|a| u64::from(a.replicas)).sum();
+                format!(
+                    "{n}, {replicas} replica{}; start order: {}",
+                    if replicas == 1 { "" } else { "s" },
+                    topo_order(self).join(" → ")
+                )
+            }
+        };
+        line(&mut out, "", "agents", &agents);
+
+        for a in &self.agents {
+            let _ = writeln!(out, "\n[agents.{}]", a.name);
+            let ind = "  ";
+            let command: Vec<String> = a.command.iter().map(|w| shell_quote(w)).collect();
+            line(&mut out, ind, "command", &command.join(" "));
+            let cwd = a.cwd.as_deref().map_or_else(
+                || format!("(default) <data_dir>/agents/{}/context", a.name),
+                show_path,
+            );
+            line(&mut out, ind, "cwd", &cwd);
+            let env: Vec<String> = a
+                .env
+                .iter()
+                .map(|(k, v)| {
+                    if is_secret(k) {
+                        format!("{k}=***")
+                    } else {
+                        format!("{k}={}", shell_quote(v))
+                    }
+                })
+                .collect();
+            line(
+                &mut out,
+                ind,
+                "env",
+                &if env.is_empty() { "(none)".to_owned() } else { env.join(" ") },
+            );
+            let inherit = if a.inherit_env.is_empty() {
+                "(none)".to_owned()
+            } else {
+                a.inherit_env.join(" ")
+            };
+            line(&mut out, ind, "inherit_env", &inherit);
+            line(&mut out, ind, "replicas", &a.replicas.to_string());
+            line(&mut out, ind, "restart", restart_name(a.restart));
+            let b = &a.backoff;
+            line(
+                &mut out,
+                ind,
+                "backoff",
+                &format!(
+                    "initial {}, max {}, multiplier {}, jitter {}, reset_after {}",
+                    format_duration(b.initial),
+                    format_duration(b.max),
+                    b.multiplier,
+                    b.jitter,
+                    format_duration(b.reset_after)
+                ),
+            );
+            line(&mut out, ind, "min_uptime", &format_duration(a.min_uptime));
+            line(
+                &mut out,
+                ind,
+                "start_limit",
+                &format!(
+                    "burst {}, interval {}",
+                    a.start_limit.burst,
+                    format_duration(a.start_limit.interval)
+                ),
+            );
+            line(&mut out, ind, "stop_signal", signal_name(a.stop_signal));
+            line(
+                &mut out,
+                ind,
+                "stop_timeout",
+                &format!("{} (then SIGKILL)", format_duration(a.stop_timeout)),
+            );
+            let r = &a.resources;
+            let limit = match r.memory_limit {
+                Some(n) => format!(
+                    "memory_limit {}, memory_limit_action {}",
+                    format_size(n),
+                    action_name(r.memory_limit_action)
+                ),
+                None => "memory_limit none".to_owned(),
+            };
+            line(
+                &mut out,
+                ind,
+                "resources",
+                &format!("cpu {}, memory {}, {limit}", r.cpu, format_size(r.memory)),
+            );
+            let deps = if a.depends_on.is_empty() {
+                "(none)".to_owned()
+            } else {
+                a.depends_on.join(", ")
+            };
+            line(&mut out, ind, "depends_on", &deps);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets() {
+        assert!(is_secret("OPENAI_API_KEY"));
+        assert!(is_secret("github_token"));
+        assert!(!is_secret("MODEL"));
+    }
+}

@@ -1,0 +1,402 @@
+//! Drains agents' stdout and stderr: every byte is read promptly (a child is
+//! never blocked by us), split into lines, written to the agent's rotated log
+//! file and kept in a bounded per-replica ring of recent lines.
+//!
+//! Bounds: a line longer than [`MAX_LINE`] is split; the ring keeps at most
+//! `ring_lines` lines and [`RING_BYTES`] bytes; log files rotate at
+//! `max_size` and keep `max_files`. Lines that could not be written are
+//! counted as dropped, never silently lost.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::config::LogSpec;
+
+/// Longest line kept whole; longer lines are split at this many bytes.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Byte budget of one replica's ring of recent lines.
+pub const RING_BYTES: usize = 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn tag(self) -> &'static str {
+        match self {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        }
+    }
+}
+
+/// One line of agent output as kept in memory (raw text, lossily decoded:
+/// sanitize before drawing it on a terminal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the Unix epoch when the line was read.
+    pub at: u64,
+    pub replica: u32,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// Recent lines of one replica.
+#[derive(Debug, Default)]
+pub struct Ring {
+    lines: VecDeque<LogLine>,
+    bytes: usize,
+    cap_lines: usize,
+}
+
+impl Ring {
+    pub fn new(cap_lines: usize) -> Self {
+        Self {
+            lines: VecDeque::new(),
+            bytes: 0,
+            cap_lines,
+        }
+    }
+
+    fn push(&mut self, line: LogLine) {
+        if self.cap_lines == 0 {
+            return;
+        }
+        self.bytes += line.text.len();
+        self.lines.push_back(line);
+        while self.lines.len() > self.cap_lines || self.bytes > RING_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => self.bytes -= old.text.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// The newest `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        let skip = self.lines.len().saturating_sub(n);
+        self.lines.iter().skip(skip).cloned().collect()
+    }
+}
+
+/// Counters for one agent's output, shared by all its pipes.
+#[derive(Debug, Default)]
+pub struct OutputStats {
+    pub lines: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Lines that could not be written to the log file.
+    pub dropped: AtomicU64,
+}
+
+/// One agent's log file with size-based rotation.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    spec: LogSpec,
+}
+
+impl LogFile {
+    /// Opens (appending to) `dir/NAME.log`.
+    pub fn open(dir: &Path, name: &str, spec: LogSpec) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{name}.log"));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path,
+            file: Some(file),
+            size,
+            spec,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        if self.spec.max_files == 0 {
+            fs::remove_file(&self.path)?;
+        } else {
+            for i in (1..self.spec.max_files).rev() {
+                let from = rotated(&self.path, i);
+                if from.exists() {
+                    fs::rename(&from, rotated(&self.path, i + 1))?;
+                }
+            }
+            fs::rename(&self.path, rotated(&self.path, 1))?;
+        }
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Appends whole lines; rotates first if they would pass the size limit.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.size > 0 && self.size + buf.len() as u64 > self.spec.max_size {
+            self.rotate()?;
+        }
+        let file = match self.file.as_mut() {
+            Some(f) => f,
+            None => {
+                self.file = Some(
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)?,
+                );
+                self.file.as_mut().ok_or_else(|| io::Error::other("log file closed"))?
+            }
+        };
+        file.write_all(buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+fn rotated(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+/// Everything the pipe readers of one agent share.
+#[derive(Debug)]
+pub struct AgentOutput {
+    pub file: Mutex<LogFile>,
+    pub stats: OutputStats,
+}
+
+/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds `chunk`, calling `emit` for each complete line (without `\n`).
+    pub fn feed(&mut self, mut chunk: &[u8], mut emit: impl FnMut(&[u8])) {
+        while !chunk.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
+                Some(i) => {
+                    let (line, rest) = (&chunk[..i], &chunk[i + 1..]);
+                    if self.partial.is_empty() {
+                        self.emit_split(line, &mut emit);
+                    } else {
+                        self.partial.extend_from_slice(line);
+                        let whole = std::mem::take(&mut self.partial);
+                        self.emit_split(&whole, &mut emit);
+                        self.partial = whole;
+                        self.partial.clear();
+                    }
+                    chunk = rest;
+                }
+                None => {
+                    self.partial.extend_from_slice(chunk);
+                    while self.partial.len() >= MAX_LINE {
+                        let rest = self.partial.split_off(MAX_LINE);
+                        emit(&self.partial);
+                        self.partial = rest;
+                    }
+                    chunk = &[];
+                }
+            }
+        }
+    }
+
+    fn emit_split(&self, mut line: &[u8], emit: &mut impl FnMut(&[u8])) {
+        while line.len() > MAX_LINE {
+            emit(&line[..MAX_LINE]);
+            line = &line[MAX_LINE..];
+        }
+        emit(line);
+    }
+
+    /// The unterminated tail at end of stream, if any.
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.partial.is_empty() {
+            let p = std::mem::take(&mut self.partial);
+            emit(&p);
+        }
+    }
+}
+
+/// Reads one pipe to its end. Never stops reading early: a slow log file
+/// costs disk, never a blocked child.
+pub async fn drain<R: tokio::io::AsyncRead + Unpin>(
+    mut pipe: R,
+    stream: Stream,
+    replica: u32,
+    out: Arc<AgentOutput>,
+    ring: Arc<Mutex<Ring>>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut splitter = LineSplitter::default();
+    let mut file_buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut recent: Vec<(usize, usize)> = Vec::new();
+    let tag = stream.tag();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = jiff::Timestamp::now();
+        let prefix = format!("{} {replica} {tag} ", now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        file_buf.clear();
+        recent.clear();
+        let mut lines = 0u64;
+        splitter.feed(&buf[..n], |line| {
+            file_buf.extend_from_slice(prefix.as_bytes());
+            let start = file_buf.len();
+            file_buf.extend_from_slice(line);
+            recent.push((start, file_buf.len()));
+            file_buf.push(b'\n');
+            lines += 1;
+        });
+        commit(&out, &ring, &file_buf, &recent, lines, n, now, replica, stream);
+    }
+    file_buf.clear();
+    recent.clear();
+    let mut lines = 0u64;
+    let now = jiff::Timestamp::now();
+    let prefix = format!("{} {replica} {tag} ", now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    splitter.finish(|line| {
+        file_buf.extend_from_slice(prefix.as_bytes());
+        let start = file_buf.len();
+        file_buf.extend_from_slice(line);
+        recent.push((start, file_buf.len()));
+        file_buf.push(b'\n');
+        lines += 1;
+    });
+    if lines > 0 {
+        commit(&out, &ring, &file_buf, &recent, lines, 0, now, replica, stream);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    out: &AgentOutput,
+    ring: &Mutex<Ring>,
+    file_buf: &[u8],
+    recent: &[(usize, usize)],
+    lines: u64,
+    bytes: usize,
+    now: jiff::Timestamp,
+    replica: u32,
+    stream: Stream,
+) {
+    out.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    if lines == 0 {
+        return;
+    }
+    out.stats.lines.fetch_add(lines, Ordering::Relaxed);
+    let written = match out.file.lock() {
+        Ok(mut f) => f.write(file_buf).is_ok(),
+        Err(_) => false,
+    };
+    if !written {
+        out.stats.dropped.fetch_add(lines, Ordering::Relaxed);
+    }
+    // Only the newest lines of a chunk can survive in the ring anyway.
+    if let Ok(mut r) = ring.lock() {
+        let keep = r.cap_lines.min(recent.len());
+        let at = now.as_millisecond().max(0) as u64;
+        for &(s, e) in &recent[recent.len() - keep..] {
+            r.push(LogLine {
+                at,
+                replica,
+                stream,
+                text: String::from_utf8_lossy(&file_buf[s..e]).into_owned(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.feed(c, |l| out.push(l.to_vec()));
+        }
+        s.finish(|l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn joins_lines_across_chunks_and_keeps_the_tail() {
+        assert_eq!(
+            split(&[b"ab", b"c\nde", b"\n\nf"]),
+            vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec(), b"f".to_vec()]
+        );
+    }
+
+    #[test]
+    fn splits_lines_longer_than_the_cap() {
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        let mut with_nl = long.clone();
+        with_nl.push(b'\n');
+        let lens: Vec<usize> = split(&[&with_nl]).iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 10]);
+        // Also when the long line arrives in small pieces without a newline.
+        let pieces: Vec<&[u8]> = long.chunks(1000).collect();
+        let lens: Vec<usize> = split(&pieces).iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 10]);
+    }
+
+    #[test]
+    fn ring_is_bounded_by_lines_and_bytes() {
+        let mut r = Ring::new(3);
+        for i in 0..10 {
+            r.push(LogLine { at: i, replica: 0, stream: Stream::Stdout, text: format!("{i}") });
+        }
+        let t: Vec<_> = r.tail(10).into_iter().map(|l| l.text).collect();
+        assert_eq!(t, vec!["7", "8", "9"]);
+        let mut r = Ring::new(1000);
+        for i in 0..40 {
+            r.push(LogLine { at: i, replica: 0, stream: Stream::Stdout, text: "y".repeat(MAX_LINE) });
+        }
+        assert!(r.bytes <= RING_BYTES);
+        assert_eq!(r.tail(1000).len(), RING_BYTES / MAX_LINE);
+    }
+
+    #[test]
+    fn log_file_rotates_and_caps_the_file_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = LogSpec { max_size: 100, max_files: 2, ring_lines: 10 };
+        let mut f = LogFile::open(dir.path(), "a", spec).expect("open");
+        for _ in 0..10 {
+            f.write(&[b'z'; 60]).expect("write");
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["a.log", "a.log.1", "a.log.2"]);
+        assert!(fs::metadata(dir.path().join("a.log")).expect("stat").len() <= 100);
+    }
+}

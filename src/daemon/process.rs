@@ -1,0 +1,461 @@
+//! The process runtime: spawn a replica's argv in its own process group,
+//! watch it through a pidfd, stop its whole tree, reap only what we own.
+//!
+//! Rules kept here (DESIGN §6):
+//! - each replica runs in its own process group; the daemon is a child
+//!   subreaper, so escaped descendants are re-parented to it;
+//! - a replica's leader is reaped only by its own run task, after every
+//!   signal to its group was sent (a zombie leader keeps the group id
+//!   reserved, so a group signal can never reach a stranger);
+//! - orphans (re-parented descendants) are reaped by [`reap_orphans`], which
+//!   skips every pid in the [`Leaders`] set;
+//! - stop = stop signal + SIGCONT to the group and to escapees, then SIGKILL
+//!   at the deadline; escapees are signalled through pidfds opened and then
+//!   checked against the start time we saw, so a reused pid is never hit.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, PidfdFlags, Signal, WaitIdOptions, WaitId};
+use tokio::sync::mpsc;
+
+use crate::daemon::procfs;
+
+/// Pids of live replica leaders: owned by their run tasks, never reaped by
+/// the orphan reaper. The lock also orders spawn against orphan reaping.
+/// Process-wide, like the subreaper flag it goes with: two supervisors in
+/// one process (tests) must not reap each other's leaders.
+pub type Leaders = &'static Mutex<HashSet<i32>>;
+
+/// The process-wide leader set.
+pub fn leaders() -> Leaders {
+    static LEADERS: std::sync::OnceLock<Mutex<HashSet<i32>>> = std::sync::OnceLock::new();
+    LEADERS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Identifies descendants of a replica through their environment.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub context_dir: String,
+    pub replica: String,
+}
+
+impl Marker {
+    fn pairs(&self) -> [(&str, &str); 2] {
+        [
+            ("AUTONOMOS_CONTEXT_DIR", &self.context_dir),
+            ("AUTONOMOS_REPLICA", &self.replica),
+        ]
+    }
+}
+
+/// Prepares the daemon process itself: subreaper, and no fd of ours leaks
+/// into an agent (everything above 2 becomes close-on-exec).
+pub fn prepare_daemon() -> std::io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    mark_fds_cloexec();
+    Ok(())
+}
+
+/// Sets FD_CLOEXEC on every open descriptor above 2. Descriptors we open
+/// later are close-on-exec already (std and tokio open with O_CLOEXEC).
+pub fn mark_fds_cloexec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // The fd may be the read_dir handle, now closed: errors are harmless.
+        let _ = crate::daemon::sys::set_cloexec(fd);
+    }
+}
+
+/// Everything needed to start one replica.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// Finds the program the way `execvp` would, but up front, so "not found"
+/// is a clear error naming the search path.
+pub fn resolve_program(program: &str, cwd: &Path, path_var: Option<&OsString>) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        let p = Path::new(program);
+        let full = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+        return Ok(full);
+    }
+    let search = path_var
+        .cloned()
+        .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    for dir in std::env::split_paths(&search) {
+        let candidate = dir.join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!(
+        "command not found: `{program}` (searched PATH={})",
+        search.to_string_lossy()
+    ))
+}
+
+/// A spawned leader with its pipes.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub stdout: tokio::net::unix::pipe::Receiver,
+    pub stderr: tokio::net::unix::pipe::Receiver,
+    pub started: Instant,
+}
+
+/// Spawns `spec` in a new process group. The pid is in `leaders` before any
+/// orphan reaper can see it.
+pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| "empty command".to_string())?;
+    if !spec.cwd.is_dir() {
+        return Err(format!(
+            "cannot use working directory {}: {}",
+            spec.cwd.display(),
+            match std::fs::metadata(&spec.cwd) {
+                Ok(_) => "not a directory".to_string(),
+                Err(e) => e.to_string(),
+            }
+        ));
+    }
+    let path_var = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    let resolved = resolve_program(program, &spec.cwd, path_var.as_ref())?;
+    let mut cmd = Command::new(&resolved);
+    cmd.arg0(program)
+        .args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = leaders.lock().map_err(|_| "leader set poisoned".to_string())?;
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", resolved.display()))?;
+    let pid = child.id() as i32;
+    guard.insert(pid);
+    drop(guard);
+    let raw_pid = Pid::from_raw(pid).ok_or_else(|| "spawn returned pid 0".to_string())?;
+    // The child is ours and unreaped, so this pidfd cannot name anyone else.
+    let pidfd = rustix::process::pidfd_open(raw_pid, PidfdFlags::empty())
+        .map_err(|e| format!("pidfd_open({pid}): {e}"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| "stdout pipe missing".to_string())
+        .and_then(|p| {
+            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
+                .map_err(|e| format!("stdout pipe: {e}"))
+        })?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| "stderr pipe missing".to_string())
+        .and_then(|p| {
+            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
+                .map_err(|e| format!("stderr pipe: {e}"))
+        })?;
+    // `child` is dropped without waiting: our run task reaps through the pidfd.
+    Ok(Spawned {
+        pid,
+        pidfd,
+        stdout,
+        stderr,
+        started,
+    })
+}
+
+/// Orders from the supervisor to a run task.
+#[derive(Debug, Clone, Copy)]
+pub enum RunCmd {
+    /// Graceful stop: `signal` + SIGCONT now, SIGKILL after `timeout`.
+    Stop { signal: i32, timeout: Duration },
+    /// SIGKILL the tree now.
+    Kill,
+}
+
+/// What a run task reports.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEvent {
+    /// The leader exited and was reaped. `tree_gone` is false while leftover
+    /// descendants are still being stopped.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+        ran: Duration,
+        tree_gone: bool,
+    },
+    /// Every leftover descendant is gone too.
+    TreeGone,
+}
+
+/// A process we found in a replica's tree, identified by pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Member {
+    pid: i32,
+    start: u64,
+    pgid: i32,
+}
+
+/// Finds the replica's processes: the leader's live tree, plus re-parented
+/// orphans of ours (not leaders) that carry the replica's marker or its
+/// process group, with their trees.
+fn discover(leader: i32, pgid: i32, marker: &Marker, leaders: Leaders) -> Vec<Member> {
+    let mut pids = Vec::new();
+    procfs::tree(leader, &mut pids);
+    let mut ours = Vec::new();
+    procfs::children(std::process::id() as i32, &mut ours);
+    let leader_set: HashSet<i32> = leaders.lock().map(|g| g.clone()).unwrap_or_default();
+    for child in ours {
+        if leader_set.contains(&child) || pids.contains(&child) {
+            continue;
+        }
+        let in_group = procfs::stat(child).is_some_and(|s| s.pgid == pgid);
+        if in_group || procfs::environ_has(child, &marker.pairs()) {
+            procfs::tree(child, &mut pids);
+        }
+    }
+    let mut seen = HashSet::new();
+    pids.into_iter()
+        .filter(|&p| p != leader && seen.insert(p))
+        .filter_map(|p| procfs::stat(p))
+        .filter(|s| s.state != b'Z')
+        .map(|s| Member {
+            pid: s.pid,
+            start: s.start_ticks,
+            pgid: s.pgid,
+        })
+        .collect()
+}
+
+fn alive(m: &Member) -> bool {
+    procfs::stat(m.pid).is_some_and(|s| s.start_ticks == m.start && s.state != b'Z')
+}
+
+/// Signals one process through a pidfd checked against its start time.
+fn signal_member(m: &Member, sig: Signal) {
+    let Some(pid) = Pid::from_raw(m.pid) else { return };
+    let Ok(fd) = rustix::process::pidfd_open(pid, PidfdFlags::empty()) else {
+        return;
+    };
+    // The pidfd now pins one process; make sure it is the one we saw.
+    if procfs::stat(m.pid).is_some_and(|s| s.start_ticks == m.start) {
+        let _ = rustix::process::pidfd_send_signal(fd.as_fd(), sig);
+    }
+}
+
+fn signal_of(n: i32) -> Signal {
+    Signal::from_named_raw(n).unwrap_or(Signal::TERM)
+}
+
+/// Signals the group (its leader is unreaped, so the id is still ours) and
+/// every member outside it.
+fn signal_tree(pgid: i32, members: &[Member], sig: Signal) {
+    if let Some(g) = Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(g, sig);
+    }
+    for m in members.iter().filter(|m| m.pgid != pgid) {
+        signal_member(m, sig);
+    }
+}
+
+/// Watches one leader until it and its leftovers are gone.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    spawned_pid: i32,
+    pidfd: OwnedFd,
+    started: Instant,
+    marker: Marker,
+    stop_signal: i32,
+    stop_timeout: Duration,
+    leaders: Leaders,
+    mut cmds: mpsc::Receiver<RunCmd>,
+    report: impl Fn(RunEvent) + Send + 'static,
+) {
+    let pgid = spawned_pid;
+    let afd = match crate::daemon::sys::watch_fd(pidfd) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(pid = spawned_pid, error = %e, "cannot watch pidfd; falling back to polling");
+            return poll_fallback(spawned_pid, started, leaders, report).await;
+        }
+    };
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut stopping = false;
+    let mut killed = false;
+    let mut cmds_open = true;
+    loop {
+        tokio::select! {
+            ready = afd.readable() => {
+                if let Ok(mut g) = ready { g.retain_ready(); }
+                break;
+            }
+            cmd = cmds.recv(), if cmds_open => match cmd {
+                Some(RunCmd::Stop { signal, timeout }) if !stopping => {
+                    stopping = true;
+                    let members = discover(spawned_pid, pgid, &marker, leaders);
+                    signal_tree(pgid, &members, signal_of(signal));
+                    signal_tree(pgid, &members, Signal::CONT);
+                    deadline = Some(tokio::time::Instant::now() + timeout);
+                }
+                Some(RunCmd::Stop { .. }) => {}
+                Some(RunCmd::Kill) => {
+                    let members = discover(spawned_pid, pgid, &marker, leaders);
+                    signal_tree(pgid, &members, Signal::KILL);
+                    killed = true;
+                }
+                None => cmds_open = false,
+            },
+            _ = sleep_until_opt(deadline) => {
+                let members = discover(spawned_pid, pgid, &marker, leaders);
+                signal_tree(pgid, &members, Signal::KILL);
+                killed = true;
+                deadline = None;
+            }
+        }
+    }
+    // The leader is a zombie: its group id is still reserved. Deal with the
+    // rest of the tree before reaping it.
+    let mut leftovers = discover(spawned_pid, pgid, &marker, leaders);
+    if !leftovers.is_empty() {
+        let sig = if killed { Signal::KILL } else { signal_of(stop_signal) };
+        signal_tree(pgid, &leftovers, sig);
+        signal_tree(pgid, &leftovers, Signal::CONT);
+        if deadline.is_none() && !killed {
+            deadline = Some(tokio::time::Instant::now() + stop_timeout);
+        }
+    }
+    let status = {
+        let guard = leaders.lock();
+        let status = rustix::process::waitid(
+            WaitId::PidFd(afd.get_ref().as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        );
+        if let Ok(mut g) = guard {
+            g.remove(&spawned_pid);
+        }
+        status
+    };
+    let (code, signal) = match status {
+        Ok(Some(s)) => (s.exit_status(), s.terminating_signal()),
+        _ => (None, None),
+    };
+    let ran = started.elapsed();
+    report(RunEvent::Exited {
+        code,
+        signal,
+        ran,
+        tree_gone: leftovers.is_empty(),
+    });
+    if leftovers.is_empty() {
+        return;
+    }
+    // Wait for leftovers; SIGKILL them at the deadline. Re-discover so that
+    // processes forked during the stop are caught too.
+    loop {
+        leftovers.retain(alive);
+        for m in discover(spawned_pid, pgid, &marker, leaders) {
+            if !leftovers.contains(&m) {
+                signal_member(&m, if killed { Signal::KILL } else { signal_of(stop_signal) });
+                leftovers.push(m);
+            }
+        }
+        if leftovers.is_empty() {
+            break;
+        }
+        if let Some(d) = deadline
+            && tokio::time::Instant::now() >= d
+        {
+            for m in &leftovers {
+                signal_member(m, Signal::KILL);
+            }
+            killed = true;
+            deadline = None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    report(RunEvent::TreeGone);
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn poll_fallback(pid: i32, started: Instant, leaders: Leaders, report: impl Fn(RunEvent)) {
+    let Some(p) = Pid::from_raw(pid) else { return };
+    loop {
+        let status = {
+            let guard = leaders.lock();
+            let s = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
+            if let (Ok(Some(_)), Ok(mut g)) = (&s, guard) {
+                g.remove(&pid);
+            }
+            s
+        };
+        match status {
+            Ok(Some((_, st))) => {
+                report(RunEvent::Exited {
+                    code: st.exit_status(),
+                    signal: st.terminating_signal(),
+                    ran: started.elapsed(),
+                    tree_gone: true,
+                });
+                return;
+            }
+            Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reaps exited children that are not replica leaders (re-parented
+/// descendants). Returns how many were reaped.
+pub fn reap_orphans(leaders: Leaders) -> usize {
+    let Ok(guard) = leaders.lock() else { return 0 };
+    let mut kids = Vec::new();
+    procfs::children(std::process::id() as i32, &mut kids);
+    let mut reaped = 0;
+    for pid in kids {
+        if guard.contains(&pid) {
+            continue;
+        }
+        let Some(p) = Pid::from_raw(pid) else { continue };
+        if let Ok(Some(_)) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+            reaped += 1;
+        }
+    }
+    reaped
+}

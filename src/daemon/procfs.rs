@@ -1,0 +1,178 @@
+//! Reads what the supervisor needs from Linux `/proc`: a process's parent,
+//! group, start time, CPU ticks and RSS, its children, and its Autonomos marker.
+//!
+//! Reads only; never signals. Every function tolerates processes that vanish
+//! between two reads (they simply return `None` or are skipped).
+
+use std::fs;
+use std::io::Read;
+
+/// One process as seen in `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub state: u8,
+    pub ppid: i32,
+    pub pgid: i32,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time after boot, in clock ticks: with the pid it names a process uniquely.
+    pub start_ticks: u64,
+    /// Resident set size in pages.
+    pub rss_pages: u64,
+}
+
+/// Parses `/proc/PID/stat`. `None` if the process is gone.
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let mut buf = [0u8; 1024];
+    let n = read_small(&format!("/proc/{pid}/stat"), &mut buf)?;
+    parse_stat(pid, &buf[..n])
+}
+
+fn read_small(path: &str, buf: &mut [u8]) -> Option<usize> {
+    let mut f = fs::File::open(path).ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    Some(n)
+}
+
+/// Parses the text of a stat file. The command name may contain spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(pid: i32, text: &[u8]) -> Option<ProcStat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 2..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // Field 3 (state) is the first after the name.
+    let state = *fields.next()?.as_bytes().first()?;
+    let mut f = fields.map(|s| s.parse::<i64>().unwrap_or(0));
+    let ppid = f.next()? as i32; // 4
+    let pgid = f.next()? as i32; // 5
+    let mut f = f.skip(8); // 6..=13
+    let utime = f.next()? as u64; // 14
+    let stime = f.next()? as u64; // 15
+    let mut f = f.skip(6); // 16..=21
+    let start_ticks = f.next()? as u64; // 22
+    let _vsize = f.next()?; // 23
+    let rss_pages = f.next()?.max(0) as u64; // 24
+    Some(ProcStat {
+        pid,
+        state,
+        ppid,
+        pgid,
+        cpu_ticks: utime + stime,
+        start_ticks,
+        rss_pages,
+    })
+}
+
+/// Direct children of `pid`, across all of its threads.
+///
+/// Uses `/proc/PID/task/TID/children` (CONFIG_PROC_CHILDREN, on by default);
+/// falls back to a scan of every process's parent when that file is missing.
+pub fn children(pid: i32, out: &mut Vec<i32>) {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        let Some(path) = path.to_str() else { continue };
+        match read_small(path, &mut buf) {
+            Some(n) => out.extend(
+                std::str::from_utf8(&buf[..n])
+                    .unwrap_or("")
+                    .split_ascii_whitespace()
+                    .filter_map(|s| s.parse::<i32>().ok()),
+            ),
+            None if !std::path::Path::new(path).exists() => {
+                children_by_scan(pid, out);
+                return;
+            }
+            None => {}
+        }
+    }
+}
+
+fn children_by_scan(pid: i32, out: &mut Vec<i32>) {
+    let Ok(dir) = fs::read_dir("/proc") else { return };
+    for e in dir.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if stat(p).is_some_and(|s| s.ppid == pid) {
+            out.push(p);
+        }
+    }
+}
+
+/// `root` and every descendant reachable through live parents, root first.
+pub fn tree(root: i32, out: &mut Vec<i32>) {
+    let start = out.len();
+    out.push(root);
+    let mut i = start;
+    while i < out.len() {
+        let p = out[i];
+        children(p, out);
+        i += 1;
+        // A pathological fork bomb must not make one sample unbounded.
+        if out.len() - start > 100_000 {
+            break;
+        }
+    }
+}
+
+/// True if the process's environment carries every `KEY=VALUE` in `marker`.
+pub fn environ_has(pid: i32, marker: &[(&str, &str)]) -> bool {
+    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    marker.iter().all(|(k, v)| {
+        env.split(|&b| b == 0).any(|entry| {
+            entry.len() == k.len() + 1 + v.len()
+                && entry.starts_with(k.as_bytes())
+                && entry[k.len()] == b'='
+                && entry.ends_with(v.as_bytes())
+        })
+    })
+}
+
+/// Clock ticks per second for the CPU fields of `stat`.
+pub fn ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+/// Page size in bytes for `rss_pages`.
+pub fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stat_line_with_a_hostile_name() {
+        let line = b"42 (a) b (c) R 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5555 1000000 250 18446744073709551615";
+        let s = parse_stat(42, line).expect("parses");
+        assert_eq!(s.state, b'R');
+        assert_eq!((s.ppid, s.pgid), (1, 42));
+        assert_eq!(s.cpu_ticks, 10);
+        assert_eq!(s.start_ticks, 5555);
+        assert_eq!(s.rss_pages, 250);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("own stat");
+        assert_eq!(s.pid, me);
+        assert!(s.rss_pages > 0);
+        assert!(stat(i32::MAX).is_none());
+    }
+}

@@ -1,0 +1,264 @@
+//! `state.db`: the fleet's durable intent (desired replicas, started/stopped)
+//! and each replica's restart count and last exit, in SQLite (WAL).
+//!
+//! One writer thread owns the connection. Writes queue on a bounded channel
+//! and are committed in batches (one transaction, one fsync for many
+//! changes). A change whose sender waits for the acknowledgement is durable
+//! when the acknowledgement arrives: `synchronous = FULL`, and a failed
+//! commit fails every change in the batch.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+/// Queue bound: past it, senders wait (the supervisor sends exits with
+/// `try_send` and counts what it could not queue).
+pub const QUEUE: usize = 4096;
+
+/// What `state.db` remembers of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    pub desired: u32,
+    /// The `replicas` value of the config when `desired` was stored: a
+    /// changed config value wins over an old runtime scale.
+    pub config_replicas: u32,
+    pub enabled: bool,
+}
+
+/// What `state.db` remembers of one replica.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicaRow {
+    pub restarts: u64,
+    pub last_exit_code: Option<i32>,
+    pub last_exit_signal: Option<i32>,
+    pub last_exit_at: Option<u64>,
+}
+
+/// Everything loaded at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub agents: HashMap<String, AgentRow>,
+    pub replicas: HashMap<(String, u32), ReplicaRow>,
+}
+
+/// One queued change.
+#[derive(Debug)]
+pub enum Change {
+    Agent { name: String, row: AgentRow },
+    Replica { agent: String, index: u32, row: ReplicaRow },
+}
+
+type Ack = Option<oneshot::Sender<Result<(), String>>>;
+
+/// Handle to the writer thread.
+#[derive(Debug, Clone)]
+pub struct Store {
+    tx: mpsc::SyncSender<(Change, Ack)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open state database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS agents (
+             name TEXT PRIMARY KEY,
+             desired INTEGER NOT NULL,
+             config_replicas INTEGER NOT NULL,
+             enabled INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS replicas (
+             agent TEXT NOT NULL,
+             idx INTEGER NOT NULL,
+             restarts INTEGER NOT NULL,
+             last_exit_code INTEGER,
+             last_exit_signal INTEGER,
+             last_exit_at INTEGER,
+             PRIMARY KEY (agent, idx)
+         );",
+    )?;
+    Ok(conn)
+}
+
+/// Reads the database without starting a writer (also used by tests and the CLI).
+pub fn load(path: &Path) -> Result<Loaded, StoreError> {
+    let conn = open(path)?;
+    load_from(&conn)
+}
+
+fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    let mut q = conn.prepare("SELECT name, desired, config_replicas, enabled FROM agents")?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            AgentRow {
+                desired: r.get(1)?,
+                config_replicas: r.get(2)?,
+                enabled: r.get::<_, i64>(3)? != 0,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (name, row) = row?;
+        loaded.agents.insert(name, row);
+    }
+    let mut q = conn.prepare(
+        "SELECT agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at FROM replicas",
+    )?;
+    let rows = q.query_map([], |r| {
+        Ok((
+            (r.get::<_, String>(0)?, r.get::<_, u32>(1)?),
+            ReplicaRow {
+                restarts: r.get::<_, i64>(2)? as u64,
+                last_exit_code: r.get(3)?,
+                last_exit_signal: r.get(4)?,
+                last_exit_at: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            },
+        ))
+    })?;
+    for row in rows {
+        let (key, row) = row?;
+        loaded.replicas.insert(key, row);
+    }
+    Ok(loaded)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, loads it, and starts the writer thread.
+    pub fn start(path: &Path) -> Result<(Store, Loaded), StoreError> {
+        let mut conn = open(path)?;
+        let loaded = load_from(&conn)?;
+        let (tx, rx) = mpsc::sync_channel::<(Change, Ack)>(QUEUE);
+        thread::Builder::new()
+            .name("autonomos-store".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                        if batch.len() >= 1024 {
+                            break;
+                        }
+                    }
+                    let result = write_batch(&mut conn, &batch).map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "state database write failed");
+                    }
+                    for (_, ack) in batch {
+                        if let Some(ack) = ack {
+                            let _ = ack.send(result.clone());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        Ok((Store { tx }, loaded))
+    }
+
+    /// Queues a change and waits until it is durable.
+    pub async fn write(&self, change: Change) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        let tx = self.tx.clone();
+        // The queue is bounded; wait for room off the async executor.
+        tokio::task::spawn_blocking(move || tx.send((change, Some(ack))))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "state database writer stopped".to_string())?;
+        done.await
+            .map_err(|_| "state database writer stopped".to_string())?
+    }
+
+    /// Queues a change without waiting. Returns false if the queue is full.
+    pub fn write_soon(&self, change: Change) -> bool {
+        self.tx.try_send((change, None)).is_ok()
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    for (change, _) in batch {
+        match change {
+            Change::Agent { name, row } => {
+                tx.execute(
+                    "INSERT INTO agents (name, desired, config_replicas, enabled) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(name) DO UPDATE SET desired = ?2, config_replicas = ?3, enabled = ?4",
+                    params![name, row.desired, row.config_replicas, row.enabled as i64],
+                )?;
+            }
+            Change::Replica { agent, index, row } => {
+                tx.execute(
+                    "INSERT INTO replicas (agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(agent, idx) DO UPDATE SET restarts = ?3, last_exit_code = ?4,
+                         last_exit_signal = ?5, last_exit_at = ?6",
+                    params![
+                        agent,
+                        index,
+                        row.restarts as i64,
+                        row.last_exit_code,
+                        row.last_exit_signal,
+                        row.last_exit_at.map(|v| v as i64)
+                    ],
+                )?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn acknowledged_changes_are_there_after_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("state.db");
+        {
+            let (store, loaded) = Store::start(&db).expect("start");
+            assert!(loaded.agents.is_empty());
+            store
+                .write(Change::Agent {
+                    name: "a".into(),
+                    row: AgentRow { desired: 3, config_replicas: 1, enabled: false },
+                })
+                .await
+                .expect("write");
+            store
+                .write(Change::Replica {
+                    agent: "a".into(),
+                    index: 2,
+                    row: ReplicaRow { restarts: 7, last_exit_code: Some(1), ..Default::default() },
+                })
+                .await
+                .expect("write");
+        }
+        let loaded = load(&db).expect("load");
+        assert_eq!(
+            loaded.agents.get("a"),
+            Some(&AgentRow { desired: 3, config_replicas: 1, enabled: false })
+        );
+        assert_eq!(loaded.replicas.get(&("a".to_string(), 2)).map(|r| r.restarts), Some(7));
+    }
+}

@@ -1,0 +1,1206 @@
+//! The supervisor actor: the single owner of the fleet's state.
+//!
+//! Requests, process events and samples arrive on one bounded channel; the
+//! actor applies them to the lifecycle state machines, decides (restart,
+//! backoff, fail, admit, decommission), executes the effects (spawn, signal,
+//! persist) and answers. It never blocks: spawning is a `posix_spawn`, the
+//! database has its own thread, process trees are watched by run tasks, and
+//! /proc sampling runs on the collector thread.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::cmp::Reverse;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{AgentSpec, Config, LimitAction, RestartPolicy};
+use crate::core::backoff::{Backoff, StartLimit};
+use crate::core::lifecycle::{Lifecycle, Millis, State};
+use crate::core::pool::{Pool, ReplicaKey, Request as PoolRequest};
+use crate::daemon::collector::{self, Sample, Target};
+use crate::daemon::output::{self, AgentOutput, LogFile, LogLine, OutputStats, Ring, Stream};
+use crate::daemon::process::{self, Marker, RunCmd, RunEvent, SpawnSpec};
+use crate::daemon::store::{AgentRow, Change, Loaded, ReplicaRow, Store};
+use crate::proto::{AgentStatus, ExitInfo, FleetStatus, HostStatus, ReplicaStatus};
+
+/// Bound of the actor's inbox.
+pub const INBOX: usize = 8192;
+/// Bound of each run task's command queue.
+const RUN_QUEUE: usize = 4;
+/// A spawn error is retried no sooner than this, whatever the backoff says.
+const SPAWN_ERROR_MIN_DELAY: Duration = Duration::from_millis(250);
+
+/// A request to the supervisor (from the CLI, the console or a test).
+#[derive(Debug, Clone)]
+pub enum Request {
+    Status,
+    Scale { agent: String, replicas: u32 },
+    Start { agent: String },
+    Stop { agent: String },
+    Restart { agent: String, replica: Option<u32> },
+    Logs { agent: String, lines: usize },
+    /// Decommission the whole fleet; the answer comes when it is done.
+    Shutdown,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(Box<FleetStatus>),
+    Done(String),
+    Logs(Vec<LogLine>),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown agent `{name}`{}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownAgent {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("could not record the change durably: {0}")]
+    Storage(String),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+type Answer = oneshot::Sender<Result<Reply, ApiError>>;
+
+enum Msg {
+    Api(Request, Answer),
+    Run {
+        agent: usize,
+        index: u32,
+        run_id: u64,
+        ev: RunEvent,
+    },
+    Targets(oneshot::Sender<Vec<Target>>),
+    Samples(Vec<Sample>, HostStatus),
+    Sigchld,
+}
+
+/// A cheap, cloneable handle to the actor.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+impl Supervisor {
+    /// Sends a request and waits for its answer.
+    pub async fn request(&self, req: Request) -> Result<Reply, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Api(req, tx))
+            .await
+            .map_err(|_| ApiError::ShuttingDown)?;
+        rx.await.map_err(|_| ApiError::ShuttingDown)?
+    }
+
+    /// The fleet's status.
+    pub async fn status(&self) -> Result<FleetStatus, ApiError> {
+        match self.request(Request::Status).await? {
+            Reply::Status(s) => Ok(*s),
+            _ => Err(ApiError::Invalid("unexpected reply".into())),
+        }
+    }
+
+    /// Reports a SIGCHLD (orphans may need reaping).
+    pub fn notify_sigchld(&self) {
+        let _ = self.tx.try_send(Msg::Sigchld);
+    }
+}
+
+/// Where the daemon keeps things.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn context_dir(&self, agent: &str) -> PathBuf {
+        self.data_dir.join("agents").join(agent).join("context")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+    pub fn state_db(&self) -> PathBuf {
+        self.data_dir.join("state.db")
+    }
+}
+
+struct Run {
+    pid: i32,
+    id: u64,
+    started_at: Millis,
+    cmds: mpsc::Sender<RunCmd>,
+}
+
+struct Replica {
+    index: u32,
+    lc: Lifecycle,
+    run: Option<Run>,
+    /// Leftovers of the last run are still being stopped.
+    tree_busy: bool,
+    backoff: Backoff,
+    start_limit: StartLimit,
+    restarts: u64,
+    last_exit: Option<ExitInfo>,
+    waiting: Option<String>,
+    error: Option<String>,
+    /// Do not start again until an operator starts it (restart = never, a
+    /// clean exit under on-failure, or limit action stop).
+    parked: bool,
+    /// Set by an operator restart: the coming exit is not a failure.
+    restart_requested: bool,
+    /// Set by the memory-limit restart action: the coming exit is a failure.
+    limit_restart: bool,
+    /// Set by the memory-limit stop action.
+    limit_stop: bool,
+    /// Invalidates old backoff timers.
+    timer_gen: u64,
+    ring: Arc<Mutex<Ring>>,
+    cpu_percent: f64,
+    rss_bytes: u64,
+    processes: u32,
+}
+
+struct Agent {
+    spec: AgentSpec,
+    desired: u32,
+    enabled: bool,
+    replicas: BTreeMap<u32, Replica>,
+    output: Arc<AgentOutput>,
+    context_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Backoff elapsed: (agent, replica, timer_gen).
+    Backoff(usize, u32, u64),
+    /// A run reached its min_uptime: re-check dependencies.
+    Healthy,
+}
+
+struct Actor {
+    cfg: Config,
+    layout: Layout,
+    agents: Vec<Agent>,
+    pool: Pool,
+    store: Store,
+    tx: mpsc::Sender<Msg>,
+    timers: BinaryHeap<Reverse<(Millis, Timer)>>,
+    clock: Clock,
+    next_run_id: u64,
+    host: HostStatus,
+    shutdown_waiters: Vec<Answer>,
+    shutting_down: bool,
+    started_at: Millis,
+    daemon_env: Vec<(String, String)>,
+}
+
+/// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
+#[derive(Clone, Copy)]
+struct Clock {
+    base: Instant,
+    base_ms: Millis,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let base_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self {
+            base: Instant::now(),
+            base_ms,
+        }
+    }
+    fn now(&self) -> Millis {
+        self.base_ms + self.base.elapsed().as_millis() as u64
+    }
+}
+
+/// Starts the actor, its collector and its SIGCHLD watcher. The returned
+/// join handle ends after a `Shutdown` request completed.
+pub fn start(
+    cfg: Config,
+    layout: Layout,
+    store: Store,
+    loaded: Loaded,
+    sample_every: Duration,
+) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let clock = Clock::new();
+    let now = clock.now();
+    let pool = Pool::new(cfg.pool);
+    let mut actor = Actor {
+        layout,
+        agents: Vec::new(),
+        pool,
+        store,
+        tx: tx.clone(),
+        timers: BinaryHeap::new(),
+        clock,
+        next_run_id: 1,
+        host: HostStatus::default(),
+        shutdown_waiters: Vec::new(),
+        shutting_down: false,
+        started_at: now,
+        daemon_env: std::env::vars().collect(),
+        cfg: cfg.clone(),
+    };
+    for spec in &cfg.agents {
+        let agent = actor.new_agent(spec.clone(), &loaded, now)?;
+        actor.agents.push(agent);
+    }
+    let handle = Supervisor { tx: tx.clone() };
+    let join = tokio::spawn(actor.run(rx));
+    collector::start(handle_sender(&handle), sample_every);
+    watch_sigchld(handle.clone());
+    Ok((handle, join))
+}
+
+fn handle_sender(h: &Supervisor) -> collector::Link {
+    let tx = h.tx.clone();
+    let tx2 = h.tx.clone();
+    collector::Link {
+        targets: Box::new(move || {
+            let (otx, orx) = oneshot::channel();
+            tx.blocking_send(Msg::Targets(otx)).ok()?;
+            orx.blocking_recv().ok()
+        }),
+        deliver: Box::new(move |samples, host| tx2.blocking_send(Msg::Samples(samples, host)).is_ok()),
+    }
+}
+
+fn watch_sigchld(h: Supervisor) {
+    tokio::spawn(async move {
+        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+            tracing::error!("cannot watch SIGCHLD; orphans are reaped once a second only");
+            return;
+        };
+        while sig.recv().await.is_some() {
+            if h.tx.is_closed() {
+                break;
+            }
+            h.notify_sigchld();
+        }
+    });
+}
+
+impl Actor {
+    fn new_agent(&self, spec: AgentSpec, loaded: &Loaded, now: Millis) -> std::io::Result<Agent> {
+        let (desired, enabled) = match loaded.agents.get(&spec.name) {
+            // A changed config value wins over an old runtime scale.
+            Some(row) if row.config_replicas == spec.replicas => (row.desired, row.enabled),
+            Some(row) => (spec.replicas, row.enabled),
+            None => (spec.replicas, true),
+        };
+        let file = LogFile::open(&self.layout.logs_dir(), &spec.name, self.cfg.logs)?;
+        let mut replicas = BTreeMap::new();
+        for ((agent, index), row) in &loaded.replicas {
+            if agent == &spec.name && *index < desired {
+                let mut r = self.new_replica(*index, now);
+                r.restarts = row.restarts;
+                r.last_exit = row.last_exit_at.map(|at| ExitInfo {
+                    code: row.last_exit_code,
+                    signal: row.last_exit_signal,
+                    at,
+                    ran_ms: 0,
+                });
+                replicas.insert(*index, r);
+            }
+        }
+        Ok(Agent {
+            context_dir: self.layout.context_dir(&spec.name),
+            spec,
+            desired,
+            enabled,
+            replicas,
+            output: Arc::new(AgentOutput {
+                file: Mutex::new(file),
+                stats: OutputStats::default(),
+            }),
+        })
+    }
+
+    fn new_replica(&self, index: u32, now: Millis) -> Replica {
+        Replica {
+            index,
+            lc: Lifecycle::new(now),
+            run: None,
+            tree_busy: false,
+            backoff: Backoff::default(),
+            start_limit: StartLimit::default(),
+            restarts: 0,
+            last_exit: None,
+            waiting: None,
+            error: None,
+            parked: false,
+            restart_requested: false,
+            limit_restart: false,
+            limit_stop: false,
+            timer_gen: 0,
+            ring: Arc::new(Mutex::new(Ring::new(self.cfg.logs.ring_lines))),
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+            processes: 0,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
+        reap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.reconcile();
+        loop {
+            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        let now = self.clock.now();
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => {
+                        self.handle(m);
+                        // Drain what is already queued before reconciling once.
+                        while let Ok(m) = rx.try_recv() {
+                            self.handle(m);
+                        }
+                    }
+                    None => break,
+                },
+                _ = sleep => self.fire_timers(),
+                _ = reap_tick.tick() => { process::reap_orphans(process::leaders()); }
+            }
+            self.reconcile();
+            if self.shutting_down && self.all_stopped() {
+                process::reap_orphans(process::leaders());
+                for w in self.shutdown_waiters.drain(..) {
+                    let _ = w.send(Ok(Reply::Done("fleet decommissioned".into())));
+                }
+                tracing::info!("fleet decommissioned");
+                break;
+            }
+        }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.agents.iter().all(|a| {
+            a.replicas
+                .values()
+                .all(|r| matches!(r.lc.state(), State::Stopped | State::Failed) && r.run.is_none() && !r.tree_busy)
+        })
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Api(req, answer) => self.api(req, answer),
+            Msg::Run {
+                agent,
+                index,
+                run_id,
+                ev,
+            } => self.on_run_event(agent, index, run_id, ev),
+            Msg::Targets(reply) => {
+                let mut targets = Vec::new();
+                for (ai, a) in self.agents.iter().enumerate() {
+                    for r in a.replicas.values() {
+                        if let Some(run) = &r.run {
+                            targets.push(Target {
+                                agent: ai,
+                                index: r.index,
+                                run_id: run.id,
+                                pid: run.pid,
+                            });
+                        }
+                    }
+                }
+                let _ = reply.send(targets);
+            }
+            Msg::Samples(samples, host) => {
+                self.host = host;
+                for s in samples {
+                    self.on_sample(s);
+                }
+            }
+            Msg::Sigchld => {
+                process::reap_orphans(process::leaders());
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some(Reverse((at, t))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Timer::Backoff(ai, index, generation) = t
+                && let Some(a) = self.agents.get_mut(ai)
+                && let Some(r) = a.replicas.get_mut(&index)
+                && r.timer_gen == generation
+                && r.lc.state() == State::Backoff
+            {
+                r.waiting = None;
+                transition(&a.spec.name, r, State::Initialization, now, "backoff elapsed");
+            }
+            // Timer::Healthy only needs the reconcile that follows.
+        }
+    }
+
+    /// Is `agent` ready for its dependents: a replica running for at least min_uptime.
+    fn ready(&self, name: &str, now: Millis) -> bool {
+        self.agents.iter().find(|a| a.spec.name == name).is_some_and(|a| {
+            let min = a.spec.min_uptime.as_millis() as u64;
+            a.replicas.values().any(|r| {
+                r.lc.state().is_running()
+                    && r.run.as_ref().is_some_and(|run| now.saturating_sub(run.started_at) >= min)
+            })
+        })
+    }
+
+    /// Moves every replica as far as it can go now.
+    fn reconcile(&mut self) {
+        let now = self.clock.now();
+        for ai in 0..self.agents.len() {
+            let desired = self.agents[ai].desired;
+            for index in 0..desired {
+                if !self.agents[ai].replicas.contains_key(&index) {
+                    let r = self.new_replica(index, now);
+                    self.agents[ai].replicas.insert(index, r);
+                }
+            }
+            let indexes: Vec<u32> = self.agents[ai].replicas.keys().copied().collect();
+            for index in indexes {
+                self.step(ai, index, now);
+            }
+            // Forget replicas scaled away once they are fully stopped.
+            let a = &mut self.agents[ai];
+            a.replicas.retain(|&i, r| {
+                i < desired || !(r.lc.state() == State::Stopped && r.run.is_none() && !r.tree_busy)
+            });
+        }
+    }
+
+    fn wanted(&self, ai: usize, index: u32) -> bool {
+        let a = &self.agents[ai];
+        !self.shutting_down && a.enabled && index < a.desired
+    }
+
+    fn step(&mut self, ai: usize, index: u32, now: Millis) {
+        let want = self.wanted(ai, index);
+        let name = self.agents[ai].spec.name.clone();
+        let key: ReplicaKey = (name.clone(), index);
+        let Some(state) = self.agents[ai].replicas.get(&index).map(|r| r.lc.state()) else {
+            return;
+        };
+        match state {
+            State::Stopped => {
+                let r = self.replica(ai, index);
+                if want && !r.parked && !r.tree_busy {
+                    r.error = None;
+                    transition(&name, r, State::Initialization, now, "start");
+                    self.step(ai, index, now);
+                }
+            }
+            State::Initialization | State::ResourceAllocation | State::Backoff | State::Failed
+                if !want =>
+            {
+                self.pool.release(&key);
+                let reason = self.stop_reason(ai, index);
+                let r = self.replica(ai, index);
+                r.waiting = None;
+                transition(&name, r, State::Decommissioning, now, reason);
+                transition(&name, r, State::Stopped, now, "nothing to stop");
+            }
+            State::Initialization => {
+                let deps = self.agents[ai].spec.depends_on.clone();
+                let pending: Vec<&String> = deps.iter().filter(|d| !self.ready(d, now)).collect();
+                if pending.is_empty() {
+                    let r = self.replica(ai, index);
+                    r.waiting = None;
+                    transition(&name, r, State::ResourceAllocation, now, "dependencies ready");
+                    self.step(ai, index, now);
+                } else {
+                    let list: Vec<String> = pending.iter().map(|d| format!("`{d}`")).collect();
+                    self.replica(ai, index).waiting =
+                        Some(format!("waiting for {} to be ready", list.join(", ")));
+                }
+            }
+            State::ResourceAllocation => {
+                let res = self.agents[ai].spec.resources;
+                let req = PoolRequest {
+                    cpu: res.cpu,
+                    memory: res.memory,
+                };
+                match self.pool.try_admit(&key, req) {
+                    Ok(()) => {
+                        let r = self.replica(ai, index);
+                        r.waiting = None;
+                        transition(&name, r, State::ContextPreparation, now, "admitted by the pool");
+                        self.prepare_and_spawn(ai, index, now);
+                    }
+                    Err(wait) => self.replica(ai, index).waiting = Some(wait.to_string()),
+                }
+            }
+            State::ActiveOperation | State::PerformanceMonitoring | State::Adaptation if !want => {
+                let reason = self.stop_reason(ai, index);
+                let stop = self.stop_cmd(ai);
+                let r = self.replica(ai, index);
+                transition(&name, r, State::Decommissioning, now, reason);
+                if let Some(run) = &r.run {
+                    let _ = run.cmds.try_send(stop);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn stop_reason(&self, ai: usize, index: u32) -> String {
+        let a = &self.agents[ai];
+        if self.shutting_down {
+            "daemon shutting down".into()
+        } else if !a.enabled {
+            "agent stopped by operator".into()
+        } else if index >= a.desired {
+            format!("scaled down to {}", a.desired)
+        } else {
+            "stop".into()
+        }
+    }
+
+    fn stop_cmd(&self, ai: usize) -> RunCmd {
+        let s = &self.agents[ai].spec;
+        RunCmd::Stop {
+            signal: s.stop_signal,
+            timeout: s.stop_timeout,
+        }
+    }
+
+    fn replica(&mut self, ai: usize, index: u32) -> &mut Replica {
+        // Invariant: callers only name replicas that `step` found in the map.
+        self.agents[ai]
+            .replicas
+            .get_mut(&index)
+            .expect("replica exists while it is being stepped")
+    }
+
+    fn prepare_and_spawn(&mut self, ai: usize, index: u32, now: Millis) {
+        let a = &self.agents[ai];
+        let name = a.spec.name.clone();
+        let ctx = a.context_dir.clone();
+        let ctx_str = ctx.to_string_lossy().into_owned();
+        if let Err(e) = std::fs::create_dir_all(&ctx) {
+            let msg = format!("cannot create context dir {}: {e}", ctx.display());
+            self.spawn_failed(ai, index, now, msg);
+            return;
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        for k in &a.spec.inherit_env {
+            if let Some((_, v)) = self.daemon_env.iter().find(|(dk, _)| dk == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        for (k, v) in &a.spec.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env.push(("AUTONOMOS_AGENT".into(), name.clone()));
+        env.push(("AUTONOMOS_REPLICA".into(), index.to_string()));
+        env.push(("AUTONOMOS_CONTEXT_DIR".into(), ctx_str.clone()));
+        let spec = SpawnSpec {
+            argv: a.spec.command.clone(),
+            cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
+            env,
+        };
+        let stop_signal = a.spec.stop_signal;
+        let stop_timeout = a.spec.stop_timeout;
+        let min_uptime = a.spec.min_uptime;
+        let output = a.output.clone();
+        let limit = a.spec.start_limit;
+        let spawned = match process::spawn(&spec, process::leaders()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.replica(ai, index).start_limit.record(&limit, now);
+                self.spawn_failed(ai, index, now, e);
+                return;
+            }
+        };
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let (cmd_tx, cmd_rx) = mpsc::channel(RUN_QUEUE);
+        let r = self.replica(ai, index);
+        r.start_limit.record(&limit, now);
+        r.error = None;
+        r.cpu_percent = 0.0;
+        r.rss_bytes = 0;
+        r.processes = 1;
+        let ring = r.ring.clone();
+        r.run = Some(Run {
+            pid: spawned.pid,
+            id: run_id,
+            started_at: now,
+            cmds: cmd_tx,
+        });
+        let reason = format!("spawned pid {}", spawned.pid);
+        transition(&name, r, State::ActiveOperation, now, reason);
+        tokio::spawn(output::drain(spawned.stdout, Stream::Stdout, index, output.clone(), ring.clone()));
+        tokio::spawn(output::drain(spawned.stderr, Stream::Stderr, index, output, ring));
+        let tx = self.tx.clone();
+        let marker = Marker {
+            context_dir: ctx_str,
+            replica: index.to_string(),
+        };
+        tokio::spawn(process::run(
+            spawned.pid,
+            spawned.pidfd,
+            spawned.started,
+            marker,
+            stop_signal,
+            stop_timeout,
+            process::leaders(),
+            cmd_rx,
+            move |ev| {
+                // Unbounded wait is impossible here (sync callback): the inbox
+                // is large, and a full inbox must not lose an exit, so fall
+                // back to a task that waits for room.
+                let msg = Msg::Run {
+                    agent: ai,
+                    index,
+                    run_id,
+                    ev,
+                };
+                if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+            },
+        ));
+        let healthy_at = now + min_uptime.as_millis() as u64;
+        self.timers.push(Reverse((healthy_at, Timer::Healthy)));
+    }
+
+    fn spawn_failed(&mut self, ai: usize, index: u32, now: Millis, error: String) {
+        let name = self.agents[ai].spec.name.clone();
+        tracing::warn!(agent = %name, replica = index, %error, "spawn failed");
+        let r = self.replica(ai, index);
+        r.error = Some(error.clone());
+        transition(&name, r, State::TaskCompletion, now, format!("spawn failed: {error}"));
+        let info = ExitInfo {
+            code: None,
+            signal: None,
+            at: now,
+            ran_ms: 0,
+        };
+        self.after_exit(ai, index, now, info, Duration::ZERO, true, true);
+    }
+
+    fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, ev: RunEvent) {
+        let now = self.clock.now();
+        let Some(agent) = self.agents.get_mut(ai) else { return };
+        let name = agent.spec.name.clone();
+        let res = agent.spec.resources;
+        let Some(r) = agent.replicas.get_mut(&index) else { return };
+        match ev {
+            RunEvent::TreeGone => {
+                r.tree_busy = false;
+                if r.lc.state() == State::Decommissioning && r.run.is_none() {
+                    transition(&name, r, State::Stopped, now, "process tree gone");
+                }
+            }
+            RunEvent::Exited {
+                code,
+                signal,
+                ran,
+                tree_gone,
+            } => {
+                if r.run.as_ref().map(|run| run.id) != Some(run_id) {
+                    return;
+                }
+                r.run = None;
+                r.tree_busy = !tree_gone;
+                r.cpu_percent = 0.0;
+                r.rss_bytes = 0;
+                r.processes = 0;
+                let _ = res;
+                self.pool.release(&(name.clone(), index));
+                let info = ExitInfo {
+                    code,
+                    signal,
+                    at: now,
+                    ran_ms: ran.as_millis() as u64,
+                };
+                let r = self.replica(ai, index);
+                if r.lc.state() == State::Decommissioning {
+                    r.last_exit = Some(info);
+                    let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
+                    if tree_gone {
+                        transition(&name, r, State::Stopped, now, reason);
+                    }
+                    self.persist_replica(ai, index);
+                    return;
+                }
+                let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
+                transition(&name, r, State::TaskCompletion, now, reason);
+                self.after_exit(ai, index, now, info, ran, false, tree_gone);
+            }
+        }
+    }
+
+    /// Decides what follows an exit (or a failed spawn).
+    #[allow(clippy::too_many_arguments)]
+    fn after_exit(
+        &mut self,
+        ai: usize,
+        index: u32,
+        now: Millis,
+        info: ExitInfo,
+        ran: Duration,
+        spawn_error: bool,
+        tree_gone: bool,
+    ) {
+        let want = self.wanted(ai, index);
+        let reason_stop = self.stop_reason(ai, index);
+        let spec = self.agents[ai].spec.clone();
+        let name = spec.name.clone();
+        let jitter_unit: f64 = rand::random();
+        let r = self.replica(ai, index);
+        r.last_exit = Some(info);
+        let operator_restart = std::mem::take(&mut r.restart_requested);
+        let limit_restart = std::mem::take(&mut r.limit_restart);
+        let limit_stop = std::mem::take(&mut r.limit_stop);
+        let finish_stop = |r: &mut Replica, reason: String| {
+            transition(&name, r, State::Decommissioning, now, reason);
+            if tree_gone {
+                transition(&name, r, State::Stopped, now, "process tree gone");
+            }
+        };
+        if !want {
+            finish_stop(r, reason_stop);
+        } else if limit_stop {
+            r.parked = true;
+            finish_stop(r, "memory limit exceeded (action: stop)".into());
+        } else if operator_restart {
+            r.restarts += 1;
+            r.backoff.reset();
+            transition(&name, r, State::Adaptation, now, "restart requested by operator");
+            transition(&name, r, State::Initialization, now, "restarting");
+        } else {
+            let failed_start = spawn_error || ran < spec.min_uptime;
+            let failure = failed_start || limit_restart || !info.success();
+            let restart = match spec.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => failure,
+                RestartPolicy::Never => false,
+            };
+            if !restart {
+                r.parked = true;
+                let why = format!("{info}; restart = {}", restart_name(spec.restart));
+                finish_stop(r, why);
+            } else if !r.start_limit.allows(&spec.start_limit, now) {
+                let why = format!(
+                    "start limit reached: {} starts within {}",
+                    spec.start_limit.burst,
+                    fmt_ms(spec.start_limit.interval.as_millis() as u64)
+                );
+                tracing::warn!(agent = %name, replica = index, "{why}");
+                transition(&name, r, State::Failed, now, why);
+            } else {
+                let mut delay = if failure {
+                    r.backoff.on_exit(&spec.backoff, ran, jitter_unit)
+                } else {
+                    r.backoff.reset();
+                    Duration::ZERO
+                };
+                if spawn_error {
+                    delay = delay.max(SPAWN_ERROR_MIN_DELAY);
+                }
+                r.restarts += 1;
+                let why = if failed_start && !spawn_error {
+                    format!("failed start (ran {} < min_uptime)", fmt_ms(info.ran_ms))
+                } else if limit_restart {
+                    "memory limit exceeded (action: restart)".to_string()
+                } else {
+                    format!("{info}; restart = {}", restart_name(spec.restart))
+                };
+                transition(&name, r, State::Adaptation, now, why);
+                if delay.is_zero() {
+                    transition(&name, r, State::Initialization, now, "restart now");
+                } else {
+                    r.timer_gen += 1;
+                    let generation = r.timer_gen;
+                    let why = format!(
+                        "retry in {} (failure {})",
+                        fmt_ms(delay.as_millis() as u64),
+                        r.backoff.failures()
+                    );
+                    r.waiting = Some(why.clone());
+                    transition(&name, r, State::Backoff, now, why);
+                    let at = now + delay.as_millis() as u64;
+                    self.timers.push(Reverse((at, Timer::Backoff(ai, index, generation))));
+                }
+            }
+        }
+        self.persist_replica(ai, index);
+    }
+
+    fn persist_replica(&mut self, ai: usize, index: u32) {
+        let name = self.agents[ai].spec.name.clone();
+        let r = self.replica(ai, index);
+        let row = ReplicaRow {
+            restarts: r.restarts,
+            last_exit_code: r.last_exit.and_then(|e| e.code),
+            last_exit_signal: r.last_exit.and_then(|e| e.signal),
+            last_exit_at: r.last_exit.map(|e| e.at),
+        };
+        if !self.store.write_soon(Change::Replica {
+            agent: name,
+            index,
+            row,
+        }) {
+            tracing::warn!("state database queue full; a replica's exit was not recorded");
+        }
+    }
+
+    fn on_sample(&mut self, s: Sample) {
+        let now = self.clock.now();
+        let stop = self.stop_cmd_opt(s.agent);
+        let Some(a) = self.agents.get_mut(s.agent) else { return };
+        let name = a.spec.name.clone();
+        let limit = a.spec.resources.memory_limit;
+        let action = a.spec.resources.memory_limit_action;
+        let Some(r) = a.replicas.get_mut(&s.index) else { return };
+        if r.run.as_ref().map(|run| run.id) != Some(s.run_id) {
+            return;
+        }
+        r.cpu_percent = s.cpu_percent;
+        r.rss_bytes = s.rss_bytes;
+        r.processes = s.processes;
+        let Some(limit) = limit else { return };
+        let state = r.lc.state();
+        if !state.is_running() {
+            return;
+        }
+        let mib = |b: u64| b / (1024 * 1024);
+        if s.rss_bytes > limit {
+            let what = format!("memory {} MiB over limit {} MiB", mib(s.rss_bytes), mib(limit));
+            tracing::warn!(agent = %name, replica = s.index, rss = s.rss_bytes, limit, "{what}");
+            match action {
+                LimitAction::Restart | LimitAction::Stop => {
+                    if action == LimitAction::Restart {
+                        r.limit_restart = true;
+                    } else {
+                        r.limit_stop = true;
+                    }
+                    let why = format!("{what}: {}", if action == LimitAction::Restart { "restarting" } else { "stopping" });
+                    transition(&name, r, State::Adaptation, now, why);
+                    if let (Some(run), Some(stop)) = (&r.run, stop) {
+                        let _ = run.cmds.try_send(stop);
+                    }
+                }
+                LimitAction::Alert => {
+                    if state == State::ActiveOperation {
+                        transition(&name, r, State::PerformanceMonitoring, now, format!("{what} (action: alert)"));
+                    }
+                }
+            }
+        } else if s.rss_bytes * 10 >= limit * 9 {
+            if state == State::ActiveOperation {
+                let why = format!("memory at {}% of its limit", s.rss_bytes * 100 / limit);
+                transition(&name, r, State::PerformanceMonitoring, now, why);
+            }
+        } else if s.rss_bytes * 10 < limit * 8 && state == State::PerformanceMonitoring {
+            let why = format!("memory back to {}% of its limit", s.rss_bytes * 100 / limit);
+            transition(&name, r, State::ActiveOperation, now, why);
+        }
+    }
+
+    fn stop_cmd_opt(&self, ai: usize) -> Option<RunCmd> {
+        (ai < self.agents.len()).then(|| self.stop_cmd(ai))
+    }
+
+    fn find(&self, name: &str) -> Result<usize, ApiError> {
+        self.agents
+            .iter()
+            .position(|a| a.spec.name == name)
+            .ok_or_else(|| ApiError::UnknownAgent {
+                name: name.to_string(),
+                suggestion: closest(name, self.agents.iter().map(|a| a.spec.name.as_str())),
+            })
+    }
+
+    fn persist_agent(&self, ai: usize) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+        let a = &self.agents[ai];
+        let change = Change::Agent {
+            name: a.spec.name.clone(),
+            row: AgentRow {
+                desired: a.desired,
+                config_replicas: a.spec.replicas,
+                enabled: a.enabled,
+            },
+        };
+        let store = self.store.clone();
+        async move { store.write(change).await }
+    }
+
+    /// Answers once the change is durable; the fleet acts on it at once.
+    fn answer_after_persist(&self, ai: usize, answer: Answer, done: String) {
+        let fut = self.persist_agent(ai);
+        tokio::spawn(async move {
+            let res = match fut.await {
+                Ok(()) => Ok(Reply::Done(done)),
+                Err(e) => Err(ApiError::Storage(e)),
+            };
+            let _ = answer.send(res);
+        });
+    }
+
+    fn api(&mut self, req: Request, answer: Answer) {
+        if self.shutting_down && !matches!(req, Request::Status | Request::Logs { .. } | Request::Shutdown) {
+            let _ = answer.send(Err(ApiError::ShuttingDown));
+            return;
+        }
+        let now = self.clock.now();
+        match req {
+            Request::Status => {
+                let _ = answer.send(Ok(Reply::Status(Box::new(self.status(now)))));
+            }
+            Request::Scale { agent, replicas } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                if replicas > crate::config::MAX_REPLICAS {
+                    let _ = answer.send(Err(ApiError::Invalid(format!(
+                        "invalid replica count {replicas}: the most is {}",
+                        crate::config::MAX_REPLICAS
+                    ))));
+                    return;
+                }
+                let from = self.agents[ai].desired;
+                self.agents[ai].desired = replicas;
+                tracing::info!(agent = %agent, from, to = replicas, "scale");
+                self.answer_after_persist(ai, answer, format!("scaled {agent} from {from} to {replicas}"));
+            }
+            Request::Start { agent } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                self.agents[ai].enabled = true;
+                let name = agent.clone();
+                for r in self.agents[ai].replicas.values_mut() {
+                    r.parked = false;
+                    if r.lc.state() == State::Failed {
+                        r.start_limit.reset();
+                        r.backoff.reset();
+                        transition(&name, r, State::Initialization, now, "started by operator");
+                    }
+                }
+                tracing::info!(agent = %agent, "start");
+                self.answer_after_persist(ai, answer, format!("started {agent}"));
+            }
+            Request::Stop { agent } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                self.agents[ai].enabled = false;
+                tracing::info!(agent = %agent, "stop");
+                self.answer_after_persist(ai, answer, format!("stopping {agent}"));
+            }
+            Request::Restart { agent, replica } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                let stop = self.stop_cmd(ai);
+                let a = &mut self.agents[ai];
+                if let Some(i) = replica
+                    && !a.replicas.contains_key(&i)
+                {
+                    let _ = answer.send(Err(ApiError::Invalid(format!(
+                        "{agent} has no replica {i} (it has {})",
+                        a.desired
+                    ))));
+                    return;
+                }
+                let name = agent.clone();
+                let mut n = 0;
+                for r in a.replicas.values_mut() {
+                    if replica.is_some_and(|i| i != r.index) {
+                        continue;
+                    }
+                    r.parked = false;
+                    match r.lc.state() {
+                        State::ActiveOperation | State::PerformanceMonitoring => {
+                            r.restart_requested = true;
+                            transition(&name, r, State::Adaptation, now, "restart requested by operator");
+                            if let Some(run) = &r.run {
+                                let _ = run.cmds.try_send(stop);
+                            }
+                            n += 1;
+                        }
+                        State::Backoff | State::Failed => {
+                            r.start_limit.reset();
+                            r.backoff.reset();
+                            transition(&name, r, State::Initialization, now, "restart requested by operator");
+                            n += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                tracing::info!(agent = %agent, ?replica, "restart");
+                let _ = answer.send(Ok(Reply::Done(format!("restarting {n} replica(s) of {agent}"))));
+            }
+            Request::Logs { agent, lines } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                let mut all: Vec<LogLine> = Vec::new();
+                for r in self.agents[ai].replicas.values() {
+                    if let Ok(ring) = r.ring.lock() {
+                        all.extend(ring.tail(lines));
+                    }
+                }
+                all.sort_by_key(|l| l.at);
+                let skip = all.len().saturating_sub(lines);
+                let _ = answer.send(Ok(Reply::Logs(all.split_off(skip))));
+            }
+            Request::Shutdown => {
+                if !self.shutting_down {
+                    tracing::info!("shutdown: decommissioning the fleet");
+                }
+                self.shutting_down = true;
+                self.shutdown_waiters.push(answer);
+            }
+        }
+    }
+
+    fn status(&self, now: Millis) -> FleetStatus {
+        let agents = self
+            .agents
+            .iter()
+            .map(|a| AgentStatus {
+                name: a.spec.name.clone(),
+                desired: a.desired,
+                running: a.replicas.values().filter(|r| r.lc.state().is_running()).count() as u32,
+                enabled: a.enabled,
+                command: a.spec.command.clone(),
+                context_dir: a.context_dir.display().to_string(),
+                log_lines: a.output.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
+                log_dropped: a.output.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                replicas: a
+                    .replicas
+                    .values()
+                    .map(|r| ReplicaStatus {
+                        index: r.index,
+                        state: r.lc.state(),
+                        since: r.lc.since(),
+                        pid: r.run.as_ref().map(|x| x.pid),
+                        started_at: r.run.as_ref().map(|x| x.started_at),
+                        restarts: r.restarts,
+                        last_exit: r.last_exit,
+                        waiting: r.waiting.clone(),
+                        error: r.error.clone(),
+                        cpu_percent: r.cpu_percent,
+                        rss_bytes: r.rss_bytes,
+                        processes: r.processes,
+                        history: r.lc.history().iter().cloned().collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (cpu, mem, n) = self.pool.usage();
+        FleetStatus {
+            daemon_pid: std::process::id(),
+            started_at: self.started_at,
+            now,
+            data_dir: self.layout.data_dir.display().to_string(),
+            config: self.cfg.source.as_ref().map(|p| p.display().to_string()),
+            agents,
+            host: self.host.clone(),
+            pool_used: (cpu, mem, n as u32),
+        }
+    }
+}
+
+/// Applies a transition, logging it; an invalid one is a bug and is logged as such.
+fn transition(agent: &str, r: &mut Replica, to: State, now: Millis, reason: impl Into<String>) {
+    let reason = reason.into();
+    match r.lc.go(to, now, reason) {
+        Ok(t) => tracing::info!(
+            target: "autonomos::lifecycle",
+            agent,
+            replica = r.index,
+            from = %t.from,
+            to = %t.to,
+            reason = %t.reason,
+            "transition"
+        ),
+        Err(e) => tracing::error!(agent, replica = r.index, error = %e, "bug: invalid lifecycle transition refused"),
+    }
+}
+
+fn restart_name(p: RestartPolicy) -> &'static str {
+    match p {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "never",
+    }
+}
+
+/// "1.5s", "250ms", "3m0s".
+pub fn fmt_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if close enough to be a typo.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,196 @@
+//! Shared helpers for the integration tests: an in-process daemon on a temp
+//! data dir, supervising real processes; and /proc readers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use autonomos::config::{self, Config, HostFacts};
+use autonomos::core::lifecycle::State;
+use autonomos::daemon::supervisor::{Reply, Request, Supervisor};
+use autonomos::daemon::{Daemon, DaemonOptions};
+use autonomos::proto::{AgentStatus, FleetStatus, ReplicaStatus};
+
+pub fn host() -> HostFacts {
+    HostFacts {
+        cpus: 2.0,
+        memory: 4 << 30,
+    }
+}
+
+/// Parses a test config; panics with the rendered diagnostics if it is bad.
+pub fn config(dir: &Path, toml: &str) -> Config {
+    let path = dir.join("autonomos.toml");
+    std::fs::write(&path, toml).expect("write config");
+    match config::load_file(&path, &host()) {
+        Ok(c) => c,
+        Err(e) => panic!("test config is invalid:\n{e}"),
+    }
+}
+
+pub struct TestDaemon {
+    pub daemon: Option<Daemon>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDaemon {
+    pub fn start(toml: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, toml)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, toml: &str) -> TestDaemon {
+        let cfg = config(dir.path(), toml);
+        let daemon = Daemon::start(DaemonOptions {
+            config: cfg,
+            data_dir: dir.path().join("data"),
+            sample_every: Duration::from_millis(200),
+        })
+        .expect("daemon starts");
+        TestDaemon {
+            daemon: Some(daemon),
+            dir,
+        }
+    }
+
+    pub fn sup(&self) -> &Supervisor {
+        &self.daemon.as_ref().expect("running").supervisor
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn context_dir(&self, agent: &str) -> PathBuf {
+        self.data_dir().join("agents").join(agent).join("context")
+    }
+
+    pub async fn status(&self) -> FleetStatus {
+        self.sup().status().await.expect("status")
+    }
+
+    pub async fn agent(&self, name: &str) -> AgentStatus {
+        self.status()
+            .await
+            .agents
+            .into_iter()
+            .find(|a| a.name == name)
+            .expect("agent exists")
+    }
+
+    pub async fn request(&self, r: Request) -> String {
+        match self.sup().request(r).await.expect("request accepted") {
+            Reply::Done(s) => s,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// Polls the status until `pred` holds, or panics after `timeout`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&FleetStatus) -> bool,
+    ) -> FleetStatus {
+        let start = Instant::now();
+        loop {
+            let s = self.status().await;
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; status: {s:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown().await;
+        }
+    }
+}
+
+pub fn replica<'a>(s: &'a FleetStatus, agent: &str, index: u32) -> Option<&'a ReplicaStatus> {
+    s.agents
+        .iter()
+        .find(|a| a.name == agent)?
+        .replicas
+        .iter()
+        .find(|r| r.index == index)
+}
+
+pub fn state_of(s: &FleetStatus, agent: &str, index: u32) -> Option<State> {
+    replica(s, agent, index).map(|r| r.state)
+}
+
+pub fn running_pid(s: &FleetStatus, agent: &str, index: u32) -> Option<i32> {
+    replica(s, agent, index)
+        .filter(|r| r.state.is_running())
+        .and_then(|r| r.pid)
+}
+
+/// A live (non-zombie) process?
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Pids of live processes whose environment has `AUTONOMOS_CONTEXT_DIR=ctx`.
+pub fn marked(ctx: &Path) -> Vec<i32> {
+    let needle = format!("AUTONOMOS_CONTEXT_DIR={}", ctx.display());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The command line of a process, space-joined.
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Field from /proc/PID/stat after the name: 0 = state, 1 = ppid, 2 = pgrp, 3 = session.
+pub fn stat_field(pid: i32, i: usize) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    rest.split_whitespace().nth(i).map(str::to_string)
+}
+
+/// Whether an outside tool is installed; under AUTONOMOS_REQUIRE_TOOLS=1 a
+/// missing tool fails the test instead of skipping it.
+pub fn have_tool(tool: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("AUTONOMOS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("`{tool}` is required (AUTONOMOS_REQUIRE_TOOLS=1): apt-get install {package}");
+        }
+        eprintln!("SKIPPED: `{tool}` not found; install the Debian package `{package}` to run this test");
+    }
+    found
+}
