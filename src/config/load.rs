@@ -304,6 +304,13 @@ fn top_hint(key: &str) -> Option<String> {
                 "`{key}` is an agent setting: put it in an [agents.NAME] table"
             ));
         }
+        "alerts" | "alert" | "alert_rules" | "rules" | "incidents" | "backup" | "backups"
+        | "tasks" | "queue" | "audit" | "metrics" | "tui" | "theme" | "daemon" | "server"
+        | "notifications" | "webhooks" => {
+            return Some(format!(
+                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents"
+            ));
+        }
         _ => return None,
     };
     Some(format!("`{key}` belongs in the {section} section"))
@@ -1152,7 +1159,7 @@ impl Checker<'_> {
             let name_ok = self.env_name(name, k.span(), "env");
             match value.get_ref() {
                 DeValue::String(s) if s.contains('\0') => {
-                    self.problem(value.span(), format!("the value of `{name}` in `env` contains a NUL character"), None);
+                    self.problem(value.span(), format!("`env.{name}` in [{}] contains a NUL character", field.table), None);
                 }
                 DeValue::String(s) => {
                     if name_ok {
@@ -1163,15 +1170,15 @@ impl Checker<'_> {
                     let raw = self.map.slice(&value.span());
                     self.problem(
                         value.span(),
-                        format!("the value of `{name}` in `env` must be a string, found {}", found(other)),
-                        Some(format!("environment values are text: quote it, {name} = \"{raw}\"")),
+                        format!("`env.{name}` in [{}] must be a string, found {}", field.table, found(other)),
+                        Some(format!("environment values are strings: write {name} = \"{raw}\"")),
                     );
                 }
                 other => {
                     if !is_placeholder(value) {
                         self.problem(
                             value.span(),
-                            format!("the value of `{name}` in `env` must be a string, found {}", found(other)),
+                            format!("`env.{name}` in [{}] must be a string, found {}", field.table, found(other)),
                             None,
                         );
                     }

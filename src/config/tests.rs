@@ -248,7 +248,7 @@ const CASES: &[Case] = &[
         "env value not a string",
         "[agents.a]\ncommand = \"x\"\nenv = { MODEL = \"m\", TEMPERATURE = 0.2 }\n",
         (3, 36),
-        "the value of `TEMPERATURE` in `env` must be a string, found a float",
+        "`env.TEMPERATURE` in [agents.a] must be a string, found a float",
         Some("TEMPERATURE = \"0.2\""),
     ),
     case(
@@ -700,7 +700,7 @@ fn all_errors_in_one_run_in_source_order() {
         (12, 12, "`replicas` in [agents.planner] cannot be negative, found -2"),
         (14, 9, "invalid agent name `Researcher`"),
         (16, 1, "unknown key `stop_timout` in [agents.Researcher]"),
-        (17, 23, "the value of `TEMPERATURE` in `env` must be a string"),
+        (17, 23, "`env.TEMPERATURE` in [agents.Researcher] must be a string"),
         (18, 15, "agent `Researcher` depends on unknown agent `plannr`"),
         (20, 1, "agent `critic` has no `command`"),
         (21, 15, "agent `critic` depends on itself"),
@@ -997,3 +997,4 @@ fn demo_config_loads() {
         panic!("assets/demo.toml does not load:\n{e}");
     }
 }
+

@@ -173,8 +173,9 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
-/// Formats a byte count: exact binary units when they divide it
-/// (`"16MiB"`, `"512B"`), otherwise one decimal (`"15.4GiB"`).
+/// Formats a byte count in the largest binary unit it reaches: exact when
+/// that unit divides it (`"16MiB"`, `"512B"`), else with one decimal from
+/// MiB up (`"15.4GiB"`) and in bytes below (`"4095B"`).
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
@@ -183,16 +184,18 @@ pub fn format_size(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes < size {
+            continue;
+        }
+        if bytes % size == 0 {
             return format!("{}{unit}", bytes / size);
         }
-    }
-    for (unit, size) in UNITS {
-        if bytes >= size {
+        if size >= 1 << 20 {
             // Display only: precision loss is fine.
             let value = bytes as f64 / size as f64;
             return format!("{value:.1}{unit}");
         }
+        break;
     }
     format!("{bytes}B")
 }
@@ -287,7 +290,9 @@ mod tests {
         assert_eq!(format_size(16 << 20), "16MiB");
         assert_eq!(format_size(512), "512B");
         assert_eq!(format_size(0), "0B");
-        assert_eq!(format_size(3 << 29), "1536MiB");
+        assert_eq!(format_size(3 << 29), "1.5GiB");
+        assert_eq!(format_size(4095), "4095B");
+        assert_eq!(format_size(4096), "4KiB");
         assert_eq!(format_size(16_564_023_296), "15.4GiB");
         for n in [16u64 << 20, 512, 1 << 40, 4096] {
             assert_eq!(parse_size(&format_size(n)), Ok(n));

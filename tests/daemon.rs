@@ -1,0 +1,130 @@
+//! The real `autonomos daemon` binary: signals, the data-dir lock, bad configs.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_autonomos"))
+}
+
+fn daemon(dir: &std::path::Path, toml: &str) -> Child {
+    let cfg = dir.join("autonomos.toml");
+    std::fs::write(&cfg, toml).expect("config");
+    bin()
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon spawns")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const FLEET: &str = r#"
+[agents.tree]
+command = ["sh", "-c", "sleep 1000 & (setsid sleep 1001 &); sleep 1002 & wait"]
+replicas = 3
+stop_timeout = "2s"
+
+[agents.stubborn]
+command = ["sh", "-c", "trap '' TERM; sleep 1000 & wait"]
+stop_timeout = "1s"
+"#;
+
+#[test]
+fn sigterm_to_the_daemon_decommissions_everything_and_leaves_no_process_of_the_fleet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = daemon(dir.path(), FLEET);
+    let ctx_tree = dir.path().join("data/agents/tree/context");
+    let ctx_stub = dir.path().join("data/agents/stubborn/context");
+    // 3 replicas × (sh + 3 sleeps) + stubborn (sh + sleep).
+    wait_until("the fleet is up", Duration::from_secs(15), || {
+        marked(&ctx_tree).len() == 12 && marked(&ctx_stub).len() == 2
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "daemon did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "daemon exit status {status:?}");
+    let left: Vec<(i32, String)> = marked(&ctx_tree)
+        .into_iter()
+        .chain(marked(&ctx_stub))
+        .map(|p| (p, cmdline(p)))
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    // The JSON log recorded the transitions.
+    let log = std::fs::read_to_string(dir.path().join("data/logs/daemon.jsonl")).expect("json log");
+    let transitions: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["message"] == "transition")
+        .collect();
+    assert!(transitions.iter().any(|v| v["to"] == "Stopped" && v["agent"] == "stubborn"));
+    assert!(transitions.iter().all(|v| v["timestamp"].is_string() && v["from"].is_string()));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_refuses_and_leaves_the_first_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = "[agents.one]\ncommand = [\"sleep\", \"1000\"]\n";
+    let mut first = daemon(dir.path(), toml);
+    let ctx = dir.path().join("data/agents/one/context");
+    wait_until("first daemon's agent", Duration::from_secs(10), || marked(&ctx).len() == 1);
+    let before = marked(&ctx);
+    let out = bin()
+        .args(["daemon", "--config"])
+        .arg(dir.path().join("autonomos.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("second daemon runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert_eq!(marked(&ctx), before, "the first daemon's agent is untouched");
+    assert!(first.try_wait().expect("wait").is_none(), "the first daemon still runs");
+    let pid = rustix::process::Pid::from_raw(first.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(first.wait().expect("wait").success());
+}
+
+#[test]
+fn a_daemon_with_a_bad_config_exits_2_and_spawns_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("autonomos.toml");
+    std::fs::write(&cfg, "[agents.ok]\ncommand = [\"sleep\", \"1000\"]\n\n[agents.bad]\ncommand = []\nstop_timout = \"1s\"\n").expect("config");
+    let out = bin()
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("autonomos.toml:5:"), "{err}");
+    assert!(err.contains("stop_timeout"), "{err}");
+    assert!(marked(&dir.path().join("data/agents/ok/context")).is_empty());
+    assert!(!dir.path().join("data").exists(), "nothing created for a rejected config");
+}
