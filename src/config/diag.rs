@@ -22,7 +22,8 @@ pub struct Diagnostic {
     pub line_text: String,
 }
 
-/// Every problem found in one config file, in source order.
+/// Every problem found in one config file, in source order. `Display`
+/// shows them all, rustc-style, separated by blank lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors {
     pub diagnostics: Vec<Diagnostic>,
@@ -82,7 +83,13 @@ impl fmt::Display for Diagnostic {
         }
         let number = self.line.to_string();
         let pad = " ".repeat(number.len());
-        writeln!(f, "{pad}--> {}:{}:{}", clean(&self.file), self.line, self.column)?;
+        writeln!(
+            f,
+            "{pad}--> {}:{}:{}",
+            clean(&self.file),
+            self.line,
+            self.column
+        )?;
         writeln!(f, "{pad} |")?;
         let text = clean_aligned(&self.line_text);
         writeln!(f, "{number} | {}", text.trim_end())?;
@@ -107,14 +114,6 @@ impl fmt::Display for ConfigErrors {
                 f.write_str("\n\n")?;
             }
             write!(f, "{d}")?;
-        }
-        if let [first, _, ..] = self.diagnostics.as_slice() {
-            write!(
-                f,
-                "\n\nerror: {} errors in {}; nothing was loaded",
-                self.diagnostics.len(),
-                clean(&first.file)
-            )?;
         }
         Ok(())
     }
@@ -154,7 +153,11 @@ impl<'t> SourceMap<'t> {
 
     /// The text of 0-based line `index`, without its line break.
     pub(crate) fn line(&self, index: usize) -> &'t str {
-        let start = self.line_starts.get(index).copied().unwrap_or(self.text.len());
+        let start = self
+            .line_starts
+            .get(index)
+            .copied()
+            .unwrap_or(self.text.len());
         let end = self
             .line_starts
             .get(index + 1)
@@ -172,7 +175,10 @@ impl<'t> SourceMap<'t> {
 
     /// Start byte of 0-based line `index`.
     pub(crate) fn line_start(&self, index: usize) -> usize {
-        self.line_starts.get(index).copied().unwrap_or(self.text.len())
+        self.line_starts
+            .get(index)
+            .copied()
+            .unwrap_or(self.text.len())
     }
 
     /// A diagnostic for `span`.
@@ -186,7 +192,11 @@ impl<'t> SourceMap<'t> {
         let start = self.floor(span.start);
         let index = self.line_index(start);
         let line_start = self.line_start(index);
-        let column = self.text.get(line_start..start).map_or(0, |s| s.chars().count()) + 1;
+        let column = self
+            .text
+            .get(line_start..start)
+            .map_or(0, |s| s.chars().count())
+            + 1;
         Diagnostic {
             file: file.to_owned(),
             line: index + 1,
@@ -245,8 +255,14 @@ error: unknown key `stop_timout` in [agents.researcher]
             diagnostics: vec![d.clone(), d],
         };
         let shown = errors.to_string();
-        assert!(shown.contains("`stop_timeout`?\n\nerror: unknown key"), "{shown}");
-        assert!(shown.ends_with("error: 2 errors in autonomos.toml; nothing was loaded"));
+        assert!(
+            shown.contains("`stop_timeout`?\n\nerror: unknown key"),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with("= help: did you mean `stop_timeout`?"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -12,12 +12,16 @@ use toml::de::{DeTable, DeValue};
 
 use super::HostFacts;
 use super::diag::{ConfigErrors, SourceMap};
+use super::hints::{
+    agent_hint, backoff_hint, logs_hint, paths_hint, pool_hint, resources_hint, start_limit_hint,
+    top_hint,
+};
 use super::model::{
     AgentSpec, BackoffSpec, Config, LimitAction, LogSpec, MAX_POOL_AGENTS, MAX_REPLICAS, PathsSpec,
     PoolSpec, ResourceSpec, RestartPolicy, StartLimitSpec,
 };
 use super::signal::{parse_signal, signal_names};
-use super::suggest::{did_you_mean, normalize};
+use super::suggest::did_you_mean;
 use super::topo::Graph;
 use super::units::{format_duration, format_size, parse_duration, parse_size};
 use super::words::split_command;
@@ -55,7 +59,10 @@ fn default_agent(name: String) -> AgentSpec {
         command: Vec::new(),
         cwd: None,
         env: BTreeMap::new(),
-        inherit_env: DEFAULT_INHERIT_ENV.iter().map(|s| (*s).to_owned()).collect(),
+        inherit_env: DEFAULT_INHERIT_ENV
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         replicas: 1,
         restart: RestartPolicy::Always,
         backoff: BackoffSpec {
@@ -282,135 +289,6 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Spelling of the alias `key`, for unknown keys that are a common other
-/// name of a known one.
-fn alias(key: &str, table: &[(&[&str], &str)]) -> Option<String> {
-    let k = normalize(key);
-    table
-        .iter()
-        .find(|(aliases, _)| aliases.contains(&k.as_str()))
-        .map(|(_, target)| format!("did you mean `{target}`?"))
-}
-
-fn top_hint(key: &str) -> Option<String> {
-    let k = normalize(key);
-    let section = match k.as_str() {
-        "cpu" | "memory" | "max_agents" => "[pool]",
-        "data_dir" => "[paths]",
-        "max_size" | "max_files" | "ring_lines" => "[logs]",
-        "command" | "cwd" | "env" | "replicas" | "restart" | "depends_on" | "backoff"
-        | "resources" | "stop_signal" | "stop_timeout" => {
-            return Some(format!(
-                "`{key}` is an agent setting: put it in an [agents.NAME] table"
-            ));
-        }
-        "alerts" | "alert" | "alert_rules" | "rules" | "incidents" | "backup" | "backups"
-        | "tasks" | "queue" | "audit" | "metrics" | "tui" | "theme" | "daemon" | "server"
-        | "notifications" | "webhooks" => {
-            return Some(format!(
-                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents"
-            ));
-        }
-        _ => return None,
-    };
-    Some(format!("`{key}` belongs in the {section} section"))
-}
-
-fn agent_hint(key: &str) -> Option<String> {
-    let k = normalize(key);
-    let table = match k.as_str() {
-        "cpu" | "cpus" | "memory" | "mem" | "memory_limit" | "memory_limit_action" => "resources",
-        "initial" | "max" | "multiplier" | "jitter" | "reset_after" => "backoff",
-        "burst" | "interval" => "start_limit",
-        "name" => return Some("an agent's name is its table name: [agents.NAME]".to_owned()),
-        _ => {
-            return alias(
-                key,
-                &[
-                    (&["cmd", "args", "argv", "exec", "program", "run"], "command"),
-                    (
-                        &["dir", "workdir", "working_dir", "working_directory", "directory", "chdir"],
-                        "cwd",
-                    ),
-                    (&["environment", "environ", "vars", "variables"], "env"),
-                    (&["count", "instances", "scale", "num_replicas"], "replicas"),
-                    (&["restart_policy", "policy"], "restart"),
-                    (&["dependencies", "requires", "after", "needs", "depends"], "depends_on"),
-                    (&["kill_signal", "signal"], "stop_signal"),
-                    (
-                        &["timeout", "kill_timeout", "grace_period", "stop_grace_period"],
-                        "stop_timeout",
-                    ),
-                    (&["limits", "resource"], "resources"),
-                ],
-            );
-        }
-    };
-    Some(format!(
-        "`{key}` belongs in the agent's `{table}` table: {table} = {{ {key} = … }}"
-    ))
-}
-
-fn pool_hint(key: &str) -> Option<String> {
-    alias(
-        key,
-        &[
-            (&["mem", "ram"], "memory"),
-            (&["cores"], "cpu"),
-            (&["max_replicas", "max_processes", "agents", "replicas"], "max_agents"),
-        ],
-    )
-}
-
-fn paths_hint(key: &str) -> Option<String> {
-    alias(key, &[(&["data", "dir", "state_dir", "data_directory"], "data_dir")])
-}
-
-fn logs_hint(key: &str) -> Option<String> {
-    alias(
-        key,
-        &[
-            (&["size", "max_bytes", "rotate_size"], "max_size"),
-            (&["keep", "files", "rotate", "backups"], "max_files"),
-            (&["lines", "ring", "buffer_lines"], "ring_lines"),
-        ],
-    )
-}
-
-fn backoff_hint(key: &str) -> Option<String> {
-    alias(
-        key,
-        &[
-            (&["min", "start", "base", "delay", "initial_delay"], "initial"),
-            (&["cap", "max_delay", "maximum"], "max"),
-            (&["factor", "mult"], "multiplier"),
-            (&["reset", "reset_time"], "reset_after"),
-        ],
-    )
-}
-
-fn start_limit_hint(key: &str) -> Option<String> {
-    alias(
-        key,
-        &[
-            (&["max_starts", "starts", "count", "limit"], "burst"),
-            (&["window", "period", "within"], "interval"),
-        ],
-    )
-}
-
-fn resources_hint(key: &str) -> Option<String> {
-    alias(
-        key,
-        &[
-            (&["mem", "ram"], "memory"),
-            (&["cores", "cpus"], "cpu"),
-            (&["limit", "max_memory", "memory_max", "mem_limit"], "memory_limit"),
-            (&["action", "on_limit", "limit_action"], "memory_limit_action"),
-        ],
-    )
-}
-
 /// A header line's `[a.b]` / `[[a.b]]`, its byte range within the line, and
 /// a normalized form for comparing headers.
 fn header_of(line: &str) -> Option<(usize, usize, String)> {
@@ -421,7 +299,10 @@ fn header_of(line: &str) -> Option<(usize, usize, String)> {
     }
     let close = if rest.starts_with("[[") { "]]" } else { "]" };
     let end = start + rest.find(close)? + close.len();
-    let normalized: String = line[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let normalized: String = line[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     Some((start, end, normalized))
 }
 
@@ -434,11 +315,21 @@ impl Checker<'_> {
         });
     }
 
-    fn type_error(&mut self, v: &Value<'_>, field: Field<'_>, expected: &str, help: Option<String>) {
+    fn type_error(
+        &mut self,
+        v: &Value<'_>,
+        field: Field<'_>,
+        expected: &str,
+        help: Option<String>,
+    ) {
         if is_placeholder(v) {
             return;
         }
-        let message = format!("{} must be {expected}, found {}", field.what(), found(v.get_ref()));
+        let message = format!(
+            "{} must be {expected}, found {}",
+            field.what(),
+            found(v.get_ref())
+        );
         self.problem(v.span(), message, help);
     }
 
@@ -468,11 +359,14 @@ impl Checker<'_> {
                 format!("duplicate table `{header}`")
             };
             let help = match earlier {
-                Some(i) => format!(
-                    "`{}` is first defined at line {}; a table can be defined only once, so merge the two",
-                    self.map.line(i).trim(),
-                    i + 1
-                ),
+                Some(i) => {
+                    let first = self.map.line(i);
+                    let shown = header_of(first).map_or(first, |(s, e, _)| &first[s..e]);
+                    format!(
+                        "`{shown}` is first defined at line {}; a table can be defined only once, so merge the two",
+                        i + 1
+                    )
+                }
                 None => "this table is already defined earlier (by a header, dotted keys or an inline table); a table can be defined only once".to_owned(),
             };
             return Problem {
@@ -482,14 +376,20 @@ impl Checker<'_> {
             };
         }
         let key = self.map.slice(&span);
-        let earlier = (0..line_index).rev().take_while(|&i| header_of(self.map.line(i)).is_none()).find(|&i| {
-            let other = self.map.line(i).trim_start();
-            other
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
-        });
+        let earlier = (0..line_index)
+            .rev()
+            .take_while(|&i| header_of(self.map.line(i)).is_none())
+            .find(|&i| {
+                let other = self.map.line(i).trim_start();
+                other
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
+            });
         let help = match earlier {
-            Some(i) => format!("`{key}` is already set at line {}; a key can appear only once in a table", i + 1),
+            Some(i) => format!(
+                "`{key}` is already set at line {}; a key can appear only once in a table",
+                i + 1
+            ),
             None => "a key can appear only once in a table".to_owned(),
         };
         Problem {
@@ -520,7 +420,9 @@ impl Checker<'_> {
                         format!("in [{table_name}]")
                     };
                     let help = hint(key)
-                        .or_else(|| did_you_mean(key, &names).map(|s| format!("did you mean `{s}`?")))
+                        .or_else(|| {
+                            did_you_mean(key, &names).map(|s| format!("did you mean `{s}`?"))
+                        })
                         .unwrap_or_else(|| format!("valid keys {place}: {}", names.join(", ")));
                     self.problem(k.span(), format!("unknown key `{key}` {place}"), Some(help));
                 }
@@ -529,7 +431,12 @@ impl Checker<'_> {
         out
     }
 
-    fn table<'a, 'i>(&mut self, v: &'a Value<'i>, field: Field<'_>, help: Option<String>) -> Option<&'a DeTable<'i>> {
+    fn table<'a, 'i>(
+        &mut self,
+        v: &'a Value<'i>,
+        field: Field<'_>,
+        help: Option<String>,
+    ) -> Option<&'a DeTable<'i>> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             _ => {
@@ -610,7 +517,11 @@ impl Checker<'_> {
             DeValue::Float(f) => match f.as_str().parse::<f64>() {
                 Ok(x) if x.is_finite() => Some(x),
                 _ => {
-                    self.problem(v.span(), format!("{} must be a finite number", field.what()), None);
+                    self.problem(
+                        v.span(),
+                        format!("{} must be a finite number", field.what()),
+                        None,
+                    );
                     None
                 }
             },
@@ -640,7 +551,11 @@ impl Checker<'_> {
             DeValue::String(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    self.problem(v.span(), format!("invalid duration for {}", field.what()), Some(e));
+                    self.problem(
+                        v.span(),
+                        format!("invalid duration for {}", field.what()),
+                        Some(e),
+                    );
                     None
                 }
             },
@@ -681,7 +596,11 @@ impl Checker<'_> {
             DeValue::String(s) => match parse_size(s) {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    self.problem(v.span(), format!("invalid size for {}", field.what()), Some(e));
+                    self.problem(
+                        v.span(),
+                        format!("invalid size for {}", field.what()),
+                        Some(e),
+                    );
                     None
                 }
             },
@@ -700,7 +619,10 @@ impl Checker<'_> {
                 }
             }
             _ => {
-                let help = format!("write bytes as an integer or a string with a unit: {} = \"512MiB\"", field.key);
+                let help = format!(
+                    "write bytes as an integer or a string with a unit: {} = \"512MiB\"",
+                    field.key
+                );
                 self.type_error(v, field, "a size", Some(help));
                 None
             }
@@ -734,14 +656,21 @@ impl Checker<'_> {
             return None;
         }
         if s.contains('\0') {
-            self.problem(v.span(), format!("{} contains a NUL character", field.what()), None);
+            self.problem(
+                v.span(),
+                format!("{} contains a NUL character", field.what()),
+                None,
+            );
             return None;
         }
         if s == "~" || s.starts_with("~/") {
             self.problem(
                 v.span(),
                 format!("{} starts with `~`, which is not expanded", field.what()),
-                Some("write the absolute path, or a path relative to the config file's directory".to_owned()),
+                Some(
+                    "write the absolute path, or a path relative to the config file's directory"
+                        .to_owned(),
+                ),
             );
             return None;
         }
@@ -753,7 +682,12 @@ impl Checker<'_> {
     }
 
     /// A choice among `options`.
-    fn choice<T: Copy>(&mut self, v: &Value<'_>, field: Field<'_>, options: &[(&'static str, T)]) -> Option<T> {
+    fn choice<T: Copy>(
+        &mut self,
+        v: &Value<'_>,
+        field: Field<'_>,
+        options: &[(&'static str, T)],
+    ) -> Option<T> {
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
         let s = match v.get_ref() {
             DeValue::String(s) => s,
@@ -770,12 +704,21 @@ impl Checker<'_> {
             Some(m) => format!("did you mean \"{m}\"? (one of: {})", names.join(", ")),
             None => format!("use one of: {}", names.join(", ")),
         };
-        self.problem(v.span(), format!("invalid value `{s}` for {}", field.what()), Some(help));
+        self.problem(
+            v.span(),
+            format!("invalid value `{s}` for {}", field.what()),
+            Some(help),
+        );
         None
     }
 
     /// An array of strings, each with its span.
-    fn strings<'a>(&mut self, v: &'a Value<'_>, field: Field<'_>, help: Option<String>) -> Option<Vec<(&'a str, Span)>> {
+    fn strings<'a>(
+        &mut self,
+        v: &'a Value<'_>,
+        field: Field<'_>,
+        help: Option<String>,
+    ) -> Option<Vec<(&'a str, Span)>> {
         let DeValue::Array(items) = v.get_ref() else {
             self.type_error(v, field, "an array of strings", help);
             return None;
@@ -790,7 +733,11 @@ impl Checker<'_> {
                     if !is_placeholder(item) {
                         self.problem(
                             item.span(),
-                            format!("{} must contain only strings, found {}", field.what(), found(other)),
+                            format!(
+                                "{} must contain only strings, found {}",
+                                field.what(),
+                                found(other)
+                            ),
                             None,
                         );
                     }
@@ -801,7 +748,11 @@ impl Checker<'_> {
     }
 
     /// The whole file.
-    fn document(&mut self, root: &DeTable<'_>, host: &HostFacts) -> (Vec<AgentSpec>, PoolSpec, PathsSpec, LogSpec) {
+    fn document(
+        &mut self,
+        root: &DeTable<'_>,
+        host: &HostFacts,
+    ) -> (Vec<AgentSpec>, PoolSpec, PathsSpec, LogSpec) {
         let [pool, paths, logs, agents] =
             self.fields(root, "", ["pool", "paths", "logs", "agents"], top_hint);
         let section = |key: &'static str| Field { key, table: "" };
@@ -830,7 +781,13 @@ impl Checker<'_> {
         {
             let [data_dir] = self.fields(t, "paths", ["data_dir"], paths_hint);
             if let Some((_, v)) = data_dir {
-                paths_spec.data_dir = self.path(v, Field { key: "data_dir", table: "paths" });
+                paths_spec.data_dir = self.path(
+                    v,
+                    Field {
+                        key: "data_dir",
+                        table: "paths",
+                    },
+                );
             }
         }
 
@@ -844,7 +801,9 @@ impl Checker<'_> {
         let mut drafts = Vec::new();
         if let Some((_, v)) = agents {
             let help = match v.get_ref() {
-                DeValue::Array(_) => "write each agent as its own [agents.NAME] table, not [[agents]]",
+                DeValue::Array(_) => {
+                    "write each agent as its own [agents.NAME] table, not [[agents]]"
+                }
                 _ => "write each agent as its own [agents.NAME] table",
             };
             if let Some(t) = self.table(v, section("agents"), Some(help.to_owned())) {
@@ -856,7 +815,8 @@ impl Checker<'_> {
     }
 
     fn pool(&mut self, t: &DeTable<'_>, facts: &mut PoolFacts) {
-        let [cpu, memory, max_agents] = self.fields(t, "pool", ["cpu", "memory", "max_agents"], pool_hint);
+        let [cpu, memory, max_agents] =
+            self.fields(t, "pool", ["cpu", "memory", "max_agents"], pool_hint);
         let field = |key| Field { key, table: "pool" };
         if let Some((_, v)) = cpu {
             facts.cpu_default = false;
@@ -878,7 +838,11 @@ impl Checker<'_> {
             match self.size(v, field("memory")) {
                 Some(0) => {
                     facts.memory_ok = false;
-                    self.problem(v.span(), "`memory` in [pool] must be more than 0".to_owned(), None);
+                    self.problem(
+                        v.span(),
+                        "`memory` in [pool] must be more than 0".to_owned(),
+                        None,
+                    );
                 }
                 Some(n) => facts.spec.memory = n,
                 None => facts.memory_ok = false,
@@ -893,8 +857,12 @@ impl Checker<'_> {
     }
 
     fn logs(&mut self, t: &DeTable<'_>, spec: &mut LogSpec) {
-        let [max_size, max_files, ring_lines] =
-            self.fields(t, "logs", ["max_size", "max_files", "ring_lines"], logs_hint);
+        let [max_size, max_files, ring_lines] = self.fields(
+            t,
+            "logs",
+            ["max_size", "max_files", "ring_lines"],
+            logs_hint,
+        );
         let field = |key| Field { key, table: "logs" };
         if let Some((_, v)) = max_size
             && let Some(n) = self.size_in(v, field("max_size"), 4 * KIB, 64 * GIB)
@@ -917,8 +885,10 @@ impl Checker<'_> {
 
     /// `[agents]`: every agent, then the checks across agents.
     fn agents(&mut self, t: &DeTable<'_>, pool: &PoolFacts) -> Vec<Draft> {
-        let mut entries: Vec<(usize, Entry<'_, '_>)> =
-            t.iter().map(|(k, v)| (first_position(k, v), (k, v))).collect();
+        let mut entries: Vec<(usize, Entry<'_, '_>)> = t
+            .iter()
+            .map(|(k, v)| (first_position(k, v), (k, v)))
+            .collect();
         entries.sort_by_key(|(position, _)| *position);
 
         let mut drafts = Vec::new();
@@ -932,8 +902,13 @@ impl Checker<'_> {
                 }
                 self.problem(k.span(), format!("invalid agent name `{name}`"), Some(help));
             }
-            let field = Field { key: name, table: "agents" };
-            let help = format!("write the agent as a table: [agents.{name}] with command = [\"program\", \"arg\"]");
+            let field = Field {
+                key: name,
+                table: "agents",
+            };
+            let help = format!(
+                "write the agent as a table: [agents.{name}] with command = [\"program\", \"arg\"]"
+            );
             let Some(body) = self.table(v, field, Some(help)) else {
                 continue;
             };
@@ -949,7 +924,14 @@ impl Checker<'_> {
         drafts
     }
 
-    fn agent(&mut self, t: &DeTable<'_>, span: Span, table_name: &str, draft: &mut Draft, pool: &PoolFacts) {
+    fn agent(
+        &mut self,
+        t: &DeTable<'_>,
+        span: Span,
+        table_name: &str,
+        draft: &mut Draft,
+        pool: &PoolFacts,
+    ) {
         let [
             command,
             cwd,
@@ -984,7 +966,10 @@ impl Checker<'_> {
             ],
             agent_hint,
         );
-        let field = |key| Field { key, table: table_name };
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
         let spec = &mut draft.spec;
 
         match command {
@@ -996,7 +981,10 @@ impl Checker<'_> {
             None => self.problem(
                 span,
                 format!("agent `{}` has no `command`", spec.name),
-                Some("add the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]".to_owned()),
+                Some(
+                    "add the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]"
+                        .to_owned(),
+                ),
             ),
         }
         if let Some((_, v)) = cwd {
@@ -1010,7 +998,9 @@ impl Checker<'_> {
             if let Some(names) = self.strings(v, field("inherit_env"), help) {
                 let mut out: Vec<String> = Vec::new();
                 for (name, name_span) in names {
-                    if self.env_name(name, name_span, "inherit_env") && !out.iter().any(|n| n == name) {
+                    if self.env_name(name, name_span, "inherit_env")
+                        && !out.iter().any(|n| n == name)
+                    {
                         out.push(name.to_owned());
                     }
                 }
@@ -1026,7 +1016,9 @@ impl Checker<'_> {
                 ("on-failure", RestartPolicy::OnFailure),
                 ("never", RestartPolicy::Never),
             ];
-            spec.restart = self.choice(v, field("restart"), &options).unwrap_or(spec.restart);
+            spec.restart = self
+                .choice(v, field("restart"), &options)
+                .unwrap_or(spec.restart);
         }
         if let Some((_, v)) = backoff {
             let name = format!("{table_name}.backoff");
@@ -1035,7 +1027,9 @@ impl Checker<'_> {
             }
         }
         if let Some((_, v)) = min_uptime {
-            spec.min_uptime = self.duration_max(v, field("min_uptime"), HOUR).unwrap_or(spec.min_uptime);
+            spec.min_uptime = self
+                .duration_max(v, field("min_uptime"), HOUR)
+                .unwrap_or(spec.min_uptime);
         }
         if let Some((_, v)) = start_limit {
             let name = format!("{table_name}.start_limit");
@@ -1049,7 +1043,9 @@ impl Checker<'_> {
             spec.stop_signal = n;
         }
         if let Some((_, v)) = stop_timeout {
-            spec.stop_timeout = self.duration_max(v, field("stop_timeout"), HOUR).unwrap_or(spec.stop_timeout);
+            spec.stop_timeout = self
+                .duration_max(v, field("stop_timeout"), HOUR)
+                .unwrap_or(spec.stop_timeout);
         }
         if let Some((_, v)) = resources {
             let name = format!("{table_name}.resources");
@@ -1059,10 +1055,13 @@ impl Checker<'_> {
             }
         }
         if let Some((_, v)) = depends_on {
-            let help = Some(format!("list agent names: depends_on = [\"{}\"]", match v.get_ref() {
-                DeValue::String(s) => s.as_ref(),
-                _ => "other-agent",
-            }));
+            let help = Some(format!(
+                "list agent names: depends_on = [\"{}\"]",
+                match v.get_ref() {
+                    DeValue::String(s) => s.as_ref(),
+                    _ => "other-agent",
+                }
+            ));
             if let Some(names) = self.strings(v, field("depends_on"), help) {
                 for (name, name_span) in names {
                     if !draft.deps.iter().any(|(n, _)| n == name) {
@@ -1078,7 +1077,11 @@ impl Checker<'_> {
         let argv: Vec<String> = match v.get_ref() {
             DeValue::String(s) => match split_command(s) {
                 Err(e) => {
-                    self.problem(v.span(), format!("{} cannot be split into words", field.what()), Some(e));
+                    self.problem(
+                        v.span(),
+                        format!("{} cannot be split into words", field.what()),
+                        Some(e),
+                    );
                     return None;
                 }
                 Ok(split) => {
@@ -1103,7 +1106,10 @@ impl Checker<'_> {
                 items.into_iter().map(|(s, _)| s.to_owned()).collect()
             }
             _ => {
-                let help = Some("write command = [\"program\", \"arg\"] or command = \"program arg\"".to_owned());
+                let help = Some(
+                    "write command = [\"program\", \"arg\"] or command = \"program arg\""
+                        .to_owned(),
+                );
                 self.type_error(v, field, "an array of strings or a command string", help);
                 return None;
             }
@@ -1112,16 +1118,27 @@ impl Checker<'_> {
             self.problem(
                 v.span(),
                 format!("{} is empty", field.what()),
-                Some("name the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]".to_owned()),
+                Some(
+                    "name the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]"
+                        .to_owned(),
+                ),
             );
             return None;
         };
         if program.is_empty() {
-            self.problem(v.span(), format!("the program name in {} is empty", field.what()), None);
+            self.problem(
+                v.span(),
+                format!("the program name in {} is empty", field.what()),
+                None,
+            );
             return None;
         }
         if argv.iter().any(|a| a.contains('\0')) {
-            self.problem(v.span(), format!("{} contains a NUL character", field.what()), None);
+            self.problem(
+                v.span(),
+                format!("{} contains a NUL character", field.what()),
+                None,
+            );
             return None;
         }
         Some(argv)
@@ -1159,7 +1176,11 @@ impl Checker<'_> {
             let name_ok = self.env_name(name, k.span(), "env");
             match value.get_ref() {
                 DeValue::String(s) if s.contains('\0') => {
-                    self.problem(value.span(), format!("`env.{name}` in [{}] contains a NUL character", field.table), None);
+                    self.problem(
+                        value.span(),
+                        format!("`env.{name}` in [{}] contains a NUL character", field.table),
+                        None,
+                    );
                 }
                 DeValue::String(s) => {
                     if name_ok {
@@ -1170,15 +1191,25 @@ impl Checker<'_> {
                     let raw = self.map.slice(&value.span());
                     self.problem(
                         value.span(),
-                        format!("`env.{name}` in [{}] must be a string, found {}", field.table, found(other)),
-                        Some(format!("environment values are strings: write {name} = \"{raw}\"")),
+                        format!(
+                            "`env.{name}` in [{}] must be a string, found {}",
+                            field.table,
+                            found(other)
+                        ),
+                        Some(format!(
+                            "environment values are strings: write {name} = \"{raw}\""
+                        )),
                     );
                 }
                 other => {
                     if !is_placeholder(value) {
                         self.problem(
                             value.span(),
-                            format!("`env.{name}` in [{}] must be a string, found {}", field.table, found(other)),
+                            format!(
+                                "`env.{name}` in [{}] must be a string, found {}",
+                                field.table,
+                                found(other)
+                            ),
                             None,
                         );
                     }
@@ -1208,7 +1239,11 @@ impl Checker<'_> {
         }
         let n = self.integer(v, field)?;
         if n < 0 {
-            self.problem(v.span(), format!("{} cannot be negative, found {n}", field.what()), None);
+            self.problem(
+                v.span(),
+                format!("{} cannot be negative, found {n}", field.what()),
+                None,
+            );
             return None;
         }
         if n > max * 100 {
@@ -1233,31 +1268,50 @@ impl Checker<'_> {
             ["initial", "max", "multiplier", "jitter", "reset_after"],
             backoff_hint,
         );
-        let field = |key| Field { key, table: table_name };
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
         let initial_ok = match initial {
-            Some((_, v)) => self.duration_max(v, field("initial"), HOUR).map(|d| spec.initial = d).is_some(),
+            Some((_, v)) => self
+                .duration_max(v, field("initial"), HOUR)
+                .map(|d| spec.initial = d)
+                .is_some(),
             None => true,
         };
         let max_ok = match max {
-            Some((_, v)) => self.duration_max(v, field("max"), DAY).map(|d| spec.max = d).is_some(),
+            Some((_, v)) => self
+                .duration_max(v, field("max"), DAY)
+                .map(|d| spec.max = d)
+                .is_some(),
             None => true,
         };
         if initial_ok && max_ok && spec.max < spec.initial {
             // Point at whichever of the two the file sets (max if both).
             let (v, message) = match (max, initial) {
-                (Some((_, v)), _) => (v, format!(
-                    "`max` in [{table_name}] ({}) is less than `initial` ({})",
-                    format_duration(spec.max),
-                    format_duration(spec.initial)
-                )),
-                (None, Some((_, v))) => (v, format!(
-                    "`initial` in [{table_name}] ({}) is more than `max` ({}, the default)",
-                    format_duration(spec.initial),
-                    format_duration(spec.max)
-                )),
+                (Some((_, v)), _) => (
+                    v,
+                    format!(
+                        "`max` in [{table_name}] ({}) is less than `initial` ({})",
+                        format_duration(spec.max),
+                        format_duration(spec.initial)
+                    ),
+                ),
+                (None, Some((_, v))) => (
+                    v,
+                    format!(
+                        "`initial` in [{table_name}] ({}) is more than `max` ({}, the default)",
+                        format_duration(spec.initial),
+                        format_duration(spec.max)
+                    ),
+                ),
                 (None, None) => return,
             };
-            self.problem(v.span(), message, Some("`max` must be at least `initial`".to_owned()));
+            self.problem(
+                v.span(),
+                message,
+                Some("`max` must be at least `initial`".to_owned()),
+            );
         }
         if let Some((_, v)) = multiplier
             && let Some(x) = self.number_in(v, field("multiplier"), 1.0, 100.0)
@@ -1278,7 +1332,10 @@ impl Checker<'_> {
 
     fn start_limit(&mut self, t: &DeTable<'_>, table_name: &str, spec: &mut StartLimitSpec) {
         let [burst, interval] = self.fields(t, table_name, ["burst", "interval"], start_limit_hint);
-        let field = |key| Field { key, table: table_name };
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
         if let Some((_, v)) = burst
             && let Some(n) = self.int_in(v, field("burst"), 1, 10_000)
             && let Ok(n) = u32::try_from(n)
@@ -1289,7 +1346,11 @@ impl Checker<'_> {
             && let Some(d) = self.duration_max(v, field("interval"), DAY)
         {
             if d.is_zero() {
-                self.problem(v.span(), format!("{} must be more than 0", field("interval").what()), None);
+                self.problem(
+                    v.span(),
+                    format!("{} must be more than 0", field("interval").what()),
+                    None,
+                );
             } else {
                 spec.interval = d;
             }
@@ -1301,7 +1362,12 @@ impl Checker<'_> {
             DeValue::String(s) => s.to_string(),
             DeValue::Integer(i) => i.to_string(),
             _ => {
-                self.type_error(v, field, "a signal name", Some("e.g. stop_signal = \"SIGTERM\"".to_owned()));
+                self.type_error(
+                    v,
+                    field,
+                    "a signal name",
+                    Some("e.g. stop_signal = \"SIGTERM\"".to_owned()),
+                );
                 return None;
             }
         };
@@ -1310,30 +1376,52 @@ impl Checker<'_> {
             Err(e) => {
                 let names: Vec<&str> = signal_names().collect();
                 let upper = text.trim().to_ascii_uppercase();
-                let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+                let full = if upper.starts_with("SIG") {
+                    upper
+                } else {
+                    format!("SIG{upper}")
+                };
                 let help = match did_you_mean(&full, &names) {
                     Some(s) => format!("did you mean \"{s}\"?"),
                     None => e,
                 };
-                self.problem(v.span(), format!("unknown signal `{text}` for {}", field.what()), Some(help));
+                self.problem(
+                    v.span(),
+                    format!("unknown signal `{text}` for {}", field.what()),
+                    Some(help),
+                );
                 None
             }
         }
     }
 
-    fn resources(&mut self, t: &DeTable<'_>, table_name: &str, agent: &str, spec: &mut ResourceSpec, pool: &PoolFacts) {
+    fn resources(
+        &mut self,
+        t: &DeTable<'_>,
+        table_name: &str,
+        agent: &str,
+        spec: &mut ResourceSpec,
+        pool: &PoolFacts,
+    ) {
         let [cpu, memory, memory_limit, memory_limit_action] = self.fields(
             t,
             table_name,
             ["cpu", "memory", "memory_limit", "memory_limit_action"],
             resources_hint,
         );
-        let field = |key| Field { key, table: table_name };
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
         if let Some((_, v)) = cpu
             && let Some(x) = self.number_in(v, field("cpu"), 0.0, MAX_AGENT_CPU)
         {
             if pool.cpu_ok && x > pool.spec.cpu {
-                let whose = if pool.cpu_default { "this host's, the [pool] default" } else { "[pool] cpu" };
+                let whose = if pool.cpu_default {
+                    "this host's, the [pool] default"
+                } else {
+                    "[pool] cpu"
+                };
                 self.problem(
                     v.span(),
                     format!(
@@ -1351,7 +1439,11 @@ impl Checker<'_> {
             match self.size(v, field("memory")) {
                 Some(n) if pool.memory_ok && n > pool.spec.memory => {
                     memory_ok = false;
-                    let whose = if pool.memory_default { "this host's, the [pool] default" } else { "[pool] memory" };
+                    let whose = if pool.memory_default {
+                        "this host's, the [pool] default"
+                    } else {
+                        "[pool] memory"
+                    };
                     self.problem(
                         v.span(),
                         format!(
@@ -1372,7 +1464,11 @@ impl Checker<'_> {
             if n < MIB {
                 self.problem(
                     v.span(),
-                    format!("{} must be at least 1MiB, found {}", field("memory_limit").what(), format_size(n)),
+                    format!(
+                        "{} must be at least 1MiB, found {}",
+                        field("memory_limit").what(),
+                        format_size(n)
+                    ),
                     None,
                 );
             } else if memory_ok && n < spec.memory {
@@ -1384,7 +1480,10 @@ impl Checker<'_> {
                         format_size(n),
                         format_size(spec.memory)
                     ),
-                    Some("a replica would be over its limit as soon as it uses what it requested".to_owned()),
+                    Some(
+                        "a replica would be over its limit as soon as it uses what it requested"
+                            .to_owned(),
+                    ),
                 );
             } else {
                 spec.memory_limit = Some(n);
@@ -1405,6 +1504,7 @@ impl Checker<'_> {
     /// `depends_on` across agents: unknown names, self, cycles.
     fn dependencies(&mut self, drafts: &[Draft]) {
         let names: Vec<&str> = drafts.iter().map(|d| d.spec.name.as_str()).collect();
+        let known: HashSet<&str> = names.iter().copied().collect();
         for d in drafts {
             for (dep, span) in &d.deps {
                 if *dep == d.spec.name {
@@ -1413,7 +1513,7 @@ impl Checker<'_> {
                         format!("agent `{dep}` depends on itself"),
                         Some("remove it from its own `depends_on`".to_owned()),
                     );
-                } else if !names.contains(&dep.as_str()) {
+                } else if !known.contains(dep.as_str()) {
                     let help = match did_you_mean(dep, &names) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None if names.is_empty() => "no agents are defined".to_owned(),
@@ -1439,10 +1539,12 @@ impl Checker<'_> {
             .collect();
         let graph = Graph::new(&names, &deps);
         for cycle in graph.cycles() {
-            let (Some(&first), Some(&second)) = (cycle.first(), cycle.get(1).or(cycle.first())) else {
+            let (Some(&first), Some(&second)) = (cycle.first(), cycle.get(1).or(cycle.first()))
+            else {
                 continue;
             };
-            let Some((_, span)) = drafts[first].deps.iter().find(|(n, _)| *n == names[second]) else {
+            let Some((_, span)) = drafts[first].deps.iter().find(|(n, _)| *n == names[second])
+            else {
                 continue;
             };
             let mut path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
@@ -1450,7 +1552,10 @@ impl Checker<'_> {
             self.problem(
                 span.clone(),
                 format!("dependency cycle: {}", path.join(" → ")),
-                Some("agents in a cycle could never start: remove one of these dependencies".to_owned()),
+                Some(
+                    "agents in a cycle could never start: remove one of these dependencies"
+                        .to_owned(),
+                ),
             );
         }
     }

@@ -6,6 +6,7 @@
 //! caller passes the host's size in [`HostFacts`] for the pool defaults.
 
 mod diag;
+mod hints;
 mod load;
 pub mod model;
 mod render;
@@ -57,7 +58,10 @@ pub fn load_str(text: &str, path: Option<&Path>, host: &HostFacts) -> Result<Con
 pub fn load_file(path: &Path, host: &HostFacts) -> Result<Config, ConfigErrors> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors::whole_file(display.clone(), format!("cannot read config file {display}: {e}"))
+        ConfigErrors::whole_file(
+            display.clone(),
+            format!("cannot read config file {display}: {e}"),
+        )
     })?;
     let absolute: PathBuf = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let origin = load::Origin {

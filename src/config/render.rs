@@ -15,9 +15,17 @@ const LABEL: usize = 14;
 /// Environment names whose values are not printed.
 fn is_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"]
-        .iter()
-        .any(|w| upper.contains(w))
+    [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
 }
 
 /// A path for display, with control characters escaped.
@@ -134,7 +142,11 @@ impl Config {
                 &mut out,
                 ind,
                 "env",
-                &if env.is_empty() { "(none)".to_owned() } else { env.join(" ") },
+                &if env.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    env.join(" ")
+                },
             );
             let inherit = if a.inherit_env.is_empty() {
                 "(none)".to_owned()

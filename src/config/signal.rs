@@ -48,7 +48,9 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         if SIGNALS.iter().any(|&(_, v)| v == n) {
             return Ok(n);
         }
-        return Err(format!("{n} is not the number of a known signal; use a name such as \"SIGTERM\""));
+        return Err(format!(
+            "{n} is not the number of a known signal; use a name such as \"SIGTERM\""
+        ));
     }
     let upper = text.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);

@@ -37,7 +37,13 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 /// these ways are always suggested.
 pub(crate) fn normalize(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -81,7 +87,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        let keys = ["command", "cwd", "env", "stop_timeout", "stop_signal", "replicas"];
+        let keys = [
+            "command",
+            "cwd",
+            "env",
+            "stop_timeout",
+            "stop_signal",
+            "replicas",
+        ];
         assert_eq!(did_you_mean("stop_timout", &keys), Some("stop_timeout"));
         assert_eq!(did_you_mean("stop-timeout", &keys), Some("stop_timeout"));
         assert_eq!(did_you_mean("Command", &keys), Some("command"));
@@ -91,7 +104,10 @@ mod tests {
         assert_eq!(did_you_mean("cpu", &keys), None);
         assert_eq!(did_you_mean("envv", &keys), Some("env"));
         assert_eq!(did_you_mean("something_else", &keys), None);
-        assert_eq!(did_you_mean("on_failure", &["always", "on-failure", "never"]), Some("on-failure"));
+        assert_eq!(
+            did_you_mean("on_failure", &["always", "on-failure", "never"]),
+            Some("on-failure")
+        );
         assert_eq!(did_you_mean("x", &[]), None);
     }
 }

@@ -106,7 +106,12 @@ impl Graph {
                         && let Some(pos) = path.iter().position(|&p| p == at)
                     {
                         let mut cycle: Vec<usize> = path[pos..].to_vec();
-                        if let Some(low) = cycle.iter().enumerate().min_by_key(|&(_, &v)| v).map(|(k, _)| k) {
+                        if let Some(low) = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|&(_, &v)| v)
+                            .map(|(k, _)| k)
+                        {
                             cycle.rotate_left(low);
                         }
                         cycles.push(cycle);
@@ -138,7 +143,10 @@ mod tests {
     fn graph(edges: &[(&str, &[&str])]) -> (Vec<String>, Graph) {
         let names: Vec<&str> = edges.iter().map(|(n, _)| *n).collect();
         let deps: Vec<Vec<&str>> = edges.iter().map(|(_, d)| d.to_vec()).collect();
-        (names.iter().map(|s| s.to_string()).collect(), Graph::new(&names, &deps))
+        (
+            names.iter().map(|s| s.to_string()).collect(),
+            Graph::new(&names, &deps),
+        )
     }
 
     fn named(names: &[String], idx: &[usize]) -> Vec<String> {
@@ -174,7 +182,7 @@ mod tests {
             ("a", &["b"]),
             ("b", &["c"]),
             ("c", &["a"]),
-            ("d", &["a"]),  // behind a cycle, not in it
+            ("d", &["a"]), // behind a cycle, not in it
             ("e", &["f"]),
             ("f", &["e"]),
             ("g", &[]),
@@ -248,9 +256,15 @@ mod tests {
             paths: PathsSpec::default(),
             logs: LogSpec::default(),
         };
-        assert_eq!(topo_order(&cfg), ["planner", "memory", "researcher", "critic"]);
+        assert_eq!(
+            topo_order(&cfg),
+            ["planner", "memory", "researcher", "critic"]
+        );
         // A hand-built cyclic config still lists every agent once.
         cfg.agents[1].depends_on = vec!["critic".into()];
-        assert_eq!(topo_order(&cfg), ["memory", "researcher", "planner", "critic"]);
+        assert_eq!(
+            topo_order(&cfg),
+            ["memory", "researcher", "planner", "critic"]
+        );
     }
 }

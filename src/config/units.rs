@@ -60,8 +60,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        let part = scale_decimal(number, nanos)
-            .ok_or_else(|| format!("`{s}` is not a duration: malformed or too large number `{number}`"))?;
+        let part = scale_decimal(number, nanos).ok_or_else(|| {
+            format!("`{s}` is not a duration: malformed or too large number `{number}`")
+        })?;
         total = total
             .checked_add(part)
             .ok_or_else(|| format!("`{s}` is too long a duration"))?;
@@ -187,7 +188,7 @@ pub fn format_size(bytes: u64) -> String {
         if bytes < size {
             continue;
         }
-        if bytes % size == 0 {
+        if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
         if size >= 1 << 20 {
@@ -225,12 +226,27 @@ mod tests {
         assert_eq!(parse_duration(" 10 seconds "), Ok(ms(10_000)));
         assert_eq!(parse_duration("10S"), Ok(ms(10_000)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("1.0000000001s"), Ok(Duration::from_nanos(1_000_000_000)));
+        assert_eq!(
+            parse_duration("1.0000000001s"),
+            Ok(Duration::from_nanos(1_000_000_000))
+        );
     }
 
     #[test]
     fn bad_durations_say_what_is_accepted() {
-        for bad in ["10", "0", "", "  ", "10 parsecs", "s", "1.s", "1..5s", "-5s", "1h30", "abc"] {
+        for bad in [
+            "10",
+            "0",
+            "",
+            "  ",
+            "10 parsecs",
+            "s",
+            "1.s",
+            "1..5s",
+            "-5s",
+            "1h30",
+            "abc",
+        ] {
             let err = parse_duration(bad).expect_err(bad);
             assert!(!err.is_empty(), "{bad}");
             if bad != "-5s" && bad != "1.s" && bad != "1..5s" {
@@ -249,7 +265,13 @@ mod tests {
 
     #[test]
     fn duration_round_trip() {
-        for d in [ms(500), ms(30_000), ms(5_400_000), ms(1_500), Duration::from_micros(250)] {
+        for d in [
+            ms(500),
+            ms(30_000),
+            ms(5_400_000),
+            ms(1_500),
+            Duration::from_micros(250),
+        ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
         assert_eq!(format_duration(ms(5_400_000)), "1h30m");
@@ -279,7 +301,15 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for bad in ["", "MiB", "12 parsecs", "-1GiB", "1..2G", "1.G", "99999999999TiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "12 parsecs",
+            "-1GiB",
+            "1..2G",
+            "1.G",
+            "99999999999TiB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert!(parse_size("3 apples").expect_err("unit").contains("KiB"));

@@ -124,7 +124,8 @@ pub(crate) fn split_command(s: &str) -> Result<Split, String> {
 pub(crate) fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '%' | '+' | ',')
         });
     if plain {
         return word.to_owned();
@@ -176,10 +177,26 @@ mod tests {
 
     #[test]
     fn split_errors() {
-        assert!(split_words("echo 'abc").expect_err("'").contains("single quote"));
-        assert!(split_words("echo \"abc").expect_err("\"").contains("double quote"));
-        assert!(split_words("echo \"abc\\").expect_err("\"").contains("double quote"));
-        assert!(split_words("echo abc\\").expect_err("\\").contains("backslash"));
+        assert!(
+            split_words("echo 'abc")
+                .expect_err("'")
+                .contains("single quote")
+        );
+        assert!(
+            split_words("echo \"abc")
+                .expect_err("\"")
+                .contains("double quote")
+        );
+        assert!(
+            split_words("echo \"abc\\")
+                .expect_err("\"")
+                .contains("double quote")
+        );
+        assert!(
+            split_words("echo abc\\")
+                .expect_err("\\")
+                .contains("backslash")
+        );
     }
 
     #[test]
@@ -191,7 +208,11 @@ mod tests {
         let s = split_command("run ~/x").expect("split");
         assert_eq!(s.shell_syntax, Some(('~', "~/x".to_owned())));
         for quiet in ["run a~b", "run '|' \"$x\" \\;", "python3 -m worker"] {
-            assert_eq!(split_command(quiet).expect(quiet).shell_syntax, None, "{quiet}");
+            assert_eq!(
+                split_command(quiet).expect(quiet).shell_syntax,
+                None,
+                "{quiet}"
+            );
         }
     }
 
