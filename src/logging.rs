@@ -21,7 +21,8 @@ pub fn init_daemon(logs_dir: &Path) -> std::io::Result<LogGuard> {
         .append(true)
         .open(logs_dir.join("daemon.jsonl"))?;
     let (writer, guard) = tracing_appender::non_blocking(file);
-    let filter = || EnvFilter::try_from_env("AUTONOMOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        || EnvFilter::try_from_env("AUTONOMOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = fmt::layer()
         .json()
         .flatten_event(true)

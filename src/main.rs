@@ -27,7 +27,9 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::DemoAgent { role } => Ok(ExitCode::from(autonomos::demo::run(role).clamp(0, 255) as u8)),
+        Command::DemoAgent { role } => Ok(ExitCode::from(
+            autonomos::demo::run(role).clamp(0, 255) as u8
+        )),
         Command::Config {
             command: ConfigCommand::Check { file, json },
         } => {
@@ -47,7 +49,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 Err(errors) => {
                     eprint!("{errors}");
                     let n = errors.diagnostics.len();
-                    eprintln!("\n{n} error{} found; nothing was started", if n == 1 { "" } else { "s" });
+                    eprintln!(
+                        "\n{n} error{} found; nothing was started",
+                        if n == 1 { "" } else { "s" }
+                    );
                     Ok(ExitCode::from(EXIT_INVALID))
                 }
             }

@@ -62,7 +62,8 @@ pub fn load_config(source: &ConfigSource) -> Result<Config, ConfigErrors> {
     match source {
         ConfigSource::File(p) => config::load_file(p, &host),
         ConfigSource::Demo => {
-            let mut cfg = config::load_str(DEMO_TOML, Some(Path::new("<built-in demo fleet>")), &host)?;
+            let mut cfg =
+                config::load_str(DEMO_TOML, Some(Path::new("<built-in demo fleet>")), &host)?;
             cfg.source = None;
             if let Ok(exe) = std::env::current_exe() {
                 for a in &mut cfg.agents {

@@ -16,7 +16,9 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// Lines of code in `module` (under src/) that mention any of `needles`,
 /// ignoring comments.
 fn offending(module: &str, needles: &[&str]) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(module);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(module);
     let mut files = Vec::new();
     if root.is_dir() {
         rust_files(&root, &mut files);
@@ -44,8 +46,15 @@ fn offending(module: &str, needles: &[&str]) -> Vec<String> {
 #[test]
 fn headless_layers_never_use_the_console_crates() {
     for module in ["core", "proto", "daemon", "client", "config"] {
-        let hits = offending(module, &["ratatui", "crossterm", "tui_logger", "crate::tui"]);
-        assert!(hits.is_empty(), "{module} uses console crates:\n{}", hits.join("\n"));
+        let hits = offending(
+            module,
+            &["ratatui", "crossterm", "tui_logger", "crate::tui"],
+        );
+        assert!(
+            hits.is_empty(),
+            "{module} uses console crates:\n{}",
+            hits.join("\n")
+        );
     }
 }
 
@@ -54,8 +63,16 @@ fn core_is_pure_no_io_no_async_no_clock() {
     let hits = offending(
         "core",
         &[
-            "tokio", "std::fs", "std::net", "std::process", "SystemTime", "Instant::now",
-            "crate::daemon", "crate::proto", "crate::client", "std::thread",
+            "tokio",
+            "std::fs",
+            "std::net",
+            "std::process",
+            "SystemTime",
+            "Instant::now",
+            "crate::daemon",
+            "crate::proto",
+            "crate::client",
+            "std::thread",
         ],
     );
     assert!(hits.is_empty(), "core must stay pure:\n{}", hits.join("\n"));
@@ -64,13 +81,20 @@ fn core_is_pure_no_io_no_async_no_clock() {
 #[test]
 fn proto_depends_only_on_core_and_config() {
     let hits = offending("proto", &["crate::daemon", "crate::client", "tokio::"]);
-    assert!(hits.is_empty(), "proto reaches too far:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "proto reaches too far:\n{}",
+        hits.join("\n")
+    );
 }
 
 #[test]
 fn unsafe_code_lives_in_one_module() {
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let with_unsafe: Vec<String> = files
         .iter()
         .filter(|f| {

@@ -79,8 +79,16 @@ fn sigterm_to_the_daemon_decommissions_everything_and_leaves_no_process_of_the_f
         .filter_map(|l| serde_json::from_str(l).ok())
         .filter(|v: &serde_json::Value| v["message"] == "transition")
         .collect();
-    assert!(transitions.iter().any(|v| v["to"] == "Stopped" && v["agent"] == "stubborn"));
-    assert!(transitions.iter().all(|v| v["timestamp"].is_string() && v["from"].is_string()));
+    assert!(
+        transitions
+            .iter()
+            .any(|v| v["to"] == "Stopped" && v["agent"] == "stubborn")
+    );
+    assert!(
+        transitions
+            .iter()
+            .all(|v| v["timestamp"].is_string() && v["from"].is_string())
+    );
 }
 
 #[test]
@@ -89,7 +97,9 @@ fn a_second_daemon_on_the_same_data_dir_refuses_and_leaves_the_first_alone() {
     let toml = "[agents.one]\ncommand = [\"sleep\", \"1000\"]\n";
     let mut first = daemon(dir.path(), toml);
     let ctx = dir.path().join("data/agents/one/context");
-    wait_until("first daemon's agent", Duration::from_secs(10), || marked(&ctx).len() == 1);
+    wait_until("first daemon's agent", Duration::from_secs(10), || {
+        marked(&ctx).len() == 1
+    });
     let before = marked(&ctx);
     let out = bin()
         .args(["daemon", "--config"])
@@ -102,8 +112,15 @@ fn a_second_daemon_on_the_same_data_dir_refuses_and_leaves_the_first_alone() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already running"), "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
-    assert_eq!(marked(&ctx), before, "the first daemon's agent is untouched");
-    assert!(first.try_wait().expect("wait").is_none(), "the first daemon still runs");
+    assert_eq!(
+        marked(&ctx),
+        before,
+        "the first daemon's agent is untouched"
+    );
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "the first daemon still runs"
+    );
     let pid = rustix::process::Pid::from_raw(first.id() as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     assert!(first.wait().expect("wait").success());
@@ -126,5 +143,8 @@ fn a_daemon_with_a_bad_config_exits_2_and_spawns_nothing() {
     assert!(err.contains("autonomos.toml:5:"), "{err}");
     assert!(err.contains("stop_timeout"), "{err}");
     assert!(marked(&dir.path().join("data/agents/ok/context")).is_empty());
-    assert!(!dir.path().join("data").exists(), "nothing created for a rejected config");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing created for a rejected config"
+    );
 }

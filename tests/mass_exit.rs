@@ -10,7 +10,8 @@ use autonomos::core::lifecycle::State;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_replicas_exiting_at_once_are_each_recorded_with_their_own_code_and_leave_no_zombie() {
+async fn two_hundred_replicas_exiting_at_once_are_each_recorded_with_their_own_code_and_leave_no_zombie()
+ {
     let mut d = TestDaemon::start(
         r#"
 [agents.swarm]
@@ -22,7 +23,10 @@ restart = "never"
     let s = d
         .wait_for("all 200 exited", Duration::from_secs(30), |s| {
             s.agents[0].replicas.len() == 200
-                && s.agents[0].replicas.iter().all(|r| r.state == State::Stopped && r.last_exit.is_some())
+                && s.agents[0]
+                    .replicas
+                    .iter()
+                    .all(|r| r.state == State::Stopped && r.last_exit.is_some())
         })
         .await;
     for r in &s.agents[0].replicas {

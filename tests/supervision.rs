@@ -26,11 +26,18 @@ stop_timeout = "2s"
     let start = Instant::now();
     let pids = loop {
         let pids = marked(&ctx);
-        let sleeps: Vec<i32> = pids.iter().copied().filter(|&p| cmdline(p).starts_with("sleep")).collect();
+        let sleeps: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|&p| cmdline(p).starts_with("sleep"))
+            .collect();
         if sleeps.len() == 3 {
             break pids;
         }
-        assert!(start.elapsed() < SECS(10), "agent tree never formed: {pids:?}");
+        assert!(
+            start.elapsed() < SECS(10),
+            "agent tree never formed: {pids:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let escapee = pids
@@ -45,11 +52,19 @@ stop_timeout = "2s"
         stat_field(leader, 3),
         "the escapee is in a session of its own"
     );
-    assert_eq!(stat_field(escapee, 1).as_deref(), Some(std::process::id().to_string().as_str()),
-        "the escapee was re-parented to the daemon (child subreaper)");
-    d.request(Request::Stop { agent: "tree".into() }).await;
-    d.wait_for("tree stopped", SECS(10), |s| state_of(s, "tree", 0) == Some(State::Stopped))
-        .await;
+    assert_eq!(
+        stat_field(escapee, 1).as_deref(),
+        Some(std::process::id().to_string().as_str()),
+        "the escapee was re-parented to the daemon (child subreaper)"
+    );
+    d.request(Request::Stop {
+        agent: "tree".into(),
+    })
+    .await;
+    d.wait_for("tree stopped", SECS(10), |s| {
+        state_of(s, "tree", 0) == Some(State::Stopped)
+    })
+    .await;
     for p in &pids {
         assert!(!alive(*p), "pid {p} ({}) survived the stop", cmdline(*p));
     }
@@ -67,7 +82,9 @@ stop_timeout = "1s"
 "#,
     );
     let s = d
-        .wait_for("running", SECS(10), |s| running_pid(s, "stubborn", 0).is_some())
+        .wait_for("running", SECS(10), |s| {
+            running_pid(s, "stubborn", 0).is_some()
+        })
         .await;
     let pid = running_pid(&s, "stubborn", 0).expect("pid");
     // Let the shell install its trap and exec.
@@ -76,17 +93,28 @@ stop_timeout = "1s"
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let t0 = Instant::now();
-    d.request(Request::Stop { agent: "stubborn".into() }).await;
-    d.wait_for("stopped", SECS(10), |s| state_of(s, "stubborn", 0) == Some(State::Stopped))
-        .await;
+    d.request(Request::Stop {
+        agent: "stubborn".into(),
+    })
+    .await;
+    d.wait_for("stopped", SECS(10), |s| {
+        state_of(s, "stubborn", 0) == Some(State::Stopped)
+    })
+    .await;
     let took = t0.elapsed();
     assert!(
         took >= Duration::from_millis(1000) && took <= Duration::from_millis(1700),
         "stopped after {took:?}, expected between 1.0 s and 1.7 s"
     );
     assert!(!alive(pid));
-    let r = replica(&d.status().await, "stubborn", 0).cloned().expect("replica");
-    assert_eq!(r.last_exit.and_then(|e| e.signal), Some(9), "ended by SIGKILL");
+    let r = replica(&d.status().await, "stubborn", 0)
+        .cloned()
+        .expect("replica");
+    assert_eq!(
+        r.last_exit.and_then(|e| e.signal),
+        Some(9),
+        "ended by SIGKILL"
+    );
     d.shutdown().await;
 }
 
@@ -100,7 +128,9 @@ stop_timeout = "5s"
 "#,
     );
     let s = d
-        .wait_for("running", SECS(10), |s| running_pid(s, "frozen", 0).is_some())
+        .wait_for("running", SECS(10), |s| {
+            running_pid(s, "frozen", 0).is_some()
+        })
         .await;
     let pid = running_pid(&s, "frozen", 0).expect("pid");
     rustix::process::kill_process(
@@ -113,12 +143,26 @@ stop_timeout = "5s"
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let t0 = Instant::now();
-    d.request(Request::Stop { agent: "frozen".into() }).await;
-    d.wait_for("stopped", SECS(10), |s| state_of(s, "frozen", 0) == Some(State::Stopped))
-        .await;
-    assert!(t0.elapsed() < SECS(3), "SIGCONT lets SIGTERM act at once, not after the 5 s timeout");
-    let r = replica(&d.status().await, "frozen", 0).cloned().expect("replica");
-    assert_eq!(r.last_exit.and_then(|e| e.signal), Some(15), "ended by SIGTERM");
+    d.request(Request::Stop {
+        agent: "frozen".into(),
+    })
+    .await;
+    d.wait_for("stopped", SECS(10), |s| {
+        state_of(s, "frozen", 0) == Some(State::Stopped)
+    })
+    .await;
+    assert!(
+        t0.elapsed() < SECS(3),
+        "SIGCONT lets SIGTERM act at once, not after the 5 s timeout"
+    );
+    let r = replica(&d.status().await, "frozen", 0)
+        .cloned()
+        .expect("replica");
+    assert_eq!(
+        r.last_exit.and_then(|e| e.signal),
+        Some(15),
+        "ended by SIGTERM"
+    );
     d.shutdown().await;
 }
 
@@ -137,7 +181,9 @@ start_limit = { burst = 100, interval = "10s" }
 "#,
     );
     let s = d
-        .wait_for("bystander running", SECS(10), |s| running_pid(s, "bystander", 0).is_some())
+        .wait_for("bystander running", SECS(10), |s| {
+            running_pid(s, "bystander", 0).is_some()
+        })
         .await;
     let bystander = running_pid(&s, "bystander", 0).expect("pid");
     let s = d
@@ -146,8 +192,16 @@ start_limit = { burst = 100, interval = "10s" }
         })
         .await;
     let v = replica(&s, "vandal", 0).expect("vandal");
-    assert_eq!(v.last_exit.and_then(|e| e.signal), Some(15), "its own group got the SIGTERM");
-    assert_eq!(running_pid(&s, "bystander", 0), Some(bystander), "bystander untouched");
+    assert_eq!(
+        v.last_exit.and_then(|e| e.signal),
+        Some(15),
+        "its own group got the SIGTERM"
+    );
+    assert_eq!(
+        running_pid(&s, "bystander", 0),
+        Some(bystander),
+        "bystander untouched"
+    );
     assert!(alive(bystander));
     // The daemon (this process) is still here and answering.
     assert!(d.status().await.daemon_pid == std::process::id());
@@ -204,7 +258,9 @@ start_limit = { burst = 100, interval = "60s" }
         (1500.0 + 160.0..=1500.0 + 400.0).contains(&long_gap),
         "after a healthy run the delay is back to 200 ms: gap {long_gap:.0} ms includes the 1.5 s run"
     );
-    let r = replica(&d.status().await, "crashy", 0).cloned().expect("replica");
+    let r = replica(&d.status().await, "crashy", 0)
+        .cloned()
+        .expect("replica");
     assert_eq!(r.last_exit.and_then(|e| e.code), Some(3));
     d.shutdown().await;
 }
@@ -220,17 +276,26 @@ start_limit = { burst = 3, interval = "30s" }
 "#,
     );
     let ctx = d.context_dir("doomed");
-    d.wait_for("failed", SECS(10), |s| state_of(s, "doomed", 0) == Some(State::Failed))
-        .await;
+    d.wait_for("failed", SECS(10), |s| {
+        state_of(s, "doomed", 0) == Some(State::Failed)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(starts(&ctx).len(), 3, "exactly burst = 3 starts, then no more");
+    assert_eq!(
+        starts(&ctx).len(),
+        3,
+        "exactly burst = 3 starts, then no more"
+    );
     let s = d.status().await;
     let r = replica(&s, "doomed", 0).expect("replica");
     assert_eq!(r.state, State::Failed);
     let last = r.history.last().expect("history");
     assert!(last.reason.contains("start limit"), "{last:?}");
     // A manual start re-arms it.
-    d.request(Request::Start { agent: "doomed".into() }).await;
+    d.request(Request::Start {
+        agent: "doomed".into(),
+    })
+    .await;
     let t = Instant::now();
     while starts(&ctx).len() < 4 {
         assert!(t.elapsed() < SECS(5), "manual start did not spawn");
@@ -250,7 +315,9 @@ inherit_env = []
 "#,
     );
     let s = d
-        .wait_for("running", SECS(10), |s| running_pid(s, "clean", 0).is_some())
+        .wait_for("running", SECS(10), |s| {
+            running_pid(s, "clean", 0).is_some()
+        })
         .await;
     let pid = running_pid(&s, "clean", 0).expect("pid");
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -264,12 +331,23 @@ inherit_env = []
     let mut keys: Vec<String> = env
         .split(|&b| b == 0)
         .filter(|kv| !kv.is_empty())
-        .map(|kv| String::from_utf8_lossy(kv).split('=').next().unwrap_or("").to_string())
+        .map(|kv| {
+            String::from_utf8_lossy(kv)
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     keys.sort();
     assert_eq!(
         keys,
-        vec!["AUTONOMOS_AGENT", "AUTONOMOS_CONTEXT_DIR", "AUTONOMOS_REPLICA", "MODEL"]
+        vec![
+            "AUTONOMOS_AGENT",
+            "AUTONOMOS_CONTEXT_DIR",
+            "AUTONOMOS_REPLICA",
+            "MODEL"
+        ]
     );
     // Stdin is /dev/null; stdout and stderr are pipes to the daemon.
     let stdin = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("fd 0");
@@ -313,12 +391,19 @@ max_files = 2
     }
     let a = d.agent("firehose").await;
     let r = &a.replicas[0];
-    assert_eq!(r.last_exit.and_then(|e| e.code), Some(0), "the writer finished cleanly");
+    assert_eq!(
+        r.last_exit.and_then(|e| e.code),
+        Some(0),
+        "the writer finished cleanly"
+    );
     // 100,000,000 bytes of 35-byte lines (34 + newline).
     assert_eq!(a.log_lines, 100_000_000 / 35 + 1, "every line counted");
     assert_eq!(a.log_dropped, 0);
     let grew_mib = peak.saturating_sub(rss_before) / 1024;
-    assert!(grew_mib < 64, "daemon RSS grew by {grew_mib} MiB while draining 100 MB");
+    assert!(
+        grew_mib < 64,
+        "daemon RSS grew by {grew_mib} MiB while draining 100 MB"
+    );
     // Rotation kept the newest bytes within max_size × (max_files + 1).
     let logs = d.data_dir().join("logs");
     let total: u64 = std::fs::read_dir(&logs)
@@ -331,10 +416,15 @@ max_files = 2
     assert!(logs.join("firehose.log.2").exists() && !logs.join("firehose.log.3").exists());
     let logs_reply = d
         .sup()
-        .request(Request::Logs { agent: "firehose".into(), lines: 5 })
+        .request(Request::Logs {
+            agent: "firehose".into(),
+            lines: 5,
+        })
         .await
         .expect("logs");
-    let Reply::Logs(lines) = logs_reply else { panic!("not logs") };
+    let Reply::Logs(lines) = logs_reply else {
+        panic!("not logs")
+    };
     assert_eq!(lines.len(), 5);
     assert!(lines.iter().all(|l| l.text.len() <= 34));
     d.shutdown().await;
@@ -349,8 +439,10 @@ command = ["sh", "-c", "for i in 1 2 3 4 5; do echo out-$i; done; echo oops >&2;
 restart = "never"
 "#,
     );
-    d.wait_for("done", SECS(10), |s| state_of(s, "talker", 0) == Some(State::Stopped))
-        .await;
+    d.wait_for("done", SECS(10), |s| {
+        state_of(s, "talker", 0) == Some(State::Stopped)
+    })
+    .await;
     // The pipes drain independently of the exit: wait for the last line.
     let log = d.data_dir().join("logs/talker.log");
     let t = Instant::now();
@@ -362,8 +454,14 @@ restart = "never"
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let outs: Vec<&str> = text.lines().filter(|l| l.contains(" 0 out ")).collect();
-    let bodies: Vec<&str> = outs.iter().map(|l| l.rsplit(' ').next().unwrap_or("")).collect();
-    assert_eq!(bodies, vec!["out-1", "out-2", "out-3", "out-4", "out-5", "newline"]);
+    let bodies: Vec<&str> = outs
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec!["out-1", "out-2", "out-3", "out-4", "out-5", "newline"]
+    );
     assert!(text.lines().any(|l| l.ends_with(" 0 err oops")), "{text}");
     d.shutdown().await;
 }
@@ -400,7 +498,10 @@ start_limit = { burst = 1, interval = "30s" }
     let quick = replica(&s, "quick", 0).expect("quick");
     assert_eq!(quick.last_exit.and_then(|e| e.code), Some(0));
     assert!(
-        quick.history.iter().any(|t| t.reason.contains("failed start")),
+        quick
+            .history
+            .iter()
+            .any(|t| t.reason.contains("failed start")),
         "{:?}",
         quick.history
     );
@@ -408,11 +509,25 @@ start_limit = { burst = 1, interval = "30s" }
     let err = missing.error.clone().unwrap_or_default();
     assert!(err.contains("No such file or directory"), "{err}");
     // Spawn errors are retried no faster than the spawn-error floor: 3 starts took ≥ 2 × 250 ms.
-    let first = missing.history.iter().find(|t| t.to == State::ContextPreparation).map(|t| t.at);
+    let first = missing
+        .history
+        .iter()
+        .find(|t| t.to == State::ContextPreparation)
+        .map(|t| t.at);
     let last = missing.history.last().map(|t| t.at);
-    assert!(last.unwrap_or(0) - first.unwrap_or(0) >= 450, "{:?}", missing.history);
+    assert!(
+        last.unwrap_or(0) - first.unwrap_or(0) >= 450,
+        "{:?}",
+        missing.history
+    );
     let badcwd = replica(&s, "badcwd", 0).expect("badcwd");
-    assert!(badcwd.error.clone().unwrap_or_default().contains("/nonexistent-dir"));
+    assert!(
+        badcwd
+            .error
+            .clone()
+            .unwrap_or_default()
+            .contains("/nonexistent-dir")
+    );
     d.shutdown().await;
 }
 
@@ -425,26 +540,58 @@ command = ["sleep", "1000"]
 replicas = 2
 "#,
     );
-    d.wait_for("2 running", SECS(10), |s| s.agents[0].running == 2).await;
-    d.request(Request::Scale { agent: "worker".into(), replicas: 5 }).await;
-    let s = d.wait_for("5 running", SECS(10), |s| s.agents[0].running == 5).await;
-    let keep: Vec<i32> = (0..2).filter_map(|i| running_pid(&s, "worker", i)).collect();
-    let gone: Vec<i32> = (2..5).filter_map(|i| running_pid(&s, "worker", i)).collect();
-    d.request(Request::Scale { agent: "worker".into(), replicas: 2 }).await;
+    d.wait_for("2 running", SECS(10), |s| s.agents[0].running == 2)
+        .await;
+    d.request(Request::Scale {
+        agent: "worker".into(),
+        replicas: 5,
+    })
+    .await;
+    let s = d
+        .wait_for("5 running", SECS(10), |s| s.agents[0].running == 5)
+        .await;
+    let keep: Vec<i32> = (0..2)
+        .filter_map(|i| running_pid(&s, "worker", i))
+        .collect();
+    let gone: Vec<i32> = (2..5)
+        .filter_map(|i| running_pid(&s, "worker", i))
+        .collect();
+    d.request(Request::Scale {
+        agent: "worker".into(),
+        replicas: 2,
+    })
+    .await;
     let s = d
         .wait_for("back to 2", SECS(10), |s| s.agents[0].replicas.len() == 2)
         .await;
     let idx: Vec<u32> = s.agents[0].replicas.iter().map(|r| r.index).collect();
     assert_eq!(idx, vec![0, 1]);
-    assert_eq!(keep, (0..2).filter_map(|i| running_pid(&s, "worker", i)).collect::<Vec<_>>());
+    assert_eq!(
+        keep,
+        (0..2)
+            .filter_map(|i| running_pid(&s, "worker", i))
+            .collect::<Vec<_>>()
+    );
     assert!(gone.iter().all(|p| !alive(*p)));
     // Errors are clear.
-    let e = d.sup().request(Request::Scale { agent: "wroker".into(), replicas: 1 }).await;
+    let e = d
+        .sup()
+        .request(Request::Scale {
+            agent: "wroker".into(),
+            replicas: 1,
+        })
+        .await;
     assert_eq!(
         e.expect_err("unknown").to_string(),
         "unknown agent `wroker` (did you mean `worker`?)"
     );
-    let e = d.sup().request(Request::Scale { agent: "worker".into(), replicas: 1_000_000 }).await;
+    let e = d
+        .sup()
+        .request(Request::Scale {
+            agent: "worker".into(),
+            replicas: 1_000_000,
+        })
+        .await;
     assert!(matches!(e, Err(ApiError::Invalid(_))));
     d.shutdown().await;
 }
@@ -475,15 +622,29 @@ resources = { cpu = 0.4 }
                 && running_pid(s, "dependent", 0).is_some()
         })
         .await;
-    let base_started = replica(&s, "base", 0).and_then(|r| r.started_at).expect("base");
-    let dep_started = replica(&s, "dependent", 0).and_then(|r| r.started_at).expect("dep");
-    assert!(dep_started >= base_started + 700, "dependent started before base was ready");
-    let waiting = replica(&s, "dependent", 1).and_then(|r| r.waiting.clone()).unwrap_or_default();
+    let base_started = replica(&s, "base", 0)
+        .and_then(|r| r.started_at)
+        .expect("base");
+    let dep_started = replica(&s, "dependent", 0)
+        .and_then(|r| r.started_at)
+        .expect("dep");
+    assert!(
+        dep_started >= base_started + 700,
+        "dependent started before base was ready"
+    );
+    let waiting = replica(&s, "dependent", 1)
+        .and_then(|r| r.waiting.clone())
+        .unwrap_or_default();
     assert!(waiting.contains("waiting for CPU"), "{waiting}");
     // Freeing capacity admits the waiting replica.
-    d.request(Request::Stop { agent: "base".into() }).await;
-    d.wait_for("dependent 1 admitted", SECS(10), |s| running_pid(s, "dependent", 1).is_some())
-        .await;
+    d.request(Request::Stop {
+        agent: "base".into(),
+    })
+    .await;
+    d.wait_for("dependent 1 admitted", SECS(10), |s| {
+        running_pid(s, "dependent", 1).is_some()
+    })
+    .await;
     d.shutdown().await;
 }
 
@@ -526,8 +687,15 @@ command = ["sh", "-c", "exit 7"]
 restart = "never"
 "#;
     let mut d = TestDaemon::start(toml);
-    d.request(Request::Scale { agent: "scaled".into(), replicas: 3 }).await;
-    d.request(Request::Stop { agent: "halted".into() }).await;
+    d.request(Request::Scale {
+        agent: "scaled".into(),
+        replicas: 3,
+    })
+    .await;
+    d.request(Request::Stop {
+        agent: "halted".into(),
+    })
+    .await;
     d.wait_for("settled", SECS(10), |s| {
         s.agents[0].running == 3
             && s.agents[1].running == 0
@@ -546,7 +714,11 @@ restart = "never"
     let s = d.status().await;
     assert_eq!(s.agents[1].running, 0, "a stopped agent stays stopped");
     let crash = replica(&s, "crashing", 0).expect("crashing");
-    assert_eq!(crash.last_exit.and_then(|e| e.code), Some(7), "last exit remembered");
+    assert_eq!(
+        crash.last_exit.and_then(|e| e.code),
+        Some(7),
+        "last exit remembered"
+    );
     d.shutdown().await;
 }
 
@@ -559,9 +731,15 @@ command = ["sleep", "1000"]
 replicas = 2
 "#,
     );
-    let s = d.wait_for("running", SECS(10), |s| s.agents[0].running == 2).await;
+    let s = d
+        .wait_for("running", SECS(10), |s| s.agents[0].running == 2)
+        .await;
     let (p0, p1) = (running_pid(&s, "svc", 0), running_pid(&s, "svc", 1));
-    d.request(Request::Restart { agent: "svc".into(), replica: Some(1) }).await;
+    d.request(Request::Restart {
+        agent: "svc".into(),
+        replica: Some(1),
+    })
+    .await;
     let s = d
         .wait_for("replica 1 replaced", SECS(10), |s| {
             running_pid(s, "svc", 1).is_some() && running_pid(s, "svc", 1) != p1
@@ -570,6 +748,10 @@ replicas = 2
     assert_eq!(running_pid(&s, "svc", 0), p0, "replica 0 untouched");
     let r1 = replica(&s, "svc", 1).expect("r1");
     assert_eq!(r1.restarts, 1);
-    assert!(r1.history.iter().any(|t| t.reason.contains("restart requested by operator")));
+    assert!(
+        r1.history
+            .iter()
+            .any(|t| t.reason.contains("restart requested by operator"))
+    );
     d.shutdown().await;
 }

@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_fraction() {
-        let s = BackoffSpec { jitter: 0.2, ..spec() };
+        let s = BackoffSpec {
+            jitter: 0.2,
+            ..spec()
+        };
         let base = Duration::from_millis(1000);
         assert_eq!(Backoff::jittered(&s, base, 0.0).as_millis(), 800);
         assert_eq!(Backoff::jittered(&s, base, 0.5).as_millis(), 1000);
@@ -140,7 +143,10 @@ mod tests {
 
     #[test]
     fn zero_initial_means_immediate_restart() {
-        let s = BackoffSpec { initial: Duration::ZERO, ..spec() };
+        let s = BackoffSpec {
+            initial: Duration::ZERO,
+            ..spec()
+        };
         let mut b = Backoff::default();
         for _ in 0..5 {
             assert_eq!(b.on_exit(&s, Duration::ZERO, 0.9), Duration::ZERO);
@@ -149,13 +155,19 @@ mod tests {
 
     #[test]
     fn start_limit_counts_the_first_start_and_slides() {
-        let s = StartLimitSpec { burst: 3, interval: Duration::from_secs(10) };
+        let s = StartLimitSpec {
+            burst: 3,
+            interval: Duration::from_secs(10),
+        };
         let mut l = StartLimit::default();
         for t in [0, 1000, 2000] {
             assert!(l.allows(&s, t));
             l.record(&s, t);
         }
-        assert!(!l.allows(&s, 9_999), "fourth start inside the window is refused");
+        assert!(
+            !l.allows(&s, 9_999),
+            "fourth start inside the window is refused"
+        );
         assert!(l.allows(&s, 10_000), "the first start left the window");
         l.reset();
         assert!(l.allows(&s, 10_001));

@@ -211,15 +211,18 @@ impl Lifecycle {
         self.state = to;
         self.since = now;
         // Invariant: pushed just above.
-        Ok(self.history.back().expect("history holds the transition just pushed"))
+        Ok(self
+            .history
+            .back()
+            .expect("history holds the transition just pushed"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use State::*;
+    use proptest::prelude::*;
 
     const VALID: &[(State, State)] = &[
         (Initialization, ResourceAllocation),

@@ -128,7 +128,11 @@ mod tests {
     use super::*;
 
     fn pool() -> Pool {
-        Pool::new(PoolSpec { cpu: 1.0, memory: 1000, max_agents: 3 })
+        Pool::new(PoolSpec {
+            cpu: 1.0,
+            memory: 1000,
+            max_agents: 3,
+        })
     }
     fn key(i: u32) -> ReplicaKey {
         ("a".into(), i)
@@ -137,7 +141,10 @@ mod tests {
     #[test]
     fn admits_until_cpu_runs_out_then_frees_on_release() {
         let mut p = pool();
-        let r = Request { cpu: 0.4, memory: 10 };
+        let r = Request {
+            cpu: 0.4,
+            memory: 10,
+        };
         assert!(p.try_admit(&key(0), r).is_ok());
         assert!(p.try_admit(&key(1), r).is_ok());
         let wait = p.try_admit(&key(2), r).expect_err("no cpu left");
@@ -151,14 +158,36 @@ mod tests {
     fn memory_and_count_limits_are_reported() {
         let mut p = pool();
         assert!(matches!(
-            p.try_admit(&key(0), Request { cpu: 0.0, memory: 2000 }),
-            Err(Wait::Memory { need: 2000, free: 1000 })
+            p.try_admit(
+                &key(0),
+                Request {
+                    cpu: 0.0,
+                    memory: 2000
+                }
+            ),
+            Err(Wait::Memory {
+                need: 2000,
+                free: 1000
+            })
         ));
         for i in 0..3 {
-            p.try_admit(&key(i), Request { cpu: 0.0, memory: 0 }).expect("fits");
+            p.try_admit(
+                &key(i),
+                Request {
+                    cpu: 0.0,
+                    memory: 0,
+                },
+            )
+            .expect("fits");
         }
         assert!(matches!(
-            p.try_admit(&key(9), Request { cpu: 0.0, memory: 0 }),
+            p.try_admit(
+                &key(9),
+                Request {
+                    cpu: 0.0,
+                    memory: 0
+                }
+            ),
             Err(Wait::Agents { max: 3 })
         ));
     }
@@ -166,7 +195,10 @@ mod tests {
     #[test]
     fn double_admit_and_double_release_are_harmless() {
         let mut p = pool();
-        let r = Request { cpu: 0.5, memory: 100 };
+        let r = Request {
+            cpu: 0.5,
+            memory: 100,
+        };
         p.try_admit(&key(0), r).expect("fits");
         p.try_admit(&key(0), r).expect("already held");
         assert_eq!(p.usage(), (0.5, 100, 1));

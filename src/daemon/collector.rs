@@ -66,7 +66,9 @@ fn run(link: Link, every: Duration) {
     let mut pids = Vec::new();
     loop {
         std::thread::sleep(every.saturating_sub(last.elapsed().min(every)));
-        let Some(targets) = (link.targets)() else { return };
+        let Some(targets) = (link.targets)() else {
+            return;
+        };
         let now = Instant::now();
         let elapsed = now.duration_since(last).as_secs_f64().max(1e-3);
         last = now;

@@ -24,6 +24,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Byte budget of one replica's ring of recent lines.
 pub const RING_BYTES: usize = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Pipe size and read size for agents that write as fast as they can.
+const FAST_PIPE: usize = 1024 * 1024;
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +55,23 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Recent lines of one replica.
+/// A run of consecutive lines from one read, stored as one buffer: cheap to
+/// keep, split into [`LogLine`]s only when someone reads the ring.
+#[derive(Debug)]
+struct Block {
+    at: u64,
+    replica: u32,
+    stream: Stream,
+    data: Vec<u8>,
+    /// (start, end) of each line in `data`.
+    lines: Vec<(u32, u32)>,
+}
+
+/// Recent lines of one replica, bounded by line count and bytes.
 #[derive(Debug, Default)]
 pub struct Ring {
-    lines: VecDeque<LogLine>,
+    blocks: VecDeque<Block>,
+    lines: usize,
     bytes: usize,
     cap_lines: usize,
 }
@@ -64,30 +79,64 @@ pub struct Ring {
 impl Ring {
     pub fn new(cap_lines: usize) -> Self {
         Self {
-            lines: VecDeque::new(),
+            blocks: VecDeque::new(),
+            lines: 0,
             bytes: 0,
             cap_lines,
         }
     }
 
-    fn push(&mut self, line: LogLine) {
-        if self.cap_lines == 0 {
+    fn push_block(&mut self, block: Block) {
+        if self.cap_lines == 0 || block.lines.is_empty() {
             return;
         }
-        self.bytes += line.text.len();
-        self.lines.push_back(line);
-        while self.lines.len() > self.cap_lines || self.bytes > RING_BYTES {
-            match self.lines.pop_front() {
-                Some(old) => self.bytes -= old.text.len(),
-                None => break,
+        self.lines += block.lines.len();
+        self.bytes += block.data.len();
+        self.blocks.push_back(block);
+        // Drop whole blocks while the rest still holds enough.
+        while let Some(front) = self.blocks.front() {
+            let over_lines = self.lines - front.lines.len() >= self.cap_lines;
+            let over_bytes = self.bytes > RING_BYTES && self.blocks.len() > 1;
+            if !(over_lines || over_bytes) {
+                break;
             }
+            self.lines -= front.lines.len();
+            self.bytes -= front.data.len();
+            self.blocks.pop_front();
         }
     }
 
-    /// The newest `n` lines, oldest first.
+    #[cfg(test)]
+    fn push(&mut self, line: LogLine) {
+        let len = line.text.len() as u32;
+        self.push_block(Block {
+            at: line.at,
+            replica: line.replica,
+            stream: line.stream,
+            data: line.text.into_bytes(),
+            lines: vec![(0, len)],
+        });
+    }
+
+    /// The newest `n` lines (at most `cap_lines`), oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        let skip = self.lines.len().saturating_sub(n);
-        self.lines.iter().skip(skip).cloned().collect()
+        let n = n.min(self.cap_lines);
+        let mut out = Vec::with_capacity(n.min(self.lines));
+        'blocks: for b in self.blocks.iter().rev() {
+            for &(s, e) in b.lines.iter().rev() {
+                if out.len() == n {
+                    break 'blocks;
+                }
+                out.push(LogLine {
+                    at: b.at,
+                    replica: b.replica,
+                    stream: b.stream,
+                    text: String::from_utf8_lossy(&b.data[s as usize..e as usize]).into_owned(),
+                });
+            }
+        }
+        out.reverse();
+        out
     }
 }
 
@@ -165,7 +214,9 @@ impl LogFile {
                         .append(true)
                         .open(&self.path)?,
                 );
-                self.file.as_mut().ok_or_else(|| io::Error::other("log file closed"))?
+                self.file
+                    .as_mut()
+                    .ok_or_else(|| io::Error::other("log file closed"))?
             }
         };
         file.write_all(buf)?;
@@ -243,7 +294,7 @@ impl LineSplitter {
 
 /// Reads one pipe to its end. Never stops reading early: a slow log file
 /// costs disk, never a blocked child.
-pub async fn drain<R: tokio::io::AsyncRead + Unpin>(
+pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     mut pipe: R,
     stream: Stream,
     replica: u32,
@@ -260,8 +311,20 @@ pub async fn drain<R: tokio::io::AsyncRead + Unpin>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // A writer that fills the pipe gets a bigger one (fewer wake-ups for
+        // both sides); quiet agents keep the default and cost nothing.
+        if n == buf.len() && buf.len() < FAST_PIPE {
+            if rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), FAST_PIPE).is_ok() {
+                buf.resize(FAST_PIPE, 0);
+            } else {
+                buf.resize(FAST_PIPE / 4, 0);
+            }
+        }
         let now = jiff::Timestamp::now();
-        let prefix = format!("{} {replica} {tag} ", now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        let prefix = format!(
+            "{} {replica} {tag} ",
+            now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        );
         file_buf.clear();
         recent.clear();
         let mut lines = 0u64;
@@ -273,13 +336,18 @@ pub async fn drain<R: tokio::io::AsyncRead + Unpin>(
             file_buf.push(b'\n');
             lines += 1;
         });
-        commit(&out, &ring, &file_buf, &recent, lines, n, now, replica, stream);
+        commit(
+            &out, &ring, &file_buf, &recent, lines, n, now, replica, stream,
+        );
     }
     file_buf.clear();
     recent.clear();
     let mut lines = 0u64;
     let now = jiff::Timestamp::now();
-    let prefix = format!("{} {replica} {tag} ", now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    let prefix = format!(
+        "{} {replica} {tag} ",
+        now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
     splitter.finish(|line| {
         file_buf.extend_from_slice(prefix.as_bytes());
         let start = file_buf.len();
@@ -289,7 +357,9 @@ pub async fn drain<R: tokio::io::AsyncRead + Unpin>(
         lines += 1;
     });
     if lines > 0 {
-        commit(&out, &ring, &file_buf, &recent, lines, 0, now, replica, stream);
+        commit(
+            &out, &ring, &file_buf, &recent, lines, 0, now, replica, stream,
+        );
     }
 }
 
@@ -320,15 +390,22 @@ fn commit(
     // Only the newest lines of a chunk can survive in the ring anyway.
     if let Ok(mut r) = ring.lock() {
         let keep = r.cap_lines.min(recent.len());
-        let at = now.as_millisecond().max(0) as u64;
-        for &(s, e) in &recent[recent.len() - keep..] {
-            r.push(LogLine {
-                at,
-                replica,
-                stream,
-                text: String::from_utf8_lossy(&file_buf[s..e]).into_owned(),
-            });
+        if keep == 0 {
+            return;
         }
+        let kept = &recent[recent.len() - keep..];
+        let base = kept[0].0;
+        let end = kept[keep - 1].1;
+        r.push_block(Block {
+            at: now.as_millisecond().max(0) as u64,
+            replica,
+            stream,
+            data: file_buf[base..end].to_vec(),
+            lines: kept
+                .iter()
+                .map(|&(s, e)| ((s - base) as u32, (e - base) as u32))
+                .collect(),
+        });
     }
 }
 
@@ -371,22 +448,37 @@ mod tests {
     fn ring_is_bounded_by_lines_and_bytes() {
         let mut r = Ring::new(3);
         for i in 0..10 {
-            r.push(LogLine { at: i, replica: 0, stream: Stream::Stdout, text: format!("{i}") });
+            r.push(LogLine {
+                at: i,
+                replica: 0,
+                stream: Stream::Stdout,
+                text: format!("{i}"),
+            });
         }
         let t: Vec<_> = r.tail(10).into_iter().map(|l| l.text).collect();
         assert_eq!(t, vec!["7", "8", "9"]);
         let mut r = Ring::new(1000);
         for i in 0..40 {
-            r.push(LogLine { at: i, replica: 0, stream: Stream::Stdout, text: "y".repeat(MAX_LINE) });
+            r.push(LogLine {
+                at: i,
+                replica: 0,
+                stream: Stream::Stdout,
+                text: "y".repeat(MAX_LINE),
+            });
         }
         assert!(r.bytes <= RING_BYTES);
         assert_eq!(r.tail(1000).len(), RING_BYTES / MAX_LINE);
+        assert_eq!(r.tail(3).len(), 3);
     }
 
     #[test]
     fn log_file_rotates_and_caps_the_file_count() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let spec = LogSpec { max_size: 100, max_files: 2, ring_lines: 10 };
+        let spec = LogSpec {
+            max_size: 100,
+            max_files: 2,
+            ring_lines: 10,
+        };
         let mut f = LogFile::open(dir.path(), "a", spec).expect("open");
         for _ in 0..10 {
             f.write(&[b'z'; 60]).expect("write");

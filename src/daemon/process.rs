@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, PidfdFlags, Signal, WaitIdOptions, WaitId};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
 use tokio::sync::mpsc;
 
 use crate::daemon::procfs;
@@ -90,10 +90,18 @@ pub struct SpawnSpec {
 
 /// Finds the program the way `execvp` would, but up front, so "not found"
 /// is a clear error naming the search path.
-pub fn resolve_program(program: &str, cwd: &Path, path_var: Option<&OsString>) -> Result<PathBuf, String> {
+pub fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    path_var: Option<&OsString>,
+) -> Result<PathBuf, String> {
     if program.contains('/') {
         let p = Path::new(program);
-        let full = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        };
         return Ok(full);
     }
     let search = path_var
@@ -157,7 +165,9 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut guard = leaders.lock().map_err(|_| "leader set poisoned".to_string())?;
+    let mut guard = leaders
+        .lock()
+        .map_err(|_| "leader set poisoned".to_string())?;
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -264,7 +274,9 @@ fn alive(m: &Member) -> bool {
 
 /// Signals one process through a pidfd checked against its start time.
 fn signal_member(m: &Member, sig: Signal) {
-    let Some(pid) = Pid::from_raw(m.pid) else { return };
+    let Some(pid) = Pid::from_raw(m.pid) else {
+        return;
+    };
     let Ok(fd) = rustix::process::pidfd_open(pid, PidfdFlags::empty()) else {
         return;
     };
@@ -348,7 +360,11 @@ pub async fn run(
     // rest of the tree before reaping it.
     let mut leftovers = discover(spawned_pid, pgid, &marker, leaders);
     if !leftovers.is_empty() {
-        let sig = if killed { Signal::KILL } else { signal_of(stop_signal) };
+        let sig = if killed {
+            Signal::KILL
+        } else {
+            signal_of(stop_signal)
+        };
         signal_tree(pgid, &leftovers, sig);
         signal_tree(pgid, &leftovers, Signal::CONT);
         if deadline.is_none() && !killed {
@@ -386,7 +402,14 @@ pub async fn run(
         leftovers.retain(alive);
         for m in discover(spawned_pid, pgid, &marker, leaders) {
             if !leftovers.contains(&m) {
-                signal_member(&m, if killed { Signal::KILL } else { signal_of(stop_signal) });
+                signal_member(
+                    &m,
+                    if killed {
+                        Signal::KILL
+                    } else {
+                        signal_of(stop_signal)
+                    },
+                );
                 leftovers.push(m);
             }
         }
@@ -452,8 +475,11 @@ pub fn reap_orphans(leaders: Leaders) -> usize {
         if guard.contains(&pid) {
             continue;
         }
-        let Some(p) = Pid::from_raw(pid) else { continue };
-        if let Ok(Some(_)) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+        let Some(p) = Pid::from_raw(pid) else {
+            continue;
+        };
+        if let Ok(Some(_)) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG)
+        {
             reaped += 1;
         }
     }

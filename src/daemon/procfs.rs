@@ -100,7 +100,9 @@ pub fn children(pid: i32, out: &mut Vec<i32>) {
 }
 
 fn children_by_scan(pid: i32, out: &mut Vec<i32>) {
-    let Ok(dir) = fs::read_dir("/proc") else { return };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return;
+    };
     for e in dir.flatten() {
         let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;

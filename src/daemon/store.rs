@@ -48,8 +48,15 @@ pub struct Loaded {
 /// One queued change.
 #[derive(Debug)]
 pub enum Change {
-    Agent { name: String, row: AgentRow },
-    Replica { agent: String, index: u32, row: ReplicaRow },
+    Agent {
+        name: String,
+        row: AgentRow,
+    },
+    Replica {
+        agent: String,
+        index: u32,
+        row: ReplicaRow,
+    },
 }
 
 type Ack = Option<oneshot::Sender<Result<(), String>>>;
@@ -241,7 +248,11 @@ mod tests {
             store
                 .write(Change::Agent {
                     name: "a".into(),
-                    row: AgentRow { desired: 3, config_replicas: 1, enabled: false },
+                    row: AgentRow {
+                        desired: 3,
+                        config_replicas: 1,
+                        enabled: false,
+                    },
                 })
                 .await
                 .expect("write");
@@ -249,7 +260,11 @@ mod tests {
                 .write(Change::Replica {
                     agent: "a".into(),
                     index: 2,
-                    row: ReplicaRow { restarts: 7, last_exit_code: Some(1), ..Default::default() },
+                    row: ReplicaRow {
+                        restarts: 7,
+                        last_exit_code: Some(1),
+                        ..Default::default()
+                    },
                 })
                 .await
                 .expect("write");
@@ -257,8 +272,18 @@ mod tests {
         let loaded = load(&db).expect("load");
         assert_eq!(
             loaded.agents.get("a"),
-            Some(&AgentRow { desired: 3, config_replicas: 1, enabled: false })
+            Some(&AgentRow {
+                desired: 3,
+                config_replicas: 1,
+                enabled: false
+            })
         );
-        assert_eq!(loaded.replicas.get(&("a".to_string(), 2)).map(|r| r.restarts), Some(7));
+        assert_eq!(
+            loaded
+                .replicas
+                .get(&("a".to_string(), 2))
+                .map(|r| r.restarts),
+            Some(7)
+        );
     }
 }

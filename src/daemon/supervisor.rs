@@ -7,8 +7,8 @@
 //! database has its own thread, process trees are watched by run tasks, and
 //! /proc sampling runs on the collector thread.
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,11 +36,24 @@ const SPAWN_ERROR_MIN_DELAY: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
-    Scale { agent: String, replicas: u32 },
-    Start { agent: String },
-    Stop { agent: String },
-    Restart { agent: String, replica: Option<u32> },
-    Logs { agent: String, lines: usize },
+    Scale {
+        agent: String,
+        replicas: u32,
+    },
+    Start {
+        agent: String,
+    },
+    Stop {
+        agent: String,
+    },
+    Restart {
+        agent: String,
+        replica: Option<u32>,
+    },
+    Logs {
+        agent: String,
+        lines: usize,
+    },
     /// Decommission the whole fleet; the answer comes when it is done.
     Shutdown,
 }
@@ -281,13 +294,16 @@ fn handle_sender(h: &Supervisor) -> collector::Link {
             tx.blocking_send(Msg::Targets(otx)).ok()?;
             orx.blocking_recv().ok()
         }),
-        deliver: Box::new(move |samples, host| tx2.blocking_send(Msg::Samples(samples, host)).is_ok()),
+        deliver: Box::new(move |samples, host| {
+            tx2.blocking_send(Msg::Samples(samples, host)).is_ok()
+        }),
     }
 }
 
 fn watch_sigchld(h: Supervisor) {
     tokio::spawn(async move {
-        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+        else {
             tracing::error!("cannot watch SIGCHLD; orphans are reaped once a second only");
             return;
         };
@@ -403,9 +419,11 @@ impl Actor {
 
     fn all_stopped(&self) -> bool {
         self.agents.iter().all(|a| {
-            a.replicas
-                .values()
-                .all(|r| matches!(r.lc.state(), State::Stopped | State::Failed) && r.run.is_none() && !r.tree_busy)
+            a.replicas.values().all(|r| {
+                matches!(r.lc.state(), State::Stopped | State::Failed)
+                    && r.run.is_none()
+                    && !r.tree_busy
+            })
         })
     }
 
@@ -460,7 +478,13 @@ impl Actor {
                 && r.lc.state() == State::Backoff
             {
                 r.waiting = None;
-                transition(&a.spec.name, r, State::Initialization, now, "backoff elapsed");
+                transition(
+                    &a.spec.name,
+                    r,
+                    State::Initialization,
+                    now,
+                    "backoff elapsed",
+                );
             }
             // Timer::Healthy only needs the reconcile that follows.
         }
@@ -468,13 +492,18 @@ impl Actor {
 
     /// Is `agent` ready for its dependents: a replica running for at least min_uptime.
     fn ready(&self, name: &str, now: Millis) -> bool {
-        self.agents.iter().find(|a| a.spec.name == name).is_some_and(|a| {
-            let min = a.spec.min_uptime.as_millis() as u64;
-            a.replicas.values().any(|r| {
-                r.lc.state().is_running()
-                    && r.run.as_ref().is_some_and(|run| now.saturating_sub(run.started_at) >= min)
+        self.agents
+            .iter()
+            .find(|a| a.spec.name == name)
+            .is_some_and(|a| {
+                let min = a.spec.min_uptime.as_millis() as u64;
+                a.replicas.values().any(|r| {
+                    r.lc.state().is_running()
+                        && r.run
+                            .as_ref()
+                            .is_some_and(|run| now.saturating_sub(run.started_at) >= min)
+                })
             })
-        })
     }
 
     /// Moves every replica as far as it can go now.
@@ -537,7 +566,13 @@ impl Actor {
                 if pending.is_empty() {
                     let r = self.replica(ai, index);
                     r.waiting = None;
-                    transition(&name, r, State::ResourceAllocation, now, "dependencies ready");
+                    transition(
+                        &name,
+                        r,
+                        State::ResourceAllocation,
+                        now,
+                        "dependencies ready",
+                    );
                     self.step(ai, index, now);
                 } else {
                     let list: Vec<String> = pending.iter().map(|d| format!("`{d}`")).collect();
@@ -555,7 +590,13 @@ impl Actor {
                     Ok(()) => {
                         let r = self.replica(ai, index);
                         r.waiting = None;
-                        transition(&name, r, State::ContextPreparation, now, "admitted by the pool");
+                        transition(
+                            &name,
+                            r,
+                            State::ContextPreparation,
+                            now,
+                            "admitted by the pool",
+                        );
                         self.prepare_and_spawn(ai, index, now);
                     }
                     Err(wait) => self.replica(ai, index).waiting = Some(wait.to_string()),
@@ -662,8 +703,20 @@ impl Actor {
         });
         let reason = format!("spawned pid {}", spawned.pid);
         transition(&name, r, State::ActiveOperation, now, reason);
-        tokio::spawn(output::drain(spawned.stdout, Stream::Stdout, index, output.clone(), ring.clone()));
-        tokio::spawn(output::drain(spawned.stderr, Stream::Stderr, index, output, ring));
+        tokio::spawn(output::drain(
+            spawned.stdout,
+            Stream::Stdout,
+            index,
+            output.clone(),
+            ring.clone(),
+        ));
+        tokio::spawn(output::drain(
+            spawned.stderr,
+            Stream::Stderr,
+            index,
+            output,
+            ring,
+        ));
         let tx = self.tx.clone();
         let marker = Marker {
             context_dir: ctx_str,
@@ -705,7 +758,13 @@ impl Actor {
         tracing::warn!(agent = %name, replica = index, %error, "spawn failed");
         let r = self.replica(ai, index);
         r.error = Some(error.clone());
-        transition(&name, r, State::TaskCompletion, now, format!("spawn failed: {error}"));
+        transition(
+            &name,
+            r,
+            State::TaskCompletion,
+            now,
+            format!("spawn failed: {error}"),
+        );
         let info = ExitInfo {
             code: None,
             signal: None,
@@ -717,10 +776,14 @@ impl Actor {
 
     fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, ev: RunEvent) {
         let now = self.clock.now();
-        let Some(agent) = self.agents.get_mut(ai) else { return };
+        let Some(agent) = self.agents.get_mut(ai) else {
+            return;
+        };
         let name = agent.spec.name.clone();
         let res = agent.spec.resources;
-        let Some(r) = agent.replicas.get_mut(&index) else { return };
+        let Some(r) = agent.replicas.get_mut(&index) else {
+            return;
+        };
         match ev {
             RunEvent::TreeGone => {
                 r.tree_busy = false;
@@ -803,7 +866,13 @@ impl Actor {
         } else if operator_restart {
             r.restarts += 1;
             r.backoff.reset();
-            transition(&name, r, State::Adaptation, now, "restart requested by operator");
+            transition(
+                &name,
+                r,
+                State::Adaptation,
+                now,
+                "restart requested by operator",
+            );
             transition(&name, r, State::Initialization, now, "restarting");
         } else {
             let failed_start = spawn_error || ran < spec.min_uptime;
@@ -857,7 +926,8 @@ impl Actor {
                     r.waiting = Some(why.clone());
                     transition(&name, r, State::Backoff, now, why);
                     let at = now + delay.as_millis() as u64;
-                    self.timers.push(Reverse((at, Timer::Backoff(ai, index, generation))));
+                    self.timers
+                        .push(Reverse((at, Timer::Backoff(ai, index, generation))));
                 }
             }
         }
@@ -885,11 +955,15 @@ impl Actor {
     fn on_sample(&mut self, s: Sample) {
         let now = self.clock.now();
         let stop = self.stop_cmd_opt(s.agent);
-        let Some(a) = self.agents.get_mut(s.agent) else { return };
+        let Some(a) = self.agents.get_mut(s.agent) else {
+            return;
+        };
         let name = a.spec.name.clone();
         let limit = a.spec.resources.memory_limit;
         let action = a.spec.resources.memory_limit_action;
-        let Some(r) = a.replicas.get_mut(&s.index) else { return };
+        let Some(r) = a.replicas.get_mut(&s.index) else {
+            return;
+        };
         if r.run.as_ref().map(|run| run.id) != Some(s.run_id) {
             return;
         }
@@ -903,7 +977,11 @@ impl Actor {
         }
         let mib = |b: u64| b / (1024 * 1024);
         if s.rss_bytes > limit {
-            let what = format!("memory {} MiB over limit {} MiB", mib(s.rss_bytes), mib(limit));
+            let what = format!(
+                "memory {} MiB over limit {} MiB",
+                mib(s.rss_bytes),
+                mib(limit)
+            );
             tracing::warn!(agent = %name, replica = s.index, rss = s.rss_bytes, limit, "{what}");
             match action {
                 LimitAction::Restart | LimitAction::Stop => {
@@ -912,7 +990,14 @@ impl Actor {
                     } else {
                         r.limit_stop = true;
                     }
-                    let why = format!("{what}: {}", if action == LimitAction::Restart { "restarting" } else { "stopping" });
+                    let why = format!(
+                        "{what}: {}",
+                        if action == LimitAction::Restart {
+                            "restarting"
+                        } else {
+                            "stopping"
+                        }
+                    );
                     transition(&name, r, State::Adaptation, now, why);
                     if let (Some(run), Some(stop)) = (&r.run, stop) {
                         let _ = run.cmds.try_send(stop);
@@ -920,7 +1005,13 @@ impl Actor {
                 }
                 LimitAction::Alert => {
                     if state == State::ActiveOperation {
-                        transition(&name, r, State::PerformanceMonitoring, now, format!("{what} (action: alert)"));
+                        transition(
+                            &name,
+                            r,
+                            State::PerformanceMonitoring,
+                            now,
+                            format!("{what} (action: alert)"),
+                        );
                     }
                 }
             }
@@ -949,7 +1040,10 @@ impl Actor {
             })
     }
 
-    fn persist_agent(&self, ai: usize) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+    fn persist_agent(
+        &self,
+        ai: usize,
+    ) -> impl std::future::Future<Output = Result<(), String>> + use<> {
         let a = &self.agents[ai];
         let change = Change::Agent {
             name: a.spec.name.clone(),
@@ -976,7 +1070,12 @@ impl Actor {
     }
 
     fn api(&mut self, req: Request, answer: Answer) {
-        if self.shutting_down && !matches!(req, Request::Status | Request::Logs { .. } | Request::Shutdown) {
+        if self.shutting_down
+            && !matches!(
+                req,
+                Request::Status | Request::Logs { .. } | Request::Shutdown
+            )
+        {
             let _ = answer.send(Err(ApiError::ShuttingDown));
             return;
         }
@@ -1000,7 +1099,11 @@ impl Actor {
                 let from = self.agents[ai].desired;
                 self.agents[ai].desired = replicas;
                 tracing::info!(agent = %agent, from, to = replicas, "scale");
-                self.answer_after_persist(ai, answer, format!("scaled {agent} from {from} to {replicas}"));
+                self.answer_after_persist(
+                    ai,
+                    answer,
+                    format!("scaled {agent} from {from} to {replicas}"),
+                );
             }
             Request::Start { agent } => {
                 let ai = match self.find(&agent) {
@@ -1055,7 +1158,13 @@ impl Actor {
                     match r.lc.state() {
                         State::ActiveOperation | State::PerformanceMonitoring => {
                             r.restart_requested = true;
-                            transition(&name, r, State::Adaptation, now, "restart requested by operator");
+                            transition(
+                                &name,
+                                r,
+                                State::Adaptation,
+                                now,
+                                "restart requested by operator",
+                            );
                             if let Some(run) = &r.run {
                                 let _ = run.cmds.try_send(stop);
                             }
@@ -1064,14 +1173,22 @@ impl Actor {
                         State::Backoff | State::Failed => {
                             r.start_limit.reset();
                             r.backoff.reset();
-                            transition(&name, r, State::Initialization, now, "restart requested by operator");
+                            transition(
+                                &name,
+                                r,
+                                State::Initialization,
+                                now,
+                                "restart requested by operator",
+                            );
                             n += 1;
                         }
                         _ => {}
                     }
                 }
                 tracing::info!(agent = %agent, ?replica, "restart");
-                let _ = answer.send(Ok(Reply::Done(format!("restarting {n} replica(s) of {agent}"))));
+                let _ = answer.send(Ok(Reply::Done(format!(
+                    "restarting {n} replica(s) of {agent}"
+                ))));
             }
             Request::Logs { agent, lines } => {
                 let ai = match self.find(&agent) {
@@ -1105,12 +1222,24 @@ impl Actor {
             .map(|a| AgentStatus {
                 name: a.spec.name.clone(),
                 desired: a.desired,
-                running: a.replicas.values().filter(|r| r.lc.state().is_running()).count() as u32,
+                running: a
+                    .replicas
+                    .values()
+                    .filter(|r| r.lc.state().is_running())
+                    .count() as u32,
                 enabled: a.enabled,
                 command: a.spec.command.clone(),
                 context_dir: a.context_dir.display().to_string(),
-                log_lines: a.output.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
-                log_dropped: a.output.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                log_lines: a
+                    .output
+                    .stats
+                    .lines
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                log_dropped: a
+                    .output
+                    .stats
+                    .dropped
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 replicas: a
                     .replicas
                     .values()
@@ -1159,7 +1288,9 @@ fn transition(agent: &str, r: &mut Replica, to: State, now: Millis, reason: impl
             reason = %t.reason,
             "transition"
         ),
-        Err(e) => tracing::error!(agent, replica = r.index, error = %e, "bug: invalid lifecycle transition refused"),
+        Err(e) => {
+            tracing::error!(agent, replica = r.index, error = %e, "bug: invalid lifecycle transition refused")
+        }
     }
 }
 

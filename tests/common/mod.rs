@@ -190,7 +190,9 @@ pub fn have_tool(tool: &str, package: &str) -> bool {
         if std::env::var("AUTONOMOS_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("`{tool}` is required (AUTONOMOS_REQUIRE_TOOLS=1): apt-get install {package}");
         }
-        eprintln!("SKIPPED: `{tool}` not found; install the Debian package `{package}` to run this test");
+        eprintln!(
+            "SKIPPED: `{tool}` not found; install the Debian package `{package}` to run this test"
+        );
     }
     found
 }
