@@ -63,7 +63,6 @@ fn run(link: Link, every: Duration) {
             None
         }
     };
-    let mut pids = Vec::new();
     loop {
         std::thread::sleep(every.saturating_sub(last.elapsed().min(every)));
         let Some(targets) = (link.targets)() else {
@@ -75,24 +74,21 @@ fn run(link: Link, every: Duration) {
         let mut next: HashMap<(i32, u64), u64> = HashMap::with_capacity(prev.len());
         let mut samples = Vec::with_capacity(targets.len());
         for t in targets {
-            pids.clear();
-            procfs::tree(t.pid, &mut pids);
             let mut ticks = 0u64;
             let mut rss = 0u64;
             let mut n = 0u32;
-            for &p in &pids {
-                let Some(st) = procfs::stat(p) else { continue };
+            procfs::walk(t.pid, |st| {
                 if st.state == b'Z' {
-                    continue;
+                    return;
                 }
                 n += 1;
                 rss += st.rss_pages * page;
-                let key = (p, st.start_ticks);
+                let key = (st.pid, st.start_ticks);
                 // A process seen for the first time contributes from now on.
                 let before = prev.get(&key).copied().unwrap_or(st.cpu_ticks);
                 ticks += st.cpu_ticks.saturating_sub(before);
                 next.insert(key, st.cpu_ticks);
-            }
+            });
             samples.push(Sample {
                 agent: t.agent,
                 index: t.index,

@@ -20,6 +20,7 @@ pub struct ProcStat {
     pub start_ticks: u64,
     /// Resident set size in pages.
     pub rss_pages: u64,
+    pub num_threads: u32,
 }
 
 /// Parses `/proc/PID/stat`. `None` if the process is gone.
@@ -56,7 +57,9 @@ pub fn parse_stat(pid: i32, text: &[u8]) -> Option<ProcStat> {
     let mut f = f.skip(8); // 6..=13
     let utime = f.next()? as u64; // 14
     let stime = f.next()? as u64; // 15
-    let mut f = f.skip(6); // 16..=21
+    let mut f = f.skip(4); // 16..=19
+    let num_threads = f.next()?.max(1) as u32; // 20
+    let _itrealvalue = f.next()?; // 21
     let start_ticks = f.next()? as u64; // 22
     let _vsize = f.next()?; // 23
     let rss_pages = f.next()?.max(0) as u64; // 24
@@ -68,6 +71,7 @@ pub fn parse_stat(pid: i32, text: &[u8]) -> Option<ProcStat> {
         cpu_ticks: utime + stime,
         start_ticks,
         rss_pages,
+        num_threads,
     })
 }
 
@@ -109,6 +113,41 @@ fn children_by_scan(pid: i32, out: &mut Vec<i32>) {
         };
         if stat(p).is_some_and(|s| s.ppid == pid) {
             out.push(p);
+        }
+    }
+}
+
+/// Direct children of a process whose stat we just read: a single-threaded
+/// process needs one read, without listing its tasks.
+pub fn children_of(st: &ProcStat, out: &mut Vec<i32>) {
+    if st.num_threads > 1 {
+        return children(st.pid, out);
+    }
+    let mut buf = [0u8; 4096];
+    let path = format!("/proc/{0}/task/{0}/children", st.pid);
+    match read_small(&path, &mut buf) {
+        Some(n) => out.extend(
+            std::str::from_utf8(&buf[..n])
+                .unwrap_or("")
+                .split_ascii_whitespace()
+                .filter_map(|s| s.parse::<i32>().ok()),
+        ),
+        None => children(st.pid, out),
+    }
+}
+
+/// Walks the tree under `root`, calling `visit` with each live process's
+/// stat (root first). One stat read and one children read per process.
+pub fn walk(root: i32, mut visit: impl FnMut(&ProcStat)) {
+    let mut queue = vec![root];
+    let mut i = 0;
+    while i < queue.len() && i < 100_000 {
+        let pid = queue[i];
+        i += 1;
+        let Some(st) = stat(pid) else { continue };
+        visit(&st);
+        if st.state != b'Z' {
+            children_of(&st, &mut queue);
         }
     }
 }
@@ -167,6 +206,20 @@ mod tests {
         assert_eq!(s.cpu_ticks, 10);
         assert_eq!(s.start_ticks, 5555);
         assert_eq!(s.rss_pages, 250);
+        assert_eq!(s.num_threads, 1);
+    }
+
+    #[test]
+    fn walk_finds_a_child_of_a_multithreaded_process() {
+        let me = std::process::id() as i32;
+        // The test harness runs tests on threads, so this process has several.
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+        let mut seen = Vec::new();
+        walk(me, |s| seen.push(s.pid));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen.first(), Some(&me));
+        assert!(seen.contains(&(child.id() as i32)), "{seen:?}");
     }
 
     #[test]
