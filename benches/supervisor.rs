@@ -103,7 +103,7 @@ fn respawn(rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         let d = start_daemon(dir.path(), &toml);
         let mut seen = 0;
-        while stamps(&file).len() < 1 {
+        while stamps(&file).is_empty() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         seen += 1;

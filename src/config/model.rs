@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::core::backoff::{BackoffSpec, StartLimitSpec};
+pub use crate::core::pool::PoolSpec;
+
 /// Upper bound on replicas of one agent; larger values are a config error.
 pub const MAX_REPLICAS: u32 = 1024;
 /// Upper bound on the pool's agent (replica) count.
@@ -81,26 +84,6 @@ pub struct AgentSpec {
     pub depends_on: Vec<String>,
 }
 
-/// Exponential backoff between restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct BackoffSpec {
-    pub initial: Duration,
-    pub max: Duration,
-    /// ≥ 1.0
-    pub multiplier: f64,
-    /// Fraction in [0, 1]: each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
-    pub jitter: f64,
-    /// A run at least this long resets the backoff sequence.
-    pub reset_after: Duration,
-}
-
-/// At most `burst` starts within `interval`, counting the first.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct StartLimitSpec {
-    pub burst: u32,
-    pub interval: Duration,
-}
-
 /// Resource requests and limits for one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ResourceSpec {
@@ -111,17 +94,6 @@ pub struct ResourceSpec {
     /// RSS limit of the replica's whole process tree, in bytes.
     pub memory_limit: Option<u64>,
     pub memory_limit_action: LimitAction,
-}
-
-/// The resource pool every replica is admitted from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct PoolSpec {
-    /// Cores (default: the host's).
-    pub cpu: f64,
-    /// Bytes (default: the host's total memory).
-    pub memory: u64,
-    /// Maximum number of replicas running at once.
-    pub max_agents: u32,
 }
 
 /// `[paths]`: overrides of the runtime layout.

@@ -6,8 +6,29 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::config::{BackoffSpec, StartLimitSpec};
+use serde::Serialize;
+
 use crate::core::lifecycle::Millis;
+
+/// Exponential backoff between restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BackoffSpec {
+    pub initial: Duration,
+    pub max: Duration,
+    /// ≥ 1.0
+    pub multiplier: f64,
+    /// Fraction in [0, 1]: each delay is scaled by a random factor in [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+    /// A run at least this long resets the backoff sequence.
+    pub reset_after: Duration,
+}
+
+/// At most `burst` starts within `interval`, counting the first.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StartLimitSpec {
+    pub burst: u32,
+    pub interval: Duration,
+}
 
 /// Counts consecutive failed runs and turns them into delays.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -267,7 +267,7 @@ mod tests {
                     since: 0,
                     history: VecDeque::new(),
                 };
-                let result = lc.go(to, 5, "test").map(|t| t.clone());
+                let result = lc.go(to, 5, "test").cloned();
                 if listed {
                     let t = result.expect("listed transition accepted");
                     assert_eq!((t.from, t.to, t.at), (from, to, 5));

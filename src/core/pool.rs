@@ -5,7 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::PoolSpec;
+use serde::Serialize;
+
+/// The resource pool every replica is admitted from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PoolSpec {
+    /// Cores (default: the host's).
+    pub cpu: f64,
+    /// Bytes (default: the host's total memory).
+    pub memory: u64,
+    /// Maximum number of replicas running at once.
+    pub max_agents: u32,
+}
 
 /// Identifies a replica: agent name and replica index.
 pub type ReplicaKey = (String, u32);

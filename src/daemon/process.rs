@@ -258,7 +258,7 @@ fn discover(leader: i32, pgid: i32, marker: &Marker, leaders: Leaders) -> Vec<Me
     let mut seen = HashSet::new();
     pids.into_iter()
         .filter(|&p| p != leader && seen.insert(p))
-        .filter_map(|p| procfs::stat(p))
+        .filter_map(procfs::stat)
         .filter(|s| s.state != b'Z')
         .map(|s| Member {
             pid: s.pid,

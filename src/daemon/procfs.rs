@@ -213,7 +213,10 @@ mod tests {
     fn walk_finds_a_child_of_a_multithreaded_process() {
         let me = std::process::id() as i32;
         // The test harness runs tests on threads, so this process has several.
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
         let mut seen = Vec::new();
         walk(me, |s| seen.push(s.pid));
         let _ = child.kill();
