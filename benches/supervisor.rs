@@ -264,7 +264,7 @@ fn ingest(rt: &tokio::runtime::Runtime) {
             // Time from the scale request (the spawn) to the last line counted.
             let t = Instant::now();
             d.supervisor
-                .request(autonomos::daemon::supervisor::Request::Scale {
+                .request(autonomos::proto::Request::Scale {
                     agent: "firehose".into(),
                     replicas: 1,
                 })

@@ -2,30 +2,126 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Supervise a fleet of local AI agents and watch it live.
 #[derive(Debug, Parser)]
 #[command(name = "autonomos", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Config file (default: ./autonomos.toml, then the config dir's, then the built-in demo fleet).
-    #[arg(long, short, global = true, env = "AUTONOMOS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data dir: state.db, agent contexts, logs (default: the platform data dir).
-    #[arg(long, global = true, env = "AUTONOMOS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Config file (default: ./autonomos.toml, then the config dir's, then the built-in demo fleet).
+    #[arg(long, short, global = true, env = "AUTONOMOS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data dir: state.db, agent contexts, logs (default: the config's, else the platform data dir).
+    #[arg(long, global = true, env = "AUTONOMOS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Talk to the daemon on another machine: ssh://[user@]host[:port].
+    #[arg(long, global = true, env = "AUTONOMOS_HOST", value_name = "URL")]
+    pub host: Option<String>,
+    /// ssh config file for --host (passed as `ssh -F`).
+    #[arg(long, global = true, env = "AUTONOMOS_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// The autonomos executable on the remote host.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTONOMOS_REMOTE_BIN",
+        default_value = "autonomos"
+    )]
+    pub remote_bin: String,
+    /// --data-dir for the remote daemon (default: its own default).
+    #[arg(long, global = true, env = "AUTONOMOS_REMOTE_DATA_DIR")]
+    pub remote_data_dir: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the daemon in the background if none runs for this data dir, then attach.
+    Up {
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        sample_every: std::time::Duration,
+    },
+    /// Attach to the running daemon (q or Ctrl-C detaches; the fleet keeps running).
+    Attach,
     /// Run the supervisor in the foreground (for systemd, containers, or a terminal).
     Daemon {
         /// How often each replica's CPU and memory are sampled.
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         sample_every: std::time::Duration,
+        /// Start a new session first (used by `up`; stdio should already point at a log).
+        #[arg(long, hide = true)]
+        detached: bool,
     },
+    /// The fleet: agent, replicas running/desired, state, CPU, memory, restarts, uptime, last exit.
+    Status {
+        /// One row per replica as well.
+        #[arg(long, short)]
+        replicas: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an agent's desired replica count.
+    Scale {
+        agent: String,
+        replicas: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restart an agent's replicas (AGENT) or one replica (AGENT/N).
+    Restart {
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an agent (it stays stopped, also across daemon restarts).
+    Stop {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped or failed agent.
+    Start {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent output of an agent's replicas.
+    Logs {
+        agent: String,
+        /// Keep printing new lines.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent lines.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the config file and apply the difference; a bad config changes nothing.
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a backup now.
+    Backup {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decommission the fleet and stop the daemon.
+    Shutdown {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Relay stdin/stdout to the local daemon's socket (what `--host ssh://` runs remotely).
+    DialStdio,
     /// Work with config files.
     Config {
         #[command(subcommand)]

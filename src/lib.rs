@@ -5,6 +5,8 @@
 //! console (feature `tui`). `core` depends on nothing of ours.
 
 pub mod cli;
+pub mod client;
+pub mod commands;
 pub mod config;
 pub mod core;
 pub mod daemon;

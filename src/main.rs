@@ -6,7 +6,9 @@ use clap::Parser;
 use color_eyre::eyre::{Result, WrapErr};
 
 use autonomos::cli::{Cli, Command, ConfigCommand};
+use autonomos::commands;
 use autonomos::paths::{self, ConfigSource};
+use autonomos::proto::Request;
 
 /// Exit code for invalid input (config errors).
 const EXIT_INVALID: u8 = 2;
@@ -25,7 +27,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// A small runtime for client verbs.
+fn client_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    let simple = |req: Request, json: bool| -> Result<ExitCode> {
+        Ok(client_runtime()?.block_on(commands::simple(&g, req, json)))
+    };
     match cli.command {
         Command::DemoAgent { role } => Ok(ExitCode::from(
             autonomos::demo::run(role).clamp(0, 255) as u8
@@ -33,7 +47,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check { file, json },
         } => {
-            let source = paths::find_config(file.as_deref().or(cli.config.as_deref()));
+            let source = paths::find_config(file.as_deref().or(g.config.as_deref()));
             match paths::load_config(&source) {
                 Ok(cfg) => {
                     if json {
@@ -57,8 +71,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Daemon { sample_every } => {
-            let source = paths::find_config(cli.config.as_deref());
+        Command::Daemon {
+            sample_every,
+            detached,
+        } => {
+            if detached {
+                // Own session: no controlling terminal, no SIGHUP from one.
+                let _ = rustix::process::setsid();
+            }
+            let source = paths::find_config(g.config.as_deref());
             let cfg = match paths::load_config(&source) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
@@ -67,7 +88,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID));
                 }
             };
-            let data_dir = paths::data_dir(cli.data_dir.as_deref(), &cfg);
+            let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
             autonomos::daemon::prepare_data_dir(&data_dir)?;
             let _log = autonomos::logging::init_daemon(&data_dir.join("logs"))?;
             if source == ConfigSource::Demo {
@@ -86,5 +107,36 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rt.block_on(autonomos::daemon::run(opts))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Up { sample_every } => {
+            Ok(client_runtime()?.block_on(commands::up(&g, sample_every)))
+        }
+        Command::Attach => Ok(client_runtime()?.block_on(commands::attach(&g))),
+        Command::DialStdio => Ok(client_runtime()?.block_on(commands::dial_stdio(&g))),
+        Command::Status { replicas, json } => {
+            Ok(client_runtime()?.block_on(commands::status(&g, replicas, json)))
+        }
+        Command::Scale {
+            agent,
+            replicas,
+            json,
+        } => simple(Request::Scale { agent, replicas }, json),
+        Command::Restart { target, json } => match commands::parse_target(&target) {
+            Ok((agent, replica)) => simple(Request::Restart { agent, replica }, json),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(EXIT_INVALID))
+            }
+        },
+        Command::Stop { agent, json } => simple(Request::Stop { agent }, json),
+        Command::Start { agent, json } => simple(Request::Start { agent }, json),
+        Command::Reload { json } => simple(Request::Reload, json),
+        Command::Backup { json } => simple(Request::Backup, json),
+        Command::Shutdown { json } => simple(Request::Shutdown, json),
+        Command::Logs {
+            agent,
+            follow,
+            lines,
+            json,
+        } => Ok(client_runtime()?.block_on(commands::logs(&g, agent, follow, lines, json))),
     }
 }

@@ -94,3 +94,144 @@ pub fn data_dir(cli: Option<&Path>, cfg: &Config) -> PathBuf {
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+/// Why a runtime dir cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeDirError {
+    #[error(
+        "runtime dir {path} is a symlink; refusing to use it (remove it, or set XDG_RUNTIME_DIR to a private directory)"
+    )]
+    Symlink { path: String },
+    #[error("runtime dir {path} is not a directory")]
+    NotADir { path: String },
+    #[error(
+        "runtime dir {path} is owned by uid {owner}, not by you (uid {me}); refusing to use it"
+    )]
+    Foreign { path: String, owner: u32, me: u32 },
+    #[error(
+        "runtime dir {path} has mode {mode:04o}; it must not be accessible to others (chmod 700 {path})"
+    )]
+    Unsafe { path: String, mode: u32 },
+    #[error("cannot create runtime dir {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `$XDG_RUNTIME_DIR/autonomos`, else `/tmp/autonomos-UID`.
+pub fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("autonomos"),
+        _ => PathBuf::from(format!(
+            "/tmp/autonomos-{}",
+            rustix::process::geteuid().as_raw()
+        )),
+    }
+}
+
+/// Creates the runtime dir (0700) if missing, then checks it is a real
+/// directory, ours, and closed to everyone else.
+pub fn ensure_runtime_dir(dir: &Path) -> Result<(), RuntimeDirError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let path = dir.display().to_string();
+    if let Err(source) = std::fs::DirBuilder::new().mode(0o700).create(dir)
+        && source.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(RuntimeDirError::Io { path, source });
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| RuntimeDirError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(RuntimeDirError::Symlink { path });
+    }
+    if !meta.is_dir() {
+        return Err(RuntimeDirError::NotADir { path });
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(RuntimeDirError::Foreign {
+            path,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(RuntimeDirError::Unsafe { path, mode });
+    }
+    Ok(())
+}
+
+/// The control socket of the daemon for `data_dir`: one per data dir, named
+/// by a hash of its path.
+pub fn socket_path(runtime: &Path, data_dir: &Path) -> PathBuf {
+    // FNV-1a: stable across builds and platforms, no dependency needed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data_dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    runtime.join(format!("daemon-{h:016x}.sock"))
+}
+
+/// Data dir for clients: `--data-dir`, else the config's, else the default.
+/// Clients must find the same socket as the daemon they talk to.
+pub fn client_data_dir(cli: Option<&Path>, config: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli {
+        return absolute(p);
+    }
+    let source = find_config(config);
+    if let ConfigSource::File(_) = source
+        && let Ok(cfg) = load_config(&source)
+    {
+        return data_dir(None, &cfg);
+    }
+    project_dirs()
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("/tmp/autonomos-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_names_differ_per_data_dir_and_are_stable() {
+        let rt = Path::new("/run/x");
+        let a = socket_path(rt, Path::new("/data/a"));
+        assert_eq!(a, socket_path(rt, Path::new("/data/a")));
+        assert_ne!(a, socket_path(rt, Path::new("/data/b")));
+        assert!(a.to_string_lossy().len() < 100, "fits sun_path");
+    }
+
+    #[test]
+    fn unsafe_runtime_dirs_are_refused_with_the_path_and_problem() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let ok = t.path().join("ok");
+        ensure_runtime_dir(&ok).expect("fresh dir is fine");
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let e = ensure_runtime_dir(&open)
+            .expect_err("0755 refused")
+            .to_string();
+        assert!(
+            e.contains("mode 0755") && e.contains(&open.display().to_string()),
+            "{e}"
+        );
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&ok, &link).expect("symlink");
+        let e = ensure_runtime_dir(&link)
+            .expect_err("symlink refused")
+            .to_string();
+        assert!(e.contains("symlink"), "{e}");
+        let file = t.path().join("file");
+        std::fs::write(&file, "").expect("file");
+        assert!(ensure_runtime_dir(&file).is_err());
+    }
+}

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use autonomos::core::lifecycle::State;
-use autonomos::daemon::supervisor::{ApiError, Reply, Request};
+use autonomos::proto::{ErrorKind, Request, Response};
 use common::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -419,10 +419,11 @@ max_files = 2
         .request(Request::Logs {
             agent: "firehose".into(),
             lines: 5,
+            since: None,
         })
         .await
         .expect("logs");
-    let Reply::Logs(lines) = logs_reply else {
+    let Response::Logs { lines, .. } = logs_reply else {
         panic!("not logs")
     };
     assert_eq!(lines.len(), 5);
@@ -592,7 +593,7 @@ replicas = 2
             replicas: 1_000_000,
         })
         .await;
-    assert!(matches!(e, Err(ApiError::Invalid(_))));
+    assert_eq!(e.expect_err("too many").kind, ErrorKind::Invalid);
     d.shutdown().await;
 }
 

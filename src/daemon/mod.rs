@@ -6,6 +6,7 @@ pub mod lock;
 pub mod output;
 pub mod process;
 pub mod procfs;
+pub mod server;
 pub mod store;
 pub mod supervisor;
 mod sys;
@@ -15,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
-use supervisor::{Layout, Request, Supervisor};
+use crate::proto::Request;
+use supervisor::{Layout, Supervisor};
 
 /// What `autonomos daemon` needs.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub enum DaemonError {
     Lock(#[from] lock::LockError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    RuntimeDir(#[from] crate::paths::RuntimeDirError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -56,19 +60,49 @@ pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// A running daemon: the lock, the supervisor handle and its task.
+/// A running daemon: the lock, the supervisor handle and its task, the socket.
 pub struct Daemon {
     pub supervisor: Supervisor,
     pub join: tokio::task::JoinHandle<()>,
+    /// The control socket's path.
+    pub socket: PathBuf,
+    stop_server: tokio_util::sync::CancellationToken,
     _lock: lock::DataDirLock,
+}
+
+/// Lifts the soft open-file limit to the hard one: each replica holds two
+/// pipes and a pidfd, and every client a socket.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
 }
 
 impl Daemon {
     /// Locks the data dir, opens the state, and starts supervising.
     pub fn start(opts: DaemonOptions) -> Result<Daemon, DaemonError> {
+        let runtime = crate::paths::runtime_dir();
+        Self::start_with_runtime_dir(opts, &runtime)
+    }
+
+    /// Like [`Daemon::start`] with an explicit runtime dir (for the socket).
+    pub fn start_with_runtime_dir(
+        opts: DaemonOptions,
+        runtime: &std::path::Path,
+    ) -> Result<Daemon, DaemonError> {
         prepare_data_dir(&opts.data_dir)?;
         let lock = lock::acquire(&opts.data_dir)?;
+        crate::paths::ensure_runtime_dir(runtime)?;
         process::prepare_daemon().map_err(io("cannot become a child subreaper"))?;
+        raise_fd_limit();
+        let socket = crate::paths::socket_path(runtime, &opts.data_dir);
+        let listener =
+            server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;
         let layout = Layout {
             data_dir: opts.data_dir.clone(),
         };
@@ -76,9 +110,18 @@ impl Daemon {
         let (supervisor, join) =
             supervisor::start(opts.config, layout, store, loaded, opts.sample_every)
                 .map_err(io("cannot open agent log files"))?;
+        let stop_server = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(server::serve(
+            listener,
+            socket.clone(),
+            supervisor.clone(),
+            stop_server.clone(),
+        ));
         Ok(Daemon {
             supervisor,
             join,
+            socket,
+            stop_server,
             _lock: lock,
         })
     }
@@ -87,6 +130,16 @@ impl Daemon {
     pub async fn shutdown(self) {
         let _ = self.supervisor.request(Request::Shutdown).await;
         let _ = self.join.await;
+        self.stop_server.cancel();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Waits until the fleet was shut down (by a `shutdown` request), then
+    /// closes the socket.
+    pub async fn finished(self) {
+        let _ = self.join.await;
+        self.stop_server.cancel();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -99,13 +152,22 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     // A lost terminal must not take the fleet down.
     let mut hup = signal(SignalKind::hangup()).map_err(io("cannot watch SIGHUP"))?;
     let data_dir = opts.data_dir.clone();
-    let daemon = Daemon::start(opts)?;
-    tracing::info!(pid = std::process::id(), data_dir = %data_dir.display(), "daemon started");
+    let mut daemon = Daemon::start(opts)?;
+    tracing::info!(pid = std::process::id(), data_dir = %data_dir.display(), socket = %daemon.socket.display(), "daemon started");
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => { tracing::info!("SIGHUP ignored"); }
+            _ = &mut daemon.join => {
+                // A `shutdown` request decommissioned the fleet. Give the
+                // connection that asked a moment to write its answer.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                daemon.stop_server.cancel();
+                let _ = std::fs::remove_file(&daemon.socket);
+                tracing::info!("daemon stopped");
+                return Ok(());
+            }
         }
     }
     daemon.shutdown().await;

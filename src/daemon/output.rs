@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use crate::config::LogSpec;
@@ -27,38 +26,21 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Pipe size and read size for agents that write as fast as they can.
 const FAST_PIPE: usize = 1024 * 1024;
 
-/// Which pipe a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
+pub use crate::proto::{LogLine, Stream};
 
-impl Stream {
-    fn tag(self) -> &'static str {
-        match self {
-            Stream::Stdout => "out",
-            Stream::Stderr => "err",
-        }
+fn tag(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
     }
-}
-
-/// One line of agent output as kept in memory (raw text, lossily decoded:
-/// sanitize before drawing it on a terminal).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// Milliseconds since the Unix epoch when the line was read.
-    pub at: u64,
-    pub replica: u32,
-    pub stream: Stream,
-    pub text: String,
 }
 
 /// A run of consecutive lines from one read, stored as one buffer: cheap to
 /// keep, split into [`LogLine`]s only when someone reads the ring.
 #[derive(Debug)]
 struct Block {
+    /// Sequence number of the first line.
+    first_seq: u64,
     at: u64,
     replica: u32,
     stream: Stream,
@@ -110,6 +92,7 @@ impl Ring {
     fn push(&mut self, line: LogLine) {
         let len = line.text.len() as u32;
         self.push_block(Block {
+            first_seq: line.seq,
             at: line.at,
             replica: line.replica,
             stream: line.stream,
@@ -120,14 +103,21 @@ impl Ring {
 
     /// The newest `n` lines (at most `cap_lines`), oldest first.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        self.tail_since(0, n)
+    }
+
+    /// The newest `n` lines with a sequence number above `since`, oldest first.
+    pub fn tail_since(&self, since: u64, n: usize) -> Vec<LogLine> {
         let n = n.min(self.cap_lines);
         let mut out = Vec::with_capacity(n.min(self.lines));
         'blocks: for b in self.blocks.iter().rev() {
-            for &(s, e) in b.lines.iter().rev() {
-                if out.len() == n {
+            for (i, &(s, e)) in b.lines.iter().enumerate().rev() {
+                let seq = b.first_seq + i as u64;
+                if out.len() == n || seq <= since {
                     break 'blocks;
                 }
                 out.push(LogLine {
+                    seq,
                     at: b.at,
                     replica: b.replica,
                     stream: b.stream,
@@ -305,7 +295,7 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     let mut splitter = LineSplitter::default();
     let mut file_buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     let mut recent: Vec<(usize, usize)> = Vec::new();
-    let tag = stream.tag();
+    let tag = tag(stream);
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -379,7 +369,8 @@ fn commit(
     if lines == 0 {
         return;
     }
-    out.stats.lines.fetch_add(lines, Ordering::Relaxed);
+    // Line numbers: this chunk's lines are base+1 ..= base+lines.
+    let seq_base = out.stats.lines.fetch_add(lines, Ordering::Relaxed);
     let written = match out.file.lock() {
         Ok(mut f) => f.write(file_buf).is_ok(),
         Err(_) => false,
@@ -397,6 +388,7 @@ fn commit(
         let base = kept[0].0;
         let end = kept[keep - 1].1;
         r.push_block(Block {
+            first_seq: seq_base + (recent.len() - keep) as u64 + 1,
             at: now.as_millisecond().max(0) as u64,
             replica,
             stream,
@@ -449,6 +441,7 @@ mod tests {
         let mut r = Ring::new(3);
         for i in 0..10 {
             r.push(LogLine {
+                seq: i + 1,
                 at: i,
                 replica: 0,
                 stream: Stream::Stdout,
@@ -457,9 +450,16 @@ mod tests {
         }
         let t: Vec<_> = r.tail(10).into_iter().map(|l| l.text).collect();
         assert_eq!(t, vec!["7", "8", "9"]);
+        let since: Vec<_> = r.tail_since(9, 10).into_iter().map(|l| l.text).collect();
+        assert_eq!(
+            since,
+            vec!["9"],
+            "only lines after cursor 9 (seq 10 holds \"9\")"
+        );
         let mut r = Ring::new(1000);
         for i in 0..40 {
             r.push(LogLine {
+                seq: i + 1,
                 at: i,
                 replica: 0,
                 stream: Stream::Stdout,

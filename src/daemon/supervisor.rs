@@ -13,17 +13,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{AgentSpec, Config, LimitAction, RestartPolicy};
 use crate::core::backoff::{Backoff, StartLimit};
 use crate::core::lifecycle::{Lifecycle, Millis, State};
 use crate::core::pool::{Pool, ReplicaKey, Request as PoolRequest};
 use crate::daemon::collector::{self, Sample, Target};
-use crate::daemon::output::{self, AgentOutput, LogFile, LogLine, OutputStats, Ring, Stream};
+use crate::daemon::output::{self, AgentOutput, LogFile, OutputStats, Ring};
 use crate::daemon::process::{self, Marker, RunCmd, RunEvent, SpawnSpec};
 use crate::daemon::store::{AgentRow, Change, Loaded, ReplicaRow, Store};
-use crate::proto::{AgentStatus, ExitInfo, FleetStatus, HostStatus, ReplicaStatus};
+use crate::proto::{
+    AgentStatus, ErrorKind, ErrorReply, ExitInfo, FleetStatus, HostStatus, LogLine, ReplicaSample,
+    ReplicaStatus, Request, Response, ServerEvent, Stream,
+};
 
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
@@ -32,60 +37,55 @@ const RUN_QUEUE: usize = 4;
 /// A spawn error is retried no sooner than this, whatever the backoff says.
 const SPAWN_ERROR_MIN_DELAY: Duration = Duration::from_millis(250);
 
-/// A request to the supervisor (from the CLI, the console or a test).
-#[derive(Debug, Clone)]
-pub enum Request {
-    Status,
-    Scale {
-        agent: String,
-        replicas: u32,
-    },
-    Start {
-        agent: String,
-    },
-    Stop {
-        agent: String,
-    },
-    Restart {
-        agent: String,
-        replica: Option<u32>,
-    },
-    Logs {
-        agent: String,
-        lines: usize,
-    },
-    /// Decommission the whole fleet; the answer comes when it is done.
-    Shutdown,
+fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        kind,
+        message: message.into(),
+    }
 }
 
-/// A successful answer.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    Status(Box<FleetStatus>),
-    Done(String),
-    Logs(Vec<LogLine>),
+/// Capacity of the event broadcast: a client further behind than this gets
+/// a fresh snapshot instead of the backlog.
+pub const EVENT_BACKLOG: usize = 4096;
+
+/// The supervisor's event stream, with sequence numbers.
+#[derive(Clone, Debug)]
+pub struct Events {
+    tx: broadcast::Sender<Arc<(u64, ServerEvent)>>,
+    seq: Arc<AtomicU64>,
 }
 
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApiError {
-    #[error("unknown agent `{name}`{}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
-    UnknownAgent {
-        name: String,
-        suggestion: Option<String>,
-    },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("could not record the change durably: {0}")]
-    Storage(String),
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
+impl Events {
+    fn new() -> Self {
+        let (tx, _) = broadcast::channel(EVENT_BACKLOG);
+        Self {
+            tx,
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn emit(&self, event: ServerEvent) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        // No subscriber is fine: nobody is listening.
+        let _ = self.tx.send(Arc::new((seq, event)));
+    }
+
+    /// The sequence number of the last event sent.
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<(u64, ServerEvent)>> {
+        self.tx.subscribe()
+    }
 }
 
-type Answer = oneshot::Sender<Result<Reply, ApiError>>;
+type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
 
 enum Msg {
     Api(Request, Answer),
+    Reload(Box<Config>, Answer),
+    Snapshot(oneshot::Sender<(u64, FleetStatus)>),
     Run {
         agent: usize,
         index: u32,
@@ -101,6 +101,8 @@ enum Msg {
 #[derive(Clone, Debug)]
 pub struct Supervisor {
     tx: mpsc::Sender<Msg>,
+    events: Events,
+    config_source: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -110,28 +112,90 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Supervisor {
-    /// Sends a request and waits for its answer.
-    pub async fn request(&self, req: Request) -> Result<Reply, ApiError> {
+    /// Sends a request and waits for its answer. `Subscribe` is the
+    /// connection's business (see `daemon::server`), not the actor's.
+    pub async fn request(&self, req: Request) -> Result<Response, ErrorReply> {
+        match req {
+            Request::Reload => return self.reload().await,
+            Request::Backup => {
+                return Err(err(
+                    ErrorKind::NotAvailable,
+                    "backups are not available yet in this version of Autonomos",
+                ));
+            }
+            Request::Subscribe => return Ok(Response::Subscribed),
+            _ => {}
+        }
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Api(req, tx))
             .await
-            .map_err(|_| ApiError::ShuttingDown)?;
-        rx.await.map_err(|_| ApiError::ShuttingDown)?
+            .map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())?
     }
 
     /// The fleet's status.
-    pub async fn status(&self) -> Result<FleetStatus, ApiError> {
+    pub async fn status(&self) -> Result<FleetStatus, ErrorReply> {
         match self.request(Request::Status).await? {
-            Reply::Status(s) => Ok(*s),
-            _ => Err(ApiError::Invalid("unexpected reply".into())),
+            Response::Status { status } => Ok(*status),
+            other => Err(err(
+                ErrorKind::Protocol,
+                format!("unexpected reply {other:?}"),
+            )),
         }
+    }
+
+    /// The status together with the sequence number of the last event it
+    /// includes: events with a higher number come after it.
+    pub async fn snapshot(&self) -> Result<(u64, FleetStatus), ErrorReply> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Snapshot(tx))
+            .await
+            .map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Re-reads the config file; a rejected config changes nothing.
+    async fn reload(&self) -> Result<Response, ErrorReply> {
+        let Some(path) = self.config_source.clone() else {
+            return Err(err(
+                ErrorKind::Invalid,
+                "this daemon runs the built-in demo fleet, which has no file to reload; \
+                 start the daemon with --config FILE to use reload",
+            ));
+        };
+        let loaded = tokio::task::spawn_blocking(move || {
+            crate::paths::load_config(&crate::paths::ConfigSource::File(path))
+        })
+        .await
+        .map_err(|e| err(ErrorKind::Invalid, e.to_string()))?;
+        let cfg = loaded.map_err(|e| {
+            err(
+                ErrorKind::ConfigRejected,
+                format!("reload rejected, nothing changed:\n{e}"),
+            )
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Reload(Box::new(cfg), tx))
+            .await
+            .map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())?
     }
 
     /// Reports a SIGCHLD (orphans may need reaping).
     pub fn notify_sigchld(&self) {
         let _ = self.tx.try_send(Msg::Sigchld);
     }
+}
+
+fn shutting_down() -> ErrorReply {
+    err(ErrorKind::ShuttingDown, "the daemon is shutting down")
 }
 
 /// Where the daemon keeps things.
@@ -190,6 +254,9 @@ struct Replica {
 
 struct Agent {
     spec: AgentSpec,
+    /// Removed by a reload: decommissioned, then kept as a tombstone so that
+    /// agent indexes held by run tasks stay valid.
+    removed: bool,
     desired: u32,
     enabled: bool,
     replicas: BTreeMap<u32, Replica>,
@@ -220,6 +287,7 @@ struct Actor {
     shutting_down: bool,
     started_at: Millis,
     daemon_env: Vec<(String, String)>,
+    events: Events,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -273,12 +341,17 @@ pub fn start(
         started_at: now,
         daemon_env: std::env::vars().collect(),
         cfg: cfg.clone(),
+        events: Events::new(),
     };
     for spec in &cfg.agents {
         let agent = actor.new_agent(spec.clone(), &loaded, now)?;
         actor.agents.push(agent);
     }
-    let handle = Supervisor { tx: tx.clone() };
+    let handle = Supervisor {
+        tx: tx.clone(),
+        events: actor.events.clone(),
+        config_source: cfg.source.clone(),
+    };
     let join = tokio::spawn(actor.run(rx));
     collector::start(handle_sender(&handle), sample_every);
     watch_sigchld(handle.clone());
@@ -341,6 +414,7 @@ impl Actor {
         }
         Ok(Agent {
             context_dir: self.layout.context_dir(&spec.name),
+            removed: false,
             spec,
             desired,
             enabled,
@@ -409,7 +483,9 @@ impl Actor {
             if self.shutting_down && self.all_stopped() {
                 process::reap_orphans(process::leaders());
                 for w in self.shutdown_waiters.drain(..) {
-                    let _ = w.send(Ok(Reply::Done("fleet decommissioned".into())));
+                    let _ = w.send(Ok(Response::Done {
+                        message: "fleet decommissioned".into(),
+                    }));
                 }
                 tracing::info!("fleet decommissioned");
                 break;
@@ -430,6 +506,14 @@ impl Actor {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Api(req, answer) => self.api(req, answer),
+            Msg::Reload(cfg, answer) => {
+                let result = self.apply_config(*cfg);
+                let _ = answer.send(result);
+            }
+            Msg::Snapshot(reply) => {
+                let now = self.clock.now();
+                let _ = reply.send((self.events.seq(), self.status(now)));
+            }
             Msg::Run {
                 agent,
                 index,
@@ -453,10 +537,21 @@ impl Actor {
                 let _ = reply.send(targets);
             }
             Msg::Samples(samples, host) => {
-                self.host = host;
+                self.host = host.clone();
+                let mut replicas = Vec::with_capacity(samples.len());
                 for s in samples {
+                    if let Some(a) = self.agents.get(s.agent) {
+                        replicas.push(ReplicaSample {
+                            agent: a.spec.name.clone(),
+                            replica: s.index,
+                            cpu_percent: s.cpu_percent,
+                            rss_bytes: s.rss_bytes,
+                            processes: s.processes,
+                        });
+                    }
                     self.on_sample(s);
                 }
+                self.events.emit(ServerEvent::Samples { host, replicas });
             }
             Msg::Sigchld => {
                 process::reap_orphans(process::leaders());
@@ -479,6 +574,7 @@ impl Actor {
             {
                 r.waiting = None;
                 transition(
+                    &self.events,
                     &a.spec.name,
                     r,
                     State::Initialization,
@@ -531,7 +627,7 @@ impl Actor {
 
     fn wanted(&self, ai: usize, index: u32) -> bool {
         let a = &self.agents[ai];
-        !self.shutting_down && a.enabled && index < a.desired
+        !self.shutting_down && !a.removed && a.enabled && index < a.desired
     }
 
     fn step(&mut self, ai: usize, index: u32, now: Millis) {
@@ -543,10 +639,10 @@ impl Actor {
         };
         match state {
             State::Stopped => {
-                let r = self.replica(ai, index);
+                let r = replica_mut!(self, ai, index);
                 if want && !r.parked && !r.tree_busy {
                     r.error = None;
-                    transition(&name, r, State::Initialization, now, "start");
+                    transition(&self.events, &name, r, State::Initialization, now, "start");
                     self.step(ai, index, now);
                 }
             }
@@ -555,18 +651,26 @@ impl Actor {
             {
                 self.pool.release(&key);
                 let reason = self.stop_reason(ai, index);
-                let r = self.replica(ai, index);
+                let r = replica_mut!(self, ai, index);
                 r.waiting = None;
-                transition(&name, r, State::Decommissioning, now, reason);
-                transition(&name, r, State::Stopped, now, "nothing to stop");
+                transition(&self.events, &name, r, State::Decommissioning, now, reason);
+                transition(
+                    &self.events,
+                    &name,
+                    r,
+                    State::Stopped,
+                    now,
+                    "nothing to stop",
+                );
             }
             State::Initialization => {
                 let deps = self.agents[ai].spec.depends_on.clone();
                 let pending: Vec<&String> = deps.iter().filter(|d| !self.ready(d, now)).collect();
                 if pending.is_empty() {
-                    let r = self.replica(ai, index);
+                    let r = replica_mut!(self, ai, index);
                     r.waiting = None;
                     transition(
+                        &self.events,
                         &name,
                         r,
                         State::ResourceAllocation,
@@ -576,7 +680,7 @@ impl Actor {
                     self.step(ai, index, now);
                 } else {
                     let list: Vec<String> = pending.iter().map(|d| format!("`{d}`")).collect();
-                    self.replica(ai, index).waiting =
+                    replica_mut!(self, ai, index).waiting =
                         Some(format!("waiting for {} to be ready", list.join(", ")));
                 }
             }
@@ -588,9 +692,10 @@ impl Actor {
                 };
                 match self.pool.try_admit(&key, req) {
                     Ok(()) => {
-                        let r = self.replica(ai, index);
+                        let r = replica_mut!(self, ai, index);
                         r.waiting = None;
                         transition(
+                            &self.events,
                             &name,
                             r,
                             State::ContextPreparation,
@@ -599,14 +704,14 @@ impl Actor {
                         );
                         self.prepare_and_spawn(ai, index, now);
                     }
-                    Err(wait) => self.replica(ai, index).waiting = Some(wait.to_string()),
+                    Err(wait) => replica_mut!(self, ai, index).waiting = Some(wait.to_string()),
                 }
             }
             State::ActiveOperation | State::PerformanceMonitoring | State::Adaptation if !want => {
                 let reason = self.stop_reason(ai, index);
                 let stop = self.stop_cmd(ai);
-                let r = self.replica(ai, index);
-                transition(&name, r, State::Decommissioning, now, reason);
+                let r = replica_mut!(self, ai, index);
+                transition(&self.events, &name, r, State::Decommissioning, now, reason);
                 if let Some(run) = &r.run {
                     let _ = run.cmds.try_send(stop);
                 }
@@ -619,6 +724,8 @@ impl Actor {
         let a = &self.agents[ai];
         if self.shutting_down {
             "daemon shutting down".into()
+        } else if a.removed {
+            "removed from the config by a reload".into()
         } else if !a.enabled {
             "agent stopped by operator".into()
         } else if index >= a.desired {
@@ -634,14 +741,6 @@ impl Actor {
             signal: s.stop_signal,
             timeout: s.stop_timeout,
         }
-    }
-
-    fn replica(&mut self, ai: usize, index: u32) -> &mut Replica {
-        // Invariant: callers only name replicas that `step` found in the map.
-        self.agents[ai]
-            .replicas
-            .get_mut(&index)
-            .expect("replica exists while it is being stepped")
     }
 
     fn prepare_and_spawn(&mut self, ai: usize, index: u32, now: Millis) {
@@ -680,7 +779,9 @@ impl Actor {
         let spawned = match process::spawn(&spec, process::leaders()) {
             Ok(s) => s,
             Err(e) => {
-                self.replica(ai, index).start_limit.record(&limit, now);
+                replica_mut!(self, ai, index)
+                    .start_limit
+                    .record(&limit, now);
                 self.spawn_failed(ai, index, now, e);
                 return;
             }
@@ -688,7 +789,7 @@ impl Actor {
         let run_id = self.next_run_id;
         self.next_run_id += 1;
         let (cmd_tx, cmd_rx) = mpsc::channel(RUN_QUEUE);
-        let r = self.replica(ai, index);
+        let r = replica_mut!(self, ai, index);
         r.start_limit.record(&limit, now);
         r.error = None;
         r.cpu_percent = 0.0;
@@ -702,7 +803,7 @@ impl Actor {
             cmds: cmd_tx,
         });
         let reason = format!("spawned pid {}", spawned.pid);
-        transition(&name, r, State::ActiveOperation, now, reason);
+        transition(&self.events, &name, r, State::ActiveOperation, now, reason);
         tokio::spawn(output::drain(
             spawned.stdout,
             Stream::Stdout,
@@ -756,9 +857,10 @@ impl Actor {
     fn spawn_failed(&mut self, ai: usize, index: u32, now: Millis, error: String) {
         let name = self.agents[ai].spec.name.clone();
         tracing::warn!(agent = %name, replica = index, %error, "spawn failed");
-        let r = self.replica(ai, index);
+        let r = replica_mut!(self, ai, index);
         r.error = Some(error.clone());
         transition(
+            &self.events,
             &name,
             r,
             State::TaskCompletion,
@@ -788,7 +890,14 @@ impl Actor {
             RunEvent::TreeGone => {
                 r.tree_busy = false;
                 if r.lc.state() == State::Decommissioning && r.run.is_none() {
-                    transition(&name, r, State::Stopped, now, "process tree gone");
+                    transition(
+                        &self.events,
+                        &name,
+                        r,
+                        State::Stopped,
+                        now,
+                        "process tree gone",
+                    );
                 }
             }
             RunEvent::Exited {
@@ -813,18 +922,18 @@ impl Actor {
                     at: now,
                     ran_ms: ran.as_millis() as u64,
                 };
-                let r = self.replica(ai, index);
+                let r = replica_mut!(self, ai, index);
                 if r.lc.state() == State::Decommissioning {
                     r.last_exit = Some(info);
                     let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
                     if tree_gone {
-                        transition(&name, r, State::Stopped, now, reason);
+                        transition(&self.events, &name, r, State::Stopped, now, reason);
                     }
                     self.persist_replica(ai, index);
                     return;
                 }
                 let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
-                transition(&name, r, State::TaskCompletion, now, reason);
+                transition(&self.events, &name, r, State::TaskCompletion, now, reason);
                 self.after_exit(ai, index, now, info, ran, false, tree_gone);
             }
         }
@@ -847,15 +956,16 @@ impl Actor {
         let spec = self.agents[ai].spec.clone();
         let name = spec.name.clone();
         let jitter_unit: f64 = rand::random();
-        let r = self.replica(ai, index);
+        let r = replica_mut!(self, ai, index);
         r.last_exit = Some(info);
         let operator_restart = std::mem::take(&mut r.restart_requested);
         let limit_restart = std::mem::take(&mut r.limit_restart);
         let limit_stop = std::mem::take(&mut r.limit_stop);
+        let events = &self.events;
         let finish_stop = |r: &mut Replica, reason: String| {
-            transition(&name, r, State::Decommissioning, now, reason);
+            transition(events, &name, r, State::Decommissioning, now, reason);
             if tree_gone {
-                transition(&name, r, State::Stopped, now, "process tree gone");
+                transition(events, &name, r, State::Stopped, now, "process tree gone");
             }
         };
         if !want {
@@ -867,13 +977,21 @@ impl Actor {
             r.restarts += 1;
             r.backoff.reset();
             transition(
+                &self.events,
                 &name,
                 r,
                 State::Adaptation,
                 now,
                 "restart requested by operator",
             );
-            transition(&name, r, State::Initialization, now, "restarting");
+            transition(
+                &self.events,
+                &name,
+                r,
+                State::Initialization,
+                now,
+                "restarting",
+            );
         } else {
             let failed_start = spawn_error || ran < spec.min_uptime;
             let failure = failed_start || limit_restart || !info.success();
@@ -893,7 +1011,7 @@ impl Actor {
                     fmt_ms(spec.start_limit.interval.as_millis() as u64)
                 );
                 tracing::warn!(agent = %name, replica = index, "{why}");
-                transition(&name, r, State::Failed, now, why);
+                transition(&self.events, &name, r, State::Failed, now, why);
             } else {
                 let mut delay = if failure {
                     r.backoff.on_exit(&spec.backoff, ran, jitter_unit)
@@ -912,9 +1030,16 @@ impl Actor {
                 } else {
                     format!("{info}; restart = {}", restart_name(spec.restart))
                 };
-                transition(&name, r, State::Adaptation, now, why);
+                transition(&self.events, &name, r, State::Adaptation, now, why);
                 if delay.is_zero() {
-                    transition(&name, r, State::Initialization, now, "restart now");
+                    transition(
+                        &self.events,
+                        &name,
+                        r,
+                        State::Initialization,
+                        now,
+                        "restart now",
+                    );
                 } else {
                     r.timer_gen += 1;
                     let generation = r.timer_gen;
@@ -924,7 +1049,7 @@ impl Actor {
                         r.backoff.failures()
                     );
                     r.waiting = Some(why.clone());
-                    transition(&name, r, State::Backoff, now, why);
+                    transition(&self.events, &name, r, State::Backoff, now, why);
                     let at = now + delay.as_millis() as u64;
                     self.timers
                         .push(Reverse((at, Timer::Backoff(ai, index, generation))));
@@ -936,7 +1061,7 @@ impl Actor {
 
     fn persist_replica(&mut self, ai: usize, index: u32) {
         let name = self.agents[ai].spec.name.clone();
-        let r = self.replica(ai, index);
+        let r = replica_mut!(self, ai, index);
         let row = ReplicaRow {
             restarts: r.restarts,
             last_exit_code: r.last_exit.and_then(|e| e.code),
@@ -998,7 +1123,7 @@ impl Actor {
                             "stopping"
                         }
                     );
-                    transition(&name, r, State::Adaptation, now, why);
+                    transition(&self.events, &name, r, State::Adaptation, now, why);
                     if let (Some(run), Some(stop)) = (&r.run, stop) {
                         let _ = run.cmds.try_send(stop);
                     }
@@ -1006,6 +1131,7 @@ impl Actor {
                 LimitAction::Alert => {
                     if state == State::ActiveOperation {
                         transition(
+                            &self.events,
                             &name,
                             r,
                             State::PerformanceMonitoring,
@@ -1018,11 +1144,18 @@ impl Actor {
         } else if s.rss_bytes * 10 >= limit * 9 {
             if state == State::ActiveOperation {
                 let why = format!("memory at {}% of its limit", s.rss_bytes * 100 / limit);
-                transition(&name, r, State::PerformanceMonitoring, now, why);
+                transition(
+                    &self.events,
+                    &name,
+                    r,
+                    State::PerformanceMonitoring,
+                    now,
+                    why,
+                );
             }
         } else if s.rss_bytes * 10 < limit * 8 && state == State::PerformanceMonitoring {
             let why = format!("memory back to {}% of its limit", s.rss_bytes * 100 / limit);
-            transition(&name, r, State::ActiveOperation, now, why);
+            transition(&self.events, &name, r, State::ActiveOperation, now, why);
         }
     }
 
@@ -1030,13 +1163,19 @@ impl Actor {
         (ai < self.agents.len()).then(|| self.stop_cmd(ai))
     }
 
-    fn find(&self, name: &str) -> Result<usize, ApiError> {
+    fn find(&self, name: &str) -> Result<usize, ErrorReply> {
         self.agents
             .iter()
-            .position(|a| a.spec.name == name)
-            .ok_or_else(|| ApiError::UnknownAgent {
-                name: name.to_string(),
-                suggestion: closest(name, self.agents.iter().map(|a| a.spec.name.as_str())),
+            .position(|a| a.spec.name == name && !a.removed)
+            .ok_or_else(|| {
+                let live = self.agents.iter().filter(|a| !a.removed);
+                let hint = closest(name, live.map(|a| a.spec.name.as_str()))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                err(
+                    ErrorKind::UnknownAgent,
+                    format!("unknown agent `{name}`{hint}"),
+                )
             })
     }
 
@@ -1059,11 +1198,20 @@ impl Actor {
 
     /// Answers once the change is durable; the fleet acts on it at once.
     fn answer_after_persist(&self, ai: usize, answer: Answer, done: String) {
+        let a = &self.agents[ai];
+        self.events.emit(ServerEvent::Agent {
+            name: a.spec.name.clone(),
+            desired: a.desired,
+            enabled: a.enabled,
+        });
         let fut = self.persist_agent(ai);
         tokio::spawn(async move {
             let res = match fut.await {
-                Ok(()) => Ok(Reply::Done(done)),
-                Err(e) => Err(ApiError::Storage(e)),
+                Ok(()) => Ok(Response::Done { message: done }),
+                Err(e) => Err(err(
+                    ErrorKind::Storage,
+                    format!("could not record the change durably: {e}"),
+                )),
             };
             let _ = answer.send(res);
         });
@@ -1076,13 +1224,15 @@ impl Actor {
                 Request::Status | Request::Logs { .. } | Request::Shutdown
             )
         {
-            let _ = answer.send(Err(ApiError::ShuttingDown));
+            let _ = answer.send(Err(shutting_down()));
             return;
         }
         let now = self.clock.now();
         match req {
             Request::Status => {
-                let _ = answer.send(Ok(Reply::Status(Box::new(self.status(now)))));
+                let _ = answer.send(Ok(Response::Status {
+                    status: Box::new(self.status(now)),
+                }));
             }
             Request::Scale { agent, replicas } => {
                 let ai = match self.find(&agent) {
@@ -1090,10 +1240,13 @@ impl Actor {
                     Err(e) => return drop(answer.send(Err(e))),
                 };
                 if replicas > crate::config::MAX_REPLICAS {
-                    let _ = answer.send(Err(ApiError::Invalid(format!(
-                        "invalid replica count {replicas}: the most is {}",
-                        crate::config::MAX_REPLICAS
-                    ))));
+                    let _ = answer.send(Err(err(
+                        ErrorKind::Invalid,
+                        format!(
+                            "invalid replica count {replicas}: the most is {}",
+                            crate::config::MAX_REPLICAS
+                        ),
+                    )));
                     return;
                 }
                 let from = self.agents[ai].desired;
@@ -1117,7 +1270,14 @@ impl Actor {
                     if r.lc.state() == State::Failed {
                         r.start_limit.reset();
                         r.backoff.reset();
-                        transition(&name, r, State::Initialization, now, "started by operator");
+                        transition(
+                            &self.events,
+                            &name,
+                            r,
+                            State::Initialization,
+                            now,
+                            "started by operator",
+                        );
                     }
                 }
                 tracing::info!(agent = %agent, "start");
@@ -1142,10 +1302,10 @@ impl Actor {
                 if let Some(i) = replica
                     && !a.replicas.contains_key(&i)
                 {
-                    let _ = answer.send(Err(ApiError::Invalid(format!(
-                        "{agent} has no replica {i} (it has {})",
-                        a.desired
-                    ))));
+                    let _ = answer.send(Err(err(
+                        ErrorKind::Invalid,
+                        format!("{agent} has no replica {i} (it has {})", a.desired),
+                    )));
                     return;
                 }
                 let name = agent.clone();
@@ -1159,6 +1319,7 @@ impl Actor {
                         State::ActiveOperation | State::PerformanceMonitoring => {
                             r.restart_requested = true;
                             transition(
+                                &self.events,
                                 &name,
                                 r,
                                 State::Adaptation,
@@ -1174,6 +1335,7 @@ impl Actor {
                             r.start_limit.reset();
                             r.backoff.reset();
                             transition(
+                                &self.events,
                                 &name,
                                 r,
                                 State::Initialization,
@@ -1186,28 +1348,40 @@ impl Actor {
                     }
                 }
                 tracing::info!(agent = %agent, ?replica, "restart");
-                let _ = answer.send(Ok(Reply::Done(format!(
-                    "restarting {n} replica(s) of {agent}"
-                ))));
+                let _ = answer.send(Ok(Response::Done {
+                    message: format!("restarting {n} replica(s) of {agent}"),
+                }));
             }
-            Request::Logs { agent, lines } => {
+            Request::Logs {
+                agent,
+                lines,
+                since,
+            } => {
                 let ai = match self.find(&agent) {
                     Ok(ai) => ai,
                     Err(e) => return drop(answer.send(Err(e))),
                 };
+                let since = since.unwrap_or(0);
                 let mut all: Vec<LogLine> = Vec::new();
                 for r in self.agents[ai].replicas.values() {
                     if let Ok(ring) = r.ring.lock() {
-                        all.extend(ring.tail(lines));
+                        all.extend(ring.tail_since(since, lines));
                     }
                 }
-                all.sort_by_key(|l| l.at);
+                all.sort_by_key(|l| l.seq);
                 let skip = all.len().saturating_sub(lines);
-                let _ = answer.send(Ok(Reply::Logs(all.split_off(skip))));
+                let lines = all.split_off(skip);
+                let next = lines.last().map(|l| l.seq).unwrap_or(since).max(since);
+                let _ = answer.send(Ok(Response::Logs { lines, next }));
+            }
+            Request::Reload | Request::Subscribe | Request::Backup => {
+                // Handled by `Supervisor::request` before reaching the actor.
+                let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));
             }
             Request::Shutdown => {
                 if !self.shutting_down {
                     tracing::info!("shutdown: decommissioning the fleet");
+                    self.events.emit(ServerEvent::ShuttingDown);
                 }
                 self.shutting_down = true;
                 self.shutdown_waiters.push(answer);
@@ -1215,10 +1389,110 @@ impl Actor {
         }
     }
 
+    /// Applies a validated config: new agents start, removed ones are
+    /// decommissioned, changed ones restart with the new spec.
+    fn apply_config(&mut self, cfg: Config) -> Result<Response, ErrorReply> {
+        let now = self.clock.now();
+        let (mut added, mut removed, mut changed, mut same) = (vec![], vec![], vec![], 0);
+        for ai in 0..self.agents.len() {
+            let a = &self.agents[ai];
+            if !a.removed && cfg.agent(&a.spec.name).is_none() {
+                removed.push(a.spec.name.clone());
+                self.agents[ai].removed = true;
+            }
+        }
+        for spec in &cfg.agents {
+            match self.find(&spec.name) {
+                Ok(ai) if self.agents[ai].spec == *spec => same += 1,
+                Ok(ai) => {
+                    changed.push(spec.name.clone());
+                    let stop = RunCmd::Stop {
+                        // Stop the old process the way the old spec said.
+                        signal: self.agents[ai].spec.stop_signal,
+                        timeout: self.agents[ai].spec.stop_timeout,
+                    };
+                    let a = &mut self.agents[ai];
+                    if a.spec.replicas != spec.replicas {
+                        a.desired = spec.replicas;
+                    }
+                    a.spec = spec.clone();
+                    let name = spec.name.clone();
+                    for r in a.replicas.values_mut() {
+                        r.parked = false;
+                        r.start_limit.reset();
+                        r.backoff.reset();
+                        match r.lc.state() {
+                            State::ActiveOperation | State::PerformanceMonitoring => {
+                                r.restart_requested = true;
+                                transition(
+                                    &self.events,
+                                    &name,
+                                    r,
+                                    State::Adaptation,
+                                    now,
+                                    "config changed by reload: restarting",
+                                );
+                                if let Some(run) = &r.run {
+                                    let _ = run.cmds.try_send(stop);
+                                }
+                            }
+                            State::Backoff | State::Failed => transition(
+                                &self.events,
+                                &name,
+                                r,
+                                State::Initialization,
+                                now,
+                                "config changed by reload",
+                            ),
+                            _ => {}
+                        }
+                    }
+                    let fut = self.persist_agent(ai);
+                    tokio::spawn(async move {
+                        if let Err(e) = fut.await {
+                            tracing::error!(error = %e, "cannot record a reloaded agent");
+                        }
+                    });
+                }
+                Err(_) => {
+                    added.push(spec.name.clone());
+                    let agent = self
+                        .new_agent(spec.clone(), &Loaded::default(), now)
+                        .map_err(|e| {
+                            err(
+                                ErrorKind::Invalid,
+                                format!("cannot add `{}`: {e}", spec.name),
+                            )
+                        })?;
+                    self.agents.push(agent);
+                }
+            }
+        }
+        self.pool.set_spec(cfg.pool);
+        self.cfg = cfg;
+        self.events.emit(ServerEvent::FleetChanged);
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let message = format!(
+            "reloaded: added {}; removed {}; changed {}; {same} unchanged",
+            list(&added),
+            list(&removed),
+            list(&changed)
+        );
+        tracing::info!(%message, "reload");
+        Ok(Response::Done { message })
+    }
+
     fn status(&self, now: Millis) -> FleetStatus {
         let agents = self
             .agents
             .iter()
+            .filter(|a| !a.removed)
             .map(|a| AgentStatus {
                 name: a.spec.name.clone(),
                 desired: a.desired,
@@ -1275,11 +1549,37 @@ impl Actor {
     }
 }
 
+/// The replica `step` is working on; a field-level borrow so that
+/// `self.events` and `self.pool` stay usable beside it.
+macro_rules! replica_mut {
+    ($self:ident, $ai:expr, $index:expr) => {
+        // Invariant: callers only name replicas that `step` found in the map.
+        $self.agents[$ai]
+            .replicas
+            .get_mut(&$index)
+            .expect("replica exists while it is being stepped")
+    };
+}
+use replica_mut;
+
 /// Applies a transition, logging it; an invalid one is a bug and is logged as such.
-fn transition(agent: &str, r: &mut Replica, to: State, now: Millis, reason: impl Into<String>) {
+fn transition(
+    events: &Events,
+    agent: &str,
+    r: &mut Replica,
+    to: State,
+    now: Millis,
+    reason: impl Into<String>,
+) {
     let reason = reason.into();
     match r.lc.go(to, now, reason) {
-        Ok(t) => tracing::info!(
+        Ok(t) => {
+            events.emit(ServerEvent::Transition {
+                agent: agent.to_string(),
+                replica: r.index,
+                transition: t.clone(),
+            });
+            tracing::info!(
             target: "autonomos::lifecycle",
             agent,
             replica = r.index,
@@ -1287,7 +1587,8 @@ fn transition(agent: &str, r: &mut Replica, to: State, now: Millis, reason: impl
             to = %t.to,
             reason = %t.reason,
             "transition"
-        ),
+            )
+        }
         Err(e) => {
             tracing::error!(agent, replica = r.index, error = %e, "bug: invalid lifecycle transition refused")
         }

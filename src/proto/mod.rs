@@ -1,104 +1,228 @@
-//! What the daemon tells its clients: the fleet status types shared by the
-//! daemon, the CLI and (later) the console.
+//! The protocol between the daemon and its clients (CLI, console, tests):
+//! message types and the size-capped frame codec.
 //!
-//! Plain serde data; no IO. New fields are `#[serde(default)]` so older
-//! clients keep reading newer daemons.
+//! Frames are a u32 big-endian length followed by JSON, at most
+//! [`MAX_FRAME`] bytes. The first exchange is a [`Hello`] each way; a
+//! version mismatch is refused naming both versions. New fields are
+//! `#[serde(default)]` so that older peers keep reading newer messages.
+
+pub mod status;
+
+pub use status::*;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::lifecycle::{Millis, State, Transition};
+use crate::core::lifecycle::Transition;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitInfo {
-    /// Exit code, if it exited normally.
-    pub code: Option<i32>,
-    /// Signal number, if a signal ended it.
-    pub signal: Option<i32>,
-    /// When it was reaped (ms since the Unix epoch).
-    pub at: Millis,
-    /// How long it ran, in ms (0 for a spawn that failed).
-    #[serde(default)]
-    pub ran_ms: u64,
+/// Bumped on any incompatible change to the messages below.
+pub const PROTO_VERSION: u32 = 1;
+/// Largest frame either side sends or accepts.
+pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// The running binary's version.
+pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The length-delimited codec with our frame cap.
+pub fn codec() -> tokio_util::codec::LengthDelimitedCodec {
+    tokio_util::codec::LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
 }
 
-impl ExitInfo {
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
+/// Sent first by both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub proto_version: u32,
+    pub app_version: String,
 }
 
-impl std::fmt::Display for ExitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit {c}"),
-            (None, Some(s)) => write!(f, "signal {}", crate::config::signal_name(s)),
-            (None, None) => write!(f, "spawn failed"),
+impl Hello {
+    pub fn ours() -> Self {
+        Hello {
+            proto_version: PROTO_VERSION,
+            app_version: APP_VERSION.to_string(),
         }
     }
 }
 
-/// One replica as the daemon sees it.
+/// Client → daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplicaStatus {
-    pub index: u32,
-    pub state: State,
-    /// When `state` was entered.
-    pub since: Millis,
-    pub pid: Option<i32>,
-    /// When the current process started.
-    pub started_at: Option<Millis>,
-    pub restarts: u64,
-    pub last_exit: Option<ExitInfo>,
-    /// Why the replica is not progressing (waiting for the pool, a dependency, backoff).
-    pub waiting: Option<String>,
-    /// Last spawn error, with the OS error.
-    pub error: Option<String>,
-    /// CPU use of the whole process tree, percent of one core.
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Hello(Hello),
+    Request { id: u64, request: Request },
+}
+
+/// What a client can ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The fleet table (with each replica's transition history).
+    Status,
+    Scale {
+        agent: String,
+        replicas: u32,
+    },
+    Start {
+        agent: String,
+    },
+    Stop {
+        agent: String,
+    },
+    /// Restart every replica of `agent`, or just `replica`.
+    Restart {
+        agent: String,
+        #[serde(default)]
+        replica: Option<u32>,
+    },
+    /// Recent output: the newest `lines`, or only lines after cursor `since`.
+    Logs {
+        agent: String,
+        lines: usize,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    /// Re-read the config file and apply the difference.
+    Reload,
+    /// Decommission the fleet and stop the daemon.
+    Shutdown,
+    /// A snapshot, then a stream of events on this connection.
+    Subscribe,
+    /// Take a backup now.
+    Backup,
+}
+
+impl Request {
+    /// True for requests that change something (recorded with the peer).
+    pub fn mutates(&self) -> bool {
+        !matches!(
+            self,
+            Request::Status | Request::Logs { .. } | Request::Subscribe
+        )
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    UnknownAgent,
+    Invalid,
+    Storage,
+    ShuttingDown,
+    ConfigRejected,
+    NotAvailable,
+    Protocol,
+}
+
+/// A refused request, with a message meant for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Status {
+        status: Box<FleetStatus>,
+    },
+    Done {
+        message: String,
+    },
+    /// `next` is the cursor to pass as `since` to get only newer lines.
+    Logs {
+        lines: Vec<LogLine>,
+        next: u64,
+    },
+    Subscribed,
+}
+
+/// One line of agent output (raw text: sanitize before drawing it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Per-agent line number, counting every line ever read.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch when the line was read.
+    pub at: u64,
+    pub replica: u32,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One replica's latest measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSample {
+    pub agent: String,
+    pub replica: u32,
     pub cpu_percent: f64,
-    /// RSS of the whole process tree, bytes.
     pub rss_bytes: u64,
-    /// Processes in the tree.
     pub processes: u32,
-    /// Recent transitions, oldest first.
-    #[serde(default)]
-    pub history: Vec<Transition>,
 }
 
-/// One agent and its replicas.
+/// A push from the daemon to subscribed clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentStatus {
-    pub name: String,
-    pub desired: u32,
-    pub running: u32,
-    /// False when an operator stopped the agent.
-    pub enabled: bool,
-    pub command: Vec<String>,
-    pub context_dir: String,
-    pub replicas: Vec<ReplicaStatus>,
-    pub log_lines: u64,
-    pub log_dropped: u64,
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// A replica changed lifecycle state.
+    Transition {
+        agent: String,
+        replica: u32,
+        transition: Transition,
+    },
+    /// A collector tick: the host and every live replica.
+    Samples {
+        host: HostStatus,
+        replicas: Vec<ReplicaSample>,
+    },
+    /// Desired replicas or started/stopped intent changed.
+    Agent {
+        name: String,
+        desired: u32,
+        enabled: bool,
+    },
+    /// The set of agents changed (reload): take a fresh snapshot.
+    FleetChanged,
+    /// The daemon is going away.
+    ShuttingDown,
 }
 
-/// Host-wide figures from the collector.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HostStatus {
-    pub cpu_percent: f64,
-    pub per_core: Vec<f64>,
-    pub memory_used: u64,
-    pub memory_total: u64,
-}
-
-/// The whole fleet.
+/// Daemon → client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FleetStatus {
-    pub daemon_pid: u32,
-    pub started_at: Millis,
-    pub now: Millis,
-    pub data_dir: String,
-    pub config: Option<String>,
-    pub agents: Vec<AgentStatus>,
-    pub host: HostStatus,
-    /// (cpu used, memory used, replicas admitted) of the resource pool.
-    pub pool_used: (f64, u64, u32),
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Hello {
+        hello: Hello,
+        daemon_pid: u32,
+        host: String,
+    },
+    /// The connection is refused (version, uid, capacity); it closes next.
+    Refused {
+        reason: String,
+    },
+    Response {
+        id: u64,
+        result: Result<Response, ErrorReply>,
+    },
+    /// The full state; events that follow have `seq` greater than this one's.
+    Snapshot {
+        seq: u64,
+        status: Box<FleetStatus>,
+    },
+    Event {
+        seq: u64,
+        event: ServerEvent,
+    },
 }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use autonomos::config::{self, Config, HostFacts};
 use autonomos::core::lifecycle::State;
-use autonomos::daemon::supervisor::{Reply, Request, Supervisor};
+use autonomos::daemon::supervisor::Supervisor;
 use autonomos::daemon::{Daemon, DaemonOptions};
 use autonomos::proto::{AgentStatus, FleetStatus, ReplicaStatus};
+use autonomos::proto::{Request, Response};
 
 pub fn host() -> HostFacts {
     HostFacts {
@@ -80,7 +81,7 @@ impl TestDaemon {
 
     pub async fn request(&self, r: Request) -> String {
         match self.sup().request(r).await.expect("request accepted") {
-            Reply::Done(s) => s,
+            Response::Done { message } => message,
             other => panic!("unexpected reply {other:?}"),
         }
     }
