@@ -352,12 +352,18 @@ pub async fn attach(g: &Global) -> ExitCode {
     print!("{}", status_table(&snap, false));
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line = String::new();
+    let mut stdin_open = true;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
-            n = tokio::io::AsyncBufReadExt::read_line(&mut stdin, &mut line) => {
+            Some(_) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => break,
+            Some(_) = async { match term.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => break,
+            n = tokio::io::AsyncBufReadExt::read_line(&mut stdin, &mut line), if stdin_open => {
                 match n {
-                    Ok(0) | Err(_) => { /* no stdin: keep following */ std::future::pending::<()>().await; }
+                    // No stdin (or closed): keep following until a signal.
+                    Ok(0) | Err(_) => stdin_open = false,
                     Ok(_) if line.trim() == "q" => break,
                     Ok(_) => line.clear(),
                 }

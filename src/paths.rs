@@ -136,7 +136,10 @@ pub fn runtime_dir() -> PathBuf {
 pub fn ensure_runtime_dir(dir: &Path) -> Result<(), RuntimeDirError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let path = dir.display().to_string();
-    if let Err(source) = std::fs::DirBuilder::new().mode(0o700).create(dir)
+    if let Err(source) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         && source.kind() != std::io::ErrorKind::AlreadyExists
     {
         return Err(RuntimeDirError::Io { path, source });

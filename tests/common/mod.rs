@@ -197,3 +197,161 @@ pub fn have_tool(tool: &str, package: &str) -> bool {
     }
     found
 }
+
+/// The real `autonomos daemon` binary on a temp data dir, with its own
+/// runtime dir (so its socket is private to the test).
+pub struct BinDaemon {
+    pub child: Option<std::process::Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl BinDaemon {
+    pub fn start(toml: &str) -> BinDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("autonomos.toml"), toml).expect("config");
+        let mut d = BinDaemon { child: None, dir };
+        d.spawn();
+        d
+    }
+
+    /// Starts (again) the daemon on this dir and waits for its socket.
+    pub fn spawn(&mut self) {
+        let child = self
+            .cmd()
+            .arg("daemon")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("daemon spawns");
+        self.child = Some(child);
+        let t = Instant::now();
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "daemon socket never appeared"
+            );
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("daemon exited early: {st:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("rt")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        autonomos::paths::socket_path(&self.runtime_dir().join("autonomos"), &self.data_dir())
+    }
+
+    pub fn context_dir(&self, agent: &str) -> PathBuf {
+        self.data_dir().join("agents").join(agent).join("context")
+    }
+
+    /// The binary with this daemon's environment.
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_autonomos"));
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("AUTONOMOS_DATA_DIR", self.data_dir())
+            .env("AUTONOMOS_CONFIG", self.dir.path().join("autonomos.toml"))
+            .env_remove("AUTONOMOS_HOST");
+        c
+    }
+
+    /// Runs a CLI verb; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.cmd().args(args).output().expect("cli runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs a verb with `--json` and parses its stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (code, out, err) = self.cli(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("{args:?} (exit {code}) printed no JSON ({e}): {out}\n{err}")
+        })
+    }
+
+    pub fn status(&self) -> FleetStatus {
+        let v = self.json(&["status"]);
+        serde_json::from_value(v).expect("status JSON is a FleetStatus")
+    }
+
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&FleetStatus) -> bool,
+    ) -> FleetStatus {
+        let t = Instant::now();
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                t.elapsed() < timeout,
+                "timed out waiting for {what}: {s:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("daemon running")
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BinDaemon {
+    fn drop(&mut self) {
+        self.stop();
+        // Whatever a killed daemon left behind.
+        for agent in std::fs::read_dir(self.data_dir().join("agents"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for p in marked(&agent.path().join("context")) {
+                if let Some(pid) = rustix::process::Pid::from_raw(p) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+}
