@@ -220,13 +220,17 @@ impl Client {
         let mut framed = Framed::new(io, proto::codec());
         let hello = serde_json::to_vec(&ClientMsg::Hello(Hello::ours()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        framed.send(Bytes::from(hello)).await?;
+        // A refusing daemon may close before taking our hello: its refusal
+        // is still there to read.
+        let sent = framed.send(Bytes::from(hello)).await;
         let first = tokio::time::timeout(Duration::from_secs(30), framed.next())
             .await
             .map_err(|_| ClientError::Protocol("no answer to the handshake within 30 s".into()))?;
         let frame = match first {
-            Some(f) => f?,
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return Err(ClientError::Io(sent.err().unwrap_or(e))),
             None => {
+                sent?;
                 return Err(ClientError::Io(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the daemon closed the connection",

@@ -184,6 +184,8 @@ where
 
 async fn refuse(stream: tokio::net::UnixStream, reason: String) {
     let mut framed = Framed::new(stream, proto::codec());
+    // Take the client's hello first, so it is reading when the refusal comes.
+    let _ = tokio::time::timeout(Duration::from_secs(1), framed.next()).await;
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         send(&mut framed, &ServerMsg::Refused { reason }),
