@@ -1,0 +1,148 @@
+//! Control-plane benchmarks (issue: socket, protocol). Run:
+//! `cargo bench --bench control`. Prints Markdown rows for docs/benchmarks.md.
+//!
+//! The daemon is the real `autonomos daemon` binary with 500 sleeping agents;
+//! the client is the library's `Client` over the Unix socket.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use autonomos::client::{Client, Update};
+use autonomos::proto::{Request, ServerMsg};
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(p) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn start(toml: &str) -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.toml"), toml).expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_autonomos"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
+        .args(["daemon", "--config"])
+        .arg(dir.path().join("a.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    Daemon { child, dir }
+}
+
+async fn connect(d: &Daemon) -> Client {
+    let rt = d.dir.path().join("rt/autonomos");
+    let data = d.dir.path().join("data");
+    let t = Instant::now();
+    loop {
+        if let Ok(c) = Client::connect_local(&rt, &data).await {
+            return c;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "daemon never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn fleet(n: usize, flood: bool) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!("[agents.a{i}]\ncommand = [\"sleep\", \"100000\"]\n"));
+    }
+    if flood {
+        s.push_str("[agents.flood]\ncommand = [\"sh\", \"-c\", \"yes 'a line of agent output, 48 bytes long.........'\"]\n");
+    }
+    s
+}
+
+async fn status_round_trips(c: &mut Client, n: usize) -> (f64, f64) {
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let s = c.status().await.expect("status");
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(!s.agents.is_empty());
+    }
+    (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99))
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    println!("| what | measured | bar |\n| --- | --- | --- |");
+    for flood in [false, true] {
+        let d = start(&fleet(500, flood));
+        rt.block_on(async {
+            let mut c = connect(&d).await;
+            // Wait for the fleet to be up, then let it settle.
+            loop {
+                let s = c.status().await.expect("status");
+                if s.agents.iter().all(|a| a.running == a.desired) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (p50, p99) = status_round_trips(&mut c, 300).await;
+            let what = if flood { "while one agent floods stdout at full speed" } else { "idle" };
+            println!("| `status` round trip over the socket, 500 agents, {what} (300 requests) | p50 {p50:.2} ms, p99 {p99:.2} ms | p99 ≤ 50 ms under the flood |");
+            if flood {
+                let s = c.status().await.expect("status");
+                let lines = s.agents.iter().find(|a| a.name == "flood").map(|a| a.log_lines).unwrap_or(0);
+                println!("| (the flood meanwhile) | {:.1} M lines ingested since start | |", lines as f64 / 1e6);
+            } else {
+                // Snapshot size and encode time.
+                let s = c.status().await.expect("status");
+                let mut times = Vec::new();
+                let mut size = 0;
+                for _ in 0..50 {
+                    let t = Instant::now();
+                    let msg = ServerMsg::Snapshot { seq: 1, status: Box::new(s.clone()) };
+                    let bytes = serde_json::to_vec(&msg).expect("encode");
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                    size = bytes.len();
+                }
+                let enc = percentile(&mut times, 0.5);
+                println!("| snapshot of 500 agents (with 4-6 transitions each) | {:.0} KiB, encoded in {enc:.2} ms (median of 50) | frame cap 4 MiB |", size as f64 / 1024.0);
+            }
+        });
+        drop(d);
+    }
+    // Events a subscriber absorbs: a crash-looping fleet makes transitions.
+    let mut toml = String::new();
+    for i in 0..20 {
+        toml.push_str(&format!(
+            "[agents.loop{i}]\ncommand = [\"true\"]\nmin_uptime = \"0ms\"\nbackoff = {{ initial = \"0ms\", max = \"0ms\", jitter = 0 }}\nstart_limit = {{ burst = 10000, interval = \"1s\" }}\n"
+        ));
+    }
+    let d = start(&toml);
+    rt.block_on(async {
+        let mut c = connect(&d).await;
+        c.subscribe().await.expect("subscribe");
+        let t = Instant::now();
+        let mut events = 0u64;
+        let mut resyncs = 0;
+        while t.elapsed() < Duration::from_secs(10) {
+            match c.next_event().await.expect("event") {
+                Update::Event(..) => events += 1,
+                Update::Snapshot(..) => resyncs += 1,
+            }
+        }
+        let rate = events as f64 / t.elapsed().as_secs_f64();
+        println!("| events a subscribed client absorbs (20 agents crash-looping with no delay, 10 s) | {rate:.0} events/s, {resyncs} resyncs | all the fleet produces |");
+        let _ = c.request(Request::Shutdown).await;
+    });
+}
