@@ -53,7 +53,10 @@ async fn connect(d: &Daemon) -> Client {
         if let Ok(c) = Client::connect_local(&rt, &data).await {
             return c;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "daemon never answered");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "daemon never answered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -61,7 +64,9 @@ async fn connect(d: &Daemon) -> Client {
 fn fleet(n: usize, flood: bool) -> String {
     let mut s = String::new();
     for i in 0..n {
-        s.push_str(&format!("[agents.a{i}]\ncommand = [\"sleep\", \"100000\"]\n"));
+        s.push_str(&format!(
+            "[agents.a{i}]\ncommand = [\"sleep\", \"100000\"]\n"
+        ));
     }
     if flood {
         s.push_str("[agents.flood]\ncommand = [\"sh\", \"-c\", \"yes 'a line of agent output, 48 bytes long.........'\"]\n");
@@ -81,7 +86,10 @@ async fn status_round_trips(c: &mut Client, n: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("| what | measured | bar |\n| --- | --- | --- |");
     for flood in [false, true] {
         let d = start(&fleet(500, flood));

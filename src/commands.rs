@@ -218,7 +218,7 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
-            let right = matches!(i, 3 | 4 | 5);
+            let right = (3..=5).contains(&i);
             if right {
                 line.push_str(&" ".repeat(pad));
                 line.push_str(c);

@@ -333,7 +333,7 @@ fn up_starts_a_detached_daemon_that_outlives_the_client_and_attach_finds_it() {
     let bin = env!("CARGO_BIN_EXE_autonomos");
     let mut up = std::process::Command::new(bin);
     env(&mut up);
-    let mut up = up
+    let up = up
         .arg("up")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -377,7 +377,7 @@ fn up_starts_a_detached_daemon_that_outlives_the_client_and_attach_finds_it() {
     // A second `up` attaches to the same daemon instead of starting another.
     let mut up2 = std::process::Command::new(bin);
     env(&mut up2);
-    let mut up2 = up2
+    let up2 = up2
         .arg("up")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

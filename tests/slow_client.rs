@@ -49,7 +49,8 @@ fn a_client_that_stops_reading_is_dropped_and_daemon_memory_stays_bounded() {
     let d = BinDaemon::start(&toml);
     let pid = d.pid();
     let mut s = UnixStream::connect(d.socket()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let hello = format!(
         r#"{{"type":"hello","proto_version":{},"app_version":"{}"}}"#,
         autonomos::proto::PROTO_VERSION,
@@ -57,8 +58,10 @@ fn a_client_that_stops_reading_is_dropped_and_daemon_memory_stays_bounded() {
     );
     s.write_all(&frame(&hello)).expect("hello");
     assert_eq!(read_frame(&mut s).expect("welcome")["type"], "hello");
-    s.write_all(&frame(r#"{"type":"request","id":1,"request":{"op":"subscribe"}}"#))
-        .expect("subscribe");
+    s.write_all(&frame(
+        r#"{"type":"request","id":1,"request":{"op":"subscribe"}}"#,
+    ))
+    .expect("subscribe");
     std::thread::sleep(Duration::from_secs(2));
     let base = rss_kib(pid);
     // Stop reading for 30 s; meanwhile other clients must be served.
@@ -74,8 +77,14 @@ fn a_client_that_stops_reading_is_dropped_and_daemon_memory_stays_bounded() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let grew = peak.saturating_sub(base) / 1024;
-    assert!(grew < 64, "daemon RSS grew by {grew} MiB while a client stalled (base {base} KiB)");
-    assert!(worst < Duration::from_secs(5), "a status took {worst:?} during the stall");
+    assert!(
+        grew < 64,
+        "daemon RSS grew by {grew} MiB while a client stalled (base {base} KiB)"
+    );
+    assert!(
+        worst < Duration::from_secs(5),
+        "a status took {worst:?} during the stall"
+    );
     // Now read: the stalled client was dropped (EOF after what the kernel
     // buffered) or resynced with a fresh snapshot.
     let mut snapshots = 0;
@@ -97,11 +106,16 @@ fn a_client_that_stops_reading_is_dropped_and_daemon_memory_stays_bounded() {
             None => break "dropped",
         }
     };
-    assert!(outcome == "dropped" || outcome == "resynced", "{outcome} after {frames} frames");
+    assert!(
+        outcome == "dropped" || outcome == "resynced",
+        "{outcome} after {frames} frames"
+    );
     let log = std::fs::read_to_string(d.data_dir().join("logs/daemon.jsonl")).expect("log");
     assert!(
         log.contains("dropping client") || log.contains("client lagged"),
         "the daemon said nothing about the stalled client"
     );
-    eprintln!("stalled client: {outcome} after {frames} frames; daemon RSS {base} → peak {peak} KiB");
+    eprintln!(
+        "stalled client: {outcome} after {frames} frames; daemon RSS {base} → peak {peak} KiB"
+    );
 }

@@ -15,6 +15,8 @@ pub type Millis = u64;
 
 /// How many transitions each replica remembers.
 pub const HISTORY_CAP: usize = 64;
+/// Longest reason kept with a transition (in bytes; cut at a char boundary).
+pub const MAX_REASON: usize = 240;
 
 /// A replica's lifecycle state.
 ///
@@ -191,7 +193,15 @@ impl Lifecycle {
         now: Millis,
         reason: impl Into<String>,
     ) -> Result<&Transition, InvalidTransition> {
-        let reason = reason.into();
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON {
+            let mut cut = MAX_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
         if !self.state.can_go_to(to) {
             return Err(InvalidTransition {
                 from: self.state,
@@ -327,6 +337,15 @@ mod tests {
         assert_eq!(lc.history().back().map(|t| t.at), Some(now));
         let ats: Vec<_> = lc.history().iter().map(|t| t.at).collect();
         assert!(ats.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn long_reasons_are_cut_at_a_char_boundary() {
+        let mut lc = Lifecycle::new(0);
+        let long = "é".repeat(500);
+        let t = lc.go(Initialization, 1, long).expect("valid").clone();
+        assert!(t.reason.len() <= MAX_REASON + '…'.len_utf8());
+        assert!(t.reason.ends_with('…'));
     }
 
     proptest! {

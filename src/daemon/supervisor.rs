@@ -30,6 +30,10 @@ use crate::proto::{
     ReplicaStatus, Request, Response, ServerEvent, Stream,
 };
 
+/// Transitions per replica carried in a status or snapshot (the actor
+/// keeps up to `lifecycle::HISTORY_CAP`): keeps a 500-agent snapshot far
+/// below the frame cap however long the fleet has run.
+pub const STATUS_HISTORY: usize = 16;
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
 /// Bound of each run task's command queue.
@@ -1530,7 +1534,13 @@ impl Actor {
                         cpu_percent: r.cpu_percent,
                         rss_bytes: r.rss_bytes,
                         processes: r.processes,
-                        history: r.lc.history().iter().cloned().collect(),
+                        history: {
+                            let h = r.lc.history();
+                            h.iter()
+                                .skip(h.len().saturating_sub(STATUS_HISTORY))
+                                .cloned()
+                                .collect()
+                        },
                     })
                     .collect(),
             })
