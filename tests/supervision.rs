@@ -766,3 +766,50 @@ replicas = 2
     );
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_transport_speaks_the_same_protocol_with_snapshot_then_events() {
+    use autonomos::client::{Client, Update};
+    use autonomos::daemon::server::{Peer, serve_stream};
+    use autonomos::proto::ServerEvent;
+    let mut d = TestDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let peer = Peer {
+        uid: rustix::process::geteuid().as_raw(),
+        pid: None,
+        ssh: None,
+    };
+    tokio::spawn(serve_stream(theirs, peer, d.sup().clone()));
+    let mut c = Client::over(Box::new(ours)).await.expect("handshake");
+    assert_eq!(c.daemon.pid, std::process::id());
+    let (seq, snap) = c.subscribe().await.expect("subscribe");
+    assert_eq!(snap.agents[0].name, "w");
+    c.request(Request::Scale {
+        agent: "w".into(),
+        replicas: 2,
+    })
+    .await
+    .expect("scale");
+    let t = Instant::now();
+    let mut saw_agent = false;
+    let mut saw_spawn = false;
+    while !(saw_agent && saw_spawn) {
+        assert!(t.elapsed() < SECS(10), "events did not arrive");
+        match c.next_event().await.expect("event") {
+            Update::Event(s, ev) => {
+                assert!(s > seq, "events come after the snapshot");
+                match ev {
+                    ServerEvent::Agent { desired: 2, .. } => saw_agent = true,
+                    ServerEvent::Transition {
+                        replica: 1,
+                        transition,
+                        ..
+                    } if transition.to == State::ActiveOperation => saw_spawn = true,
+                    _ => {}
+                }
+            }
+            Update::Snapshot(..) => {}
+        }
+    }
+    d.shutdown().await;
+}
