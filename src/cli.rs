@@ -37,6 +37,9 @@ pub struct Global {
         default_value = "autonomos"
     )]
     pub remote_bin: String,
+    /// Console theme: dark, light, high-contrast, or a theme file.
+    #[arg(long, global = true, env = "AUTONOMOS_THEME", default_value = "dark")]
+    pub theme: String,
     /// --data-dir for the remote daemon (default: its own default).
     #[arg(long, global = true, env = "AUTONOMOS_REMOTE_DATA_DIR")]
     pub remote_data_dir: Option<String>,
@@ -48,9 +51,16 @@ pub enum Command {
     Up {
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         sample_every: std::time::Duration,
+        /// Print the fleet and then one line per event instead of the console.
+        #[arg(long)]
+        plain: bool,
     },
-    /// Attach to the running daemon (q or Ctrl-C detaches; the fleet keeps running).
-    Attach,
+    /// Attach to the running daemon (q detaches; the fleet keeps running).
+    Attach {
+        /// Print the fleet and then one line per event instead of the console.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Run the supervisor in the foreground (for systemd, containers, or a terminal).
     Daemon {
         /// How often each replica's CPU and memory are sampled.

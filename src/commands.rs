@@ -414,10 +414,11 @@ pub async fn dial_stdio(g: &Global) -> ExitCode {
     }
 }
 
-/// `up`: start a detached daemon for the data dir if none answers, then attach.
-pub async fn up(g: &Global, sample_every: Duration) -> ExitCode {
+/// `up`: start a detached daemon for the data dir if none answers. Returns
+/// the options to attach with (the data dir made explicit).
+pub async fn up(g: &Global, sample_every: Duration) -> Result<Global, ExitCode> {
     if g.host.is_some() {
-        return attach(g).await;
+        return Ok(g.clone());
     }
     let source = crate::paths::find_config(g.config.as_deref());
     let cfg = match crate::paths::load_config(&source) {
@@ -425,7 +426,7 @@ pub async fn up(g: &Global, sample_every: Duration) -> ExitCode {
         Err(e) => {
             eprint!("{e}");
             eprintln!("\nthe daemon was not started: fix the config and try again");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     let data_dir = crate::paths::data_dir(g.data_dir.as_deref(), &cfg);
@@ -443,7 +444,7 @@ pub async fn up(g: &Global, sample_every: Duration) -> ExitCode {
                             "error: the daemon did not come up within 15 s; see {}",
                             log.display()
                         );
-                        return ExitCode::FAILURE;
+                        return Err(ExitCode::FAILURE);
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -455,13 +456,44 @@ pub async fn up(g: &Global, sample_every: Duration) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: cannot start the daemon: {e}");
-                return ExitCode::FAILURE;
+                return Err(ExitCode::FAILURE);
             }
         }
     }
     let mut g = g.clone();
     g.data_dir = Some(data_dir);
-    attach(&g).await
+    Ok(g)
+}
+
+/// Attaches the console when the terminal can show it, else the line mode.
+pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
+    #[cfg(feature = "tui")]
+    {
+        use std::io::IsTerminal;
+        if !plain && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            let g2 = g.clone();
+            let connect: crate::tui::Connect = Box::new(move || {
+                let g = g2.clone();
+                Box::pin(async move { connect(&g).await })
+            });
+            let remote = g.host.as_ref().and_then(|h| {
+                SshTarget::parse(h).ok().map(|t| match t.user {
+                    Some(u) => format!("{u}@{}", t.host),
+                    None => t.host,
+                })
+            });
+            return crate::tui::run(
+                connect,
+                crate::tui::Options {
+                    theme: g.theme.clone(),
+                    remote,
+                },
+            )
+            .await;
+        }
+    }
+    let _ = plain;
+    attach(g).await
 }
 
 fn spawn_detached(

@@ -107,10 +107,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             rt.block_on(autonomos::daemon::run(opts))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up { sample_every } => {
-            Ok(client_runtime()?.block_on(commands::up(&g, sample_every)))
+        Command::Up {
+            sample_every,
+            plain,
+        } => Ok(client_runtime()?.block_on(async {
+            match commands::up(&g, sample_every).await {
+                Ok(g) => commands::attach_any(&g, plain).await,
+                Err(code) => code,
+            }
+        })),
+        Command::Attach { plain } => {
+            Ok(client_runtime()?.block_on(commands::attach_any(&g, plain)))
         }
-        Command::Attach => Ok(client_runtime()?.block_on(commands::attach(&g))),
         Command::DialStdio => Ok(client_runtime()?.block_on(commands::dial_stdio(&g))),
         Command::Status { replicas, json } => {
             Ok(client_runtime()?.block_on(commands::status(&g, replicas, json)))

@@ -298,7 +298,8 @@ fn tmux_style_ssh_t_attach_works_and_dropping_it_leaves_the_fleet() {
         String::from_utf8_lossy(&all).into_owned()
     });
     let text = reader.join().expect("reader");
-    assert!(text.contains("attached to the Autonomos daemon"), "{text}");
+    // A terminal on the far side gets the console itself.
+    assert!(text.contains("Autonomos"), "{text}");
     assert!(text.contains("worker"), "{text}");
     // The link drops.
     let _ = ssh.kill();

@@ -374,3 +374,104 @@ mod tests {
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 }
+
+/// What a [`Session`] delivers to its owner.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The answer to a request sent with [`Session::send`], with the request.
+    Answer(Request, Result<Response, ErrorReply>),
+    /// A snapshot or event of the subscription.
+    Update(Update),
+    /// The connection ended; the session is over.
+    Closed(String),
+}
+
+/// A subscribed connection driven by its own task, for interactive clients
+/// (the console): requests go in through a channel, answers and events come
+/// out of another, so nothing waits on anything else.
+#[derive(Debug)]
+pub struct Session {
+    tx: tokio::sync::mpsc::Sender<Request>,
+    pub rx: tokio::sync::mpsc::Receiver<Incoming>,
+    pub daemon: DaemonInfo,
+}
+
+/// Requests queued by an interactive client before it must wait.
+const SESSION_QUEUE: usize = 64;
+/// Answers and events queued for the client; a full queue ends the session
+/// (the console reconnects and starts from a fresh snapshot).
+const SESSION_OUT: usize = 4096;
+
+impl Session {
+    /// Subscribes and hands the connection to a task.
+    pub async fn start(mut client: Client) -> Result<Session, ClientError> {
+        let (seq, status) = client.subscribe().await?;
+        let daemon = client.daemon.clone();
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<Request>(SESSION_QUEUE);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Incoming>(SESSION_OUT);
+        let _ = out_tx.try_send(Incoming::Update(Update::Snapshot(seq, Box::new(status))));
+        tokio::spawn(async move {
+            let mut pending: std::collections::HashMap<u64, Request> = Default::default();
+            let mut buffered: Vec<ServerMsg> = client.buffered.drain(..).collect();
+            let deliver =
+                |msg: ServerMsg, pending: &mut std::collections::HashMap<u64, Request>| match msg {
+                    ServerMsg::Response { id, result } => {
+                        pending.remove(&id).map(|req| Incoming::Answer(req, result))
+                    }
+                    ServerMsg::Event { seq, event } => {
+                        Some(Incoming::Update(Update::Event(seq, event)))
+                    }
+                    ServerMsg::Snapshot { seq, status } => {
+                        Some(Incoming::Update(Update::Snapshot(seq, status)))
+                    }
+                    ServerMsg::Refused { reason } => Some(Incoming::Closed(reason)),
+                    ServerMsg::Hello { .. } => None,
+                };
+            for m in buffered.drain(..) {
+                if let Some(i) = deliver(m, &mut pending)
+                    && out_tx.try_send(i).is_err()
+                {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    req = req_rx.recv() => {
+                        let Some(req) = req else { return };
+                        let id = client.next_id;
+                        client.next_id += 1;
+                        let Ok(bytes) = serde_json::to_vec(&ClientMsg::Request { id, request: req.clone() }) else { continue };
+                        pending.insert(id, req);
+                        if let Err(e) = client.framed.send(Bytes::from(bytes)).await {
+                            let _ = out_tx.send(Incoming::Closed(e.to_string())).await;
+                            return;
+                        }
+                    }
+                    msg = client.read() => match msg {
+                        Ok(m) => {
+                            if let Some(i) = deliver(m, &mut pending)
+                                && out_tx.try_send(i).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = out_tx.send(Incoming::Closed(e.to_string())).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Session {
+            tx: req_tx,
+            rx: out_rx,
+            daemon,
+        })
+    }
+
+    /// Queues a request; false if the session is over or its queue is full.
+    pub fn send(&self, req: Request) -> bool {
+        self.tx.try_send(req).is_ok()
+    }
+}

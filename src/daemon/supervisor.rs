@@ -1513,6 +1513,18 @@ impl Actor {
                     .stats
                     .lines
                     .load(std::sync::atomic::Ordering::Relaxed),
+                env: a
+                    .spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), mask_secret(k, v)))
+                    .collect(),
+                restart: restart_name(a.spec.restart).to_string(),
+                cpu_request: a.spec.resources.cpu,
+                memory_request: a.spec.resources.memory,
+                memory_limit: a.spec.resources.memory_limit,
+                memory_limit_action: format!("{:?}", a.spec.resources.memory_limit_action)
+                    .to_lowercase(),
                 log_dropped: a
                     .output
                     .stats
@@ -1555,6 +1567,8 @@ impl Actor {
             agents,
             host: self.host.clone(),
             pool_used: (cpu, mem, n as u32),
+            alerts: Vec::new(),
+            incidents: Vec::new(),
         }
     }
 }
@@ -1602,6 +1616,27 @@ fn transition(
         Err(e) => {
             tracing::error!(agent, replica = r.index, error = %e, "bug: invalid lifecycle transition refused")
         }
+    }
+}
+
+/// Hides the value of an environment variable whose name looks secret.
+pub fn mask_secret(key: &str, value: &str) -> String {
+    let k = key.to_ascii_uppercase();
+    let secret = [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "AUTH",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| k.contains(w));
+    if secret {
+        "•••••".to_string()
+    } else {
+        value.to_string()
     }
 }
 

@@ -78,6 +78,49 @@ pub struct AgentStatus {
     pub replicas: Vec<ReplicaStatus>,
     pub log_lines: u64,
     pub log_dropped: u64,
+    /// Configured environment, values of secret-looking names masked.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// `always`, `on-failure` or `never`.
+    #[serde(default)]
+    pub restart: String,
+    /// Requests per replica: cores and bytes.
+    #[serde(default)]
+    pub cpu_request: f64,
+    #[serde(default)]
+    pub memory_request: u64,
+    /// Memory limit of each replica's tree, bytes, and what happens past it.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    #[serde(default)]
+    pub memory_limit_action: String,
+}
+
+/// An alert as clients see it (filled by the alerting engine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertStatus {
+    pub id: String,
+    pub name: String,
+    /// `critical`, `major` or `minor`.
+    pub severity: String,
+    /// `pending`, `firing` or `resolved`.
+    pub state: String,
+    pub summary: String,
+    pub since: Millis,
+    #[serde(default)]
+    pub acknowledged: bool,
+}
+
+/// An incident as clients see it (filled by the incident log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentStatus {
+    pub id: u64,
+    pub title: String,
+    /// 1 critical, 2 major, 3 minor.
+    pub level: u8,
+    pub status: String,
+    pub phase: String,
+    pub opened_at: Millis,
 }
 
 /// Host-wide figures from the collector.
@@ -101,4 +144,8 @@ pub struct FleetStatus {
     pub host: HostStatus,
     /// (cpu used, memory used, replicas admitted) of the resource pool.
     pub pool_used: (f64, u64, u32),
+    #[serde(default)]
+    pub alerts: Vec<AlertStatus>,
+    #[serde(default)]
+    pub incidents: Vec<IncidentStatus>,
 }

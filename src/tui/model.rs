@@ -1,0 +1,297 @@
+//! The console's replicated model: what the daemon told us, plus what the
+//! operator is doing (focus, selection, filter, input modes, notices).
+//! Plain data; `update` changes it, views only read it.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::core::lifecycle::Millis;
+use crate::proto::{AgentStatus, FleetStatus, LogLine, ReplicaStatus};
+
+/// Points kept per graph series (at one sample a second: 10 minutes).
+pub const HISTORY_POINTS: usize = 600;
+/// Log lines kept for the selected agent.
+pub const LOG_LINES: usize = 2000;
+/// Notices kept.
+pub const NOTICES: usize = 50;
+
+/// The panels, in Tab order; digits 1-7 jump to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Panel {
+    Fleet,
+    Graphs,
+    Detail,
+    Alerts,
+    Incidents,
+    Logs,
+    Diagnostics,
+}
+
+impl Panel {
+    pub const ALL: [Panel; 7] = [
+        Panel::Fleet,
+        Panel::Graphs,
+        Panel::Detail,
+        Panel::Alerts,
+        Panel::Incidents,
+        Panel::Logs,
+        Panel::Diagnostics,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Panel::Fleet => "Fleet",
+            Panel::Graphs => "Graphs",
+            Panel::Detail => "Agent",
+            Panel::Alerts => "Alerts",
+            Panel::Incidents => "Incidents",
+            Panel::Logs => "Logs",
+            Panel::Diagnostics => "Diagnostics",
+        }
+    }
+
+    pub fn number(self) -> usize {
+        Panel::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
+    }
+}
+
+/// The connection, as the header shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conn {
+    Connecting,
+    Attached {
+        host: String,
+        pid: u32,
+        version: String,
+    },
+    Reconnecting {
+        error: String,
+        attempts: u32,
+    },
+}
+
+/// What the keyboard is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// `/` in the fleet: typing a filter.
+    Filter,
+    /// `/` in the logs: typing a search.
+    Search,
+    /// `:` the command palette, with its input.
+    Palette(String),
+    /// A destructive action waiting for y/n.
+    Confirm {
+        prompt: String,
+        request: crate::proto::Request,
+    },
+    /// `?`
+    Help,
+}
+
+/// Fleet sort order (`o` cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Name,
+    Cpu,
+    Memory,
+    Restarts,
+    State,
+}
+
+impl Sort {
+    pub fn next(self) -> Sort {
+        match self {
+            Sort::Name => Sort::Cpu,
+            Sort::Cpu => Sort::Memory,
+            Sort::Memory => Sort::Restarts,
+            Sort::Restarts => Sort::State,
+            Sort::State => Sort::Name,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Name => "name",
+            Sort::Cpu => "cpu",
+            Sort::Memory => "memory",
+            Sort::Restarts => "restarts",
+            Sort::State => "state",
+        }
+    }
+}
+
+/// A short message at the bottom of the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub at: Millis,
+    pub text: String,
+    pub error: bool,
+}
+
+/// One row of the fleet table: an agent, or one of its replicas (expanded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    Agent(usize),
+    Replica(usize, usize),
+}
+
+/// A time series: (ms since epoch, value).
+pub type Series = VecDeque<(Millis, f64)>;
+
+pub fn push(series: &mut Series, at: Millis, v: f64) {
+    if series.len() == HISTORY_POINTS {
+        series.pop_front();
+    }
+    series.push_back((at, v));
+}
+
+/// Everything the console draws from.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub status: Option<FleetStatus>,
+    pub seq: u64,
+    pub conn: Conn,
+    /// `user@host` when attached over ssh.
+    pub remote: Option<String>,
+    pub now: Millis,
+    pub focus: Panel,
+    pub mode: Mode,
+    pub selected: usize,
+    pub expanded: BTreeSet<String>,
+    pub sort: Sort,
+    pub filter: String,
+    pub search: String,
+    /// Selected agent's output, oldest first.
+    pub logs: VecDeque<LogLine>,
+    pub logs_agent: Option<String>,
+    pub log_cursor: Option<u64>,
+    /// Lines scrolled up from the bottom; 0 follows.
+    pub log_scroll: usize,
+    pub alert_selected: usize,
+    pub incident_selected: usize,
+    pub host_cpu: Series,
+    pub host_mem: Series,
+    pub cores: Vec<Series>,
+    /// Per agent name: (cpu %, rss bytes).
+    pub agent_cpu: std::collections::HashMap<String, Series>,
+    pub agent_mem: std::collections::HashMap<String, Series>,
+    pub notices: VecDeque<Notice>,
+    /// Set by `q` (detach) or after a confirmed shutdown.
+    pub quit: bool,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+}
+
+impl Model {
+    pub fn new(now: Millis) -> Model {
+        Model {
+            status: None,
+            seq: 0,
+            conn: Conn::Connecting,
+            remote: None,
+            now,
+            focus: Panel::Fleet,
+            mode: Mode::Normal,
+            selected: 0,
+            expanded: BTreeSet::new(),
+            sort: Sort::Name,
+            filter: String::new(),
+            search: String::new(),
+            logs: VecDeque::new(),
+            logs_agent: None,
+            log_cursor: None,
+            log_scroll: 0,
+            alert_selected: 0,
+            incident_selected: 0,
+            host_cpu: Series::new(),
+            host_mem: Series::new(),
+            cores: Vec::new(),
+            agent_cpu: Default::default(),
+            agent_mem: Default::default(),
+            notices: VecDeque::new(),
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    pub fn agents(&self) -> &[AgentStatus] {
+        self.status
+            .as_ref()
+            .map(|s| s.agents.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Agent indexes in display order (filtered, sorted).
+    pub fn visible_agents(&self) -> Vec<usize> {
+        let agents = self.agents();
+        let f = self.filter.to_lowercase();
+        let mut v: Vec<usize> = (0..agents.len())
+            .filter(|&i| {
+                f.is_empty()
+                    || agents[i].name.to_lowercase().contains(&f)
+                    || crate::commands::agent_state(&agents[i]).contains(&f)
+            })
+            .collect();
+        let cpu = |a: &AgentStatus| a.replicas.iter().map(|r| r.cpu_percent).sum::<f64>();
+        let mem = |a: &AgentStatus| a.replicas.iter().map(|r| r.rss_bytes).sum::<u64>();
+        let restarts = |a: &AgentStatus| a.replicas.iter().map(|r| r.restarts).sum::<u64>();
+        match self.sort {
+            Sort::Name => {}
+            Sort::Cpu => v.sort_by(|&a, &b| cpu(&agents[b]).total_cmp(&cpu(&agents[a]))),
+            Sort::Memory => v.sort_by_key(|&a| std::cmp::Reverse(mem(&agents[a]))),
+            Sort::Restarts => v.sort_by_key(|&a| std::cmp::Reverse(restarts(&agents[a]))),
+            Sort::State => v.sort_by_key(|&a| crate::commands::agent_state(&agents[a])),
+        }
+        v
+    }
+
+    /// The fleet table's rows: agents, and replicas under expanded agents.
+    pub fn rows(&self) -> Vec<Row> {
+        let agents = self.agents();
+        let mut rows = Vec::new();
+        for i in self.visible_agents() {
+            rows.push(Row::Agent(i));
+            if self.expanded.contains(&agents[i].name) {
+                rows.extend((0..agents[i].replicas.len()).map(|r| Row::Replica(i, r)));
+            }
+        }
+        rows
+    }
+
+    /// The selected agent (the agent of a selected replica row too).
+    pub fn selected_agent(&self) -> Option<&AgentStatus> {
+        let rows = self.rows();
+        match rows.get(self.selected.min(rows.len().saturating_sub(1)))? {
+            Row::Agent(i) | Row::Replica(i, _) => self.agents().get(*i),
+        }
+    }
+
+    /// The selected replica: the replica row, or an agent's first replica.
+    pub fn selected_replica(&self) -> Option<&ReplicaStatus> {
+        let rows = self.rows();
+        match rows.get(self.selected.min(rows.len().saturating_sub(1)))? {
+            Row::Agent(i) => self.agents().get(*i)?.replicas.first(),
+            Row::Replica(i, r) => self.agents().get(*i)?.replicas.get(*r),
+        }
+    }
+
+    /// The replica index a selected replica row names.
+    pub fn selected_replica_index(&self) -> Option<u32> {
+        let rows = self.rows();
+        match rows.get(self.selected)? {
+            Row::Replica(i, r) => self.agents().get(*i)?.replicas.get(*r).map(|x| x.index),
+            Row::Agent(_) => None,
+        }
+    }
+
+    pub fn notify(&mut self, text: impl Into<String>, error: bool) {
+        if self.notices.len() == NOTICES {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(Notice {
+            at: self.now,
+            text: text.into(),
+            error,
+        });
+        self.dirty = true;
+    }
+}

@@ -1,0 +1,597 @@
+//! The console's logic: `update(&mut Model, Action) -> Vec<Request>` for the
+//! operator's intents and `apply` for what the daemon sends. Pure: no IO, no
+//! clock (the loop sets `model.now`), so every path is unit-tested.
+
+use crate::client::{Incoming, Update};
+use crate::commands::parse_target;
+use crate::proto::{Request, Response, ServerEvent};
+use crate::tui::action::{Action, VERBS};
+use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push};
+
+/// Applies an operator action; returns the requests to send to the daemon.
+pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
+    m.dirty = true;
+    match m.mode.clone() {
+        Mode::Help => {
+            if matches!(
+                action,
+                Action::Back | Action::Help | Action::Detach | Action::Submit
+            ) {
+                m.mode = Mode::Normal;
+            }
+            vec![]
+        }
+        Mode::Confirm { request, .. } => {
+            m.mode = Mode::Normal;
+            match action {
+                Action::Yes => {
+                    m.notify(format!("sent: {}", describe(&request)), false);
+                    vec![request]
+                }
+                _ => {
+                    m.notify("cancelled", false);
+                    vec![]
+                }
+            }
+        }
+        Mode::Filter => {
+            text(&mut m.filter, &action);
+            if matches!(action, Action::Submit | Action::Back) {
+                if action == Action::Back {
+                    m.filter.clear();
+                }
+                m.mode = Mode::Normal;
+            }
+            m.selected = 0;
+            vec![]
+        }
+        Mode::Search => {
+            text(&mut m.search, &action);
+            if matches!(action, Action::Submit | Action::Back) {
+                if action == Action::Back {
+                    m.search.clear();
+                }
+                m.mode = Mode::Normal;
+            }
+            vec![]
+        }
+        Mode::Palette(mut input) => match action {
+            Action::Back => {
+                m.mode = Mode::Normal;
+                vec![]
+            }
+            Action::Submit => {
+                m.mode = Mode::Normal;
+                palette_command(m, &input)
+            }
+            Action::Complete => {
+                input = complete(m, &input);
+                m.mode = Mode::Palette(input);
+                vec![]
+            }
+            a => {
+                text(&mut input, &a);
+                m.mode = Mode::Palette(input);
+                vec![]
+            }
+        },
+        Mode::Normal => normal(m, action),
+    }
+}
+
+fn text(buf: &mut String, action: &Action) {
+    match action {
+        Action::Char(c) => buf.push(*c),
+        Action::Backspace => {
+            buf.pop();
+        }
+        _ => {}
+    }
+}
+
+fn describe(r: &Request) -> String {
+    match r {
+        Request::Scale { agent, replicas } => format!("scale {agent} {replicas}"),
+        Request::Restart {
+            agent,
+            replica: Some(i),
+        } => format!("restart {agent}/{i}"),
+        Request::Restart { agent, .. } => format!("restart {agent}"),
+        Request::Stop { agent } => format!("stop {agent}"),
+        Request::Start { agent } => format!("start {agent}"),
+        Request::Shutdown => "shutdown".into(),
+        Request::Backup => "backup".into(),
+        Request::Reload => "reload".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn confirm(m: &mut Model, prompt: String, request: Request) -> Vec<Request> {
+    m.mode = Mode::Confirm { prompt, request };
+    vec![]
+}
+
+fn normal(m: &mut Model, action: Action) -> Vec<Request> {
+    let rows = m.rows().len();
+    let agent = m
+        .selected_agent()
+        .map(|a| (a.name.clone(), a.desired, a.enabled));
+    match action {
+        Action::Detach => {
+            m.quit = true;
+            vec![]
+        }
+        Action::Shutdown => confirm(
+            m,
+            "Shut the whole fleet down and stop the daemon? (y/n)".into(),
+            Request::Shutdown,
+        ),
+        Action::FocusNext | Action::FocusPrev => {
+            let i = m.focus.number() - 1;
+            let n = Panel::ALL.len();
+            let j = if action == Action::FocusNext {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
+            m.focus = Panel::ALL[j];
+            vec![]
+        }
+        Action::Focus(p) => {
+            m.focus = p;
+            vec![]
+        }
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => {
+            move_cursor(m, &action, rows);
+            vec![]
+        }
+        Action::Enter => {
+            if m.focus == Panel::Fleet {
+                m.focus = Panel::Detail;
+            }
+            vec![]
+        }
+        Action::Back => {
+            if m.focus != Panel::Fleet {
+                m.focus = Panel::Fleet;
+            } else if !m.filter.is_empty() {
+                m.filter.clear();
+            }
+            vec![]
+        }
+        Action::ToggleExpand => {
+            if let Some((name, ..)) = agent
+                && !m.expanded.remove(&name)
+            {
+                m.expanded.insert(name);
+            }
+            vec![]
+        }
+        Action::ScaleUp | Action::ScaleDown => match agent {
+            Some((name, desired, _)) => {
+                let to = if action == Action::ScaleUp {
+                    desired.saturating_add(1)
+                } else if desired == 0 {
+                    m.notify(format!("{name} is already scaled to 0"), true);
+                    return vec![];
+                } else {
+                    desired - 1
+                };
+                m.notify(format!("sent: scale {name} {to}"), false);
+                vec![Request::Scale {
+                    agent: name,
+                    replicas: to,
+                }]
+            }
+            None => no_agent(m),
+        },
+        Action::Restart => match agent {
+            Some((name, ..)) => {
+                let replica = m.selected_replica_index();
+                let what = match replica {
+                    Some(i) => format!("{name}/{i}"),
+                    None => format!("every replica of {name}"),
+                };
+                confirm(
+                    m,
+                    format!("Restart {what}? (y/n)"),
+                    Request::Restart {
+                        agent: name,
+                        replica,
+                    },
+                )
+            }
+            None => no_agent(m),
+        },
+        Action::StartStop => match agent {
+            Some((name, _, true)) => confirm(
+                m,
+                format!("Stop {name}? (y/n)"),
+                Request::Stop { agent: name },
+            ),
+            Some((name, _, false)) => {
+                m.notify(format!("sent: start {name}"), false);
+                vec![Request::Start { agent: name }]
+            }
+            None => no_agent(m),
+        },
+        Action::Backup => {
+            m.notify("sent: backup", false);
+            vec![Request::Backup]
+        }
+        Action::Ack => {
+            m.notify("no alert to acknowledge", true);
+            vec![]
+        }
+        Action::Slash => {
+            m.mode = if m.focus == Panel::Logs {
+                Mode::Search
+            } else {
+                Mode::Filter
+            };
+            vec![]
+        }
+        Action::Palette => {
+            m.mode = Mode::Palette(String::new());
+            vec![]
+        }
+        Action::Help => {
+            m.mode = Mode::Help;
+            vec![]
+        }
+        Action::Sort => {
+            m.sort = m.sort.next();
+            m.notify(format!("sorted by {}", m.sort.label()), false);
+            vec![]
+        }
+        Action::Char(_)
+        | Action::Backspace
+        | Action::Submit
+        | Action::Complete
+        | Action::Yes
+        | Action::No => vec![],
+    }
+}
+
+fn no_agent(m: &mut Model) -> Vec<Request> {
+    m.notify("no agent selected", true);
+    vec![]
+}
+
+fn move_cursor(m: &mut Model, action: &Action, rows: usize) {
+    let page = 10;
+    if m.focus == Panel::Logs {
+        let max = m.logs.len().saturating_sub(1);
+        m.log_scroll = match action {
+            Action::Up => (m.log_scroll + 1).min(max),
+            Action::Down => m.log_scroll.saturating_sub(1),
+            Action::PageUp => (m.log_scroll + page).min(max),
+            Action::PageDown => m.log_scroll.saturating_sub(page),
+            Action::Top => max,
+            _ => 0,
+        };
+        return;
+    }
+    let last = rows.saturating_sub(1);
+    m.selected = match action {
+        Action::Up => m.selected.saturating_sub(1),
+        Action::Down => (m.selected + 1).min(last),
+        Action::PageUp => m.selected.saturating_sub(page),
+        Action::PageDown => (m.selected + page).min(last),
+        Action::Top => 0,
+        _ => last,
+    };
+}
+
+/// Runs a palette line such as `scale researcher 3`.
+fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let known = |m: &Model, a: &str| m.agents().iter().any(|x| x.name == a);
+    let req = match words.as_slice() {
+        [] => return vec![],
+        ["scale", a, n] => match n.parse::<u32>() {
+            Ok(n) => Request::Scale {
+                agent: a.to_string(),
+                replicas: n,
+            },
+            Err(_) => {
+                m.notify(format!("`{n}` is not a replica count"), true);
+                return vec![];
+            }
+        },
+        ["restart", t] => match parse_target(t) {
+            Ok((agent, replica)) => Request::Restart { agent, replica },
+            Err(e) => {
+                m.notify(e, true);
+                return vec![];
+            }
+        },
+        ["stop", a] => Request::Stop {
+            agent: a.to_string(),
+        },
+        ["start", a] => Request::Start {
+            agent: a.to_string(),
+        },
+        ["logs", a] if known(m, a) => {
+            let rows = m.rows();
+            if let Some(pos) = rows.iter().position(|r| match r {
+                Row::Agent(i) => m.agents()[*i].name == *a,
+                _ => false,
+            }) {
+                m.selected = pos;
+            }
+            m.focus = Panel::Logs;
+            return vec![];
+        }
+        ["reload"] => Request::Reload,
+        ["backup"] => Request::Backup,
+        ["shutdown"] => {
+            return confirm(
+                m,
+                "Shut the whole fleet down and stop the daemon? (y/n)".into(),
+                Request::Shutdown,
+            );
+        }
+        ["detach"] | ["quit"] | ["q"] => {
+            m.quit = true;
+            return vec![];
+        }
+        [verb, ..] => {
+            let usage = VERBS
+                .iter()
+                .find(|(v, _)| v == verb)
+                .map(|(v, args)| format!("usage: {v} {args}"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "unknown command `{verb}`; commands: {}",
+                        VERBS.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", ")
+                    )
+                });
+            m.notify(usage, true);
+            return vec![];
+        }
+    };
+    m.notify(format!("sent: {}", describe(&req)), false);
+    vec![req]
+}
+
+/// Tab completion: the verb, then an agent name.
+pub fn complete(m: &Model, input: &str) -> String {
+    let ends_with_space = input.ends_with(' ');
+    let words: Vec<&str> = input.split_whitespace().collect();
+    let common = |cands: Vec<&str>, prefix: &str| -> Option<String> {
+        let first = cands.first()?;
+        let mut p = first.to_string();
+        for c in &cands[1..] {
+            while !c.starts_with(&p) {
+                p.pop();
+            }
+        }
+        (p.len() >= prefix.len()).then_some(p)
+    };
+    match (words.as_slice(), ends_with_space) {
+        ([], _) => input.to_string(),
+        ([verb], false) => {
+            let cands: Vec<&str> = VERBS
+                .iter()
+                .map(|(v, _)| *v)
+                .filter(|v| v.starts_with(verb))
+                .collect();
+            match (cands.len(), common(cands.clone(), verb)) {
+                (1, _) => format!("{} ", cands[0]),
+                (_, Some(p)) => p,
+                _ => input.to_string(),
+            }
+        }
+        ([verb], true) | ([verb, _], false) => {
+            let prefix = if ends_with_space { "" } else { words[1] };
+            let names: Vec<&str> = m
+                .agents()
+                .iter()
+                .map(|a| a.name.as_str())
+                .filter(|n| n.starts_with(prefix))
+                .collect();
+            match (names.len(), common(names.clone(), prefix)) {
+                (1, _) => format!("{verb} {} ", names[0]),
+                (_, Some(p)) => format!("{verb} {p}"),
+                _ => input.to_string(),
+            }
+        }
+        _ => input.to_string(),
+    }
+}
+
+/// The request that fetches new output of the selected agent, when the
+/// logs panel needs it. Also resets the buffer when the selection changed.
+pub fn logs_request(m: &mut Model) -> Option<Request> {
+    let agent = m.selected_agent()?.name.clone();
+    if m.logs_agent.as_deref() != Some(agent.as_str()) {
+        m.logs.clear();
+        m.log_cursor = None;
+        m.log_scroll = 0;
+        m.logs_agent = Some(agent.clone());
+        m.dirty = true;
+    }
+    Some(Request::Logs {
+        agent,
+        lines: 500,
+        since: m.log_cursor,
+    })
+}
+
+/// Applies what the daemon sent.
+pub fn apply(m: &mut Model, incoming: Incoming) {
+    m.dirty = true;
+    match incoming {
+        Incoming::Answer(req, result) => match (req, result) {
+            (Request::Logs { agent, .. }, Ok(Response::Logs { lines, next })) => {
+                if m.logs_agent.as_deref() == Some(agent.as_str()) {
+                    if lines.is_empty() && m.log_cursor == Some(next) {
+                        m.dirty = false;
+                    }
+                    for l in lines {
+                        if m.logs.len() == LOG_LINES {
+                            m.logs.pop_front();
+                        }
+                        m.logs.push_back(l);
+                    }
+                    m.log_cursor = Some(next);
+                }
+            }
+            (req, Ok(Response::Done { message })) => {
+                let _ = req;
+                m.notify(message, false);
+            }
+            (req, Err(e)) => m.notify(format!("{}: {}", describe(&req), e.message), true),
+            (_, Ok(_)) => m.dirty = false,
+        },
+        Incoming::Update(Update::Snapshot(seq, status)) => {
+            m.seq = seq;
+            m.status = Some(*status);
+        }
+        Incoming::Update(Update::Event(seq, event)) => {
+            m.seq = seq;
+            apply_event(m, event);
+        }
+        Incoming::Closed(reason) => {
+            m.conn = crate::tui::model::Conn::Reconnecting {
+                error: reason,
+                attempts: 0,
+            };
+        }
+    }
+}
+
+fn apply_event(m: &mut Model, event: ServerEvent) {
+    let Some(status) = m.status.as_mut() else {
+        return;
+    };
+    match event {
+        ServerEvent::Transition {
+            agent,
+            replica,
+            transition,
+        } => {
+            if let Some(a) = status.agents.iter_mut().find(|a| a.name == agent) {
+                match a.replicas.iter_mut().find(|r| r.index == replica) {
+                    Some(r) => {
+                        r.state = transition.to;
+                        r.since = transition.at;
+                        if transition.to == crate::core::lifecycle::State::ActiveOperation
+                            && transition.from == crate::core::lifecycle::State::ContextPreparation
+                        {
+                            r.started_at = Some(transition.at);
+                            r.pid = transition
+                                .reason
+                                .strip_prefix("spawned pid ")
+                                .and_then(|p| p.parse().ok());
+                        }
+                        if !transition.to.may_have_process() {
+                            r.pid = None;
+                            r.started_at = None;
+                            r.cpu_percent = 0.0;
+                            r.rss_bytes = 0;
+                        }
+                        if transition.from == crate::core::lifecycle::State::Adaptation
+                            && matches!(
+                                transition.to,
+                                crate::core::lifecycle::State::Initialization
+                                    | crate::core::lifecycle::State::Backoff
+                            )
+                        {
+                            r.restarts += 1;
+                        }
+                        r.history.push(transition);
+                        if r.history.len() > 16 {
+                            r.history.remove(0);
+                        }
+                    }
+                    None => {
+                        // A new replica (scale up): it shows up fully in the next snapshot;
+                        // start it from this transition.
+                        a.replicas.push(crate::proto::ReplicaStatus {
+                            index: replica,
+                            state: transition.to,
+                            since: transition.at,
+                            pid: None,
+                            started_at: None,
+                            restarts: 0,
+                            last_exit: None,
+                            waiting: None,
+                            error: None,
+                            cpu_percent: 0.0,
+                            rss_bytes: 0,
+                            processes: 0,
+                            history: vec![transition],
+                        });
+                        a.replicas.sort_by_key(|r| r.index);
+                    }
+                }
+                a.running = a.replicas.iter().filter(|r| r.state.is_running()).count() as u32;
+                // Scaled-away replicas disappear once stopped.
+                let desired = a.desired;
+                a.replicas.retain(|r| {
+                    r.index < desired || r.state != crate::core::lifecycle::State::Stopped
+                });
+            }
+        }
+        ServerEvent::Samples { host, replicas } => {
+            let now = m.now;
+            push(&mut m.host_cpu, now, host.cpu_percent);
+            if host.memory_total > 0 {
+                push(
+                    &mut m.host_mem,
+                    now,
+                    host.memory_used as f64 * 100.0 / host.memory_total as f64,
+                );
+            }
+            if m.cores.len() != host.per_core.len() {
+                m.cores = vec![Default::default(); host.per_core.len()];
+            }
+            for (s, v) in m.cores.iter_mut().zip(&host.per_core) {
+                push(s, now, *v);
+            }
+            status.host = host;
+            let mut per_agent: std::collections::HashMap<&str, (f64, u64)> = Default::default();
+            for s in &replicas {
+                let e = per_agent.entry(s.agent.as_str()).or_default();
+                e.0 += s.cpu_percent;
+                e.1 += s.rss_bytes;
+                if let Some(a) = status.agents.iter_mut().find(|a| a.name == s.agent)
+                    && let Some(r) = a.replicas.iter_mut().find(|r| r.index == s.replica)
+                {
+                    r.cpu_percent = s.cpu_percent;
+                    r.rss_bytes = s.rss_bytes;
+                    r.processes = s.processes;
+                }
+            }
+            for a in &status.agents {
+                let (cpu, mem) = per_agent.get(a.name.as_str()).copied().unwrap_or_default();
+                push(m.agent_cpu.entry(a.name.clone()).or_default(), now, cpu);
+                push(
+                    m.agent_mem.entry(a.name.clone()).or_default(),
+                    now,
+                    mem as f64,
+                );
+            }
+            status.now = now;
+        }
+        ServerEvent::Agent {
+            name,
+            desired,
+            enabled,
+        } => {
+            if let Some(a) = status.agents.iter_mut().find(|a| a.name == name) {
+                a.desired = desired;
+                a.enabled = enabled;
+            }
+        }
+        ServerEvent::FleetChanged => m.notify("the fleet changed (reload)", false),
+        ServerEvent::ShuttingDown => m.notify("the daemon is shutting down", true),
+    }
+}

@@ -1,0 +1,765 @@
+//! Pure views: `view(&Model, &Theme, &mut Frame)` draws everything from the
+//! model and nothing else. Agent output is sanitized before it is drawn.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::symbols;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row as TRow, Table,
+    TableState, Wrap,
+};
+
+use crate::commands::{agent_state, fmt_age, fmt_bytes};
+use crate::core::lifecycle::State;
+use crate::core::sanitize::sanitize_line;
+use crate::tui::action::{Binding, help_rows};
+use crate::tui::model::{Conn, Mode, Model, Panel, Row, Series};
+use crate::tui::theme::Theme;
+
+/// Draws the whole console.
+pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
+    let area = f.area();
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(m, t, f, header);
+    draw_body(m, t, f, body);
+    draw_footer(m, t, f, footer);
+    match &m.mode {
+        Mode::Help => draw_help(t, keymap, f, area),
+        Mode::Confirm { prompt, .. } => draw_confirm(t, prompt, f, area),
+        _ => {}
+    }
+}
+
+fn block<'a>(m: &Model, t: &Theme, p: Panel, extra: String) -> Block<'a> {
+    let focused = m.focus == p;
+    let title = format!(" {} {}{} ", p.number(), p.title(), extra);
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(if focused { t.border_focus } else { t.border })
+        .title(Span::styled(title, if focused { t.accent } else { t.text }))
+}
+
+fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let mut spans = vec![Span::styled(" Autonomos ", t.accent)];
+    match (&m.status, &m.conn) {
+        (Some(s), _) => {
+            let running: u32 = s.agents.iter().map(|a| a.running).sum();
+            let desired: u32 = s.agents.iter().map(|a| a.desired).sum();
+            let firing = s.alerts.iter().filter(|a| a.state == "firing").count();
+            let host = match &m.conn {
+                Conn::Attached { host, .. } => host.clone(),
+                _ => "?".into(),
+            };
+            spans.push(Span::styled(format!("{host} "), t.text));
+            spans.push(Span::styled(
+                format!("· up {} ", fmt_age(s.now.saturating_sub(s.started_at))),
+                t.muted,
+            ));
+            let style = if running < desired { t.warn } else { t.ok };
+            spans.push(Span::styled(
+                format!("· replicas {running}/{desired} "),
+                style,
+            ));
+            spans.push(Span::styled(
+                format!("· alerts {firing} "),
+                if firing > 0 { t.bad } else { t.muted },
+            ));
+            spans.push(Span::styled(
+                format!("· cpu {:.0}% ", s.host.cpu_percent),
+                t.muted,
+            ));
+        }
+        (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
+    }
+    let conn = match &m.conn {
+        Conn::Connecting => Span::styled("○ connecting", t.warn),
+        Conn::Attached { pid, .. } => match &m.remote {
+            Some(r) => Span::styled(format!("● attached via ssh to {r} (pid {pid})"), t.ok),
+            None => Span::styled(format!("● attached (pid {pid})"), t.ok),
+        },
+        Conn::Reconnecting { attempts, .. } => {
+            Span::styled(format!("◌ reconnecting (attempt {attempts})"), t.bad)
+        }
+    };
+    spans.push(conn);
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let line = match &m.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("filter: ", t.accent),
+            Span::styled(format!("{}▏", m.filter), t.text),
+            Span::styled("  Enter keeps it, Esc clears", t.muted),
+        ]),
+        Mode::Search => Line::from(vec![
+            Span::styled("search logs: ", t.accent),
+            Span::styled(format!("{}▏", m.search), t.text),
+        ]),
+        Mode::Palette(input) => Line::from(vec![
+            Span::styled(":", t.accent),
+            Span::styled(format!("{input}▏"), t.text),
+            Span::styled("  Tab completes, Enter runs, Esc cancels", t.muted),
+        ]),
+        _ => match m.notices.back() {
+            Some(n) if m.now.saturating_sub(n.at) < 8000 => Line::from(Span::styled(
+                sanitize_line(n.text.as_bytes()),
+                if n.error { t.bad } else { t.ok },
+            )),
+            _ => Line::from(Span::styled(
+                "? help  q detach  Tab panels  +/- scale  r restart  s stop/start  / filter  : command",
+                t.muted,
+            )),
+        },
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    if area.width >= 120 && area.height >= 30 {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                .areas(area);
+        let [fleet, bottom] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(left);
+        draw_fleet(m, t, f, fleet);
+        if m.focus == Panel::Diagnostics {
+            draw_diagnostics(m, t, f, bottom);
+        } else {
+            draw_logs(m, t, f, bottom);
+        }
+        let [graphs, detail, lists] = Layout::vertical([
+            Constraint::Percentage(38),
+            Constraint::Percentage(40),
+            Constraint::Percentage(22),
+        ])
+        .areas(right);
+        draw_graphs(m, t, f, graphs);
+        draw_detail(m, t, f, detail);
+        let [alerts, incidents] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(lists);
+        draw_alerts(m, t, f, alerts);
+        draw_incidents(m, t, f, incidents);
+    } else {
+        // Small terminals: the fleet and the focused panel (the agent's
+        // detail while the fleet itself has focus).
+        let fleet_rows = (m.rows().len() as u16 + 3).clamp(5, area.height / 2);
+        let [fleet, other] =
+            Layout::vertical([Constraint::Length(fleet_rows), Constraint::Min(3)]).areas(area);
+        draw_fleet(m, t, f, fleet);
+        match m.focus {
+            Panel::Fleet | Panel::Detail => draw_detail(m, t, f, other),
+            Panel::Graphs => draw_graphs(m, t, f, other),
+            Panel::Alerts => draw_alerts(m, t, f, other),
+            Panel::Incidents => draw_incidents(m, t, f, other),
+            Panel::Logs => draw_logs(m, t, f, other),
+            Panel::Diagnostics => draw_diagnostics(m, t, f, other),
+        }
+    }
+}
+
+fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let agents = m.agents();
+    let now = m.status.as_ref().map(|s| s.now).unwrap_or(m.now);
+    let wide = area.width >= 90;
+    let rows: Vec<TRow> = m
+        .rows()
+        .iter()
+        .map(|row| match *row {
+            Row::Agent(i) => {
+                let a = &agents[i];
+                let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
+                let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
+                let restarts: u64 = a.replicas.iter().map(|r| r.restarts).sum();
+                let oldest = a.replicas.iter().filter_map(|r| r.started_at).min();
+                let state = agent_state(a);
+                let st = a
+                    .replicas
+                    .iter()
+                    .map(|r| r.state)
+                    .find(|s| s.label() == state);
+                let marker = if a.replicas.is_empty() {
+                    "  "
+                } else if m.expanded.contains(&a.name) {
+                    "▾ "
+                } else {
+                    "▸ "
+                };
+                let mut cells = vec![
+                    Cell::from(format!("{marker}{}", a.name)),
+                    Cell::from(format!("{}/{}", a.running, a.desired)),
+                    Cell::from(state.clone()).style(st.map(|s| t.state(s)).unwrap_or(t.muted)),
+                    Cell::from(format!("{cpu:5.1}%")),
+                    Cell::from(fmt_bytes(mem)),
+                    Cell::from(restarts.to_string()),
+                    Cell::from(
+                        oldest
+                            .map(|s| fmt_age(now.saturating_sub(s)))
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                ];
+                if wide {
+                    let last = a
+                        .replicas
+                        .iter()
+                        .filter_map(|r| r.last_exit)
+                        .max_by_key(|e| e.at);
+                    cells.push(Cell::from(
+                        last.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+                    ));
+                }
+                TRow::new(cells)
+            }
+            Row::Replica(i, j) => {
+                let r = &agents[i].replicas[j];
+                let state = match (&r.waiting, &r.error) {
+                    (Some(w), _) | (None, Some(w)) => {
+                        format!("{} ({})", r.state.label(), sanitize_line(w.as_bytes()))
+                    }
+                    _ => r.state.label().to_string(),
+                };
+                let mut cells = vec![
+                    Cell::from(format!("   /{}", r.index)),
+                    Cell::from(r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+                    Cell::from(state).style(t.state(r.state)),
+                    Cell::from(format!("{:5.1}%", r.cpu_percent)),
+                    Cell::from(fmt_bytes(r.rss_bytes)),
+                    Cell::from(r.restarts.to_string()),
+                    Cell::from(
+                        r.started_at
+                            .map(|s| fmt_age(now.saturating_sub(s)))
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                ];
+                if wide {
+                    cells.push(Cell::from(
+                        r.last_exit
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    ));
+                }
+                TRow::new(cells).style(t.muted)
+            }
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Min(16),
+        Constraint::Length(6),
+        Constraint::Length(16),
+        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(7),
+    ];
+    let mut header = vec![
+        "AGENT", "REPL", "STATE", "CPU", "MEMORY", "RESTARTS", "UPTIME",
+    ];
+    if wide {
+        widths.push(Constraint::Length(16));
+        header.push("LAST EXIT");
+    }
+    let extra = format!(
+        " · {} agents · sort {}{}",
+        agents.len(),
+        m.sort.label(),
+        if m.filter.is_empty() {
+            String::new()
+        } else {
+            format!(" · filter “{}”", m.filter)
+        }
+    );
+    let table = Table::new(rows, widths)
+        .header(TRow::new(header).style(t.accent))
+        .block(block(m, t, Panel::Fleet, extra))
+        .row_highlight_style(t.selection);
+    let mut state = TableState::default();
+    if !m.rows().is_empty() {
+        state.select(Some(m.selected.min(m.rows().len() - 1)));
+    }
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn series_points(s: &Series, now: u64, window_ms: u64, scale: f64) -> Vec<(f64, f64)> {
+    s.iter()
+        .filter(|(at, _)| now.saturating_sub(*at) <= window_ms)
+        .map(|(at, v)| (-(now.saturating_sub(*at) as f64) / 1000.0, v * scale))
+        .collect()
+}
+
+fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let outer = block(m, t, Panel::Graphs, " · last 5 min".into());
+    let inner = outer.inner(area);
+    f.render_widget(outer, area);
+    let now = m.now;
+    let window = 300_000u64;
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    let [cpu_area, mem_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let [acpu_area, amem_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+
+    let cores: Vec<Vec<(f64, f64)>> = m
+        .cores
+        .iter()
+        .map(|s| series_points(s, now, window, 1.0))
+        .collect();
+    let total = series_points(&m.host_cpu, now, window, 1.0);
+    let mut sets: Vec<(String, &[(f64, f64)], Style)> = cores
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("cpu{i}"), p.as_slice(), t.muted))
+        .collect();
+    sets.push(("total".into(), total.as_slice(), t.graph_cpu));
+    let cur = m.host_cpu.back().map(|x| x.1).unwrap_or(0.0);
+    render_chart(
+        f,
+        cpu_area,
+        t,
+        format!("host CPU {cur:.0}%"),
+        &sets,
+        100.0,
+        "%",
+    );
+
+    let mem = series_points(&m.host_mem, now, window, 1.0);
+    let (used, total_mem) = m
+        .status
+        .as_ref()
+        .map(|s| (s.host.memory_used, s.host.memory_total))
+        .unwrap_or((0, 0));
+    render_chart(
+        f,
+        mem_area,
+        t,
+        format!("memory {} of {}", fmt_bytes(used), fmt_bytes(total_mem)),
+        &[("used".into(), mem.as_slice(), t.graph_mem)],
+        100.0,
+        "%",
+    );
+
+    let name = m
+        .selected_agent()
+        .map(|a| a.name.clone())
+        .unwrap_or_default();
+    let empty = Series::new();
+    let acpu = series_points(m.agent_cpu.get(&name).unwrap_or(&empty), now, window, 1.0);
+    let amem = series_points(
+        m.agent_mem.get(&name).unwrap_or(&empty),
+        now,
+        window,
+        1.0 / (1024.0 * 1024.0),
+    );
+    let cpu_max = acpu.iter().map(|p| p.1).fold(100.0f64, f64::max);
+    let mem_max = amem.iter().map(|p| p.1).fold(64.0f64, f64::max) * 1.2;
+    let acur = acpu.last().map(|p| p.1).unwrap_or(0.0);
+    let mcur = amem.last().map(|p| p.1).unwrap_or(0.0);
+    render_chart(
+        f,
+        acpu_area,
+        t,
+        format!("{name} CPU {acur:.0}%"),
+        &[("cpu".into(), acpu.as_slice(), t.graph_cpu)],
+        cpu_max,
+        "%",
+    );
+    render_chart(
+        f,
+        amem_area,
+        t,
+        format!("{name} RSS {mcur:.0} MiB"),
+        &[("rss".into(), amem.as_slice(), t.graph_mem)],
+        mem_max,
+        "MiB",
+    );
+}
+
+fn render_chart(
+    f: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    title: String,
+    sets: &[(String, &[(f64, f64)], Style)],
+    max: f64,
+    unit: &str,
+) {
+    let datasets: Vec<Dataset> = sets
+        .iter()
+        .map(|(name, pts, style)| {
+            Dataset::default()
+                .name(name.clone())
+                .marker(symbols::Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(*style)
+                .data(pts)
+        })
+        .collect();
+    let chart = Chart::new(datasets)
+        .block(Block::default().title(Span::styled(title, t.text)))
+        .x_axis(
+            Axis::default()
+                .bounds([-300.0, 0.0])
+                .labels(vec![
+                    Span::styled("-5m", t.muted),
+                    Span::styled("now", t.muted),
+                ])
+                .style(t.muted),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, max])
+                .labels(vec![
+                    Span::styled(format!("0{unit}"), t.muted),
+                    Span::styled(format!("{max:.0}{unit}"), t.muted),
+                ])
+                .style(t.muted),
+        )
+        .legend_position(None);
+    f.render_widget(chart, area);
+}
+
+/// The lifecycle as a diagram, the current state highlighted:
+///
+/// ```text
+/// Stopped → Init → Alloc → Context
+///    ↑       ↑                 ↓
+/// Decomm  Backoff  Monitor ⇄ Active
+///    ↑       ↑        ↓        ↓
+///    └─────Adapt ←────────── Done → Failed
+/// ```
+pub fn state_machine(current: Option<State>, t: &Theme) -> Vec<Line<'static>> {
+    let s = |st: State| {
+        let name = match st {
+            State::Initialization => "Init",
+            State::ResourceAllocation => "Alloc",
+            State::ContextPreparation => "Context",
+            State::ActiveOperation => "Active",
+            State::PerformanceMonitoring => "Monitor",
+            State::Adaptation => "Adapt",
+            State::TaskCompletion => "Done",
+            State::Decommissioning => "Decomm",
+            State::Backoff => "Backoff",
+            State::Failed => "Failed",
+            State::Stopped => "Stopped",
+        };
+        let style = if Some(st) == current {
+            t.state(st)
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            t.state(st)
+        };
+        Span::styled(name, style)
+    };
+    let a = |x: &'static str| Span::styled(x, t.muted);
+    vec![
+        Line::from(vec![
+            s(State::Stopped),
+            a(" → "),
+            s(State::Initialization),
+            a(" → "),
+            s(State::ResourceAllocation),
+            a(" → "),
+            s(State::ContextPreparation),
+        ]),
+        Line::from(a("   ↑       ↑                 ↓")),
+        Line::from(vec![
+            s(State::Decommissioning),
+            a("  "),
+            s(State::Backoff),
+            a("  "),
+            s(State::PerformanceMonitoring),
+            a(" ⇄ "),
+            s(State::ActiveOperation),
+        ]),
+        Line::from(a("   ↑       ↑        ↓        ↓")),
+        Line::from(vec![
+            a("   └─────"),
+            s(State::Adaptation),
+            a(" ←────────── "),
+            s(State::TaskCompletion),
+            a(" → "),
+            s(State::Failed),
+        ]),
+    ]
+}
+
+fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let Some(a) = m.selected_agent() else {
+        f.render_widget(
+            Paragraph::new("no agent").block(block(m, t, Panel::Detail, String::new())),
+            area,
+        );
+        return;
+    };
+    let r = m.selected_replica();
+    let title = match r {
+        Some(r) => format!(" · {}/{}", a.name, r.index),
+        None => format!(" · {}", a.name),
+    };
+    let mut lines = state_machine(r.map(|r| r.state), t);
+    lines.push(Line::from(""));
+    let kv = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<9}"), t.muted),
+            Span::styled(v, t.text),
+        ])
+    };
+    lines.push(kv("command", sanitize_line(a.command.join(" ").as_bytes())));
+    let limit = a
+        .memory_limit
+        .map(|l| format!(", limit {} ({})", fmt_bytes(l), a.memory_limit_action))
+        .unwrap_or_default();
+    lines.push(kv(
+        "requests",
+        format!(
+            "{:.2} cpu, {}{limit}",
+            a.cpu_request,
+            fmt_bytes(a.memory_request)
+        ),
+    ));
+    lines.push(kv("restart", a.restart.clone()));
+    if !a.env.is_empty() {
+        let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lines.push(kv("env", sanitize_line(env.join(" ").as_bytes())));
+    }
+    lines.push(kv("context", a.context_dir.clone()));
+    if let Some(r) = r {
+        if let Some(w) = r.waiting.as_ref().or(r.error.as_ref()) {
+            lines.push(Line::from(Span::styled(
+                sanitize_line(w.as_bytes()),
+                t.warn,
+            )));
+        }
+        lines.push(Line::from(Span::styled("recent transitions", t.accent)));
+        for tr in r.history.iter().rev() {
+            let when = jiff::Timestamp::from_millisecond(tr.at as i64)
+                .map(|x| x.strftime("%H:%M:%S").to_string())
+                .unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled(format!("{when} "), t.muted),
+                Span::styled(tr.to.label().to_string(), t.state(tr.to)),
+                Span::styled(format!("  {}", sanitize_line(tr.reason.as_bytes())), t.text),
+            ]));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(Text::from(lines)).block(block(m, t, Panel::Detail, title)),
+        area,
+    );
+}
+
+fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let alerts = m
+        .status
+        .as_ref()
+        .map(|s| s.alerts.as_slice())
+        .unwrap_or(&[]);
+    let lines: Vec<Line> = if alerts.is_empty() {
+        vec![Line::from(Span::styled("no alerts", t.muted))]
+    } else {
+        alerts
+            .iter()
+            .map(|a| {
+                let style = match a.severity.as_str() {
+                    "critical" => t.bad,
+                    "major" => t.warn,
+                    _ => t.text,
+                };
+                Line::from(vec![
+                    Span::styled(format!("{} ", a.state), style),
+                    Span::styled(sanitize_line(a.summary.as_bytes()), t.text),
+                ])
+            })
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(block(m, t, Panel::Alerts, format!(" · {}", alerts.len()))),
+        area,
+    );
+}
+
+fn draw_incidents(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let incidents = m
+        .status
+        .as_ref()
+        .map(|s| s.incidents.as_slice())
+        .unwrap_or(&[]);
+    let lines: Vec<Line> = if incidents.is_empty() {
+        vec![Line::from(Span::styled("no open incidents", t.muted))]
+    } else {
+        incidents
+            .iter()
+            .map(|i| {
+                Line::from(vec![
+                    Span::styled(
+                        format!("L{} #{} ", i.level, i.id),
+                        if i.level == 1 { t.bad } else { t.warn },
+                    ),
+                    Span::styled(format!("{} · {} ", i.status, i.phase), t.muted),
+                    Span::styled(sanitize_line(i.title.as_bytes()), t.text),
+                ])
+            })
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(block(
+            m,
+            t,
+            Panel::Incidents,
+            format!(" · {}", incidents.len()),
+        )),
+        area,
+    );
+}
+
+/// Splits `text` so that every match of `needle` is highlighted.
+fn highlight<'a>(text: String, needle: &str, base: Style, hl: Style) -> Vec<Span<'a>> {
+    if needle.is_empty() {
+        return vec![Span::styled(text, base)];
+    }
+    let mut out = Vec::new();
+    let lower = text.to_lowercase();
+    let n = needle.to_lowercase();
+    let mut pos = 0;
+    // Lowercasing can change byte lengths for some scripts: fall back to
+    // no highlighting rather than slicing inside a char.
+    if lower.len() != text.len() {
+        return vec![Span::styled(text, base)];
+    }
+    while let Some(i) = lower[pos..].find(&n) {
+        let s = pos + i;
+        out.push(Span::styled(text[pos..s].to_string(), base));
+        out.push(Span::styled(text[s..s + n.len()].to_string(), hl));
+        pos = s + n.len();
+    }
+    out.push(Span::styled(text[pos..].to_string(), base));
+    out
+}
+
+fn draw_logs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let agent = m
+        .selected_agent()
+        .map(|a| a.name.clone())
+        .unwrap_or_default();
+    let height = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2) as usize;
+    let end = m.logs.len().saturating_sub(m.log_scroll);
+    let start = end.saturating_sub(height);
+    let hl = t.selection.add_modifier(Modifier::BOLD);
+    let lines: Vec<Line> = m
+        .logs
+        .range(start..end)
+        .map(|l| {
+            // Cut before sanitizing a huge line: only a screenful is shown.
+            let raw = &l.text.as_bytes()[..l.text.len().min(width * 4 + 64)];
+            let text = sanitize_line(raw);
+            let base = if l.stream == crate::proto::Stream::Stderr {
+                t.warn
+            } else {
+                t.text
+            };
+            let mut spans = vec![Span::styled(format!("{} ", l.replica), t.muted)];
+            spans.extend(highlight(text, &m.search, base, hl));
+            Line::from(spans)
+        })
+        .collect();
+    let mode = if m.log_scroll == 0 {
+        "following".to_string()
+    } else {
+        format!("scrolled up {}", m.log_scroll)
+    };
+    let search = if m.search.is_empty() {
+        String::new()
+    } else {
+        format!(" · search “{}”", m.search)
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(block(
+            m,
+            t,
+            Panel::Logs,
+            format!(" · {agent} · {mode}{search}"),
+        )),
+        area,
+    );
+}
+
+fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let w = tui_logger::TuiLoggerWidget::default()
+        .block(block(m, t, Panel::Diagnostics, " · console log".into()))
+        .style(t.text)
+        .style_error(t.bad)
+        .style_warn(t.warn)
+        .output_separator(' ')
+        .output_timestamp(Some("%H:%M:%S".into()))
+        .output_level(Some(tui_logger::TuiLoggerLevelOutput::Abbreviated))
+        .output_target(false)
+        .output_file(false)
+        .output_line(false);
+    f.render_widget(w, area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_help(t: &Theme, keymap: &[Binding], f: &mut Frame, area: Rect) {
+    let rows = help_rows(keymap);
+    let mut lines: Vec<Line> = rows
+        .iter()
+        .map(|(k, d)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<16}"), t.accent),
+                Span::styled(d.to_string(), t.text),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        "Esc or ? closes this help",
+        t.muted,
+    )));
+    let r = centered(area, 64, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(t.border_focus)
+                    .title(" Keys "),
+            )
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+}
+
+fn draw_confirm(t: &Theme, prompt: &str, f: &mut Frame, area: Rect) {
+    let r = centered(area, (prompt.chars().count() as u16 + 6).max(30), 3);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(Span::styled(prompt.to_string(), t.warn))
+            .alignment(Alignment::Center)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(t.bad)
+                    .title(" Confirm "),
+            ),
+        r,
+    );
+}
