@@ -4,6 +4,8 @@
 //! panic, on SIGTERM and on SIGHUP; Ctrl-Z suspends and `fg` resumes.
 
 pub mod action;
+#[cfg(test)]
+pub mod fixture;
 pub mod model;
 pub mod theme;
 pub mod update;

@@ -595,3 +595,427 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
         ServerEvent::ShuttingDown => m.notify("the daemon is shutting down", true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::lifecycle::{State, Transition};
+    use crate::proto::{ErrorKind, ErrorReply, HostStatus, ReplicaSample};
+    use crate::tui::fixture::{NOW, model};
+    use crate::tui::model::Sort;
+
+    fn select(m: &mut Model, agent: &str) {
+        m.selected = m
+            .rows()
+            .iter()
+            .position(|r| matches!(r, Row::Agent(i) if m.agents()[*i].name == agent))
+            .expect("agent row");
+    }
+
+    #[test]
+    fn detach_quits_without_touching_the_fleet() {
+        let mut m = model();
+        assert!(update(&mut m, Action::Detach).is_empty());
+        assert!(m.quit);
+    }
+
+    #[test]
+    fn shutdown_asks_first_and_only_yes_sends_it() {
+        let mut m = model();
+        assert!(update(&mut m, Action::Shutdown).is_empty());
+        assert!(matches!(m.mode, Mode::Confirm { .. }));
+        assert!(update(&mut m, Action::No).is_empty());
+        assert_eq!(m.mode, Mode::Normal);
+        update(&mut m, Action::Shutdown);
+        assert_eq!(update(&mut m, Action::Yes), vec![Request::Shutdown]);
+    }
+
+    #[test]
+    fn focus_moves_with_tab_shift_tab_and_digits() {
+        let mut m = model();
+        update(&mut m, Action::FocusNext);
+        assert_eq!(m.focus, Panel::Graphs);
+        update(&mut m, Action::FocusPrev);
+        update(&mut m, Action::FocusPrev);
+        assert_eq!(m.focus, Panel::Diagnostics, "wraps around");
+        update(&mut m, Action::Focus(Panel::Logs));
+        assert_eq!(m.focus, Panel::Logs);
+    }
+
+    #[test]
+    fn arrows_move_the_selection_within_bounds() {
+        let mut m = model();
+        update(&mut m, Action::Up);
+        assert_eq!(m.selected, 0);
+        update(&mut m, Action::Down);
+        update(&mut m, Action::Down);
+        assert_eq!(
+            m.selected_agent().map(|a| a.name.as_str()),
+            Some("flaky-tool")
+        );
+        update(&mut m, Action::PageDown);
+        assert_eq!(m.selected, 3);
+        update(&mut m, Action::Top);
+        assert_eq!(m.selected, 0);
+        update(&mut m, Action::Bottom);
+        assert_eq!(m.selected, 3);
+        update(&mut m, Action::PageUp);
+        assert_eq!(m.selected, 0);
+    }
+
+    #[test]
+    fn in_the_logs_arrows_scroll_and_g_follows() {
+        let mut m = model();
+        m.focus = Panel::Logs;
+        update(&mut m, Action::Up);
+        update(&mut m, Action::PageUp);
+        assert_eq!(m.log_scroll, 11);
+        update(&mut m, Action::Down);
+        assert_eq!(m.log_scroll, 10);
+        update(&mut m, Action::Top);
+        assert_eq!(m.log_scroll, 29);
+        update(&mut m, Action::Bottom);
+        assert_eq!(m.log_scroll, 0, "G follows again");
+        update(&mut m, Action::PageDown);
+        assert_eq!(m.log_scroll, 0);
+    }
+
+    #[test]
+    fn enter_opens_detail_and_esc_goes_back() {
+        let mut m = model();
+        update(&mut m, Action::Enter);
+        assert_eq!(m.focus, Panel::Detail);
+        update(&mut m, Action::Back);
+        assert_eq!(m.focus, Panel::Fleet);
+        m.filter = "res".into();
+        update(&mut m, Action::Back);
+        assert!(m.filter.is_empty(), "Esc in the fleet clears the filter");
+    }
+
+    #[test]
+    fn space_expands_replicas_and_restart_targets_the_selected_replica() {
+        let mut m = model();
+        select(&mut m, "researcher");
+        update(&mut m, Action::ToggleExpand);
+        assert_eq!(m.rows().len(), 4 + 3);
+        update(&mut m, Action::Down);
+        update(&mut m, Action::Down);
+        assert_eq!(m.selected_replica_index(), Some(1));
+        update(&mut m, Action::Restart);
+        assert_eq!(
+            update(&mut m, Action::Yes),
+            vec![Request::Restart {
+                agent: "researcher".into(),
+                replica: Some(1)
+            }]
+        );
+        select(&mut m, "researcher");
+        update(&mut m, Action::ToggleExpand);
+        assert_eq!(m.rows().len(), 4);
+    }
+
+    #[test]
+    fn plus_and_minus_scale_the_selected_agent() {
+        let mut m = model();
+        select(&mut m, "researcher");
+        assert_eq!(
+            update(&mut m, Action::ScaleUp),
+            vec![Request::Scale {
+                agent: "researcher".into(),
+                replicas: 4
+            }]
+        );
+        assert_eq!(
+            update(&mut m, Action::ScaleDown),
+            vec![Request::Scale {
+                agent: "researcher".into(),
+                replicas: 2
+            }]
+        );
+        m.status.as_mut().expect("status").agents[1].desired = 0;
+        assert!(update(&mut m, Action::ScaleDown).is_empty());
+        assert!(m.notices.back().is_some_and(|n| n.error));
+    }
+
+    #[test]
+    fn s_stops_after_confirmation_and_starts_at_once() {
+        let mut m = model();
+        select(&mut m, "planner");
+        assert!(update(&mut m, Action::StartStop).is_empty());
+        assert_eq!(
+            update(&mut m, Action::Yes),
+            vec![Request::Stop {
+                agent: "planner".into()
+            }]
+        );
+        select(&mut m, "indexer");
+        assert_eq!(
+            update(&mut m, Action::StartStop),
+            vec![Request::Start {
+                agent: "indexer".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn b_sends_a_backup_and_the_refusal_is_shown() {
+        let mut m = model();
+        assert_eq!(update(&mut m, Action::Backup), vec![Request::Backup]);
+        apply(
+            &mut m,
+            Incoming::Answer(
+                Request::Backup,
+                Err(ErrorReply {
+                    kind: ErrorKind::NotAvailable,
+                    message: "backups are not available yet".into(),
+                }),
+            ),
+        );
+        let n = m.notices.back().expect("notice");
+        assert!(n.error && n.text.contains("not available yet"), "{n:?}");
+    }
+
+    #[test]
+    fn a_with_no_alerts_says_so() {
+        let mut m = model();
+        assert!(update(&mut m, Action::Ack).is_empty());
+        assert!(
+            m.notices
+                .back()
+                .is_some_and(|n| n.text.contains("no alert"))
+        );
+    }
+
+    #[test]
+    fn slash_filters_the_fleet_and_searches_the_logs() {
+        let mut m = model();
+        update(&mut m, Action::Slash);
+        assert_eq!(m.mode, Mode::Filter);
+        for c in "flak".chars() {
+            update(&mut m, Action::Char(c));
+        }
+        update(&mut m, Action::Submit);
+        assert_eq!(m.mode, Mode::Normal);
+        assert_eq!(m.rows().len(), 1);
+        m.focus = Panel::Logs;
+        update(&mut m, Action::Slash);
+        assert_eq!(m.mode, Mode::Search);
+        update(&mut m, Action::Char('x'));
+        update(&mut m, Action::Backspace);
+        update(&mut m, Action::Char('T'));
+        update(&mut m, Action::Back);
+        assert!(m.search.is_empty(), "Esc clears the search");
+    }
+
+    #[test]
+    fn o_cycles_the_sort_order() {
+        let mut m = model();
+        update(&mut m, Action::Sort);
+        assert_eq!(m.sort, Sort::Cpu);
+        assert_eq!(
+            m.selected_agent().map(|a| a.name.as_str()),
+            Some("researcher")
+        );
+        for _ in 0..4 {
+            update(&mut m, Action::Sort);
+        }
+        assert_eq!(m.sort, Sort::Name);
+    }
+
+    #[test]
+    fn help_opens_and_closes() {
+        let mut m = model();
+        update(&mut m, Action::Help);
+        assert_eq!(m.mode, Mode::Help);
+        update(&mut m, Action::Back);
+        assert_eq!(m.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn the_palette_runs_verbs_and_completes_them() {
+        let mut m = model();
+        update(&mut m, Action::Palette);
+        for c in "sc".chars() {
+            update(&mut m, Action::Char(c));
+        }
+        update(&mut m, Action::Complete);
+        assert_eq!(m.mode, Mode::Palette("scale ".into()));
+        for c in "re".chars() {
+            update(&mut m, Action::Char(c));
+        }
+        update(&mut m, Action::Complete);
+        assert_eq!(m.mode, Mode::Palette("scale researcher ".into()));
+        update(&mut m, Action::Char('3'));
+        assert_eq!(
+            update(&mut m, Action::Submit),
+            vec![Request::Scale {
+                agent: "researcher".into(),
+                replicas: 3
+            }]
+        );
+        fn run_in(m: &mut Model, line: &str) -> Vec<Request> {
+            update(m, Action::Palette);
+            for c in line.chars() {
+                update(m, Action::Char(c));
+            }
+            update(m, Action::Submit)
+        }
+        assert_eq!(
+            run_in(&mut m, "restart researcher/2"),
+            vec![Request::Restart {
+                agent: "researcher".into(),
+                replica: Some(2)
+            }]
+        );
+        assert_eq!(
+            run_in(&mut m, "stop planner"),
+            vec![Request::Stop {
+                agent: "planner".into()
+            }]
+        );
+        assert_eq!(
+            run_in(&mut m, "start planner"),
+            vec![Request::Start {
+                agent: "planner".into()
+            }]
+        );
+        assert_eq!(run_in(&mut m, "reload"), vec![Request::Reload]);
+        assert_eq!(run_in(&mut m, "backup"), vec![Request::Backup]);
+        assert!(run_in(&mut m, "scale researcher lots").is_empty());
+        assert!(run_in(&mut m, "frobnicate").is_empty());
+        assert!(
+            m.notices
+                .back()
+                .is_some_and(|n| n.text.contains("unknown command"))
+        );
+        assert!(run_in(&mut m, "shutdown").is_empty(), "asks first");
+        assert!(matches!(m.mode, Mode::Confirm { .. }));
+        update(&mut m, Action::No);
+        assert!(run_in(&mut m, "logs flaky-tool").is_empty());
+        assert_eq!(m.focus, Panel::Logs);
+        assert_eq!(
+            m.selected_agent().map(|a| a.name.as_str()),
+            Some("flaky-tool")
+        );
+        assert!(run_in(&mut m, "detach").is_empty());
+        assert!(m.quit);
+    }
+
+    #[test]
+    fn palette_escape_cancels() {
+        let mut m = model();
+        update(&mut m, Action::Palette);
+        update(&mut m, Action::Char('s'));
+        assert!(update(&mut m, Action::Back).is_empty());
+        assert_eq!(m.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn events_update_the_replica_and_samples_feed_the_graphs() {
+        let mut m = model();
+        apply(
+            &mut m,
+            Incoming::Update(Update::Event(
+                9,
+                ServerEvent::Transition {
+                    agent: "planner".into(),
+                    replica: 0,
+                    transition: Transition {
+                        at: NOW + 1,
+                        from: State::ActiveOperation,
+                        to: State::TaskCompletion,
+                        reason: "exit 1".into(),
+                    },
+                },
+            )),
+        );
+        let r = &m.agents()[0].replicas[0];
+        assert_eq!(r.state, State::TaskCompletion);
+        assert_eq!(r.pid, None);
+        assert_eq!(m.agents()[0].running, 0);
+        let before = m.host_cpu.len();
+        m.now = NOW + 1000;
+        apply(
+            &mut m,
+            Incoming::Update(Update::Event(
+                10,
+                ServerEvent::Samples {
+                    host: HostStatus {
+                        cpu_percent: 99.0,
+                        per_core: vec![98.0, 100.0],
+                        memory_used: 1,
+                        memory_total: 2,
+                    },
+                    replicas: vec![ReplicaSample {
+                        agent: "researcher".into(),
+                        replica: 0,
+                        cpu_percent: 12.0,
+                        rss_bytes: 7,
+                        processes: 2,
+                    }],
+                },
+            )),
+        );
+        assert_eq!(m.host_cpu.len(), before + 1);
+        assert_eq!(m.host_cpu.back(), Some(&(NOW + 1000, 99.0)));
+        assert_eq!(m.agents()[1].replicas[0].cpu_percent, 12.0);
+        assert_eq!(m.agent_cpu["researcher"].back(), Some(&(NOW + 1000, 12.0)));
+        apply(
+            &mut m,
+            Incoming::Update(Update::Event(
+                11,
+                ServerEvent::Agent {
+                    name: "planner".into(),
+                    desired: 5,
+                    enabled: false,
+                },
+            )),
+        );
+        assert_eq!((m.agents()[0].desired, m.agents()[0].enabled), (5, false));
+        apply(&mut m, Incoming::Closed("gone".into()));
+        assert!(matches!(
+            m.conn,
+            crate::tui::model::Conn::Reconnecting { .. }
+        ));
+    }
+
+    #[test]
+    fn logs_follow_the_selected_agent_with_a_cursor() {
+        let mut m = model();
+        let r = logs_request(&mut m);
+        assert_eq!(
+            r,
+            Some(Request::Logs {
+                agent: "planner".into(),
+                lines: 500,
+                since: Some(30)
+            })
+        );
+        select(&mut m, "flaky-tool");
+        let r = logs_request(&mut m);
+        assert_eq!(
+            r,
+            Some(Request::Logs {
+                agent: "flaky-tool".into(),
+                lines: 500,
+                since: None
+            })
+        );
+        assert!(m.logs.is_empty(), "a new agent starts a new buffer");
+        apply(
+            &mut m,
+            Incoming::Answer(
+                Request::Logs {
+                    agent: "flaky-tool".into(),
+                    lines: 500,
+                    since: None,
+                },
+                Ok(Response::Logs {
+                    lines: vec![],
+                    next: 77,
+                }),
+            ),
+        );
+        assert_eq!(m.log_cursor, Some(77));
+    }
+}

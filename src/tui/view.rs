@@ -763,3 +763,120 @@ fn draw_confirm(t: &Theme, prompt: &str, f: &mut Frame, area: Rect) {
         r,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::action::keymap;
+    use crate::tui::fixture::model;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn render(m: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
+        let theme = Theme::default_dark(false);
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+        term.draw(|f| view(m, &theme, &keymap(), f)).expect("draw");
+        term
+    }
+
+    #[test]
+    fn every_panel_at_80x24_and_120x40() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            for p in Panel::ALL {
+                let mut m = model();
+                m.focus = p;
+                if p == Panel::Fleet {
+                    m.expanded.insert("researcher".into());
+                }
+                let term = render(&m, w, h);
+                insta::assert_snapshot!(
+                    format!("{}_{w}x{h}", p.title().to_lowercase()),
+                    term.backend()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_help_overlay_lists_every_binding_at_both_sizes() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            let mut m = model();
+            m.mode = Mode::Help;
+            let term = render(&m, w, h);
+            let text = format!("{}", term.backend());
+            for (keys, _) in help_rows(&keymap()) {
+                assert!(text.contains(keys), "help at {w}x{h} lacks `{keys}`");
+            }
+            insta::assert_snapshot!(format!("help_{w}x{h}"), term.backend());
+        }
+    }
+
+    #[test]
+    fn confirm_filter_and_palette_show_in_the_footer_or_a_popup() {
+        let mut m = model();
+        m.mode = Mode::Confirm {
+            prompt: "Stop planner? (y/n)".into(),
+            request: crate::proto::Request::Stop {
+                agent: "planner".into(),
+            },
+        };
+        assert!(format!("{}", render(&m, 80, 24).backend()).contains("Stop planner? (y/n)"));
+        m.mode = Mode::Palette("scale researcher 3".into());
+        assert!(format!("{}", render(&m, 80, 24).backend()).contains(":scale researcher 3"));
+        m.mode = Mode::Filter;
+        m.filter = "res".into();
+        let text = format!("{}", render(&m, 120, 40).backend());
+        assert!(
+            text.contains("filter: res") && !text.contains("planner "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hostile_log_lines_render_without_control_characters_or_panics() {
+        let mut m = model();
+        m.focus = Panel::Logs;
+        m.logs.push_back(crate::proto::LogLine {
+            seq: 99,
+            at: 0,
+            replica: 0,
+            stream: crate::proto::Stream::Stdout,
+            text: "\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;pwned\u{7}visible\u{fffd}".into(),
+        });
+        m.logs.push_back(crate::proto::LogLine {
+            seq: 100,
+            at: 0,
+            replica: 0,
+            stream: crate::proto::Stream::Stdout,
+            text: "x".repeat(1 << 20),
+        });
+        let term = render(&m, 120, 40);
+        let buf = term.backend().buffer();
+        for cell in buf.content() {
+            assert!(
+                !cell.symbol().chars().any(|c| c.is_control()),
+                "control char {:?}",
+                cell.symbol()
+            );
+        }
+        let text = format!("{}", term.backend());
+        assert!(text.contains("visible") && !text.contains("pwned") && !text.contains("ZXZpbA"));
+    }
+
+    #[test]
+    fn search_matches_are_highlighted() {
+        let theme = Theme::default_dark(false);
+        let spans = highlight(
+            "step 4 of T-4004".into(),
+            "t-40",
+            theme.text,
+            theme.selection,
+        );
+        let hl: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.style == theme.selection)
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert_eq!(hl, vec!["T-40"]);
+    }
+}

@@ -1,0 +1,171 @@
+//! A fixed model for unit tests and snapshots: a small fleet in every
+//! interesting state, with fixed times and graph data.
+
+use crate::core::lifecycle::{State, Transition};
+use crate::proto::{
+    AgentStatus, ExitInfo, FleetStatus, HostStatus, LogLine, ReplicaStatus, Stream,
+};
+use crate::tui::model::{Conn, Model, push};
+
+pub const NOW: u64 = 1_795_000_000_000;
+
+fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> ReplicaStatus {
+    let running = state.is_running();
+    ReplicaStatus {
+        index,
+        state,
+        since: NOW - 60_000,
+        pid: running.then_some(4000 + index as i32),
+        started_at: running.then_some(NOW - 3_720_000),
+        restarts,
+        last_exit: (restarts > 0).then_some(ExitInfo {
+            code: Some(1),
+            signal: None,
+            at: NOW - 30_000,
+            ran_ms: 2_000,
+        }),
+        waiting: (state == State::Backoff).then(|| "retry in 4.0s (failure 3)".to_string()),
+        error: None,
+        cpu_percent: cpu,
+        rss_bytes: rss_mib << 20,
+        processes: 1,
+        history: vec![
+            Transition {
+                at: NOW - 62_000,
+                from: State::ContextPreparation,
+                to: State::ActiveOperation,
+                reason: "spawned pid 4000".into(),
+            },
+            Transition {
+                at: NOW - 60_000,
+                from: State::ActiveOperation,
+                to: state,
+                reason: "test".into(),
+            },
+        ]
+        .into_iter()
+        .filter(|t| t.from != t.to)
+        .collect(),
+    }
+}
+
+fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) -> AgentStatus {
+    AgentStatus {
+        name: name.into(),
+        desired,
+        running: replicas.iter().filter(|r| r.state.is_running()).count() as u32,
+        enabled,
+        command: vec!["python3".into(), "-m".into(), name.into()],
+        context_dir: format!("/var/lib/autonomos/agents/{name}/context"),
+        replicas,
+        log_lines: 1234,
+        log_dropped: 0,
+        env: vec![
+            ("MODEL".into(), "llama3".into()),
+            ("API_KEY".into(), "•••••".into()),
+        ],
+        restart: "always".into(),
+        cpu_request: 0.5,
+        memory_request: 256 << 20,
+        memory_limit: Some(1 << 30),
+        memory_limit_action: "restart".into(),
+    }
+}
+
+/// The fixed fleet.
+pub fn status() -> FleetStatus {
+    FleetStatus {
+        daemon_pid: 4242,
+        started_at: NOW - 7_200_000,
+        now: NOW,
+        data_dir: "/var/lib/autonomos".into(),
+        config: Some("/etc/autonomos.toml".into()),
+        agents: vec![
+            agent(
+                "planner",
+                vec![replica(0, State::ActiveOperation, 0, 3.5, 40)],
+                1,
+                true,
+            ),
+            agent(
+                "researcher",
+                vec![
+                    replica(0, State::ActiveOperation, 0, 45.0, 120),
+                    replica(1, State::PerformanceMonitoring, 2, 80.0, 900),
+                    replica(2, State::Backoff, 3, 0.0, 0),
+                ],
+                3,
+                true,
+            ),
+            agent(
+                "flaky-tool",
+                vec![replica(0, State::Failed, 5, 0.0, 0)],
+                1,
+                true,
+            ),
+            agent(
+                "indexer",
+                vec![replica(0, State::Stopped, 0, 0.0, 0)],
+                1,
+                false,
+            ),
+        ],
+        host: HostStatus {
+            cpu_percent: 42.0,
+            per_core: vec![40.0, 44.0],
+            memory_used: 6 << 30,
+            memory_total: 16 << 30,
+        },
+        pool_used: (2.0, 1 << 30, 5),
+        alerts: vec![],
+        incidents: vec![],
+    }
+}
+
+/// A model attached to the fixed fleet, with graph history and logs.
+pub fn model() -> Model {
+    let mut m = Model::new(NOW);
+    m.status = Some(status());
+    m.conn = Conn::Attached {
+        host: "gpu-box".into(),
+        pid: 4242,
+        version: "0.1.0".into(),
+    };
+    for i in 0..300u64 {
+        let at = NOW - (300 - i) * 1000;
+        let wave = ((i as f64) / 20.0).sin();
+        push(&mut m.host_cpu, at, 40.0 + 20.0 * wave);
+        push(&mut m.host_mem, at, 37.5 + 2.0 * wave);
+        push(
+            m.agent_cpu.entry("planner".into()).or_default(),
+            at,
+            3.5 + 2.0 * wave,
+        );
+        push(
+            m.agent_mem.entry("planner".into()).or_default(),
+            at,
+            (40u64 << 20) as f64,
+        );
+    }
+    m.cores = vec![
+        m.host_cpu.clone(),
+        m.host_cpu.iter().map(|(t, v)| (*t, v / 2.0)).collect(),
+    ];
+    m.logs_agent = Some("planner".into());
+    for i in 0..30u64 {
+        m.logs.push_back(LogLine {
+            seq: i + 1,
+            at: NOW - 30_000 + i * 1000,
+            replica: 0,
+            stream: if i % 7 == 6 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            text: format!("INFO plan: step {i} of task T-{} decomposed", 4000 + i),
+        });
+    }
+    m.log_cursor = Some(30);
+    m.dirty = false;
+    m
+}
