@@ -651,7 +651,12 @@ fn draw_logs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .unwrap_or_default();
     let height = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2) as usize;
-    let end = m.logs.len().saturating_sub(m.log_scroll);
+    // Scrolled to the top still shows a full page.
+    let end = m
+        .logs
+        .len()
+        .saturating_sub(m.log_scroll)
+        .max(height.min(m.logs.len()));
     let start = end.saturating_sub(height);
     let hl = t.selection.add_modifier(Modifier::BOLD);
     let lines: Vec<Line> = m

@@ -2,6 +2,8 @@
 //! data dir, supervising real processes; and /proc readers.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,295 @@
+//! The real console in a real terminal: tmux runs `autonomos attach`, keys
+//! are pressed with send-keys, the screen is read with capture-pane, and the
+//! result is checked with `autonomos status --json`. Needs the Debian
+//! package tmux (and openssh-server/-client for the ssh case).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::sshd::*;
+use common::*;
+
+/// A private tmux server for one test.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        Tmux {
+            socket: format!("autonomos-test-{tag}-{}", std::process::id()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start(&self, w: u16, h: u16, cmd: &str) {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+            cmd,
+        ]);
+        self.run(&["set", "-s", "set-clipboard", "on"]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        self.run(&a);
+    }
+
+    fn format(&self, f: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "t", f])
+            .trim()
+            .to_string()
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let t = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn env_prefix(d: &BinDaemon) -> String {
+    format!(
+        "env XDG_RUNTIME_DIR={} AUTONOMOS_DATA_DIR={} AUTONOMOS_CONFIG={} TERM=xterm-256color",
+        d.runtime_dir().display(),
+        d.data_dir().display(),
+        d.dir.path().join("autonomos.toml").display()
+    )
+}
+
+const FLEET: &str = r#"
+[agents.alpha]
+command = ["sh", "-c", "echo alpha $AUTONOMOS_REPLICA up; sleep 1000"]
+
+[agents.beta]
+command = ["sleep", "1000"]
+"#;
+
+#[test]
+fn keys_scale_and_restart_q_detaches_and_attach_comes_back() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let d = BinDaemon::start(FLEET);
+    let tmux = Tmux::new("keys");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!(
+            "{} {bin} attach; echo console-exit-$?; sleep 600",
+            env_prefix(&d)
+        ),
+    );
+    tmux.wait("the console", |s| {
+        s.contains("alpha") && s.contains("● attached")
+    });
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "1",
+        "the console uses the alternate screen"
+    );
+
+    // alpha is selected first: + + scales it to 3.
+    tmux.keys(&["+"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&["+"]);
+    let s = d.wait_status("alpha at 3", Duration::from_secs(10), |s| {
+        s.agents[0].desired == 3 && s.agents[0].running == 3
+    });
+    assert_eq!(s.agents[1].desired, 1, "beta untouched");
+    tmux.wait("3/3 on screen", |s| s.contains("3/3"));
+
+    // r asks first; y restarts every replica of alpha.
+    tmux.keys(&["r"]);
+    tmux.wait("the confirmation", |s| {
+        s.contains("Restart every replica of alpha? (y/n)")
+    });
+    tmux.keys(&["y"]);
+    d.wait_status("alpha restarted", Duration::from_secs(15), |s| {
+        s.agents[0]
+            .replicas
+            .iter()
+            .all(|r| r.restarts >= 1 && r.state.is_running())
+    });
+    tmux.wait("the answer as a notice", |s| {
+        s.contains("restarting 3 replica(s) of alpha")
+    });
+
+    // ? shows the help generated from the keymap; Esc closes it.
+    tmux.keys(&["?"]);
+    tmux.wait("help", |s| s.contains("shut the fleet down (asks first)"));
+    tmux.keys(&["Escape"]);
+    tmux.wait("help closed", |s| !s.contains("shut the fleet down"));
+
+    // q detaches: the terminal is restored, the fleet keeps running.
+    tmux.keys(&["q"]);
+    tmux.wait("detached", |s| {
+        s.contains("detached; the fleet keeps running") && s.contains("console-exit-0")
+    });
+    assert_eq!(tmux.format("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1", "cursor shown again");
+    let s = d.status();
+    assert_eq!(s.agents[0].running, 3);
+    assert_eq!(s.daemon_pid as i32, d.pid());
+
+    // Attach again.
+    tmux.run(&[
+        "new-window",
+        "-t",
+        "t",
+        &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
+    ]);
+    tmux.wait("attached again", |s| {
+        s.contains("● attached") && s.contains("3/3")
+    });
+}
+
+#[test]
+fn hostile_agent_output_never_reaches_the_terminal() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let d = BinDaemon::start(
+        r#"
+[agents.evil]
+command = ["sh", "-c", '''head -c 1048576 /dev/zero | tr '\0' x; echo; echo after-the-big-line; printf '\033[2J\033]0;pwned\007\033]52;c;ZXZpbGNsaXA=\007visible-marker\n'; printf 'bad\377\376utf8\n'; sleep 1000''']
+"#,
+    );
+    let tmux = Tmux::new("hostile");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
+    );
+    // The 1 MB line arrives as 64 KiB pieces, then the hostile lines.
+    let s = tmux.wait("the hostile lines", |s| {
+        s.contains("after-the-big-line") && s.contains("visible-marker") && s.contains("utf8")
+    });
+    assert!(
+        s.contains("Autonomos") && s.contains("1 Fleet"),
+        "the screen was not cleared:\n{s}"
+    );
+    assert!(
+        s.contains("bad��utf8"),
+        "invalid UTF-8 shown as replacement characters:\n{s}"
+    );
+    assert_ne!(
+        tmux.format("#{pane_title}"),
+        "pwned",
+        "the title was changed"
+    );
+    let buffers = tmux.run(&["list-buffers"]);
+    assert!(
+        !buffers.contains("evilclip"),
+        "OSC 52 reached the clipboard: {buffers}"
+    );
+    let raw = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+    assert!(!raw.contains("\u{1b}]"), "an OSC sequence is on screen");
+    assert!(
+        !raw.contains("ZXZpbGNsaXA"),
+        "the clipboard payload is on screen"
+    );
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn over_ssh_a_dropped_link_shows_reconnecting_and_q_still_restores_the_terminal() {
+    if !have_tool("tmux", "tmux") || !sshd_available() {
+        return;
+    }
+    let d = BinDaemon::start(FLEET);
+    let sshd = start_sshd(&d);
+    let before = d.wait_status("up", Duration::from_secs(10), |s| {
+        s.agents.iter().all(|a| a.running == 1)
+    });
+    let tmux = Tmux::new("ssh");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!(
+            "env -u AUTONOMOS_DATA_DIR XDG_RUNTIME_DIR={}/elsewhere TERM=xterm-256color {bin} --host ssh://testhost:{} --ssh-config {} --remote-bin {bin} attach; echo console-exit-$?; sleep 600",
+            d.dir.path().display(),
+            sshd.port,
+            sshd.config().display()
+        ),
+    );
+    tmux.wait("the console over ssh", |s| {
+        s.contains("alpha") && s.contains("attached via ssh to testhost")
+    });
+    // Scale from the remote console.
+    tmux.keys(&["j", "+"]);
+    d.wait_status("beta at 2", Duration::from_secs(10), |s| {
+        s.agents[1].desired == 2 && s.agents[1].running == 2
+    });
+    // Drop the link: kill the ssh client under the console.
+    let ssh_pids: Vec<i32> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&p| {
+            cmdline(p).starts_with("ssh ")
+                && cmdline(p).contains(&sshd.config().display().to_string())
+        })
+        .collect();
+    assert!(!ssh_pids.is_empty(), "no ssh client found");
+    for p in ssh_pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(p).expect("pid"),
+            rustix::process::Signal::KILL,
+        );
+    }
+    tmux.wait("reconnecting", |s| s.contains("reconnecting"));
+    let after = d.status();
+    assert_eq!(
+        after.daemon_pid, before.daemon_pid,
+        "the daemon is untouched"
+    );
+    assert_eq!(after.agents[1].running, 2, "the fleet is untouched");
+    // The console reconnects through a new ssh, then q restores the terminal.
+    tmux.wait("reconnected", |s| s.contains("attached via ssh"));
+    tmux.keys(&["q"]);
+    tmux.wait("detached", |s| s.contains("console-exit-0"));
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1");
+}
