@@ -108,7 +108,7 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
             .try_init();
         tui_logger::set_default_level(tui_logger::LevelFilter::Info);
     }
-    let first = match connect().await.and_then(Ok) {
+    let first = match connect().await {
         Ok(c) => c,
         Err(e) => return crate::commands::fail(&e, false),
     };
@@ -142,7 +142,18 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
     };
     let mut model = Model::new(now_ms());
     model.remote = opts.remote;
-    let (code, frames) = event_loop(&mut term, &mut model, &theme, session, connect).await;
+    let stats = std::env::var("AUTONOMOS_CONSOLE_STATS")
+        .ok()
+        .map(|path| (path, bytes.clone()));
+    let (code, frames) = event_loop(
+        &mut term,
+        &mut model,
+        &theme,
+        session,
+        connect,
+        stats.as_ref(),
+    )
+    .await;
     drop(term);
     drop(guard);
     if let Ok(path) = std::env::var("AUTONOMOS_CONSOLE_STATS") {
@@ -166,6 +177,7 @@ async fn event_loop(
     theme: &Theme,
     session: Session,
     connect: Connect,
+    stats: Option<&(String, Arc<AtomicU64>)>,
 ) -> (ExitCode, u64) {
     use tokio::signal::unix::{SignalKind, signal};
     let keymap = action::keymap();
@@ -203,6 +215,16 @@ async fn event_loop(
                 frames += 1;
                 last_frame = Instant::now();
                 m.dirty = false;
+                // For the idle-output benchmark: what has been written so far.
+                if let Some((path, bytes)) = stats {
+                    let _ = std::fs::write(
+                        path,
+                        format!(
+                            "{{\"bytes\":{},\"frames\":{frames}}}\n",
+                            bytes.load(Ordering::Relaxed)
+                        ),
+                    );
+                }
             }
         }
         if m.quit {

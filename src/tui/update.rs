@@ -482,6 +482,12 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                     Some(r) => {
                         r.state = transition.to;
                         r.since = transition.at;
+                        // What it was waiting for is over; a new wait says so.
+                        r.waiting = matches!(transition.to, crate::core::lifecycle::State::Backoff)
+                            .then(|| transition.reason.clone());
+                        if transition.to.is_running() {
+                            r.error = None;
+                        }
                         if transition.to == crate::core::lifecycle::State::ActiveOperation
                             && transition.from == crate::core::lifecycle::State::ContextPreparation
                         {
@@ -931,6 +937,7 @@ mod tests {
         );
         let r = &m.agents()[0].replicas[0];
         assert_eq!(r.state, State::TaskCompletion);
+        assert_eq!(r.waiting, None);
         assert_eq!(r.pid, None);
         assert_eq!(m.agents()[0].running, 0);
         let before = m.host_cpu.len();

@@ -287,6 +287,9 @@ fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     f.render_stateful_widget(table, area, &mut state);
 }
 
+/// One line of a chart: name, points (seconds ago, value), style.
+type Plot<'a> = (String, &'a [(f64, f64)], Style);
+
 fn series_points(s: &Series, now: u64, window_ms: u64, scale: f64) -> Vec<(f64, f64)> {
     s.iter()
         .filter(|(at, _)| now.saturating_sub(*at) <= window_ms)
@@ -313,7 +316,7 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .map(|s| series_points(s, now, window, 1.0))
         .collect();
     let total = series_points(&m.host_cpu, now, window, 1.0);
-    let mut sets: Vec<(String, &[(f64, f64)], Style)> = cores
+    let mut sets: Vec<Plot> = cores
         .iter()
         .enumerate()
         .map(|(i, p)| (format!("cpu{i}"), p.as_slice(), t.muted))
@@ -387,7 +390,7 @@ fn render_chart(
     area: Rect,
     t: &Theme,
     title: String,
-    sets: &[(String, &[(f64, f64)], Style)],
+    sets: &[Plot],
     max: f64,
     unit: &str,
 ) {
