@@ -160,7 +160,11 @@ fn tmux_style_ssh_t_attach_works_and_dropping_it_leaves_the_fleet() {
         .arg("-F")
         .arg(sshd.config())
         .arg("testhost")
-        .arg(format!("{} attach", env!("CARGO_BIN_EXE_autonomos")))
+        // No local terminal here, so give the remote one a size.
+        .arg(format!(
+            "stty cols 120 rows 40; {} attach",
+            env!("CARGO_BIN_EXE_autonomos")
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

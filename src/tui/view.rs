@@ -18,9 +18,23 @@ use crate::tui::action::{Binding, help_rows};
 use crate::tui::model::{Conn, Mode, Model, Panel, Row, Series};
 use crate::tui::theme::Theme;
 
+/// Smallest terminal the panels are drawn in.
+pub const MIN_SIZE: (u16, u16) = (40, 10);
+
 /// Draws the whole console.
 pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
     let area = f.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let msg = format!(
+            "terminal {}×{} is too small (at least {}×{}); q detaches",
+            area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        f.render_widget(
+            Paragraph::new(msg).wrap(Wrap { trim: true }).style(t.warn),
+            area,
+        );
+        return;
+    }
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
@@ -151,7 +165,9 @@ fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     } else {
         // Small terminals: the fleet and the focused panel (the agent's
         // detail while the fleet itself has focus).
-        let fleet_rows = (m.rows().len() as u16 + 3).clamp(5, area.height / 2);
+        let fleet_rows = (m.rows().len() as u16 + 3)
+            .min(area.height / 2)
+            .max(3.min(area.height));
         let [fleet, other] =
             Layout::vertical([Constraint::Length(fleet_rows), Constraint::Min(3)]).areas(area);
         draw_fleet(m, t, f, fleet);
@@ -869,6 +885,22 @@ mod tests {
         }
         let text = format!("{}", term.backend());
         assert!(text.contains("visible") && !text.contains("pwned") && !text.contains("ZXZpbA"));
+    }
+
+    #[test]
+    fn any_size_renders_without_panicking() {
+        let m = model();
+        for w in [0u16, 1, 10, 39, 40, 41, 79, 80, 119, 120, 200] {
+            for h in [0u16, 1, 5, 9, 10, 11, 23, 24, 29, 30, 39, 40, 60] {
+                for focus in Panel::ALL {
+                    let mut m = m.clone();
+                    m.focus = focus;
+                    render(&m, w, h);
+                }
+            }
+        }
+        let text = format!("{}", render(&m, 30, 5).backend());
+        assert!(text.contains("too small"), "{text}");
     }
 
     #[test]
