@@ -293,3 +293,61 @@ fn over_ssh_a_dropped_link_shows_reconnecting_and_q_still_restores_the_terminal(
     assert_eq!(tmux.format("#{alternate_on}"), "0");
     assert_eq!(tmux.format("#{cursor_flag}"), "1");
 }
+
+fn console_pid(tmux: &Tmux) -> i32 {
+    let shell: i32 = tmux.format("#{pane_pid}").parse().expect("pane pid");
+    let t = Instant::now();
+    loop {
+        let found = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+            .find(|&p| stat_field(p, 1) == Some(shell.to_string()) && cmdline(p).ends_with(" attach"));
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "console process not found");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let d = BinDaemon::start(FLEET);
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    for (tag, sig) in [("term", rustix::process::Signal::TERM), ("hup", rustix::process::Signal::HUP)] {
+        let tmux = Tmux::new(tag);
+        tmux.start(100, 30, &format!("{} {bin} attach; echo console-exit-$?; sleep 600", env_prefix(&d)));
+        tmux.wait("the console", |s| s.contains("● attached"));
+        let pid = console_pid(&tmux);
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).expect("pid"), sig).expect("signal");
+        tmux.wait("the console gone", |s| s.contains("console-exit-"));
+        assert_eq!(tmux.format("#{alternate_on}"), "0", "{tag}: alternate screen left");
+        assert_eq!(tmux.format("#{cursor_flag}"), "1", "{tag}: cursor shown");
+    }
+    assert_eq!(d.status().agents[0].running, 1, "the fleet is untouched");
+}
+
+#[test]
+fn ctrl_z_suspends_and_fg_resumes() {
+    if !have_tool("tmux", "tmux") || !have_tool("bash", "bash") {
+        return;
+    }
+    let d = BinDaemon::start(FLEET);
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    let tmux = Tmux::new("tstp");
+    tmux.start(100, 30, "bash --norc --noprofile");
+    tmux.keys(&[&format!("{} {bin} attach", env_prefix(&d)), "Enter"]);
+    tmux.wait("the console", |s| s.contains("● attached"));
+    tmux.keys(&["C-z"]);
+    tmux.wait("suspended", |s| s.contains("Stopped"));
+    assert_eq!(tmux.format("#{alternate_on}"), "0", "the terminal is given back while suspended");
+    tmux.keys(&["fg", "Enter"]);
+    tmux.wait("resumed", |s| s.contains("● attached") && s.contains("1 Fleet"));
+    assert_eq!(tmux.format("#{alternate_on}"), "1");
+    tmux.keys(&["q"]);
+    tmux.wait("detached", |s| s.contains("detached; the fleet keeps running"));
+}
