@@ -37,9 +37,9 @@ pub struct Global {
         default_value = "autonomos"
     )]
     pub remote_bin: String,
-    /// Console theme: dark, light, high-contrast, or a theme file.
-    #[arg(long, global = true, env = "AUTONOMOS_THEME", default_value = "dark")]
-    pub theme: String,
+    /// Console theme: dark, light, high-contrast, or a theme file (default: the config's, else dark).
+    #[arg(long, global = true, env = "AUTONOMOS_THEME")]
+    pub theme: Option<String>,
     /// --data-dir for the remote daemon (default: its own default).
     #[arg(long, global = true, env = "AUTONOMOS_REMOTE_DATA_DIR")]
     pub remote_data_dir: Option<String>,

@@ -482,11 +482,37 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
                     None => t.host,
                 })
             });
+            // Theme and keys: the flag (or AUTONOMOS_THEME), else the local
+            // config's [console], else the defaults.
+            let source = crate::paths::find_config(g.config.as_deref());
+            let console = match crate::paths::load_config(&source) {
+                Ok(cfg) => cfg.console,
+                Err(e) => {
+                    eprint!("{e}");
+                    eprintln!(
+                        "\nthe console cannot read its settings from this config: fix it and try again"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let theme = g.theme.clone().or_else(|| {
+                let t = console.theme.clone()?;
+                // A theme file is relative to the config file.
+                match &source {
+                    crate::paths::ConfigSource::File(p)
+                        if t.contains('/') || t.ends_with(".toml") =>
+                    {
+                        p.parent().map(|d| d.join(&t).display().to_string())
+                    }
+                    _ => Some(t),
+                }
+            });
             return crate::tui::run(
                 connect,
                 crate::tui::Options {
-                    theme: g.theme.clone(),
+                    theme: theme.unwrap_or_else(|| "dark".into()),
                     remote,
+                    keys: console.keys,
                 },
             )
             .await;

@@ -302,11 +302,16 @@ fn console_pid(tmux: &Tmux) -> i32 {
             .expect("/proc")
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-            .find(|&p| stat_field(p, 1) == Some(shell.to_string()) && cmdline(p).ends_with(" attach"));
+            .find(|&p| {
+                stat_field(p, 1) == Some(shell.to_string()) && cmdline(p).ends_with(" attach")
+            });
         if let Some(p) = found {
             return p;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "console process not found");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "console process not found"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -318,14 +323,29 @@ fn sigterm_and_sighup_restore_the_terminal() {
     }
     let d = BinDaemon::start(FLEET);
     let bin = env!("CARGO_BIN_EXE_autonomos");
-    for (tag, sig) in [("term", rustix::process::Signal::TERM), ("hup", rustix::process::Signal::HUP)] {
+    for (tag, sig) in [
+        ("term", rustix::process::Signal::TERM),
+        ("hup", rustix::process::Signal::HUP),
+    ] {
         let tmux = Tmux::new(tag);
-        tmux.start(100, 30, &format!("{} {bin} attach; echo console-exit-$?; sleep 600", env_prefix(&d)));
+        tmux.start(
+            100,
+            30,
+            &format!(
+                "{} {bin} attach; echo console-exit-$?; sleep 600",
+                env_prefix(&d)
+            ),
+        );
         tmux.wait("the console", |s| s.contains("● attached"));
         let pid = console_pid(&tmux);
-        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).expect("pid"), sig).expect("signal");
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid).expect("pid"), sig)
+            .expect("signal");
         tmux.wait("the console gone", |s| s.contains("console-exit-"));
-        assert_eq!(tmux.format("#{alternate_on}"), "0", "{tag}: alternate screen left");
+        assert_eq!(
+            tmux.format("#{alternate_on}"),
+            "0",
+            "{tag}: alternate screen left"
+        );
         assert_eq!(tmux.format("#{cursor_flag}"), "1", "{tag}: cursor shown");
     }
     assert_eq!(d.status().agents[0].running, 1, "the fleet is untouched");
@@ -344,10 +364,18 @@ fn ctrl_z_suspends_and_fg_resumes() {
     tmux.wait("the console", |s| s.contains("● attached"));
     tmux.keys(&["C-z"]);
     tmux.wait("suspended", |s| s.contains("Stopped"));
-    assert_eq!(tmux.format("#{alternate_on}"), "0", "the terminal is given back while suspended");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "the terminal is given back while suspended"
+    );
     tmux.keys(&["fg", "Enter"]);
-    tmux.wait("resumed", |s| s.contains("● attached") && s.contains("1 Fleet"));
+    tmux.wait("resumed", |s| {
+        s.contains("● attached") && s.contains("1 Fleet")
+    });
     assert_eq!(tmux.format("#{alternate_on}"), "1");
     tmux.keys(&["q"]);
-    tmux.wait("detached", |s| s.contains("detached; the fleet keeps running"));
+    tmux.wait("detached", |s| {
+        s.contains("detached; the fleet keeps running")
+    });
 }

@@ -20,6 +20,7 @@ pub(crate) fn top_hint(key: &str) -> Option<String> {
         "cpu" | "memory" | "max_agents" => "[pool]",
         "data_dir" => "[paths]",
         "max_size" | "max_files" | "ring_lines" => "[logs]",
+        "theme" | "keys" | "tui" | "keymap" => "[console]",
         "command" | "cwd" | "env" | "replicas" | "restart" | "depends_on" | "backoff"
         | "resources" | "stop_signal" | "stop_timeout" => {
             return Some(format!(
@@ -27,10 +28,10 @@ pub(crate) fn top_hint(key: &str) -> Option<String> {
             ));
         }
         "alerts" | "alert" | "alert_rules" | "rules" | "incidents" | "backup" | "backups"
-        | "tasks" | "queue" | "audit" | "metrics" | "tui" | "theme" | "daemon" | "server"
-        | "notifications" | "webhooks" => {
+        | "tasks" | "queue" | "audit" | "metrics" | "daemon" | "server" | "notifications"
+        | "webhooks" => {
             return Some(format!(
-                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents"
+                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console"
             ));
         }
         _ => return None,

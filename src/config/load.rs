@@ -17,8 +17,8 @@ use super::hints::{
     top_hint,
 };
 use super::model::{
-    AgentSpec, BackoffSpec, Config, LimitAction, LogSpec, MAX_POOL_AGENTS, MAX_REPLICAS, PathsSpec,
-    PoolSpec, ResourceSpec, RestartPolicy, StartLimitSpec,
+    AgentSpec, BackoffSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
+    MAX_REPLICAS, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy, StartLimitSpec,
 };
 use super::signal::{parse_signal, signal_names};
 use super::suggest::did_you_mean;
@@ -184,13 +184,14 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
     let mut problems: Vec<Problem> = syntax;
     problems.extend(checker.problems.drain(..).filter(|p| !shadowed(p)));
     if problems.is_empty() {
-        let (agents, pool, paths, logs) = built;
+        let (agents, pool, paths, logs, console) = built;
         return Ok(Config {
             source: origin.source,
             agents,
             pool,
             paths,
             logs,
+            console,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -752,9 +753,13 @@ impl Checker<'_> {
         &mut self,
         root: &DeTable<'_>,
         host: &HostFacts,
-    ) -> (Vec<AgentSpec>, PoolSpec, PathsSpec, LogSpec) {
-        let [pool, paths, logs, agents] =
-            self.fields(root, "", ["pool", "paths", "logs", "agents"], top_hint);
+    ) -> (Vec<AgentSpec>, PoolSpec, PathsSpec, LogSpec, ConsoleSpec) {
+        let [pool, paths, logs, agents, console] = self.fields(
+            root,
+            "",
+            ["pool", "paths", "logs", "agents", "console"],
+            top_hint,
+        );
         let section = |key: &'static str| Field { key, table: "" };
         let section_help = |name: &str| Some(format!("write it as a [{name}] section"));
 
@@ -811,7 +816,91 @@ impl Checker<'_> {
             }
         }
         let agents = drafts.into_iter().map(|d| d.spec).collect();
-        (agents, pool_facts.spec, paths_spec, log_spec)
+        let mut console_spec = ConsoleSpec::default();
+        if let Some((_, v)) = console
+            && let Some(t) = self.table(v, section("console"), section_help("console"))
+        {
+            self.console(t, &mut console_spec);
+        }
+        (agents, pool_facts.spec, paths_spec, log_spec, console_spec)
+    }
+
+    /// `[console]`: `theme = "light"`, `keys = { detach = "x", up = ["k", "up"] }`.
+    fn console(&mut self, t: &DeTable<'_>, spec: &mut ConsoleSpec) {
+        let [theme, keys] = self.fields(t, "console", ["theme", "keys"], |_| None);
+        if let Some((_, v)) = theme
+            && let Some(s) = self.string(
+                v,
+                Field {
+                    key: "theme",
+                    table: "console",
+                },
+            )
+        {
+            spec.theme = Some(s.to_owned());
+        }
+        let Some((_, v)) = keys else { return };
+        let Some(keys) = self.table(
+            v,
+            Field {
+                key: "keys",
+                table: "console",
+            },
+            Some("write it as keys = { detach = \"x\", up = [\"k\", \"up\"] }".to_owned()),
+        ) else {
+            return;
+        };
+        for (k, v) in keys.iter() {
+            let action: &str = k.get_ref();
+            if !crate::config::keys::ACTIONS.contains(&action) {
+                let help = did_you_mean(action, &crate::config::keys::ACTIONS)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        format!("actions: {}", crate::config::keys::ACTIONS.join(", "))
+                    });
+                self.problem(
+                    k.span(),
+                    format!("unknown console action `{action}` in [console] keys"),
+                    Some(help),
+                );
+                continue;
+            }
+            let mut specs = Vec::new();
+            let mut check =
+                |this: &mut Self, s: &str, span: Span| match crate::config::keys::parse_key(s) {
+                    Ok(k) => specs.push(k),
+                    Err(e) => this.problem(span, e, None),
+                };
+            match v.get_ref() {
+                DeValue::String(s) => check(self, s, v.span()),
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(s) => check(self, s, item.span()),
+                            _ => self.type_error(
+                                item,
+                                Field {
+                                    key: "keys",
+                                    table: "console",
+                                },
+                                "a key name",
+                                None,
+                            ),
+                        }
+                    }
+                }
+                _ => self.type_error(
+                    v,
+                    Field {
+                        key: "keys",
+                        table: "console",
+                    },
+                    "a key name or a list of them",
+                    None,
+                ),
+            }
+            spec.keys.push((action.to_owned(), specs));
+        }
     }
 
     fn pool(&mut self, t: &DeTable<'_>, facts: &mut PoolFacts) {

@@ -7,6 +7,7 @@
 
 mod diag;
 mod hints;
+pub mod keys;
 mod load;
 pub mod model;
 mod render;

@@ -27,6 +27,16 @@ pub struct Config {
     pub pool: PoolSpec,
     pub paths: PathsSpec,
     pub logs: LogSpec,
+    pub console: ConsoleSpec,
+}
+
+/// `[console]`: the console's theme and key bindings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ConsoleSpec {
+    /// A built-in theme name or a theme file (relative: to the config file).
+    pub theme: Option<String>,
+    /// Action name → the keys that replace its defaults.
+    pub keys: Vec<(String, Vec<crate::config::keys::KeySpec>)>,
 }
 
 impl Config {

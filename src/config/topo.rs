@@ -241,6 +241,7 @@ mod tests {
     #[test]
     fn topo_order_of_a_config() {
         let mut cfg = Config {
+            console: Default::default(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),

@@ -44,171 +44,234 @@ pub enum Action {
 /// One binding: keys as shown in help, the action, and what it does.
 #[derive(Debug, Clone)]
 pub struct Binding {
-    pub keys: &'static str,
+    /// The action's name in `[console] keys`.
+    pub name: &'static str,
     pub action: Action,
+    /// What it does; empty for the second half of a paired row (`+ / -`).
     pub help: &'static str,
-    codes: &'static [(KeyCode, KeyModifiers)],
+    /// How help shows the default keys of this row.
+    label: &'static str,
+    codes: Vec<(KeyCode, KeyModifiers)>,
+    /// Rebound in the config.
+    custom: bool,
 }
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
 const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
 const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+const ALT: KeyModifiers = KeyModifiers::ALT;
 
-/// The keymap in force (Normal mode).
+/// The default keymap (Normal mode).
 pub fn keymap() -> Vec<Binding> {
     use KeyCode::*;
-    let b = |keys, action, help, codes| Binding {
-        keys,
+    let b = |name, label, action, help, codes: &[(KeyCode, KeyModifiers)]| Binding {
+        name,
+        label,
         action,
         help,
-        codes,
+        codes: codes.to_vec(),
+        custom: false,
     };
     vec![
         b(
+            "detach",
             "q",
             Action::Detach,
             "detach (the fleet keeps running)",
             &[(Char('q'), NONE)],
         ),
         b(
+            "shutdown",
             "Q",
             Action::Shutdown,
             "shut the fleet down (asks first)",
             &[(Char('Q'), SHIFT), (Char('Q'), NONE)],
         ),
         b(
+            "focus_next",
             "Tab / Shift-Tab",
             Action::FocusNext,
             "next / previous panel",
             &[(Tab, NONE)],
         ),
         b(
+            "focus_prev",
             "",
             Action::FocusPrev,
             "",
             &[(BackTab, SHIFT), (BackTab, NONE)],
         ),
         b(
+            "",
             "1-7",
             Action::Focus(Panel::Fleet),
             "jump to a panel",
             &[(Char('1'), NONE)],
         ),
-        b("", Action::Focus(Panel::Graphs), "", &[(Char('2'), NONE)]),
-        b("", Action::Focus(Panel::Detail), "", &[(Char('3'), NONE)]),
-        b("", Action::Focus(Panel::Alerts), "", &[(Char('4'), NONE)]),
         b(
+            "",
+            "",
+            Action::Focus(Panel::Graphs),
+            "",
+            &[(Char('2'), NONE)],
+        ),
+        b(
+            "",
+            "",
+            Action::Focus(Panel::Detail),
+            "",
+            &[(Char('3'), NONE)],
+        ),
+        b(
+            "",
+            "",
+            Action::Focus(Panel::Alerts),
+            "",
+            &[(Char('4'), NONE)],
+        ),
+        b(
+            "",
             "",
             Action::Focus(Panel::Incidents),
             "",
             &[(Char('5'), NONE)],
         ),
-        b("", Action::Focus(Panel::Logs), "", &[(Char('6'), NONE)]),
+        b("", "", Action::Focus(Panel::Logs), "", &[(Char('6'), NONE)]),
         b(
+            "",
             "",
             Action::Focus(Panel::Diagnostics),
             "",
             &[(Char('7'), NONE)],
         ),
         b(
+            "up",
             "↑ k / ↓ j",
             Action::Up,
             "move up / down (scroll in logs)",
             &[(Up, NONE), (Char('k'), NONE)],
         ),
-        b("", Action::Down, "", &[(Down, NONE), (Char('j'), NONE)]),
         b(
+            "down",
+            "",
+            Action::Down,
+            "",
+            &[(Down, NONE), (Char('j'), NONE)],
+        ),
+        b(
+            "page_up",
             "PgUp / PgDn",
             Action::PageUp,
             "page up / down",
             &[(PageUp, NONE), (Char('u'), CTRL)],
         ),
         b(
+            "page_down",
             "",
             Action::PageDown,
             "",
             &[(PageDown, NONE), (Char('d'), CTRL)],
         ),
         b(
+            "top",
             "g / G",
             Action::Top,
             "top / bottom (G follows the logs)",
             &[(Home, NONE), (Char('g'), NONE)],
         ),
         b(
+            "bottom",
             "",
             Action::Bottom,
             "",
             &[(End, NONE), (Char('G'), SHIFT), (Char('G'), NONE)],
         ),
         b(
+            "enter",
             "Enter / l →",
             Action::Enter,
             "open the agent's detail",
             &[(Enter, NONE), (Char('l'), NONE), (Right, NONE)],
         ),
         b(
+            "back",
             "Esc / h ←",
             Action::Back,
             "back",
             &[(Esc, NONE), (Char('h'), NONE), (Left, NONE)],
         ),
         b(
+            "expand",
             "Space",
             Action::ToggleExpand,
             "show / hide an agent's replicas",
             &[(Char(' '), NONE)],
         ),
         b(
+            "scale_up",
             "+ / -",
             Action::ScaleUp,
             "scale the selected agent up / down",
             &[(Char('+'), NONE), (Char('+'), SHIFT), (Char('='), NONE)],
         ),
-        b("", Action::ScaleDown, "", &[(Char('-'), NONE)]),
         b(
+            "scale_down",
+            "",
+            Action::ScaleDown,
+            "",
+            &[(Char('-'), NONE)],
+        ),
+        b(
+            "restart",
             "r",
             Action::Restart,
             "restart the agent or replica (asks first)",
             &[(Char('r'), NONE)],
         ),
         b(
+            "start_stop",
             "s",
             Action::StartStop,
             "stop / start the agent (stop asks first)",
             &[(Char('s'), NONE)],
         ),
         b(
+            "backup",
             "b",
             Action::Backup,
             "take a backup now",
             &[(Char('b'), NONE)],
         ),
         b(
+            "ack",
             "a",
             Action::Ack,
             "acknowledge the selected alert",
             &[(Char('a'), NONE)],
         ),
         b(
+            "sort",
             "o",
             Action::Sort,
             "cycle the fleet's sort order",
             &[(Char('o'), NONE)],
         ),
         b(
+            "filter",
             "/",
             Action::Slash,
             "filter the fleet / search the logs",
             &[(Char('/'), NONE)],
         ),
         b(
+            "palette",
             ":",
             Action::Palette,
             "command palette (Tab completes)",
             &[(Char(':'), NONE), (Char(':'), SHIFT)],
         ),
         b(
+            "help",
             "?",
             Action::Help,
             "this help",
@@ -217,9 +280,81 @@ pub fn keymap() -> Vec<Binding> {
     ]
 }
 
+/// A key from the config as terminal key events (a capital letter also
+/// arrives with SHIFT).
+fn codes_of(k: &crate::config::keys::KeySpec) -> Vec<(KeyCode, KeyModifiers)> {
+    let mut mods = NONE;
+    if k.ctrl {
+        mods |= CTRL;
+    }
+    if k.alt {
+        mods |= ALT;
+    }
+    let code = match k.key.as_str() {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" => return vec![(KeyCode::BackTab, mods | SHIFT), (KeyCode::BackTab, mods)],
+        "backspace" => KeyCode::Backspace,
+        "space" => KeyCode::Char(' '),
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "pageup" => KeyCode::PageUp,
+        "pagedown" => KeyCode::PageDown,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "delete" => KeyCode::Delete,
+        f if f.len() > 1 && f.starts_with('f') => KeyCode::F(f[1..].parse().unwrap_or(1)),
+        c => {
+            let ch = c.chars().next().unwrap_or(' ');
+            return vec![(KeyCode::Char(ch), mods), (KeyCode::Char(ch), mods | SHIFT)];
+        }
+    };
+    vec![(code, mods)]
+}
+
+/// The default keymap with the config's `[console] keys` applied: a rebound
+/// action loses its default keys, and a key taken by it leaves any other
+/// action.
+pub fn keymap_with(overrides: &[(String, Vec<crate::config::keys::KeySpec>)]) -> Vec<Binding> {
+    let mut map = keymap();
+    for (name, keys) in overrides {
+        let codes: Vec<(KeyCode, KeyModifiers)> = keys.iter().flat_map(codes_of).collect();
+        for b in map.iter_mut() {
+            b.codes.retain(|c| !codes.contains(c));
+        }
+        if let Some(b) = map.iter_mut().find(|b| b.name == name) {
+            b.codes = codes;
+            b.custom = true;
+        }
+    }
+    map
+}
+
+fn show(code: &(KeyCode, KeyModifiers)) -> String {
+    let (c, m) = code;
+    let key = match c {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        KeyCode::BackTab => "Shift-Tab".to_string(),
+        other => format!("{other:?}"),
+    };
+    let mut s = String::new();
+    if m.contains(CTRL) {
+        s.push_str("Ctrl-");
+    }
+    if m.contains(ALT) {
+        s.push_str("Alt-");
+    }
+    s + &key
+}
+
 /// Normal-mode key → action.
 pub fn lookup(map: &[Binding], key: KeyEvent) -> Option<Action> {
-    let mods = key.modifiers & (SHIFT | CTRL);
+    let mods = key.modifiers & (SHIFT | CTRL | ALT);
     map.iter()
         .find(|b| b.codes.iter().any(|(c, m)| *c == key.code && *m == mods))
         .map(|b| b.action.clone())
@@ -246,12 +381,44 @@ pub fn confirm(key: KeyEvent) -> Option<Action> {
     }
 }
 
-/// (keys, description) rows for the help overlay.
-pub fn help_rows(map: &[Binding]) -> Vec<(&'static str, &'static str)> {
-    map.iter()
-        .filter(|b| !b.keys.is_empty())
-        .map(|b| (b.keys, b.help))
-        .collect()
+/// (keys, description) rows for the help overlay: a row and the unlabelled
+/// bindings after it; rebound rows show their keys in force.
+pub fn help_rows(map: &[Binding]) -> Vec<(String, &'static str)> {
+    let mut rows: Vec<(String, &'static str)> = Vec::new();
+    let mut i = 0;
+    while i < map.len() {
+        let head = &map[i];
+        let mut j = i + 1;
+        while j < map.len() && map[j].help.is_empty() {
+            j += 1;
+        }
+        let group = &map[i..j];
+        let keys = if group.iter().any(|b| b.custom) {
+            group
+                .iter()
+                .map(|b| {
+                    let mut seen = Vec::new();
+                    for c in &b.codes {
+                        let k = show(c);
+                        if !seen.contains(&k) {
+                            seen.push(k);
+                        }
+                    }
+                    if seen.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        seen.join(" ")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" / ")
+        } else {
+            head.label.to_string()
+        };
+        rows.push((keys, head.help));
+        i = j;
+    }
+    rows
 }
 
 /// The palette's verbs, for completion: (verb, argument hint).
@@ -266,3 +433,57 @@ pub const VERBS: [(&str, &str); 9] = [
     ("shutdown", ""),
     ("detach", ""),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keys::parse_key;
+    use ratatui::crossterm::event::KeyEvent;
+
+    fn key(c: KeyCode, m: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(c, m)
+    }
+
+    #[test]
+    fn every_rebindable_action_name_exists_in_the_keymap() {
+        let map = keymap();
+        for name in crate::config::keys::ACTIONS {
+            assert!(map.iter().any(|b| b.name == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_rebound_action_takes_its_new_keys_and_help_shows_them() {
+        let map = keymap_with(&[
+            ("detach".into(), vec![parse_key("x").expect("key")]),
+            ("up".into(), vec![parse_key("ctrl-p").expect("key")]),
+        ]);
+        assert_eq!(
+            lookup(&map, key(KeyCode::Char('x'), NONE)),
+            Some(Action::Detach)
+        );
+        assert_eq!(
+            lookup(&map, key(KeyCode::Char('q'), NONE)),
+            None,
+            "q is no longer detach"
+        );
+        assert_eq!(
+            lookup(&map, key(KeyCode::Char('p'), CTRL)),
+            Some(Action::Up)
+        );
+        assert_eq!(lookup(&map, key(KeyCode::Char('k'), NONE)), None);
+        let rows = help_rows(&map);
+        assert!(
+            rows.iter()
+                .any(|(k, h)| k == "x" && h.starts_with("detach")),
+            "{rows:?}"
+        );
+        assert!(rows.iter().any(|(k, _)| k == "Ctrl-p / Down j"), "{rows:?}");
+        // Taking a key from another action removes it there.
+        let map = keymap_with(&[("sort".into(), vec![parse_key("r").expect("key")])]);
+        assert_eq!(
+            lookup(&map, key(KeyCode::Char('r'), NONE)),
+            Some(Action::Sort)
+        );
+    }
+}

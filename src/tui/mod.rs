@@ -88,6 +88,8 @@ pub struct Options {
     pub theme: String,
     /// `user@host` when attached over ssh.
     pub remote: Option<String>,
+    /// `[console] keys` from the config.
+    pub keys: Vec<(String, Vec<crate::config::keys::KeySpec>)>,
 }
 
 /// Runs the console until the operator detaches.
@@ -145,10 +147,12 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
     let stats = std::env::var("AUTONOMOS_CONSOLE_STATS")
         .ok()
         .map(|path| (path, bytes.clone()));
+    let keymap = action::keymap_with(&opts.keys);
     let (code, frames) = event_loop(
         &mut term,
         &mut model,
         &theme,
+        &keymap,
         session,
         connect,
         stats.as_ref(),
@@ -175,12 +179,12 @@ async fn event_loop(
     term: &mut Term,
     m: &mut Model,
     theme: &Theme,
+    keymap: &[action::Binding],
     session: Session,
     connect: Connect,
     stats: Option<&(String, Arc<AtomicU64>)>,
 ) -> (ExitCode, u64) {
     use tokio::signal::unix::{SignalKind, signal};
-    let keymap = action::keymap();
     let mut keys = EventStream::new();
     let mut session = Some(session);
     if let Some(s) = &session {
@@ -209,7 +213,7 @@ async fn event_loop(
             let wait = FRAME.saturating_sub(last_frame.elapsed());
             if wait.is_zero() {
                 tui_logger::move_events();
-                if term.draw(|f| view::view(m, theme, &keymap, f)).is_err() {
+                if term.draw(|f| view::view(m, theme, keymap, f)).is_err() {
                     return (ExitCode::FAILURE, frames);
                 }
                 frames += 1;
@@ -248,9 +252,9 @@ async fn event_loop(
                         m.quit = true;
                     } else {
                         let action = match &m.mode {
-                            model::Mode::Normal => action::lookup(&keymap, k),
+                            model::Mode::Normal => action::lookup(keymap, k),
                             model::Mode::Confirm { .. } => action::confirm(k),
-                            model::Mode::Help => action::lookup(&keymap, k).or(Some(action::Action::Back)),
+                            model::Mode::Help => action::lookup(keymap, k).or(Some(action::Action::Back)),
                             _ => action::text_input(k),
                         };
                         if let Some(a) = action {

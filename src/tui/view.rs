@@ -829,7 +829,7 @@ mod tests {
             let term = render(&m, w, h);
             let text = format!("{}", term.backend());
             for (keys, _) in help_rows(&keymap()) {
-                assert!(text.contains(keys), "help at {w}x{h} lacks `{keys}`");
+                assert!(text.contains(&keys), "help at {w}x{h} lacks `{keys}`");
             }
             insta::assert_snapshot!(format!("help_{w}x{h}"), term.backend());
         }
