@@ -1318,37 +1318,15 @@ impl Actor {
                     if replica.is_some_and(|i| i != r.index) {
                         continue;
                     }
-                    r.parked = false;
-                    match r.lc.state() {
-                        State::ActiveOperation | State::PerformanceMonitoring => {
-                            r.restart_requested = true;
-                            transition(
-                                &self.events,
-                                &name,
-                                r,
-                                State::Adaptation,
-                                now,
-                                "restart requested by operator",
-                            );
-                            if let Some(run) = &r.run {
-                                let _ = run.cmds.try_send(stop);
-                            }
-                            n += 1;
-                        }
-                        State::Backoff | State::Failed => {
-                            r.start_limit.reset();
-                            r.backoff.reset();
-                            transition(
-                                &self.events,
-                                &name,
-                                r,
-                                State::Initialization,
-                                now,
-                                "restart requested by operator",
-                            );
-                            n += 1;
-                        }
-                        _ => {}
+                    if restart_replica(
+                        &self.events,
+                        &name,
+                        r,
+                        now,
+                        "restart requested by operator",
+                        stop,
+                    ) {
+                        n += 1;
                     }
                 }
                 tracing::info!(agent = %agent, ?replica, "restart");
@@ -1422,34 +1400,14 @@ impl Actor {
                     a.spec = spec.clone();
                     let name = spec.name.clone();
                     for r in a.replicas.values_mut() {
-                        r.parked = false;
-                        r.start_limit.reset();
-                        r.backoff.reset();
-                        match r.lc.state() {
-                            State::ActiveOperation | State::PerformanceMonitoring => {
-                                r.restart_requested = true;
-                                transition(
-                                    &self.events,
-                                    &name,
-                                    r,
-                                    State::Adaptation,
-                                    now,
-                                    "config changed by reload: restarting",
-                                );
-                                if let Some(run) = &r.run {
-                                    let _ = run.cmds.try_send(stop);
-                                }
-                            }
-                            State::Backoff | State::Failed => transition(
-                                &self.events,
-                                &name,
-                                r,
-                                State::Initialization,
-                                now,
-                                "config changed by reload",
-                            ),
-                            _ => {}
-                        }
+                        restart_replica(
+                            &self.events,
+                            &name,
+                            r,
+                            now,
+                            "config changed by reload",
+                            stop,
+                        );
                     }
                     let fut = self.persist_agent(ai);
                     tokio::spawn(async move {
@@ -1585,6 +1543,37 @@ macro_rules! replica_mut {
     };
 }
 use replica_mut;
+
+/// Restarts one replica now: a running one is stopped gracefully and comes
+/// back without counting a failure; one in backoff or failed starts again
+/// with its limits re-armed. Returns whether anything was done.
+fn restart_replica(
+    events: &Events,
+    agent: &str,
+    r: &mut Replica,
+    now: Millis,
+    why: &str,
+    stop: RunCmd,
+) -> bool {
+    r.parked = false;
+    match r.lc.state() {
+        State::ActiveOperation | State::PerformanceMonitoring => {
+            r.restart_requested = true;
+            transition(events, agent, r, State::Adaptation, now, why);
+            if let Some(run) = &r.run {
+                let _ = run.cmds.try_send(stop);
+            }
+            true
+        }
+        State::Backoff | State::Failed => {
+            r.start_limit.reset();
+            r.backoff.reset();
+            transition(events, agent, r, State::Initialization, now, why);
+            true
+        }
+        _ => false,
+    }
+}
 
 /// Applies a transition, logging it; an invalid one is a bug and is logged as such.
 fn transition(
