@@ -69,6 +69,8 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             per_core: vec![10.0, 14.0],
             memory_used: 4 << 30,
             memory_total: 16 << 30,
+            net_rx_bps: 200_000.0,
+            net_tx_bps: 50_000.0,
         },
         pool_used: (0.0, 0, 500),
         alerts: vec![],

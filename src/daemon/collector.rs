@@ -63,6 +63,7 @@ fn run(link: Link, every: Duration) {
             None
         }
     };
+    let mut nets = sysinfo::Networks::new_with_refreshed_list().ok();
     loop {
         std::thread::sleep(every.saturating_sub(last.elapsed().min(every)));
         let Some(targets) = (link.targets)() else {
@@ -99,6 +100,16 @@ fn run(link: Link, every: Duration) {
             });
         }
         prev = next;
+        let (mut rx, mut tx) = (0u64, 0u64);
+        if let Some(n) = nets.as_mut() {
+            n.refresh(true);
+            for (name, data) in n.iter() {
+                if name.to_str() != Some("lo") {
+                    rx += data.received();
+                    tx += data.transmitted();
+                }
+            }
+        }
         let host = match sys.as_mut() {
             Some(sys) => {
                 sys.refresh_cpu_usage();
@@ -108,6 +119,8 @@ fn run(link: Link, every: Duration) {
                     per_core: sys.cpus().iter().map(|c| c.usage() as f64).collect(),
                     memory_used: sys.used_memory(),
                     memory_total: sys.total_memory(),
+                    net_rx_bps: rx as f64 / elapsed,
+                    net_tx_bps: tx as f64 / elapsed,
                 }
             }
             None => HostStatus::default(),

@@ -130,6 +130,11 @@ pub struct HostStatus {
     pub per_core: Vec<f64>,
     pub memory_used: u64,
     pub memory_total: u64,
+    /// Bytes per second received and sent, all interfaces but loopback.
+    #[serde(default)]
+    pub net_rx_bps: f64,
+    #[serde(default)]
+    pub net_tx_bps: f64,
 }
 
 /// The whole fleet.

@@ -115,6 +115,8 @@ pub fn status() -> FleetStatus {
             per_core: vec![40.0, 44.0],
             memory_used: 6 << 30,
             memory_total: 16 << 30,
+            net_rx_bps: 200_000.0,
+            net_tx_bps: 50_000.0,
         },
         pool_used: (2.0, 1 << 30, 5),
         alerts: vec![],
@@ -136,6 +138,8 @@ pub fn model() -> Model {
         let wave = ((i as f64) / 20.0).sin();
         push(&mut m.host_cpu, at, 40.0 + 20.0 * wave);
         push(&mut m.host_mem, at, 37.5 + 2.0 * wave);
+        push(&mut m.net_rx, at, 200_000.0 + 100_000.0 * wave);
+        push(&mut m.net_tx, at, 50_000.0);
         push(
             m.agent_cpu.entry("planner".into()).or_default(),
             at,

@@ -170,6 +170,9 @@ pub struct Model {
     pub incident_selected: usize,
     pub host_cpu: Series,
     pub host_mem: Series,
+    /// Bytes per second, received and sent.
+    pub net_rx: Series,
+    pub net_tx: Series,
     pub cores: Vec<Series>,
     /// Per agent name: (cpu %, rss bytes).
     pub agent_cpu: std::collections::HashMap<String, Series>,
@@ -204,6 +207,8 @@ impl Model {
             incident_selected: 0,
             host_cpu: Series::new(),
             host_mem: Series::new(),
+            net_rx: Series::new(),
+            net_tx: Series::new(),
             cores: Vec::new(),
             agent_cpu: Default::default(),
             agent_mem: Default::default(),

@@ -556,6 +556,8 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                     host.memory_used as f64 * 100.0 / host.memory_total as f64,
                 );
             }
+            push(&mut m.net_rx, now, host.net_rx_bps);
+            push(&mut m.net_tx, now, host.net_tx_bps);
             if m.cores.len() != host.per_core.len() {
                 m.cores = vec![Default::default(); host.per_core.len()];
             }
@@ -952,6 +954,8 @@ mod tests {
                         per_core: vec![98.0, 100.0],
                         memory_used: 1,
                         memory_total: 2,
+                        net_rx_bps: 1000.0,
+                        net_tx_bps: 10.0,
                     },
                     replicas: vec![ReplicaSample {
                         agent: "researcher".into(),
@@ -965,6 +969,7 @@ mod tests {
         );
         assert_eq!(m.host_cpu.len(), before + 1);
         assert_eq!(m.host_cpu.back(), Some(&(NOW + 1000, 99.0)));
+        assert_eq!(m.net_rx.back(), Some(&(NOW + 1000, 1000.0)));
         assert_eq!(m.agents()[1].replicas[0].cpu_percent, 12.0);
         assert_eq!(m.agent_cpu["researcher"].back(), Some(&(NOW + 1000, 12.0)));
         apply(

@@ -321,10 +321,32 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     let window = 300_000u64;
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
-    let [cpu_area, mem_area] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let [cpu_area, mem_area, net_area] = Layout::horizontal([
+        Constraint::Ratio(1, 3),
+        Constraint::Ratio(1, 3),
+        Constraint::Ratio(1, 3),
+    ])
+    .areas(top);
     let [acpu_area, amem_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+    let kib = 1.0 / 1024.0;
+    let rx = series_points(&m.net_rx, now, window, kib);
+    let tx = series_points(&m.net_tx, now, window, kib);
+    let net_max = rx.iter().chain(&tx).map(|p| p.1).fold(16.0f64, f64::max) * 1.2;
+    let rx_now = rx.last().map(|p| p.1).unwrap_or(0.0);
+    let tx_now = tx.last().map(|p| p.1).unwrap_or(0.0);
+    render_chart(
+        f,
+        net_area,
+        t,
+        format!("net ↓{rx_now:.0} ↑{tx_now:.0} KiB/s"),
+        &[
+            ("rx".into(), rx.as_slice(), t.graph_net),
+            ("tx".into(), tx.as_slice(), t.graph_cpu),
+        ],
+        net_max,
+        "K",
+    );
 
     let cores: Vec<Vec<(f64, f64)>> = m
         .cores
@@ -359,7 +381,7 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         f,
         mem_area,
         t,
-        format!("memory {} of {}", fmt_bytes(used), fmt_bytes(total_mem)),
+        format!("mem {}/{}", fmt_bytes(used), fmt_bytes(total_mem)),
         &[("used".into(), mem.as_slice(), t.graph_mem)],
         100.0,
         "%",
