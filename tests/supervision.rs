@@ -320,13 +320,29 @@ inherit_env = []
         })
         .await;
     let pid = running_pid(&s, "clean", 0).expect("pid");
+    // Between fork and exec the child still holds our close-on-exec
+    // descriptors: look once it is `sleep`.
+    let t = Instant::now();
+    while cmdline(pid) != "sleep 1000" {
+        assert!(t.elapsed() < SECS(5), "never exec'd");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
         .collect();
     fds.sort();
-    assert_eq!(fds, vec![0, 1, 2]);
+    let links: Vec<String> = fds
+        .iter()
+        .map(|f| {
+            format!(
+                "{f}->{:?}",
+                std::fs::read_link(format!("/proc/{pid}/fd/{f}")).ok()
+            )
+        })
+        .collect();
+    assert_eq!(fds, vec![0, 1, 2], "{} {links:?}", cmdline(pid));
     let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     let mut keys: Vec<String> = env
         .split(|&b| b == 0)

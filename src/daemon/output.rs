@@ -169,16 +169,22 @@ impl LogFile {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
+        // A log file removed or moved away by hand (or by logrotate) is not
+        // an error: start a new one.
+        let gone = |r: io::Result<()>| match r {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
         if self.spec.max_files == 0 {
-            fs::remove_file(&self.path)?;
+            gone(fs::remove_file(&self.path))?;
         } else {
             for i in (1..self.spec.max_files).rev() {
                 let from = rotated(&self.path, i);
                 if from.exists() {
-                    fs::rename(&from, rotated(&self.path, i + 1))?;
+                    gone(fs::rename(&from, rotated(&self.path, i + 1)))?;
                 }
             }
-            fs::rename(&self.path, rotated(&self.path, 1))?;
+            gone(fs::rename(&self.path, rotated(&self.path, 1)))?;
         }
         self.file = Some(
             OpenOptions::new()
@@ -469,6 +475,23 @@ mod tests {
         assert!(r.bytes <= RING_BYTES);
         assert_eq!(r.tail(1000).len(), RING_BYTES / MAX_LINE);
         assert_eq!(r.tail(3).len(), 3);
+    }
+
+    #[test]
+    fn a_log_file_removed_by_hand_does_not_stop_logging() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = LogSpec {
+            max_size: 100,
+            max_files: 2,
+            ring_lines: 10,
+        };
+        let mut f = LogFile::open(dir.path(), "a", spec).expect("open");
+        f.write(&[b'z'; 60]).expect("write");
+        fs::remove_file(dir.path().join("a.log")).expect("rm");
+        for _ in 0..3 {
+            f.write(&[b'y'; 60]).expect("write goes on");
+        }
+        assert!(dir.path().join("a.log").exists());
     }
 
     #[test]

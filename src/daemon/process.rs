@@ -175,10 +175,24 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
     let pid = child.id() as i32;
     guard.insert(pid);
     drop(guard);
-    let raw_pid = Pid::from_raw(pid).ok_or_else(|| "spawn returned pid 0".to_string())?;
+    // Past this point a failure must not leave an unsupervised child.
+    let abandon = |child: &mut std::process::Child, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Ok(mut g) = leaders.lock() {
+            g.remove(&pid);
+        }
+        why
+    };
+    let raw_pid = match Pid::from_raw(pid) {
+        Some(p) => p,
+        None => return Err(abandon(&mut child, "spawn returned pid 0".into())),
+    };
     // The child is ours and unreaped, so this pidfd cannot name anyone else.
-    let pidfd = rustix::process::pidfd_open(raw_pid, PidfdFlags::empty())
-        .map_err(|e| format!("pidfd_open({pid}): {e}"))?;
+    let pidfd = match rustix::process::pidfd_open(raw_pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(e) => return Err(abandon(&mut child, format!("pidfd_open({pid}): {e}"))),
+    };
     let stdout = child
         .stdout
         .take()
@@ -186,7 +200,7 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .and_then(|p| {
             tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
                 .map_err(|e| format!("stdout pipe: {e}"))
-        })?;
+        });
     let stderr = child
         .stderr
         .take()
@@ -194,7 +208,11 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .and_then(|p| {
             tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
                 .map_err(|e| format!("stderr pipe: {e}"))
-        })?;
+        });
+    let (stdout, stderr) = match (stdout, stderr) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return Err(abandon(&mut child, e)),
+    };
     // `child` is dropped without waiting: our run task reaps through the pidfd.
     Ok(Spawned {
         pid,
@@ -240,9 +258,18 @@ struct Member {
 /// Finds the replica's processes: the leader's live tree, plus re-parented
 /// orphans of ours (not leaders) that carry the replica's marker or its
 /// process group, with their trees.
-fn discover(leader: i32, pgid: i32, marker: &Marker, leaders: Leaders) -> Vec<Member> {
+fn discover(
+    leader: i32,
+    pgid: i32,
+    marker: &Marker,
+    leaders: Leaders,
+    reaped: bool,
+) -> Vec<Member> {
     let mut pids = Vec::new();
-    procfs::tree(leader, &mut pids);
+    // Once reaped, the leader's pid may belong to a stranger: never walk it.
+    if !reaped {
+        procfs::tree(leader, &mut pids);
+    }
     let mut ours = Vec::new();
     procfs::children(std::process::id() as i32, &mut ours);
     let leader_set: HashSet<i32> = leaders.lock().map(|g| g.clone()).unwrap_or_default();
@@ -335,21 +362,21 @@ pub async fn run(
             cmd = cmds.recv(), if cmds_open => match cmd {
                 Some(RunCmd::Stop { signal, timeout }) if !stopping => {
                     stopping = true;
-                    let members = discover(spawned_pid, pgid, &marker, leaders);
+                    let members = discover(spawned_pid, pgid, &marker, leaders, false);
                     signal_tree(pgid, &members, signal_of(signal));
                     signal_tree(pgid, &members, Signal::CONT);
                     deadline = Some(tokio::time::Instant::now() + timeout);
                 }
                 Some(RunCmd::Stop { .. }) => {}
                 Some(RunCmd::Kill) => {
-                    let members = discover(spawned_pid, pgid, &marker, leaders);
+                    let members = discover(spawned_pid, pgid, &marker, leaders, false);
                     signal_tree(pgid, &members, Signal::KILL);
                     killed = true;
                 }
                 None => cmds_open = false,
             },
             _ = sleep_until_opt(deadline) => {
-                let members = discover(spawned_pid, pgid, &marker, leaders);
+                let members = discover(spawned_pid, pgid, &marker, leaders, false);
                 signal_tree(pgid, &members, Signal::KILL);
                 killed = true;
                 deadline = None;
@@ -358,7 +385,7 @@ pub async fn run(
     }
     // The leader is a zombie: its group id is still reserved. Deal with the
     // rest of the tree before reaping it.
-    let mut leftovers = discover(spawned_pid, pgid, &marker, leaders);
+    let mut leftovers = discover(spawned_pid, pgid, &marker, leaders, false);
     if !leftovers.is_empty() {
         let sig = if killed {
             Signal::KILL
@@ -400,7 +427,7 @@ pub async fn run(
     // processes forked during the stop are caught too.
     loop {
         leftovers.retain(alive);
-        for m in discover(spawned_pid, pgid, &marker, leaders) {
+        for m in discover(spawned_pid, pgid, &marker, leaders, true) {
             if !leftovers.contains(&m) {
                 signal_member(
                     &m,

@@ -278,8 +278,15 @@ where
     let (sink, mut frames) = framed.split();
     let (out_tx, out_rx) = mpsc::channel::<ServerMsg>(OUT_QUEUE);
     let (sub_tx, sub_rx) = mpsc::channel::<()>(1);
-    let writer = tokio::spawn(write_loop(sink, out_rx, sub_rx, sup.clone(), peer.clone()));
-    while let Some(frame) = frames.next().await {
+    let mut writer = tokio::spawn(write_loop(sink, out_rx, sub_rx, sup.clone(), peer.clone()));
+    loop {
+        // A writer that gave up (the client stopped reading) ends the
+        // connection, so the client sees EOF and can reconnect.
+        let frame = tokio::select! {
+            f = frames.next() => f,
+            _ = &mut writer => return,
+        };
+        let Some(frame) = frame else { break };
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
@@ -333,7 +340,24 @@ async fn write_one<S>(sink: &mut Sink<S>, msg: &ServerMsg) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    let mut bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    if bytes.len() > proto::MAX_FRAME
+        && let ServerMsg::Response { id, .. } = msg
+    {
+        // Too big for one frame: answer with an error instead of dropping the client.
+        let refusal = ServerMsg::Response {
+            id: *id,
+            result: Err(proto::ErrorReply {
+                kind: proto::ErrorKind::Invalid,
+                message: format!(
+                    "the answer is {} bytes, more than the {} byte frame limit; ask for less",
+                    bytes.len(),
+                    proto::MAX_FRAME
+                ),
+            }),
+        };
+        bytes = serde_json::to_vec(&refusal).map_err(io::Error::other)?;
+    }
     match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Bytes::from(bytes))).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(

@@ -34,6 +34,9 @@ use crate::proto::{
 /// keeps up to `lifecycle::HISTORY_CAP`): keeps a 500-agent snapshot far
 /// below the frame cap however long the fleet has run.
 pub const STATUS_HISTORY: usize = 16;
+/// Bytes of log text in one `logs` answer (escaped JSON can double it),
+/// so that it always fits a frame.
+pub const LOGS_REPLY_BYTES: usize = 1024 * 1024;
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
 /// Bound of each run task's command queue.
@@ -232,7 +235,8 @@ struct Replica {
     lc: Lifecycle,
     run: Option<Run>,
     /// Leftovers of the last run are still being stopped.
-    tree_busy: bool,
+    /// Runs whose leftover processes are still being stopped.
+    tree_busy: u32,
     backoff: Backoff,
     start_limit: StartLimit,
     restarts: u64,
@@ -435,7 +439,7 @@ impl Actor {
             index,
             lc: Lifecycle::new(now),
             run: None,
-            tree_busy: false,
+            tree_busy: 0,
             backoff: Backoff::default(),
             start_limit: StartLimit::default(),
             restarts: 0,
@@ -502,7 +506,7 @@ impl Actor {
             a.replicas.values().all(|r| {
                 matches!(r.lc.state(), State::Stopped | State::Failed)
                     && r.run.is_none()
-                    && !r.tree_busy
+                    && r.tree_busy == 0
             })
         })
     }
@@ -624,7 +628,8 @@ impl Actor {
             // Forget replicas scaled away once they are fully stopped.
             let a = &mut self.agents[ai];
             a.replicas.retain(|&i, r| {
-                i < desired || !(r.lc.state() == State::Stopped && r.run.is_none() && !r.tree_busy)
+                i < desired
+                    || !(r.lc.state() == State::Stopped && r.run.is_none() && r.tree_busy == 0)
             });
         }
     }
@@ -644,7 +649,7 @@ impl Actor {
         match state {
             State::Stopped => {
                 let r = replica_mut!(self, ai, index);
-                if want && !r.parked && !r.tree_busy {
+                if want && !r.parked && r.tree_busy == 0 {
                     r.error = None;
                     transition(&self.events, &name, r, State::Initialization, now, "start");
                     self.step(ai, index, now);
@@ -860,6 +865,7 @@ impl Actor {
 
     fn spawn_failed(&mut self, ai: usize, index: u32, now: Millis, error: String) {
         let name = self.agents[ai].spec.name.clone();
+        self.pool.release(&(name.clone(), index));
         tracing::warn!(agent = %name, replica = index, %error, "spawn failed");
         let r = replica_mut!(self, ai, index);
         r.error = Some(error.clone());
@@ -892,8 +898,8 @@ impl Actor {
         };
         match ev {
             RunEvent::TreeGone => {
-                r.tree_busy = false;
-                if r.lc.state() == State::Decommissioning && r.run.is_none() {
+                r.tree_busy = r.tree_busy.saturating_sub(1);
+                if r.lc.state() == State::Decommissioning && r.run.is_none() && r.tree_busy == 0 {
                     transition(
                         &self.events,
                         &name,
@@ -914,7 +920,9 @@ impl Actor {
                     return;
                 }
                 r.run = None;
-                r.tree_busy = !tree_gone;
+                if !tree_gone {
+                    r.tree_busy += 1;
+                }
                 r.cpu_percent = 0.0;
                 r.rss_bytes = 0;
                 r.processes = 0;
@@ -1352,7 +1360,20 @@ impl Actor {
                 }
                 all.sort_by_key(|l| l.seq);
                 let skip = all.len().saturating_sub(lines);
-                let lines = all.split_off(skip);
+                let mut lines = all.split_off(skip);
+                // Keep the answer well inside one frame: newest lines first.
+                let mut budget = LOGS_REPLY_BYTES;
+                let keep = lines
+                    .iter()
+                    .rev()
+                    .take_while(|l| {
+                        let cost = l.text.len() * 2 + 96;
+                        let fits = cost <= budget;
+                        budget = budget.saturating_sub(cost);
+                        fits
+                    })
+                    .count();
+                let lines = lines.split_off(lines.len() - keep);
                 let next = lines.last().map(|l| l.seq).unwrap_or(since).max(since);
                 let _ = answer.send(Ok(Response::Logs { lines, next }));
             }
@@ -1415,6 +1436,31 @@ impl Actor {
                             tracing::error!(error = %e, "cannot record a reloaded agent");
                         }
                     });
+                }
+                Err(_)
+                    if self
+                        .agents
+                        .iter()
+                        .any(|a| a.removed && a.spec.name == spec.name) =>
+                {
+                    // Re-added while (or after) being removed: bring the old
+                    // slot back, so one name never has two agents.
+                    added.push(spec.name.clone());
+                    let Some(ai) = self
+                        .agents
+                        .iter()
+                        .rposition(|a| a.removed && a.spec.name == spec.name)
+                    else {
+                        continue;
+                    };
+                    let a = &mut self.agents[ai];
+                    a.removed = false;
+                    a.desired = spec.replicas;
+                    a.enabled = true;
+                    a.spec = spec.clone();
+                    for r in a.replicas.values_mut() {
+                        r.parked = false;
+                    }
                 }
                 Err(_) => {
                     added.push(spec.name.clone());

@@ -313,7 +313,10 @@ async fn event_loop(
             r = async { match reconnect.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
                 reconnect = None;
                 match r {
-                    Ok(c) => match Session::start(c).await {
+                    Ok(c) => match tokio::time::timeout(Duration::from_secs(10), Session::start(c))
+                        .await
+                        .unwrap_or_else(|_| Err(ClientError::Protocol("no snapshot within 10 s".into())))
+                    {
                         Ok(s) => {
                             m.conn = Conn::Attached { host: s.daemon.host.clone(), pid: s.daemon.pid, version: s.daemon.version.clone() };
                             m.notify("reconnected", false);
