@@ -829,3 +829,23 @@ async fn the_in_process_transport_speaks_the_same_protocol_with_snapshot_then_ev
     }
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_spawn_fails_gives_its_pool_share_back() {
+    let mut d = TestDaemon::start(
+        r#"
+[pool]
+cpu = 1
+
+[agents.broken]
+command = ["/nonexistent/agent"]
+resources = { cpu = 1 }
+start_limit = { burst = 1, interval = "30s" }
+"#,
+    );
+    d.wait_for("broken failed", SECS(10), |s| state_of(s, "broken", 0) == Some(State::Failed))
+        .await;
+    let s = d.status().await;
+    assert_eq!(s.pool_used.0, 0.0, "the failed replica holds no CPU: {:?}", s.pool_used);
+    d.shutdown().await;
+}
