@@ -192,7 +192,10 @@ fn idle_bytes() {
     tmux(&["send-keys", "-t", "b", "q"]);
     std::thread::sleep(Duration::from_millis(500));
     tmux(&["kill-server"]);
-    let _ = daemon.kill();
+    // SIGTERM: the daemon decommissions its 500 agents before exiting.
+    if let Some(p) = rustix::process::Pid::from_raw(daemon.id() as i32) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    }
     let _ = daemon.wait();
     println!(
         "| bytes written to the terminal per idle minute (500 agents, nothing changing) | {} bytes, {} frames ({b0} bytes in the first 12 s) | 0 |",

@@ -843,9 +843,15 @@ resources = { cpu = 1 }
 start_limit = { burst = 1, interval = "30s" }
 "#,
     );
-    d.wait_for("broken failed", SECS(10), |s| state_of(s, "broken", 0) == Some(State::Failed))
-        .await;
+    d.wait_for("broken failed", SECS(10), |s| {
+        state_of(s, "broken", 0) == Some(State::Failed)
+    })
+    .await;
     let s = d.status().await;
-    assert_eq!(s.pool_used.0, 0.0, "the failed replica holds no CPU: {:?}", s.pool_used);
+    assert_eq!(
+        s.pool_used.0, 0.0,
+        "the failed replica holds no CPU: {:?}",
+        s.pool_used
+    );
     d.shutdown().await;
 }

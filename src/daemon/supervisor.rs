@@ -77,6 +77,11 @@ impl Events {
         let _ = self.tx.send(Arc::new((seq, event)));
     }
 
+    /// True while at least one client is subscribed.
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// The sequence number of the last event sent.
     pub fn seq(&self) -> u64 {
         self.seq.load(Ordering::SeqCst)
@@ -546,9 +551,11 @@ impl Actor {
             }
             Msg::Samples(samples, host) => {
                 self.host = host.clone();
-                let mut replicas = Vec::with_capacity(samples.len());
+                // Nobody subscribed: skip building the event (500 names a second).
+                let publish = self.events.has_subscribers();
+                let mut replicas = Vec::with_capacity(if publish { samples.len() } else { 0 });
                 for s in samples {
-                    if let Some(a) = self.agents.get(s.agent) {
+                    if publish && let Some(a) = self.agents.get(s.agent) {
                         replicas.push(ReplicaSample {
                             agent: a.spec.name.clone(),
                             replica: s.index,
@@ -559,7 +566,9 @@ impl Actor {
                     }
                     self.on_sample(s);
                 }
-                self.events.emit(ServerEvent::Samples { host, replicas });
+                if publish {
+                    self.events.emit(ServerEvent::Samples { host, replicas });
+                }
             }
             Msg::Sigchld => {
                 process::reap_orphans(process::leaders());
