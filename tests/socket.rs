@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -13,20 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const ONE: &str = "[agents.w]\ncommand = [\"sleep\", \"1000\"]\n";
-
-fn frame(json: &str) -> Vec<u8> {
-    let mut v = (json.len() as u32).to_be_bytes().to_vec();
-    v.extend_from_slice(json.as_bytes());
-    v
-}
-
-fn read_frame(s: &mut UnixStream) -> Option<serde_json::Value> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).ok()?;
-    serde_json::from_slice(&buf).ok()
-}
 
 fn hello() -> String {
     format!(

@@ -84,15 +84,7 @@ fn verbs_work_over_ssh_and_a_killed_ssh_client_leaves_the_fleet_untouched() {
             }
         }
         // Wait until the remote side subscribed (dial-stdio is running there).
-        let dialing = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<i32>().ok())
-                    .is_some_and(|p| cmdline(p).ends_with("dial-stdio"))
-            });
+        let dialing = !pids_where(|p| cmdline(p).ends_with("dial-stdio")).is_empty();
         if let Some(&k) = kids.first()
             && dialing
         {
@@ -125,15 +117,7 @@ fn verbs_work_over_ssh_and_a_killed_ssh_client_leaves_the_fleet_untouched() {
     // The remote relay went away with the link.
     let t = Instant::now();
     loop {
-        let dialing = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<i32>().ok())
-                    .is_some_and(|p| cmdline(p).ends_with("dial-stdio") && alive(p))
-            });
+        let dialing = !pids_where(|p| cmdline(p).ends_with("dial-stdio") && alive(p)).is_empty();
         if !dialing {
             break;
         }
@@ -199,15 +183,8 @@ fn tmux_style_ssh_t_attach_works_and_dropping_it_leaves_the_fleet() {
     // The remote attach process went away too (SIGHUP from the closed session).
     let t = Instant::now();
     loop {
-        let attached = std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<i32>().ok())
-                    .is_some_and(|p| cmdline(p).ends_with("autonomos attach") && alive(p))
-            });
+        let attached =
+            !pids_where(|p| cmdline(p).ends_with("autonomos attach") && alive(p)).is_empty();
         if !attached {
             break;
         }

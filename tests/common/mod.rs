@@ -357,3 +357,30 @@ impl Drop for BinDaemon {
         }
     }
 }
+
+/// Every live process for which `pred(pid)` holds.
+pub fn pids_where(pred: impl Fn(i32) -> bool) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&p| pred(p))
+        .collect()
+}
+
+/// One protocol frame: u32 big-endian length, then the bytes.
+pub fn frame(json: &str) -> Vec<u8> {
+    let mut v = (json.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(json.as_bytes());
+    v
+}
+
+/// Reads one frame as JSON; `None` on EOF, error or bad JSON.
+pub fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Option<serde_json::Value> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).ok()?;
+    serde_json::from_slice(&buf).ok()
+}
