@@ -182,8 +182,9 @@ fn another_uid_is_refused_even_when_the_socket_was_loosened_to_0666() {
     // The owner is still served.
     assert!(good_status(&d.socket()).is_ok());
     // The refusal is in the daemon's log.
-    let log = std::fs::read_to_string(d.data_dir().join("logs/daemon.jsonl")).expect("log");
-    assert!(log.contains("connection refused: not the daemon's user"));
+    wait_log(&d.data_dir(), "the refusal", |l| {
+        l.contains("connection refused: not the daemon's user")
+    });
 }
 
 #[test]

@@ -55,13 +55,11 @@ fn verbs_work_over_ssh_and_a_killed_ssh_client_leaves_the_fleet_untouched() {
     assert_eq!(rs.daemon_pid, s.daemon_pid);
     assert_eq!(rs.agents[0].desired, 3);
     // the daemon recorded who did it, and that it came over ssh
-    let log = std::fs::read_to_string(d.data_dir().join("logs/daemon.jsonl")).expect("log");
-    assert!(
-        log.lines().any(|l| l.contains("operator request")
+    wait_log(&d.data_dir(), "an audit line for the remote scale", |l| {
+        l.contains("operator request")
             && l.contains("via ssh from 127.0.0.1")
-            && l.contains("Scale")),
-        "no audit line for the remote scale"
-    );
+            && l.contains("Scale")
+    });
 
     // attach over ssh, then kill the ssh client mid-subscription
     let before = d.status();

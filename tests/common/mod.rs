@@ -384,3 +384,21 @@ pub fn read_frame(s: &mut std::os::unix::net::UnixStream) -> Option<serde_json::
     s.read_exact(&mut buf).ok()?;
     serde_json::from_slice(&buf).ok()
 }
+
+/// Waits until the daemon's JSON log has a line for which `pred` holds
+/// (the log is written by a background thread, so give it a moment).
+pub fn wait_log(data_dir: &Path, what: &str, pred: impl Fn(&str) -> bool) {
+    let path = data_dir.join("logs/daemon.jsonl");
+    let t = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.lines().any(&pred) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the daemon's log never had {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
