@@ -156,6 +156,7 @@ fn start500(rt: &tokio::runtime::Runtime) {
     let took = rt.block_on(async {
         let t = Instant::now();
         let d = start_daemon(dir.path(), &toml);
+        let boot = t.elapsed();
         loop {
             let s = d.supervisor.status().await.expect("status");
             if s.agents.iter().all(|a| a.running == 1) {
@@ -167,11 +168,13 @@ fn start500(rt: &tokio::runtime::Runtime) {
         }
         let took = t.elapsed();
         d.shutdown().await;
-        took
+        (took, boot)
     });
+    let (took, boot) = took;
     println!(
-        "| start 500 agents until all are running | {:.3} s | ≤ 0.5 s |",
-        took.as_secs_f64()
+        "| start 500 agents until all are running (status polled every 20 ms) | {:.3} s (config check and daemon start: {:.0} ms) | ≤ 0.5 s |",
+        took.as_secs_f64(),
+        boot.as_secs_f64() * 1e3
     );
 }
 
