@@ -1,7 +1,7 @@
 //! Help for unknown keys that are not typos: other common names of a key,
 //! and keys put in the wrong table.
 
-use super::suggest::normalize;
+use crate::core::suggest::normalize;
 
 /// "did you mean" for an unknown key that is a common other name of a
 /// known one.

@@ -21,10 +21,10 @@ use super::model::{
     MAX_REPLICAS, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy, StartLimitSpec,
 };
 use super::signal::{parse_signal, signal_names};
-use super::suggest::did_you_mean;
 use super::topo::Graph;
 use super::units::{format_duration, format_size, parse_duration, parse_size};
 use super::words::split_command;
+use crate::core::suggest::did_you_mean;
 
 type Span = Range<usize>;
 type Key<'i> = Spanned<Cow<'i, str>>;

@@ -12,7 +12,6 @@ mod load;
 pub mod model;
 mod render;
 mod signal;
-mod suggest;
 mod topo;
 mod units;
 mod words;

@@ -1,10 +1,14 @@
 //! The pure heart of Autonomos: lifecycle state machine, restart policy,
-//! resource pool.
+//! resource pool, time series, alert rules, incidents.
 //!
 //! Nothing in here does IO, spawns tasks or reads a clock: time is passed in,
 //! so every rule is unit-tested with exact timestamps.
 
+pub mod alert;
 pub mod backoff;
+pub mod incident;
 pub mod lifecycle;
 pub mod pool;
 pub mod sanitize;
+pub mod series;
+pub mod suggest;

@@ -1189,8 +1189,13 @@ impl Actor {
             .iter()
             .position(|a| a.spec.name == name && !a.removed)
             .ok_or_else(|| {
-                let live = self.agents.iter().filter(|a| !a.removed);
-                let hint = closest(name, live.map(|a| a.spec.name.as_str()))
+                let live: Vec<&str> = self
+                    .agents
+                    .iter()
+                    .filter(|a| !a.removed)
+                    .map(|a| a.spec.name.as_str())
+                    .collect();
+                let hint = crate::core::suggest::did_you_mean(name, &live)
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
                 err(
@@ -1701,27 +1706,4 @@ pub fn fmt_ms(ms: u64) -> String {
     } else {
         format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
     }
-}
-
-/// The candidate closest to `name` by edit distance, if close enough to be a typo.
-pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_string())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

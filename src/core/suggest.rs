@@ -3,7 +3,7 @@
 
 /// Optimal-string-alignment distance (Levenshtein plus adjacent
 /// transpositions), counted in chars.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     if a.is_empty() {
@@ -35,7 +35,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Lowercase, with `-` and `_` made equal: the spellings that differ only in
 /// these ways are always suggested.
-pub(crate) fn normalize(s: &str) -> String {
+pub fn normalize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c == '-' {
@@ -51,7 +51,7 @@ pub(crate) fn normalize(s: &str) -> String {
 /// typo: a case/`-`/`_` variant, or at most 1 edit for names of up to 4
 /// chars and at most 2 edits for longer ones. Ties go to the earlier
 /// candidate.
-pub(crate) fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let wanted = normalize(input);
     let mut best: Option<(usize, &'a str)> = None;
     for &candidate in candidates {
