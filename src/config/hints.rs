@@ -27,11 +27,16 @@ pub(crate) fn top_hint(key: &str) -> Option<String> {
                 "`{key}` is an agent setting: put it in an [agents.NAME] table"
             ));
         }
-        "alerts" | "alert" | "alert_rules" | "rules" | "incidents" | "backup" | "backups"
-        | "tasks" | "queue" | "audit" | "metrics" | "daemon" | "server" | "notifications"
-        | "webhooks" => {
+        "alert" | "alert_rules" | "rules" => {
+            return Some("alert rules are [[alerts]] tables".to_owned());
+        }
+        "notifications" | "webhooks" | "notifier" | "webhook" => {
+            return Some("notification targets are [[notifiers]] tables".to_owned());
+        }
+        "listen" | "interval" | "prometheus" => "[metrics]",
+        "incidents" | "backup" | "backups" | "tasks" | "queue" | "audit" | "daemon" | "server" => {
             return Some(format!(
-                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console"
+                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console, metrics, alerting, [[alerts]], [[notifiers]]"
             ));
         }
         _ => return None,

@@ -18,13 +18,19 @@ use super::hints::{
 };
 use super::model::{
     AgentSpec, BackoffSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
-    MAX_REPLICAS, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy, StartLimitSpec,
+    MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy,
+    StartLimitSpec,
 };
+use crate::core::alert::Rule;
+
+#[path = "observe.rs"]
+mod observe;
 use super::signal::{parse_signal, signal_names};
 use super::topo::Graph;
 use super::units::{format_duration, format_size, parse_duration, parse_size};
 use super::words::split_command;
 use crate::core::suggest::did_you_mean;
+pub(crate) use observe::default_rules;
 
 type Span = Range<usize>;
 type Key<'i> = Spanned<Cow<'i, str>>;
@@ -141,6 +147,18 @@ struct PoolFacts {
     memory_default: bool,
 }
 
+/// Everything `document` builds.
+struct Built {
+    agents: Vec<AgentSpec>,
+    pool: PoolSpec,
+    paths: PathsSpec,
+    logs: LogSpec,
+    console: ConsoleSpec,
+    metrics: MetricsSpec,
+    alerts: Vec<Rule>,
+    notifiers: Vec<NotifierSpec>,
+}
+
 struct Checker<'t> {
     map: SourceMap<'t>,
     base_dir: Option<PathBuf>,
@@ -184,7 +202,16 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
     let mut problems: Vec<Problem> = syntax;
     problems.extend(checker.problems.drain(..).filter(|p| !shadowed(p)));
     if problems.is_empty() {
-        let (agents, pool, paths, logs, console) = built;
+        let Built {
+            agents,
+            pool,
+            paths,
+            logs,
+            console,
+            metrics,
+            alerts,
+            notifiers,
+        } = built;
         return Ok(Config {
             source: origin.source,
             agents,
@@ -192,6 +219,9 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             paths,
             logs,
             console,
+            metrics,
+            alerts,
+            notifiers,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -749,15 +779,31 @@ impl Checker<'_> {
     }
 
     /// The whole file.
-    fn document(
-        &mut self,
-        root: &DeTable<'_>,
-        host: &HostFacts,
-    ) -> (Vec<AgentSpec>, PoolSpec, PathsSpec, LogSpec, ConsoleSpec) {
-        let [pool, paths, logs, agents, console] = self.fields(
+    fn document(&mut self, root: &DeTable<'_>, host: &HostFacts) -> Built {
+        let [
+            pool,
+            paths,
+            logs,
+            agents,
+            console,
+            metrics,
+            alerting,
+            alerts,
+            notifiers,
+        ] = self.fields(
             root,
             "",
-            ["pool", "paths", "logs", "agents", "console"],
+            [
+                "pool",
+                "paths",
+                "logs",
+                "agents",
+                "console",
+                "metrics",
+                "alerting",
+                "alerts",
+                "notifiers",
+            ],
             top_hint,
         );
         let section = |key: &'static str| Field { key, table: "" };
@@ -822,7 +868,41 @@ impl Checker<'_> {
         {
             self.console(t, &mut console_spec);
         }
-        (agents, pool_facts.spec, paths_spec, log_spec, console_spec)
+        let mut metrics_spec = MetricsSpec::default();
+        if let Some((_, v)) = metrics
+            && let Some(t) = self.table(v, section("metrics"), section_help("metrics"))
+        {
+            self.metrics(t, &mut metrics_spec);
+        }
+        let mut defaults = true;
+        if let Some((_, v)) = alerting
+            && let Some(t) = self.table(v, section("alerting"), section_help("alerting"))
+        {
+            defaults = self.alerting(t);
+        }
+        let own = alerts.map(|(_, v)| self.alerts(v)).unwrap_or_default();
+        let mut rules: Vec<Rule> = if defaults {
+            default_rules()
+                .into_iter()
+                .filter(|d| !own.iter().any(|r| r.name == d.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        rules.extend(own);
+        let notifier_specs = notifiers
+            .map(|(_, v)| self.notifiers(v))
+            .unwrap_or_default();
+        Built {
+            agents,
+            pool: pool_facts.spec,
+            paths: paths_spec,
+            logs: log_spec,
+            console: console_spec,
+            metrics: metrics_spec,
+            alerts: rules,
+            notifiers: notifier_specs,
+        }
     }
 
     /// `[console]`: `theme = "light"`, `keys = { detach = "x", up = ["k", "up"] }`.

@@ -28,6 +28,65 @@ pub struct Config {
     pub paths: PathsSpec,
     pub logs: LogSpec,
     pub console: ConsoleSpec,
+    pub metrics: MetricsSpec,
+    /// Alert rules in force: the built-in defaults (unless turned off)
+    /// overridden by name, then the file's own.
+    pub alerts: Vec<crate::core::alert::Rule>,
+    pub notifiers: Vec<NotifierSpec>,
+}
+
+/// `[metrics]`: the collector and the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsSpec {
+    /// Where `/metrics` is served; off when `None`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// How often the collector samples.
+    pub interval: Duration,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One `[[notifiers]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotifierSpec {
+    pub name: String,
+    pub kind: NotifierKind,
+    /// A notification that takes longer is abandoned (the process killed).
+    pub timeout: Duration,
+    /// Alerts below this severity are not sent.
+    pub min_severity: crate::core::alert::Severity,
+    /// At most this many notifications a minute; the rest are dropped and counted.
+    pub max_per_minute: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    /// argv; the alert JSON on stdin; never through a shell.
+    Exec { command: Vec<String> },
+    /// HTTP POST of the alert JSON.
+    Webhook { url: WebhookUrl },
+}
+
+/// A parsed `http://host:port/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebhookUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+    }
 }
 
 /// `[console]`: the console's theme and key bindings.

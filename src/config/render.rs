@@ -104,6 +104,56 @@ impl Config {
                 self.logs.ring_lines
             ),
         );
+        let listen = self
+            .metrics
+            .listen
+            .map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"));
+        line(
+            &mut out,
+            "",
+            "metrics",
+            &format!(
+                "interval {}, endpoint {listen}",
+                format_duration(self.metrics.interval)
+            ),
+        );
+        let rules: Vec<String> = self
+            .alerts
+            .iter()
+            .map(|r| format!("{} ({})", r.name, r.severity.name()))
+            .collect();
+        line(
+            &mut out,
+            "",
+            "alerts",
+            &if rules.is_empty() {
+                "none".to_owned()
+            } else {
+                rules.join(", ")
+            },
+        );
+        let notifiers: Vec<String> = self
+            .notifiers
+            .iter()
+            .map(|n| match &n.kind {
+                crate::config::NotifierKind::Exec { command } => {
+                    format!("{} (exec {})", n.name, command.join(" "))
+                }
+                crate::config::NotifierKind::Webhook { url } => {
+                    format!("{} (webhook {url})", n.name)
+                }
+            })
+            .collect();
+        line(
+            &mut out,
+            "",
+            "notifiers",
+            &if notifiers.is_empty() {
+                "none".to_owned()
+            } else {
+                notifiers.join(", ")
+            },
+        );
         let agents = match self.agents.len() {
             0 => "none".to_owned(),
             n => {

@@ -68,9 +68,9 @@ const CASES: &[Case] = &[
     ),
     case(
         "reserved top-level key",
-        "[alerts]\nemail = \"x\"\n",
+        "[backup]\nevery = \"1h\"\n",
         (1, 2),
-        "unknown key `alerts` at the top level",
+        "unknown key `backup` at the top level",
         Some("pool, paths, logs, agents"),
     ),
     case(
@@ -625,6 +625,69 @@ const CASES: &[Case] = &[
         "invalid TOML",
         None,
     ),
+    case(
+        "alert expression names an unknown metric",
+        "[[alerts]]\nname = \"x\"\nexpr = \"restrats > 3\"\nseverity = \"major\"\n",
+        (3, 9),
+        "unknown metric `restrats`; did you mean `restarts`?",
+        Some("metrics: host.cpu"),
+    ),
+    case(
+        "alert expression error deep inside",
+        "[[alerts]]\nname = \"x\"\nexpr = \"cpu > 3 && failed > 0\"\nseverity = \"major\"\n",
+        (3, 17),
+        "write `and` instead of `&`",
+        Some("functions: avg"),
+    ),
+    case(
+        "alert severity",
+        "[[alerts]]\nname = \"x\"\nexpr = \"failed > 0\"\nseverity = \"urgent\"\n",
+        (4, 12),
+        "invalid value `urgent` for `severity` in [alerts]",
+        Some("critical, major, minor"),
+    ),
+    case(
+        "alert without severity",
+        "[[alerts]]\nname = \"x\"\nexpr = \"failed > 0\"\n",
+        (2, 8),
+        "alert `x` has no `severity`",
+        Some("Level 1"),
+    ),
+    case(
+        "agent selector on a host rule",
+        "[[alerts]]\nname = \"x\"\nexpr = \"host.cpu > 9\"\nseverity = \"minor\"\nagents = [\"a\"]\n",
+        (5, 10),
+        "reads only host metrics",
+        Some("remove `agents`"),
+    ),
+    case(
+        "alert key misspelt",
+        "[[alerts]]\nname = \"x\"\nexpression = \"failed > 0\"\nseverity = \"minor\"\n",
+        (3, 1),
+        "unknown key `expression` in [alerts]",
+        Some("did you mean `expr`?"),
+    ),
+    case(
+        "webhook over https",
+        "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://x/\"\n",
+        (4, 7),
+        "https is not supported",
+        Some("exec notifier"),
+    ),
+    case(
+        "exec notifier without command",
+        "[[notifiers]]\nname = \"page\"\nkind = \"exec\"\n",
+        (3, 8),
+        "exec notifier `page` has no `command`",
+        Some("stdin"),
+    ),
+    case(
+        "metrics listen address",
+        "[metrics]\nlisten = \"localhost:9464\"\n",
+        (2, 10),
+        "is not an address",
+        Some("127.0.0.1:9464"),
+    ),
 ];
 
 #[test]
@@ -746,7 +809,7 @@ fn all_errors_in_one_run_in_source_order() {
             "invalid value `sometimes` for `restart` in [agents.critic]",
         ),
         (24, 1, "duplicate table `[agents.planner]`"),
-        (27, 2, "unknown key `alerts` at the top level"),
+        (27, 1, "`alerts` must be an array of tables ([[alerts]])"),
     ];
     let shown = found
         .iter()
@@ -1100,4 +1163,80 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn alert_rules_default_override_and_turn_off() {
+    let cfg = ok("");
+    let names: Vec<&str> = cfg.alerts.iter().map(|r| r.name.as_str()).collect();
+    assert!(
+        names.contains(&"crash-loop") && names.contains(&"host-cpu"),
+        "{names:?}"
+    );
+    let cfg = ok(r#"
+[[alerts]]
+name = "crash-loop"
+expr = "increase(restarts, 1m) > 1"
+for = "5s"
+severity = "major"
+agents = ["work*"]
+summary = "{agent} loops"
+"#);
+    let mine: Vec<_> = cfg
+        .alerts
+        .iter()
+        .filter(|r| r.name == "crash-loop")
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].source, "increase(restarts, 1m) > 1");
+    assert_eq!(mine[0].for_ms, 5000);
+    assert_eq!(mine[0].severity, crate::core::alert::Severity::Major);
+    assert_eq!(mine[0].agents, vec!["work*".to_string()]);
+    let cfg = ok("[alerting]\ndefaults = false\n");
+    assert!(cfg.alerts.is_empty());
+}
+
+#[test]
+fn notifiers_and_metrics_load() {
+    let cfg = ok(r#"
+[metrics]
+listen = "127.0.0.1:9464"
+interval = "500ms"
+
+[[notifiers]]
+name = "page"
+kind = "exec"
+command = ["/usr/local/bin/page", "--team", "ops"]
+timeout = "2s"
+min_severity = "major"
+
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9000/alerts"
+max_per_minute = 3
+"#);
+    assert_eq!(
+        cfg.metrics.listen,
+        Some("127.0.0.1:9464".parse().expect("addr"))
+    );
+    assert_eq!(cfg.metrics.interval, Duration::from_millis(500));
+    assert_eq!(cfg.notifiers.len(), 2);
+    assert_eq!(cfg.notifiers[0].timeout, Duration::from_secs(2));
+    assert_eq!(cfg.notifiers[1].max_per_minute, 3);
+    match &cfg.notifiers[1].kind {
+        NotifierKind::Webhook { url } => {
+            assert_eq!(url.to_string(), "http://127.0.0.1:9000/alerts")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn two_rules_with_one_name_are_an_error() {
+    let d = errors(
+        "[[alerts]]\nname = \"x\"\nexpr = \"failed > 0\"\nseverity = \"minor\"\n[[alerts]]\nname = \"x\"\nexpr = \"failed > 1\"\nseverity = \"minor\"\n",
+    );
+    assert_eq!(d.len(), 1);
+    assert!(d[0].to_string().contains("defined twice"), "{}", d[0]);
 }

@@ -242,6 +242,9 @@ mod tests {
     fn topo_order_of_a_config() {
         let mut cfg = Config {
             console: Default::default(),
+            metrics: Default::default(),
+            alerts: Vec::new(),
+            notifiers: Vec::new(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),

@@ -9,12 +9,15 @@ pub mod expr;
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::Serialize;
+
 use crate::core::lifecycle::Millis;
 
 pub use expr::{Expr, Metric, ParseError, Source};
 
 /// How bad: the manual's three incident levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Level 1: critical system failure.
     Critical,
@@ -62,11 +65,12 @@ impl Severity {
 }
 
 /// A validated rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {
     pub name: String,
     /// The expression as written (shown to operators).
     pub source: String,
+    #[serde(skip)]
     pub expr: Expr,
     /// How long the condition must hold before the alert fires, ms.
     pub for_ms: Millis,
