@@ -370,8 +370,7 @@ mod tests {
         assert_eq!(i.advance(None, "op", 4000), Ok(Phase::PostIncidentAnalysis));
         assert!(
             i.advance(None, "op", 5000)
-                .unwrap_err()
-                .contains("resolve it")
+                .is_err_and(|e| e.contains("resolve it"))
         );
         i.resolve("op", Some("fixed"), 6000).expect("resolves");
         assert!(!i.is_open());
