@@ -49,8 +49,12 @@ pub struct Global {
 pub enum Command {
     /// Start the daemon in the background if none runs for this data dir, then attach.
     Up {
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        sample_every: std::time::Duration,
+        /// How often the collector samples (default: `[metrics] interval`, 1s).
+        #[arg(long, value_parser = parse_duration)]
+        sample_every: Option<std::time::Duration>,
+        /// Serve Prometheus metrics here (overrides `[metrics] listen`).
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
         /// Print the fleet and then one line per event instead of the console.
         #[arg(long)]
         plain: bool,
@@ -63,9 +67,12 @@ pub enum Command {
     },
     /// Run the supervisor in the foreground (for systemd, containers, or a terminal).
     Daemon {
-        /// How often each replica's CPU and memory are sampled.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
-        sample_every: std::time::Duration,
+        /// How often the collector samples (default: `[metrics] interval`, 1s).
+        #[arg(long, value_parser = parse_duration)]
+        sample_every: Option<std::time::Duration>,
+        /// Serve Prometheus metrics here (overrides `[metrics] listen`).
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
         /// Start a new session first (used by `up`; stdio should already point at a log).
         #[arg(long, hide = true)]
         detached: bool,
@@ -130,6 +137,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Alerts: list (default), acknowledge, silence.
+    Alerts {
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The incident log: list (default), show, open, note, advance, assign, resolve, export.
+    Incidents {
+        #[command(subcommand)]
+        command: Option<IncidentsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Current metric values: host, then one row per agent.
+    Metrics {
+        #[arg(long)]
+        json: bool,
+    },
     /// Relay stdin/stdout to the local daemon's socket (what `--host ssh://` runs remotely).
     DialStdio,
     /// Work with config files.
@@ -142,6 +168,65 @@ pub enum Command {
     DemoAgent {
         #[arg(long, value_enum)]
         role: crate::demo::Role,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Live alerts, silences, rules and notifiers.
+    List,
+    /// Acknowledge firing alerts by id (`crash-loop/worker`) or rule name; globs work.
+    Ack { pattern: String },
+    /// Mute notifications of matching alerts (current and future) for a while.
+    Silence {
+        pattern: String,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
+        duration: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Open incidents and the latest resolved ones.
+    List {
+        /// Every incident kept in memory, resolved ones included.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One incident with its whole timeline.
+    Show { id: u64 },
+    /// Open an incident by hand.
+    Open {
+        title: String,
+        /// 1 critical, 2 major, 3 minor.
+        #[arg(long, default_value_t = 2)]
+        level: u8,
+        /// The agent it concerns (its restarts and failures join the timeline).
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Add a note to the timeline.
+    Note { id: u64, text: String },
+    /// Move to the next response phase (or jump forward with --to).
+    Advance {
+        id: u64,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Set the owner.
+    Assign { id: u64, owner: String },
+    /// Mark it resolved (phase: Post-Incident Analysis).
+    Resolve {
+        id: u64,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Write the post-incident report (Markdown) to FILE or stdout.
+    Export {
+        id: u64,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 

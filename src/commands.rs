@@ -331,6 +331,19 @@ pub fn event_line(now: Millis, event: &ServerEvent) -> Option<String> {
         ServerEvent::FleetChanged => Some(format!("{t} fleet changed (reload)")),
         ServerEvent::ShuttingDown => Some(format!("{t} daemon shutting down")),
         ServerEvent::Samples { .. } => None,
+        ServerEvent::Alerts { alerts, .. } => {
+            let firing: Vec<&str> = alerts
+                .iter()
+                .filter(|a| a.state == "firing")
+                .map(|a| a.id.as_str())
+                .collect();
+            Some(format!(
+                "{t} alerts: {} firing{}{}",
+                firing.len(),
+                if firing.is_empty() { "" } else { ": " },
+                firing.join(", ")
+            ))
+        }
     }
 }
 
@@ -416,7 +429,11 @@ pub async fn dial_stdio(g: &Global) -> ExitCode {
 
 /// `up`: start a detached daemon for the data dir if none answers. Returns
 /// the options to attach with (the data dir made explicit).
-pub async fn up(g: &Global, sample_every: Duration) -> Result<Global, ExitCode> {
+pub async fn up(
+    g: &Global,
+    sample_every: Option<Duration>,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> Result<Global, ExitCode> {
     if g.host.is_some() {
         return Ok(g.clone());
     }
@@ -432,7 +449,7 @@ pub async fn up(g: &Global, sample_every: Duration) -> Result<Global, ExitCode> 
     let data_dir = crate::paths::data_dir(g.data_dir.as_deref(), &cfg);
     let runtime = crate::paths::runtime_dir();
     if Client::connect_local(&runtime, &data_dir).await.is_err() {
-        match spawn_detached(&source, &data_dir, sample_every) {
+        match spawn_detached(&source, &data_dir, sample_every, metrics_addr) {
             Ok(log) => {
                 let t = std::time::Instant::now();
                 loop {
@@ -525,7 +542,8 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
 fn spawn_detached(
     source: &crate::paths::ConfigSource,
     data_dir: &Path,
-    sample_every: Duration,
+    sample_every: Option<Duration>,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> std::io::Result<PathBuf> {
     crate::daemon::prepare_data_dir(data_dir).map_err(std::io::Error::other)?;
     let log = data_dir.join("logs").join("daemon.out");
@@ -538,9 +556,14 @@ fn spawn_detached(
     cmd.arg("daemon")
         .arg("--detached")
         .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--sample-every")
-        .arg(format!("{}ms", sample_every.as_millis()));
+        .arg(data_dir);
+    if let Some(every) = sample_every {
+        cmd.arg("--sample-every")
+            .arg(format!("{}ms", every.as_millis()));
+    }
+    if let Some(addr) = metrics_addr {
+        cmd.arg("--metrics-addr").arg(addr.to_string());
+    }
     if let crate::paths::ConfigSource::File(p) = source {
         cmd.arg("--config").arg(std::path::absolute(p)?);
     }

@@ -12,6 +12,7 @@ pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod logging;
+pub mod ops;
 pub mod paths;
 pub mod proto;
 #[cfg(feature = "tui")]

@@ -73,6 +73,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Daemon {
             sample_every,
+            metrics_addr,
             detached,
         } => {
             if detached {
@@ -80,7 +81,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 let _ = rustix::process::setsid();
             }
             let source = paths::find_config(g.config.as_deref());
-            let cfg = match paths::load_config(&source) {
+            let mut cfg = match paths::load_config(&source) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     eprint!("{errors}");
@@ -88,6 +89,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID));
                 }
             };
+            if let Some(every) = sample_every {
+                cfg.metrics.interval = every;
+            }
+            if metrics_addr.is_some() {
+                cfg.metrics.listen = metrics_addr;
+            }
+            let sample_every = cfg.metrics.interval;
             let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
             autonomos::daemon::prepare_data_dir(&data_dir)?;
             let _log = autonomos::logging::init_daemon(&data_dir.join("logs"))?;
@@ -109,9 +117,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Up {
             sample_every,
+            metrics_addr,
             plain,
         } => Ok(client_runtime()?.block_on(async {
-            match commands::up(&g, sample_every).await {
+            match commands::up(&g, sample_every, metrics_addr).await {
                 Ok(g) => commands::attach_any(&g, plain).await,
                 Err(code) => code,
             }
@@ -139,6 +148,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Start { agent, json } => simple(Request::Start { agent }, json),
         Command::Reload { json } => simple(Request::Reload, json),
         Command::Backup { json } => simple(Request::Backup, json),
+        Command::Alerts { command, json } => {
+            Ok(client_runtime()?.block_on(autonomos::ops::alerts(&g, command, json)))
+        }
+        Command::Incidents { command, json } => {
+            Ok(client_runtime()?.block_on(autonomos::ops::incidents(&g, command, json)))
+        }
+        Command::Metrics { json } => {
+            Ok(client_runtime()?.block_on(autonomos::ops::metrics(&g, json)))
+        }
         Command::Shutdown { json } => simple(Request::Shutdown, json),
         Command::Logs {
             agent,

@@ -30,6 +30,8 @@ pub struct Sample {
     pub cpu_percent: f64,
     pub rss_bytes: u64,
     pub processes: u32,
+    /// CPU time the tree used since the previous sample.
+    pub cpu_seconds: f64,
 }
 
 /// How the collector talks to the supervisor (blocking calls, from its thread).
@@ -64,12 +66,15 @@ fn run(link: Link, every: Duration) {
         }
     };
     let mut nets = sysinfo::Networks::new_with_refreshed_list().ok();
+    // Bytes since the collector started, all interfaces but loopback.
+    let (mut net_rx_total, mut net_tx_total) = (0u64, 0u64);
     loop {
         std::thread::sleep(every.saturating_sub(last.elapsed().min(every)));
         let Some(targets) = (link.targets)() else {
             return;
         };
         let now = Instant::now();
+        let work = Instant::now();
         let elapsed = now.duration_since(last).as_secs_f64().max(1e-3);
         last = now;
         let mut next: HashMap<(i32, u64), u64> = HashMap::with_capacity(prev.len());
@@ -95,6 +100,7 @@ fn run(link: Link, every: Duration) {
                 index: t.index,
                 run_id: t.run_id,
                 cpu_percent: ticks as f64 / tick / elapsed * 100.0,
+                cpu_seconds: ticks as f64 / tick,
                 rss_bytes: rss,
                 processes: n,
             });
@@ -110,10 +116,13 @@ fn run(link: Link, every: Duration) {
                 }
             }
         }
-        let host = match sys.as_mut() {
+        net_rx_total += rx;
+        net_tx_total += tx;
+        let mut host = match sys.as_mut() {
             Some(sys) => {
                 sys.refresh_cpu_usage();
                 sys.refresh_memory();
+                let load = sysinfo::System::load_average().unwrap_or_default();
                 HostStatus {
                     cpu_percent: sys.global_cpu_usage() as f64,
                     per_core: sys.cpus().iter().map(|c| c.usage() as f64).collect(),
@@ -121,10 +130,17 @@ fn run(link: Link, every: Duration) {
                     memory_total: sys.total_memory(),
                     net_rx_bps: rx as f64 / elapsed,
                     net_tx_bps: tx as f64 / elapsed,
+                    swap_used: sys.used_swap(),
+                    swap_total: sys.total_swap(),
+                    load: [load.one, load.five, load.fifteen],
+                    ..HostStatus::default()
                 }
             }
             None => HostStatus::default(),
         };
+        host.net_rx_total = net_rx_total;
+        host.net_tx_total = net_tx_total;
+        host.collect_seconds = work.elapsed().as_secs_f64();
         if !(link.deliver)(samples, host) {
             return;
         }

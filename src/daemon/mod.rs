@@ -3,6 +3,9 @@
 
 pub mod collector;
 pub mod lock;
+pub mod metrics;
+pub mod notify;
+pub mod observe;
 pub mod output;
 pub mod process;
 pub mod procfs;
@@ -66,6 +69,8 @@ pub struct Daemon {
     pub join: tokio::task::JoinHandle<()>,
     /// The control socket's path.
     pub socket: PathBuf,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     stop_server: tokio_util::sync::CancellationToken,
     _lock: lock::DataDirLock,
 }
@@ -108,9 +113,32 @@ impl Daemon {
             data_dir: opts.data_dir.clone(),
         };
         let (store, loaded) = store::Store::start(&layout.state_db())?;
-        let (supervisor, join) =
-            supervisor::start(opts.config, layout, store, loaded, opts.sample_every)
-                .map_err(io("cannot open agent log files"))?;
+        let mut metrics_addr = None;
+        let published = match opts.config.metrics.listen {
+            Some(addr) => {
+                let what = || format!("cannot serve metrics on {addr}");
+                let std_listener = std::net::TcpListener::bind(addr).map_err(io(what()))?;
+                std_listener.set_nonblocking(true).map_err(io(what()))?;
+                let listener =
+                    tokio::net::TcpListener::from_std(std_listener).map_err(io(what()))?;
+                let bound = listener.local_addr().map_err(io(what()))?;
+                metrics_addr = Some(bound);
+                tracing::info!(url = %format!("http://{bound}/metrics"), "metrics endpoint listening");
+                let published: metrics::Published = Default::default();
+                tokio::spawn(metrics::serve(listener, published.clone()));
+                Some(published)
+            }
+            None => None,
+        };
+        let (supervisor, join) = supervisor::start(
+            opts.config,
+            layout,
+            store,
+            loaded,
+            opts.sample_every,
+            published,
+        )
+        .map_err(io("cannot open agent log files"))?;
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,
@@ -122,6 +150,7 @@ impl Daemon {
             supervisor,
             join,
             socket,
+            metrics_addr,
             stop_server,
             _lock: lock,
         })

@@ -315,7 +315,7 @@ where
         tokio::spawn(async move {
             let mutates = request.mutates();
             let desc = format!("{request:?}");
-            let result = sup.request(request).await;
+            let result = sup.request_as(request, peer.to_string()).await;
             if mutates {
                 match &result {
                     Ok(r) => {

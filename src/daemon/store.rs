@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::core::incident::Incident;
 use tokio::sync::oneshot;
 
 /// Queue bound: past it, senders wait (the supervisor sends exits with
@@ -43,7 +45,14 @@ pub struct ReplicaRow {
 pub struct Loaded {
     pub agents: HashMap<String, AgentRow>,
     pub replicas: HashMap<(String, u32), ReplicaRow>,
+    /// Open incidents and the most recent resolved ones, oldest first.
+    pub incidents: Vec<Incident>,
+    /// The highest incident id ever stored.
+    pub last_incident: u64,
 }
+
+/// Resolved incidents loaded at start (older ones stay in the database).
+pub const RESOLVED_KEPT: usize = 200;
 
 /// One queued change.
 #[derive(Debug)]
@@ -56,6 +65,16 @@ pub enum Change {
         agent: String,
         index: u32,
         row: ReplicaRow,
+    },
+    /// Insert or replace a whole incident (its timeline is bounded).
+    Incident(Box<Incident>),
+    /// An alert changed state (the alert history).
+    AlertEvent {
+        at: u64,
+        id: String,
+        severity: String,
+        state: String,
+        summary: String,
     },
 }
 
@@ -102,6 +121,20 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
              last_exit_signal INTEGER,
              last_exit_at INTEGER,
              PRIMARY KEY (agent, idx)
+         );
+         CREATE TABLE IF NOT EXISTS incidents (
+             id INTEGER PRIMARY KEY,
+             opened_at INTEGER NOT NULL,
+             resolved_at INTEGER,
+             level INTEGER NOT NULL,
+             body TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS alert_events (
+             at INTEGER NOT NULL,
+             id TEXT NOT NULL,
+             severity TEXT NOT NULL,
+             state TEXT NOT NULL,
+             summary TEXT NOT NULL
          );",
     )?;
     Ok(conn)
@@ -148,6 +181,29 @@ fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
         let (key, row) = row?;
         loaded.replicas.insert(key, row);
     }
+    let mut q = conn.prepare(
+        "SELECT body FROM (
+             SELECT id, body FROM incidents WHERE resolved_at IS NULL
+             UNION
+             SELECT id, body FROM (SELECT id, body FROM incidents WHERE resolved_at IS NOT NULL
+                                   ORDER BY id DESC LIMIT ?1)
+         ) ORDER BY id",
+    )?;
+    let rows = q.query_map([RESOLVED_KEPT as i64], |r| r.get::<_, String>(0))?;
+    for body in rows {
+        let body = body?;
+        match serde_json::from_str::<Incident>(&body) {
+            Ok(i) => loaded.incidents.push(i),
+            Err(e) => tracing::error!(error = %e, "unreadable incident in state.db; skipped"),
+        }
+    }
+    loaded.last_incident = conn
+        .query_row("SELECT MAX(id) FROM incidents", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0) as u64;
     Ok(loaded)
 }
 
@@ -211,6 +267,33 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
                     "INSERT INTO agents (name, desired, config_replicas, enabled) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(name) DO UPDATE SET desired = ?2, config_replicas = ?3, enabled = ?4",
                     params![name, row.desired, row.config_replicas, row.enabled as i64],
+                )?;
+            }
+            Change::Incident(i) => {
+                let body = serde_json::to_string(i)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.execute(
+                    "INSERT INTO incidents (id, opened_at, resolved_at, level, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET resolved_at = ?3, level = ?4, body = ?5",
+                    params![
+                        i.id as i64,
+                        i.opened_at as i64,
+                        i.resolved_at.map(|v| v as i64),
+                        i.level,
+                        body
+                    ],
+                )?;
+            }
+            Change::AlertEvent {
+                at,
+                id,
+                severity,
+                state,
+                summary,
+            } => {
+                tx.execute(
+                    "INSERT INTO alert_events (at, id, severity, state, summary) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![*at as i64, id, severity, state, summary],
                 )?;
             }
             Change::Replica { agent, index, row } => {

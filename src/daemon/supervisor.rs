@@ -19,9 +19,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{AgentSpec, Config, LimitAction, RestartPolicy};
 use crate::core::backoff::{Backoff, StartLimit};
-use crate::core::lifecycle::{Lifecycle, Millis, State};
+use crate::core::lifecycle::{Lifecycle, Millis, State, Transition};
 use crate::core::pool::{Pool, ReplicaKey, Request as PoolRequest};
 use crate::daemon::collector::{self, Sample, Target};
+use crate::daemon::metrics::{Published, Scrape};
+use crate::daemon::notify::Notifiers;
+use crate::daemon::observe::{AgentFacts, Observe};
 use crate::daemon::output::{self, AgentOutput, LogFile, OutputStats, Ring};
 use crate::daemon::process::{self, Marker, RunCmd, RunEvent, SpawnSpec};
 use crate::daemon::store::{AgentRow, Change, Loaded, ReplicaRow, Store};
@@ -60,6 +63,9 @@ pub const EVENT_BACKLOG: usize = 4096;
 pub struct Events {
     tx: broadcast::Sender<Arc<(u64, ServerEvent)>>,
     seq: Arc<AtomicU64>,
+    /// Restarts, failures and stops, for incident timelines (drained by
+    /// the actor after every message).
+    tap: Arc<Mutex<Vec<(String, u32, Transition)>>>,
 }
 
 impl Events {
@@ -68,10 +74,25 @@ impl Events {
         Self {
             tx,
             seq: Arc::new(AtomicU64::new(0)),
+            tap: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     fn emit(&self, event: ServerEvent) {
+        if let ServerEvent::Transition {
+            agent,
+            replica,
+            transition,
+        } = &event
+            && matches!(
+                transition.to,
+                State::Adaptation | State::Failed | State::Stopped
+            )
+            && let Ok(mut tap) = self.tap.lock()
+            && tap.len() < 100_000
+        {
+            tap.push((agent.clone(), *replica, transition.clone()));
+        }
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         // No subscriber is fine: nobody is listening.
         let _ = self.tx.send(Arc::new((seq, event)));
@@ -95,7 +116,7 @@ impl Events {
 type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
 
 enum Msg {
-    Api(Request, Answer),
+    Api(Request, Answer, String),
     Reload(Box<Config>, Answer),
     Snapshot(oneshot::Sender<(u64, FleetStatus)>),
     Run {
@@ -127,6 +148,12 @@ impl Supervisor {
     /// Sends a request and waits for its answer. `Subscribe` is the
     /// connection's business (see `daemon::server`), not the actor's.
     pub async fn request(&self, req: Request) -> Result<Response, ErrorReply> {
+        self.request_as(req, "autonomos".into()).await
+    }
+
+    /// Sends a request on behalf of `who` (an operator, as the server
+    /// identified the peer): recorded on incident timelines.
+    pub async fn request_as(&self, req: Request, who: String) -> Result<Response, ErrorReply> {
         match req {
             Request::Reload => return self.reload().await,
             Request::Backup => {
@@ -140,7 +167,7 @@ impl Supervisor {
         }
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Api(req, tx))
+            .send(Msg::Api(req, tx, who))
             .await
             .map_err(|_| shutting_down())?;
         rx.await.map_err(|_| shutting_down())?
@@ -263,6 +290,8 @@ struct Replica {
     cpu_percent: f64,
     rss_bytes: u64,
     processes: u32,
+    /// CPU time of this slot's trees since the daemon started.
+    cpu_seconds: f64,
 }
 
 struct Agent {
@@ -301,6 +330,9 @@ struct Actor {
     started_at: Millis,
     daemon_env: Vec<(String, String)>,
     events: Events,
+    observe: Observe,
+    /// The latest /metrics scrape, when the endpoint is on.
+    published: Option<Published>,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -334,6 +366,7 @@ pub fn start(
     store: Store,
     loaded: Loaded,
     sample_every: Duration,
+    published: Option<Published>,
 ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(INBOX);
     let clock = Clock::new();
@@ -343,7 +376,7 @@ pub fn start(
         layout,
         agents: Vec::new(),
         pool,
-        store,
+        store: store.clone(),
         tx: tx.clone(),
         timers: BinaryHeap::new(),
         clock,
@@ -353,6 +386,13 @@ pub fn start(
         shutting_down: false,
         started_at: now,
         daemon_env: std::env::vars().collect(),
+        observe: Observe::new(
+            &cfg,
+            &loaded,
+            store.clone(),
+            Notifiers::start(&cfg.notifiers),
+        ),
+        published,
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -460,6 +500,7 @@ impl Actor {
             cpu_percent: 0.0,
             rss_bytes: 0,
             processes: 0,
+            cpu_seconds: 0.0,
         }
     }
 
@@ -486,6 +527,7 @@ impl Actor {
                         while let Ok(m) = rx.try_recv() {
                             self.handle(m);
                         }
+                        self.drain_tap();
                     }
                     None => break,
                 },
@@ -493,7 +535,9 @@ impl Actor {
                 _ = reap_tick.tick() => { process::reap_orphans(process::leaders()); }
             }
             self.reconcile();
+            self.drain_tap();
             if self.shutting_down && self.all_stopped() {
+                self.observe.flush();
                 process::reap_orphans(process::leaders());
                 for w in self.shutdown_waiters.drain(..) {
                     let _ = w.send(Ok(Response::Done {
@@ -518,14 +562,16 @@ impl Actor {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Api(req, answer) => self.api(req, answer),
+            Msg::Api(req, answer, who) => self.api(req, answer, &who),
             Msg::Reload(cfg, answer) => {
                 let result = self.apply_config(*cfg);
                 let _ = answer.send(result);
             }
             Msg::Snapshot(reply) => {
                 let now = self.clock.now();
-                let _ = reply.send((self.events.seq(), self.status(now)));
+                let mut status = self.status(now);
+                status.history = Some(Box::new(self.observe.history()));
+                let _ = reply.send((self.events.seq(), status));
             }
             Msg::Run {
                 agent,
@@ -569,9 +615,86 @@ impl Actor {
                 if publish {
                     self.events.emit(ServerEvent::Samples { host, replicas });
                 }
+                self.observe_tick();
             }
             Msg::Sigchld => {
                 process::reap_orphans(process::leaders());
+            }
+        }
+    }
+
+    /// Feeds restarts, failures and stops to the incident log.
+    fn drain_tap(&mut self) {
+        let tapped = match self.events.tap.lock() {
+            Ok(mut t) if !t.is_empty() => std::mem::take(&mut *t),
+            _ => return,
+        };
+        for (agent, replica, t) in tapped {
+            self.observe.on_transition(&agent, replica, &t);
+        }
+        self.publish_alerts();
+    }
+
+    /// Tells subscribers when alerts, incidents or notifiers changed.
+    fn publish_alerts(&mut self) {
+        if self.observe.take_changed() && self.events.has_subscribers() {
+            self.events.emit(ServerEvent::Alerts {
+                alerts: self.observe.alerts(),
+                incidents: self.observe.incidents(false),
+                notifiers: self.observe.notifier_status(),
+            });
+        }
+    }
+
+    /// One collector tick: the per-agent figures rules read, evaluation,
+    /// and the /metrics scrape.
+    fn observe_tick(&mut self) {
+        let now = self.clock.now();
+        let facts: Vec<AgentFacts> = self
+            .agents
+            .iter()
+            .filter(|a| !a.removed)
+            .map(|a| {
+                let mut f = AgentFacts {
+                    name: a.spec.name.clone(),
+                    desired: f64::from(if a.enabled { a.desired } else { 0 }),
+                    log_dropped: a.output.stats.dropped.load(Ordering::Relaxed) as f64,
+                    ..AgentFacts::default()
+                };
+                let mut youngest: Option<Millis> = None;
+                for r in a.replicas.values() {
+                    f.cpu += r.cpu_percent;
+                    f.memory += r.rss_bytes as f64;
+                    f.restarts += r.restarts as f64;
+                    let st = r.lc.state();
+                    if st.is_running() {
+                        f.running += 1.0;
+                        if let Some(run) = &r.run {
+                            youngest =
+                                Some(youngest.map_or(run.started_at, |y| y.max(run.started_at)));
+                        }
+                    }
+                    f.failed += f64::from(u8::from(st == State::Failed));
+                    f.backoff += f64::from(u8::from(st == State::Backoff));
+                    if let Some(limit) = a.spec.resources.memory_limit.filter(|l| *l > 0) {
+                        f.memory_pct = f.memory_pct.max(r.rss_bytes as f64 * 100.0 / limit as f64);
+                    }
+                }
+                f.uptime = youngest.map_or(0.0, |y| now.saturating_sub(y) as f64 / 1000.0);
+                f
+            })
+            .collect();
+        self.observe.tick(now, &self.host, &facts);
+        self.publish_alerts();
+        if let Some(slot) = &self.published {
+            let (alerts, incidents_open) = self.observe.counts();
+            let scrape = Scrape {
+                status: self.status_with(now, 0),
+                alerts,
+                incidents_open,
+            };
+            if let Ok(mut p) = slot.lock() {
+                *p = Some(Arc::new(scrape));
             }
         }
     }
@@ -1114,6 +1237,7 @@ impl Actor {
             return;
         }
         r.cpu_percent = s.cpu_percent;
+        r.cpu_seconds += s.cpu_seconds;
         r.rss_bytes = s.rss_bytes;
         r.processes = s.processes;
         let Some(limit) = limit else { return };
@@ -1243,7 +1367,7 @@ impl Actor {
         });
     }
 
-    fn api(&mut self, req: Request, answer: Answer) {
+    fn api(&mut self, req: Request, answer: Answer, who: &str) {
         if self.shutting_down
             && !matches!(
                 req,
@@ -1254,7 +1378,173 @@ impl Actor {
             return;
         }
         let now = self.clock.now();
+        // Operator actions join the timelines of the incidents they concern.
+        let action = match &req {
+            Request::Scale { agent, replicas } => {
+                Some((Some(agent.clone()), format!("scale {agent} to {replicas}")))
+            }
+            Request::Start { agent } => Some((Some(agent.clone()), format!("start {agent}"))),
+            Request::Stop { agent } => Some((Some(agent.clone()), format!("stop {agent}"))),
+            Request::Restart { agent, replica } => Some((
+                Some(agent.clone()),
+                match replica {
+                    Some(r) => format!("restart {agent}/{r}"),
+                    None => format!("restart {agent}"),
+                },
+            )),
+            Request::Ack { pattern } => Some((None, format!("acknowledge {pattern}"))),
+            Request::Silence { pattern, for_ms } => {
+                Some((None, format!("silence {pattern} for {}", fmt_ms(*for_ms))))
+            }
+            _ => None,
+        };
+        if let Some((agent, text)) = action
+            && who != "autonomos"
+            && (agent.is_none() || self.find(agent.as_deref().unwrap_or_default()).is_ok())
+        {
+            self.observe.on_action(agent.as_deref(), who, &text, now);
+        }
         match req {
+            Request::Alerts => {
+                let _ = answer.send(Ok(Response::Alerts {
+                    report: Box::new(self.observe.report()),
+                }));
+            }
+            Request::Ack { pattern } => {
+                let ids = self.observe.ack(&pattern, who);
+                let _ = answer.send(if ids.is_empty() {
+                    Err(err(
+                        ErrorKind::Invalid,
+                        format!("no firing alert matches `{pattern}` (see `autonomos alerts`)"),
+                    ))
+                } else {
+                    Ok(Response::Done {
+                        message: format!("acknowledged {}", ids.join(", ")),
+                    })
+                });
+            }
+            Request::Silence { pattern, for_ms } => {
+                if for_ms == 0 || for_ms > 30 * 86_400_000 {
+                    let _ = answer.send(Err(err(
+                        ErrorKind::Invalid,
+                        "a silence lasts from 1ms to 30 days",
+                    )));
+                } else {
+                    let ids = self.observe.silence(&pattern, now + for_ms, who);
+                    let covered = if ids.is_empty() {
+                        "no live alert yet; it applies to future ones".to_string()
+                    } else {
+                        ids.join(", ")
+                    };
+                    let _ = answer.send(Ok(Response::Done {
+                        message: format!("silenced `{pattern}` for {} ({covered})", fmt_ms(for_ms)),
+                    }));
+                }
+            }
+            Request::Incidents { all } => {
+                let _ = answer.send(Ok(Response::Incidents {
+                    incidents: self.observe.incidents(all),
+                }));
+            }
+            Request::Incident { id } => {
+                let _ = answer.send(match self.observe.incident(id) {
+                    Some(i) => Ok(Response::Incident {
+                        incident: Box::new(i.clone()),
+                    }),
+                    None => Err(err(
+                        ErrorKind::Invalid,
+                        format!("no incident #{id} (see `autonomos incidents --all`)"),
+                    )),
+                });
+            }
+            Request::IncidentOpen {
+                title,
+                level,
+                agent,
+            } => {
+                let title = title.trim().to_string();
+                let result = if title.is_empty() {
+                    Err(err(ErrorKind::Invalid, "an incident needs a title"))
+                } else if !(1..=3).contains(&level) {
+                    Err(err(
+                        ErrorKind::Invalid,
+                        "the level is 1 (critical), 2 (major) or 3 (minor)",
+                    ))
+                } else if let Some(a) = agent.as_deref()
+                    && let Err(e) = self.find(a)
+                {
+                    Err(e)
+                } else {
+                    let id = self
+                        .observe
+                        .open_incident(title, level, None, agent, who, now);
+                    self.observe.flush();
+                    Ok(Response::Done {
+                        message: format!("opened incident #{id}"),
+                    })
+                };
+                let _ = answer.send(result);
+            }
+            Request::IncidentNote { id, text } => {
+                let text = text.trim().to_string();
+                let r = if text.is_empty() {
+                    Err("a note needs text".to_string())
+                } else {
+                    self.observe.with_incident(id, |i| {
+                        i.record(now, crate::core::incident::EntryKind::Note, who, text);
+                        Ok(format!("noted on incident #{id}"))
+                    })
+                };
+                let _ = answer.send(
+                    r.map(|message| Response::Done { message })
+                        .map_err(|e| err(ErrorKind::Invalid, e)),
+                );
+            }
+            Request::IncidentAdvance { id, phase } => {
+                let to = match phase.as_deref().map(crate::daemon::observe::parse_phase) {
+                    Some(Err(e)) => return drop(answer.send(Err(err(ErrorKind::Invalid, e)))),
+                    Some(Ok(p)) => Some(p),
+                    None => None,
+                };
+                let r = self.observe.with_incident(id, |i| {
+                    let p = i.advance(to, who, now)?;
+                    Ok(format!("incident #{id} is in {}", p.name()))
+                });
+                let _ = answer.send(
+                    r.map(|message| Response::Done { message })
+                        .map_err(|e| err(ErrorKind::Invalid, e)),
+                );
+            }
+            Request::IncidentAssign { id, owner } => {
+                let r = self.observe.with_incident(id, |i| {
+                    let owner = owner.trim().to_string();
+                    if owner.is_empty() {
+                        return Err("name an owner".to_string());
+                    }
+                    i.record(
+                        now,
+                        crate::core::incident::EntryKind::Action,
+                        who,
+                        format!("owner: {owner}"),
+                    );
+                    i.owner = Some(owner.clone());
+                    Ok(format!("incident #{id} is owned by {owner}"))
+                });
+                let _ = answer.send(
+                    r.map(|message| Response::Done { message })
+                        .map_err(|e| err(ErrorKind::Invalid, e)),
+                );
+            }
+            Request::IncidentResolve { id, note } => {
+                let r = self.observe.with_incident(id, |i| {
+                    i.resolve(who, note.as_deref(), now)?;
+                    Ok(format!("incident #{id} resolved"))
+                });
+                let _ = answer.send(
+                    r.map(|message| Response::Done { message })
+                        .map_err(|e| err(ErrorKind::Invalid, e)),
+                );
+            }
             Request::Status => {
                 let _ = answer.send(Ok(Response::Status {
                     status: Box::new(self.status(now)),
@@ -1511,6 +1801,11 @@ impl Actor {
     }
 
     fn status(&self, now: Millis) -> FleetStatus {
+        self.status_with(now, STATUS_HISTORY)
+    }
+
+    /// The status with up to `history` transitions per replica.
+    fn status_with(&self, now: Millis, history: usize) -> FleetStatus {
         let agents = self
             .agents
             .iter()
@@ -1564,10 +1859,11 @@ impl Actor {
                         cpu_percent: r.cpu_percent,
                         rss_bytes: r.rss_bytes,
                         processes: r.processes,
+                        cpu_seconds: r.cpu_seconds,
                         history: {
                             let h = r.lc.history();
                             h.iter()
-                                .skip(h.len().saturating_sub(STATUS_HISTORY))
+                                .skip(h.len().saturating_sub(history))
                                 .cloned()
                                 .collect()
                         },
@@ -1585,8 +1881,10 @@ impl Actor {
             agents,
             host: self.host.clone(),
             pool_used: (cpu, mem, n as u32),
-            alerts: Vec::new(),
-            incidents: Vec::new(),
+            alerts: self.observe.alerts(),
+            incidents: self.observe.incidents(false),
+            notifiers: self.observe.notifier_status(),
+            history: None,
         }
     }
 }

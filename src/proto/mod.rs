@@ -91,6 +91,51 @@ pub enum Request {
     Subscribe,
     /// Take a backup now.
     Backup,
+    /// Alerts, silences, rules and notifiers.
+    Alerts,
+    /// Acknowledge firing alerts whose id or rule matches `pattern` (a glob).
+    Ack {
+        pattern: String,
+    },
+    /// Mute notifications of matching alerts for `for_ms`.
+    Silence {
+        pattern: String,
+        for_ms: u64,
+    },
+    /// Incident list (open ones; `all` adds recently resolved ones).
+    Incidents {
+        #[serde(default)]
+        all: bool,
+    },
+    /// One incident with its whole timeline.
+    Incident {
+        id: u64,
+    },
+    IncidentOpen {
+        title: String,
+        level: u8,
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    IncidentNote {
+        id: u64,
+        text: String,
+    },
+    IncidentAdvance {
+        id: u64,
+        /// A later phase to jump to; the next one when absent.
+        #[serde(default)]
+        phase: Option<String>,
+    },
+    IncidentAssign {
+        id: u64,
+        owner: String,
+    },
+    IncidentResolve {
+        id: u64,
+        #[serde(default)]
+        note: Option<String>,
+    },
 }
 
 impl Request {
@@ -98,7 +143,12 @@ impl Request {
     pub fn mutates(&self) -> bool {
         !matches!(
             self,
-            Request::Status | Request::Logs { .. } | Request::Subscribe
+            Request::Status
+                | Request::Logs { .. }
+                | Request::Subscribe
+                | Request::Alerts
+                | Request::Incidents { .. }
+                | Request::Incident { .. }
         )
     }
 }
@@ -140,6 +190,15 @@ pub enum Response {
         next: u64,
     },
     Subscribed,
+    Alerts {
+        report: Box<AlertsReport>,
+    },
+    Incidents {
+        incidents: Vec<IncidentStatus>,
+    },
+    Incident {
+        incident: Box<crate::core::incident::Incident>,
+    },
 }
 
 /// One line of agent output (raw text: sanitize before drawing it).
@@ -197,6 +256,13 @@ pub enum ServerEvent {
     FleetChanged,
     /// The daemon is going away.
     ShuttingDown,
+    /// The alert list, an incident or a notifier changed: the current lists.
+    Alerts {
+        alerts: Vec<AlertStatus>,
+        incidents: Vec<IncidentStatus>,
+        #[serde(default)]
+        notifiers: Vec<NotifierStatus>,
+    },
 }
 
 /// Daemon → client.

@@ -60,6 +60,9 @@ pub struct ReplicaStatus {
     pub rss_bytes: u64,
     /// Processes in the tree.
     pub processes: u32,
+    /// CPU time of the slot's process trees since the daemon started, seconds.
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// Recent transitions, oldest first.
     #[serde(default)]
     pub history: Vec<Transition>,
@@ -96,22 +99,78 @@ pub struct AgentStatus {
     pub memory_limit_action: String,
 }
 
-/// An alert as clients see it (filled by the alerting engine).
+/// An alert as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertStatus {
+    /// `rule` or `rule/agent`.
     pub id: String,
+    /// The rule's name.
     pub name: String,
     /// `critical`, `major` or `minor`.
     pub severity: String,
     /// `pending`, `firing` or `resolved`.
     pub state: String,
     pub summary: String,
+    /// When `state` was entered.
     pub since: Millis,
     #[serde(default)]
     pub acknowledged: bool,
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// Notifications muted until then.
+    #[serde(default)]
+    pub silenced_until: Option<Millis>,
+    #[serde(default)]
+    pub flapping: bool,
 }
 
-/// An incident as clients see it (filled by the incident log).
+/// An active silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceStatus {
+    pub pattern: String,
+    pub until: Millis,
+    pub by: String,
+}
+
+/// A configured alert rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub expr: String,
+    pub for_ms: u64,
+    pub severity: String,
+    pub agents: Vec<String>,
+}
+
+/// A notifier and how it has fared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotifierStatus {
+    pub name: String,
+    /// `exec` or `webhook`.
+    pub kind: String,
+    pub sent: u64,
+    pub failed: u64,
+    /// Dropped by the rate limit or a full queue.
+    pub dropped: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Millis>,
+}
+
+/// `alerts list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsReport {
+    pub alerts: Vec<AlertStatus>,
+    pub silences: Vec<SilenceStatus>,
+    pub rules: Vec<RuleStatus>,
+    pub notifiers: Vec<NotifierStatus>,
+}
+
+/// An incident as lists show it (`incidents show` returns the whole
+/// [`crate::core::incident::Incident`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentStatus {
     pub id: u64,
@@ -121,6 +180,48 @@ pub struct IncidentStatus {
     pub status: String,
     pub phase: String,
     pub opened_at: Millis,
+    #[serde(default)]
+    pub resolved_at: Option<Millis>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub alert: Option<String>,
+    /// The newest timeline entries, oldest first (for the console's detail).
+    #[serde(default)]
+    pub recent: Vec<crate::core::incident::Entry>,
+    #[serde(default)]
+    pub entries: u64,
+}
+
+/// Metric history carried in the attach snapshot so graphs show the past
+/// at once. Series are regular: value `i` is at `end - (len - 1 - i) * step_ms`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricHistory {
+    pub step_ms: u64,
+    pub end: Millis,
+    pub host_cpu: Vec<f32>,
+    /// Percent of memory in use.
+    pub host_mem: Vec<f32>,
+    pub net_rx: Vec<f32>,
+    pub net_tx: Vec<f32>,
+    pub cores: Vec<Vec<f32>>,
+    pub agents: Vec<AgentHistory>,
+    /// 24 hours of host CPU and memory %, one point per `day_step_ms`.
+    pub day_step_ms: u64,
+    pub day_end: Millis,
+    pub day_cpu: Vec<f32>,
+    pub day_mem: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentHistory {
+    pub name: String,
+    /// CPU %, summed over replicas.
+    pub cpu: Vec<f32>,
+    /// RSS bytes, summed over replicas.
+    pub mem: Vec<f32>,
 }
 
 /// Host-wide figures from the collector.
@@ -135,6 +236,21 @@ pub struct HostStatus {
     pub net_rx_bps: f64,
     #[serde(default)]
     pub net_tx_bps: f64,
+    #[serde(default)]
+    pub swap_used: u64,
+    #[serde(default)]
+    pub swap_total: u64,
+    /// 1, 5 and 15 minute load averages.
+    #[serde(default)]
+    pub load: [f64; 3],
+    /// Bytes received and sent since the collector started.
+    #[serde(default)]
+    pub net_rx_total: u64,
+    #[serde(default)]
+    pub net_tx_total: u64,
+    /// How long the collector's last tick took, seconds.
+    #[serde(default)]
+    pub collect_seconds: f64,
 }
 
 /// The whole fleet.
@@ -153,4 +269,9 @@ pub struct FleetStatus {
     pub alerts: Vec<AlertStatus>,
     #[serde(default)]
     pub incidents: Vec<IncidentStatus>,
+    #[serde(default)]
+    pub notifiers: Vec<NotifierStatus>,
+    /// Only in attach snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Box<MetricHistory>>,
 }

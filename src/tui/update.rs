@@ -450,8 +450,11 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
             (req, Err(e)) => m.notify(format!("{}: {}", describe(&req), e.message), true),
             (_, Ok(_)) => m.dirty = false,
         },
-        Incoming::Update(Update::Snapshot(seq, status)) => {
+        Incoming::Update(Update::Snapshot(seq, mut status)) => {
             m.seq = seq;
+            if let Some(h) = status.history.take() {
+                load_history(m, &h);
+            }
             m.status = Some(*status);
         }
         Incoming::Update(Update::Event(seq, event)) => {
@@ -465,6 +468,37 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
             };
         }
     }
+}
+
+/// Fills the graphs from a snapshot's history, so they show the past at
+/// once (a reconnect replaces what the console had).
+pub fn load_history(m: &mut Model, h: &crate::proto::MetricHistory) {
+    let fill = |series: &mut crate::tui::model::Series, values: &[f32]| {
+        series.clear();
+        let n = values.len() as u64;
+        for (i, v) in values.iter().enumerate() {
+            let at = h.end.saturating_sub((n - 1 - i as u64) * h.step_ms);
+            push(series, at, f64::from(*v));
+        }
+    };
+    if h.step_ms == 0 {
+        return;
+    }
+    fill(&mut m.host_cpu, &h.host_cpu);
+    fill(&mut m.host_mem, &h.host_mem);
+    fill(&mut m.net_rx, &h.net_rx);
+    fill(&mut m.net_tx, &h.net_tx);
+    m.cores = vec![Default::default(); h.cores.len()];
+    for (s, v) in m.cores.iter_mut().zip(&h.cores) {
+        fill(s, v);
+    }
+    m.agent_cpu.clear();
+    m.agent_mem.clear();
+    for a in &h.agents {
+        fill(m.agent_cpu.entry(a.name.clone()).or_default(), &a.cpu);
+        fill(m.agent_mem.entry(a.name.clone()).or_default(), &a.mem);
+    }
+    m.dirty = true;
 }
 
 fn apply_event(m: &mut Model, event: ServerEvent) {
@@ -527,6 +561,7 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                             pid: None,
                             started_at: None,
                             restarts: 0,
+                            cpu_seconds: 0.0,
                             last_exit: None,
                             waiting: None,
                             error: None,
@@ -588,6 +623,19 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                 );
             }
             status.now = now;
+        }
+        ServerEvent::Alerts {
+            alerts,
+            incidents,
+            notifiers,
+        } => {
+            status.alerts = alerts;
+            status.incidents = incidents;
+            status.notifiers = notifiers;
+            m.alert_selected = m.alert_selected.min(status.alerts.len().saturating_sub(1));
+            m.incident_selected = m
+                .incident_selected
+                .min(status.incidents.len().saturating_sub(1));
         }
         ServerEvent::Agent {
             name,

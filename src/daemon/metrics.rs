@@ -1,0 +1,484 @@
+//! The Prometheus endpoint: `GET /metrics` in the text exposition format
+//! (0.0.4), encoded with the prometheus-client crate.
+//!
+//! The supervisor publishes an immutable [`Scrape`] after every collector
+//! tick; a scrape encodes the latest one and never talks to the supervisor,
+//! so a slow or hammering scraper cannot stall supervision. Labels are
+//! bounded: agent name, replica index, lifecycle state, severity, level,
+//! notifier name — never a pid or error text.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::core::lifecycle::State;
+use crate::proto::FleetStatus;
+
+/// What one scrape shows.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub status: FleetStatus,
+    /// (state, severity) → live alerts.
+    pub alerts: BTreeMap<(String, String), u64>,
+    /// Open incidents by level 1..3.
+    pub incidents_open: [u64; 3],
+}
+
+/// The latest scrape, shared between the supervisor and the server.
+pub type Published = Arc<Mutex<Option<Arc<Scrape>>>>;
+
+const STATES: [State; 11] = [
+    State::Initialization,
+    State::ResourceAllocation,
+    State::ContextPreparation,
+    State::ActiveOperation,
+    State::PerformanceMonitoring,
+    State::Adaptation,
+    State::TaskCompletion,
+    State::Decommissioning,
+    State::Backoff,
+    State::Failed,
+    State::Stopped,
+];
+
+#[derive(Debug)]
+struct ScrapeCollector(Arc<Scrape>);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn family<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in rows {
+        let mut row = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => row.encode_counter::<NoLabelSet, f64, f64>(&v, None)?,
+            _ => row.encode_gauge(&v)?,
+        }
+    }
+    Ok(())
+}
+
+fn single(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    match kind {
+        MetricType::Counter => m.encode_counter::<NoLabelSet, f64, f64>(&v, None),
+        _ => m.encode_gauge(&v),
+    }
+}
+
+fn agent(name: &str) -> Labels {
+    vec![("agent", name.to_string())]
+}
+
+fn replica(name: &str, index: u32) -> Labels {
+    vec![("agent", name.to_string()), ("replica", index.to_string())]
+}
+
+impl Collector for ScrapeCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use MetricType::{Counter, Gauge};
+        let s = &self.0;
+        let st = &s.status;
+        let h = &st.host;
+        let e = &mut enc;
+        family(
+            e,
+            "autonomos_build_info",
+            "Autonomos version (always 1).",
+            Gauge,
+            [(
+                vec![("version", crate::proto::APP_VERSION.to_string())],
+                1.0,
+            )],
+        )?;
+        single(
+            e,
+            "autonomos_daemon_start_time_seconds",
+            "When the daemon started, seconds since the Unix epoch.",
+            Gauge,
+            st.started_at as f64 / 1000.0,
+        )?;
+        single(
+            e,
+            "autonomos_collector_duration_seconds",
+            "How long the collector's last tick took.",
+            Gauge,
+            h.collect_seconds,
+        )?;
+        single(
+            e,
+            "autonomos_host_cpu_usage_ratio",
+            "Host CPU use over all cores, 0 to 1.",
+            Gauge,
+            h.cpu_percent / 100.0,
+        )?;
+        family(
+            e,
+            "autonomos_host_cpu_core_usage_ratio",
+            "CPU use of each core, 0 to 1.",
+            Gauge,
+            h.per_core
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (vec![("core", i.to_string())], v / 100.0)),
+        )?;
+        for (name, help, v) in [
+            (
+                "autonomos_host_memory_used_bytes",
+                "Host memory in use.",
+                h.memory_used,
+            ),
+            (
+                "autonomos_host_memory_total_bytes",
+                "Host memory.",
+                h.memory_total,
+            ),
+            (
+                "autonomos_host_swap_used_bytes",
+                "Swap in use.",
+                h.swap_used,
+            ),
+            (
+                "autonomos_host_swap_total_bytes",
+                "Swap size.",
+                h.swap_total,
+            ),
+        ] {
+            single(e, name, help, Gauge, v as f64)?;
+        }
+        family(
+            e,
+            "autonomos_host_load_average",
+            "Host load average over the period.",
+            Gauge,
+            ["1m", "5m", "15m"]
+                .iter()
+                .zip(h.load)
+                .map(|(p, v)| (vec![("period", p.to_string())], v)),
+        )?;
+        single(
+            e,
+            "autonomos_host_network_receive_bytes",
+            "Bytes received on all interfaces but loopback since the daemon started.",
+            Counter,
+            h.net_rx_total as f64,
+        )?;
+        single(
+            e,
+            "autonomos_host_network_transmit_bytes",
+            "Bytes sent on all interfaces but loopback since the daemon started.",
+            Counter,
+            h.net_tx_total as f64,
+        )?;
+
+        let agents = || st.agents.iter();
+        family(
+            e,
+            "autonomos_agent_replicas_desired",
+            "Replicas the agent should run.",
+            Gauge,
+            agents().map(|a| (agent(&a.name), f64::from(a.desired))),
+        )?;
+        family(
+            e,
+            "autonomos_agent_replicas_running",
+            "Replicas whose process is running (agent concurrency).",
+            Gauge,
+            agents().map(|a| (agent(&a.name), f64::from(a.running))),
+        )?;
+        family(
+            e,
+            "autonomos_agent_enabled",
+            "1 unless an operator stopped the agent.",
+            Gauge,
+            agents().map(|a| (agent(&a.name), f64::from(u8::from(a.enabled)))),
+        )?;
+        family(
+            e,
+            "autonomos_agent_memory_limit_bytes",
+            "Memory limit of each replica's process tree.",
+            Gauge,
+            agents().filter_map(|a| a.memory_limit.map(|l| (agent(&a.name), l as f64))),
+        )?;
+        family(
+            e,
+            "autonomos_agent_log_lines",
+            "Output lines the agent wrote.",
+            Counter,
+            agents().map(|a| (agent(&a.name), a.log_lines as f64)),
+        )?;
+        family(
+            e,
+            "autonomos_agent_log_dropped_lines",
+            "Output lines dropped (log write failures).",
+            Counter,
+            agents().map(|a| (agent(&a.name), a.log_dropped as f64)),
+        )?;
+
+        let replicas = || {
+            st.agents
+                .iter()
+                .flat_map(|a| a.replicas.iter().map(move |r| (a.name.as_str(), r)))
+        };
+        let mut m = e.encode_descriptor(
+            "autonomos_replica_state",
+            "1 for the lifecycle state the replica is in, 0 for the others.",
+            None,
+            Gauge,
+        )?;
+        for (name, r) in replicas() {
+            for state in STATES {
+                let labels = vec![
+                    ("agent", name.to_string()),
+                    ("replica", r.index.to_string()),
+                    ("state", state.to_string()),
+                ];
+                m.encode_family(&labels)?
+                    .encode_gauge(&f64::from(u8::from(r.state == state)))?;
+            }
+        }
+        family(
+            e,
+            "autonomos_replica_restarts",
+            "Restarts of the replica slot.",
+            Counter,
+            replicas().map(|(n, r)| (replica(n, r.index), r.restarts as f64)),
+        )?;
+        family(
+            e,
+            "autonomos_replica_cpu_seconds",
+            "CPU time of the replica's process trees since the daemon started.",
+            Counter,
+            replicas().map(|(n, r)| (replica(n, r.index), r.cpu_seconds)),
+        )?;
+        family(
+            e,
+            "autonomos_replica_cpu_usage_ratio",
+            "CPU use of the replica's whole process tree, in cores.",
+            Gauge,
+            replicas().map(|(n, r)| (replica(n, r.index), r.cpu_percent / 100.0)),
+        )?;
+        family(
+            e,
+            "autonomos_replica_resident_memory_bytes",
+            "RSS summed over the replica's whole process tree.",
+            Gauge,
+            replicas().map(|(n, r)| (replica(n, r.index), r.rss_bytes as f64)),
+        )?;
+        family(
+            e,
+            "autonomos_replica_processes",
+            "Processes in the replica's tree.",
+            Gauge,
+            replicas().map(|(n, r)| (replica(n, r.index), f64::from(r.processes))),
+        )?;
+        family(
+            e,
+            "autonomos_replica_uptime_seconds",
+            "How long the replica's current process has run (0 when none runs).",
+            Gauge,
+            replicas().map(|(n, r)| {
+                let up = r
+                    .started_at
+                    .filter(|_| r.pid.is_some())
+                    .map_or(0.0, |s| st.now.saturating_sub(s) as f64 / 1000.0);
+                (replica(n, r.index), up)
+            }),
+        )?;
+
+        family(
+            e,
+            "autonomos_alerts",
+            "Live alerts by state and severity.",
+            Gauge,
+            s.alerts.iter().map(|((state, sev), n)| {
+                (
+                    vec![("state", state.clone()), ("severity", sev.clone())],
+                    *n as f64,
+                )
+            }),
+        )?;
+        family(
+            e,
+            "autonomos_incidents_open",
+            "Open incidents by level (1 critical, 2 major, 3 minor).",
+            Gauge,
+            s.incidents_open
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (vec![("level", (i + 1).to_string())], *n as f64)),
+        )?;
+        for (name, help, f) in [
+            (
+                "autonomos_notifications_sent",
+                "Notifications delivered.",
+                (|n: &crate::proto::NotifierStatus| n.sent) as fn(&_) -> u64,
+            ),
+            (
+                "autonomos_notifications_failed",
+                "Notifications that failed (error, non-2xx answer, timeout).",
+                |n| n.failed,
+            ),
+            (
+                "autonomos_notifications_dropped",
+                "Notifications dropped by the rate limit or a full queue.",
+                |n| n.dropped,
+            ),
+        ] {
+            family(
+                e,
+                name,
+                help,
+                Counter,
+                st.notifiers
+                    .iter()
+                    .map(|n| (vec![("notifier", n.name.clone())], f(n) as f64)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The exposition text of one scrape.
+pub fn encode(scrape: Arc<Scrape>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ScrapeCollector(scrape)));
+    let mut out = String::with_capacity(64 * 1024);
+    if prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Concurrent scrape connections; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 16;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds the endpoint (so the caller can report a taken port at start).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` until the task is dropped.
+pub async fn serve(listener: TcpListener, published: Published) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let published = published.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, published)).await;
+        });
+    }
+}
+
+async fn handle(mut stream: TcpStream, published: Published) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        if buf.len() > 16 * 1024 {
+            return respond(&mut stream, 431, "text/plain", "request header too large\n").await;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET" | "HEAD", "/metrics") => {
+            let scrape = published.lock().ok().and_then(|p| p.clone());
+            let Some(scrape) = scrape else {
+                return respond(&mut stream, 503, "text/plain", "no sample yet\n").await;
+            };
+            // Encoding 500 agents takes a few ms: off the async workers.
+            let body = tokio::task::spawn_blocking(move || encode(scrape))
+                .await
+                .unwrap_or_default();
+            let body = if method == "HEAD" {
+                String::new()
+            } else {
+                body
+            };
+            respond(
+                &mut stream,
+                200,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                &body,
+            )
+            .await
+        }
+        ("GET" | "HEAD", "/") => {
+            respond(
+                &mut stream,
+                200,
+                "text/plain; charset=utf-8",
+                "Autonomos metrics: GET /metrics\n",
+            )
+            .await
+        }
+        ("GET" | "HEAD", _) => {
+            respond(&mut stream, 404, "text/plain", "not found; try /metrics\n").await
+        }
+        _ => respond(&mut stream, 405, "text/plain", "only GET\n").await,
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    ctype: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}

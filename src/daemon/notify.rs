@@ -1,0 +1,301 @@
+//! Notifiers: `exec` (argv, alert JSON on stdin, never a shell) and
+//! `webhook` (HTTP POST of the alert JSON).
+//!
+//! The supervisor hands jobs over with `try_send` and never waits: delivery
+//! runs on its own tasks with a timeout. Each notifier is rate limited
+//! (`max_per_minute`) and deduplicated (the same alert in the same state is
+//! sent once per [`DEDUP`]); what it drops and every failure are counted and
+//! shown by `autonomos alerts`, the console and `/metrics`.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::config::{NotifierKind, NotifierSpec, WebhookUrl};
+use crate::core::alert::Severity;
+use crate::proto::NotifierStatus;
+
+/// The same alert in the same state is not sent twice within this.
+pub const DEDUP: Duration = Duration::from_secs(600);
+const QUEUE: usize = 256;
+/// Bytes of a failing command's stderr kept in its error.
+const STDERR_KEPT: usize = 400;
+
+/// One notification.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub payload: String,
+    pub id: String,
+    pub state: &'static str,
+    pub severity: Severity,
+}
+
+enum Cmd {
+    Job(Job),
+    Config(Vec<NotifierSpec>),
+}
+
+/// Handle to the dispatcher task.
+#[derive(Clone)]
+pub struct Notifiers {
+    tx: mpsc::Sender<Cmd>,
+    status: Arc<Mutex<Vec<NotifierStatus>>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn kind_name(k: &NotifierKind) -> &'static str {
+    match k {
+        NotifierKind::Exec { .. } => "exec",
+        NotifierKind::Webhook { .. } => "webhook",
+    }
+}
+
+fn fresh_status(specs: &[NotifierSpec], old: &[NotifierStatus]) -> Vec<NotifierStatus> {
+    specs
+        .iter()
+        .map(|s| {
+            old.iter()
+                .find(|o| o.name == s.name)
+                .cloned()
+                .unwrap_or_else(|| NotifierStatus {
+                    name: s.name.clone(),
+                    kind: kind_name(&s.kind).into(),
+                    ..Default::default()
+                })
+        })
+        .collect()
+}
+
+impl Notifiers {
+    /// Starts the dispatcher (inside a tokio runtime).
+    pub fn start(specs: &[NotifierSpec]) -> Notifiers {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let status = Arc::new(Mutex::new(fresh_status(specs, &[])));
+        tokio::spawn(dispatch(rx, specs.to_vec(), status.clone()));
+        Notifiers { tx, status }
+    }
+
+    /// Queues a notification; never waits. A full queue drops it (counted).
+    pub fn send(&self, job: Job) {
+        if self.tx.try_send(Cmd::Job(job)).is_err()
+            && let Ok(mut st) = self.status.lock()
+        {
+            for s in st.iter_mut() {
+                s.dropped += 1;
+            }
+        }
+    }
+
+    pub fn reconfigure(&self, specs: &[NotifierSpec]) {
+        if let Ok(mut st) = self.status.lock() {
+            *st = fresh_status(specs, &st);
+        }
+        let _ = self.tx.try_send(Cmd::Config(specs.to_vec()));
+    }
+
+    pub fn status(&self) -> Vec<NotifierStatus> {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+struct Limiter {
+    sent: VecDeque<Instant>,
+    seen: HashMap<(String, &'static str), Instant>,
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<Cmd>,
+    mut specs: Vec<NotifierSpec>,
+    status: Arc<Mutex<Vec<NotifierStatus>>>,
+) {
+    let mut limits: HashMap<String, Limiter> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        let job = match cmd {
+            Cmd::Config(s) => {
+                specs = s;
+                limits.retain(|k, _| specs.iter().any(|s| &s.name == k));
+                continue;
+            }
+            Cmd::Job(j) => j,
+        };
+        let now = Instant::now();
+        for spec in &specs {
+            if job.severity > spec.min_severity {
+                continue;
+            }
+            let lim = limits.entry(spec.name.clone()).or_insert_with(|| Limiter {
+                sent: VecDeque::new(),
+                seen: HashMap::new(),
+            });
+            lim.seen.retain(|_, t| now.duration_since(*t) < DEDUP);
+            let key = (job.id.clone(), job.state);
+            if lim.seen.contains_key(&key) {
+                continue;
+            }
+            while lim
+                .sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            {
+                lim.sent.pop_front();
+            }
+            if lim.sent.len() >= spec.max_per_minute as usize {
+                tracing::warn!(notifier = %spec.name, alert.id = %job.id, "notification dropped by the rate limit");
+                bump(&status, &spec.name, |s| s.dropped += 1);
+                continue;
+            }
+            lim.sent.push_back(now);
+            lim.seen.insert(key, now);
+            let (spec, job, status) = (spec.clone(), job.clone(), status.clone());
+            tokio::spawn(async move {
+                let result = deliver(&spec, &job.payload, &job).await;
+                match result {
+                    Ok(()) => {
+                        tracing::info!(notifier = %spec.name, alert.id = %job.id, state = job.state, "notification sent");
+                        bump(&status, &spec.name, |s| s.sent += 1);
+                    }
+                    Err(e) => {
+                        tracing::error!(notifier = %spec.name, alert.id = %job.id, error = %e, "notification failed");
+                        bump(&status, &spec.name, |s| {
+                            s.failed += 1;
+                            s.last_error = Some(e.clone());
+                            s.last_error_at = Some(now_ms());
+                        });
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn bump(status: &Mutex<Vec<NotifierStatus>>, name: &str, f: impl FnOnce(&mut NotifierStatus)) {
+    if let Ok(mut st) = status.lock()
+        && let Some(s) = st.iter_mut().find(|s| s.name == name)
+    {
+        f(s);
+    }
+}
+
+/// Sends one notification with the notifier's timeout.
+pub async fn deliver(spec: &NotifierSpec, payload: &str, job: &Job) -> Result<(), String> {
+    let work = async {
+        match &spec.kind {
+            NotifierKind::Exec { command } => exec(command, payload, job).await,
+            NotifierKind::Webhook { url } => post(url, payload).await,
+        }
+    };
+    match tokio::time::timeout(spec.timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "timed out after {}",
+            crate::config::format_duration(spec.timeout)
+        )),
+    }
+}
+
+async fn exec(argv: &[String], payload: &str, job: &Job) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("empty command".into());
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env("AUTONOMOS_ALERT_ID", &job.id)
+        .env("AUTONOMOS_ALERT_STATE", job.state)
+        .env("AUTONOMOS_ALERT_SEVERITY", job.severity.name())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        // The timeout drops the future: the process is killed with it.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its stdin is fine.
+        let _ = stdin.write_all(payload.as_bytes()).await;
+        let _ = stdin.write_all(b"\n").await;
+    }
+    let mut stderr = child.stderr.take();
+    let mut err_text = Vec::new();
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    if let Some(e) = stderr.as_mut() {
+        let _ = e.take(4096).read_to_end(&mut err_text).await;
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&err_text);
+    let text = text.trim();
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(STDERR_KEPT)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(if tail.is_empty() {
+        format!("{program} failed: {status}")
+    } else {
+        format!("{program} failed: {status}: {tail}")
+    })
+}
+
+/// A minimal HTTP/1.1 POST (no TLS, no redirects): 2xx is success.
+async fn post(url: &WebhookUrl, payload: &str) -> Result<(), String> {
+    let addr = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: autonomos/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        url.path,
+        addr,
+        crate::proto::APP_VERSION,
+        payload.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    stream
+        .write_all(payload.as_bytes())
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let line = line.lines().next().unwrap_or("");
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(c) if (200..300).contains(&c) => Ok(()),
+        Some(c) => Err(format!("{url} answered HTTP {c}")),
+        None => Err(format!("{url}: no HTTP status line in the answer")),
+    }
+}

@@ -1,0 +1,739 @@
+//! The supervisor's observability state: metric history, alert evaluation,
+//! the incident log and the hand-off to notifiers.
+//!
+//! Owned by the supervisor actor and fed once per collector tick, so every
+//! rule sees one consistent set of values. Evaluation itself is the pure
+//! engine in `core::alert`; this module keeps the series it reads, turns
+//! alert changes into incidents, notifications and stored history, and
+//! builds what clients see.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::config::Config;
+use crate::core::alert::{
+    self, AlertState, Change as AlertChange, Engine, Metric, Severity, Source,
+};
+use crate::core::incident::{EntryKind, Incident, Phase};
+use crate::core::lifecycle::{Millis, State, Transition};
+use crate::core::series::{Agg, Downsampled, Series};
+use crate::daemon::notify::{Job, Notifiers};
+use crate::daemon::store::{Change, Loaded, Store};
+use crate::proto::{
+    AgentHistory, AlertStatus, AlertsReport, HostStatus, IncidentStatus, MetricHistory,
+    NotifierStatus, RuleStatus, SilenceStatus,
+};
+
+/// Full-resolution history kept for graphs (and CPU/memory rules).
+pub const HISTORY_MS: Millis = 15 * 60_000;
+/// Points per series in an attach snapshot (the console keeps 600).
+pub const SNAPSHOT_POINTS: usize = 600;
+/// Snapshot points over all agents and both series: bounds the frame.
+const SNAPSHOT_AGENT_BUDGET: usize = 60_000;
+/// The downsampled day view: one point a minute.
+pub const DAY_STEP_MS: Millis = 60_000;
+const DAY_POINTS: usize = 24 * 60;
+/// Resolved incidents listed in the fleet status.
+const RESOLVED_LISTED: usize = 20;
+/// Timeline entries carried per incident in the fleet status.
+const RECENT_ENTRIES: usize = 20;
+
+/// What the actor measures of one agent on a tick.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFacts {
+    pub name: String,
+    pub cpu: f64,
+    pub memory: f64,
+    pub memory_pct: f64,
+    pub restarts: f64,
+    pub running: f64,
+    pub desired: f64,
+    pub failed: f64,
+    pub backoff: f64,
+    pub uptime: f64,
+    pub log_dropped: f64,
+}
+
+const AGENT_METRICS: [Metric; 10] = [
+    Metric::Cpu,
+    Metric::Memory,
+    Metric::MemoryPct,
+    Metric::Restarts,
+    Metric::Running,
+    Metric::Desired,
+    Metric::Failed,
+    Metric::Backoff,
+    Metric::Uptime,
+    Metric::LogDropped,
+];
+
+fn agent_slot(m: Metric) -> Option<usize> {
+    AGENT_METRICS.iter().position(|x| *x == m)
+}
+
+impl AgentFacts {
+    fn values(&self) -> [f64; 10] {
+        [
+            self.cpu,
+            self.memory,
+            self.memory_pct,
+            self.restarts,
+            self.running,
+            self.desired,
+            self.failed,
+            self.backoff,
+            self.uptime,
+            self.log_dropped,
+        ]
+    }
+}
+
+const HOST_METRICS: [Metric; 6] = [
+    Metric::HostCpu,
+    Metric::HostMemory,
+    Metric::HostSwap,
+    Metric::HostLoad1,
+    Metric::HostNetRx,
+    Metric::HostNetTx,
+];
+
+struct HostSeries {
+    m: Vec<Series>,
+    cores: Vec<Series>,
+    day_cpu: Downsampled,
+    day_mem: Downsampled,
+}
+
+fn pct(used: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / total as f64
+    }
+}
+
+pub struct Observe {
+    interval: Millis,
+    /// Per metric: how far back its series must reach.
+    retention: HashMap<Metric, Millis>,
+    host: HostSeries,
+    last_tick: Option<Millis>,
+    agents: HashMap<String, Vec<Series>>,
+    engine: Engine,
+    incidents: BTreeMap<u64, Incident>,
+    next_incident: u64,
+    dirty: BTreeSet<u64>,
+    store: Store,
+    notifiers: Notifiers,
+    host_name: String,
+    /// Something clients list changed since the last `take_changed`.
+    changed: bool,
+}
+
+impl Observe {
+    pub fn new(cfg: &Config, loaded: &Loaded, store: Store, notifiers: Notifiers) -> Observe {
+        let interval = (cfg.metrics.interval.as_millis() as Millis).max(1);
+        let mut o = Observe {
+            interval,
+            retention: HashMap::new(),
+            host: HostSeries {
+                m: Vec::new(),
+                cores: Vec::new(),
+                day_cpu: Downsampled::new(DAY_STEP_MS, DAY_POINTS),
+                day_mem: Downsampled::new(DAY_STEP_MS, DAY_POINTS),
+            },
+            last_tick: None,
+            agents: HashMap::new(),
+            engine: Engine::new(cfg.alerts.clone()),
+            incidents: loaded.incidents.iter().map(|i| (i.id, i.clone())).collect(),
+            next_incident: loaded.last_incident + 1,
+            dirty: BTreeSet::new(),
+            store,
+            notifiers,
+            host_name: rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            changed: true,
+        };
+        o.plan_retention();
+        o.host.m = HOST_METRICS.iter().map(|m| o.new_series(*m)).collect();
+        o
+    }
+
+    /// How long each metric's series must reach back: the longest window a
+    /// rule reads it over, and at least the graph history for CPU/memory.
+    fn plan_retention(&mut self) {
+        let mut r: HashMap<Metric, Millis> = HashMap::new();
+        for m in [
+            Metric::HostCpu,
+            Metric::HostMemory,
+            Metric::HostNetRx,
+            Metric::HostNetTx,
+            Metric::Cpu,
+            Metric::Memory,
+        ] {
+            r.insert(m, HISTORY_MS);
+        }
+        for rule in self.engine.rules() {
+            let mut reads = Vec::new();
+            rule.expr.reads(&mut reads);
+            for (m, _, w) in reads {
+                let e = r.entry(m).or_insert(0);
+                *e = (*e).max(w);
+            }
+        }
+        self.retention = r;
+    }
+
+    fn new_series(&self, m: Metric) -> Series {
+        let keep = self.retention.get(&m).copied().unwrap_or(0) + 2 * self.interval;
+        // Cap: one point per tick over the retention, plus slack.
+        let cap = (keep / self.interval) as usize + 8;
+        Series::new(keep, cap)
+    }
+
+    /// A reload: new rules (alerts of kept rules keep their state), new
+    /// notifiers, a new interval.
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        self.engine.set_rules(cfg.alerts.clone());
+        self.interval = (cfg.metrics.interval.as_millis() as Millis).max(1);
+        let before = self.retention.clone();
+        self.plan_retention();
+        if before != self.retention {
+            // Re-create series whose retention changed, keeping their points.
+            let plan: Vec<(Metric, Series)> = HOST_METRICS
+                .iter()
+                .map(|m| (*m, self.new_series(*m)))
+                .collect();
+            for (i, (_, mut fresh)) in plan.into_iter().enumerate() {
+                for (t, v) in self.host.m[i].points() {
+                    fresh.push(t, v);
+                }
+                self.host.m[i] = fresh;
+            }
+            let names: Vec<String> = self.agents.keys().cloned().collect();
+            for name in names {
+                let fresh: Vec<Series> =
+                    AGENT_METRICS.iter().map(|m| self.new_series(*m)).collect();
+                if let Some(old) = self.agents.get_mut(&name) {
+                    for (slot, mut f) in fresh.into_iter().enumerate() {
+                        for (t, v) in old[slot].points() {
+                            f.push(t, v);
+                        }
+                        old[slot] = f;
+                    }
+                }
+            }
+        }
+        self.notifiers.reconfigure(&cfg.notifiers);
+        self.changed = true;
+    }
+
+    /// One collector tick: record, evaluate, act.
+    pub fn tick(&mut self, now: Millis, host: &HostStatus, agents: &[AgentFacts]) {
+        self.last_tick = Some(now);
+        let hv = [
+            host.cpu_percent,
+            pct(host.memory_used, host.memory_total),
+            pct(host.swap_used, host.swap_total),
+            host.load[0],
+            host.net_rx_bps,
+            host.net_tx_bps,
+        ];
+        for (s, v) in self.host.m.iter_mut().zip(hv) {
+            s.push(now, v);
+        }
+        self.host.day_cpu.push(now, hv[0]);
+        self.host.day_mem.push(now, hv[1]);
+        if self.host.cores.len() != host.per_core.len() {
+            self.host.cores = host
+                .per_core
+                .iter()
+                .map(|_| Series::new(HISTORY_MS, (HISTORY_MS / self.interval) as usize + 8))
+                .collect();
+        }
+        for (s, v) in self.host.cores.iter_mut().zip(&host.per_core) {
+            s.push(now, *v);
+        }
+        for f in agents {
+            if !self.agents.contains_key(&f.name) {
+                let fresh = AGENT_METRICS.iter().map(|m| self.new_series(*m)).collect();
+                self.agents.insert(f.name.clone(), fresh);
+            }
+            if let Some(series) = self.agents.get_mut(&f.name) {
+                for (s, v) in series.iter_mut().zip(f.values()) {
+                    s.push(now, v);
+                }
+            }
+        }
+        if self.agents.len() != agents.len() {
+            let live: BTreeSet<&str> = agents.iter().map(|f| f.name.as_str()).collect();
+            self.agents.retain(|k, _| live.contains(k.as_str()));
+        }
+        let names: Vec<&str> = agents.iter().map(|f| f.name.as_str()).collect();
+        let view = SeriesView {
+            host: &self.host.m,
+            agents: &self.agents,
+        };
+        let changes = self.engine.evaluate(&view, &names, now);
+        for c in changes {
+            self.on_alert_change(c, now);
+        }
+        self.flush();
+    }
+
+    fn on_alert_change(&mut self, c: AlertChange, now: Millis) {
+        self.changed = true;
+        let a = &c.alert;
+        let summary = a.summary.as_str();
+        tracing::warn!(
+            alert.id = %a.id,
+            alert.severity = a.severity.name(),
+            alert.state = a.state.name(),
+            agent = a.agent.as_deref(),
+            summary,
+            "alert {}",
+            a.state.name()
+        );
+        let _ = self.store.write_soon(Change::AlertEvent {
+            at: now,
+            id: a.id.clone(),
+            severity: a.severity.name().into(),
+            state: a.state.name().into(),
+            summary: a.summary.clone(),
+        });
+        let text = format!("{} {}: {}", a.id, a.state.name(), a.summary);
+        // Every open incident about this alert or its agent hears about it.
+        let mut related = false;
+        for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
+            let same_alert = inc.alert.as_deref() == Some(a.id.as_str());
+            let same_agent = a.agent.is_some() && inc.agent == a.agent;
+            if same_alert || same_agent {
+                inc.record(now, EntryKind::Alert, "autonomos", text.clone());
+                self.dirty.insert(inc.id);
+                related |= same_alert;
+            }
+        }
+        let mut incident = None;
+        if a.state == AlertState::Firing && a.severity <= Severity::Major && !related {
+            let id = self.open_incident(
+                a.summary.clone(),
+                a.severity.level(),
+                Some(a.id.clone()),
+                a.agent.clone(),
+                "autonomos",
+                now,
+            );
+            if let Some(inc) = self.incidents.get_mut(&id) {
+                inc.record(now, EntryKind::Alert, "autonomos", text);
+            }
+            incident = Some(id);
+        } else if let Some(open) = self
+            .incidents
+            .values()
+            .find(|i| i.is_open() && i.alert.as_deref() == Some(a.id.as_str()))
+        {
+            incident = Some(open.id);
+        }
+        if c.notify {
+            self.notifiers.send(Job {
+                payload: alert_json(a, &self.host_name, incident),
+                id: a.id.clone(),
+                state: a.state.name(),
+                severity: a.severity,
+            });
+        }
+    }
+
+    /// Opens an incident; returns its id.
+    pub fn open_incident(
+        &mut self,
+        title: String,
+        level: u8,
+        alert: Option<String>,
+        agent: Option<String>,
+        by: &str,
+        now: Millis,
+    ) -> u64 {
+        let id = self.next_incident;
+        self.next_incident += 1;
+        let inc = Incident::open(id, title, level, alert, agent, by, now);
+        let level = inc.level;
+        let title = inc.title.as_str();
+        tracing::warn!(
+            incident.id = id,
+            incident.level = level,
+            title,
+            "incident opened"
+        );
+        self.incidents.insert(id, inc);
+        self.dirty.insert(id);
+        self.changed = true;
+        id
+    }
+
+    /// A lifecycle transition: restarts, failures and stops of an agent go
+    /// on the timelines of its open incidents (and of open incidents not
+    /// tied to an agent).
+    pub fn on_transition(&mut self, agent: &str, replica: u32, t: &Transition) {
+        let kind = match t.to {
+            State::Adaptation => EntryKind::Restart,
+            State::Failed | State::Stopped => EntryKind::State,
+            _ => return,
+        };
+        if !self.incidents.values().any(|i| i.is_open()) {
+            return;
+        }
+        let text = format!("{agent}/{replica}: {} → {} ({})", t.from, t.to, t.reason);
+        for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
+            if inc.agent.as_deref().is_none_or(|a| a == agent) {
+                inc.record(t.at, kind, "autonomos", text.clone());
+                self.dirty.insert(inc.id);
+            }
+        }
+    }
+
+    /// An operator action, for the timelines it concerns (`agent` None: all
+    /// open incidents).
+    pub fn on_action(&mut self, agent: Option<&str>, by: &str, text: &str, now: Millis) {
+        for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
+            if agent.is_none() || inc.agent.is_none() || inc.agent.as_deref() == agent {
+                inc.record(now, EntryKind::Action, by, text);
+                self.dirty.insert(inc.id);
+            }
+        }
+    }
+
+    pub fn ack(&mut self, pattern: &str, by: &str) -> Vec<String> {
+        let ids = self.engine.ack(pattern, by);
+        if !ids.is_empty() {
+            self.changed = true;
+        }
+        ids
+    }
+
+    pub fn silence(&mut self, pattern: &str, until: Millis, by: &str) -> Vec<String> {
+        self.changed = true;
+        self.engine.silence(pattern, until, by)
+    }
+
+    pub fn incident(&self, id: u64) -> Option<&Incident> {
+        self.incidents.get(&id)
+    }
+
+    /// Applies `f` to an incident and stores it.
+    pub fn with_incident<T>(
+        &mut self,
+        id: u64,
+        f: impl FnOnce(&mut Incident) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let inc = self.incidents.get_mut(&id).ok_or_else(|| {
+            format!("no incident #{id} (open ones and the latest resolved ones are kept in memory)")
+        })?;
+        let out = f(inc)?;
+        self.dirty.insert(id);
+        self.changed = true;
+        self.flush();
+        Ok(out)
+    }
+
+    /// Writes changed incidents.
+    pub fn flush(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(inc) = self.incidents.get(&id) {
+                let _ = self
+                    .store
+                    .write_soon(Change::Incident(Box::new(inc.clone())));
+            }
+        }
+        // Keep memory bounded: drop the oldest resolved incidents from memory
+        // (they stay in state.db).
+        let resolved: Vec<u64> = self
+            .incidents
+            .values()
+            .filter(|i| !i.is_open())
+            .map(|i| i.id)
+            .collect();
+        if resolved.len() > crate::daemon::store::RESOLVED_KEPT {
+            for id in &resolved[..resolved.len() - crate::daemon::store::RESOLVED_KEPT] {
+                self.incidents.remove(id);
+            }
+        }
+    }
+
+    /// True once after anything clients list changed.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    pub fn alerts(&self) -> Vec<AlertStatus> {
+        let mut out: Vec<AlertStatus> = self.engine.alerts().map(alert_status).collect();
+        // Firing first, then pending, then resolved; worst first; newest first.
+        out.sort_by(|a, b| {
+            let rank = |s: &str| match s {
+                "firing" => 0,
+                "pending" => 1,
+                _ => 2,
+            };
+            (
+                rank(&a.state),
+                &a.severity_rank(),
+                std::cmp::Reverse(a.since),
+            )
+                .cmp(&(
+                    rank(&b.state),
+                    &b.severity_rank(),
+                    std::cmp::Reverse(b.since),
+                ))
+        });
+        out
+    }
+
+    /// Open incidents, then the latest resolved ones (newest first).
+    pub fn incidents(&self, all: bool) -> Vec<IncidentStatus> {
+        let mut open: Vec<IncidentStatus> = self
+            .incidents
+            .values()
+            .rev()
+            .filter(|i| i.is_open())
+            .map(incident_status)
+            .collect();
+        let limit = if all { usize::MAX } else { RESOLVED_LISTED };
+        open.extend(
+            self.incidents
+                .values()
+                .rev()
+                .filter(|i| !i.is_open())
+                .take(limit)
+                .map(incident_status),
+        );
+        open
+    }
+
+    pub fn notifier_status(&self) -> Vec<NotifierStatus> {
+        self.notifiers.status()
+    }
+
+    pub fn report(&self) -> AlertsReport {
+        AlertsReport {
+            alerts: self.alerts(),
+            silences: self
+                .engine
+                .silences()
+                .iter()
+                .map(|s| SilenceStatus {
+                    pattern: s.pattern.clone(),
+                    until: s.until,
+                    by: s.by.clone(),
+                })
+                .collect(),
+            rules: self
+                .engine
+                .rules()
+                .iter()
+                .map(|r| RuleStatus {
+                    name: r.name.clone(),
+                    expr: r.source.clone(),
+                    for_ms: r.for_ms,
+                    severity: r.severity.name().into(),
+                    agents: r.agents.clone(),
+                })
+                .collect(),
+            notifiers: self.notifier_status(),
+        }
+    }
+
+    /// The history an attaching client starts its graphs with.
+    pub fn history(&self) -> MetricHistory {
+        let Some(end) = self.last_tick else {
+            return MetricHistory::default();
+        };
+        let step = self.interval;
+        let sample = |s: &Series, n: usize| -> Vec<f32> {
+            let first = s.points().next().map(|p| p.0).unwrap_or(end);
+            let avail = ((end.saturating_sub(first)) / step) as usize + 1;
+            let n = n.min(avail);
+            (0..n)
+                .map(|i| {
+                    let t = end - (n - 1 - i) as Millis * step;
+                    s.at(t).unwrap_or(0.0) as f32
+                })
+                .collect()
+        };
+        let per_agent =
+            (SNAPSHOT_AGENT_BUDGET / (2 * self.agents.len().max(1))).clamp(10, SNAPSHOT_POINTS);
+        let mut agents: Vec<AgentHistory> = self
+            .agents
+            .iter()
+            .map(|(name, s)| AgentHistory {
+                name: name.clone(),
+                cpu: sample(&s[0], per_agent),
+                mem: sample(&s[1], per_agent),
+            })
+            .collect();
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let day_cpu = self.host.day_cpu.points();
+        let day_mem = self.host.day_mem.points();
+        MetricHistory {
+            step_ms: step,
+            end,
+            host_cpu: sample(&self.host.m[0], SNAPSHOT_POINTS),
+            host_mem: sample(&self.host.m[1], SNAPSHOT_POINTS),
+            net_rx: sample(&self.host.m[4], SNAPSHOT_POINTS),
+            net_tx: sample(&self.host.m[5], SNAPSHOT_POINTS),
+            cores: self
+                .host
+                .cores
+                .iter()
+                .map(|s| sample(s, SNAPSHOT_POINTS))
+                .collect(),
+            agents,
+            day_step_ms: DAY_STEP_MS,
+            day_end: day_cpu.last().map(|p| p.0).unwrap_or(end),
+            day_cpu: day_cpu.iter().map(|p| p.1 as f32).collect(),
+            day_mem: day_mem.iter().map(|p| p.1 as f32).collect(),
+        }
+    }
+
+    /// Points held in all series (for the cardinality/memory tests).
+    pub fn points_held(&self) -> usize {
+        self.host.m.iter().map(Series::len).sum::<usize>()
+            + self
+                .agents
+                .values()
+                .flat_map(|v| v.iter().map(Series::len))
+                .sum::<usize>()
+    }
+
+    /// Alert counts by state, and open incidents by level (for /metrics).
+    pub fn counts(&self) -> (BTreeMap<(String, String), u64>, [u64; 3]) {
+        let mut by = BTreeMap::new();
+        for st in ["pending", "firing", "resolved"] {
+            for sev in ["critical", "major", "minor"] {
+                by.insert((st.to_string(), sev.to_string()), 0);
+            }
+        }
+        for a in self.engine.alerts() {
+            *by.entry((a.state.name().into(), a.severity.name().into()))
+                .or_insert(0) += 1;
+        }
+        let mut levels = [0u64; 3];
+        for i in self.incidents.values().filter(|i| i.is_open()) {
+            levels[(i.level.clamp(1, 3) - 1) as usize] += 1;
+        }
+        (by, levels)
+    }
+}
+
+trait SeverityRank {
+    fn severity_rank(&self) -> u8;
+}
+
+impl SeverityRank for AlertStatus {
+    fn severity_rank(&self) -> u8 {
+        Severity::parse(&self.severity).map_or(9, Severity::level)
+    }
+}
+
+struct SeriesView<'a> {
+    host: &'a [Series],
+    agents: &'a HashMap<String, Vec<Series>>,
+}
+
+impl Source for SeriesView<'_> {
+    fn value(
+        &self,
+        agent: Option<&str>,
+        m: Metric,
+        agg: Agg,
+        window: Millis,
+        now: Millis,
+    ) -> Option<f64> {
+        let s = match HOST_METRICS.iter().position(|x| *x == m) {
+            Some(i) => self.host.get(i)?,
+            None => self.agents.get(agent?)?.get(agent_slot(m)?)?,
+        };
+        if agg == Agg::Last {
+            s.last()
+        } else {
+            s.aggregate(agg, now, window)
+        }
+    }
+}
+
+pub fn alert_status(a: &alert::Alert) -> AlertStatus {
+    AlertStatus {
+        id: a.id.clone(),
+        name: a.rule.clone(),
+        severity: a.severity.name().into(),
+        state: a.state.name().into(),
+        summary: a.summary.clone(),
+        since: a.since,
+        acknowledged: a.acknowledged.is_some(),
+        acknowledged_by: a.acknowledged.clone(),
+        agent: a.agent.clone(),
+        value: a.value,
+        silenced_until: a.silenced_until,
+        flapping: a.flapping,
+    }
+}
+
+pub fn incident_status(i: &Incident) -> IncidentStatus {
+    let skip = i.timeline.len().saturating_sub(RECENT_ENTRIES);
+    IncidentStatus {
+        id: i.id,
+        title: i.title.clone(),
+        level: i.level,
+        status: i.status().into(),
+        phase: i.phase.name().into(),
+        opened_at: i.opened_at,
+        resolved_at: i.resolved_at,
+        owner: i.owner.clone(),
+        agent: i.agent.clone(),
+        alert: i.alert.clone(),
+        recent: i.timeline[skip..].to_vec(),
+        entries: i.timeline.len() as u64 + i.elided,
+    }
+}
+
+/// The JSON notifiers receive.
+pub fn alert_json(a: &alert::Alert, host: &str, incident: Option<u64>) -> String {
+    let v = serde_json::json!({
+        "version": 1,
+        "source": "autonomos",
+        "host": host,
+        "id": a.id,
+        "rule": a.rule,
+        "agent": a.agent,
+        "severity": a.severity.name(),
+        "level": a.severity.level(),
+        "state": a.state.name(),
+        "summary": a.summary,
+        "value": a.value,
+        "since_ms": a.since,
+        "since": rfc3339(a.since),
+        "flapping": a.flapping,
+        "incident": incident,
+    });
+    v.to_string()
+}
+
+pub fn rfc3339(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Parses a phase name for `incidents advance --to`.
+pub fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::parse(s).ok_or_else(|| {
+        format!(
+            "unknown phase `{s}`; phases: {}",
+            crate::core::incident::PHASES
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}

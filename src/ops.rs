@@ -1,0 +1,340 @@
+//! The observability verbs: `alerts`, `incidents`, `metrics`.
+
+use std::process::ExitCode;
+
+use crate::cli::{AlertsCommand, Global, IncidentsCommand};
+use crate::commands::{connect, fail, fmt_age, fmt_bytes, simple};
+use crate::core::incident::Incident;
+use crate::core::lifecycle::Millis;
+use crate::proto::{AlertsReport, FleetStatus, IncidentStatus, Request, Response};
+
+async fn ask(g: &Global, req: Request) -> Result<Response, crate::client::ClientError> {
+    let mut c = connect(g).await?;
+    c.request(req).await
+}
+
+fn json_out<T: serde::Serialize>(v: &T) -> ExitCode {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unexpected(r: Response) -> ExitCode {
+    eprintln!("error: unexpected answer {r:?}");
+    ExitCode::FAILURE
+}
+
+/// UTC time for reports: `2026-11-28 13:04:05Z`.
+pub fn time(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub async fn alerts(g: &Global, cmd: Option<AlertsCommand>, json: bool) -> ExitCode {
+    match cmd.unwrap_or(AlertsCommand::List) {
+        AlertsCommand::List => match ask(g, Request::Alerts).await {
+            Ok(Response::Alerts { report }) if json => json_out(&report),
+            Ok(Response::Alerts { report }) => {
+                print!("{}", alerts_table(&report, now_ms()));
+                ExitCode::SUCCESS
+            }
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        AlertsCommand::Ack { pattern } => simple(g, Request::Ack { pattern }, json).await,
+        AlertsCommand::Silence { pattern, duration } => {
+            let for_ms = duration.as_millis() as u64;
+            simple(g, Request::Silence { pattern, for_ms }, json).await
+        }
+    }
+}
+
+/// `alerts list` as text.
+pub fn alerts_table(r: &AlertsReport, now: Millis) -> String {
+    let mut out = String::new();
+    if r.alerts.is_empty() {
+        out.push_str("no alerts\n");
+    } else {
+        out.push_str(&format!(
+            "{:<9} {:<9} {:<32} {:>8}  {}\n",
+            "STATE", "SEVERITY", "ALERT", "FOR", "SUMMARY"
+        ));
+        for a in &r.alerts {
+            let mut flags = Vec::new();
+            if let Some(by) = &a.acknowledged_by {
+                flags.push(format!("acked by {by}"));
+            }
+            if a.silenced_until.is_some_and(|u| u > now) {
+                flags.push("silenced".into());
+            }
+            if a.flapping {
+                flags.push("flapping".into());
+            }
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", flags.join(", "))
+            };
+            out.push_str(&format!(
+                "{:<9} {:<9} {:<32} {:>8}  {}{flags}\n",
+                a.state,
+                a.severity,
+                a.id,
+                fmt_age(now.saturating_sub(a.since)),
+                a.summary
+            ));
+        }
+    }
+    if !r.silences.is_empty() {
+        out.push_str("\nsilences:\n");
+        for s in &r.silences {
+            out.push_str(&format!(
+                "  {} for {} more (by {})\n",
+                s.pattern,
+                fmt_age(s.until.saturating_sub(now)),
+                s.by
+            ));
+        }
+    }
+    out.push_str(&format!("\n{} rules:\n", r.rules.len()));
+    for rule in &r.rules {
+        let scope = if rule.agents.is_empty() {
+            String::new()
+        } else {
+            format!(" agents {}", rule.agents.join(","))
+        };
+        let hold = if rule.for_ms > 0 {
+            format!(" for {}", fmt_age(rule.for_ms))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  {:<20} {:<8} {}{hold}{scope}\n",
+            rule.name, rule.severity, rule.expr
+        ));
+    }
+    if !r.notifiers.is_empty() {
+        out.push_str("\nnotifiers:\n");
+        for n in &r.notifiers {
+            let err = match (&n.last_error, n.last_error_at) {
+                (Some(e), Some(at)) => {
+                    format!("; last error {} ago: {e}", fmt_age(now.saturating_sub(at)))
+                }
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "  {:<16} {:<8} sent {}, failed {}, dropped {}{err}\n",
+                n.name, n.kind, n.sent, n.failed, n.dropped
+            ));
+        }
+    }
+    out
+}
+
+pub async fn incidents(g: &Global, cmd: Option<IncidentsCommand>, json: bool) -> ExitCode {
+    use IncidentsCommand as C;
+    let show = |i: Box<Incident>| {
+        if json {
+            json_out(&i)
+        } else {
+            print!("{}", i.report(&time));
+            ExitCode::SUCCESS
+        }
+    };
+    match cmd.unwrap_or(C::List { all: false }) {
+        C::List { all } => match ask(g, Request::Incidents { all }).await {
+            Ok(Response::Incidents { incidents }) if json => json_out(&incidents),
+            Ok(Response::Incidents { incidents }) => {
+                print!("{}", incidents_table(&incidents, now_ms()));
+                ExitCode::SUCCESS
+            }
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        C::Show { id } => match ask(g, Request::Incident { id }).await {
+            Ok(Response::Incident { incident }) => show(incident),
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        C::Export { id, output } => match ask(g, Request::Incident { id }).await {
+            Ok(Response::Incident { incident }) => {
+                let text = incident.report(&time);
+                match output {
+                    None => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Some(path) => match std::fs::write(&path, text) {
+                        Ok(()) => {
+                            eprintln!("wrote {}", path.display());
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("error: cannot write {}: {e}", path.display());
+                            ExitCode::FAILURE
+                        }
+                    },
+                }
+            }
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        C::Open {
+            title,
+            level,
+            agent,
+        } => {
+            simple(
+                g,
+                Request::IncidentOpen {
+                    title,
+                    level,
+                    agent,
+                },
+                json,
+            )
+            .await
+        }
+        C::Note { id, text } => simple(g, Request::IncidentNote { id, text }, json).await,
+        C::Advance { id, to } => simple(g, Request::IncidentAdvance { id, phase: to }, json).await,
+        C::Assign { id, owner } => simple(g, Request::IncidentAssign { id, owner }, json).await,
+        C::Resolve { id, note } => simple(g, Request::IncidentResolve { id, note }, json).await,
+    }
+}
+
+pub fn incidents_table(list: &[IncidentStatus], now: Millis) -> String {
+    if list.is_empty() {
+        return "no incidents\n".into();
+    }
+    let mut out = format!(
+        "{:>4}  {:<5} {:<8} {:<22} {:>8}  {:<12} {}\n",
+        "ID", "LEVEL", "STATUS", "PHASE", "AGE", "OWNER", "TITLE"
+    );
+    for i in list {
+        out.push_str(&format!(
+            "{:>4}  {:<5} {:<8} {:<22} {:>8}  {:<12} {}\n",
+            i.id,
+            i.level,
+            i.status,
+            i.phase,
+            fmt_age(now.saturating_sub(i.opened_at)),
+            i.owner.as_deref().unwrap_or("-"),
+            i.title
+        ));
+    }
+    out
+}
+
+/// `metrics --json`: what a script wants of the current values.
+#[derive(Debug, serde::Serialize)]
+pub struct MetricsReport {
+    pub at: Millis,
+    pub host: crate::proto::HostStatus,
+    pub agents: Vec<AgentMetrics>,
+    pub alerts_firing: usize,
+    pub alerts_pending: usize,
+    pub incidents_open: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct AgentMetrics {
+    pub name: String,
+    pub desired: u32,
+    pub running: u32,
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub restarts: u64,
+    pub cpu_seconds: f64,
+    pub log_lines: u64,
+    pub log_dropped: u64,
+}
+
+pub fn metrics_report(s: &FleetStatus) -> MetricsReport {
+    MetricsReport {
+        at: s.now,
+        host: s.host.clone(),
+        agents: s
+            .agents
+            .iter()
+            .map(|a| AgentMetrics {
+                name: a.name.clone(),
+                desired: a.desired,
+                running: a.running,
+                cpu_percent: a.replicas.iter().map(|r| r.cpu_percent).sum(),
+                rss_bytes: a.replicas.iter().map(|r| r.rss_bytes).sum(),
+                restarts: a.replicas.iter().map(|r| r.restarts).sum(),
+                cpu_seconds: a.replicas.iter().map(|r| r.cpu_seconds).sum(),
+                log_lines: a.log_lines,
+                log_dropped: a.log_dropped,
+            })
+            .collect(),
+        alerts_firing: s.alerts.iter().filter(|a| a.state == "firing").count(),
+        alerts_pending: s.alerts.iter().filter(|a| a.state == "pending").count(),
+        incidents_open: s.incidents.iter().filter(|i| i.status == "open").count(),
+    }
+}
+
+pub async fn metrics(g: &Global, json: bool) -> ExitCode {
+    let status = match ask(g, Request::Status).await {
+        Ok(Response::Status { status }) => status,
+        Ok(r) => return unexpected(r),
+        Err(e) => return fail(&e, json),
+    };
+    let r = metrics_report(&status);
+    if json {
+        return json_out(&r);
+    }
+    let h = &r.host;
+    println!(
+        "host  cpu {:.1}%  memory {} / {}  swap {} / {}  load {:.2} {:.2} {:.2}  net rx {}/s tx {}/s",
+        h.cpu_percent,
+        fmt_bytes(h.memory_used),
+        fmt_bytes(h.memory_total),
+        fmt_bytes(h.swap_used),
+        fmt_bytes(h.swap_total),
+        h.load[0],
+        h.load[1],
+        h.load[2],
+        fmt_bytes(h.net_rx_bps as u64),
+        fmt_bytes(h.net_tx_bps as u64)
+    );
+    println!(
+        "      collector tick {:.2} ms; alerts firing {}, pending {}; open incidents {}\n",
+        h.collect_seconds * 1000.0,
+        r.alerts_firing,
+        r.alerts_pending,
+        r.incidents_open
+    );
+    println!(
+        "{:<24} {:>9} {:>7} {:>10} {:>9} {:>10} {:>10}",
+        "AGENT", "REPLICAS", "CPU%", "MEMORY", "RESTARTS", "CPU-SEC", "LOG-LINES"
+    );
+    for a in &r.agents {
+        println!(
+            "{:<24} {:>9} {:>7.1} {:>10} {:>9} {:>10.1} {:>10}",
+            a.name,
+            format!("{}/{}", a.running, a.desired),
+            a.cpu_percent,
+            fmt_bytes(a.rss_bytes),
+            a.restarts,
+            a.cpu_seconds,
+            a.log_lines
+        );
+    }
+    ExitCode::SUCCESS
+}
