@@ -141,14 +141,14 @@ pub enum Command {
     Alerts {
         #[command(subcommand)]
         command: Option<AlertsCommand>,
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// The incident log: list (default), show, open, note, advance, assign, resolve, export.
     Incidents {
         #[command(subcommand)]
         command: Option<IncidentsCommand>,
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Current metric values: host, then one row per agent.

@@ -1,0 +1,675 @@
+//! Observability end to end: alert rules on a crash-looping agent, the
+//! incident they open, notifiers, the Prometheus endpoint checked by
+//! promtool and scraped by a real Prometheus server, bounded cardinality.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BinDaemon, free_port, have_tool, http_get};
+use serde_json::Value;
+
+fn wait_json(
+    d: &BinDaemon,
+    args: &[&str],
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let t = Instant::now();
+    loop {
+        let v = d.json(args);
+        if pred(&v) {
+            return v;
+        }
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}: {v:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alert<'a>(report: &'a Value, id: &str) -> Option<&'a Value> {
+    report["alerts"].as_array()?.iter().find(|a| a["id"] == id)
+}
+
+const LOOPING: &str = r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "crash-loop"
+expr = "increase(restarts, 4s) >= 3"
+for = "600ms"
+severity = "critical"
+summary = "{agent} restarted {value} times in 4s"
+
+[agents.worker]
+command = ["sh", "-c", "exit 3"]
+min_uptime = "0ms"
+backoff = { initial = "100ms", max = "200ms" }
+start_limit = { burst = 1000, interval = "10s" }
+
+[agents.steady]
+command = ["sleep", "1000"]
+"#;
+
+#[test]
+fn a_crash_loop_fires_opens_a_level_1_incident_and_resolves_after_a_fixing_reload() {
+    let mut d = BinDaemon::start(LOOPING);
+    let started = Instant::now();
+    let report = wait_json(
+        &d,
+        &["alerts"],
+        "the crash-loop alert to fire",
+        Duration::from_secs(20),
+        |r| alert(r, "crash-loop/worker").is_some_and(|a| a["state"] == "firing"),
+    );
+    // It went through pending first and honoured `for`: at least 3 restarts
+    // (≥ 200 ms apart) plus 600 ms pending.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let a = alert(&report, "crash-loop/worker").expect("listed");
+    assert_eq!(a["severity"], "critical");
+    assert!(
+        a["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("worker restarted")),
+        "{a}"
+    );
+    assert!(
+        alert(&report, "crash-loop/steady").is_none(),
+        "the steady agent is fine"
+    );
+
+    // A Level 1 incident, deduplicated: exactly one for this alert.
+    let list = d.json(&["incidents"]);
+    let open: Vec<&Value> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|i| i["alert"] == "crash-loop/worker" && i["status"] == "open")
+        .collect();
+    assert_eq!(open.len(), 1, "{list:#}");
+    assert_eq!(open[0]["level"], 1);
+    assert_eq!(open[0]["phase"], "Detection");
+    let id = open[0]["id"].as_u64().expect("an id").to_string();
+
+    // Its timeline collects the restarts that keep coming.
+    let inc = wait_json(
+        &d,
+        &["incidents", "show", &id],
+        "restarts on the timeline",
+        Duration::from_secs(10),
+        |i| {
+            i["timeline"]
+                .as_array()
+                .is_some_and(|t| t.iter().filter(|e| e["kind"] == "restart").count() >= 2)
+        },
+    );
+    let restarts: Vec<&Value> = inc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["kind"] == "restart")
+        .collect();
+    assert!(
+        restarts[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("worker/0") && t.contains("exit 3")),
+        "{:#}",
+        restarts[0]
+    );
+
+    // An operator action on the agent joins the timeline with who did it.
+    let (code, _, err) = d.cli(&["restart", "worker"]);
+    assert_eq!(code, 0, "{err}");
+    let inc = d.json(&["incidents", "show", &id]);
+    let action = inc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["kind"] == "action")
+        .unwrap_or_else(|| panic!("no action entry: {inc:#}"));
+    assert_eq!(action["text"], "restart worker");
+    assert!(
+        action["by"].as_str().is_some_and(|b| b.starts_with("uid ")),
+        "{action}"
+    );
+
+    // Fix the agent with a reload: the window drains and the alert resolves.
+    let fixed = LOOPING.replace(
+        r#"command = ["sh", "-c", "exit 3"]"#,
+        r#"command = ["sleep", "1000"]"#,
+    );
+    std::fs::write(d.dir.path().join("autonomos.toml"), fixed).expect("config");
+    let (code, out, err) = d.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_json(
+        &d,
+        &["alerts"],
+        "the alert to resolve",
+        Duration::from_secs(20),
+        |r| alert(r, "crash-loop/worker").is_some_and(|a| a["state"] == "resolved"),
+    );
+    let inc = d.json(&["incidents", "show", &id]);
+    assert!(
+        inc["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["kind"] == "alert"
+                && e["text"].as_str().is_some_and(|t| t.contains("resolved"))),
+        "{inc:#}"
+    );
+    // The incident stays open for the operator: it is theirs to close.
+    assert!(inc["resolved_at"].is_null());
+
+    // The response procedure from the CLI, and the report.
+    for args in [
+        vec!["incidents", "advance", &id],
+        vec!["incidents", "assign", &id, "alice"],
+        vec![
+            "incidents",
+            "note",
+            &id,
+            "worker's model path was wrong; fixed in the config",
+        ],
+        vec!["incidents", "advance", &id, "--to", "recovery"],
+        vec!["incidents", "resolve", &id, "--note", "config fixed"],
+    ] {
+        let (code, out, err) = d.cli(&args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let (code, _, err) = d.cli(&["incidents", "advance", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("resolved"), "{err}");
+    let report = d.dir.path().join("report.md");
+    let (code, _, err) = d.cli(&[
+        "incidents",
+        "export",
+        &id,
+        "-o",
+        report.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(&report).expect("report written");
+    for want in [
+        "# Incident #",
+        "Level 1 (critical system failure)",
+        "| Owner | alice |",
+        "- [x] Recovery",
+        "- [x] Post-Incident Analysis",
+        "worker's model path was wrong",
+        "| restart |",
+    ] {
+        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
+    }
+
+    // Incidents live in state.db: they survive a daemon restart.
+    d.stop();
+    d.spawn();
+    let inc = d.json(&["incidents", "show", &id]);
+    assert_eq!(inc["owner"], "alice");
+    assert_eq!(inc["phase"], "PostIncidentAnalysis");
+    assert!(!inc["resolved_at"].is_null());
+    d.stop();
+}
+
+#[test]
+fn ack_and_silence_from_the_cli() {
+    let mut d = BinDaemon::start(
+        r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "down"
+expr = "running < desired"
+severity = "minor"
+
+[agents.gone]
+command = ["sh", "-c", "exit 0"]
+restart = "never"
+"#,
+    );
+    wait_json(
+        &d,
+        &["alerts"],
+        "the alert to fire",
+        Duration::from_secs(10),
+        |r| alert(r, "down/gone").is_some_and(|a| a["state"] == "firing"),
+    );
+    let (code, out, err) = d.cli(&["alerts", "ack", "down/*"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("acknowledged down/gone"), "{out}");
+    let (code, out, _) = d.cli(&["alerts", "silence", "down", "--for", "30m"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("silenced `down` for 30m"), "{out}");
+    let r = d.json(&["alerts"]);
+    let a = alert(&r, "down/gone").expect("listed");
+    assert_eq!(a["acknowledged"], true);
+    assert!(a["silenced_until"].as_u64().is_some(), "{a}");
+    assert_eq!(r["silences"][0]["pattern"], "down");
+    let (_, out, _) = d.cli(&["alerts"]);
+    assert!(out.contains("acked by uid"), "{out}");
+    // Nothing to acknowledge is an error, not silence.
+    let (code, _, err) = d.cli(&["alerts", "ack", "nothing-like-this"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no firing alert matches"), "{err}");
+    d.stop();
+}
+
+/// A one-shot HTTP server: answers `code` to each request and returns the bodies.
+fn webhook_sink(
+    code: u16,
+    requests: usize,
+) -> (u16, std::thread::JoinHandle<Vec<(String, String)>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for _ in 0..requests {
+            let Ok((mut s, _)) = l.accept() else { break };
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            got.push((head.to_string(), body.to_string()));
+            let _ = write!(
+                s,
+                "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+        got
+    });
+    (port, h)
+}
+
+#[test]
+fn exec_and_webhook_notifiers_deliver_the_alert_json_and_failures_are_visible() {
+    let (ok_port, ok_sink) = webhook_sink(200, 2);
+    let (bad_port, bad_sink) = webhook_sink(500, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("exec.jsonl");
+    let config = format!(
+        r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "stopped"
+expr = "running == 0"
+severity = "major"
+summary = "{{agent}} is not running"
+
+[[notifiers]]
+name = "log"
+kind = "exec"
+command = ["sh", "-c", "cat >> '{out}'; echo \"$AUTONOMOS_ALERT_STATE\" >> '{out}.state'"]
+
+[[notifiers]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{ok_port}/alerts?team=ops"
+
+[[notifiers]]
+name = "broken-hook"
+kind = "webhook"
+url = "http://127.0.0.1:{bad_port}/"
+
+[[notifiers]]
+name = "broken-exec"
+kind = "exec"
+command = ["sh", "-c", "echo no pager here >&2; exit 7"]
+
+[[notifiers]]
+name = "minor-only"
+kind = "exec"
+command = ["sh", "-c", "touch '{out}.minor'"]
+min_severity = "critical"
+
+[agents.job]
+command = ["sleep", "1000"]
+"#,
+        out = out.display()
+    );
+    let mut d = BinDaemon::start(&config);
+    d.wait_status("job running", Duration::from_secs(10), |s| {
+        s.agents.iter().any(|a| a.running == 1)
+    });
+    // Stopping the agent fires the alert; starting it resolves it.
+    assert_eq!(d.cli(&["stop", "job"]).0, 0);
+    wait_json(&d, &["alerts"], "firing", Duration::from_secs(10), |r| {
+        alert(r, "stopped/job").is_some_and(|a| a["state"] == "firing")
+    });
+    assert_eq!(d.cli(&["start", "job"]).0, 0);
+    wait_json(&d, &["alerts"], "resolved", Duration::from_secs(10), |r| {
+        alert(r, "stopped/job").is_some_and(|a| a["state"] == "resolved")
+    });
+    let report = wait_json(
+        &d,
+        &["alerts"],
+        "deliveries",
+        Duration::from_secs(10),
+        |r| {
+            let n = |name: &str| {
+                r["notifiers"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|n| n["name"] == name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            n("log")["sent"] == 2
+                && n("hook")["sent"] == 2
+                && n("broken-hook")["failed"] == 2
+                && n("broken-exec")["failed"] == 2
+        },
+    );
+    let notifier = |name: &str| {
+        report["notifiers"]
+            .as_array()
+            .and_then(|v| v.iter().find(|n| n["name"] == name))
+            .cloned()
+            .expect("listed")
+    };
+    // Failures are visible with their reason.
+    assert!(
+        notifier("broken-hook")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 500")),
+        "{report:#}"
+    );
+    assert!(
+        notifier("broken-exec")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no pager here")),
+        "{report:#}"
+    );
+    // Below its minimum severity: never run.
+    assert!(!std::path::Path::new(&format!("{}.minor", out.display())).exists());
+
+    let lines = std::fs::read_to_string(&out).expect("exec output");
+    let events: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(events.len(), 2, "{lines}");
+    assert_eq!(events[0]["state"], "firing");
+    assert_eq!(events[1]["state"], "resolved");
+    for e in &events {
+        assert_eq!(e["id"], "stopped/job");
+        assert_eq!(e["agent"], "job");
+        assert_eq!(e["severity"], "major");
+        assert_eq!(e["level"], 2);
+        assert_eq!(e["summary"], "job is not running");
+        assert!(
+            e["incident"].as_u64().is_some(),
+            "a Level 2 alert opens an incident: {e}"
+        );
+    }
+    let states = std::fs::read_to_string(format!("{}.state", out.display())).expect("env");
+    assert_eq!(states, "firing\nresolved\n");
+
+    let got = ok_sink.join().expect("sink");
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[0].0.starts_with("POST /alerts?team=ops HTTP/1.1"),
+        "{}",
+        got[0].0
+    );
+    assert!(
+        got[0]
+            .0
+            .to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
+    let body: Value = serde_json::from_str(&got[0].1).expect("JSON body");
+    assert_eq!(body["id"], "stopped/job");
+    assert_eq!(body["state"], "firing");
+    let _ = bad_sink.join();
+    d.stop();
+}
+
+fn metrics_config(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[metrics]
+listen = "127.0.0.1:{port}"
+interval = "200ms"
+
+[agents.worker]
+command = ["sleep", "1000"]
+replicas = 2
+{extra}
+"#
+    )
+}
+
+fn scrape(addr: &str) -> String {
+    let t = Instant::now();
+    loop {
+        if let Ok((200, body)) = http_get(addr, "/metrics")
+            && body.contains("autonomos_replica_state{")
+            && body.contains("state=\"ActiveOperation\"} 1")
+        {
+            return body;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no complete scrape from {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_metrics_endpoint_is_clean_for_promtool() {
+    if !have_tool("promtool", "prometheus") {
+        return;
+    }
+    let port = free_port();
+    let mut d = BinDaemon::start(&metrics_config(port, ""));
+    let addr = format!("127.0.0.1:{port}");
+    let body = scrape(&addr);
+    for want in [
+        "autonomos_agent_replicas_running{agent=\"worker\"} 2",
+        "autonomos_agent_replicas_desired{agent=\"worker\"} 2",
+        "autonomos_replica_restarts_total{agent=\"worker\",replica=\"1\"} 0",
+        "# TYPE autonomos_replica_cpu_seconds_total counter",
+        "autonomos_host_memory_total_bytes ",
+        "autonomos_collector_duration_seconds ",
+        "autonomos_incidents_open{level=\"1\"} 0",
+        "autonomos_alerts{state=\"firing\",severity=\"critical\"} 0",
+    ] {
+        assert!(body.contains(want), "scrape lacks {want:?}:\n{body}");
+    }
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    {
+        use std::io::Write;
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write");
+    }
+    let out = p.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics complained:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Other paths and methods get proper answers.
+    assert_eq!(http_get(&addr, "/nope").expect("answer").0, 404);
+    d.stop();
+}
+
+#[test]
+fn a_real_prometheus_server_scrapes_the_agent_series() {
+    if !have_tool("prometheus", "prometheus") {
+        return;
+    }
+    let port = free_port();
+    let mut d = BinDaemon::start(&metrics_config(port, ""));
+    scrape(&format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: autonomos\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .expect("prometheus config");
+    let web = free_port();
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let web_addr = format!("127.0.0.1:{web}");
+    let t = Instant::now();
+    let result = loop {
+        let q = "/api/v1/query?query=autonomos_agent_replicas_running%7Bagent%3D%22worker%22%7D";
+        if let Ok((200, body)) = http_get(&web_addr, q)
+            && let Ok(v) = serde_json::from_str::<Value>(&body)
+            && v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        {
+            break v;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = prom.kill();
+            panic!("Prometheus never returned the agent series");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    let series = &result["data"]["result"][0];
+    assert_eq!(series["metric"]["agent"], "worker");
+    assert_eq!(series["metric"]["job"], "autonomos");
+    assert_eq!(series["value"][1], "2");
+    d.stop();
+}
+
+fn series(body: &str) -> Vec<String> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_string())
+        .collect()
+}
+
+#[test]
+fn cardinality_stays_bounded_after_10000_restarts() {
+    let port = free_port();
+    let mut d = BinDaemon::start(&metrics_config(
+        port,
+        r#"
+[agents.churn]
+command = ["true"]
+replicas = 20
+min_uptime = "0ms"
+backoff = { initial = "0ms", max = "0ms", jitter = 0 }
+start_limit = { burst = 10000, interval = "1s" }
+"#,
+    ));
+    let addr = format!("127.0.0.1:{port}");
+    let before = series(&scrape(&addr));
+    let t = Instant::now();
+    let restarts = |s: &autonomos::proto::FleetStatus| -> u64 {
+        s.agents
+            .iter()
+            .filter(|a| a.name == "churn")
+            .flat_map(|a| &a.replicas)
+            .map(|r| r.restarts)
+            .sum()
+    };
+    loop {
+        let s = d.status();
+        if restarts(&s) >= 10_000 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "only {} restarts so far",
+            restarts(&s)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = series(&scrape(&addr));
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "series count changed after 10,000 restarts"
+    );
+    let mut b = before.clone();
+    let mut a = after.clone();
+    b.sort();
+    a.sort();
+    assert_eq!(a, b, "the label sets changed");
+    // No label carries a pid or free text: replica indexes stay below 20.
+    for s in &after {
+        if let Some(i) = s.find("replica=\"") {
+            let n: u32 = s[i + 9..]
+                .split('"')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("index");
+            assert!(n < 20, "{s}");
+        }
+    }
+    // The incident the crash loop opened keeps a bounded timeline.
+    let incidents = d.json(&["incidents"]);
+    for i in incidents.as_array().expect("list") {
+        assert!(i["entries"].as_u64().is_some());
+        let id = i["id"].as_u64().expect("id").to_string();
+        let full = d.json(&["incidents", "show", &id]);
+        assert!(full["timeline"].as_array().expect("timeline").len() <= 500);
+    }
+    d.stop();
+}
