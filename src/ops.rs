@@ -338,3 +338,55 @@ pub async fn metrics(g: &Global, json: bool) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::incident::{EntryKind, Incident, Phase};
+
+    /// A fixture incident: a crash loop from detection to resolution.
+    fn fixture() -> Incident {
+        let t0: Millis = 1_795_872_000_000;
+        let s = |n: u64| t0 + n * 1000;
+        let mut i = Incident::open(
+            7,
+            "worker restarted 4 times in 10 minutes".into(),
+            1,
+            Some("crash-loop/worker".into()),
+            Some("worker".into()),
+            "autonomos",
+            t0,
+        );
+        i.record(s(0), EntryKind::Alert, "autonomos", "crash-loop/worker firing: worker restarted 4 times in 10 minutes");
+        for n in 1..=3 {
+            i.record(
+                s(n * 5),
+                EntryKind::Restart,
+                "autonomos",
+                format!("worker/0: ActiveOperation → Adaptation (exit 3; restart = always) #{n}"),
+            );
+        }
+        i.advance(None, "uid 1000 (local)", s(30)).expect("advance");
+        i.owner = Some("alice".into());
+        i.record(s(31), EntryKind::Action, "uid 1000 (local)", "owner: alice");
+        i.record(s(40), EntryKind::Note, "uid 1000 (local)", "model path | typo in the config");
+        i.record(s(45), EntryKind::Action, "uid 1000 (ssh 10.0.0.5)", "stop worker");
+        i.advance(Some(Phase::Recovery), "uid 1000 (local)", s(60)).expect("advance");
+        i.record(s(90), EntryKind::Alert, "autonomos", "crash-loop/worker resolved: worker restarted 0 times in 10 minutes");
+        i.resolve("uid 1000 (local)", Some("config fixed and reloaded"), s(125)).expect("resolve");
+        i
+    }
+
+    #[test]
+    fn the_post_incident_report() {
+        insta::assert_snapshot!(fixture().report(&time));
+    }
+
+    #[test]
+    fn incident_list_and_alert_table_format() {
+        let i = fixture();
+        let st = crate::daemon::observe::incident_status(&i);
+        let text = incidents_table(&[st], i.opened_at + 3_600_000);
+        assert!(text.contains("   7  1     resolved Post-Incident Analysis    1h00m  alice"), "{text}");
+    }
+}

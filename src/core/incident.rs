@@ -278,6 +278,7 @@ impl Incident {
                 Some(at) if p <= self.phase => {
                     s.push_str(&format!("- [{mark}] {} ({})\n", p.name(), time(at)))
                 }
+                _ if p < self.phase => s.push_str(&format!("- [{mark}] {} (skipped)\n", p.name())),
                 _ => s.push_str(&format!("- [{mark}] {}\n", p.name())),
             }
         }

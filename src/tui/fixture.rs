@@ -2,8 +2,10 @@
 //! interesting state, with fixed times and graph data.
 
 use crate::core::lifecycle::{State, Transition};
+use crate::core::incident::{Entry, EntryKind};
 use crate::proto::{
-    AgentStatus, ExitInfo, FleetStatus, HostStatus, LogLine, ReplicaStatus, Stream,
+    AgentStatus, AlertStatus, ExitInfo, FleetStatus, HostStatus, IncidentStatus, LogLine,
+    ReplicaStatus, Stream,
 };
 use crate::tui::model::{Conn, Model, push};
 
@@ -27,6 +29,7 @@ fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> R
         waiting: (state == State::Backoff).then(|| "retry in 4.0s (failure 3)".to_string()),
         error: None,
         cpu_percent: cpu,
+        cpu_seconds: cpu * 3.0,
         rss_bytes: rss_mib << 20,
         processes: 1,
         history: vec![
@@ -117,10 +120,60 @@ pub fn status() -> FleetStatus {
             memory_total: 16 << 30,
             net_rx_bps: 200_000.0,
             net_tx_bps: 50_000.0,
+            ..HostStatus::default()
         },
         pool_used: (2.0, 1 << 30, 5),
-        alerts: vec![],
-        incidents: vec![],
+        alerts: vec![
+            AlertStatus {
+                id: "replica-failed/flaky-tool".into(),
+                name: "replica-failed".into(),
+                severity: "critical".into(),
+                state: "firing".into(),
+                summary: "flaky-tool: 1 replica(s) Failed (gave up restarting)".into(),
+                since: NOW - 300_000,
+                acknowledged: false,
+                acknowledged_by: None,
+                agent: Some("flaky-tool".into()),
+                value: Some(1.0),
+                silenced_until: None,
+                flapping: false,
+            },
+            AlertStatus {
+                id: "memory-near-limit/researcher".into(),
+                name: "memory-near-limit".into(),
+                severity: "major".into(),
+                state: "pending".into(),
+                summary: "researcher is at 88% of its memory limit".into(),
+                since: NOW - 20_000,
+                acknowledged: false,
+                acknowledged_by: None,
+                agent: Some("researcher".into()),
+                value: Some(88.0),
+                silenced_until: None,
+                flapping: false,
+            },
+        ],
+        incidents: vec![IncidentStatus {
+            id: 3,
+            title: "flaky-tool: 1 replica(s) Failed (gave up restarting)".into(),
+            level: 1,
+            status: "open".into(),
+            phase: "Assessment".into(),
+            opened_at: NOW - 290_000,
+            resolved_at: None,
+            owner: Some("alice".into()),
+            agent: Some("flaky-tool".into()),
+            alert: Some("replica-failed/flaky-tool".into()),
+            recent: vec![Entry {
+                at: NOW - 290_000,
+                kind: EntryKind::Opened,
+                by: "autonomos".into(),
+                text: "opened at Level 1 (critical system failure) in Detection".into(),
+            }],
+            entries: 6,
+        }],
+        notifiers: vec![],
+        history: None,
     }
 }
 

@@ -1004,6 +1004,7 @@ mod tests {
                         memory_total: 2,
                         net_rx_bps: 1000.0,
                         net_tx_bps: 10.0,
+                        ..HostStatus::default()
                     },
                     replicas: vec![ReplicaSample {
                         agent: "researcher".into(),
