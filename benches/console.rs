@@ -38,6 +38,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
                 cpu_percent: (i % 13) as f64,
                 rss_bytes: (i as u64 % 50) << 20,
                 processes: 1,
+                cpu_seconds: 1.0,
                 history: (0..16)
                     .map(|k| Transition {
                         at: now - 60_000 + k,
@@ -71,10 +72,13 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             memory_total: 16 << 30,
             net_rx_bps: 200_000.0,
             net_tx_bps: 50_000.0,
+            ..HostStatus::default()
         },
         pool_used: (0.0, 0, 500),
         alerts: vec![],
         incidents: vec![],
+        notifiers: vec![],
+        history: None,
     }
 }
 

@@ -357,7 +357,12 @@ mod tests {
             "autonomos",
             t0,
         );
-        i.record(s(0), EntryKind::Alert, "autonomos", "crash-loop/worker firing: worker restarted 4 times in 10 minutes");
+        i.record(
+            s(0),
+            EntryKind::Alert,
+            "autonomos",
+            "crash-loop/worker firing: worker restarted 4 times in 10 minutes",
+        );
         for n in 1..=3 {
             i.record(
                 s(n * 5),
@@ -369,11 +374,32 @@ mod tests {
         i.advance(None, "uid 1000 (local)", s(30)).expect("advance");
         i.owner = Some("alice".into());
         i.record(s(31), EntryKind::Action, "uid 1000 (local)", "owner: alice");
-        i.record(s(40), EntryKind::Note, "uid 1000 (local)", "model path | typo in the config");
-        i.record(s(45), EntryKind::Action, "uid 1000 (ssh 10.0.0.5)", "stop worker");
-        i.advance(Some(Phase::Recovery), "uid 1000 (local)", s(60)).expect("advance");
-        i.record(s(90), EntryKind::Alert, "autonomos", "crash-loop/worker resolved: worker restarted 0 times in 10 minutes");
-        i.resolve("uid 1000 (local)", Some("config fixed and reloaded"), s(125)).expect("resolve");
+        i.record(
+            s(40),
+            EntryKind::Note,
+            "uid 1000 (local)",
+            "model path | typo in the config",
+        );
+        i.record(
+            s(45),
+            EntryKind::Action,
+            "uid 1000 (ssh 10.0.0.5)",
+            "stop worker",
+        );
+        i.advance(Some(Phase::Recovery), "uid 1000 (local)", s(60))
+            .expect("advance");
+        i.record(
+            s(90),
+            EntryKind::Alert,
+            "autonomos",
+            "crash-loop/worker resolved: worker restarted 0 times in 10 minutes",
+        );
+        i.resolve(
+            "uid 1000 (local)",
+            Some("config fixed and reloaded"),
+            s(125),
+        )
+        .expect("resolve");
         i
     }
 
@@ -387,6 +413,9 @@ mod tests {
         let i = fixture();
         let st = crate::daemon::observe::incident_status(&i);
         let text = incidents_table(&[st], i.opened_at + 3_600_000);
-        assert!(text.contains("   7  1     resolved Post-Incident Analysis    1h00m  alice"), "{text}");
+        assert!(
+            text.contains("   7  1     resolved Post-Incident Analysis    1h00m  alice"),
+            "{text}"
+        );
     }
 }

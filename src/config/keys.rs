@@ -2,7 +2,7 @@
 //! terminal crate), turned into terminal key codes by the console.
 
 /// Console actions whose keys can be rebound, with the config name.
-pub const ACTIONS: [&str; 23] = [
+pub const ACTIONS: [&str; 25] = [
     "detach",
     "shutdown",
     "focus_next",
@@ -22,6 +22,8 @@ pub const ACTIONS: [&str; 23] = [
     "start_stop",
     "backup",
     "ack",
+    "note",
+    "advance",
     "filter",
     "palette",
     "help",

@@ -28,6 +28,10 @@ pub enum Action {
     StartStop,
     Backup,
     Ack,
+    /// Add a note to the selected incident.
+    Note,
+    /// Move the selected incident to its next phase.
+    Advance,
     Slash,
     Palette,
     Help,
@@ -246,8 +250,22 @@ pub fn keymap() -> Vec<Binding> {
             "ack",
             "a",
             Action::Ack,
-            "acknowledge the selected alert",
+            "acknowledge the selected alert (or the first firing one)",
             &[(Char('a'), NONE)],
+        ),
+        b(
+            "note",
+            "n",
+            Action::Note,
+            "note on the selected incident",
+            &[(Char('n'), NONE)],
+        ),
+        b(
+            "advance",
+            ">",
+            Action::Advance,
+            "advance the selected incident to its next phase",
+            &[(Char('>'), NONE), (Char('>'), SHIFT)],
         ),
         b(
             "sort",
@@ -422,7 +440,7 @@ pub fn help_rows(map: &[Binding]) -> Vec<(String, &'static str)> {
 }
 
 /// The palette's verbs, for completion: (verb, argument hint).
-pub const VERBS: [(&str, &str); 9] = [
+pub const VERBS: [(&str, &str); 15] = [
     ("scale", "AGENT N"),
     ("restart", "AGENT[/N]"),
     ("stop", "AGENT"),
@@ -430,6 +448,12 @@ pub const VERBS: [(&str, &str); 9] = [
     ("logs", "AGENT"),
     ("reload", ""),
     ("backup", ""),
+    ("ack", "ALERT"),
+    ("silence", "ALERT DURATION"),
+    ("incident", "LEVEL TITLE…"),
+    ("note", "INCIDENT TEXT…"),
+    ("advance", "INCIDENT"),
+    ("resolve", "INCIDENT"),
     ("shutdown", ""),
     ("detach", ""),
 ];

@@ -1,8 +1,8 @@
 //! A fixed model for unit tests and snapshots: a small fleet in every
 //! interesting state, with fixed times and graph data.
 
-use crate::core::lifecycle::{State, Transition};
 use crate::core::incident::{Entry, EntryKind};
+use crate::core::lifecycle::{State, Transition};
 use crate::proto::{
     AgentStatus, AlertStatus, ExitInfo, FleetStatus, HostStatus, IncidentStatus, LogLine,
     ReplicaStatus, Stream,

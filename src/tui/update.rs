@@ -102,6 +102,16 @@ fn describe(r: &Request) -> String {
         Request::Shutdown => "shutdown".into(),
         Request::Backup => "backup".into(),
         Request::Reload => "reload".into(),
+        Request::Ack { pattern } => format!("ack {pattern}"),
+        Request::Silence { pattern, for_ms } => {
+            format!("silence {pattern} {}", crate::commands::fmt_age(*for_ms))
+        }
+        Request::IncidentOpen { title, level, .. } => {
+            format!("open a level {level} incident: {title}")
+        }
+        Request::IncidentNote { id, .. } => format!("note on incident #{id}"),
+        Request::IncidentAdvance { id, .. } => format!("advance incident #{id}"),
+        Request::IncidentResolve { id, .. } => format!("resolve incident #{id}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -225,8 +235,73 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             vec![Request::Backup]
         }
         Action::Ack => {
-            m.notify("no alert to acknowledge", true);
-            vec![]
+            let alerts = m
+                .status
+                .as_ref()
+                .map(|s| s.alerts.as_slice())
+                .unwrap_or(&[]);
+            let pick = if m.focus == Panel::Alerts {
+                alerts.get(m.alert_selected)
+            } else {
+                alerts
+                    .iter()
+                    .find(|a| a.state == "firing" && !a.acknowledged)
+            };
+            match pick {
+                Some(a) if a.state == "firing" => {
+                    let id = a.id.clone();
+                    m.notify(format!("sent: ack {id}"), false);
+                    vec![Request::Ack { pattern: id }]
+                }
+                Some(a) => {
+                    let msg = format!(
+                        "{} is {}: only firing alerts are acknowledged",
+                        a.id, a.state
+                    );
+                    m.notify(msg, true);
+                    vec![]
+                }
+                None => {
+                    m.notify("no firing alert to acknowledge", true);
+                    vec![]
+                }
+            }
+        }
+        Action::Note => match selected_incident(m) {
+            Some((id, _, _)) => {
+                m.mode = Mode::Palette(format!("note {id} "));
+                vec![]
+            }
+            None => {
+                m.notify("no incident selected (focus the incident log: 5)", true);
+                vec![]
+            }
+        },
+        Action::Advance => {
+            match selected_incident(m) {
+                Some((id, phase, open)) => {
+                    if !open {
+                        m.notify(format!("incident #{id} is resolved"), true);
+                        return vec![];
+                    }
+                    let next = crate::core::incident::Phase::parse(&phase).and_then(|p| p.next());
+                    match next {
+                        Some(n) => confirm(
+                            m,
+                            format!("Advance incident #{id} from {phase} to {}? (y/n)", n.name()),
+                            Request::IncidentAdvance { id, phase: None },
+                        ),
+                        None => {
+                            m.notify(format!("incident #{id} is in its last phase; resolve it with :resolve {id}"), true);
+                            vec![]
+                        }
+                    }
+                }
+                None => {
+                    m.notify("no incident selected (focus the incident log: 5)", true);
+                    vec![]
+                }
+            }
         }
         Action::Slash => {
             m.mode = if m.focus == Panel::Logs {
@@ -263,8 +338,42 @@ fn no_agent(m: &mut Model) -> Vec<Request> {
     vec![]
 }
 
+/// The incident the keys act on: the selected one in the incident log,
+/// else the newest open one. (id, phase, open)
+fn selected_incident(m: &Model) -> Option<(u64, String, bool)> {
+    let list = m
+        .status
+        .as_ref()
+        .map(|s| s.incidents.as_slice())
+        .unwrap_or(&[]);
+    let i = if m.focus == Panel::Incidents {
+        list.get(m.incident_selected)
+    } else {
+        list.iter().find(|i| i.status == "open")
+    }?;
+    Some((i.id, i.phase.clone(), i.status == "open"))
+}
+
 fn move_cursor(m: &mut Model, action: &Action, rows: usize) {
     let page = 10;
+    if matches!(m.focus, Panel::Alerts | Panel::Incidents) {
+        let (len, cur) = match (m.focus, m.status.as_ref()) {
+            (Panel::Alerts, Some(s)) => (s.alerts.len(), &mut m.alert_selected),
+            (_, Some(s)) => (s.incidents.len(), &mut m.incident_selected),
+            (Panel::Alerts, None) => (0, &mut m.alert_selected),
+            (_, None) => (0, &mut m.incident_selected),
+        };
+        let last = len.saturating_sub(1);
+        *cur = match action {
+            Action::Up => cur.saturating_sub(1),
+            Action::Down => (*cur + 1).min(last),
+            Action::PageUp => cur.saturating_sub(page),
+            Action::PageDown => (*cur + page).min(last),
+            Action::Top => 0,
+            _ => last,
+        };
+        return;
+    }
     if m.focus == Panel::Logs {
         let max = m.logs.len().saturating_sub(1);
         m.log_scroll = match action {
@@ -330,6 +439,44 @@ fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
         }
         ["reload"] => Request::Reload,
         ["backup"] => Request::Backup,
+        ["ack", pattern] => Request::Ack {
+            pattern: pattern.to_string(),
+        },
+        ["silence", pattern, d] => match crate::config::parse_duration(d) {
+            Ok(d) => Request::Silence {
+                pattern: pattern.to_string(),
+                for_ms: d.as_millis() as u64,
+            },
+            Err(e) => {
+                m.notify(e, true);
+                return vec![];
+            }
+        },
+        ["incident", level, _, ..] => match level.parse::<u8>() {
+            Ok(level @ 1..=3) => Request::IncidentOpen {
+                title: rest_after(line, 2),
+                level,
+                agent: None,
+            },
+            _ => {
+                m.notify("the level is 1 (critical), 2 (major) or 3 (minor)", true);
+                return vec![];
+            }
+        },
+        ["note", id, _, ..] | ["advance", id] | ["resolve", id] => {
+            let Ok(id) = id.trim_start_matches('#').parse::<u64>() else {
+                m.notify(format!("`{id}` is not an incident number"), true);
+                return vec![];
+            };
+            match words[0] {
+                "note" => Request::IncidentNote {
+                    id,
+                    text: rest_after(line, 2),
+                },
+                "advance" => Request::IncidentAdvance { id, phase: None },
+                _ => Request::IncidentResolve { id, note: None },
+            }
+        }
         ["shutdown"] => {
             return confirm(
                 m,
@@ -358,6 +505,18 @@ fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
     };
     m.notify(format!("sent: {}", describe(&req)), false);
     vec![req]
+}
+
+/// The text of `line` after its first `n` words.
+fn rest_after(line: &str, n: usize) -> String {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        rest = rest
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, r)| r)
+            .trim_start();
+    }
+    rest.trim_end().to_string()
 }
 
 /// Tab completion: the verb, then an agent name.
@@ -832,14 +991,135 @@ mod tests {
     }
 
     #[test]
-    fn a_with_no_alerts_says_so() {
+    fn a_acks_the_first_firing_alert_or_says_there_is_none() {
         let mut m = model();
+        assert_eq!(
+            update(&mut m, Action::Ack),
+            vec![Request::Ack {
+                pattern: "replica-failed/flaky-tool".into()
+            }]
+        );
+        // In the alert feed: the selected one; a pending alert cannot be acked.
+        m.focus = Panel::Alerts;
+        update(&mut m, Action::Down);
+        assert_eq!(m.alert_selected, 1);
         assert!(update(&mut m, Action::Ack).is_empty());
         assert!(
             m.notices
                 .back()
-                .is_some_and(|n| n.text.contains("no alert"))
+                .is_some_and(|n| n.error && n.text.contains("pending"))
         );
+        if let Some(s) = m.status.as_mut() {
+            s.alerts.clear();
+        }
+        m.focus = Panel::Fleet;
+        assert!(update(&mut m, Action::Ack).is_empty());
+        assert!(
+            m.notices
+                .back()
+                .is_some_and(|n| n.text.contains("no firing alert"))
+        );
+    }
+
+    #[test]
+    fn a_snapshot_with_history_fills_the_graphs_at_once() {
+        let mut m = Model::new(NOW);
+        let mut status = crate::tui::fixture::status();
+        status.history = Some(Box::new(crate::proto::MetricHistory {
+            step_ms: 1000,
+            end: NOW,
+            host_cpu: vec![10.0, 20.0, 30.0],
+            host_mem: vec![50.0; 3],
+            net_rx: vec![0.0; 3],
+            net_tx: vec![0.0; 3],
+            cores: vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]],
+            agents: vec![crate::proto::AgentHistory {
+                name: "planner".into(),
+                cpu: vec![1.0, 2.0],
+                mem: vec![1e6, 2e6],
+            }],
+            ..Default::default()
+        }));
+        apply(
+            &mut m,
+            Incoming::Update(Update::Snapshot(1, Box::new(status))),
+        );
+        let cpu: Vec<_> = m.host_cpu.iter().copied().collect();
+        assert_eq!(
+            cpu,
+            vec![(NOW - 2000, 10.0), (NOW - 1000, 20.0), (NOW, 30.0)]
+        );
+        assert_eq!(m.cores.len(), 2);
+        assert_eq!(m.agent_cpu["planner"].back(), Some(&(NOW, 2.0)));
+        assert_eq!(m.agent_mem["planner"].front(), Some(&(NOW - 1000, 1e6)));
+        // The history is not kept in the replicated status.
+        assert!(m.status.as_ref().is_some_and(|s| s.history.is_none()));
+    }
+
+    #[test]
+    fn incident_keys_note_and_advance_the_selected_incident() {
+        let mut m = model();
+        m.focus = Panel::Incidents;
+        assert!(update(&mut m, Action::Note).is_empty());
+        assert_eq!(m.mode, Mode::Palette("note 3 ".into()));
+        for c in "restarted by hand".chars() {
+            update(&mut m, Action::Char(c));
+        }
+        assert_eq!(
+            update(&mut m, Action::Submit),
+            vec![Request::IncidentNote {
+                id: 3,
+                text: "restarted by hand".into()
+            }]
+        );
+        assert!(update(&mut m, Action::Advance).is_empty());
+        match &m.mode {
+            Mode::Confirm { prompt, request } => {
+                assert!(
+                    prompt.contains("from Assessment to Containment"),
+                    "{prompt}"
+                );
+                assert_eq!(request, &Request::IncidentAdvance { id: 3, phase: None });
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            update(&mut m, Action::Yes),
+            vec![Request::IncidentAdvance { id: 3, phase: None }]
+        );
+    }
+
+    #[test]
+    fn palette_incident_and_alert_verbs() {
+        let mut m = model();
+        let run = |m: &mut Model, line: &str| {
+            update(m, Action::Palette);
+            for c in line.chars() {
+                update(m, Action::Char(c));
+            }
+            update(m, Action::Submit)
+        };
+        assert_eq!(
+            run(&mut m, "incident 1 disk full on gpu-box"),
+            vec![Request::IncidentOpen {
+                title: "disk full on gpu-box".into(),
+                level: 1,
+                agent: None
+            }]
+        );
+        assert_eq!(
+            run(&mut m, "silence crash-loop 2h"),
+            vec![Request::Silence {
+                pattern: "crash-loop".into(),
+                for_ms: 7_200_000
+            }]
+        );
+        assert_eq!(
+            run(&mut m, "resolve #3"),
+            vec![Request::IncidentResolve { id: 3, note: None }]
+        );
+        assert!(run(&mut m, "incident 7 nope").is_empty());
+        assert!(m.notices.back().is_some_and(|n| n.error));
     }
 
     #[test]

@@ -156,7 +156,11 @@ fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         ])
         .areas(right);
         draw_graphs(m, t, f, graphs);
-        draw_detail(m, t, f, detail);
+        match m.focus {
+            Panel::Alerts => draw_alert_detail(m, t, f, detail),
+            Panel::Incidents => draw_incident_detail(m, t, f, detail),
+            _ => draw_detail(m, t, f, detail),
+        }
         let [alerts, incidents] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(lists);
@@ -174,8 +178,18 @@ fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         match m.focus {
             Panel::Fleet | Panel::Detail => draw_detail(m, t, f, other),
             Panel::Graphs => draw_graphs(m, t, f, other),
-            Panel::Alerts => draw_alerts(m, t, f, other),
-            Panel::Incidents => draw_incidents(m, t, f, other),
+            Panel::Alerts | Panel::Incidents => {
+                let [list, detail] =
+                    Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)])
+                        .areas(other);
+                if m.focus == Panel::Alerts {
+                    draw_alerts(m, t, f, list);
+                    draw_alert_detail(m, t, f, detail);
+                } else {
+                    draw_incidents(m, t, f, list);
+                    draw_incident_detail(m, t, f, detail);
+                }
+            }
             Panel::Logs => draw_logs(m, t, f, other),
             Panel::Diagnostics => draw_diagnostics(m, t, f, other),
         }
@@ -597,32 +611,91 @@ fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     );
 }
 
+fn severity_style(t: &Theme, severity: &str) -> Style {
+    match severity {
+        "critical" => t.bad,
+        "major" => t.warn,
+        _ => t.text,
+    }
+}
+
+fn hhmmss(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|x| x.strftime("%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A list with the selected row marked while the panel has focus.
+fn selectable<'a>(rows: Vec<Line<'a>>, selected: usize, focused: bool, t: &Theme) -> Vec<Line<'a>> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if focused && i == selected {
+                l.patch_style(t.selection)
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
 fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
-    let alerts = m
-        .status
-        .as_ref()
-        .map(|s| s.alerts.as_slice())
-        .unwrap_or(&[]);
-    let lines: Vec<Line> = if alerts.is_empty() {
+    let s = m.status.as_ref();
+    let alerts = s.map(|s| s.alerts.as_slice()).unwrap_or(&[]);
+    let firing = alerts.iter().filter(|a| a.state == "firing").count();
+    let failing: Vec<&str> = s
+        .map(|s| {
+            s.notifiers
+                .iter()
+                .filter(|n| n.last_error.is_some())
+                .map(|n| n.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut lines: Vec<Line> = if alerts.is_empty() {
         vec![Line::from(Span::styled("no alerts", t.muted))]
     } else {
-        alerts
+        let rows = alerts
             .iter()
             .map(|a| {
-                let style = match a.severity.as_str() {
-                    "critical" => t.bad,
-                    "major" => t.warn,
-                    _ => t.text,
+                let mut marks = String::new();
+                if a.acknowledged {
+                    marks.push_str(" ack");
+                }
+                if a.silenced_until.is_some_and(|u| u > m.now) {
+                    marks.push_str(" muted");
+                }
+                if a.flapping {
+                    marks.push_str(" flapping");
+                }
+                let state_style = if a.state == "firing" {
+                    severity_style(t, &a.severity)
+                } else {
+                    t.muted
                 };
                 Line::from(vec![
-                    Span::styled(format!("{} ", a.state), style),
+                    Span::styled(format!("{:<8}", a.state), state_style),
+                    Span::styled(format!("{} ", a.id), t.accent),
                     Span::styled(sanitize_line(a.summary.as_bytes()), t.text),
+                    Span::styled(marks, t.muted),
                 ])
             })
-            .collect()
+            .collect();
+        selectable(rows, m.alert_selected, m.focus == Panel::Alerts, t)
     };
+    if !failing.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("notifier failing: {}", failing.join(", ")),
+            t.bad,
+        )));
+    }
     f.render_widget(
-        Paragraph::new(lines).block(block(m, t, Panel::Alerts, format!(" · {}", alerts.len()))),
+        Paragraph::new(lines).block(block(
+            m,
+            t,
+            Panel::Alerts,
+            format!(" · {firing} firing · {} listed", alerts.len()),
+        )),
         area,
     );
 }
@@ -633,32 +706,183 @@ fn draw_incidents(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .as_ref()
         .map(|s| s.incidents.as_slice())
         .unwrap_or(&[]);
+    let open = incidents.iter().filter(|i| i.status == "open").count();
     let lines: Vec<Line> = if incidents.is_empty() {
-        vec![Line::from(Span::styled("no open incidents", t.muted))]
+        vec![Line::from(Span::styled("no incidents", t.muted))]
     } else {
-        incidents
+        let rows = incidents
             .iter()
             .map(|i| {
+                let level_style = match (i.status.as_str(), i.level) {
+                    ("open", 1) => t.bad,
+                    ("open", 2) => t.warn,
+                    _ => t.muted,
+                };
                 Line::from(vec![
-                    Span::styled(
-                        format!("L{} #{} ", i.level, i.id),
-                        if i.level == 1 { t.bad } else { t.warn },
-                    ),
+                    Span::styled(format!("L{} #{} ", i.level, i.id), level_style),
                     Span::styled(format!("{} · {} ", i.status, i.phase), t.muted),
                     Span::styled(sanitize_line(i.title.as_bytes()), t.text),
                 ])
             })
-            .collect()
+            .collect();
+        selectable(rows, m.incident_selected, m.focus == Panel::Incidents, t)
     };
     f.render_widget(
-        Paragraph::new(lines).block(block(
-            m,
-            t,
-            Panel::Incidents,
-            format!(" · {}", incidents.len()),
-        )),
+        Paragraph::new(lines).block(block(m, t, Panel::Incidents, format!(" · {open} open"))),
         area,
     );
+}
+
+/// The selected alert, in the detail area while the alert feed has focus.
+fn draw_alert_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let a = m
+        .status
+        .as_ref()
+        .and_then(|s| s.alerts.get(m.alert_selected));
+    let b = Block::bordered()
+        .title(" Alert ")
+        .border_style(t.border)
+        .title_style(t.accent);
+    let Some(a) = a else {
+        f.render_widget(
+            Paragraph::new(Span::styled("no alert selected", t.muted)).block(b),
+            area,
+        );
+        return;
+    };
+    let kv = |k: &str, v: String, style: Style| {
+        Line::from(vec![
+            Span::styled(format!("{k:<10}"), t.muted),
+            Span::styled(v, style),
+        ])
+    };
+    let level = match a.severity.as_str() {
+        "critical" => "Level 1",
+        "major" => "Level 2",
+        _ => "Level 3",
+    };
+    let mut lines = vec![
+        kv("alert", a.id.clone(), t.accent),
+        kv(
+            "state",
+            format!("{} since {}", a.state, hhmmss(a.since)),
+            severity_style(t, &a.severity),
+        ),
+        kv(
+            "severity",
+            format!("{} ({level})", a.severity),
+            severity_style(t, &a.severity),
+        ),
+        kv("summary", sanitize_line(a.summary.as_bytes()), t.text),
+    ];
+    if let Some(v) = a.value {
+        lines.push(kv("value", format!("{v:.2}"), t.text));
+    }
+    if let Some(by) = &a.acknowledged_by {
+        lines.push(kv("acked by", by.clone(), t.text));
+    }
+    if let Some(u) = a.silenced_until.filter(|u| *u > m.now) {
+        lines.push(kv("silenced", format!("until {}", hhmmss(u)), t.text));
+    }
+    if a.flapping {
+        lines.push(kv(
+            "flapping",
+            "notifications muted until it settles".into(),
+            t.warn,
+        ));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "a acknowledge · :silence ID 1h · :incident LEVEL TITLE",
+        t.muted,
+    )));
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(b),
+        area,
+    );
+}
+
+/// The selected incident with its recent timeline.
+fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    let i = m
+        .status
+        .as_ref()
+        .and_then(|s| s.incidents.get(m.incident_selected));
+    let b = Block::bordered()
+        .title(" Incident ")
+        .border_style(t.border)
+        .title_style(t.accent);
+    let Some(i) = i else {
+        f.render_widget(
+            Paragraph::new(Span::styled("no incident selected", t.muted)).block(b),
+            area,
+        );
+        return;
+    };
+    let kv = |k: &str, v: String, style: Style| {
+        Line::from(vec![
+            Span::styled(format!("{k:<8}"), t.muted),
+            Span::styled(v, style),
+        ])
+    };
+    let phase = crate::core::incident::Phase::parse(&i.phase);
+    let step = phase
+        .and_then(|p| crate::core::incident::PHASES.iter().position(|x| *x == p))
+        .map_or(0, |n| n + 1);
+    let next = phase
+        .and_then(|p| p.next())
+        .map(|n| format!(" · next: {}", n.name()))
+        .unwrap_or_default();
+    let mut lines = vec![
+        kv(
+            &format!("#{}", i.id),
+            sanitize_line(i.title.as_bytes()),
+            t.accent,
+        ),
+        kv(
+            "level",
+            crate::core::incident::level_name(i.level).to_string(),
+            if i.level == 1 { t.bad } else { t.warn },
+        ),
+        kv(
+            "status",
+            format!(
+                "{} · opened {} · owner {}",
+                i.status,
+                hhmmss(i.opened_at),
+                i.owner.as_deref().unwrap_or("none")
+            ),
+            t.text,
+        ),
+        kv(
+            "phase",
+            format!("{} ({step} of 6){next}", i.phase),
+            t.selection,
+        ),
+    ];
+    if let Some(a) = &i.agent {
+        lines.push(kv("agent", a.clone(), t.text));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("timeline ({} entries, newest last)", i.entries),
+        t.accent,
+    )));
+    let room = area.height.saturating_sub(lines.len() as u16 + 3) as usize;
+    let skip = i.recent.len().saturating_sub(room);
+    for e in &i.recent[skip..] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{} ", hhmmss(e.at)), t.muted),
+            Span::styled(format!("{:<8}", e.kind.name()), t.accent),
+            Span::styled(sanitize_line(e.text.as_bytes()), t.text),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        "n note · > advance · :resolve ID",
+        t.muted,
+    )));
+    f.render_widget(Paragraph::new(lines).block(b), area);
 }
 
 /// Splits `text` so that every match of `needle` is highlighted.
