@@ -98,7 +98,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let sample_every = cfg.metrics.interval;
             let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
             autonomos::daemon::prepare_data_dir(&data_dir)?;
-            let _log = autonomos::logging::init_daemon(&data_dir.join("logs"))?;
+            let _log = autonomos::logging::init_daemon(
+                &data_dir.join("logs"),
+                cfg.logs.max_size,
+                cfg.logs.max_files,
+            )?;
             if source == ConfigSource::Demo {
                 tracing::info!("no config file found: running the built-in demo fleet");
             }

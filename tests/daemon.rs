@@ -85,9 +85,9 @@ fn sigterm_to_the_daemon_decommissions_everything_and_leaves_no_process_of_the_f
             .any(|v| v["to"] == "Stopped" && v["agent"] == "stubborn")
     );
     assert!(
-        transitions
-            .iter()
-            .all(|v| v["timestamp"].is_string() && v["from"].is_string())
+        transitions.iter().all(|v| v["@timestamp"].is_string()
+            && v["log.level"] == "INFO"
+            && v["from"].is_string())
     );
 }
 
