@@ -78,6 +78,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         alerts: vec![],
         incidents: vec![],
         notifiers: vec![],
+        tick_seconds: 0.0,
         history: None,
     }
 }

@@ -127,6 +127,13 @@ impl Collector for ScrapeCollector {
         )?;
         single(
             e,
+            "autonomos_evaluation_duration_seconds",
+            "How long the supervisor's last tick of series, alert rules and this snapshot took.",
+            Gauge,
+            st.tick_seconds,
+        )?;
+        single(
+            e,
             "autonomos_host_cpu_usage_ratio",
             "Host CPU use over all cores, 0 to 1.",
             Gauge,

@@ -333,6 +333,8 @@ struct Actor {
     observe: Observe,
     /// The latest /metrics scrape, when the endpoint is on.
     published: Option<Published>,
+    /// Duration of the last `observe_tick`.
+    tick_seconds: f64,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -393,6 +395,7 @@ pub fn start(
             Notifiers::start(&cfg.notifiers),
         ),
         published,
+        tick_seconds: 0.0,
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -649,6 +652,7 @@ impl Actor {
     /// One collector tick: the per-agent figures rules read, evaluation,
     /// and the /metrics scrape.
     fn observe_tick(&mut self) {
+        let started = Instant::now();
         let now = self.clock.now();
         let facts: Vec<AgentFacts> = self
             .agents
@@ -688,8 +692,10 @@ impl Actor {
         self.publish_alerts();
         if let Some(slot) = &self.published {
             let (alerts, incidents_open) = self.observe.counts();
+            let mut status = self.status_with(now, 0);
+            status.tick_seconds = self.tick_seconds;
             let scrape = Scrape {
-                status: self.status_with(now, 0),
+                status,
                 alerts,
                 incidents_open,
             };
@@ -697,6 +703,7 @@ impl Actor {
                 *p = Some(Arc::new(scrape));
             }
         }
+        self.tick_seconds = started.elapsed().as_secs_f64();
     }
 
     fn fire_timers(&mut self) {
@@ -1884,6 +1891,7 @@ impl Actor {
             alerts: self.observe.alerts(),
             incidents: self.observe.incidents(false),
             notifiers: self.observe.notifier_status(),
+            tick_seconds: self.tick_seconds,
             history: None,
         }
     }

@@ -271,6 +271,10 @@ pub struct FleetStatus {
     pub incidents: Vec<IncidentStatus>,
     #[serde(default)]
     pub notifiers: Vec<NotifierStatus>,
+    /// How long the supervisor's last observability tick took (series,
+    /// rule evaluation, the /metrics snapshot), seconds.
+    #[serde(default)]
+    pub tick_seconds: f64,
     /// Only in attach snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<MetricHistory>>,

@@ -173,6 +173,7 @@ pub fn status() -> FleetStatus {
             entries: 6,
         }],
         notifiers: vec![],
+        tick_seconds: 0.0,
         history: None,
     }
 }
