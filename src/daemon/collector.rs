@@ -58,6 +58,7 @@ fn run(link: Link, every: Duration) {
     // (pid, start time) -> cpu ticks at the previous sample.
     let mut prev: HashMap<(i32, u64), u64> = HashMap::new();
     let mut last = Instant::now();
+    let mut cache = procfs::Cache::default();
     let mut sys = match sysinfo::System::new() {
         Ok(s) => Some(s),
         Err(e) => {
@@ -83,7 +84,7 @@ fn run(link: Link, every: Duration) {
             let mut ticks = 0u64;
             let mut rss = 0u64;
             let mut n = 0u32;
-            procfs::walk(t.pid, |st| {
+            cache.walk(t.pid, |st| {
                 if st.state == b'Z' {
                     return;
                 }
@@ -106,6 +107,7 @@ fn run(link: Link, every: Duration) {
             });
         }
         prev = next;
+        cache.sweep();
         let (mut rx, mut tx) = (0u64, 0u64);
         if let Some(n) = nets.as_mut() {
             n.refresh(true);

@@ -152,6 +152,124 @@ pub fn walk(root: i32, mut visit: impl FnMut(&ProcStat)) {
     }
 }
 
+/// Open `/proc` handles kept across collector ticks: re-reading an open
+/// `stat` or `children` file with `pread` costs one syscall instead of
+/// open + read + close (which resolve the path each time), and that is
+/// most of a tick with hundreds of replicas.
+#[derive(Default)]
+pub struct Cache {
+    /// pid -> (start time, stat file, children file of a single-threaded
+    /// process, seen this tick)
+    open: std::collections::HashMap<i32, Cached>,
+}
+
+struct Cached {
+    start_ticks: u64,
+    stat: fs::File,
+    children: Option<fs::File>,
+    seen: bool,
+}
+
+/// Most handles the cache holds (two per process): past it, files are
+/// opened per read as before.
+pub const CACHE_MAX: usize = 4096;
+
+fn pread_all(f: &fs::File, buf: &mut [u8]) -> Option<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    Some(n)
+}
+
+impl Cache {
+    fn stat(&mut self, pid: i32) -> Option<ProcStat> {
+        let mut buf = [0u8; 1024];
+        if let Some(c) = self.open.get_mut(&pid)
+            && let Some(n) = pread_all(&c.stat, &mut buf)
+            && let Some(st) = parse_stat(pid, &buf[..n])
+            && st.start_ticks == c.start_ticks
+        {
+            c.seen = true;
+            return Some(st);
+        }
+        // Not cached, gone, or the pid was reused: open afresh.
+        self.open.remove(&pid);
+        let f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+        let n = pread_all(&f, &mut buf)?;
+        let st = parse_stat(pid, &buf[..n])?;
+        if self.open.len() < CACHE_MAX / 2 {
+            let children = if st.num_threads == 1 {
+                fs::File::open(format!("/proc/{0}/task/{0}/children", pid)).ok()
+            } else {
+                None
+            };
+            self.open.insert(
+                pid,
+                Cached {
+                    start_ticks: st.start_ticks,
+                    stat: f,
+                    children,
+                    seen: true,
+                },
+            );
+        }
+        Some(st)
+    }
+
+    fn children_of(&mut self, st: &ProcStat, out: &mut Vec<i32>) {
+        if st.num_threads == 1
+            && let Some(c) = self.open.get(&st.pid)
+            && let Some(f) = &c.children
+        {
+            let mut buf = [0u8; 4096];
+            if let Some(n) = pread_all(f, &mut buf) {
+                out.extend(
+                    std::str::from_utf8(&buf[..n])
+                        .unwrap_or("")
+                        .split_ascii_whitespace()
+                        .filter_map(|s| s.parse::<i32>().ok()),
+                );
+                return;
+            }
+        }
+        children_of(st, out);
+    }
+
+    /// Like [`walk`], through the cache.
+    pub fn walk(&mut self, root: i32, mut visit: impl FnMut(&ProcStat)) {
+        let mut queue = vec![root];
+        let mut i = 0;
+        while i < queue.len() && i < 100_000 {
+            let pid = queue[i];
+            i += 1;
+            let Some(st) = self.stat(pid) else { continue };
+            visit(&st);
+            if st.state != b'Z' {
+                self.children_of(&st, &mut queue);
+            }
+        }
+    }
+
+    /// Closes the handles of processes not seen since the last sweep.
+    pub fn sweep(&mut self) {
+        self.open.retain(|_, c| std::mem::take(&mut c.seen));
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
 /// `root` and every descendant reachable through live parents, root first.
 pub fn tree(root: i32, out: &mut Vec<i32>) {
     let start = out.len();
@@ -232,5 +350,42 @@ mod tests {
         assert_eq!(s.pid, me);
         assert!(s.rss_pages > 0);
         assert!(stat(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn the_cache_sees_new_children_and_forgets_dead_processes() {
+        let mut root = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = root.id() as i32;
+        let mut cache = Cache::default();
+        let mut seen = Vec::new();
+        let t = std::time::Instant::now();
+        while seen.len() < 3 && t.elapsed() < std::time::Duration::from_secs(5) {
+            seen.clear();
+            cache.walk(pid, |s| seen.push(s.pid));
+            cache.sweep();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(seen.len(), 3, "sh and its two sleeps: {seen:?}");
+        assert_eq!(cache.len(), 3);
+        // A second walk through the open handles gives the same tree.
+        let mut again = Vec::new();
+        cache.walk(pid, |s| again.push(s.pid));
+        assert_eq!(again, seen);
+        let kids: Vec<i32> = seen[1..].to_vec();
+        for k in kids {
+            if let Some(p) = rustix::process::Pid::from_raw(k) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = root.wait();
+        cache.sweep();
+        let mut after = Vec::new();
+        cache.walk(pid, |s| after.push(s.pid));
+        assert!(after.is_empty(), "{after:?}");
+        cache.sweep();
+        assert!(cache.is_empty());
     }
 }

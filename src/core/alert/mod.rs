@@ -154,6 +154,8 @@ pub struct Alert {
     pub flapping: bool,
     /// Recent times it started firing (for flap detection).
     fired: VecDeque<Millis>,
+    /// The evaluation round that last saw it.
+    round: u64,
 }
 
 /// A change the daemon acts on (notify, open an incident, record it).
@@ -186,6 +188,7 @@ pub struct Engine {
     rules: Vec<Rule>,
     alerts: BTreeMap<String, Alert>,
     silences: Vec<Silence>,
+    round: u64,
 }
 
 impl Engine {
@@ -194,6 +197,7 @@ impl Engine {
             rules,
             alerts: BTreeMap::new(),
             silences: Vec::new(),
+            round: 0,
         }
     }
 
@@ -222,12 +226,17 @@ impl Engine {
     pub fn evaluate(&mut self, src: &dyn Source, agents: &[&str], now: Millis) -> Vec<Change> {
         self.silences.retain(|s| s.until > now);
         let mut changes = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
+        self.round += 1;
+        let round = self.round;
         let Engine {
             rules,
             alerts,
             silences,
+            ..
         } = self;
+        // One buffer for the ids: an instance's id is allocated only when
+        // the instance is created.
+        let mut id = String::new();
         for rule in rules.iter() {
             let per_agent = rule.per_agent();
             let host = [None];
@@ -238,11 +247,16 @@ impl Engine {
             let scopes = host.into_iter().filter(|_| !per_agent).chain(each);
             for scope in scopes {
                 let (hit, value) = rule.expr.eval(src, scope, now);
-                let id = match scope {
-                    Some(a) => format!("{}/{a}", rule.name),
-                    None => rule.name.clone(),
-                };
-                let silenced = is_silenced(silences, &id, now);
+                id.clear();
+                id.push_str(&rule.name);
+                if let Some(a) = scope {
+                    id.push('/');
+                    id.push_str(a);
+                }
+                if !hit && !alerts.contains_key(id.as_str()) {
+                    continue;
+                }
+                let silenced = !silences.is_empty() && is_silenced(silences, &id, now);
                 step(
                     alerts,
                     rule,
@@ -252,18 +266,17 @@ impl Engine {
                     value,
                     silenced,
                     now,
+                    round,
                     &mut changes,
                 );
-                seen.push(id);
             }
         }
         // Instances whose agent (or rule scope) went away resolve.
-        seen.sort();
         let gone: Vec<String> = self
             .alerts
-            .keys()
-            .filter(|id| seen.binary_search(id).is_err())
-            .cloned()
+            .values()
+            .filter(|a| a.round != round)
+            .map(|a| a.id.clone())
             .collect();
         for id in gone {
             let silenced = self.silenced(&id, now);
@@ -354,12 +367,14 @@ fn step(
     value: Option<f64>,
     silenced: bool,
     now: Millis,
+    round: u64,
     changes: &mut Vec<Change>,
 ) {
     if !hit {
         let Some(a) = alerts.get_mut(id) else {
             return;
         };
+        a.round = round;
         match a.state {
             AlertState::Pending => {
                 // It never fired: forget it quietly.
@@ -384,30 +399,41 @@ fn step(
         }
         return;
     }
-    let summary = render_summary(rule, agent, value);
-    let a = alerts.entry(id.to_string()).or_insert_with(|| Alert {
-        id: id.to_string(),
-        rule: rule.name.clone(),
-        agent: agent.map(str::to_string),
-        severity: rule.severity,
-        state: AlertState::Pending,
-        since: now,
-        value,
-        summary: String::new(),
-        acknowledged: None,
-        silenced_until: None,
-        flapping: false,
-        fired: VecDeque::new(),
-    });
+    if !alerts.contains_key(id) {
+        alerts.insert(
+            id.to_string(),
+            Alert {
+                id: id.to_string(),
+                rule: rule.name.clone(),
+                agent: agent.map(str::to_string),
+                severity: rule.severity,
+                state: AlertState::Pending,
+                since: now,
+                value,
+                summary: render_summary(rule, agent, value),
+                acknowledged: None,
+                silenced_until: None,
+                flapping: false,
+                fired: VecDeque::new(),
+                round,
+            },
+        );
+    }
+    let Some(a) = alerts.get_mut(id) else {
+        return;
+    };
+    a.round = round;
     if a.state == AlertState::Resolved {
         // A new episode of a recently resolved alert.
         a.state = AlertState::Pending;
         a.since = now;
+        a.summary = render_summary(rule, agent, value);
     }
     a.value = value;
-    a.summary = summary;
     a.severity = rule.severity;
     if a.state == AlertState::Pending && now.saturating_sub(a.since) >= rule.for_ms {
+        // The summary tells the value it fired at.
+        a.summary = render_summary(rule, agent, value);
         a.state = AlertState::Firing;
         a.since = now;
         a.fired.push_back(now);
