@@ -260,6 +260,26 @@ restart = "never"
     let (code, _, err) = d.cli(&["alerts", "ack", "nothing-like-this"]);
     assert_ne!(code, 0);
     assert!(err.contains("no firing alert matches"), "{err}");
+
+    // A reload brings new rules in; the kept rule keeps its alert's state.
+    let path = d.dir.path().join("autonomos.toml");
+    let mut cfg = std::fs::read_to_string(&path).expect("config");
+    cfg.push_str(
+        "\n[[alerts]]\nname = \"hot-host\"\nexpr = \"host.cpu > 1000\"\nseverity = \"minor\"\n",
+    );
+    std::fs::write(&path, cfg).expect("config");
+    let (code, out, err) = d.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r = d.json(&["alerts"]);
+    let rules: Vec<&str> = r["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(rules, vec!["down", "hot-host"]);
+    let a = alert(&r, "down/gone").expect("kept");
+    assert_eq!(a["acknowledged"], true, "{a}");
     d.stop();
 }
 

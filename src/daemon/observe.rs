@@ -192,11 +192,11 @@ impl Observe {
         Series::new(keep, cap)
     }
 
-    /// A reload: new rules (alerts of kept rules keep their state), new
-    /// notifiers, a new interval.
+    /// A reload: new rules (alerts of kept rules keep their state) and
+    /// notifiers. The sampling interval stays what the collector was
+    /// started with (it changes at the next daemon start).
     pub fn reconfigure(&mut self, cfg: &Config) {
         self.engine.set_rules(cfg.alerts.clone());
-        self.interval = (cfg.metrics.interval.as_millis() as Millis).max(1);
         let before = self.retention.clone();
         self.plan_retention();
         if before != self.retention {

@@ -1788,6 +1788,7 @@ impl Actor {
             }
         }
         self.pool.set_spec(cfg.pool);
+        self.observe.reconfigure(&cfg);
         self.cfg = cfg;
         self.events.emit(ServerEvent::FleetChanged);
         let list = |v: &[String]| {
