@@ -379,3 +379,101 @@ fn ctrl_z_suspends_and_fg_resumes() {
         s.contains("detached; the fleet keeps running")
     });
 }
+
+const ALERTING: &str = r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "down"
+expr = "running == 0"
+severity = "critical"
+summary = "{agent} is down"
+
+[agents.gone]
+command = ["sh", "-c", "exit 0"]
+restart = "never"
+
+[agents.up]
+command = ["sleep", "1000"]
+"#;
+
+#[test]
+fn the_alert_feed_and_incident_log_ack_note_and_advance_from_the_keyboard() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let d = BinDaemon::start(ALERTING);
+    // Let history build up: the graphs must show it on attach.
+    std::thread::sleep(Duration::from_secs(3));
+    let tmux = Tmux::new("alerts");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
+    );
+    let s = tmux.wait("the firing alert and its incident", |s| {
+        s.contains("firing  down/gone") && s.contains("L1 #1 open")
+    });
+    assert!(s.contains("1 firing"), "{s}");
+
+    // 4 focuses the alert feed and shows the alert's detail; a acknowledges.
+    tmux.keys(&["4"]);
+    tmux.wait("the alert detail", |s| {
+        s.contains("critical (Level 1)") && s.contains("gone is down")
+    });
+    tmux.keys(&["a"]);
+    d_wait_json(&d, &["alerts"], |r| r["alerts"][0]["acknowledged"] == true);
+    tmux.wait("acked on screen", |s| {
+        s.contains("acked by") || s.contains(" ack")
+    });
+
+    // 5 focuses the incident log; n opens the note prompt, > advances.
+    tmux.keys(&["5"]);
+    tmux.wait("the incident detail", |s| {
+        s.contains("Detection (1 of 6) · next: Assessment")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait("the note prompt", |s| s.contains(":note 1"));
+    tmux.keys(&["-l", "looked at it"]);
+    tmux.keys(&["Enter"]);
+    tmux.keys(&[">"]);
+    tmux.wait("the confirmation", |s| {
+        s.contains("Advance incident #1 from Detection to Assessment? (y/n)")
+    });
+    tmux.keys(&["y"]);
+    let inc = d_wait_json(&d, &["incidents", "show", "1"], |i| {
+        i["phase"] == "Assessment"
+    });
+    let note = inc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|e| e["kind"] == "note")
+        .unwrap_or_else(|| panic!("no note: {inc:#}"));
+    assert_eq!(note["text"], "looked at it");
+    assert!(note["by"].as_str().is_some_and(|b| b.starts_with("uid ")));
+    tmux.wait("the new phase on screen", |s| {
+        s.contains("Assessment (2 of 6)")
+    });
+}
+
+fn d_wait_json(
+    d: &BinDaemon,
+    args: &[&str],
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let v = d.json(args);
+        if pred(&v) {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {v:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -693,3 +693,57 @@ start_limit = { burst = 10000, interval = "1s" }
     }
     d.stop();
 }
+
+#[test]
+fn an_attaching_client_gets_the_metric_history_in_its_snapshot() {
+    use std::io::Write;
+    let d = BinDaemon::start(
+        "[metrics]\ninterval = \"100ms\"\n\n[agents.busy]\ncommand = [\"sh\", \"-c\", \"while :; do :; done\"]\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let hello = format!(
+        r#"{{"type":"hello","proto_version":{},"app_version":"test"}}"#,
+        autonomos::proto::PROTO_VERSION
+    );
+    s.write_all(&common::frame(&hello)).expect("hello");
+    assert_eq!(
+        common::read_frame(&mut s).expect("hello back")["type"],
+        "hello"
+    );
+    s.write_all(&common::frame(
+        r#"{"type":"request","id":1,"request":{"op":"subscribe"}}"#,
+    ))
+    .expect("subscribe");
+    let snap = loop {
+        let f = common::read_frame(&mut s).expect("a frame");
+        if f["type"] == "snapshot" {
+            break f;
+        }
+    };
+    let h = &snap["status"]["history"];
+    let n = h["host_cpu"].as_array().map_or(0, Vec::len);
+    // About 3 s at 100 ms: well past a handful of points.
+    assert!(n >= 15, "only {n} host points in the snapshot: {h}");
+    assert_eq!(h["step_ms"], 100);
+    assert_eq!(h["host_mem"].as_array().map(Vec::len), Some(n));
+    let busy = h["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "busy"))
+        .expect("the agent's history");
+    let cpu: Vec<f64> = busy["cpu"]
+        .as_array()
+        .expect("cpu")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(cpu.len() >= 15);
+    assert!(
+        cpu.iter().rev().take(5).all(|v| *v > 50.0),
+        "a busy loop shows: {cpu:?}"
+    );
+    // A plain status does not carry it.
+    assert!(d.json(&["status"]).get("history").is_none());
+}
