@@ -176,6 +176,23 @@ impl Incident {
         });
     }
 
+    /// Adds what happened before the incident was opened (the restarts that
+    /// led to it), oldest first, ahead of the rest of the timeline; keeps at
+    /// most [`TIMELINE_HEAD`] of them (the newest).
+    pub fn backfill(&mut self, mut before: Vec<Entry>) {
+        before.sort_by_key(|e| e.at);
+        let skip = before.len().saturating_sub(TIMELINE_HEAD);
+        self.elided += skip as u64;
+        let mut timeline: Vec<Entry> = before.into_iter().skip(skip).collect();
+        timeline.append(&mut self.timeline);
+        if timeline.len() > TIMELINE_CAP {
+            let extra = timeline.len() - TIMELINE_CAP;
+            timeline.drain(TIMELINE_HEAD..TIMELINE_HEAD + extra);
+            self.elided += extra as u64;
+        }
+        self.timeline = timeline;
+    }
+
     /// Moves to the next phase (or to `to`, which must be later).
     pub fn advance(&mut self, to: Option<Phase>, by: &str, now: Millis) -> Result<Phase, String> {
         if !self.is_open() {
@@ -394,6 +411,33 @@ mod tests {
         );
         assert_eq!(i.elided, 10_001 - TIMELINE_CAP as u64);
         assert!(i.report(&t).contains("entries elided"));
+    }
+
+    #[test]
+    fn backfilled_history_goes_first_in_time_order() {
+        let mut i = Incident::open(
+            1,
+            "x".into(),
+            2,
+            None,
+            Some("w".into()),
+            "autonomos",
+            10_000,
+        );
+        let e = |at, text: &str| Entry {
+            at,
+            kind: EntryKind::Restart,
+            by: "autonomos".into(),
+            text: text.into(),
+        };
+        i.backfill(vec![e(9_000, "second"), e(5_000, "first")]);
+        let texts: Vec<&str> = i.timeline.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts[..2], ["first", "second"]);
+        assert_eq!(i.timeline[2].kind, EntryKind::Opened);
+        let many: Vec<Entry> = (0..1000).map(|n| e(n, "old")).collect();
+        i.backfill(many);
+        assert!(i.timeline.len() <= TIMELINE_CAP);
+        assert!(i.elided >= 900);
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub struct Observe {
     host_name: String,
     /// Something clients list changed since the last `take_changed`.
     changed: bool,
+    /// Incidents opened for an agent since the last `take_opened`: the
+    /// supervisor backfills what led to them.
+    opened: Vec<(u64, String)>,
 }
 
 impl Observe {
@@ -154,6 +157,7 @@ impl Observe {
                 .to_string_lossy()
                 .into_owned(),
             changed: true,
+            opened: Vec::new(),
         };
         o.plan_retention();
         o.host.m = HOST_METRICS.iter().map(|m| o.new_series(*m)).collect();
@@ -357,6 +361,9 @@ impl Observe {
     ) -> u64 {
         let id = self.next_incident;
         self.next_incident += 1;
+        if let Some(a) = &agent {
+            self.opened.push((id, a.clone()));
+        }
         let inc = Incident::open(id, title, level, alert, agent, by, now);
         let level = inc.level;
         let title = inc.title.as_str();
@@ -386,7 +393,8 @@ impl Observe {
         }
         let text = format!("{agent}/{replica}: {} → {} ({})", t.from, t.to, t.reason);
         for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
-            if inc.agent.as_deref().is_none_or(|a| a == agent) {
+            // Earlier transitions were backfilled when it opened.
+            if inc.agent.as_deref().is_none_or(|a| a == agent) && t.at >= inc.opened_at {
                 inc.record(t.at, kind, "autonomos", text.clone());
                 self.dirty.insert(inc.id);
             }
@@ -458,6 +466,20 @@ impl Observe {
             for id in &resolved[..resolved.len() - crate::daemon::store::RESOLVED_KEPT] {
                 self.incidents.remove(id);
             }
+        }
+    }
+
+    /// Incidents opened for an agent since the last call: (id, agent).
+    pub fn take_opened(&mut self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.opened)
+    }
+
+    /// Puts what happened before an incident at the start of its timeline.
+    pub fn backfill(&mut self, id: u64, entries: Vec<crate::core::incident::Entry>) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
+            inc.backfill(entries);
+            self.dirty.insert(id);
+            self.changed = true;
         }
     }
 

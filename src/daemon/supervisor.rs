@@ -649,6 +649,50 @@ impl Actor {
         }
     }
 
+    /// A new incident about an agent starts with what led to it: that
+    /// agent's restarts, failures and stops of the last ten minutes, from
+    /// the replicas' transition histories.
+    fn backfill_incidents(&mut self, now: Millis) {
+        use crate::core::incident::{Entry, EntryKind};
+        for (id, agent) in self.observe.take_opened() {
+            let Some(opened_at) = self.observe.incident(id).map(|i| i.opened_at) else {
+                continue;
+            };
+            let Some(a) = self
+                .agents
+                .iter()
+                .find(|a| a.spec.name == agent && !a.removed)
+            else {
+                continue;
+            };
+            let since = now.saturating_sub(10 * 60_000);
+            let mut before = Vec::new();
+            for r in a.replicas.values() {
+                for t in r.lc.history() {
+                    let kind = match t.to {
+                        State::Adaptation => EntryKind::Restart,
+                        State::Failed | State::Stopped => EntryKind::State,
+                        _ => continue,
+                    };
+                    if t.at >= since && t.at < opened_at {
+                        before.push(Entry {
+                            at: t.at,
+                            kind,
+                            by: "autonomos".into(),
+                            text: format!(
+                                "{agent}/{}: {} → {} ({})",
+                                r.index, t.from, t.to, t.reason
+                            ),
+                        });
+                    }
+                }
+            }
+            if !before.is_empty() {
+                self.observe.backfill(id, before);
+            }
+        }
+    }
+
     /// One collector tick: the per-agent figures rules read, evaluation,
     /// and the /metrics scrape.
     fn observe_tick(&mut self) {
@@ -689,6 +733,7 @@ impl Actor {
             })
             .collect();
         self.observe.tick(now, &self.host, &facts);
+        self.backfill_incidents(now);
         self.publish_alerts();
         if let Some(slot) = &self.published {
             let (alerts, incidents_open) = self.observe.counts();

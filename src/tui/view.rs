@@ -674,7 +674,7 @@ fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                     t.muted
                 };
                 Line::from(vec![
-                    Span::styled(format!("{:<8}", a.state), state_style),
+                    Span::styled(format!("{:<9}", a.state), state_style),
                     Span::styled(format!("{} ", a.id), t.accent),
                     Span::styled(sanitize_line(a.summary.as_bytes()), t.text),
                     Span::styled(marks, t.muted),
