@@ -395,7 +395,16 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         f,
         mem_area,
         t,
-        format!("mem {}/{}", fmt_bytes(used), fmt_bytes(total_mem)),
+        // Short enough for a third of a narrow graphs panel.
+        format!(
+            "mem {:.0}% of {}",
+            if total_mem == 0 {
+                0.0
+            } else {
+                used as f64 * 100.0 / total_mem as f64
+            },
+            fmt_bytes(total_mem)
+        ),
         &[("used".into(), mem.as_slice(), t.graph_mem)],
         100.0,
         "%",
@@ -869,8 +878,19 @@ fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         format!("timeline ({} entries, newest last)", i.entries),
         t.accent,
     )));
-    let room = area.height.saturating_sub(lines.len() as u16 + 3) as usize;
-    let skip = i.recent.len().saturating_sub(room);
+    // Entries wrap; show as many of the newest as fit.
+    let mut room = area.height.saturating_sub(lines.len() as u16 + 3) as usize;
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    let mut skip = i.recent.len();
+    for e in i.recent.iter().rev() {
+        let len = 18 + e.text.chars().count();
+        let h = len.div_ceil(width);
+        if h > room {
+            break;
+        }
+        room -= h;
+        skip -= 1;
+    }
     for e in &i.recent[skip..] {
         lines.push(Line::from(vec![
             Span::styled(format!("{} ", hhmmss(e.at)), t.muted),
@@ -882,7 +902,12 @@ fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         "n note · > advance · :resolve ID",
         t.muted,
     )));
-    f.render_widget(Paragraph::new(lines).block(b), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(b),
+        area,
+    );
 }
 
 /// Splits `text` so that every match of `needle` is highlighted.
