@@ -1,10 +1,11 @@
 //! The pure heart of Autonomos: lifecycle state machine, restart policy,
-//! resource pool, time series, alert rules, incidents.
+//! resource pool, time series, alert rules, incidents, the audit chain.
 //!
 //! Nothing in here does IO, spawns tasks or reads a clock: time is passed in,
 //! so every rule is unit-tested with exact timestamps.
 
 pub mod alert;
+pub mod audit;
 pub mod backoff;
 pub mod incident;
 pub mod lifecycle;

@@ -1,6 +1,7 @@
 //! The daemon: the tokio runtime around the supervisor actor, with the
 //! process runtime, output handling, collector and state database.
 
+pub mod audit;
 pub mod collector;
 pub mod lock;
 pub mod metrics;

@@ -403,7 +403,7 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             } else {
                 used as f64 * 100.0 / total_mem as f64
             },
-            fmt_bytes(total_mem)
+            compact_bytes(total_mem)
         ),
         &[("used".into(), mem.as_slice(), t.graph_mem)],
         100.0,
@@ -618,6 +618,16 @@ fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         Paragraph::new(Text::from(lines)).block(block(m, t, Panel::Detail, title)),
         area,
     );
+}
+
+/// `24G`, `512M`: whole units, for tight titles.
+fn compact_bytes(b: u64) -> String {
+    let g = b as f64 / (1u64 << 30) as f64;
+    if g >= 1.0 {
+        format!("{g:.0}G")
+    } else {
+        format!("{:.0}M", b as f64 / (1u64 << 20) as f64)
+    }
 }
 
 fn severity_style(t: &Theme, severity: &str) -> Style {

@@ -1,0 +1,469 @@
+//! The audit trail's rules: records chained by SHA-256, checkpoints signed
+//! with ed25519, and the verification of a whole log.
+//!
+//! Pure: the daemon does the file work (`daemon::audit`), the CLI reads the
+//! files for `audit verify`; both call in here.
+//!
+//! A record's hash covers its canonical JSON without the `hash` field,
+//! prefixed with a domain tag; `prev` is the previous record's hash (64
+//! zeros for the first). A checkpoint signs `(seq, head hash, time)`: a log
+//! that is shorter than a checkpoint, or whose record at the checkpoint's
+//! sequence has another hash, was truncated, rolled back or re-chained.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::core::lifecycle::Millis;
+
+/// `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const RECORD_TAG: &[u8] = b"autonomos-audit-record-v1\n";
+const CHECKPOINT_TAG: &str = "autonomos-audit-checkpoint-v1";
+
+/// One audit record, one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// ms since the Unix epoch.
+    pub ts: Millis,
+    /// Who: `uid 1000 (pid 4242)`, `uid 1000 (pid 42, via ssh from …)`, or
+    /// `autonomos` for the daemon's own events.
+    pub actor: String,
+    /// What: `scale`, `restart`, `reload`, `replica-failed`,
+    /// `incident-opened`, `connection-refused`, …
+    pub action: String,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: serde_json::Value,
+    /// `ok`, or the error.
+    pub result: String,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The hashed part of a record, in a fixed field order.
+#[derive(Serialize)]
+struct Body<'a> {
+    seq: u64,
+    ts: Millis,
+    actor: &'a str,
+    action: &'a str,
+    args: &'a serde_json::Value,
+    result: &'a str,
+    prev: &'a str,
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Record {
+    /// The hash this record should carry.
+    pub fn compute_hash(&self) -> String {
+        let body = Body {
+            seq: self.seq,
+            ts: self.ts,
+            actor: &self.actor,
+            action: &self.action,
+            args: &self.args,
+            result: &self.result,
+            prev: &self.prev,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(RECORD_TAG);
+        h.update(&json);
+        hex(&h.finalize())
+    }
+
+    /// A new record chained after `prev` (with sequence `seq`).
+    pub fn seal(
+        seq: u64,
+        ts: Millis,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+        prev: &str,
+    ) -> Record {
+        let mut r = Record {
+            seq,
+            ts,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            args,
+            result: result.to_string(),
+            prev: prev.to_string(),
+            hash: String::new(),
+        };
+        r.hash = r.compute_hash();
+        r
+    }
+
+    /// The JSON line (with its newline).
+    pub fn line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// A signed statement that the log had `seq` records ending in `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub head: String,
+    pub ts: Millis,
+    /// The public key, hex (so an exported checkpoint is self-contained;
+    /// `verify` still decides which key it trusts).
+    pub key: String,
+    pub sig: String,
+}
+
+fn checkpoint_message(seq: u64, head: &str, ts: Millis) -> String {
+    format!("{CHECKPOINT_TAG}\n{seq}\n{head}\n{ts}")
+}
+
+impl Checkpoint {
+    pub fn sign(key: &SigningKey, seq: u64, head: &str, ts: Millis) -> Checkpoint {
+        let sig = key.sign(checkpoint_message(seq, head, ts).as_bytes());
+        Checkpoint {
+            seq,
+            head: head.to_string(),
+            ts,
+            key: hex(key.verifying_key().as_bytes()),
+            sig: hex(&sig.to_bytes()),
+        }
+    }
+
+    /// True when signed by `trusted`.
+    pub fn valid(&self, trusted: &VerifyingKey) -> bool {
+        let Some(sig) = unhex(&self.sig).and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
+            return false;
+        };
+        let sig = Signature::from_bytes(&sig);
+        self.key == hex(trusted.as_bytes())
+            && trusted
+                .verify(
+                    checkpoint_message(self.seq, &self.head, self.ts).as_bytes(),
+                    &sig,
+                )
+                .is_ok()
+    }
+}
+
+pub fn verifying_key(hex_key: &str) -> Option<VerifyingKey> {
+    let b = unhex(hex_key.trim())?;
+    VerifyingKey::from_bytes(&<[u8; 32]>::try_from(b).ok()?).ok()
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Complete records read.
+    pub records: u64,
+    /// The last good record's sequence number.
+    pub last_seq: u64,
+    /// The first record that is wrong, and how.
+    pub first_bad: Option<(u64, String)>,
+    /// Bytes of an unterminated last line: a write cut short by a crash, not
+    /// tampering.
+    pub torn_tail: Option<usize>,
+    /// The highest checkpoint that the log matches.
+    pub checkpoint: Option<u64>,
+    /// Records after that checkpoint: chained, but not protected against
+    /// truncation.
+    pub unprotected: u64,
+    /// Checkpoints that were ignored (bad signature or another key).
+    pub bad_checkpoints: Vec<u64>,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// Verifies a whole log against the checkpoints signed by `trusted`.
+pub fn verify(log: &[u8], checkpoints: &[Checkpoint], trusted: &VerifyingKey) -> Verdict {
+    let mut v = Verdict {
+        records: 0,
+        last_seq: 0,
+        first_bad: None,
+        torn_tail: None,
+        checkpoint: None,
+        unprotected: 0,
+        bad_checkpoints: Vec::new(),
+    };
+    let (complete, tail) = match log.iter().rposition(|&b| b == b'\n') {
+        Some(i) => (&log[..=i], &log[i + 1..]),
+        None => (&log[..0], log),
+    };
+    if !tail.is_empty() {
+        v.torn_tail = Some(tail.len());
+    }
+    // Hash of each good record by sequence (index seq-1).
+    let mut hashes: Vec<String> = Vec::new();
+    let mut prev = GENESIS.to_string();
+    for line in complete.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let expected = v.last_seq + 1;
+        let r: Record = match serde_json::from_slice(line) {
+            Ok(r) => r,
+            Err(_) => {
+                v.first_bad = Some((expected, "unreadable record (not a JSON record)".into()));
+                break;
+            }
+        };
+        v.records += 1;
+        if r.seq != expected {
+            let why = if r.seq < expected {
+                format!(
+                    "found seq {} again or out of order (duplicated or reordered)",
+                    r.seq
+                )
+            } else {
+                format!("found seq {} instead (deleted or reordered)", r.seq)
+            };
+            v.first_bad = Some((expected, why));
+            break;
+        }
+        if r.prev != prev {
+            v.first_bad = Some((
+                r.seq,
+                "does not chain to the record before it (prev hash differs)".into(),
+            ));
+            break;
+        }
+        if r.compute_hash() != r.hash {
+            v.first_bad = Some((r.seq, "content does not match its hash (edited)".into()));
+            break;
+        }
+        prev = r.hash.clone();
+        hashes.push(r.hash);
+        v.last_seq = r.seq;
+    }
+    let mut valid: Vec<&Checkpoint> = Vec::new();
+    for c in checkpoints {
+        if c.valid(trusted) {
+            valid.push(c);
+        } else {
+            v.bad_checkpoints.push(c.seq);
+        }
+    }
+    valid.sort_by_key(|c| c.seq);
+    let mut matched: u64 = 0;
+    for c in valid {
+        if c.seq == 0 {
+            continue;
+        }
+        match hashes.get((c.seq - 1) as usize) {
+            Some(h) if *h == c.head => matched = c.seq,
+            Some(_) => {
+                // Re-chained: consistent links, but not what was signed.
+                let at = matched + 1;
+                if v.first_bad.as_ref().is_none_or(|(s, _)| at < *s) {
+                    v.first_bad = Some((
+                        at,
+                        format!(
+                            "records {at}..={} differ from the signed checkpoint at seq {} (edited and re-chained)",
+                            c.seq, c.seq
+                        ),
+                    ));
+                }
+                break;
+            }
+            None if v.first_bad.is_none() => {
+                v.first_bad = Some((
+                    v.last_seq + 1,
+                    format!(
+                        "the log ends at seq {} but a signed checkpoint covers seq {} (truncated or rolled back)",
+                        v.last_seq, c.seq
+                    ),
+                ));
+                break;
+            }
+            None => break,
+        }
+    }
+    if matched > 0 {
+        v.checkpoint = Some(matched);
+    }
+    v.unprotected = v.last_seq.saturating_sub(matched);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    /// `n` records with a checkpoint every `every`.
+    fn log(n: u64, every: u64) -> (Vec<Record>, Vec<Checkpoint>) {
+        let k = key();
+        let mut prev = GENESIS.to_string();
+        let mut recs = Vec::new();
+        let mut cps = Vec::new();
+        for seq in 1..=n {
+            let r = Record::seal(
+                seq,
+                1_000 + seq,
+                "uid 1000 (pid 1)",
+                "scale",
+                serde_json::json!({ "agent": format!("a{}", seq % 7), "replicas": seq % 5 }),
+                "ok",
+                &prev,
+            );
+            prev = r.hash.clone();
+            if seq % every == 0 {
+                cps.push(Checkpoint::sign(&k, seq, &r.hash, 1_000 + seq));
+            }
+            recs.push(r);
+        }
+        (recs, cps)
+    }
+
+    fn bytes(recs: &[Record]) -> Vec<u8> {
+        recs.iter()
+            .map(Record::line)
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_clean_log_verifies_and_counts_the_unprotected_tail() {
+        let (recs, cps) = log(25, 10);
+        let v = verify(&bytes(&recs), &cps, &key().verifying_key());
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.records, 25);
+        assert_eq!(v.checkpoint, Some(20));
+        assert_eq!(v.unprotected, 5);
+        assert_eq!(v.torn_tail, None);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_a_crash_not_tampering() {
+        let (recs, cps) = log(5, 2);
+        let mut b = bytes(&recs);
+        b.extend_from_slice(b"{\"seq\":6,\"ts\":1");
+        let v = verify(&b, &cps, &key().verifying_key());
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.torn_tail, Some(15));
+        assert_eq!(v.last_seq, 5);
+    }
+
+    #[test]
+    fn a_checkpoint_from_another_key_is_not_trusted() {
+        let (recs, _) = log(10, 5);
+        let forged = Checkpoint::sign(&SigningKey::from_bytes(&[9u8; 32]), 10, &recs[9].hash, 1);
+        let v = verify(&bytes(&recs), &[forged], &key().verifying_key());
+        assert_eq!(v.bad_checkpoints, vec![10]);
+        assert_eq!(v.checkpoint, None);
+        assert_eq!(v.unprotected, 10);
+        // A tampered signature too.
+        let (_, mut cps) = log(10, 5);
+        cps[0].head = recs[3].hash.clone();
+        let v = verify(&bytes(&recs), &cps, &key().verifying_key());
+        assert_eq!(v.bad_checkpoints, vec![5]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Edit(usize),
+        Delete(usize),
+        Swap(usize),
+        Duplicate(usize),
+        /// Keep only this many records (below the last checkpoint).
+        Truncate(usize),
+        /// Edit one record and recompute every hash after it (no key).
+        Rechain(usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (0usize..60).prop_map(Mutation::Edit),
+            (0usize..60).prop_map(Mutation::Delete),
+            (0usize..59).prop_map(Mutation::Swap),
+            (0usize..60).prop_map(Mutation::Duplicate),
+            (0usize..50).prop_map(Mutation::Truncate),
+            (0usize..50).prop_map(Mutation::Rechain),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn every_mutation_is_caught_and_named(m in mutation(), field in 0u8..4) {
+            // 60 records, checkpoints every 10 (the last at 60).
+            let (mut recs, cps) = log(60, 10);
+            let trusted = key().verifying_key();
+            let named: u64 = match m.clone() {
+                Mutation::Edit(i) => {
+                    match field {
+                        0 => recs[i].actor = "uid 0 (pid 1)".into(),
+                        1 => recs[i].action = "stop".into(),
+                        2 => recs[i].args = serde_json::json!({ "agent": "other" }),
+                        _ => recs[i].ts += 1,
+                    }
+                    (i + 1) as u64
+                }
+                Mutation::Delete(i) => {
+                    recs.remove(i);
+                    (i + 1) as u64
+                }
+                Mutation::Swap(i) => {
+                    recs.swap(i, i + 1);
+                    (i + 1) as u64
+                }
+                Mutation::Duplicate(i) => {
+                    let r = recs[i].clone();
+                    recs.insert(i + 1, r);
+                    (i + 2) as u64
+                }
+                Mutation::Truncate(n) => {
+                    recs.truncate(n);
+                    (n + 1) as u64
+                }
+                Mutation::Rechain(i) => {
+                    recs[i].actor = "uid 0 (pid 1)".into();
+                    let mut prev = if i == 0 { GENESIS.to_string() } else { recs[i - 1].hash.clone() };
+                    for r in recs.iter_mut().skip(i) {
+                        r.prev = prev.clone();
+                        r.hash = r.compute_hash();
+                        prev = r.hash.clone();
+                    }
+                    // Named: the first record after the last checkpoint it
+                    // still matches.
+                    (i as u64 / 10) * 10 + 1
+                }
+            };
+            let v = verify(&bytes(&recs), &cps, &trusted);
+            let (seq, why) = v.first_bad.clone().expect("caught");
+            prop_assert_eq!(seq, named, "{:?}: {}", m, why);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The audit trail on disk: `DATA_DIR/audit/audit.jsonl` (one chained record
+//! per line), `checkpoints.jsonl` (signed checkpoints), `signing.key` (the
+//! ed25519 secret, 0600, made at first start) and `key.pub`.
+//!
+//! One writer thread owns the files: records queue on a bounded channel, are
+//! numbered and chained there, written in batches with one `fdatasync` per
+//! batch, and checkpointed every [`CHECKPOINT_EVERY`] records, at shutdown
+//! and on demand. At start a torn last line (a write cut short by a crash)
+//! is cut off and the repair is itself recorded.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+
+use crate::core::audit::{Checkpoint, GENESIS, Record, hex, unhex};
+
+/// A signed checkpoint every this many records.
+pub const CHECKPOINT_EVERY: u64 = 1000;
+const QUEUE: usize = 65_536;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The files of an audit dir.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_dir: &Path) -> Paths {
+        Paths {
+            dir: data_dir.join("audit"),
+        }
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("audit.jsonl")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join("checkpoints.jsonl")
+    }
+    pub fn secret(&self) -> PathBuf {
+        self.dir.join("signing.key")
+    }
+    pub fn public(&self) -> PathBuf {
+        self.dir.join("key.pub")
+    }
+}
+
+enum Cmd {
+    Record {
+        actor: String,
+        action: String,
+        args: serde_json::Value,
+        result: String,
+    },
+    Checkpoint(oneshot::Sender<Result<Checkpoint, String>>),
+    /// Checkpoint and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to the writer.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    tx: mpsc::SyncSender<Cmd>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+/// Reads the key, or makes one (0600) at first use.
+fn load_or_create_key(p: &Paths) -> std::io::Result<SigningKey> {
+    if let Ok(text) = std::fs::read_to_string(p.secret()) {
+        let bytes = unhex(text.trim())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                std::io::Error::other(format!("{} is not an audit key", p.secret().display()))
+            })?;
+        return Ok(SigningKey::from_bytes(&bytes));
+    }
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p.secret())?;
+    writeln!(f, "{}", hex(&seed))?;
+    f.sync_all()?;
+    std::fs::write(
+        p.public(),
+        format!("{}\n", hex(key.verifying_key().as_bytes())),
+    )?;
+    Ok(key)
+}
+
+/// Finds the end of the last complete line; returns (its length, the last
+/// complete line).
+fn scan(path: &Path) -> std::io::Result<(u64, u64, Option<Record>)> {
+    let mut text = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut text)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let total = text.len() as u64;
+    let good = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = text[..good]
+        .split(|&b| b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .and_then(|l| serde_json::from_slice::<Record>(l).ok());
+    Ok((total, good as u64, last))
+}
+
+struct Writer {
+    log: File,
+    checkpoints: File,
+    key: SigningKey,
+    seq: u64,
+    head: String,
+    checkpointed: u64,
+}
+
+impl Writer {
+    fn append(
+        &mut self,
+        batch: &mut String,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+    ) {
+        self.seq += 1;
+        let r = Record::seal(self.seq, now_ms(), actor, action, args, result, &self.head);
+        self.head = r.hash.clone();
+        batch.push_str(&r.line());
+    }
+
+    fn flush(&mut self, batch: &mut String) -> std::io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.log.write_all(batch.as_bytes())?;
+        self.log.sync_data()?;
+        batch.clear();
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> std::io::Result<Checkpoint> {
+        let cp = Checkpoint::sign(&self.key, self.seq, &self.head, now_ms());
+        if self.seq > self.checkpointed {
+            let mut line = serde_json::to_string(&cp).map_err(std::io::Error::other)?;
+            line.push('\n');
+            self.checkpoints.write_all(line.as_bytes())?;
+            self.checkpoints.sync_data()?;
+            self.checkpointed = self.seq;
+        }
+        Ok(cp)
+    }
+}
+
+impl Audit {
+    /// Opens (creating) the audit dir, repairs a torn last line, and starts
+    /// the writer. Returns the handle and, when a repair happened, what was
+    /// cut (it is also recorded).
+    pub fn open(data_dir: &Path) -> std::io::Result<(Audit, Option<u64>)> {
+        let p = Paths::new(data_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&p.dir)?;
+        let key = load_or_create_key(&p)?;
+        if !p.public().exists() {
+            std::fs::write(
+                p.public(),
+                format!("{}\n", hex(key.verifying_key().as_bytes())),
+            )?;
+        }
+        let (total, good, last) = scan(&p.log())?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            // Appended to, never truncated (a torn tail is cut below).
+            .truncate(false)
+            .mode(0o600)
+            .open(p.log())?;
+        let torn = (total > good).then_some(total - good);
+        if torn.is_some() {
+            log.set_len(good)?;
+            log.sync_all()?;
+        }
+        log.seek(SeekFrom::End(0))?;
+        let checkpoints = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(p.checkpoints())?;
+        let checkpointed = std::fs::read_to_string(p.checkpoints())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Checkpoint>(l).ok())
+            .map(|c| c.seq)
+            .max()
+            .unwrap_or(0);
+        let (seq, head) = match last {
+            Some(r) => (r.seq, r.hash),
+            None => (0, GENESIS.to_string()),
+        };
+        let mut w = Writer {
+            log,
+            checkpoints,
+            key,
+            seq,
+            head,
+            checkpointed,
+        };
+        if let Some(bytes) = torn {
+            let mut batch = String::new();
+            w.append(
+                &mut batch,
+                "autonomos",
+                "repair",
+                serde_json::json!({ "torn_bytes": bytes, "after_seq": seq }),
+                "cut an incomplete last line left by a crash",
+            );
+            w.flush(&mut batch)?;
+            tracing::warn!(
+                bytes,
+                after_seq = seq,
+                "audit log: cut a torn last line left by a crash"
+            );
+        }
+        let (tx, rx) = mpsc::sync_channel::<Cmd>(QUEUE);
+        std::thread::Builder::new()
+            .name("autonomos-audit".into())
+            .spawn(move || run(w, rx))?;
+        Ok((Audit { tx }, torn))
+    }
+
+    /// Appends a record; never waits (a full queue drops it, logged).
+    pub fn record(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
+        let cmd = Cmd::Record {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            args,
+            result: result.to_string(),
+        };
+        if self.tx.try_send(cmd).is_err() {
+            tracing::error!(action, "audit queue full or closed: record dropped");
+        }
+    }
+
+    /// Writes a checkpoint now and returns it.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, String> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self.tx.clone();
+        tokio::task::spawn_blocking(move || sender.send(Cmd::Checkpoint(tx)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the audit writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the audit writer stopped".to_string())?
+    }
+
+    /// Checkpoints and stops the writer (at shutdown); waits for it.
+    pub fn close_blocking(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(tx)).is_ok() {
+            let _ = rx.blocking_recv();
+        }
+    }
+}
+
+fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
+    let mut batch = String::new();
+    while let Ok(first) = rx.recv() {
+        let mut cmds = vec![first];
+        while cmds.len() < 4096
+            && let Ok(more) = rx.try_recv()
+        {
+            cmds.push(more);
+        }
+        let mut replies = Vec::new();
+        let mut close = None;
+        for c in cmds {
+            match c {
+                Cmd::Record {
+                    actor,
+                    action,
+                    args,
+                    result,
+                } => {
+                    w.append(&mut batch, &actor, &action, args, &result);
+                    if w.seq.is_multiple_of(CHECKPOINT_EVERY) {
+                        if let Err(e) = w.flush(&mut batch) {
+                            tracing::error!(error = %e, "audit log write failed");
+                        }
+                        if let Err(e) = w.checkpoint() {
+                            tracing::error!(error = %e, "audit checkpoint failed");
+                        }
+                    }
+                }
+                Cmd::Checkpoint(reply) => replies.push(reply),
+                Cmd::Close(done) => close = Some(done),
+            }
+        }
+        if let Err(e) = w.flush(&mut batch) {
+            tracing::error!(error = %e, "audit log write failed");
+        }
+        for reply in replies {
+            let _ = reply.send(w.checkpoint().map_err(|e| e.to_string()));
+        }
+        if let Some(done) = close {
+            if let Err(e) = w.checkpoint() {
+                tracing::error!(error = %e, "audit checkpoint at shutdown failed");
+            }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Reads the files for `audit verify`: the log bytes, the checkpoints and
+/// the public key.
+pub fn read(data_dir: &Path) -> std::io::Result<(Vec<u8>, Vec<Checkpoint>, String)> {
+    let p = Paths::new(data_dir);
+    let log = std::fs::read(p.log())?;
+    let cps = std::fs::read_to_string(p.checkpoints())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let key = std::fs::read_to_string(p.public())?;
+    Ok((log, cps, key.trim().to_string()))
+}
