@@ -151,6 +151,13 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The tamper-evident audit trail: verify (default), checkpoint, log.
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Current metric values: host, then one row per agent.
     Metrics {
         #[arg(long)]
@@ -183,6 +190,28 @@ pub enum AlertsCommand {
         /// How long, e.g. 30m, 2h.
         #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
         duration: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole chain and the signed checkpoints (reads the data dir's
+    /// files; no daemon needed). Exit 1 when a record was tampered with.
+    Verify {
+        /// Also require this exported checkpoint (kept elsewhere): its key is
+        /// the one trusted, and the log must still contain its record.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Ask the daemon for a signed checkpoint now; --export writes it to FILE.
+    Checkpoint {
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// The newest records.
+    Log {
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
     },
 }
 

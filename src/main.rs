@@ -158,6 +158,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Incidents { command, json } => {
             Ok(client_runtime()?.block_on(autonomos::ops::incidents(&g, command, json)))
         }
+        Command::Audit { command, json } => {
+            Ok(client_runtime()?.block_on(autonomos::ops::audit(&g, command, json)))
+        }
         Command::Metrics { json } => {
             Ok(client_runtime()?.block_on(autonomos::ops::metrics(&g, json)))
         }

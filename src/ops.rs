@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{AlertsCommand, Global, IncidentsCommand};
+use crate::cli::{AlertsCommand, AuditCommand, Global, IncidentsCommand};
 use crate::commands::{connect, fail, fmt_age, fmt_bytes, simple};
 use crate::core::incident::Incident;
 use crate::core::lifecycle::Millis;
@@ -238,6 +238,178 @@ pub fn incidents_table(list: &[IncidentStatus], now: Millis) -> String {
         ));
     }
     out
+}
+
+pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCode {
+    use crate::core::audit::{Checkpoint, Record, verify, verifying_key};
+    let data_dir = crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
+    let local = |what: &str| {
+        if g.host.is_some() {
+            eprintln!(
+                "error: `audit {what}` reads the data dir's files: run it on the daemon's machine"
+            );
+            return false;
+        }
+        true
+    };
+    match cmd.unwrap_or(AuditCommand::Verify { checkpoint: None }) {
+        AuditCommand::Verify { checkpoint } => {
+            if !local("verify") {
+                return ExitCode::from(2);
+            }
+            let (log, mut cps, key) = match crate::daemon::audit::read(&data_dir) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot read the audit trail in {}: {e}",
+                        data_dir.join("audit").display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut trusted_hex = key;
+            let mut pinned = None;
+            if let Some(path) = checkpoint {
+                let cp = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| {
+                        serde_json::from_str::<Checkpoint>(t.trim()).map_err(|e| e.to_string())
+                    });
+                match cp {
+                    Ok(cp) => {
+                        trusted_hex = cp.key.clone();
+                        pinned = Some(cp.seq);
+                        cps.push(cp);
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "error: {} is not an exported checkpoint: {e}",
+                            path.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let Some(trusted) = verifying_key(&trusted_hex) else {
+                eprintln!("error: the audit public key is not valid");
+                return ExitCode::FAILURE;
+            };
+            let v = verify(&log, &cps, &trusted);
+            if let Some(seq) = pinned
+                && v.bad_checkpoints.contains(&seq)
+            {
+                eprintln!("error: the exported checkpoint's signature does not verify");
+                return ExitCode::FAILURE;
+            }
+            if json {
+                let _ = json_out(&v);
+            } else {
+                print!("{}", verdict_text(&v));
+            }
+            if v.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        AuditCommand::Checkpoint { export } => match ask(g, Request::AuditCheckpoint).await {
+            Ok(Response::Checkpoint { checkpoint }) => {
+                let text = serde_json::to_string(&checkpoint).unwrap_or_default();
+                match export {
+                    Some(path) => {
+                        if let Err(e) = std::fs::write(&path, format!("{text}\n")) {
+                            eprintln!("error: cannot write {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                        eprintln!(
+                            "checkpoint at seq {} written to {}; keep it somewhere the daemon's machine cannot change",
+                            checkpoint.seq,
+                            path.display()
+                        );
+                    }
+                    None => println!("{text}"),
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        AuditCommand::Log { lines } => {
+            if !local("log") {
+                return ExitCode::from(2);
+            }
+            let text = match std::fs::read_to_string(data_dir.join("audit/audit.jsonl")) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read the audit log: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let recs: Vec<Record> = text
+                .lines()
+                .rev()
+                .take(lines)
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if json {
+                return json_out(&recs);
+            }
+            for r in recs {
+                println!(
+                    "{:>7}  {}  {:<28} {:<20} {}  {}",
+                    r.seq,
+                    time(r.ts),
+                    r.actor,
+                    r.action,
+                    r.result,
+                    if r.args.is_null() {
+                        String::new()
+                    } else {
+                        r.args.to_string()
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `audit verify` as text.
+pub fn verdict_text(v: &crate::core::audit::Verdict) -> String {
+    let mut s = String::new();
+    match &v.first_bad {
+        Some((seq, why)) => s.push_str(&format!(
+            "TAMPERED: record {seq}: {why}\n{} records before it verify.\n",
+            seq.saturating_sub(1)
+        )),
+        None => s.push_str(&format!("ok: {} records, chain intact\n", v.records)),
+    }
+    match v.checkpoint {
+        Some(c) => s.push_str(&format!("signed checkpoint matched up to seq {c}\n")),
+        None => s.push_str("no signed checkpoint matched\n"),
+    }
+    if v.unprotected > 0 && v.first_bad.is_none() {
+        s.push_str(&format!(
+            "{} record(s) after seq {} are chained but not yet covered by a checkpoint: not protected against truncation\n",
+            v.unprotected,
+            v.checkpoint.unwrap_or(0)
+        ));
+    }
+    if let Some(b) = v.torn_tail {
+        s.push_str(&format!(
+            "the last line is incomplete ({b} bytes): a write cut short by a crash, not tampering; the daemon cuts it at its next start\n"
+        ));
+    }
+    if !v.bad_checkpoints.is_empty() {
+        s.push_str(&format!(
+            "ignored checkpoints with a bad signature or another key: {:?}\n",
+            v.bad_checkpoints
+        ));
+    }
+    s
 }
 
 /// `metrics --json`: what a script wants of the current values.

@@ -72,6 +72,7 @@ pub struct Daemon {
     pub socket: PathBuf,
     /// Where `/metrics` is served, when it is.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    audit: audit::Audit,
     stop_server: tokio_util::sync::CancellationToken,
     _lock: lock::DataDirLock,
 }
@@ -114,6 +115,16 @@ impl Daemon {
             data_dir: opts.data_dir.clone(),
         };
         let (store, loaded) = store::Store::start(&layout.state_db())?;
+        let (audit, _torn) = audit::Audit::open(&opts.data_dir).map_err(io(format!(
+            "cannot open the audit trail in {}",
+            opts.data_dir.join("audit").display()
+        )))?;
+        audit.record(
+            "autonomos",
+            "daemon-start",
+            serde_json::json!({ "pid": std::process::id(), "version": crate::proto::APP_VERSION }),
+            "ok",
+        );
         let mut metrics_addr = None;
         let published = match opts.config.metrics.listen {
             Some(addr) => {
@@ -138,6 +149,7 @@ impl Daemon {
             loaded,
             opts.sample_every,
             published,
+            Some(audit.clone()),
         )
         .map_err(io("cannot open agent log files"))?;
         let stop_server = tokio_util::sync::CancellationToken::new();
@@ -152,6 +164,7 @@ impl Daemon {
             join,
             socket,
             metrics_addr,
+            audit,
             stop_server,
             _lock: lock,
         })
@@ -163,6 +176,7 @@ impl Daemon {
         let _ = self.join.await;
         self.stop_server.cancel();
         let _ = std::fs::remove_file(&self.socket);
+        close_audit(self.audit).await;
     }
 
     /// Waits until the fleet was shut down (by a `shutdown` request), then
@@ -171,7 +185,14 @@ impl Daemon {
         let _ = self.join.await;
         self.stop_server.cancel();
         let _ = std::fs::remove_file(&self.socket);
+        close_audit(self.audit).await;
     }
+}
+
+/// Records the stop, writes the shutdown checkpoint and stops the writer.
+async fn close_audit(audit: audit::Audit) {
+    audit.record("autonomos", "daemon-stop", serde_json::json!({}), "ok");
+    let _ = tokio::task::spawn_blocking(move || audit.close_blocking()).await;
 }
 
 /// Runs in the foreground until SIGTERM or SIGINT, then decommissions every
@@ -196,6 +217,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 daemon.stop_server.cancel();
                 let _ = std::fs::remove_file(&daemon.socket);
+                close_audit(daemon.audit).await;
                 tracing::info!("daemon stopped");
                 return Ok(());
             }

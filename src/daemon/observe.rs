@@ -130,10 +130,17 @@ pub struct Observe {
     /// Incidents opened for an agent since the last `take_opened`: the
     /// supervisor backfills what led to them.
     opened: Vec<(u64, String)>,
+    audit: Option<crate::daemon::audit::Audit>,
 }
 
 impl Observe {
-    pub fn new(cfg: &Config, loaded: &Loaded, store: Store, notifiers: Notifiers) -> Observe {
+    pub fn new(
+        cfg: &Config,
+        loaded: &Loaded,
+        store: Store,
+        notifiers: Notifiers,
+        audit: Option<crate::daemon::audit::Audit>,
+    ) -> Observe {
         let interval = (cfg.metrics.interval.as_millis() as Millis).max(1);
         let mut o = Observe {
             interval,
@@ -158,6 +165,7 @@ impl Observe {
                 .into_owned(),
             changed: true,
             opened: Vec::new(),
+            audit,
         };
         o.plan_retention();
         o.host.m = HOST_METRICS.iter().map(|m| o.new_series(*m)).collect();
@@ -349,6 +357,13 @@ impl Observe {
         }
     }
 
+    /// A system event for the audit trail.
+    pub fn audit(&self, action: &str, args: serde_json::Value, result: &str) {
+        if let Some(a) = &self.audit {
+            a.record("autonomos", action, args, result);
+        }
+    }
+
     /// Opens an incident; returns its id.
     pub fn open_incident(
         &mut self,
@@ -372,6 +387,11 @@ impl Observe {
             incident.level = level,
             title,
             "incident opened"
+        );
+        self.audit(
+            "incident-opened",
+            serde_json::json!({ "id": id, "level": inc.level, "alert": inc.alert, "agent": inc.agent, "by": by }),
+            &inc.title,
         );
         self.incidents.insert(id, inc);
         self.dirty.insert(id);

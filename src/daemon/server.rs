@@ -29,7 +29,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::supervisor::Supervisor;
-use crate::proto::{self, ClientMsg, Hello, Request, ServerMsg};
+use crate::proto::{self, ClientMsg, Hello, Request, Response, ServerMsg};
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,6 +138,12 @@ pub async fn serve(
         };
         if peer.uid != me {
             tracing::warn!(peer = %peer, "connection refused: not the daemon's user");
+            sup.audit(
+                &peer.to_string(),
+                "connection-refused",
+                serde_json::json!({ "uid": peer.uid, "pid": peer.pid }),
+                "refused: not the daemon's user",
+            );
             let reason = format!(
                 "permission denied: this daemon belongs to uid {me}, and you are uid {}",
                 peer.uid
@@ -315,8 +321,16 @@ where
         tokio::spawn(async move {
             let mutates = request.mutates();
             let desc = format!("{request:?}");
+            let args = serde_json::to_value(&request).unwrap_or_default();
             let result = sup.request_as(request, peer.to_string()).await;
             if mutates {
+                let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
+                let outcome = match &result {
+                    Ok(Response::Done { message }) => format!("ok: {message}"),
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                sup.audit(&peer.to_string(), &action, args.clone(), &outcome);
                 match &result {
                     Ok(r) => {
                         tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, result = ?r, "request done")

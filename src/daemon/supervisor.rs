@@ -136,6 +136,7 @@ pub struct Supervisor {
     tx: mpsc::Sender<Msg>,
     events: Events,
     config_source: Option<PathBuf>,
+    audit: Option<crate::daemon::audit::Audit>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -145,6 +146,13 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Supervisor {
+    /// Appends to the audit trail (never waits).
+    pub fn audit(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
+        if let Some(a) = &self.audit {
+            a.record(actor, action, args, result);
+        }
+    }
+
     /// Sends a request and waits for its answer. `Subscribe` is the
     /// connection's business (see `daemon::server`), not the actor's.
     pub async fn request(&self, req: Request) -> Result<Response, ErrorReply> {
@@ -163,6 +171,21 @@ impl Supervisor {
                 ));
             }
             Request::Subscribe => return Ok(Response::Subscribed),
+            Request::AuditCheckpoint => {
+                let Some(a) = &self.audit else {
+                    return Err(err(
+                        ErrorKind::NotAvailable,
+                        "this daemon keeps no audit trail",
+                    ));
+                };
+                return a
+                    .checkpoint()
+                    .await
+                    .map(|checkpoint| Response::Checkpoint {
+                        checkpoint: Box::new(checkpoint),
+                    })
+                    .map_err(|e| err(ErrorKind::Storage, e));
+            }
             _ => {}
         }
         let (tx, rx) = oneshot::channel();
@@ -369,6 +392,7 @@ pub fn start(
     loaded: Loaded,
     sample_every: Duration,
     published: Option<Published>,
+    audit: Option<crate::daemon::audit::Audit>,
 ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(INBOX);
     let clock = Clock::new();
@@ -393,6 +417,7 @@ pub fn start(
             &loaded,
             store.clone(),
             Notifiers::start(&cfg.notifiers),
+            audit.clone(),
         ),
         published,
         tick_seconds: 0.0,
@@ -407,6 +432,7 @@ pub fn start(
         tx: tx.clone(),
         events: actor.events.clone(),
         config_source: cfg.source.clone(),
+        audit: audit.clone(),
     };
     let join = tokio::spawn(actor.run(rx));
     collector::start(handle_sender(&handle), sample_every);
@@ -633,6 +659,13 @@ impl Actor {
             _ => return,
         };
         for (agent, replica, t) in tapped {
+            if t.to == State::Failed {
+                self.observe.audit(
+                    "replica-failed",
+                    serde_json::json!({ "agent": agent, "replica": replica }),
+                    &t.reason,
+                );
+            }
             self.observe.on_transition(&agent, replica, &t);
         }
         self.publish_alerts();
@@ -1733,7 +1766,7 @@ impl Actor {
                 let next = lines.last().map(|l| l.seq).unwrap_or(since).max(since);
                 let _ = answer.send(Ok(Response::Logs { lines, next }));
             }
-            Request::Reload | Request::Subscribe | Request::Backup => {
+            Request::Reload | Request::Subscribe | Request::Backup | Request::AuditCheckpoint => {
                 // Handled by `Supervisor::request` before reaching the actor.
                 let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));
             }

@@ -136,6 +136,8 @@ pub enum Request {
         #[serde(default)]
         note: Option<String>,
     },
+    /// Write a signed audit checkpoint now and return it.
+    AuditCheckpoint,
 }
 
 impl Request {
@@ -198,6 +200,9 @@ pub enum Response {
     },
     Incident {
         incident: Box<crate::core::incident::Incident>,
+    },
+    Checkpoint {
+        checkpoint: Box<crate::core::audit::Checkpoint>,
     },
 }
 
