@@ -2,6 +2,7 @@
 //! process runtime, output handling, collector and state database.
 
 pub mod audit;
+pub mod backup;
 pub mod collector;
 pub mod lock;
 pub mod metrics;

@@ -1,0 +1,382 @@
+//! Backups: restic-format repositories written with rustic_core, so the
+//! real `restic` reads, checks and restores them.
+//!
+//! Everything here blocks (rustic_core runs rayon inside): the supervisor
+//! calls it through `spawn_blocking`. A backup snapshots, in one run:
+//! a consistent copy of `state.db` (SQLite's `VACUUM INTO`, never a copy of
+//! the live file), the config in force, the audit trail (complete lines
+//! only), and every agent's context dir. The password lives in
+//! `DATA_DIR/backup-password` (0600), outside every backed-up path.
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustic_backend::BackendOptions;
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination,
+    LsOptions, PathList, Repository, RepositoryOptions, RestoreOptions, SnapshotOptions,
+};
+
+use crate::core::lifecycle::Millis;
+
+/// The host name recorded in our snapshots (restic groups parents by host
+/// and paths, so backups stay incremental whatever the machine is called).
+pub const SNAPSHOT_HOST: &str = "autonomos";
+
+/// Where the repository password is kept.
+pub fn password_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("backup-password")
+}
+
+/// Reads the password, or makes one (0600) at first use. Returns it and
+/// whether it was just made.
+pub fn password(data_dir: &Path) -> Result<(String, bool), String> {
+    let path = password_file(data_dir);
+    if let Ok(p) = std::fs::read_to_string(&path) {
+        return Ok((p.trim().to_string(), false));
+    }
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let pass = crate::core::audit::hex(&seed);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    use std::io::Write;
+    writeln!(f, "{pass}").map_err(|e| e.to_string())?;
+    f.sync_all().map_err(|e| e.to_string())?;
+    Ok((pass, true))
+}
+
+fn rerr<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Opens the repository at `path`, creating it (dir 0700) when `create`.
+fn open(
+    path: &Path,
+    pass: &str,
+    create: bool,
+) -> Result<Repository<rustic_core::OpenStatus>, String> {
+    let exists = path.join("config").exists();
+    if !exists && !create {
+        return Err(format!("no backup repository at {}", path.display()));
+    }
+    if !exists {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    }
+    let backends = BackendOptions::default()
+        .repository(path.to_string_lossy().to_string())
+        .to_backends()
+        .map_err(rerr("backend"))?;
+    let repo = Repository::new(&RepositoryOptions::default().no_cache(true), &backends)
+        .map_err(rerr("repository"))?;
+    let creds = Credentials::password(pass);
+    if exists {
+        repo.open(&creds)
+            .map_err(rerr("cannot open the repository"))
+    } else {
+        repo.init(&creds, &KeyOptions::default(), &ConfigOptions::default())
+            .map_err(rerr("cannot create the repository"))
+    }
+}
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub data_dir: PathBuf,
+    /// Primary first, then mirrors.
+    pub repositories: Vec<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    /// Context dirs of the agents.
+    pub contexts: Vec<PathBuf>,
+    /// Why (`operator`, `schedule`, `before restore`).
+    pub reason: String,
+}
+
+/// One repository's result.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Written {
+    pub repository: String,
+    pub snapshot: Option<String>,
+    pub error: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+}
+
+/// The staging dir: consistent copies of what cannot be read live.
+pub fn staging(data_dir: &Path) -> PathBuf {
+    data_dir.join("backup-staging")
+}
+
+fn prepare_staging(job: &Job) -> Result<PathBuf, String> {
+    let dir = staging(&job.data_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // SQLite's own consistent copy of the live database.
+    let db = job.data_dir.join("state.db");
+    if db.exists() {
+        let conn = rusqlite::Connection::open_with_flags(
+            &db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("cannot read state.db: {e}"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let out = dir.join("state.db");
+        conn.execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])
+            .map_err(|e| format!("cannot copy state.db: {e}"))?;
+    }
+    if let Some(cfg) = &job.config_file
+        && let Ok(text) = std::fs::read(cfg)
+    {
+        std::fs::write(dir.join("autonomos.toml"), text).map_err(|e| e.to_string())?;
+    }
+    // The audit trail: complete lines only (a record being written is left
+    // for the next backup).
+    let audit = job.data_dir.join("audit");
+    if audit.is_dir() {
+        let out = dir.join("audit");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&out)
+            .map_err(|e| e.to_string())?;
+        for name in ["audit.jsonl", "checkpoints.jsonl", "key.pub"] {
+            if let Ok(mut bytes) = std::fs::read(audit.join(name)) {
+                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                bytes.truncate(keep);
+                std::fs::write(out.join(name), bytes).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Runs a backup to every repository. The primary's failure is an error;
+/// a mirror's is reported in its `Written`.
+pub fn run(job: &Job) -> Result<Vec<Written>, String> {
+    let (pass, _) = password(&job.data_dir)?;
+    let stage = prepare_staging(job)?;
+    let mut paths = vec![stage.clone()];
+    paths.extend(job.contexts.iter().filter(|p| p.is_dir()).cloned());
+    let mut out = Vec::new();
+    for (i, repo_path) in job.repositories.iter().enumerate() {
+        let result = (|| -> Result<Written, String> {
+            let repo = open(repo_path, &pass, true)?
+                .to_indexed_ids()
+                .map_err(rerr("index"))?;
+            let source = PathList::from_iter(paths.iter().cloned())
+                .sanitize()
+                .map_err(rerr("paths"))?;
+            let snap = SnapshotOptions::default()
+                .host(Some(SNAPSHOT_HOST.to_string()))
+                .add_tags("autonomos")
+                .map_err(rerr("tags"))?
+                .description(Some(job.reason.clone()))
+                .to_snapshot()
+                .map_err(rerr("snapshot"))?;
+            let snap = repo
+                .backup(&BackupOptions::default(), &source, snap)
+                .map_err(rerr("backup"))?;
+            let s = snap.summary.clone().unwrap_or_default();
+            Ok(Written {
+                repository: repo_path.display().to_string(),
+                snapshot: Some(snap.id.to_string()),
+                error: None,
+                files: s.total_files_processed,
+                bytes: s.total_bytes_processed,
+                added: s.data_added,
+            })
+        })();
+        match result {
+            Ok(w) => out.push(w),
+            Err(e) if i == 0 => {
+                let _ = std::fs::remove_dir_all(&stage);
+                return Err(format!("backup to {} failed: {e}", repo_path.display()));
+            }
+            Err(e) => out.push(Written {
+                repository: repo_path.display().to_string(),
+                snapshot: None,
+                error: Some(e),
+                files: 0,
+                bytes: 0,
+                added: 0,
+            }),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&stage);
+    Ok(out)
+}
+
+/// A snapshot as `backup list` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    /// ms since the Unix epoch.
+    pub time: Millis,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+    pub reason: String,
+}
+
+fn info(s: &SnapshotFile) -> SnapshotInfo {
+    let sum = s.summary.clone().unwrap_or_default();
+    SnapshotInfo {
+        id: s.id.to_string(),
+        time: s.time.timestamp().as_millisecond().max(0) as u64,
+        files: sum.total_files_processed,
+        bytes: sum.total_bytes_processed,
+        added: sum.data_added,
+        reason: s.description.clone().unwrap_or_default(),
+    }
+}
+
+/// Snapshots of a repository, oldest first.
+pub fn list(repo_path: &Path, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
+    let (pass, _) = password(data_dir)?;
+    let repo = open(repo_path, &pass, false)?;
+    let mut snaps: Vec<SnapshotInfo> = repo
+        .get_all_snapshots()
+        .map_err(rerr("snapshots"))?
+        .iter()
+        .map(info)
+        .collect();
+    snaps.sort_by_key(|s| s.time);
+    Ok(snaps)
+}
+
+/// The snapshot to restore: by id (a unique prefix), or the newest at or
+/// before `at`.
+pub fn pick(
+    snaps: &[SnapshotInfo],
+    id: Option<&str>,
+    at: Option<Millis>,
+) -> Result<SnapshotInfo, String> {
+    if let Some(id) = id {
+        let found: Vec<&SnapshotInfo> = snaps.iter().filter(|s| s.id.starts_with(id)).collect();
+        return match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(format!("no snapshot `{id}` (see `autonomos backup list`)")),
+            _ => Err(format!(
+                "`{id}` matches {} snapshots; give more of the id",
+                found.len()
+            )),
+        };
+    }
+    let at = at.unwrap_or(u64::MAX);
+    snaps
+        .iter()
+        .filter(|s| s.time <= at)
+        .max_by_key(|s| s.time)
+        .cloned()
+        .ok_or_else(|| "no snapshot at or before that time".to_string())
+}
+
+/// `backup verify`: the repository's structure, and with `read_data` every
+/// pack's content. Returns the problems found (empty: all good).
+pub fn verify(repo_path: &Path, data_dir: &Path, read_data: bool) -> Result<Vec<String>, String> {
+    let (pass, _) = password(data_dir)?;
+    let repo = open(repo_path, &pass, false)?;
+    let results = repo
+        .check(CheckOptions::default().read_data(read_data))
+        .map_err(rerr("check"))?;
+    Ok(results
+        .0
+        .iter()
+        .map(|(level, e)| format!("{level:?}: {e}"))
+        .collect())
+}
+
+/// Restores the directory `path` (absolute, as backed up) of snapshot `id`
+/// into `dest` (created, must not exist), then checks that every file came
+/// back with its size. Returns (files, bytes).
+pub fn restore_dir(
+    repo_path: &Path,
+    data_dir: &Path,
+    id: &str,
+    path: &Path,
+    dest: &Path,
+) -> Result<(u64, u64), String> {
+    let (pass, _) = password(data_dir)?;
+    let repo = open(repo_path, &pass, false)?
+        .to_indexed()
+        .map_err(rerr("index"))?;
+    let snap = repo
+        .get_snapshot_from_str(id, |_| true)
+        .map_err(rerr("snapshot"))?;
+    let node = repo
+        .node_from_snapshot_and_path(&snap, &path.to_string_lossy())
+        .map_err(|e| format!("{} is not in snapshot {id}: {e}", path.display()))?;
+    let ls = LsOptions::default();
+    let streamer = repo.ls(&node, &ls).map_err(rerr("list"))?;
+    let dest_str = dest.to_string_lossy().to_string();
+    let destination =
+        LocalDestination::new(&dest_str, true, !node.is_dir()).map_err(rerr("destination"))?;
+    let opts = RestoreOptions::default();
+    let plan = repo
+        .prepare_restore(&opts, streamer.clone(), &destination, false)
+        .map_err(rerr("restore plan"))?;
+    // rustic_core 0.13 panics (in a worker thread) on a pack that fails its
+    // MAC check instead of returning an error: contain it and report it.
+    let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        repo.restore(plan, &opts, streamer.clone(), &destination)
+    }));
+    match restored {
+        Ok(r) => r.map_err(rerr("restore"))?,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let why = if why.contains("MAC check failed") {
+                "repository data is corrupted (MAC check failed); run `autonomos backup verify --read-data`".to_string()
+            } else {
+                format!(
+                    "restore aborted: {}",
+                    why.chars().take(200).collect::<String>()
+                )
+            };
+            return Err(why);
+        }
+    }
+    // Validate: everything listed is there, with the right type and size.
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for item in streamer {
+        let (rel, n) = item.map_err(rerr("list"))?;
+        let p = dest.join(&rel);
+        let meta = std::fs::symlink_metadata(&p)
+            .map_err(|e| format!("validation: {} missing after restore: {e}", rel.display()))?;
+        if n.is_file() {
+            if !meta.is_file() || meta.len() != n.meta.size {
+                return Err(format!(
+                    "validation: {} has {} bytes, the snapshot says {}",
+                    rel.display(),
+                    meta.len(),
+                    n.meta.size
+                ));
+            }
+            files += 1;
+            bytes += meta.len();
+        } else if n.is_dir() && !meta.is_dir() {
+            return Err(format!("validation: {} is not a directory", rel.display()));
+        } else if n.is_symlink() && !meta.file_type().is_symlink() {
+            return Err(format!("validation: {} is not a symlink", rel.display()));
+        }
+    }
+    Ok((files, bytes))
+}

@@ -1,0 +1,266 @@
+//! Backups against real repositories on disk, read back by rustic_core and
+//! by the real `restic` CLI (Debian package `restic`).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use autonomos::daemon::backup::{self, Job};
+use common::have_tool;
+
+/// A context dir with the awkward cases: nested dirs, a symlink, modes, an
+/// empty file, spaces and unicode in names.
+fn fill(ctx: &Path) {
+    std::fs::create_dir_all(ctx.join("memory/deep")).expect("dirs");
+    std::fs::write(ctx.join("memory/notes.md"), "the first notes\n").expect("write");
+    std::fs::write(
+        ctx.join("memory/deep/vectors.bin"),
+        (0..200_000u32)
+            .flat_map(|i| i.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write");
+    std::fs::write(ctx.join("empty"), "").expect("write");
+    std::fs::write(ctx.join("a name with spaces – ünïcødé ✓.txt"), "spaces\n").expect("write");
+    std::fs::write(ctx.join("run.sh"), "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(ctx.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(ctx.join("secret"), "s\n").expect("write");
+    std::fs::set_permissions(ctx.join("secret"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+    std::os::unix::fs::symlink("memory/notes.md", ctx.join("latest")).expect("symlink");
+}
+
+/// Every entry under `dir`: relative path → (kind, mode, content or target).
+fn tree(dir: &Path) -> Vec<(PathBuf, String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable").flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).expect("meta");
+            let rel = p.strip_prefix(dir).expect("under").to_path_buf();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).expect("link");
+                out.push((
+                    rel,
+                    "link".into(),
+                    0,
+                    t.into_os_string().into_encoded_bytes(),
+                ));
+            } else if meta.is_dir() {
+                out.push((rel, "dir".into(), mode, vec![]));
+                stack.push(p);
+            } else {
+                out.push((rel, "file".into(), mode, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    ctx: PathBuf,
+    repo: PathBuf,
+    mirror: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let ctx = data.join("agents/worker/context");
+    fill(&ctx);
+    // A live state.db, as the daemon would have it.
+    let conn = rusqlite::Connection::open(data.join("state.db")).expect("db");
+    conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (42);")
+        .expect("sql");
+    drop(conn);
+    Setup {
+        repo: dir.path().join("repo"),
+        mirror: dir.path().join("mirror"),
+        data,
+        ctx,
+        _dir: dir,
+    }
+}
+
+fn job(s: &Setup) -> Job {
+    Job {
+        data_dir: s.data.clone(),
+        repositories: vec![s.repo.clone(), s.mirror.clone()],
+        config_file: None,
+        contexts: vec![s.ctx.clone()],
+        reason: "test".into(),
+    }
+}
+
+#[test]
+fn backup_change_backup_then_the_first_snapshot_restores_byte_identical() {
+    let s = setup();
+    let before = tree(&s.ctx);
+    let first = backup::run(&job(&s)).expect("backup");
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|w| w.error.is_none()), "{first:?}");
+    // The repository is private; the password is outside what is backed up.
+    let mode = std::fs::metadata(&s.repo)
+        .expect("repo")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    let pmode = std::fs::metadata(backup::password_file(&s.data))
+        .expect("password")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(pmode, 0o600);
+
+    // Change things, back up again: incremental (far less added).
+    std::fs::write(s.ctx.join("memory/notes.md"), "rewritten\n").expect("write");
+    std::fs::remove_file(s.ctx.join("empty")).expect("rm");
+    std::fs::write(s.ctx.join("new.txt"), "new\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = backup::run(&job(&s)).expect("backup");
+    assert!(
+        second[0].added < first[0].added / 4,
+        "second backup added {} vs {}",
+        second[0].added,
+        first[0].added
+    );
+
+    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    assert_eq!(snaps.len(), 2);
+    // The mirror got the same snapshots.
+    assert_eq!(
+        backup::list(&s.mirror, &s.data).expect("mirror list").len(),
+        2
+    );
+    // Point in time: the newest at or before a time.
+    let t1 = snaps[0].time;
+    assert_eq!(
+        backup::pick(&snaps, None, Some(t1 + 500)).expect("pick").id,
+        snaps[0].id
+    );
+    assert_eq!(
+        backup::pick(&snaps, None, None).expect("pick").id,
+        snaps[1].id
+    );
+    assert!(backup::pick(&snaps, None, Some(t1 - 1)).is_err());
+    assert_eq!(
+        backup::pick(&snaps, Some(&snaps[1].id[..8]), None)
+            .expect("by id")
+            .id,
+        snaps[1].id
+    );
+
+    let dest = s.data.join("restored");
+    let (files, _) =
+        backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    assert!(files >= 6);
+    assert_eq!(tree(&dest), before, "restored tree differs");
+
+    // state.db was copied consistently and is a working database.
+    let stage_db = s.data.join("restored-db");
+    backup::restore_dir(
+        &s.repo,
+        &s.data,
+        &snaps[1].id,
+        &backup::staging(&s.data),
+        &stage_db,
+    )
+    .expect("restore staging");
+    let conn = rusqlite::Connection::open(stage_db.join("state.db")).expect("db");
+    let x: i64 = conn
+        .query_row("SELECT x FROM t", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(x, 42);
+
+    assert!(
+        backup::verify(&s.repo, &s.data, true)
+            .expect("check")
+            .is_empty()
+    );
+}
+
+#[test]
+fn restic_lists_checks_and_restores_our_repository() {
+    if !have_tool("restic", "restic") {
+        return;
+    }
+    let s = setup();
+    let before = tree(&s.ctx);
+    backup::run(&job(&s)).expect("backup");
+    let pf = backup::password_file(&s.data);
+    let restic = |args: &[&str]| {
+        let out = std::process::Command::new("restic")
+            .arg("-r")
+            .arg(&s.repo)
+            .arg("--password-file")
+            .arg(&pf)
+            .arg("--no-cache")
+            .args(args)
+            .output()
+            .expect("restic runs");
+        assert!(
+            out.status.success(),
+            "restic {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let snaps: serde_json::Value =
+        serde_json::from_str(&restic(&["snapshots", "--json"])).expect("json");
+    let id = snaps[0]["short_id"].as_str().expect("id").to_string();
+    assert_eq!(snaps[0]["hostname"], "autonomos");
+    restic(&["check", "--read-data"]);
+    let target = s.data.join("by-restic");
+    restic(&["restore", &id, "--target", target.to_str().expect("utf-8")]);
+    // Snapshot paths are absolute: restic restores under target/<path>.
+    let inner = target.join(s.ctx.strip_prefix("/").expect("absolute"));
+    assert_eq!(tree(&inner), before);
+}
+
+#[test]
+fn a_flipped_byte_is_reported_and_never_restored_silently() {
+    let s = setup();
+    backup::run(&Job {
+        repositories: vec![s.repo.clone()],
+        ..job(&s)
+    })
+    .expect("backup");
+    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    // Flip one byte in the middle of the biggest pack.
+    let mut packs = Vec::new();
+    let mut stack = vec![s.repo.join("data")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                packs.push((e.metadata().expect("meta").len(), e.path()));
+            }
+        }
+    }
+    packs.sort();
+    let (len, pack) = packs.last().cloned().expect("a pack");
+    let mut bytes = std::fs::read(&pack).expect("read");
+    bytes[(len / 2) as usize] ^= 0x55;
+    std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(&pack, bytes).expect("write");
+    let problems = backup::verify(&s.repo, &s.data, true).expect("check runs");
+    assert!(
+        !problems.is_empty(),
+        "verify --read-data missed a flipped byte"
+    );
+    let dest = s.data.join("restored");
+    let r = backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest);
+    assert!(
+        r.is_err(),
+        "a corrupted repository restored without an error"
+    );
+}
