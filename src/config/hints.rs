@@ -34,9 +34,10 @@ pub(crate) fn top_hint(key: &str) -> Option<String> {
             return Some("notification targets are [[notifiers]] tables".to_owned());
         }
         "listen" | "interval" | "prometheus" => "[metrics]",
-        "incidents" | "backup" | "backups" | "tasks" | "queue" | "audit" | "daemon" | "server" => {
+        "repositories" | "every" => "[backup]",
+        "incidents" | "backups" | "tasks" | "queue" | "audit" | "daemon" | "server" => {
             return Some(format!(
-                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console, metrics, alerting, [[alerts]], [[notifiers]]"
+                "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console, metrics, alerting, backup, [[alerts]], [[notifiers]]"
             ));
         }
         _ => return None,

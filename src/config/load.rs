@@ -17,7 +17,7 @@ use super::hints::{
     top_hint,
 };
 use super::model::{
-    AgentSpec, BackoffSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
+    AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
     MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy,
     StartLimitSpec,
 };
@@ -85,6 +85,7 @@ fn default_agent(name: String) -> AgentSpec {
         },
         stop_signal: libc::SIGTERM,
         stop_timeout: 10 * SECOND,
+        restore_latest: false,
         resources: ResourceSpec {
             cpu: 0.0,
             memory: 0,
@@ -157,6 +158,7 @@ struct Built {
     metrics: MetricsSpec,
     alerts: Vec<Rule>,
     notifiers: Vec<NotifierSpec>,
+    backup: BackupSpec,
 }
 
 struct Checker<'t> {
@@ -211,6 +213,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             metrics,
             alerts,
             notifiers,
+            backup,
         } = built;
         return Ok(Config {
             source: origin.source,
@@ -222,6 +225,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             metrics,
             alerts,
             notifiers,
+            backup,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -790,6 +794,7 @@ impl Checker<'_> {
             alerting,
             alerts,
             notifiers,
+            backup,
         ] = self.fields(
             root,
             "",
@@ -803,6 +808,7 @@ impl Checker<'_> {
                 "alerting",
                 "alerts",
                 "notifiers",
+                "backup",
             ],
             top_hint,
         );
@@ -893,6 +899,12 @@ impl Checker<'_> {
         let notifier_specs = notifiers
             .map(|(_, v)| self.notifiers(v))
             .unwrap_or_default();
+        let mut backup_spec = BackupSpec::default();
+        if let Some((_, v)) = backup
+            && let Some(t) = self.table(v, section("backup"), section_help("backup"))
+        {
+            self.backup(t, &mut backup_spec);
+        }
         Built {
             agents,
             pool: pool_facts.spec,
@@ -902,6 +914,57 @@ impl Checker<'_> {
             metrics: metrics_spec,
             alerts: rules,
             notifiers: notifier_specs,
+            backup: backup_spec,
+        }
+    }
+
+    /// `[backup]`: `repositories`, `every`.
+    fn backup(&mut self, t: &DeTable<'_>, spec: &mut BackupSpec) {
+        let [repositories, every] = self.fields(t, "backup", ["repositories", "every"], |k| {
+            matches!(k, "repository" | "repo" | "repos" | "path").then(|| {
+                "did you mean `repositories`? (a list: the first is primary, the rest mirrors)"
+                    .to_owned()
+            })
+        });
+        let field = |key| Field {
+            key,
+            table: "backup",
+        };
+        if let Some((_, v)) = repositories {
+            let help = Some(
+                "write repositories = [\"/backups/autonomos\", \"/mnt/offsite/autonomos\"]"
+                    .to_owned(),
+            );
+            if let Some(items) = self.strings(v, field("repositories"), help) {
+                if items.is_empty() {
+                    self.problem(
+                        v.span(),
+                        "`repositories` in [backup] is empty".into(),
+                        Some("name at least one directory, or leave `repositories` out for DATA_DIR/backups".into()),
+                    );
+                }
+                for (item, _) in items {
+                    let p = PathBuf::from(item);
+                    let p = match (&self.base_dir, p.is_relative()) {
+                        (Some(base), true) => base.join(p),
+                        _ => p,
+                    };
+                    spec.repositories.push(p);
+                }
+            }
+        }
+        if let Some((_, v)) = every
+            && let Some(d) = self.duration_max(v, field("every"), 30 * DAY)
+        {
+            if d < MINUTE {
+                self.problem(
+                    v.span(),
+                    "`every` in [backup] must be at least 1m".into(),
+                    Some("backups are incremental but not free; try \"1h\"".into()),
+                );
+            } else {
+                spec.every = Some(d);
+            }
         }
     }
 
@@ -1115,6 +1178,7 @@ impl Checker<'_> {
             stop_timeout,
             resources,
             depends_on,
+            recovery,
         ] = self.fields(
             t,
             table_name,
@@ -1132,6 +1196,7 @@ impl Checker<'_> {
                 "stop_timeout",
                 "resources",
                 "depends_on",
+                "recovery",
             ],
             agent_hint,
         );
@@ -1178,6 +1243,10 @@ impl Checker<'_> {
         }
         if let Some((_, v)) = replicas {
             spec.replicas = self.replicas(v, field("replicas")).unwrap_or(spec.replicas);
+        }
+        if let Some((_, v)) = recovery {
+            let options = [("none", false), ("restore-latest", true)];
+            spec.restore_latest = self.choice(v, field("recovery"), &options).unwrap_or(false);
         }
         if let Some((_, v)) = restart {
             let options = [

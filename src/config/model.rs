@@ -33,6 +33,16 @@ pub struct Config {
     /// overridden by name, then the file's own.
     pub alerts: Vec<crate::core::alert::Rule>,
     pub notifiers: Vec<NotifierSpec>,
+    pub backup: BackupSpec,
+}
+
+/// `[backup]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct BackupSpec {
+    /// The first is primary, the rest mirrors; empty: `DATA_DIR/backups`.
+    pub repositories: Vec<PathBuf>,
+    /// A backup this often (off when `None`).
+    pub every: Option<Duration>,
 }
 
 /// `[metrics]`: the collector and the Prometheus endpoint.
@@ -149,6 +159,9 @@ pub struct AgentSpec {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub resources: ResourceSpec,
+    /// `recovery = "restore-latest"`: reaching `Failed` restores the newest
+    /// backup of the context dir once, through the recovery workflow.
+    pub restore_latest: bool,
     /// Agents that must be ready before this one starts.
     pub depends_on: Vec<String>,
 }

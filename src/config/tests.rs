@@ -68,9 +68,9 @@ const CASES: &[Case] = &[
     ),
     case(
         "reserved top-level key",
-        "[backup]\nevery = \"1h\"\n",
+        "[audit]\nkeep = 1\n",
         (1, 2),
-        "unknown key `backup` at the top level",
+        "unknown key `audit` at the top level",
         Some("pool, paths, logs, agents"),
     ),
     case(
@@ -1239,4 +1239,30 @@ fn two_rules_with_one_name_are_an_error() {
     );
     assert_eq!(d.len(), 1);
     assert!(d[0].to_string().contains("defined twice"), "{}", d[0]);
+}
+
+#[test]
+fn backup_section_and_agent_recovery_load() {
+    let cfg = ok(r#"
+[backup]
+repositories = ["/backups/a", "mirror"]
+every = "1h"
+
+[agents.w]
+command = "sleep 1"
+recovery = "restore-latest"
+"#);
+    assert_eq!(cfg.backup.repositories[0], PathBuf::from("/backups/a"));
+    assert_eq!(
+        cfg.backup.repositories[1],
+        PathBuf::from("/etc/fleet/mirror")
+    );
+    assert_eq!(cfg.backup.every, Some(Duration::from_secs(3600)));
+    assert!(cfg.agents[0].restore_latest);
+    let d = errors(
+        "[backup]\nevery = \"10s\"\n\n[agents.w]\ncommand = \"x\"\nrecovery = \"restore\"\n",
+    );
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d[0].to_string().contains("at least 1m"));
+    assert!(d[1].to_string().contains("restore-latest"));
 }

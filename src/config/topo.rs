@@ -228,6 +228,7 @@ mod tests {
             },
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(10),
+            restore_latest: false,
             resources: ResourceSpec {
                 cpu: 0.0,
                 memory: 0,
@@ -245,6 +246,7 @@ mod tests {
             metrics: Default::default(),
             alerts: Vec::new(),
             notifiers: Vec::new(),
+            backup: Default::default(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),
