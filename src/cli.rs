@@ -127,8 +127,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Take a backup now.
+    /// Take a backup now (primary repository and mirrors); or list / verify.
     Backup {
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Restore an agent's context from a backup through the recovery
+    /// workflow: stop it, back up what is there, restore into a temporary
+    /// dir, validate, swap it in, start it.
+    Restore {
+        #[arg(long)]
+        agent: String,
+        /// The newest snapshot at or before this time: RFC 3339
+        /// (`2026-11-28T14:00:00Z`), `YYYY-MM-DD HH:MM[:SS]` in UTC, or an
+        /// age such as `30m` or `2h` (that long ago).
+        #[arg(long, conflicts_with = "snapshot")]
+        at: Option<String>,
+        /// A snapshot id (a unique prefix is enough).
+        #[arg(long)]
+        snapshot: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -190,6 +209,22 @@ pub enum AlertsCommand {
         /// How long, e.g. 30m, 2h.
         #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
         duration: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Snapshots in the primary repository (or --repository N: 0 primary, 1.. mirrors).
+    List {
+        #[arg(long, default_value_t = 0)]
+        repository: usize,
+    },
+    /// Check the repository; --read-data also reads and checks every pack.
+    Verify {
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long, default_value_t = 0)]
+        repository: usize,
     },
 }
 

@@ -151,7 +151,37 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Stop { agent, json } => simple(Request::Stop { agent }, json),
         Command::Start { agent, json } => simple(Request::Start { agent }, json),
         Command::Reload { json } => simple(Request::Reload, json),
-        Command::Backup { json } => simple(Request::Backup, json),
+        Command::Backup {
+            command: None,
+            json,
+        } => simple(Request::Backup, json),
+        Command::Backup {
+            command: Some(command),
+            json,
+        } => Ok(client_runtime()?.block_on(autonomos::ops::backup(&g, command, json))),
+        Command::Restore {
+            agent,
+            at,
+            snapshot,
+            json,
+        } => {
+            let at = match at.as_deref().map(autonomos::ops::parse_time) {
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+                Some(Ok(t)) => Some(t),
+                None => None,
+            };
+            simple(
+                Request::Restore {
+                    agent,
+                    snapshot,
+                    at,
+                },
+                json,
+            )
+        }
         Command::Alerts { command, json } => {
             Ok(client_runtime()?.block_on(autonomos::ops::alerts(&g, command, json)))
         }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{AlertsCommand, AuditCommand, Global, IncidentsCommand};
+use crate::cli::{AlertsCommand, AuditCommand, BackupCommand, Global, IncidentsCommand};
 use crate::commands::{connect, fail, fmt_age, fmt_bytes, simple};
 use crate::core::incident::Incident;
 use crate::core::lifecycle::Millis;
@@ -373,6 +373,158 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                 );
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// A point in time for `restore --at`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]`
+/// (UTC), or an age (`30m`: that long ago).
+pub fn parse_time(s: &str) -> Result<Millis, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_millisecond().max(0) as u64);
+    }
+    if let Ok(dt) = s.replace(' ', "T").parse::<jiff::civil::DateTime>()
+        && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(z.timestamp().as_millisecond().max(0) as u64);
+    }
+    if let Ok(d) = crate::config::parse_duration(s) {
+        return Ok(now_ms().saturating_sub(d.as_millis() as u64));
+    }
+    Err(format!(
+        "`{s}` is not a time: write 2026-11-28T14:00:00Z, \"2026-11-28 14:00\" (UTC) or an age such as 30m"
+    ))
+}
+
+/// The backup settings the daemon would use, from the config in force.
+fn backup_settings(g: &Global) -> Result<crate::daemon::recovery::Settings, String> {
+    let source = crate::paths::find_config(g.config.as_deref());
+    let cfg = crate::paths::load_config(&source).map_err(|e| e.to_string())?;
+    let data_dir = crate::paths::data_dir(g.data_dir.as_deref(), &cfg);
+    Ok(crate::daemon::recovery::Settings::new(data_dir, &cfg))
+}
+
+pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
+    if g.host.is_some() {
+        eprintln!(
+            "error: `backup list` and `backup verify` read the repositories: run them on the daemon's machine"
+        );
+        return ExitCode::from(2);
+    }
+    let s = match backup_settings(g) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pick = |n: usize| {
+        s.repositories.get(n).cloned().ok_or_else(|| {
+            format!(
+                "there are {} repositories (0 is the primary)",
+                s.repositories.len()
+            )
+        })
+    };
+    match cmd {
+        BackupCommand::List { repository } => {
+            let repo = match pick(repository) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let data_dir = s.data_dir.clone();
+            let r =
+                tokio::task::spawn_blocking(move || crate::daemon::backup::list(&repo, &data_dir))
+                    .await;
+            match r {
+                Ok(Ok(snaps)) if json => json_out(&snaps),
+                Ok(Ok(snaps)) => {
+                    println!(
+                        "{:<10} {:<21} {:>8} {:>10} {:>10}  REASON",
+                        "ID", "TIME", "FILES", "SIZE", "ADDED"
+                    );
+                    for sn in snaps {
+                        println!(
+                            "{:<10} {:<21} {:>8} {:>10} {:>10}  {}",
+                            &sn.id[..8],
+                            time(sn.time),
+                            sn.files,
+                            fmt_bytes(sn.bytes),
+                            fmt_bytes(sn.added),
+                            sn.reason
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        BackupCommand::Verify {
+            read_data,
+            repository,
+        } => {
+            let repo = match pick(repository) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let data_dir = s.data_dir.clone();
+            let shown = repo.display().to_string();
+            let r = tokio::task::spawn_blocking(move || {
+                crate::daemon::backup::verify(&repo, &data_dir, read_data)
+            })
+            .await;
+            match r {
+                Ok(Ok((problems, warnings))) => {
+                    if json {
+                        let _ = json_out(
+                            &serde_json::json!({ "repository": shown, "read_data": read_data, "errors": problems, "warnings": warnings }),
+                        );
+                    } else if problems.is_empty() {
+                        for w in &warnings {
+                            println!("note: {w}");
+                        }
+                        println!(
+                            "ok: {shown} is consistent{}",
+                            if read_data {
+                                "; every pack read and checked"
+                            } else {
+                                " (structure; add --read-data to read every pack)"
+                            }
+                        );
+                    } else {
+                        println!("PROBLEMS in {shown}:");
+                        for p in &problems {
+                            println!("  {p}");
+                        }
+                    }
+                    if problems.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

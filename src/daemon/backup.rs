@@ -287,18 +287,29 @@ pub fn pick(
 }
 
 /// `backup verify`: the repository's structure, and with `read_data` every
-/// pack's content. Returns the problems found (empty: all good).
-pub fn verify(repo_path: &Path, data_dir: &Path, read_data: bool) -> Result<Vec<String>, String> {
+/// pack's content. Returns (errors, warnings): errors mean data is damaged
+/// or missing; warnings are harmless leftovers such as packs no snapshot
+/// uses (what an interrupted backup leaves behind).
+pub fn verify(
+    repo_path: &Path,
+    data_dir: &Path,
+    read_data: bool,
+) -> Result<(Vec<String>, Vec<String>), String> {
     let (pass, _) = password(data_dir)?;
     let repo = open(repo_path, &pass, false)?;
     let results = repo
         .check(CheckOptions::default().read_data(read_data))
         .map_err(rerr("check"))?;
-    Ok(results
-        .0
-        .iter()
-        .map(|(level, e)| format!("{level:?}: {e}"))
-        .collect())
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for (level, e) in &results.0 {
+        // The level's type is not exported by rustic_core 0.13.
+        if format!("{level:?}") == "Error" {
+            errors.push(e.to_string());
+        } else {
+            warnings.push(e.to_string());
+        }
+    }
+    Ok((errors, warnings))
 }
 
 /// Restores the directory `path` (absolute, as backed up) of snapshot `id`

@@ -11,6 +11,7 @@ pub mod observe;
 pub mod output;
 pub mod process;
 pub mod procfs;
+pub mod recovery;
 pub mod server;
 pub mod store;
 pub mod supervisor;
@@ -143,6 +144,9 @@ impl Daemon {
             }
             None => None,
         };
+        let settings =
+            std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
+        let every = opts.config.backup.every;
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,
@@ -151,8 +155,25 @@ impl Daemon {
             opts.sample_every,
             published,
             Some(audit.clone()),
+            Some(settings.clone()),
         )
         .map_err(io("cannot open agent log files"))?;
+        if let Some(every) = every {
+            let (sup, settings) = (supervisor.clone(), settings.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = recovery::backup(&sup, &settings, "schedule").await {
+                        if e.kind == crate::proto::ErrorKind::ShuttingDown {
+                            return;
+                        }
+                        tracing::error!(error = %e, "scheduled backup failed");
+                    }
+                }
+            });
+        }
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

@@ -128,6 +128,8 @@ enum Msg {
     Targets(oneshot::Sender<Vec<Target>>),
     Samples(Vec<Sample>, HostStatus),
     Sigchld,
+    /// A recovery workflow step for the agent's incident timelines.
+    Recovery(String, String),
 }
 
 /// A cheap, cloneable handle to the actor.
@@ -137,6 +139,7 @@ pub struct Supervisor {
     events: Events,
     config_source: Option<PathBuf>,
     audit: Option<crate::daemon::audit::Audit>,
+    recovery: Option<Arc<crate::daemon::recovery::Settings>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -146,6 +149,14 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Supervisor {
+    /// Records a recovery step on the agent's open incidents.
+    pub async fn note_recovery(&self, agent: &str, text: &str) -> Result<(), ErrorReply> {
+        self.tx
+            .send(Msg::Recovery(agent.to_string(), text.to_string()))
+            .await
+            .map_err(|_| shutting_down())
+    }
+
     /// Appends to the audit trail (never waits).
     pub fn audit(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         if let Some(a) = &self.audit {
@@ -165,10 +176,40 @@ impl Supervisor {
         match req {
             Request::Reload => return self.reload().await,
             Request::Backup => {
-                return Err(err(
-                    ErrorKind::NotAvailable,
-                    "backups are not available yet in this version of Autonomos",
+                let Some(r) = &self.recovery else {
+                    return Err(err(
+                        ErrorKind::NotAvailable,
+                        "this daemon has no backup settings",
+                    ));
+                };
+                // Boxed: the workflow calls back into `request`.
+                let fut: std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<Response, ErrorReply>> + Send + '_>,
+                > = Box::pin(crate::daemon::recovery::backup(self, r, "operator"));
+                return fut.await;
+            }
+            Request::Restore {
+                agent,
+                snapshot,
+                at,
+            } => {
+                let Some(r) = &self.recovery else {
+                    return Err(err(
+                        ErrorKind::NotAvailable,
+                        "this daemon has no backup settings",
+                    ));
+                };
+                let fut: std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<Response, ErrorReply>> + Send + '_>,
+                > = Box::pin(crate::daemon::recovery::restore(
+                    self,
+                    r,
+                    &agent,
+                    snapshot.as_deref(),
+                    at,
+                    "operator request",
                 ));
+                return fut.await;
             }
             Request::Subscribe => return Ok(Response::Subscribed),
             Request::AuditCheckpoint => {
@@ -188,12 +229,33 @@ impl Supervisor {
             }
             _ => {}
         }
+        self.actor_request(req, who).await
+    }
+
+    /// A request the actor itself answers (status, scale, start, stop, …),
+    /// sent straight to it. Used by the recovery workflow, which is itself
+    /// started from `request_as`.
+    pub async fn actor_request(&self, req: Request, who: String) -> Result<Response, ErrorReply> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Api(req, tx, who))
             .await
             .map_err(|_| shutting_down())?;
         rx.await.map_err(|_| shutting_down())?
+    }
+
+    /// The fleet's status, straight from the actor.
+    pub async fn actor_status(&self) -> Result<FleetStatus, ErrorReply> {
+        match self
+            .actor_request(Request::Status, "autonomos".into())
+            .await?
+        {
+            Response::Status { status } => Ok(*status),
+            other => Err(err(
+                ErrorKind::Protocol,
+                format!("unexpected reply {other:?}"),
+            )),
+        }
     }
 
     /// The fleet's status.
@@ -358,6 +420,11 @@ struct Actor {
     published: Option<Published>,
     /// Duration of the last `observe_tick`.
     tick_seconds: f64,
+    /// A handle to ourselves, for work that runs beside the actor (the
+    /// automatic recovery workflow).
+    me: Option<Supervisor>,
+    /// Agents whose automatic recovery already ran in this daemon's life.
+    recovered: std::collections::HashSet<String>,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -393,6 +460,7 @@ pub fn start(
     sample_every: Duration,
     published: Option<Published>,
     audit: Option<crate::daemon::audit::Audit>,
+    recovery: Option<Arc<crate::daemon::recovery::Settings>>,
 ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(INBOX);
     let clock = Clock::new();
@@ -421,6 +489,8 @@ pub fn start(
         ),
         published,
         tick_seconds: 0.0,
+        me: None,
+        recovered: Default::default(),
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -433,7 +503,9 @@ pub fn start(
         events: actor.events.clone(),
         config_source: cfg.source.clone(),
         audit: audit.clone(),
+        recovery,
     };
+    actor.me = Some(handle.clone());
     let join = tokio::spawn(actor.run(rx));
     collector::start(handle_sender(&handle), sample_every);
     watch_sigchld(handle.clone());
@@ -649,6 +721,12 @@ impl Actor {
             Msg::Sigchld => {
                 process::reap_orphans(process::leaders());
             }
+            Msg::Recovery(agent, text) => {
+                let now = self.clock.now();
+                self.observe
+                    .on_action(Some(&agent), "autonomos (recovery)", &text, now);
+                self.observe.flush();
+            }
         }
     }
 
@@ -665,10 +743,38 @@ impl Actor {
                     serde_json::json!({ "agent": agent, "replica": replica }),
                     &t.reason,
                 );
+                self.auto_recover(&agent, &t.reason);
             }
             self.observe.on_transition(&agent, replica, &t);
         }
         self.publish_alerts();
+    }
+
+    /// `recovery = "restore-latest"`: the first time a replica of the agent
+    /// reaches `Failed` in this daemon's life, restore its newest backup.
+    fn auto_recover(&mut self, agent: &str, reason: &str) {
+        let wanted = self
+            .agents
+            .iter()
+            .any(|a| a.spec.name == agent && !a.removed && a.spec.restore_latest);
+        if !wanted || !self.recovered.insert(agent.to_string()) {
+            return;
+        }
+        let Some(me) = self.me.clone() else { return };
+        let Some(settings) = me.recovery.clone() else {
+            return;
+        };
+        let (agent, why) = (
+            agent.to_string(),
+            format!("replica Failed ({reason}); recovery = restore-latest"),
+        );
+        tokio::spawn(async move {
+            match crate::daemon::recovery::restore(&me, &settings, &agent, None, None, &why).await {
+                Ok(Response::Done { message }) => tracing::warn!(agent = %agent, "{message}"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(agent = %agent, error = %e, "automatic recovery failed"),
+            }
+        });
     }
 
     /// Tells subscribers when alerts, incidents or notifiers changed.
@@ -1766,7 +1872,11 @@ impl Actor {
                 let next = lines.last().map(|l| l.seq).unwrap_or(since).max(since);
                 let _ = answer.send(Ok(Response::Logs { lines, next }));
             }
-            Request::Reload | Request::Subscribe | Request::Backup | Request::AuditCheckpoint => {
+            Request::Reload
+            | Request::Subscribe
+            | Request::Backup
+            | Request::Restore { .. }
+            | Request::AuditCheckpoint => {
                 // Handled by `Supervisor::request` before reaching the actor.
                 let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));
             }

@@ -138,6 +138,15 @@ pub enum Request {
     },
     /// Write a signed audit checkpoint now and return it.
     AuditCheckpoint,
+    /// Run the recovery workflow for an agent: the snapshot `snapshot` (an
+    /// id prefix), or the newest at or before `at` (ms), or the newest.
+    Restore {
+        agent: String,
+        #[serde(default)]
+        snapshot: Option<String>,
+        #[serde(default)]
+        at: Option<u64>,
+    },
 }
 
 impl Request {
