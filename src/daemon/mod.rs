@@ -153,9 +153,11 @@ impl Daemon {
             store,
             loaded,
             opts.sample_every,
-            published,
-            Some(audit.clone()),
-            Some(settings.clone()),
+            supervisor::Services {
+                published,
+                audit: Some(audit.clone()),
+                recovery: Some(settings.clone()),
+            },
         )
         .map_err(io("cannot open agent log files"))?;
         if let Some(every) = every {

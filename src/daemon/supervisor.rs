@@ -132,6 +132,16 @@ enum Msg {
     Recovery(String, String),
 }
 
+/// What the supervisor works with beside the fleet (all optional, so tests
+/// can run a bare supervisor).
+#[derive(Default)]
+pub struct Services {
+    /// Where to publish the /metrics snapshot, when the endpoint is on.
+    pub published: Option<Published>,
+    pub audit: Option<crate::daemon::audit::Audit>,
+    pub recovery: Option<Arc<crate::daemon::recovery::Settings>>,
+}
+
 /// A cheap, cloneable handle to the actor.
 #[derive(Clone, Debug)]
 pub struct Supervisor {
@@ -458,10 +468,13 @@ pub fn start(
     store: Store,
     loaded: Loaded,
     sample_every: Duration,
-    published: Option<Published>,
-    audit: Option<crate::daemon::audit::Audit>,
-    recovery: Option<Arc<crate::daemon::recovery::Settings>>,
+    services: Services,
 ) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+    let Services {
+        published,
+        audit,
+        recovery,
+    } = services;
     let (tx, rx) = mpsc::channel(INBOX);
     let clock = Clock::new();
     let now = clock.now();
