@@ -1,0 +1,204 @@
+//! The recovery workflow through the real daemon: point-in-time restore of
+//! an agent's context from the CLI, `recovery = "restore-latest"` on a
+//! crash-looping agent, and `kill -9` of the daemon in the middle of a
+//! backup.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use autonomos::core::lifecycle::State;
+use common::{BinDaemon, pids_where};
+
+/// Runs while its context holds no `corrupt` file; writes `state` on start.
+const AGENT: &str = r#"
+[agents.w]
+command = ["sh", "-c", "if [ -f \"$AUTONOMOS_CONTEXT_DIR/corrupt\" ]; then exit 1; fi; date +%s%N > \"$AUTONOMOS_CONTEXT_DIR/started\"; exec sleep 1000"]
+min_uptime = "0ms"
+backoff = { initial = "50ms", max = "100ms" }
+start_limit = { burst = 3, interval = "30s" }
+"#;
+
+fn running(d: &BinDaemon) {
+    d.wait_status("w running", Duration::from_secs(15), |s| {
+        s.agents[0].running == 1 && s.agents[0].replicas[0].pid.is_some()
+    });
+}
+
+fn snapshots(d: &BinDaemon) -> Vec<serde_json::Value> {
+    d.json(&["backup", "list"])
+        .as_array()
+        .cloned()
+        .expect("a list")
+}
+
+#[test]
+fn restore_at_a_time_runs_the_workflow_and_leaves_a_working_agent() {
+    let mut d = BinDaemon::start(AGENT);
+    running(&d);
+    let ctx = d.context_dir("w");
+    std::fs::write(ctx.join("memory.md"), "version one\n").expect("write");
+    let (code, out, err) = d.cli(&["backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("backup done"), "{out}");
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(ctx.join("memory.md"), "version two\n").expect("write");
+    assert_eq!(d.cli(&["backup"]).0, 0);
+    let snaps = snapshots(&d);
+    assert_eq!(snaps.len(), 2);
+    let t1 = snaps[0]["time"].as_u64().expect("time");
+    // The agent's context goes bad.
+    std::fs::write(ctx.join("memory.md"), "garbage\n").expect("write");
+    std::fs::write(ctx.join("junk"), "x").expect("write");
+    let before_pid = d.status().agents[0].replicas[0].pid;
+
+    // Restore as of just after the first backup (RFC 3339, UTC).
+    let at = jiff::Timestamp::from_millisecond(t1 as i64 + 500)
+        .expect("ts")
+        .to_string();
+    let (code, out, err) = d.cli(&["restore", "--agent", "w", "--at", &at]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restored w from snapshot"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("memory.md")).expect("read"),
+        "version one\n"
+    );
+    assert!(
+        !ctx.join("junk").exists(),
+        "the restore replaced the context as a whole"
+    );
+    running(&d);
+    assert_ne!(
+        d.status().agents[0].replicas[0].pid,
+        before_pid,
+        "restarted"
+    );
+    // What was there before the restore was backed up first.
+    let snaps = snapshots(&d);
+    assert_eq!(snaps.len(), 3);
+    assert_eq!(snaps[2]["reason"], "before restoring w");
+    // Every step is on the audit trail.
+    let (code, log, _) = d.cli(&["audit", "log", "-n", "100"]);
+    assert_eq!(code, 0);
+    for step in [
+        "DetectFailure",
+        "IsolateSystem",
+        "LoadBackup",
+        "ValidateIntegrity",
+        "SystemRecovery",
+    ] {
+        assert!(log.contains(step), "no {step} in the audit log:\n{log}");
+    }
+    // Nothing left beside the context.
+    let leftovers: Vec<_> = std::fs::read_dir(ctx.parent().expect("agent dir"))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "context")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // One at a time; an unknown snapshot is a clear error.
+    let (code, _, err) = d.cli(&["restore", "--agent", "w", "--snapshot", "ffffffff"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no snapshot `ffffffff`"), "{err}");
+    let (code, _, _) = d.cli(&["backup", "verify", "--read-data"]);
+    assert_eq!(code, 0);
+    d.stop();
+}
+
+#[test]
+fn restore_latest_recovers_a_crash_looping_agent_once() {
+    let mut d = BinDaemon::start(&AGENT.replace(
+        "start_limit = { burst = 3, interval = \"30s\" }",
+        "start_limit = { burst = 3, interval = \"30s\" }\nrecovery = \"restore-latest\"",
+    ));
+    running(&d);
+    let ctx = d.context_dir("w");
+    std::fs::write(ctx.join("memory.md"), "good\n").expect("write");
+    assert_eq!(d.cli(&["backup"]).0, 0);
+    // Corrupt it and restart: it crash-loops into Failed, and the workflow
+    // restores the newest backup taken before it began.
+    std::fs::write(ctx.join("corrupt"), "x").expect("write");
+    assert_eq!(d.cli(&["restart", "w"]).0, 0);
+    let t = Instant::now();
+    loop {
+        let s = d.status();
+        let r = &s.agents[0].replicas[0];
+        if r.pid.is_some() && r.state.is_running() && !ctx.join("corrupt").exists() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "not recovered: {s:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("memory.md")).expect("read"),
+        "good\n"
+    );
+    let (_, log, _) = d.cli(&["audit", "log", "-n", "100"]);
+    assert!(log.contains("recovery = restore-latest"), "{log}");
+    // Once: a second failure is left to the operator.
+    std::fs::write(ctx.join("corrupt"), "x").expect("write");
+    assert_eq!(d.cli(&["restart", "w"]).0, 0);
+    d.wait_status("Failed again", Duration::from_secs(15), |s| {
+        s.agents[0].replicas[0].state == State::Failed
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        ctx.join("corrupt").exists(),
+        "the automatic restore ran twice"
+    );
+    d.stop();
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_backup_leaves_earlier_snapshots_verifiable() {
+    let mut d = BinDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
+    let ctx = d.context_dir("w");
+    // Enough data that a backup takes a while.
+    let chunk: Vec<u8> = (0..(4u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for n in 0..6 {
+        std::fs::write(ctx.join(format!("blob-{n}")), &chunk).expect("write");
+    }
+    assert_eq!(d.cli(&["backup"]).0, 0);
+    let good = snapshots(&d).len();
+    for (round, delay_ms) in [30u64, 150, 400].into_iter().enumerate() {
+        // New content so the next backup has work to do.
+        for n in 0..6 {
+            let mut c = chunk.clone();
+            c[n * 1000 + round] ^= 0xff;
+            c.rotate_left(round * 7 + n + 1);
+            std::fs::write(ctx.join(format!("blob-{n}")), &c).expect("write");
+        }
+        let mut backup = d.cmd().arg("backup").spawn().expect("backup client");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = d.pid();
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+        let _ = d.child.take().map(|mut c| c.wait());
+        let _ = backup.wait();
+        // The agents the dead daemon left are stopped by the next one.
+        d.spawn();
+        let (code, out, err) = d.cli(&["backup", "verify", "--read-data"]);
+        assert_eq!(
+            code, 0,
+            "round {round} (kill after {delay_ms} ms): {out}{err}"
+        );
+        let snaps = snapshots(&d);
+        assert!(snaps.len() >= good, "round {round}: snapshots lost");
+        // The first snapshot still restores.
+        let first = snaps[0]["id"].as_str().expect("id")[..8].to_string();
+        let (code, out, err) = d.cli(&["restore", "--agent", "w", "--snapshot", &first]);
+        assert_eq!(code, 0, "round {round}: {out}{err}");
+        assert_eq!(std::fs::read(ctx.join("blob-0")).expect("read"), chunk);
+    }
+    d.stop();
+    assert!(
+        pids_where(|p| common::cmdline(p).contains(&d.data_dir().display().to_string())).is_empty()
+    );
+}
