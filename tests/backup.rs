@@ -96,6 +96,7 @@ fn job(s: &Setup) -> Job {
         config_file: None,
         contexts: vec![s.ctx.clone()],
         reason: "test".into(),
+        keep: (None, None, None),
     }
 }
 
@@ -262,5 +263,36 @@ fn a_flipped_byte_is_reported_and_never_restored_silently() {
     assert!(
         r.is_err(),
         "a corrupted repository restored without an error"
+    );
+}
+
+#[test]
+fn retention_keeps_the_newest_and_prunes_the_rest() {
+    let s = setup();
+    let j = Job {
+        repositories: vec![s.repo.clone()],
+        keep: (Some(2), None, None),
+        ..job(&s)
+    };
+    for n in 0..4 {
+        std::fs::write(
+            s.ctx.join("gen.txt"),
+            format!("generation {n}\n").repeat(10_000 + n),
+        )
+        .expect("write");
+        let w = backup::run(&j).expect("backup");
+        assert_eq!(w[0].forgotten, usize::from(n >= 2));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    assert_eq!(snaps.len(), 2);
+    let (errors, _) = backup::verify(&s.repo, &s.data, true).expect("check");
+    assert!(errors.is_empty(), "{errors:?}");
+    let dest = s.data.join("r");
+    backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    assert!(
+        std::fs::read_to_string(dest.join("gen.txt"))
+            .expect("read")
+            .starts_with("generation 2")
     );
 }

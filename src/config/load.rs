@@ -920,16 +920,38 @@ impl Checker<'_> {
 
     /// `[backup]`: `repositories`, `every`.
     fn backup(&mut self, t: &DeTable<'_>, spec: &mut BackupSpec) {
-        let [repositories, every] = self.fields(t, "backup", ["repositories", "every"], |k| {
-            matches!(k, "repository" | "repo" | "repos" | "path").then(|| {
-                "did you mean `repositories`? (a list: the first is primary, the rest mirrors)"
-                    .to_owned()
-            })
-        });
+        let [repositories, every, keep_last, keep_hourly, keep_daily] = self.fields(
+            t,
+            "backup",
+            [
+                "repositories",
+                "every",
+                "keep_last",
+                "keep_hourly",
+                "keep_daily",
+            ],
+            |k| {
+                matches!(k, "repository" | "repo" | "repos" | "path").then(|| {
+                    "did you mean `repositories`? (a list: the first is primary, the rest mirrors)"
+                        .to_owned()
+                })
+            },
+        );
         let field = |key| Field {
             key,
             table: "backup",
         };
+        for (slot, key, out) in [
+            (keep_last, "keep_last", &mut spec.keep_last),
+            (keep_hourly, "keep_hourly", &mut spec.keep_hourly),
+            (keep_daily, "keep_daily", &mut spec.keep_daily),
+        ] {
+            if let Some((_, v)) = slot
+                && let Some(n) = self.int_in(v, field(key), 1, 100_000)
+            {
+                *out = Some(n as u32);
+            }
+        }
         if let Some((_, v)) = repositories {
             let help = Some(
                 "write repositories = [\"/backups/autonomos\", \"/mnt/offsite/autonomos\"]"

@@ -43,6 +43,11 @@ pub struct BackupSpec {
     pub repositories: Vec<PathBuf>,
     /// A backup this often (off when `None`).
     pub every: Option<Duration>,
+    /// Retention, applied with a prune after each backup (nothing is
+    /// forgotten unless one is set).
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
 }
 
 /// `[metrics]`: the collector and the Prometheus endpoint.

@@ -100,6 +100,8 @@ pub struct Job {
     pub contexts: Vec<PathBuf>,
     /// Why (`operator`, `schedule`, `before restore`).
     pub reason: String,
+    /// Retention: (last, hourly, daily); nothing is forgotten when all are None.
+    pub keep: (Option<u32>, Option<u32>, Option<u32>),
 }
 
 /// One repository's result.
@@ -111,6 +113,42 @@ pub struct Written {
     pub files: u64,
     pub bytes: u64,
     pub added: u64,
+    /// Snapshots removed by the retention rules.
+    #[serde(default)]
+    pub forgotten: usize,
+}
+
+/// Forgets the snapshots the retention rules do not keep, then prunes the
+/// data only they used. Returns how many were forgotten.
+fn retain(
+    repo: &Repository<rustic_core::IndexedIdsStatus>,
+    keep: (Option<u32>, Option<u32>, Option<u32>),
+) -> Result<usize, String> {
+    if keep == (None, None, None) {
+        return Ok(0);
+    }
+    let to_i = |v: Option<u32>| v.map(|n| n as i32);
+    let opts = rustic_core::KeepOptions::default()
+        .keep_last(to_i(keep.0))
+        .keep_hourly(to_i(keep.1))
+        .keep_daily(to_i(keep.2));
+    let snaps = repo.get_all_snapshots().map_err(rerr("snapshots"))?;
+    let now = jiff::Zoned::now();
+    let forget: Vec<_> = opts
+        .apply(snaps, &now)
+        .map_err(rerr("retention"))?
+        .into_iter()
+        .filter(|s| !s.keep)
+        .map(|s| s.snapshot.id)
+        .collect();
+    if forget.is_empty() {
+        return Ok(0);
+    }
+    repo.delete_snapshots(&forget).map_err(rerr("forget"))?;
+    let popts = rustic_core::PruneOptions::default();
+    let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
+    repo.prune(&popts, plan).map_err(rerr("prune"))?;
+    Ok(forget.len())
 }
 
 /// The staging dir: consistent copies of what cannot be read live.
@@ -192,6 +230,7 @@ pub fn run(job: &Job) -> Result<Vec<Written>, String> {
                 .backup(&BackupOptions::default(), &source, snap)
                 .map_err(rerr("backup"))?;
             let s = snap.summary.clone().unwrap_or_default();
+            let forgotten = retain(&repo, job.keep)?;
             Ok(Written {
                 repository: repo_path.display().to_string(),
                 snapshot: Some(snap.id.to_string()),
@@ -199,6 +238,7 @@ pub fn run(job: &Job) -> Result<Vec<Written>, String> {
                 files: s.total_files_processed,
                 bytes: s.total_bytes_processed,
                 added: s.data_added,
+                forgotten,
             })
         })();
         match result {
@@ -214,6 +254,7 @@ pub fn run(job: &Job) -> Result<Vec<Written>, String> {
                 files: 0,
                 bytes: 0,
                 added: 0,
+                forgotten: 0,
             }),
         }
     }

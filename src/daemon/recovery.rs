@@ -25,6 +25,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub repositories: Vec<PathBuf>,
     pub config_file: Option<PathBuf>,
+    pub keep: (Option<u32>, Option<u32>, Option<u32>),
     /// One backup or restore at a time.
     pub busy: Arc<AtomicBool>,
 }
@@ -40,6 +41,11 @@ impl Settings {
             data_dir,
             repositories,
             config_file: cfg.source.clone(),
+            keep: (
+                cfg.backup.keep_last,
+                cfg.backup.keep_hourly,
+                cfg.backup.keep_daily,
+            ),
             busy: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -94,6 +100,7 @@ async fn run_backup(
         config_file: s.config_file.clone(),
         contexts: contexts(sup).await?,
         reason: reason.to_string(),
+        keep: s.keep,
     };
     let (_, made) = backup::password(&s.data_dir).map_err(|e| err(ErrorKind::Storage, e))?;
     if made {
@@ -125,11 +132,16 @@ pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Resp
                 .iter()
                 .map(|w| match (&w.snapshot, &w.error) {
                     (Some(id), _) => format!(
-                        "{}: snapshot {} ({} files, {} added)",
+                        "{}: snapshot {} ({} files, {} added{})",
                         w.repository,
                         &id[..id.len().min(8)],
                         w.files,
-                        crate::config::format_size(w.added)
+                        crate::config::format_size(w.added),
+                        if w.forgotten > 0 {
+                            format!(", {} old snapshot(s) forgotten and pruned", w.forgotten)
+                        } else {
+                            String::new()
+                        }
                     ),
                     (None, Some(e)) => format!("{}: MIRROR FAILED: {e}", w.repository),
                     (None, None) => format!("{}: nothing written", w.repository),
