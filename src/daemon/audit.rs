@@ -253,7 +253,8 @@ impl Audit {
         Ok((Audit { tx }, torn))
     }
 
-    /// Appends a record; never waits (a full queue drops it, logged).
+    /// Appends a record. It waits only when 65,536 records are already
+    /// queued (the disk has stalled): an audit record is never dropped.
     pub fn record(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         let cmd = Cmd::Record {
             actor: actor.to_string(),
@@ -261,8 +262,17 @@ impl Audit {
             args,
             result: result.to_string(),
         };
-        if self.tx.try_send(cmd).is_err() {
-            tracing::error!(action, "audit queue full or closed: record dropped");
+        match self.tx.try_send(cmd) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(cmd)) => {
+                tracing::warn!(action, "audit queue full: waiting for the disk");
+                if self.tx.send(cmd).is_err() {
+                    tracing::error!(action, "audit writer stopped: record lost");
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                tracing::error!(action, "audit writer stopped: record lost");
+            }
         }
     }
 
