@@ -78,6 +78,8 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         alerts: vec![],
         incidents: vec![],
         notifiers: vec![],
+        audit: vec![],
+        backup_running: false,
         tick_seconds: 0.0,
         history: None,
     }

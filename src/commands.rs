@@ -331,6 +331,23 @@ pub fn event_line(now: Millis, event: &ServerEvent) -> Option<String> {
         ServerEvent::FleetChanged => Some(format!("{t} fleet changed (reload)")),
         ServerEvent::ShuttingDown => Some(format!("{t} daemon shutting down")),
         ServerEvent::Samples { .. } => None,
+        ServerEvent::Audit {
+            records,
+            backup_running,
+        } => {
+            let last = records
+                .last()
+                .map(|r| format!("audit #{} {} {}: {}", r.seq, r.actor, r.action, r.result))
+                .unwrap_or_default();
+            Some(format!(
+                "{t} {last}{}",
+                if *backup_running {
+                    " (backup running)"
+                } else {
+                    ""
+                }
+            ))
+        }
         ServerEvent::Alerts { alerts, .. } => {
             let firing: Vec<&str> = alerts
                 .iter()

@@ -68,10 +68,14 @@ enum Cmd {
     Close(oneshot::Sender<()>),
 }
 
+/// Records kept in memory for clients (the console's audit view).
+const RECENT: usize = 50;
+
 /// A cheap, cloneable handle to the writer.
 #[derive(Clone, Debug)]
 pub struct Audit {
     tx: mpsc::SyncSender<Cmd>,
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -128,6 +132,7 @@ fn scan(path: &Path) -> std::io::Result<(u64, u64, Option<Record>)> {
 }
 
 struct Writer {
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
     log: File,
     checkpoints: File,
     key: SigningKey,
@@ -149,6 +154,12 @@ impl Writer {
         let r = Record::seal(self.seq, now_ms(), actor, action, args, result, &self.head);
         self.head = r.hash.clone();
         batch.push_str(&r.line());
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(r);
+        }
     }
 
     fn flush(&mut self, batch: &mut String) -> std::io::Result<()> {
@@ -222,7 +233,9 @@ impl Audit {
             Some(r) => (r.seq, r.hash),
             None => (0, GENESIS.to_string()),
         };
+        let recent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let mut w = Writer {
+            recent: recent.clone(),
             log,
             checkpoints,
             key,
@@ -250,7 +263,7 @@ impl Audit {
         std::thread::Builder::new()
             .name("autonomos-audit".into())
             .spawn(move || run(w, rx))?;
-        Ok((Audit { tx }, torn))
+        Ok((Audit { tx, recent }, torn))
     }
 
     /// Appends a record. It waits only when 65,536 records are already
@@ -274,6 +287,14 @@ impl Audit {
                 tracing::error!(action, "audit writer stopped: record lost");
             }
         }
+    }
+
+    /// The newest `n` records written since the daemon started, oldest first.
+    pub fn recent(&self, n: usize) -> Vec<Record> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().skip(r.len().saturating_sub(n)).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Writes a checkpoint now and returns it.

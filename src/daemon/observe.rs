@@ -357,6 +357,11 @@ impl Observe {
         }
     }
 
+    /// The newest audit records.
+    pub fn audit_recent(&self, n: usize) -> Vec<crate::core::audit::Record> {
+        self.audit.as_ref().map(|a| a.recent(n)).unwrap_or_default()
+    }
+
     /// A system event for the audit trail.
     pub fn audit(&self, action: &str, args: serde_json::Value, result: &str) {
         if let Some(a) = &self.audit {

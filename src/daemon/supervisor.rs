@@ -40,6 +40,8 @@ pub const STATUS_HISTORY: usize = 16;
 /// Bytes of log text in one `logs` answer (escaped JSON can double it),
 /// so that it always fits a frame.
 pub const LOGS_REPLY_BYTES: usize = 1024 * 1024;
+/// Audit records carried in a status and in audit events.
+const AUDIT_SHOWN: usize = 20;
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
 /// Bound of each run task's command queue.
@@ -435,6 +437,9 @@ struct Actor {
     me: Option<Supervisor>,
     /// Agents whose automatic recovery already ran in this daemon's life.
     recovered: std::collections::HashSet<String>,
+    /// What clients last heard of the audit trail and backups: (newest
+    /// record's seq, a backup running).
+    audit_seen: (u64, bool),
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -504,6 +509,7 @@ pub fn start(
         tick_seconds: 0.0,
         me: None,
         recovered: Default::default(),
+        audit_seen: (0, false),
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -790,6 +796,27 @@ impl Actor {
         });
     }
 
+    fn backup_running(&self) -> bool {
+        self.me
+            .as_ref()
+            .and_then(|m| m.recovery.as_ref())
+            .is_some_and(|r| r.busy.load(Ordering::SeqCst))
+    }
+
+    /// Tells subscribers about new audit records and backups starting or
+    /// ending (checked once per tick).
+    fn publish_audit(&mut self) {
+        let recent = self.observe.audit_recent(AUDIT_SHOWN);
+        let seen = (recent.last().map_or(0, |r| r.seq), self.backup_running());
+        if seen != self.audit_seen && self.events.has_subscribers() {
+            self.events.emit(ServerEvent::Audit {
+                records: recent,
+                backup_running: seen.1,
+            });
+        }
+        self.audit_seen = seen;
+    }
+
     /// Tells subscribers when alerts, incidents or notifiers changed.
     fn publish_alerts(&mut self) {
         if self.observe.take_changed() && self.events.has_subscribers() {
@@ -887,6 +914,7 @@ impl Actor {
         self.observe.tick(now, &self.host, &facts);
         self.backfill_incidents(now);
         self.publish_alerts();
+        self.publish_audit();
         if let Some(slot) = &self.published {
             let (alerts, incidents_open) = self.observe.counts();
             let mut status = self.status_with(now, 0);
@@ -2093,6 +2121,8 @@ impl Actor {
             alerts: self.observe.alerts(),
             incidents: self.observe.incidents(false),
             notifiers: self.observe.notifier_status(),
+            audit: self.observe.audit_recent(AUDIT_SHOWN),
+            backup_running: self.backup_running(),
             tick_seconds: self.tick_seconds,
             history: None,
         }

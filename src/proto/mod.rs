@@ -270,6 +270,11 @@ pub enum ServerEvent {
     FleetChanged,
     /// The daemon is going away.
     ShuttingDown,
+    /// New audit records, or a backup started or ended.
+    Audit {
+        records: Vec<crate::core::audit::Record>,
+        backup_running: bool,
+    },
     /// The alert list, an incident or a notifier changed: the current lists.
     Alerts {
         alerts: Vec<AlertStatus>,

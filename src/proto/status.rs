@@ -271,6 +271,12 @@ pub struct FleetStatus {
     pub incidents: Vec<IncidentStatus>,
     #[serde(default)]
     pub notifiers: Vec<NotifierStatus>,
+    /// The newest audit records (oldest first).
+    #[serde(default)]
+    pub audit: Vec<crate::core::audit::Record>,
+    /// A backup or restore is running.
+    #[serde(default)]
+    pub backup_running: bool,
     /// How long the supervisor's last observability tick took (series,
     /// rule evaluation, the /metrics snapshot), seconds.
     #[serde(default)]

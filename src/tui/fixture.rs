@@ -173,6 +173,16 @@ pub fn status() -> FleetStatus {
             entries: 6,
         }],
         notifiers: vec![],
+        audit: vec![crate::core::audit::Record::seal(
+            41,
+            NOW - 60_000,
+            "uid 1000 pid 4242 local",
+            "scale",
+            serde_json::json!({ "agent": "researcher", "replicas": 3 }),
+            "ok: scaled researcher from 2 to 3",
+            crate::core::audit::GENESIS,
+        )],
+        backup_running: true,
         tick_seconds: 0.0,
         history: None,
     }

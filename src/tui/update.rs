@@ -783,6 +783,13 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
             }
             status.now = now;
         }
+        ServerEvent::Audit {
+            records,
+            backup_running,
+        } => {
+            status.audit = records;
+            status.backup_running = backup_running;
+        }
         ServerEvent::Alerts {
             alerts,
             incidents,

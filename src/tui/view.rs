@@ -89,6 +89,9 @@ fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 format!("· cpu {:.0}% ", s.host.cpu_percent),
                 t.muted,
             ));
+            if s.backup_running {
+                spans.push(Span::styled("· backup running ", t.warn));
+            }
         }
         (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
     }
@@ -998,6 +1001,9 @@ fn draw_logs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
 }
 
 fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    // The console's own log above, the daemon's audit trail below.
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let w = tui_logger::TuiLoggerWidget::default()
         .block(block(m, t, Panel::Diagnostics, " · console log".into()))
         .style(t.text)
@@ -1009,7 +1015,34 @@ fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .output_target(false)
         .output_file(false)
         .output_line(false);
-    f.render_widget(w, area);
+    f.render_widget(w, top);
+    let records = m.status.as_ref().map(|s| s.audit.as_slice()).unwrap_or(&[]);
+    let room = bottom.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = if records.is_empty() {
+        vec![Line::from(Span::styled("no audit records yet", t.muted))]
+    } else {
+        records[records.len().saturating_sub(room)..]
+            .iter()
+            .map(|r| {
+                let style = if r.result.starts_with("error") {
+                    t.bad
+                } else {
+                    t.text
+                };
+                Line::from(vec![
+                    Span::styled(format!("{:>6} {} ", r.seq, hhmmss(r.ts)), t.muted),
+                    Span::styled(format!("{:<18} ", r.action), t.accent),
+                    Span::styled(format!("{} · ", sanitize_line(r.actor.as_bytes())), t.muted),
+                    Span::styled(sanitize_line(r.result.as_bytes()), style),
+                ])
+            })
+            .collect()
+    };
+    let b = Block::bordered()
+        .title(" Audit trail · newest last ")
+        .border_style(t.border)
+        .title_style(t.accent);
+    f.render_widget(Paragraph::new(lines).block(b), bottom);
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
