@@ -114,7 +114,12 @@ fn every_verb_works_against_a_real_daemon_and_its_json_parses_back() {
     // backup answers with the snapshot written
     let v = d.json(&["backup"]);
     assert_eq!(v["ok"], true, "{v}");
-    assert!(v["message"].as_str().is_some_and(|m| m.starts_with("backup done")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("backup done")),
+        "{v}"
+    );
 
     // shutdown decommissions everything and the daemon exits 0
     let ctx = d.context_dir("web");

@@ -185,6 +185,19 @@ fn another_uid_is_refused_even_when_the_socket_was_loosened_to_0666() {
     wait_log(&d.data_dir(), "the refusal", |l| {
         l.contains("connection refused: not the daemon's user")
     });
+    // And on the audit trail, with who tried.
+    let t = std::time::Instant::now();
+    loop {
+        let (_, log, _) = d.cli(&["audit", "log", "-n", "50"]);
+        if log.contains("connection-refused") && log.contains("uid 65534") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no audit record of the refusal:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -326,3 +326,24 @@ async fn restart(sup: &Supervisor, agent: &str, enabled: bool) {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backup_or_restore_at_a_time() {
+        let s = Settings {
+            data_dir: PathBuf::from("/nonexistent"),
+            repositories: vec![],
+            config_file: None,
+            keep: (None, None, None),
+            busy: Arc::new(AtomicBool::new(false)),
+        };
+        let first = take_slot(&s).expect("free");
+        let second = take_slot(&s).err().expect("taken");
+        assert!(second.message.contains("in progress"), "{}", second.message);
+        drop(first);
+        assert!(take_slot(&s).is_ok(), "released when the first ends");
+    }
+}
