@@ -467,13 +467,5 @@ fn d_wait_json(
     args: &[&str],
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let v = d.json(args);
-        if pred(&v) {
-            return v;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {v:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_json(args, "the daemon's answer", Duration::from_secs(10), pred)
 }

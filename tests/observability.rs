@@ -16,15 +16,7 @@ fn wait_json(
     timeout: Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let t = Instant::now();
-    loop {
-        let v = d.json(args);
-        if pred(&v) {
-            return v;
-        }
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}: {v:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_json(args, what, timeout, pred)
 }
 
 fn alert<'a>(report: &'a Value, id: &str) -> Option<&'a Value> {

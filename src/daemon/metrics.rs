@@ -35,20 +35,6 @@ pub struct Scrape {
 /// The latest scrape, shared between the supervisor and the server.
 pub type Published = Arc<Mutex<Option<Arc<Scrape>>>>;
 
-const STATES: [State; 11] = [
-    State::Initialization,
-    State::ResourceAllocation,
-    State::ContextPreparation,
-    State::ActiveOperation,
-    State::PerformanceMonitoring,
-    State::Adaptation,
-    State::TaskCompletion,
-    State::Decommissioning,
-    State::Backoff,
-    State::Failed,
-    State::Stopped,
-];
-
 #[derive(Debug)]
 struct ScrapeCollector(Arc<Scrape>);
 
@@ -254,7 +240,7 @@ impl Collector for ScrapeCollector {
             Gauge,
         )?;
         for (name, r) in replicas() {
-            for state in STATES {
+            for state in State::ALL {
                 let labels = vec![
                     ("agent", name.to_string()),
                     ("replica", r.index.to_string()),

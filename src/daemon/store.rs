@@ -51,6 +51,9 @@ pub struct Loaded {
     pub last_incident: u64,
 }
 
+/// Alert state changes kept in `alert_events` (trimmed at each start).
+pub const ALERT_EVENTS_KEPT: i64 = 100_000;
+
 /// Resolved incidents loaded at start (older ones stay in the database).
 pub const RESOLVED_KEPT: usize = 200;
 
@@ -211,6 +214,11 @@ impl Store {
     /// Opens (creating if needed) the database, loads it, and starts the writer thread.
     pub fn start(path: &Path) -> Result<(Store, Loaded), StoreError> {
         let mut conn = open(path)?;
+        // The alert history keeps its newest ALERT_EVENTS_KEPT rows.
+        conn.execute(
+            "DELETE FROM alert_events WHERE rowid <= (SELECT MAX(rowid) FROM alert_events) - ?1",
+            [ALERT_EVENTS_KEPT],
+        )?;
         let loaded = load_from(&conn)?;
         let (tx, rx) = mpsc::sync_channel::<(Change, Ack)>(QUEUE);
         thread::Builder::new()

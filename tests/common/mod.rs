@@ -288,6 +288,25 @@ impl BinDaemon {
         })
     }
 
+    /// Runs a `--json` verb until `pred` holds (10 s at most).
+    pub fn wait_json(
+        &self,
+        args: &[&str],
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t = Instant::now();
+        loop {
+            let v = self.json(args);
+            if pred(&v) {
+                return v;
+            }
+            assert!(t.elapsed() < timeout, "timed out waiting for {what}: {v:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn status(&self) -> FleetStatus {
         let v = self.json(&["status"]);
         serde_json::from_value(v).expect("status JSON is a FleetStatus")
