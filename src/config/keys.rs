@@ -2,7 +2,7 @@
 //! terminal crate), turned into terminal key codes by the console.
 
 /// Console actions whose keys can be rebound, with the config name.
-pub const ACTIONS: [&str; 25] = [
+pub const ACTIONS: [&str; 26] = [
     "detach",
     "shutdown",
     "focus_next",
@@ -28,6 +28,7 @@ pub const ACTIONS: [&str; 25] = [
     "palette",
     "help",
     "sort",
+    "span",
 ];
 
 /// A key: a printable character or a named key, with modifiers.

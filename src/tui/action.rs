@@ -36,6 +36,8 @@ pub enum Action {
     Palette,
     Help,
     Sort,
+    /// Graphs: the last 5 minutes or the last 24 hours.
+    Span,
     // Input modes.
     Char(char),
     Backspace,
@@ -250,7 +252,7 @@ pub fn keymap() -> Vec<Binding> {
             "ack",
             "a",
             Action::Ack,
-            "acknowledge the selected alert (or the first firing one)",
+            "acknowledge the selected alert",
             &[(Char('a'), NONE)],
         ),
         b(
@@ -264,7 +266,7 @@ pub fn keymap() -> Vec<Binding> {
             "advance",
             ">",
             Action::Advance,
-            "advance the selected incident to its next phase",
+            "advance the selected incident's phase",
             &[(Char('>'), NONE), (Char('>'), SHIFT)],
         ),
         b(
@@ -273,6 +275,13 @@ pub fn keymap() -> Vec<Binding> {
             Action::Sort,
             "cycle the fleet's sort order",
             &[(Char('o'), NONE)],
+        ),
+        b(
+            "span",
+            "t",
+            Action::Span,
+            "host graphs: 5 minutes / 24 hours",
+            &[(Char('t'), NONE)],
         ),
         b(
             "filter",

@@ -137,6 +137,30 @@ pub enum Row {
 /// A time series: (ms since epoch, value).
 pub type Series = VecDeque<(Millis, f64)>;
 
+/// Points of the 24-hour view: one a minute.
+pub const DAY_POINTS: usize = 24 * 60;
+pub const DAY_STEP_MS: Millis = 60_000;
+
+/// Adds a sample to the 24-hour view: averaged per minute.
+pub fn push_day(series: &mut Series, acc: &mut Option<(Millis, f64, u32)>, at: Millis, v: f64) {
+    let bucket = at - at % DAY_STEP_MS;
+    match acc {
+        Some((b, sum, n)) if *b == bucket => {
+            *sum += v;
+            *n += 1;
+        }
+        _ => {
+            if let Some((b, sum, n)) = acc.take() {
+                if series.len() == DAY_POINTS {
+                    series.pop_front();
+                }
+                series.push_back((b, sum / f64::from(n.max(1))));
+            }
+            *acc = Some((bucket, v, 1));
+        }
+    }
+}
+
 pub fn push(series: &mut Series, at: Millis, v: f64) {
     if series.len() == HISTORY_POINTS {
         series.pop_front();
@@ -177,6 +201,13 @@ pub struct Model {
     /// Per agent name: (cpu %, rss bytes).
     pub agent_cpu: std::collections::HashMap<String, Series>,
     pub agent_mem: std::collections::HashMap<String, Series>,
+    /// The last 24 hours of host CPU and memory %, a point a minute, and
+    /// the minute being filled: (start, sum, count).
+    pub day_cpu: Series,
+    pub day_mem: Series,
+    pub day_acc: (Option<(Millis, f64, u32)>, Option<(Millis, f64, u32)>),
+    /// The host graphs show the last 24 hours instead of 5 minutes.
+    pub day_view: bool,
     pub notices: VecDeque<Notice>,
     /// Set by `q` (detach) or after a confirmed shutdown.
     pub quit: bool,
@@ -212,6 +243,10 @@ impl Model {
             cores: Vec::new(),
             agent_cpu: Default::default(),
             agent_mem: Default::default(),
+            day_cpu: Series::new(),
+            day_mem: Series::new(),
+            day_acc: (None, None),
+            day_view: false,
             notices: VecDeque::new(),
             quit: false,
             dirty: true,

@@ -6,7 +6,7 @@ use crate::client::{Incoming, Update};
 use crate::commands::parse_target;
 use crate::proto::{Request, Response, ServerEvent};
 use crate::tui::action::{Action, VERBS};
-use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push};
+use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push, push_day};
 
 /// Applies an operator action; returns the requests to send to the daemon.
 pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
@@ -317,6 +317,18 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
         }
         Action::Help => {
             m.mode = Mode::Help;
+            vec![]
+        }
+        Action::Span => {
+            m.day_view = !m.day_view;
+            m.notify(
+                if m.day_view {
+                    "host graphs: last 24 hours (a point a minute)"
+                } else {
+                    "host graphs: last 5 minutes"
+                },
+                false,
+            );
             vec![]
         }
         Action::Sort => {
@@ -651,6 +663,20 @@ pub fn load_history(m: &mut Model, h: &crate::proto::MetricHistory) {
     for (s, v) in m.cores.iter_mut().zip(&h.cores) {
         fill(s, v);
     }
+    m.day_cpu.clear();
+    m.day_mem.clear();
+    if h.day_step_ms > 0 {
+        let n = h.day_cpu.len() as u64;
+        for (i, (c, mm)) in h.day_cpu.iter().zip(&h.day_mem).enumerate() {
+            let at = h.day_end.saturating_sub((n - 1 - i as u64) * h.day_step_ms);
+            m.day_cpu.push_back((at, f64::from(*c)));
+            m.day_mem.push_back((at, f64::from(*mm)));
+        }
+        // The newest (open) minute is refilled from the live samples.
+        m.day_cpu.pop_back();
+        m.day_mem.pop_back();
+        m.day_acc = (None, None);
+    }
     m.agent_cpu.clear();
     m.agent_mem.clear();
     for a in &h.agents {
@@ -743,12 +769,11 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
         ServerEvent::Samples { host, replicas } => {
             let now = m.now;
             push(&mut m.host_cpu, now, host.cpu_percent);
+            push_day(&mut m.day_cpu, &mut m.day_acc.0, now, host.cpu_percent);
             if host.memory_total > 0 {
-                push(
-                    &mut m.host_mem,
-                    now,
-                    host.memory_used as f64 * 100.0 / host.memory_total as f64,
-                );
+                let pct = host.memory_used as f64 * 100.0 / host.memory_total as f64;
+                push(&mut m.host_mem, now, pct);
+                push_day(&mut m.day_mem, &mut m.day_acc.1, now, pct);
             }
             push(&mut m.net_rx, now, host.net_rx_bps);
             push(&mut m.net_tx, now, host.net_tx_bps);
@@ -1061,6 +1086,25 @@ mod tests {
         assert_eq!(m.agent_mem["planner"].front(), Some(&(NOW - 1000, 1e6)));
         // The history is not kept in the replicated status.
         assert!(m.status.as_ref().is_some_and(|s| s.history.is_none()));
+    }
+
+    #[test]
+    fn the_day_view_averages_samples_per_minute_and_t_toggles_it() {
+        let mut m = model();
+        let mut day = crate::tui::model::Series::new();
+        let mut acc = None;
+        let minute = 60_000 * 1000;
+        for (i, v) in [10.0, 20.0, 30.0].iter().enumerate() {
+            crate::tui::model::push_day(&mut day, &mut acc, minute + i as u64 * 1000, *v);
+        }
+        assert!(day.is_empty(), "the minute is still open");
+        crate::tui::model::push_day(&mut day, &mut acc, minute + 60_000, 50.0);
+        assert_eq!(day.back(), Some(&(minute, 20.0)));
+        assert!(!m.day_view);
+        assert!(update(&mut m, Action::Span).is_empty());
+        assert!(m.day_view);
+        update(&mut m, Action::Span);
+        assert!(!m.day_view);
     }
 
     #[test]

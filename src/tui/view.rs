@@ -331,7 +331,12 @@ fn series_points(s: &Series, now: u64, window_ms: u64, scale: f64) -> Vec<(f64, 
 }
 
 fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
-    let outer = block(m, t, Panel::Graphs, " · last 5 min".into());
+    let title = if m.day_view {
+        " · host: last 24 h, agent: last 5 min"
+    } else {
+        " · last 5 min"
+    };
+    let outer = block(m, t, Panel::Graphs, title.into());
     let inner = outer.inner(area);
     f.render_widget(outer, area);
     let now = m.now;
@@ -370,15 +375,26 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .iter()
         .map(|s| series_points(s, now, window, 1.0))
         .collect();
-    let total = series_points(&m.host_cpu, now, window, 1.0);
-    let mut sets: Vec<Plot> = cores
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("cpu{i}"), p.as_slice(), t.muted))
-        .collect();
+    const DAY: u64 = 86_400_000;
+    let (host_window, cpu_series, mem_series) = if m.day_view {
+        (DAY, &m.day_cpu, &m.day_mem)
+    } else {
+        (window, &m.host_cpu, &m.host_mem)
+    };
+    let total = series_points(cpu_series, now, host_window, 1.0);
+    // Per-core lines only in the 5-minute view.
+    let mut sets: Vec<Plot> = if m.day_view {
+        Vec::new()
+    } else {
+        cores
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("cpu{i}"), p.as_slice(), t.muted))
+            .collect()
+    };
     sets.push(("total".into(), total.as_slice(), t.graph_cpu));
     let cur = m.host_cpu.back().map(|x| x.1).unwrap_or(0.0);
-    render_chart(
+    render_chart_span(
         f,
         cpu_area,
         t,
@@ -386,15 +402,16 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         &sets,
         100.0,
         "%",
+        host_window,
     );
 
-    let mem = series_points(&m.host_mem, now, window, 1.0);
+    let mem = series_points(mem_series, now, host_window, 1.0);
     let (used, total_mem) = m
         .status
         .as_ref()
         .map(|s| (s.host.memory_used, s.host.memory_total))
         .unwrap_or((0, 0));
-    render_chart(
+    render_chart_span(
         f,
         mem_area,
         t,
@@ -411,6 +428,7 @@ fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         &[("used".into(), mem.as_slice(), t.graph_mem)],
         100.0,
         "%",
+        host_window,
     );
 
     let name = m
@@ -458,6 +476,27 @@ fn render_chart(
     max: f64,
     unit: &str,
 ) {
+    render_chart_span(f, area, t, title, sets, max, unit, 300_000);
+}
+
+/// A chart over the last `window_ms`.
+#[allow(clippy::too_many_arguments)]
+fn render_chart_span(
+    f: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    title: String,
+    sets: &[Plot],
+    max: f64,
+    unit: &str,
+    window_ms: u64,
+) {
+    let span = window_ms as f64 / 1000.0;
+    let label = if window_ms >= 3_600_000 {
+        format!("-{}h", window_ms / 3_600_000)
+    } else {
+        format!("-{}m", window_ms / 60_000)
+    };
     let datasets: Vec<Dataset> = sets
         .iter()
         .map(|(name, pts, style)| {
@@ -473,9 +512,9 @@ fn render_chart(
         .block(Block::default().title(Span::styled(title, t.text)))
         .x_axis(
             Axis::default()
-                .bounds([-300.0, 0.0])
+                .bounds([-span, 0.0])
                 .labels(vec![
-                    Span::styled("-5m", t.muted),
+                    Span::styled(label, t.muted),
                     Span::styled("now", t.muted),
                 ])
                 .style(t.muted),
@@ -1142,8 +1181,12 @@ mod tests {
             m.mode = Mode::Help;
             let term = render(&m, w, h);
             let text = format!("{}", term.backend());
-            for (keys, _) in help_rows(&keymap()) {
-                assert!(text.contains(&keys), "help at {w}x{h} lacks `{keys}`");
+            for (keys, what) in help_rows(&keymap()) {
+                // The description too: the keys alone also show in the footer.
+                assert!(
+                    text.contains(&keys) && text.contains(&what),
+                    "help at {w}x{h} lacks `{keys}` ({what})"
+                );
             }
             insta::assert_snapshot!(format!("help_{w}x{h}"), term.backend());
         }
@@ -1215,6 +1258,24 @@ mod tests {
         }
         let text = format!("{}", render(&m, 30, 5).backend());
         assert!(text.contains("too small"), "{text}");
+    }
+
+    #[test]
+    fn the_day_view_labels_its_axis() {
+        let mut m = model();
+        m.focus = Panel::Graphs;
+        let text = |m: &Model| {
+            let term = render(m, 120, 40);
+            let b = term.backend().buffer().clone();
+            b.content().iter().map(|c| c.symbol()).collect::<String>()
+        };
+        assert!(!text(&m).contains("-24h"));
+        m.day_view = true;
+        let shown = text(&m);
+        assert!(
+            shown.contains("-24h") && shown.contains("last 24 h"),
+            "{shown}"
+        );
     }
 
     #[test]
