@@ -137,12 +137,15 @@ pub enum Row {
 /// A time series: (ms since epoch, value).
 pub type Series = VecDeque<(Millis, f64)>;
 
+/// The minute being averaged: (start, sum, count).
+pub type Minute = Option<(Millis, f64, u32)>;
+
 /// Points of the 24-hour view: one a minute.
 pub const DAY_POINTS: usize = 24 * 60;
 pub const DAY_STEP_MS: Millis = 60_000;
 
 /// Adds a sample to the 24-hour view: averaged per minute.
-pub fn push_day(series: &mut Series, acc: &mut Option<(Millis, f64, u32)>, at: Millis, v: f64) {
+pub fn push_day(series: &mut Series, acc: &mut Minute, at: Millis, v: f64) {
     let bucket = at - at % DAY_STEP_MS;
     match acc {
         Some((b, sum, n)) if *b == bucket => {
@@ -205,7 +208,7 @@ pub struct Model {
     /// the minute being filled: (start, sum, count).
     pub day_cpu: Series,
     pub day_mem: Series,
-    pub day_acc: (Option<(Millis, f64, u32)>, Option<(Millis, f64, u32)>),
+    pub day_acc: (Minute, Minute),
     /// The host graphs show the last 24 hours instead of 5 minutes.
     pub day_view: bool,
     pub notices: VecDeque<Notice>,

@@ -1184,7 +1184,7 @@ mod tests {
             for (keys, what) in help_rows(&keymap()) {
                 // The description too: the keys alone also show in the footer.
                 assert!(
-                    text.contains(&keys) && text.contains(&what),
+                    text.contains(&keys) && text.contains(what),
                     "help at {w}x{h} lacks `{keys}` ({what})"
                 );
             }
