@@ -156,6 +156,19 @@ fn a_crash_loop_fires_opens_a_level_1_incident_and_resolves_after_a_fixing_reloa
     );
     // The incident stays open for the operator: it is theirs to close.
     assert!(inc["resolved_at"].is_null());
+    // The reload that fixed it is on the timeline, with who did it.
+    assert!(
+        inc["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["kind"] == "action"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("reloaded"))
+                && e["by"].as_str().is_some_and(|b| b.starts_with("uid "))),
+        "{inc:#}"
+    );
 
     // The response procedure from the CLI, and the report.
     for args in [

@@ -41,9 +41,13 @@ fn restore_at_a_time_runs_the_workflow_and_leaves_a_working_agent() {
     let (code, out, err) = d.cli(&["backup"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("backup done"), "{out}");
+    // The first backup says where the new password is, once.
+    assert!(out.contains("New repository password in"), "{out}");
     std::thread::sleep(Duration::from_millis(1500));
     std::fs::write(ctx.join("memory.md"), "version two\n").expect("write");
-    assert_eq!(d.cli(&["backup"]).0, 0);
+    let (code, out, _) = d.cli(&["backup"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("New repository password"), "{out}");
     let snaps = snapshots(&d);
     assert_eq!(snaps.len(), 2);
     let t1 = snaps[0]["time"].as_u64().expect("time");

@@ -93,7 +93,7 @@ async fn run_backup(
     sup: &Supervisor,
     s: &Settings,
     reason: &str,
-) -> Result<Vec<Written>, ErrorReply> {
+) -> Result<(Vec<Written>, bool), ErrorReply> {
     let job = Job {
         data_dir: s.data_dir.clone(),
         repositories: s.repositories.clone(),
@@ -119,7 +119,7 @@ async fn run_backup(
         reason,
         "backup done"
     );
-    Ok(written)
+    Ok((written, made))
 }
 
 /// `Request::Backup`.
@@ -127,7 +127,7 @@ pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Resp
     let _slot = take_slot(s)?;
     let written = run_backup(sup, s, reason).await;
     let result = match &written {
-        Ok(w) => {
+        Ok((w, made)) => {
             let parts: Vec<String> = w
                 .iter()
                 .map(|w| match (&w.snapshot, &w.error) {
@@ -147,14 +147,21 @@ pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Resp
                     (None, None) => format!("{}: nothing written", w.repository),
                 })
                 .collect();
-            format!("backup done; {}", parts.join("; "))
+            let mut text = format!("backup done; {}", parts.join("; "));
+            if *made {
+                text.push_str(&format!(
+                    ". New repository password in {}: keep a copy elsewhere, without it the backups cannot be read",
+                    backup::password_file(&s.data_dir).display()
+                ));
+            }
+            text
         }
         Err(e) => format!("error: {e}"),
     };
     sup.audit(
         "autonomos",
         "backup",
-        serde_json::json!({ "reason": reason, "written": written.as_ref().ok() }),
+        serde_json::json!({ "reason": reason, "written": written.as_ref().ok().map(|w| &w.0) }),
         &result,
     );
     written.map(|_| Response::Done { message: result })

@@ -119,7 +119,7 @@ type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
 
 enum Msg {
     Api(Request, Answer, String),
-    Reload(Box<Config>, Answer),
+    Reload(Box<Config>, Answer, String),
     Snapshot(oneshot::Sender<(u64, FleetStatus)>),
     Run {
         agent: usize,
@@ -186,7 +186,7 @@ impl Supervisor {
     /// identified the peer): recorded on incident timelines.
     pub async fn request_as(&self, req: Request, who: String) -> Result<Response, ErrorReply> {
         match req {
-            Request::Reload => return self.reload().await,
+            Request::Reload => return self.reload(who).await,
             Request::Backup => {
                 let Some(r) = &self.recovery else {
                     return Err(err(
@@ -297,7 +297,7 @@ impl Supervisor {
     }
 
     /// Re-reads the config file; a rejected config changes nothing.
-    async fn reload(&self) -> Result<Response, ErrorReply> {
+    async fn reload(&self, who: String) -> Result<Response, ErrorReply> {
         let Some(path) = self.config_source.clone() else {
             return Err(err(
                 ErrorKind::Invalid,
@@ -318,7 +318,7 @@ impl Supervisor {
         })?;
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Reload(Box::new(cfg), tx))
+            .send(Msg::Reload(Box::new(cfg), tx, who))
             .await
             .map_err(|_| shutting_down())?;
         rx.await.map_err(|_| shutting_down())?
@@ -440,6 +440,8 @@ struct Actor {
     /// What clients last heard of the audit trail and backups: (newest
     /// record's seq, a backup running).
     audit_seen: (u64, bool),
+    /// Notifications handled, as clients last heard.
+    notifiers_seen: u64,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -510,6 +512,7 @@ pub fn start(
         me: None,
         recovered: Default::default(),
         audit_seen: (0, false),
+        notifiers_seen: 0,
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -683,8 +686,13 @@ impl Actor {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Api(req, answer, who) => self.api(req, answer, &who),
-            Msg::Reload(cfg, answer) => {
+            Msg::Reload(cfg, answer, who) => {
                 let result = self.apply_config(*cfg);
+                if let Ok(Response::Done { message }) = &result {
+                    let now = self.clock.now();
+                    self.observe.on_action(None, &who, message, now);
+                    self.observe.flush();
+                }
                 let _ = answer.send(result);
             }
             Msg::Snapshot(reply) => {
@@ -819,7 +827,15 @@ impl Actor {
 
     /// Tells subscribers when alerts, incidents or notifiers changed.
     fn publish_alerts(&mut self) {
-        if self.observe.take_changed() && self.events.has_subscribers() {
+        let notifiers: u64 = self
+            .observe
+            .notifier_status()
+            .iter()
+            .map(|n| n.sent + n.failed + n.dropped)
+            .sum();
+        let notifiers_changed = notifiers != self.notifiers_seen;
+        self.notifiers_seen = notifiers;
+        if (self.observe.take_changed() | notifiers_changed) && self.events.has_subscribers() {
             self.events.emit(ServerEvent::Alerts {
                 alerts: self.observe.alerts(),
                 incidents: self.observe.incidents(false),
