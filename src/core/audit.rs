@@ -21,8 +21,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const RECORD_TAG: &[u8] = b"autonomos-audit-record-v1\n";
 const CHECKPOINT_TAG: &str = "autonomos-audit-checkpoint-v1";
 
-/// One audit record, one JSON line.
+/// One audit record, one JSON line. Unknown fields are refused: the hash
+/// covers the known ones only, so an added field must not pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Record {
     pub seq: u64,
     /// ms since the Unix epoch.
@@ -373,6 +375,30 @@ mod tests {
         assert!(v.ok(), "{v:?}");
         assert_eq!(v.torn_tail, Some(15));
         assert_eq!(v.last_seq, 5);
+    }
+
+    #[test]
+    fn an_added_field_is_tampering() {
+        let (recs, cps) = log(5, 5);
+        let text = String::from_utf8(bytes(&recs)).expect("utf-8");
+        let forged: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let l = if i == 2 {
+                    l.replacen(
+                        "\"result\":\"ok\"",
+                        "\"result\":\"ok\",\"approved_by\":\"cto\"",
+                        1,
+                    )
+                } else {
+                    l.to_string()
+                };
+                format!("{l}\n")
+            })
+            .collect();
+        let v = verify(forged.as_bytes(), &cps, &key().verifying_key());
+        assert_eq!(v.first_bad.map(|b| b.0), Some(3));
     }
 
     #[test]

@@ -84,6 +84,27 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
+/// Writes a 0600 file whole or not at all (temporary file, fsync, rename),
+/// so a crash never leaves an empty key behind.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Reads the key, or makes one (0600) at first use.
 fn load_or_create_key(p: &Paths) -> std::io::Result<SigningKey> {
     if let Ok(text) = std::fs::read_to_string(p.secret()) {
@@ -124,14 +145,20 @@ fn scan(path: &Path) -> std::io::Result<(u64, u64, Option<Record>)> {
     }
     let total = text.len() as u64;
     let good = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    // The newest record that parses: an unreadable line after it is left
+    // for `audit verify` to report, and the chain goes on from the record
+    // (never from the start again).
     let last = text[..good]
         .split(|&b| b == b'\n')
-        .rfind(|l| !l.is_empty())
-        .and_then(|l| serde_json::from_slice::<Record>(l).ok());
+        .rev()
+        .filter(|l| !l.is_empty())
+        .find_map(|l| serde_json::from_slice::<Record>(l).ok());
     Ok((total, good as u64, last))
 }
 
 struct Writer {
+    /// (seq, head) of the last record known to be on disk.
+    durable: (u64, String),
     recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
     log: File,
     checkpoints: File,
@@ -162,24 +189,41 @@ impl Writer {
         }
     }
 
+    /// Writes the batch whole or not at all: on an error the file is cut
+    /// back to where it was and the records are dropped from the chain (the
+    /// sequence and head go back too), so a retry never duplicates a record
+    /// and a checkpoint never names one that is not on disk.
     fn flush(&mut self, batch: &mut String) -> std::io::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.log.write_all(batch.as_bytes())?;
-        self.log.sync_data()?;
+        let before = self.log.metadata()?.len();
+        let written = self
+            .log
+            .write_all(batch.as_bytes())
+            .and_then(|()| self.log.sync_data());
+        if let Err(e) = written {
+            let _ = self.log.set_len(before);
+            let _ = self.log.seek(SeekFrom::End(0));
+            (self.seq, self.head) = self.durable.clone();
+            batch.clear();
+            return Err(e);
+        }
+        self.durable = (self.seq, self.head.clone());
         batch.clear();
         Ok(())
     }
 
     fn checkpoint(&mut self) -> std::io::Result<Checkpoint> {
-        let cp = Checkpoint::sign(&self.key, self.seq, &self.head, now_ms());
-        if self.seq > self.checkpointed {
+        // Only what is on disk is signed.
+        let (seq, head) = self.durable.clone();
+        let cp = Checkpoint::sign(&self.key, seq, &head, now_ms());
+        if seq > self.checkpointed {
             let mut line = serde_json::to_string(&cp).map_err(std::io::Error::other)?;
             line.push('\n');
             self.checkpoints.write_all(line.as_bytes())?;
             self.checkpoints.sync_data()?;
-            self.checkpointed = self.seq;
+            self.checkpointed = seq;
         }
         Ok(cp)
     }
@@ -235,6 +279,7 @@ impl Audit {
         };
         let recent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let mut w = Writer {
+            durable: (seq, head.clone()),
             recent: recent.clone(),
             log,
             checkpoints,
@@ -266,8 +311,9 @@ impl Audit {
         Ok((Audit { tx, recent }, torn))
     }
 
-    /// Appends a record. It waits only when 65,536 records are already
-    /// queued (the disk has stalled): an audit record is never dropped.
+    /// Appends a record without waiting. When 65,536 records are already
+    /// queued (the disk has stalled) a thread waits with it, so no record
+    /// is dropped while the writer lives.
     pub fn record(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         let cmd = Cmd::Record {
             actor: actor.to_string(),
@@ -278,9 +324,19 @@ impl Audit {
         match self.tx.try_send(cmd) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(cmd)) => {
-                tracing::warn!(action, "audit queue full: waiting for the disk");
-                if self.tx.send(cmd).is_err() {
-                    tracing::error!(action, "audit writer stopped: record lost");
+                // The disk has stalled: hand the record to a thread that
+                // waits, so the caller (maybe the supervisor) never does.
+                tracing::warn!(action, "audit queue full: the record waits for the disk");
+                let tx = self.tx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("autonomos-audit-wait".into())
+                    .spawn(move || {
+                        if tx.send(cmd).is_err() {
+                            tracing::error!("audit writer stopped: record lost");
+                        }
+                    });
+                if spawned.is_err() {
+                    tracing::error!(action, "cannot queue an audit record: lost");
                 }
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {

@@ -8,7 +8,7 @@
 //! only), and every agent's context dir. The password lives in
 //! `DATA_DIR/backup-password` (0600), outside every backed-up path.
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustic_backend::BackendOptions;
@@ -34,20 +34,20 @@ pub fn password_file(data_dir: &Path) -> PathBuf {
 pub fn password(data_dir: &Path) -> Result<(String, bool), String> {
     let path = password_file(data_dir);
     if let Ok(p) = std::fs::read_to_string(&path) {
-        return Ok((p.trim().to_string(), false));
+        let p = p.trim().to_string();
+        if p.is_empty() {
+            return Err(format!(
+                "{} is empty: restore the saved copy of the backup password there",
+                path.display()
+            ));
+        }
+        return Ok((p, false));
     }
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
     let pass = crate::core::audit::hex(&seed);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
+    crate::daemon::audit::write_private(&path, &format!("{pass}\n"))
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    use std::io::Write;
-    writeln!(f, "{pass}").map_err(|e| e.to_string())?;
-    f.sync_all().map_err(|e| e.to_string())?;
     Ok((pass, true))
 }
 

@@ -214,12 +214,32 @@ async fn exec(argv: &[String], payload: &str, job: &Job) -> Result<(), String> {
         let _ = stdin.write_all(payload.as_bytes()).await;
         let _ = stdin.write_all(b"\n").await;
     }
+    // stderr is read while waiting (a chatty command never blocks on a
+    // full pipe); a background child that keeps it open cannot hold a
+    // notification hostage: only 4 KiB are kept, and the read stops
+    // shortly after the command exits.
     let mut stderr = child.stderr.take();
     let mut err_text = Vec::new();
-    let status = child.wait().await.map_err(|e| e.to_string())?;
-    if let Some(e) = stderr.as_mut() {
-        let _ = e.take(4096).read_to_end(&mut err_text).await;
-    }
+    let read = async {
+        if let Some(e) = stderr.as_mut() {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match e.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = 4096usize.saturating_sub(err_text.len());
+                        err_text.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                }
+            }
+        }
+    };
+    tokio::pin!(read);
+    let status = tokio::select! {
+        st = child.wait() => st.map_err(|e| e.to_string())?,
+        () = &mut read => child.wait().await.map_err(|e| e.to_string())?,
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), &mut read).await;
     if status.success() {
         return Ok(());
     }

@@ -267,10 +267,12 @@ impl Observe {
         for (s, v) in self.host.cores.iter_mut().zip(&host.per_core) {
             s.push(now, *v);
         }
+        let mut added = false;
         for f in agents {
             if !self.agents.contains_key(&f.name) {
                 let fresh = AGENT_METRICS.iter().map(|m| self.new_series(*m)).collect();
                 self.agents.insert(f.name.clone(), fresh);
+                added = true;
             }
             if let Some(series) = self.agents.get_mut(&f.name) {
                 for (s, v) in series.iter_mut().zip(f.values()) {
@@ -278,7 +280,8 @@ impl Observe {
                 }
             }
         }
-        if self.agents.len() != agents.len() {
+        // An agent removed (maybe while another was added): drop its series.
+        if added || self.agents.len() != agents.len() {
             let live: BTreeSet<&str> = agents.iter().map(|f| f.name.as_str()).collect();
             self.agents.retain(|k, _| live.contains(k.as_str()));
         }
@@ -473,10 +476,13 @@ impl Observe {
     /// Writes changed incidents.
     pub fn flush(&mut self) {
         for id in std::mem::take(&mut self.dirty) {
-            if let Some(inc) = self.incidents.get(&id) {
-                let _ = self
+            if let Some(inc) = self.incidents.get(&id)
+                && !self
                     .store
-                    .write_soon(Change::Incident(Box::new(inc.clone())));
+                    .write_soon(Change::Incident(Box::new(inc.clone())))
+            {
+                // The store's queue is full: try again at the next flush.
+                self.dirty.insert(id);
             }
         }
         // Keep memory bounded: drop the oldest resolved incidents from memory

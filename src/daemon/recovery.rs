@@ -93,6 +93,7 @@ async fn run_backup(
     sup: &Supervisor,
     s: &Settings,
     reason: &str,
+    retention: bool,
 ) -> Result<(Vec<Written>, bool), ErrorReply> {
     let job = Job {
         data_dir: s.data_dir.clone(),
@@ -100,7 +101,13 @@ async fn run_backup(
         config_file: s.config_file.clone(),
         contexts: contexts(sup).await?,
         reason: reason.to_string(),
-        keep: s.keep,
+        // Not before a restore: retention could forget the very snapshot
+        // about to be restored.
+        keep: if retention {
+            s.keep
+        } else {
+            (None, None, None)
+        },
     };
     let (_, made) = backup::password(&s.data_dir).map_err(|e| err(ErrorKind::Storage, e))?;
     if made {
@@ -125,7 +132,7 @@ async fn run_backup(
 /// `Request::Backup`.
 pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Response, ErrorReply> {
     let _slot = take_slot(s)?;
-    let written = run_backup(sup, s, reason).await;
+    let written = run_backup(sup, s, reason, true).await;
     let result = match &written {
         Ok((w, made)) => {
             let parts: Vec<String> = w
@@ -194,8 +201,8 @@ pub async fn restore(
             sup.audit(
                 "autonomos",
                 "recovery",
-                serde_json::json!({ "agent": agent, "step": text }),
-                "ok",
+                serde_json::json!({ "agent": agent }),
+                &text,
             );
             let _ = sup.note_recovery(&agent, &text).await;
         }
@@ -210,7 +217,8 @@ pub async fn restore(
         .map_err(|e| err(ErrorKind::Storage, e))?;
     let chosen = backup::pick(&snaps, snapshot, at).map_err(|e| err(ErrorKind::Invalid, e))?;
 
-    // Isolate.
+    // Isolate. From here on, any failure starts the agent again and
+    // leaves the current context as it was.
     step(format!("IsolateSystem: stopping {agent}")).await;
     sup.actor_request(
         Request::Stop {
@@ -219,6 +227,40 @@ pub async fn restore(
         "autonomos (recovery)".into(),
     )
     .await?;
+    let stamp = crate::daemon::audit::now_ms();
+    let tmp = ctx.with_file_name(format!(".restore-{stamp}"));
+    let outcome = swap_in(sup, s, agent, &chosen, &ctx, &tmp, stamp, &step).await;
+    if outcome.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        restart(sup, agent, was_enabled).await;
+    }
+    let (files, bytes) = outcome?;
+    Ok(Response::Done {
+        message: format!(
+            "restored {agent} from snapshot {} ({}): {files} files, {}",
+            &chosen.id[..8],
+            crate::ops::time(chosen.time),
+            crate::config::format_size(bytes)
+        ),
+    })
+}
+
+/// Isolation done: wait for the trees to go, back up, load, validate, swap.
+#[allow(clippy::too_many_arguments)]
+async fn swap_in<F, Fut>(
+    sup: &Supervisor,
+    s: &Settings,
+    agent: &str,
+    chosen: &backup::SnapshotInfo,
+    ctx: &std::path::Path,
+    tmp: &std::path::Path,
+    stamp: u64,
+    step: &F,
+) -> Result<(u64, u64), ErrorReply>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let t = Instant::now();
     loop {
         let st = sup.actor_status().await?;
@@ -240,19 +282,17 @@ pub async fn restore(
     }
     // What is there now is kept first.
     step("backing up the current state before restoring".into()).await;
-    if let Err(e) = run_backup(sup, s, &format!("before restoring {agent}")).await {
-        restart(sup, agent, was_enabled).await;
-        return Err(err(
-            ErrorKind::Storage,
-            format!("the backup before the restore failed, nothing restored: {e}"),
-        ));
-    }
-    // Load and validate into a temporary dir beside the context.
-    let stamp = crate::daemon::audit::now_ms();
-    let tmp = ctx.with_file_name(format!(".restore-{stamp}"));
+    run_backup(sup, s, &format!("before restoring {agent}"), false)
+        .await
+        .map_err(|e| {
+            err(
+                ErrorKind::Storage,
+                format!("the backup before the restore failed, nothing restored: {e}"),
+            )
+        })?;
     step(format!(
         "LoadBackup: snapshot {} of {}",
-        &chosen.id[..8],
+        &chosen.id[..8.min(chosen.id.len())],
         crate::ops::time(chosen.time)
     ))
     .await;
@@ -260,8 +300,8 @@ pub async fn restore(
         s.repositories[0].clone(),
         s.data_dir.clone(),
         chosen.id.clone(),
-        ctx.clone(),
-        tmp.clone(),
+        ctx.to_path_buf(),
+        tmp.to_path_buf(),
     );
     let loaded = tokio::task::spawn_blocking(move || {
         backup::restore_dir(&repo, &data_dir, &id, &path, &dest)
@@ -271,12 +311,10 @@ pub async fn restore(
     let (files, bytes) = match loaded {
         Ok(x) => x,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
             step(format!(
                 "ValidateIntegrity FAILED: {e}; the current context is untouched"
             ))
             .await;
-            restart(sup, agent, was_enabled).await;
             return Err(err(
                 ErrorKind::Storage,
                 format!("restore of {agent} failed, current context untouched: {e}"),
@@ -290,19 +328,16 @@ pub async fn restore(
     .await;
     // Swap: two renames in the same directory.
     let old = ctx.with_file_name(format!(".replaced-{stamp}"));
-    let swapped = (|| -> std::io::Result<()> {
-        if ctx.exists() {
-            std::fs::rename(&ctx, &old)?;
-        }
-        if let Err(e) = std::fs::rename(&tmp, &ctx) {
-            let _ = std::fs::rename(&old, &ctx);
-            return Err(e);
-        }
-        Ok(())
-    })();
-    if let Err(e) = swapped {
-        let _ = std::fs::remove_dir_all(&tmp);
-        restart(sup, agent, was_enabled).await;
+    if ctx.exists() {
+        std::fs::rename(ctx, &old).map_err(|e| {
+            err(
+                ErrorKind::Storage,
+                format!("cannot swap the restored context in: {e}"),
+            )
+        })?;
+    }
+    if let Err(e) = std::fs::rename(tmp, ctx) {
+        let _ = std::fs::rename(&old, ctx);
         return Err(err(
             ErrorKind::Storage,
             format!("cannot swap the restored context in: {e}"),
@@ -311,14 +346,7 @@ pub async fn restore(
     let _ = std::fs::remove_dir_all(&old);
     step("SystemRecovery: restarting".into()).await;
     restart(sup, agent, true).await;
-    Ok(Response::Done {
-        message: format!(
-            "restored {agent} from snapshot {} ({}): {files} files, {}",
-            &chosen.id[..8],
-            crate::ops::time(chosen.time),
-            crate::config::format_size(bytes)
-        ),
-    })
+    Ok((files, bytes))
 }
 
 async fn restart(sup: &Supervisor, agent: &str, enabled: bool) {

@@ -796,6 +796,12 @@ impl Actor {
             format!("replica Failed ({reason}); recovery = restore-latest"),
         );
         tokio::spawn(async move {
+            // A backup in progress (say, the schedule's) holds the slot:
+            // wait for it rather than give the one automatic attempt up.
+            let t = Instant::now();
+            while settings.busy.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(1800) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             match crate::daemon::recovery::restore(&me, &settings, &agent, None, None, &why).await {
                 Ok(Response::Done { message }) => tracing::warn!(agent = %agent, "{message}"),
                 Ok(_) => {}

@@ -383,12 +383,22 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<(usize, Tok)>,
     pos: usize,
+    depth: usize,
 }
+
+/// Nesting (parentheses, `not`) deeper than this is refused rather than
+/// risking the stack.
+const MAX_DEPTH: usize = 64;
 
 /// Parses an expression.
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, pos: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.toks.is_empty() {
         return Err(ParseError {
             offset: 0,
@@ -466,6 +476,16 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
+        self.depth += 1;
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, ParseError> {
+        if self.depth > MAX_DEPTH {
+            return self.fail(format!("nested more than {MAX_DEPTH} levels deep"));
+        }
         if self.keyword("not") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }

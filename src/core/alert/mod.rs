@@ -356,6 +356,19 @@ fn is_silenced(silences: &[Silence], id: &str, now: Millis) -> bool {
         .any(|s| s.until > now && (glob(&s.pattern, id) || glob(&s.pattern, rule)))
 }
 
+/// An alert that has not started firing for a whole flap window is no
+/// longer flapping, whatever its state (so a flapping alert that then fires
+/// steadily is heard when it finally resolves).
+fn settle(a: &mut Alert, now: Millis) {
+    if a.flapping
+        && a.fired
+            .back()
+            .is_none_or(|&t| now.saturating_sub(t) > FLAP_WINDOW)
+    {
+        a.flapping = false;
+    }
+}
+
 /// One instance's state machine for one evaluation.
 #[allow(clippy::too_many_arguments)]
 fn step(
@@ -375,6 +388,7 @@ fn step(
             return;
         };
         a.round = round;
+        settle(a, now);
         match a.state {
             AlertState::Pending => {
                 // It never fired: forget it quietly.
@@ -392,9 +406,6 @@ fn step(
             }
             AlertState::Resolved => {
                 a.value = value;
-                if a.flapping && a.fired.back().is_none_or(|&t| now - t > FLAP_WINDOW) {
-                    a.flapping = false;
-                }
             }
         }
         return;
@@ -423,6 +434,7 @@ fn step(
         return;
     };
     a.round = round;
+    settle(a, now);
     if a.state == AlertState::Resolved {
         // A new episode of a recently resolved alert.
         a.state = AlertState::Pending;

@@ -295,3 +295,42 @@ fn globbing() {
     assert!(glob("a*b*c", "aXXbYYc"));
     assert!(!glob("a*b*c", "aXXbYY"));
 }
+
+#[test]
+fn a_flapping_alert_that_then_fires_steadily_is_heard_when_it_resolves() {
+    let mut src = Fake::default();
+    let mut e = Engine::new(vec![rule("down", "failed > 0", 0, Severity::Critical)]);
+    let mut t = 0;
+    for _ in 0..2 {
+        src.set("a", Metric::Failed, t, 1.0);
+        e.evaluate(&src, &["a"], t);
+        t += 1000;
+        src.set("a", Metric::Failed, t, 0.0);
+        e.evaluate(&src, &["a"], t);
+        t += 1000;
+    }
+    // Third firing: flapping. Now it stays firing for longer than the window.
+    src.set("a", Metric::Failed, t, 1.0);
+    e.evaluate(&src, &["a"], t);
+    assert!(e.alerts().next().expect("listed").flapping);
+    t += FLAP_WINDOW + 1000;
+    e.evaluate(&src, &["a"], t);
+    assert!(
+        !e.alerts().next().expect("listed").flapping,
+        "settled while firing"
+    );
+    src.set("a", Metric::Failed, t + 1000, 0.0);
+    let ch = e.evaluate(&src, &["a"], t + 1000);
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0].alert.state, AlertState::Resolved);
+    assert!(ch[0].notify, "the end of a long outage is announced");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{}failed > 0{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(parse(&deep).is_err_and(|e| e.message.contains("nested")));
+    let nots = format!("{}failed > 0", "not ".repeat(10_000));
+    assert!(parse(&nots).is_err());
+    assert!(parse(&format!("{}failed > 0{}", "(".repeat(20), ")".repeat(20))).is_ok());
+}
