@@ -235,11 +235,14 @@ async fn exec(argv: &[String], payload: &str, job: &Job) -> Result<(), String> {
         }
     };
     tokio::pin!(read);
-    let status = tokio::select! {
-        st = child.wait() => st.map_err(|e| e.to_string())?,
-        () = &mut read => child.wait().await.map_err(|e| e.to_string())?,
+    // A finished future must not be polled again: remember which one ended.
+    let (status, read_done) = tokio::select! {
+        st = child.wait() => (st.map_err(|e| e.to_string())?, false),
+        () = &mut read => (child.wait().await.map_err(|e| e.to_string())?, true),
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), &mut read).await;
+    if !read_done {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), &mut read).await;
+    }
     if status.success() {
         return Ok(());
     }
