@@ -255,7 +255,8 @@ start_limit = { burst = 100, interval = "60s" }
     let s = starts(&ctx);
     let long_gap = s[n + 1] - s[n];
     assert!(
-        (1500.0 + 160.0..=1500.0 + 400.0).contains(&long_gap),
+        // Not reset would be 1.5 s + 1.6 s; the slack is for a loaded 2-core machine.
+        (1500.0 + 160.0..=1500.0 + 900.0).contains(&long_gap),
         "after a healthy run the delay is back to 200 ms: gap {long_gap:.0} ms includes the 1.5 s run"
     );
     let r = replica(&d.status().await, "crashy", 0)
