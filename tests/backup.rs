@@ -296,3 +296,32 @@ fn retention_keeps_the_newest_and_prunes_the_rest() {
             .starts_with("generation 2")
     );
 }
+
+#[test]
+fn a_failing_mirror_is_reported_and_does_not_fail_the_primary() {
+    let s = setup();
+    // A mirror that cannot be created: a path under a regular file.
+    let blocker = s.data.join("not-a-dir");
+    std::fs::write(&blocker, "x").expect("write");
+    let written = backup::run(&Job {
+        repositories: vec![s.repo.clone(), blocker.join("mirror")],
+        ..job(&s)
+    })
+    .expect("the primary succeeds");
+    assert_eq!(written.len(), 2);
+    assert!(written[0].snapshot.is_some() && written[0].error.is_none());
+    assert!(written[1].snapshot.is_none());
+    assert!(
+        written[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot create")),
+        "{written:?}"
+    );
+    // A failing primary is the error.
+    let r = backup::run(&Job {
+        repositories: vec![blocker.join("primary")],
+        ..job(&s)
+    });
+    assert!(r.is_err());
+}
