@@ -236,23 +236,7 @@ fn a_flipped_byte_is_reported_and_never_restored_silently() {
     .expect("backup");
     let snaps = backup::list(&s.repo, &s.data).expect("list");
     // Flip one byte in the middle of the biggest pack.
-    let mut packs = Vec::new();
-    let mut stack = vec![s.repo.join("data")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("dir").flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                packs.push((e.metadata().expect("meta").len(), e.path()));
-            }
-        }
-    }
-    packs.sort();
-    let (len, pack) = packs.last().cloned().expect("a pack");
-    let mut bytes = std::fs::read(&pack).expect("read");
-    bytes[(len / 2) as usize] ^= 0x55;
-    std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    std::fs::write(&pack, bytes).expect("write");
+    common::damage_biggest_pack(&s.repo);
     let (problems, _) = backup::verify(&s.repo, &s.data, true).expect("check runs");
     assert!(
         !problems.is_empty(),

@@ -209,7 +209,6 @@ fn kill_9_in_the_middle_of_a_backup_leaves_earlier_snapshots_verifiable() {
 
 #[test]
 fn a_restore_from_a_damaged_repository_leaves_the_context_and_restarts_the_agent() {
-    use std::os::unix::fs::PermissionsExt;
     let mut d = BinDaemon::start(AGENT);
     running(&d);
     let ctx = d.context_dir("w");
@@ -219,23 +218,7 @@ fn a_restore_from_a_damaged_repository_leaves_the_context_and_restarts_the_agent
     std::fs::write(ctx.join("model.bin"), &big).expect("write");
     assert_eq!(d.cli(&["backup"]).0, 0);
     // Damage the biggest pack.
-    let mut packs = Vec::new();
-    let mut stack = vec![d.data_dir().join("backups/data")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).expect("dir").flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                packs.push((e.metadata().expect("meta").len(), e.path()));
-            }
-        }
-    }
-    packs.sort();
-    let (len, pack) = packs.last().cloned().expect("a pack");
-    let mut bytes = std::fs::read(&pack).expect("read");
-    bytes[(len / 2) as usize] ^= 0x55;
-    std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    std::fs::write(&pack, bytes).expect("write");
+    common::damage_biggest_pack(&d.data_dir().join("backups"));
     // What is there now must survive the failed restore.
     std::fs::write(ctx.join("memory.md"), "current\n").expect("write");
     let (code, out, err) = d.cli(&["restore", "--agent", "w"]);

@@ -450,3 +450,26 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or(0);
     Ok((code, body.to_string()))
 }
+
+/// Flips one byte in the middle of the biggest pack of a restic-format
+/// repository (simulated disk corruption).
+pub fn damage_biggest_pack(repo: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut packs = Vec::new();
+    let mut stack = vec![repo.join("data")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("pack dir").flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                packs.push((e.metadata().expect("meta").len(), e.path()));
+            }
+        }
+    }
+    packs.sort();
+    let (len, pack) = packs.last().cloned().expect("a pack");
+    let mut bytes = std::fs::read(&pack).expect("read pack");
+    bytes[(len / 2) as usize] ^= 0x55;
+    std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(&pack, bytes).expect("write pack");
+}
