@@ -134,12 +134,14 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
-    /// Restore an agent's context from a backup through the recovery
-    /// workflow: stop it, back up what is there, restore into a temporary
-    /// dir, validate, swap it in, start it.
+    /// Restore agent contexts from a backup through the recovery workflow:
+    /// stop the agent, back up what is there, restore into a temporary dir,
+    /// validate, swap it in, start it again.
     Restore {
+        /// The agent to restore; without it, every agent whose context the
+        /// snapshot holds (agents added since are left as they are).
         #[arg(long)]
-        agent: String,
+        agent: Option<String>,
         /// The newest snapshot at or before this time: RFC 3339
         /// (`2026-11-28T14:00:00Z`), `YYYY-MM-DD HH:MM[:SS]` in UTC, or an
         /// age such as `30m` or `2h` (that long ago).

@@ -233,3 +233,68 @@ fn a_restore_from_a_damaged_repository_leaves_the_context_and_restarts_the_agent
     assert_ne!(code, 0, "verify reports the damage");
     d.stop();
 }
+
+#[test]
+fn restore_without_an_agent_restores_every_agent_the_snapshot_holds() {
+    let two = format!("{AGENT}{}", AGENT.replace("[agents.w]", "[agents.v]"));
+    let mut d = BinDaemon::start(&two);
+    d.wait_status("both running", Duration::from_secs(15), |s| {
+        s.agents.iter().all(|a| a.running == 1)
+    });
+    let (w, v) = (d.context_dir("w"), d.context_dir("v"));
+    std::fs::write(w.join("memory.md"), "w one\n").expect("write");
+    std::fs::write(v.join("memory.md"), "v one\n").expect("write");
+    assert_eq!(d.cli(&["backup"]).0, 0);
+    let first = snapshots(&d)[0]["id"].as_str().expect("id").to_string();
+    // Both change; `v` is stopped by the operator; `u` is added later.
+    std::fs::write(w.join("memory.md"), "w two\n").expect("write");
+    std::fs::write(v.join("memory.md"), "v two\n").expect("write");
+    assert_eq!(d.cli(&["stop", "v"]).0, 0);
+    let three = format!("{two}{}", AGENT.replace("[agents.w]", "[agents.u]"));
+    std::fs::write(d.dir.path().join("autonomos.toml"), three).expect("config");
+    assert_eq!(d.cli(&["reload"]).0, 0);
+    d.wait_status("u running", Duration::from_secs(15), |s| {
+        s.agents.iter().any(|a| a.name == "u" && a.running == 1)
+    });
+    let u = d.context_dir("u");
+    std::fs::write(u.join("memory.md"), "u only now\n").expect("write");
+
+    let (code, out, err) = d.cli(&["restore", "--snapshot", &first[..8]]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restored "), "{out}");
+    assert!(
+        out.contains("left as they are: u"),
+        "the agent added since is named: {out}"
+    );
+    for (ctx, want) in [(&w, "w one\n"), (&v, "v one\n"), (&u, "u only now\n")] {
+        assert_eq!(
+            std::fs::read_to_string(ctx.join("memory.md")).expect("read"),
+            want,
+            "{}",
+            ctx.display()
+        );
+    }
+    // `w` runs again; `v` stays stopped as the operator left it.
+    d.wait_status("w running again", Duration::from_secs(15), |s| {
+        s.agents.iter().any(|a| a.name == "w" && a.running == 1)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let s = d.status();
+    let v_status = s.agents.iter().find(|a| a.name == "v").expect("v");
+    assert_eq!(v_status.running, 0, "{v_status:#?}");
+    // One pre-restore backup covered all of them.
+    let snaps = snapshots(&d);
+    assert_eq!(snaps.len(), 2);
+    let reason = snaps[1]["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("before restoring "), "{reason}");
+    assert!(reason.contains('v') && reason.contains('w'), "{reason}");
+    // A named agent the snapshot does not hold: refused before anything stops.
+    let (code, _, err) = d.cli(&["restore", "--agent", "u", "--snapshot", &first[..8]]);
+    assert_ne!(code, 0);
+    assert!(err.contains("holds no context of `u`"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(u.join("memory.md")).expect("read"),
+        "u only now\n"
+    );
+    d.stop();
+}

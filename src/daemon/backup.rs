@@ -272,6 +272,18 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     pub added: u64,
     pub reason: String,
+    /// The paths backed up (canonical, absolute).
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl SnapshotInfo {
+    /// Whether `dir` (as the daemon names it) was backed up in this
+    /// snapshot, itself or inside a backed-up path.
+    pub fn holds(&self, dir: &Path) -> bool {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        self.paths.iter().any(|p| dir.starts_with(p))
+    }
 }
 
 fn info(s: &SnapshotFile) -> SnapshotInfo {
@@ -283,6 +295,7 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
         bytes: sum.total_bytes_processed,
         added: sum.data_added,
         reason: s.description.clone().unwrap_or_default(),
+        paths: s.paths.iter().map(|p| p.to_string()).collect(),
     }
 }
 
@@ -363,6 +376,24 @@ pub fn restore_dir(
     path: &Path,
     dest: &Path,
 ) -> Result<(u64, u64), String> {
+    restore_dirs(
+        repo_path,
+        data_dir,
+        id,
+        &[(path.to_path_buf(), dest.to_path_buf())],
+    )
+    .map(|v| v[0])
+}
+
+/// [`restore_dir`] for several directories of one snapshot, opening the
+/// repository and its index once. Stops at the first failure, naming the
+/// directory; what was restored before it is left for the caller to remove.
+pub fn restore_dirs(
+    repo_path: &Path,
+    data_dir: &Path,
+    id: &str,
+    dirs: &[(PathBuf, PathBuf)],
+) -> Result<Vec<(u64, u64)>, String> {
     let (pass, _) = password(data_dir)?;
     let repo = open(repo_path, &pass, false)?
         .to_indexed()
@@ -370,9 +401,31 @@ pub fn restore_dir(
     let snap = repo
         .get_snapshot_from_str(id, |_| true)
         .map_err(rerr("snapshot"))?;
+    let mut out = Vec::with_capacity(dirs.len());
+    for (path, dest) in dirs {
+        // The snapshot names paths canonically.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let restored = restore_node(&repo, &snap, &path, dest);
+        out.push(restored.map_err(|e| {
+            if dirs.len() > 1 {
+                format!("{}: {e}", path.display())
+            } else {
+                e
+            }
+        })?);
+    }
+    Ok(out)
+}
+
+fn restore_node(
+    repo: &Repository<rustic_core::IndexedFullStatus>,
+    snap: &SnapshotFile,
+    path: &Path,
+    dest: &Path,
+) -> Result<(u64, u64), String> {
     let node = repo
-        .node_from_snapshot_and_path(&snap, &path.to_string_lossy())
-        .map_err(|e| format!("{} is not in snapshot {id}: {e}", path.display()))?;
+        .node_from_snapshot_and_path(snap, &path.to_string_lossy())
+        .map_err(|e| format!("{} is not in snapshot {}: {e}", path.display(), snap.id))?;
     let ls = LsOptions::default();
     let streamer = repo.ls(&node, &ls).map_err(rerr("list"))?;
     let dest_str = dest.to_string_lossy().to_string();

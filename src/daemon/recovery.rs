@@ -174,40 +174,34 @@ pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Resp
     written.map(|_| Response::Done { message: result })
 }
 
-/// `Request::Restore`: the recovery workflow for one agent.
+/// One agent being restored.
+struct Target {
+    name: String,
+    ctx: PathBuf,
+    tmp: PathBuf,
+    was_enabled: bool,
+}
+
+/// `Request::Restore`: the recovery workflow for one agent, or (`agent`
+/// None) for every agent whose context the snapshot holds.
 pub async fn restore(
     sup: &Supervisor,
     s: &Settings,
-    agent: &str,
+    agent: Option<&str>,
     snapshot: Option<&str>,
     at: Option<u64>,
     why: &str,
 ) -> Result<Response, ErrorReply> {
     let _slot = take_slot(s)?;
     let status = sup.actor_status().await?;
-    let Some(a) = status.agents.iter().find(|a| a.name == agent) else {
+    if let Some(name) = agent
+        && !status.agents.iter().any(|a| a.name == name)
+    {
         return Err(err(
             ErrorKind::UnknownAgent,
-            format!("unknown agent `{agent}`"),
+            format!("unknown agent `{name}`"),
         ));
-    };
-    let ctx = PathBuf::from(&a.context_dir);
-    let was_enabled = a.enabled;
-    let step = |text: String| {
-        let sup = sup.clone();
-        let agent = agent.to_string();
-        async move {
-            tracing::warn!(agent = %agent, step = %text, "recovery");
-            sup.audit(
-                "autonomos",
-                "recovery",
-                serde_json::json!({ "agent": agent }),
-                &text,
-            );
-            let _ = sup.note_recovery(&agent, &text).await;
-        }
-    };
-    step(format!("DetectFailure: {why}")).await;
+    }
     // Pick the snapshot first: no point stopping anything if there is none.
     let primary = s.repositories[0].clone();
     let data_dir = s.data_dir.clone();
@@ -216,47 +210,119 @@ pub async fn restore(
         .map_err(|e| err(ErrorKind::Storage, e.to_string()))?
         .map_err(|e| err(ErrorKind::Storage, e))?;
     let chosen = backup::pick(&snaps, snapshot, at).map_err(|e| err(ErrorKind::Invalid, e))?;
-
-    // Isolate. From here on, any failure starts the agent again and
-    // leaves the current context as it was.
-    step(format!("IsolateSystem: stopping {agent}")).await;
-    sup.actor_request(
-        Request::Stop {
-            agent: agent.to_string(),
-        },
-        "autonomos (recovery)".into(),
-    )
-    .await?;
+    let short = &chosen.id[..8.min(chosen.id.len())];
     let stamp = crate::daemon::audit::now_ms();
-    let tmp = ctx.with_file_name(format!(".restore-{stamp}"));
-    let outcome = swap_in(sup, s, agent, &chosen, &ctx, &tmp, stamp, &step).await;
-    if outcome.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        restart(sup, agent, was_enabled).await;
+    let (mut targets, mut skipped) = (Vec::new(), Vec::new());
+    for a in &status.agents {
+        if agent.is_some_and(|n| n != a.name) {
+            continue;
+        }
+        let ctx = PathBuf::from(&a.context_dir);
+        if !chosen.holds(&ctx) {
+            skipped.push(a.name.clone());
+            continue;
+        }
+        targets.push(Target {
+            name: a.name.clone(),
+            tmp: ctx.with_file_name(format!(".restore-{stamp}-{}", a.name)),
+            ctx,
+            was_enabled: a.enabled,
+        });
     }
-    let (files, bytes) = outcome?;
-    Ok(Response::Done {
-        message: format!(
-            "restored {agent} from snapshot {} ({}): {files} files, {}",
-            &chosen.id[..8],
-            crate::ops::time(chosen.time),
-            crate::config::format_size(bytes)
-        ),
-    })
+    if targets.is_empty() {
+        return Err(err(
+            ErrorKind::Invalid,
+            match agent {
+                Some(name) => format!(
+                    "snapshot {short} ({}) holds no context of `{name}`: it was backed up before the agent existed or under another context dir",
+                    crate::ops::time(chosen.time)
+                ),
+                None => format!("snapshot {short} holds no context of any current agent"),
+            },
+        ));
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let step = |text: String| {
+        let sup = sup.clone();
+        let names = names.clone();
+        async move {
+            let who = names.join(", ");
+            tracing::warn!(agent = %who, step = %text, "recovery");
+            sup.audit(
+                "autonomos",
+                "recovery",
+                serde_json::json!({ "agent": who }),
+                &text,
+            );
+            for name in &names {
+                let _ = sup.note_recovery(name, &text).await;
+            }
+        }
+    };
+    step(format!("DetectFailure: {why}")).await;
+
+    // Isolate. From here on, any failure starts the agents again and
+    // leaves the current contexts as they were.
+    step(format!("IsolateSystem: stopping {}", names.join(", "))).await;
+    let mut stopped = 0;
+    let mut outcome = Ok(Vec::new());
+    for t in &targets {
+        if let Err(e) = sup
+            .actor_request(
+                Request::Stop {
+                    agent: t.name.clone(),
+                },
+                "autonomos (recovery)".into(),
+            )
+            .await
+        {
+            outcome = Err(e);
+            break;
+        }
+        stopped += 1;
+    }
+    if outcome.is_ok() {
+        outcome = swap_in(sup, s, &targets, &chosen, stamp, &step).await;
+    }
+    let restored = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            for t in &targets[..stopped] {
+                let _ = std::fs::remove_dir_all(&t.tmp);
+                restart(sup, &t.name, t.was_enabled).await;
+            }
+            return Err(e);
+        }
+    };
+    let (files, bytes) = restored
+        .iter()
+        .fold((0, 0), |(f, b), (x, y)| (f + x, b + y));
+    let mut message = format!(
+        "restored {} from snapshot {short} ({}): {files} files, {}",
+        names.join(", "),
+        crate::ops::time(chosen.time),
+        crate::config::format_size(bytes)
+    );
+    if !skipped.is_empty() {
+        message.push_str(&format!(
+            "; not in the snapshot, left as they are: {}",
+            skipped.join(", ")
+        ));
+    }
+    Ok(Response::Done { message })
 }
 
 /// Isolation done: wait for the trees to go, back up, load, validate, swap.
-#[allow(clippy::too_many_arguments)]
+/// Returns (files, bytes) per target. On error every target's context is
+/// as it was (the caller removes the temporary dirs and restarts).
 async fn swap_in<F, Fut>(
     sup: &Supervisor,
     s: &Settings,
-    agent: &str,
+    targets: &[Target],
     chosen: &backup::SnapshotInfo,
-    ctx: &std::path::Path,
-    tmp: &std::path::Path,
     stamp: u64,
     step: &F,
-) -> Result<(u64, u64), ErrorReply>
+) -> Result<Vec<(u64, u64)>, ErrorReply>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -267,48 +333,55 @@ where
         let quiet = st
             .agents
             .iter()
-            .find(|x| x.name == agent)
-            .is_none_or(|x| x.replicas.iter().all(|r| r.pid.is_none()));
+            .filter(|x| targets.iter().any(|t| t.name == x.name))
+            .all(|x| x.replicas.iter().all(|r| r.pid.is_none()));
         if quiet {
             break;
         }
         if t.elapsed() > Duration::from_secs(60) {
             return Err(err(
                 ErrorKind::Invalid,
-                format!("{agent} did not stop within 60s; nothing restored"),
+                "the agents did not stop within 60s; nothing restored",
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // What is there now is kept first.
     step("backing up the current state before restoring".into()).await;
-    run_backup(sup, s, &format!("before restoring {agent}"), false)
-        .await
-        .map_err(|e| {
-            err(
-                ErrorKind::Storage,
-                format!("the backup before the restore failed, nothing restored: {e}"),
-            )
-        })?;
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    run_backup(
+        sup,
+        s,
+        &format!("before restoring {}", names.join(", ")),
+        false,
+    )
+    .await
+    .map_err(|e| {
+        err(
+            ErrorKind::Storage,
+            format!("the backup before the restore failed, nothing restored: {e}"),
+        )
+    })?;
     step(format!(
         "LoadBackup: snapshot {} of {}",
         &chosen.id[..8.min(chosen.id.len())],
         crate::ops::time(chosen.time)
     ))
     .await;
-    let (repo, data_dir, id, path, dest) = (
+    let (repo, data_dir, id) = (
         s.repositories[0].clone(),
         s.data_dir.clone(),
         chosen.id.clone(),
-        ctx.to_path_buf(),
-        tmp.to_path_buf(),
     );
-    let loaded = tokio::task::spawn_blocking(move || {
-        backup::restore_dir(&repo, &data_dir, &id, &path, &dest)
-    })
-    .await
-    .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
-    let (files, bytes) = match loaded {
+    let dirs: Vec<(PathBuf, PathBuf)> = targets
+        .iter()
+        .map(|t| (t.ctx.clone(), t.tmp.clone()))
+        .collect();
+    let loaded =
+        tokio::task::spawn_blocking(move || backup::restore_dirs(&repo, &data_dir, &id, &dirs))
+            .await
+            .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
+    let restored = match loaded {
         Ok(x) => x,
         Err(e) => {
             step(format!(
@@ -317,36 +390,63 @@ where
             .await;
             return Err(err(
                 ErrorKind::Storage,
-                format!("restore of {agent} failed, current context untouched: {e}"),
+                format!(
+                    "restore of {} failed, current context untouched: {e}",
+                    names.join(", ")
+                ),
             ));
         }
     };
+    let (files, bytes) = restored
+        .iter()
+        .fold((0, 0), |(f, b), (x, y)| (f + x, b + y));
     step(format!(
         "ValidateIntegrity: {files} files, {} verified",
         crate::config::format_size(bytes)
     ))
     .await;
-    // Swap: two renames in the same directory.
-    let old = ctx.with_file_name(format!(".replaced-{stamp}"));
-    if ctx.exists() {
-        std::fs::rename(ctx, &old).map_err(|e| {
-            err(
-                ErrorKind::Storage,
-                format!("cannot swap the restored context in: {e}"),
-            )
-        })?;
+    // Swap: two renames per agent in the same directory; a failure puts
+    // back what was already swapped.
+    let old = |t: &Target| {
+        t.ctx
+            .with_file_name(format!(".replaced-{stamp}-{}", t.name))
+    };
+    let mut done: Vec<&Target> = Vec::new();
+    let mut failed = None;
+    for t in targets {
+        let had = t.ctx.exists();
+        if had && let Err(e) = std::fs::rename(&t.ctx, old(t)) {
+            failed = Some(e);
+            break;
+        }
+        if let Err(e) = std::fs::rename(&t.tmp, &t.ctx) {
+            if had {
+                let _ = std::fs::rename(old(t), &t.ctx);
+            }
+            failed = Some(e);
+            break;
+        }
+        done.push(t);
     }
-    if let Err(e) = std::fs::rename(tmp, ctx) {
-        let _ = std::fs::rename(&old, ctx);
+    if let Some(e) = failed {
+        for t in done.iter().rev() {
+            // Back to how it was: the restored dir goes, the old comes back.
+            let _ = std::fs::remove_dir_all(&t.ctx);
+            let _ = std::fs::rename(old(t), &t.ctx);
+        }
         return Err(err(
             ErrorKind::Storage,
-            format!("cannot swap the restored context in: {e}"),
+            format!("cannot swap the restored context in: {e}; nothing restored"),
         ));
     }
-    let _ = std::fs::remove_dir_all(&old);
+    for t in targets {
+        let _ = std::fs::remove_dir_all(old(t));
+    }
     step("SystemRecovery: restarting".into()).await;
-    restart(sup, agent, true).await;
-    Ok((files, bytes))
+    for t in targets {
+        restart(sup, &t.name, t.was_enabled).await;
+    }
+    Ok(restored)
 }
 
 async fn restart(sup: &Supervisor, agent: &str, enabled: bool) {

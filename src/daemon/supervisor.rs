@@ -216,7 +216,7 @@ impl Supervisor {
                 > = Box::pin(crate::daemon::recovery::restore(
                     self,
                     r,
-                    &agent,
+                    agent.as_deref(),
                     snapshot.as_deref(),
                     at,
                     "operator request",
@@ -802,7 +802,9 @@ impl Actor {
             while settings.busy.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(1800) {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            match crate::daemon::recovery::restore(&me, &settings, &agent, None, None, &why).await {
+            match crate::daemon::recovery::restore(&me, &settings, Some(&agent), None, None, &why)
+                .await
+            {
                 Ok(Response::Done { message }) => tracing::warn!(agent = %agent, "{message}"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(agent = %agent, error = %e, "automatic recovery failed"),

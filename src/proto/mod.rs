@@ -138,10 +138,12 @@ pub enum Request {
     },
     /// Write a signed audit checkpoint now and return it.
     AuditCheckpoint,
-    /// Run the recovery workflow for an agent: the snapshot `snapshot` (an
-    /// id prefix), or the newest at or before `at` (ms), or the newest.
+    /// Run the recovery workflow for an agent (or, without one, every agent
+    /// whose context the snapshot holds): the snapshot `snapshot` (an id
+    /// prefix), or the newest at or before `at` (ms), or the newest.
     Restore {
-        agent: String,
+        #[serde(default)]
+        agent: Option<String>,
         #[serde(default)]
         snapshot: Option<String>,
         #[serde(default)]
