@@ -80,6 +80,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         notifiers: vec![],
         audit: vec![],
         backup_running: false,
+        backup_progress: None,
         tick_seconds: 0.0,
         history: None,
     }

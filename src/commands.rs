@@ -235,6 +235,9 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    if let Some(p) = &s.backup_progress {
+        out.push_str(&format!("\n{}\n", sanitize_line(p.line().as_bytes())));
+    }
     out
 }
 
@@ -334,6 +337,7 @@ pub fn event_line(now: Millis, event: &ServerEvent) -> Option<String> {
         ServerEvent::Audit {
             records,
             backup_running,
+            progress,
         } => {
             let last = records
                 .last()
@@ -341,10 +345,10 @@ pub fn event_line(now: Millis, event: &ServerEvent) -> Option<String> {
                 .unwrap_or_default();
             Some(format!(
                 "{t} {last}{}",
-                if *backup_running {
-                    " (backup running)"
-                } else {
-                    ""
+                match progress {
+                    Some(p) => format!(" ({})", p.line()),
+                    None if *backup_running => " (backup running)".to_string(),
+                    None => String::new(),
                 }
             ))
         }

@@ -309,3 +309,55 @@ fn a_failing_mirror_is_reported_and_does_not_fail_the_primary() {
     });
     assert!(r.is_err());
 }
+
+#[test]
+fn a_running_backup_reports_its_steps_and_bytes_and_ends_idle() {
+    let s = setup();
+    // 48 MiB that does not compress or deduplicate, so the backup takes a
+    // while even in a release build.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..48 << 17)
+        .flat_map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(s.ctx.join("big.bin"), &big).expect("write");
+    let meter = std::sync::Arc::new(backup::Meter::default());
+    assert_eq!(meter.read(), None, "idle before");
+    let j = job(&s);
+    let m = meter.clone();
+    let worker = std::thread::spawn(move || backup::run_with(&j, &m));
+    let mut seen = Vec::new();
+    while !worker.is_finished() {
+        if let Some(p) = meter.read() {
+            seen.push(p);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    worker.join().expect("joins").expect("backup");
+    assert_eq!(meter.read(), None, "idle after");
+    let backing_up: Vec<_> = seen
+        .iter()
+        .filter(|p| p.step == "backing up" && p.bytes)
+        .collect();
+    assert!(
+        !backing_up.is_empty(),
+        "no byte progress seen: {:?}",
+        seen.iter().map(|p| p.line()).collect::<Vec<_>>()
+    );
+    // Both repositories were named, with their place in the run.
+    assert!(seen.iter().any(|p| p.what.ends_with("(1/2)")), "{seen:?}");
+    assert!(seen.iter().any(|p| p.what.ends_with("(2/2)")), "{seen:?}");
+    // Byte counts are sane: never past the total once it is known, and the
+    // total covers the big file.
+    for p in &backing_up {
+        if p.total > 0 {
+            assert!(p.total >= big.len() as u64, "{p:?}");
+            assert!(p.done <= p.total, "{p:?}");
+        }
+    }
+    assert!(backing_up.iter().any(|p| p.total > 0), "total never known");
+}

@@ -157,6 +157,37 @@ fn restore_latest_recovers_a_crash_looping_agent_once() {
     d.stop();
 }
 
+/// Polls the daemon's status over its socket until the running backup's
+/// progress satisfies `phase`; returns what it saw then, or None when the
+/// backup client exited first.
+fn wait_phase(
+    d: &BinDaemon,
+    backup: &mut std::process::Child,
+    phase: &dyn Fn(&autonomos::proto::BackupProgress) -> bool,
+) -> Option<autonomos::proto::BackupProgress> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut c = autonomos::client::Client::connect_socket(&d.socket())
+            .await
+            .expect("connect");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            let s = c.status().await.expect("status");
+            if let Some(p) = s.backup_progress.filter(|p| phase(p)) {
+                return Some(p);
+            }
+            if let Ok(Some(_)) = backup.try_wait() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        None
+    })
+}
+
 #[test]
 fn kill_9_in_the_middle_of_a_backup_leaves_earlier_snapshots_verifiable() {
     let mut d = BinDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
@@ -165,33 +196,53 @@ fn kill_9_in_the_middle_of_a_backup_leaves_earlier_snapshots_verifiable() {
     let chunk: Vec<u8> = (0..(4u32 << 20))
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    for n in 0..6 {
+    for n in 0..8 {
         std::fs::write(ctx.join(format!("blob-{n}")), &chunk).expect("write");
     }
     assert_eq!(d.cli(&["backup"]).0, 0);
     let good = snapshots(&d).len();
-    for (round, delay_ms) in [30u64, 150, 400].into_iter().enumerate() {
+    // Each kill lands in a known phase, read from the daemon's own progress.
+    type Phase = (&'static str, fn(&autonomos::proto::BackupProgress) -> bool);
+    let phases: [Phase; 3] = [
+        ("before any data is written", |p| p.step != "backing up"),
+        ("in the first half of the data", |p| {
+            p.step == "backing up" && p.total > 0 && p.done > 0 && p.done < p.total / 2
+        }),
+        ("in the second half of the data", |p| {
+            p.step == "backing up" && p.total > 0 && p.done >= p.total / 2 && p.done < p.total
+        }),
+    ];
+    for (round, (name, phase)) in phases.iter().enumerate() {
         // New content so the next backup has work to do.
-        for n in 0..6 {
+        for n in 0..8 {
             let mut c = chunk.clone();
             c[n * 1000 + round] ^= 0xff;
             c.rotate_left(round * 7 + n + 1);
             std::fs::write(ctx.join(format!("blob-{n}")), &c).expect("write");
         }
-        let mut backup = d.cmd().arg("backup").spawn().expect("backup client");
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let mut backup = d
+            .cmd()
+            .arg("backup")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("backup client");
+        let hit = wait_phase(&d, &mut backup, phase);
         let pid = d.pid();
         if let Some(p) = rustix::process::Pid::from_raw(pid) {
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
+        let hit = hit.unwrap_or_else(|| panic!("round {round}: the backup ended before {name}"));
+        eprintln!("round {round}: killed {name}: {}", hit.line());
         let _ = d.child.take().map(|mut c| c.wait());
         let _ = backup.wait();
         // The agents the dead daemon left are stopped by the next one.
         d.spawn();
         let (code, out, err) = d.cli(&["backup", "verify", "--read-data"]);
         assert_eq!(
-            code, 0,
-            "round {round} (kill after {delay_ms} ms): {out}{err}"
+            code,
+            0,
+            "round {round} (killed {name}: {}): {out}{err}",
+            hit.line()
         );
         let snaps = snapshots(&d);
         assert!(snaps.len() >= good, "round {round}: snapshots lost");

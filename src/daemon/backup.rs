@@ -10,12 +10,15 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustic_backend::BackendOptions;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, KeyOptions, LocalDestination,
-    LsOptions, PathList, Repository, RepositoryOptions, RestoreOptions, SnapshotOptions,
+    LsOptions, PathList, Progress, ProgressBars, ProgressType, Repository, RepositoryOptions,
+    RestoreOptions, RusticProgress, SnapshotOptions,
 };
 
 use crate::core::lifecycle::Millis;
@@ -51,6 +54,113 @@ pub fn password(data_dir: &Path) -> Result<(String, bool), String> {
     Ok((pass, true))
 }
 
+/// What a backup or restore is doing now: rustic_core reports its steps
+/// and byte counts through [`ProgressBars`]; the supervisor reads the
+/// newest step once per tick for the console and `status`.
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// The job (`backup to /srv/backups (1/2)`); empty when idle.
+    what: Mutex<String>,
+    current: Mutex<Option<Arc<Bar>>>,
+}
+
+#[derive(Debug)]
+struct Bar {
+    title: Mutex<String>,
+    done: AtomicU64,
+    total: AtomicU64,
+    bytes: bool,
+}
+
+impl Meter {
+    /// Starts a job (or the next part of one).
+    pub fn begin(&self, what: String) {
+        *self.what.lock().unwrap_or_else(|e| e.into_inner()) = what;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The job is over.
+    pub fn end(&self) {
+        self.begin(String::new());
+    }
+
+    /// Ends the job when dropped, whichever way the job returns.
+    fn idle_on_drop(&self) -> impl Drop + '_ {
+        struct Idle<'a>(&'a Meter);
+        impl Drop for Idle<'_> {
+            fn drop(&mut self) {
+                self.0.end();
+            }
+        }
+        Idle(self)
+    }
+
+    /// What runs now, if anything.
+    pub fn read(&self) -> Option<crate::proto::BackupProgress> {
+        let what = self.what.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if what.is_empty() {
+            return None;
+        }
+        let bar = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Some(match bar {
+            Some(b) => crate::proto::BackupProgress {
+                what,
+                step: b.title.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                done: b.done.load(Ordering::Relaxed),
+                total: b.total.load(Ordering::Relaxed),
+                bytes: b.bytes,
+            },
+            None => crate::proto::BackupProgress {
+                what,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// The [`ProgressBars`] handed to rustic_core.
+#[derive(Debug, Clone)]
+struct MeterBars(Arc<Meter>);
+
+#[derive(Debug)]
+struct BarHandle(Arc<Bar>);
+
+impl ProgressBars for MeterBars {
+    fn progress(&self, kind: ProgressType, prefix: &str) -> Progress {
+        let bar = Arc::new(Bar {
+            title: Mutex::new(prefix.trim_end_matches("...").trim().to_string()),
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            bytes: matches!(kind, ProgressType::Bytes),
+        });
+        // Unnamed counters (index reads) do not replace a named step.
+        if !prefix.is_empty() {
+            *self.0.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+        }
+        Progress::new(BarHandle(bar))
+    }
+}
+
+impl RusticProgress for BarHandle {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.0.total.store(len, Ordering::Relaxed);
+    }
+    fn set_title(&self, title: &str) {
+        *self.0.title.lock().unwrap_or_else(|e| e.into_inner()) = title.to_string();
+    }
+    fn inc(&self, n: u64) {
+        self.0.done.fetch_add(n, Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+}
+
 fn rerr<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
@@ -60,6 +170,7 @@ fn open(
     path: &Path,
     pass: &str,
     create: bool,
+    meter: Option<&Arc<Meter>>,
 ) -> Result<Repository<rustic_core::OpenStatus>, String> {
     let exists = path.join("config").exists();
     if !exists && !create {
@@ -77,8 +188,12 @@ fn open(
         .repository(path.to_string_lossy().to_string())
         .to_backends()
         .map_err(rerr("backend"))?;
-    let repo = Repository::new(&RepositoryOptions::default().no_cache(true), &backends)
-        .map_err(rerr("repository"))?;
+    let opts = RepositoryOptions::default().no_cache(true);
+    let repo = match meter {
+        Some(m) => Repository::new_with_progress(&opts, &backends, MeterBars(m.clone())),
+        None => Repository::new(&opts, &backends),
+    }
+    .map_err(rerr("repository"))?;
     let creds = Credentials::password(pass);
     if exists {
         repo.open(&creds)
@@ -206,14 +321,31 @@ fn prepare_staging(job: &Job) -> Result<PathBuf, String> {
 /// Runs a backup to every repository. The primary's failure is an error;
 /// a mirror's is reported in its `Written`.
 pub fn run(job: &Job) -> Result<Vec<Written>, String> {
+    run_with(job, &Arc::new(Meter::default()))
+}
+
+/// [`run`], reporting its steps to `meter`.
+pub fn run_with(job: &Job, meter: &Arc<Meter>) -> Result<Vec<Written>, String> {
+    let _idle = meter.idle_on_drop();
     let (pass, _) = password(&job.data_dir)?;
+    meter.begin("backup: copying state.db, config, audit trail".into());
     let stage = prepare_staging(job)?;
     let mut paths = vec![stage.clone()];
     paths.extend(job.contexts.iter().filter(|p| p.is_dir()).cloned());
     let mut out = Vec::new();
+    let n = job.repositories.len();
     for (i, repo_path) in job.repositories.iter().enumerate() {
+        meter.begin(format!(
+            "backup to {}{}",
+            repo_path.display(),
+            if n > 1 {
+                format!(" ({}/{n})", i + 1)
+            } else {
+                String::new()
+            }
+        ));
         let result = (|| -> Result<Written, String> {
-            let repo = open(repo_path, &pass, true)?
+            let repo = open(repo_path, &pass, true, Some(meter))?
                 .to_indexed_ids()
                 .map_err(rerr("index"))?;
             let source = PathList::from_iter(paths.iter().cloned())
@@ -302,7 +434,7 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
 /// Snapshots of a repository, oldest first.
 pub fn list(repo_path: &Path, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false)?;
+    let repo = open(repo_path, &pass, false, None)?;
     let mut snaps: Vec<SnapshotInfo> = repo
         .get_all_snapshots()
         .map_err(rerr("snapshots"))?
@@ -350,7 +482,7 @@ pub fn verify(
     read_data: bool,
 ) -> Result<(Vec<String>, Vec<String>), String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false)?;
+    let repo = open(repo_path, &pass, false, None)?;
     let results = repo
         .check(CheckOptions::default().read_data(read_data))
         .map_err(rerr("check"))?;
@@ -381,6 +513,7 @@ pub fn restore_dir(
         data_dir,
         id,
         &[(path.to_path_buf(), dest.to_path_buf())],
+        &Arc::new(Meter::default()),
     )
     .map(|v| v[0])
 }
@@ -393,16 +526,27 @@ pub fn restore_dirs(
     data_dir: &Path,
     id: &str,
     dirs: &[(PathBuf, PathBuf)],
+    meter: &Arc<Meter>,
 ) -> Result<Vec<(u64, u64)>, String> {
+    let _idle = meter.idle_on_drop();
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false)?
+    meter.begin(format!("restore from {}", repo_path.display()));
+    let repo = open(repo_path, &pass, false, Some(meter))?
         .to_indexed()
         .map_err(rerr("index"))?;
     let snap = repo
         .get_snapshot_from_str(id, |_| true)
         .map_err(rerr("snapshot"))?;
     let mut out = Vec::with_capacity(dirs.len());
-    for (path, dest) in dirs {
+    for (i, (path, dest)) in dirs.iter().enumerate() {
+        if dirs.len() > 1 {
+            meter.begin(format!(
+                "restore of {} ({}/{})",
+                path.display(),
+                i + 1,
+                dirs.len()
+            ));
+        }
         // The snapshot names paths canonically.
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         let restored = restore_node(&repo, &snap, &path, dest);

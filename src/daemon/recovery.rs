@@ -28,6 +28,8 @@ pub struct Settings {
     pub keep: (Option<u32>, Option<u32>, Option<u32>),
     /// One backup or restore at a time.
     pub busy: Arc<AtomicBool>,
+    /// What it is doing.
+    pub meter: Arc<backup::Meter>,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
                 cfg.backup.keep_daily,
             ),
             busy: Arc::new(AtomicBool::new(false)),
+            meter: Arc::default(),
         }
     }
 }
@@ -59,10 +62,11 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
 }
 
 /// Holds the one-at-a-time slot.
-struct Slot(Arc<AtomicBool>);
+struct Slot(Arc<AtomicBool>, Arc<backup::Meter>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.1.end();
         self.0.store(false, Ordering::SeqCst);
     }
 }
@@ -77,7 +81,7 @@ fn take_slot(s: &Settings) -> Result<Slot, ErrorReply> {
             "a backup or restore is in progress; try again when it is done",
         ));
     }
-    Ok(Slot(s.busy.clone()))
+    Ok(Slot(s.busy.clone(), s.meter.clone()))
 }
 
 async fn contexts(sup: &Supervisor) -> Result<Vec<PathBuf>, ErrorReply> {
@@ -117,7 +121,8 @@ async fn run_backup(
         );
     }
     let started = Instant::now();
-    let written = tokio::task::spawn_blocking(move || backup::run(&job))
+    let meter = s.meter.clone();
+    let written = tokio::task::spawn_blocking(move || backup::run_with(&job, &meter))
         .await
         .map_err(|e| err(ErrorKind::Storage, e.to_string()))?
         .map_err(|e| err(ErrorKind::Storage, e))?;
@@ -368,19 +373,21 @@ where
         crate::ops::time(chosen.time)
     ))
     .await;
-    let (repo, data_dir, id) = (
+    let (repo, data_dir, id, meter) = (
         s.repositories[0].clone(),
         s.data_dir.clone(),
         chosen.id.clone(),
+        s.meter.clone(),
     );
     let dirs: Vec<(PathBuf, PathBuf)> = targets
         .iter()
         .map(|t| (t.ctx.clone(), t.tmp.clone()))
         .collect();
-    let loaded =
-        tokio::task::spawn_blocking(move || backup::restore_dirs(&repo, &data_dir, &id, &dirs))
-            .await
-            .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
+    let loaded = tokio::task::spawn_blocking(move || {
+        backup::restore_dirs(&repo, &data_dir, &id, &dirs, &meter)
+    })
+    .await
+    .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
     let restored = match loaded {
         Ok(x) => x,
         Err(e) => {
@@ -474,6 +481,7 @@ mod tests {
             config_file: None,
             keep: (None, None, None),
             busy: Arc::new(AtomicBool::new(false)),
+            meter: Arc::default(),
         };
         let first = take_slot(&s).expect("free");
         let second = take_slot(&s).err().expect("taken");

@@ -439,7 +439,7 @@ struct Actor {
     recovered: std::collections::HashSet<String>,
     /// What clients last heard of the audit trail and backups: (newest
     /// record's seq, a backup running).
-    audit_seen: (u64, bool),
+    audit_seen: (u64, bool, Option<crate::proto::BackupProgress>),
     /// Notifications handled, as clients last heard.
     notifiers_seen: u64,
 }
@@ -511,7 +511,7 @@ pub fn start(
         tick_seconds: 0.0,
         me: None,
         recovered: Default::default(),
-        audit_seen: (0, false),
+        audit_seen: (0, false, None),
         notifiers_seen: 0,
         cfg: cfg.clone(),
         events: Events::new(),
@@ -819,15 +819,27 @@ impl Actor {
             .is_some_and(|r| r.busy.load(Ordering::SeqCst))
     }
 
+    fn backup_progress(&self) -> Option<crate::proto::BackupProgress> {
+        self.me
+            .as_ref()
+            .and_then(|m| m.recovery.as_ref())
+            .and_then(|r| r.meter.read())
+    }
+
     /// Tells subscribers about new audit records and backups starting or
     /// ending (checked once per tick).
     fn publish_audit(&mut self) {
         let recent = self.observe.audit_recent(AUDIT_SHOWN);
-        let seen = (recent.last().map_or(0, |r| r.seq), self.backup_running());
+        let seen = (
+            recent.last().map_or(0, |r| r.seq),
+            self.backup_running(),
+            self.backup_progress(),
+        );
         if seen != self.audit_seen && self.events.has_subscribers() {
             self.events.emit(ServerEvent::Audit {
                 records: recent,
                 backup_running: seen.1,
+                progress: seen.2.clone(),
             });
         }
         self.audit_seen = seen;
@@ -2147,6 +2159,7 @@ impl Actor {
             notifiers: self.observe.notifier_status(),
             audit: self.observe.audit_recent(AUDIT_SHOWN),
             backup_running: self.backup_running(),
+            backup_progress: self.backup_progress(),
             tick_seconds: self.tick_seconds,
             history: None,
         }

@@ -272,10 +272,12 @@ pub enum ServerEvent {
     FleetChanged,
     /// The daemon is going away.
     ShuttingDown,
-    /// New audit records, or a backup started or ended.
+    /// New audit records, or a backup started, moved on or ended.
     Audit {
         records: Vec<crate::core::audit::Record>,
         backup_running: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<BackupProgress>,
     },
     /// The alert list, an incident or a notifier changed: the current lists.
     Alerts {

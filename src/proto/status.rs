@@ -160,6 +160,50 @@ pub struct NotifierStatus {
     pub last_error_at: Option<Millis>,
 }
 
+/// What a running backup or restore is doing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupProgress {
+    /// The job: `backup to /srv/backups (1/2)`, `restore from ...`.
+    pub what: String,
+    /// The current step as the backup engine names it (`backing up`,
+    /// `restoring file contents`, `reading index`); empty between steps.
+    pub step: String,
+    /// Progress of the step: bytes when `bytes`, else items.
+    pub done: u64,
+    /// 0 while unknown.
+    pub total: u64,
+    pub bytes: bool,
+}
+
+impl BackupProgress {
+    /// `backup to /srv/b · backing up 42% (21.0 MiB of 50.0 MiB)`.
+    pub fn line(&self) -> String {
+        let mut out = self.what.clone();
+        if !self.step.is_empty() {
+            out.push_str(" · ");
+            out.push_str(&self.step);
+        }
+        let n = |v: u64| {
+            if self.bytes {
+                crate::config::format_size(v)
+            } else {
+                v.to_string()
+            }
+        };
+        if self.total > 0 {
+            let pct = (self.done.min(self.total) as f64 / self.total as f64 * 100.0).floor();
+            out.push_str(&format!(
+                " {pct:.0}% ({} of {})",
+                n(self.done),
+                n(self.total)
+            ));
+        } else if self.done > 0 {
+            out.push_str(&format!(" ({})", n(self.done)));
+        }
+        out
+    }
+}
+
 /// `alerts list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertsReport {
@@ -277,6 +321,9 @@ pub struct FleetStatus {
     /// A backup or restore is running.
     #[serde(default)]
     pub backup_running: bool,
+    /// What it is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_progress: Option<BackupProgress>,
     /// How long the supervisor's last observability tick took (series,
     /// rule evaluation, the /metrics snapshot), seconds.
     #[serde(default)]
@@ -284,4 +331,41 @@ pub struct FleetStatus {
     /// Only in attach snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<MetricHistory>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackupProgress;
+
+    #[test]
+    fn backup_progress_reads_as_one_line() {
+        let mut p = BackupProgress {
+            what: "backup to /b (1/2)".into(),
+            step: "backing up".into(),
+            done: 3 << 20,
+            total: 12 << 20,
+            bytes: true,
+        };
+        assert_eq!(
+            p.line(),
+            "backup to /b (1/2) · backing up 25% (3MiB of 12MiB)"
+        );
+        // Counts beyond the total (a total estimated low) stay at 100 %.
+        p.done = 13 << 20;
+        assert!(p.line().contains(" 100% "), "{}", p.line());
+        // Items, unknown total, no step yet.
+        let q = BackupProgress {
+            what: "restore from /b".into(),
+            step: "reading index".into(),
+            done: 7,
+            total: 0,
+            bytes: false,
+        };
+        assert_eq!(q.line(), "restore from /b · reading index (7)");
+        let idle_step = BackupProgress {
+            what: "backup: copying state.db".into(),
+            ..Default::default()
+        };
+        assert_eq!(idle_step.line(), "backup: copying state.db");
+    }
 }

@@ -183,6 +183,13 @@ pub fn status() -> FleetStatus {
             crate::core::audit::GENESIS,
         )],
         backup_running: true,
+        backup_progress: Some(crate::proto::BackupProgress {
+            what: "backup to /srv/autonomos/backups".into(),
+            step: "backing up".into(),
+            done: 22 << 20,
+            total: 50 << 20,
+            bytes: true,
+        }),
         tick_seconds: 0.0,
         history: None,
     }

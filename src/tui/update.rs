@@ -811,9 +811,11 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
         ServerEvent::Audit {
             records,
             backup_running,
+            progress,
         } => {
             status.audit = records;
             status.backup_running = backup_running;
+            status.backup_progress = progress;
         }
         ServerEvent::Alerts {
             alerts,
@@ -1295,6 +1297,46 @@ mod tests {
         update(&mut m, Action::Char('s'));
         assert!(update(&mut m, Action::Back).is_empty());
         assert_eq!(m.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn backup_progress_events_reach_the_status_and_clear_when_done() {
+        let mut m = model();
+        let progress = crate::proto::BackupProgress {
+            what: "backup to /b".into(),
+            step: "backing up".into(),
+            done: 1,
+            total: 4,
+            bytes: true,
+        };
+        apply(
+            &mut m,
+            Incoming::Update(Update::Event(
+                9,
+                ServerEvent::Audit {
+                    records: vec![],
+                    backup_running: true,
+                    progress: Some(progress.clone()),
+                },
+            )),
+        );
+        let s = m.status.as_ref().expect("status");
+        assert!(s.backup_running);
+        assert_eq!(s.backup_progress, Some(progress));
+        apply(
+            &mut m,
+            Incoming::Update(Update::Event(
+                10,
+                ServerEvent::Audit {
+                    records: vec![],
+                    backup_running: false,
+                    progress: None,
+                },
+            )),
+        );
+        let s = m.status.as_ref().expect("status");
+        assert!(!s.backup_running);
+        assert_eq!(s.backup_progress, None);
     }
 
     #[test]

@@ -89,8 +89,15 @@ fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 format!("· cpu {:.0}% ", s.host.cpu_percent),
                 t.muted,
             ));
-            if s.backup_running {
-                spans.push(Span::styled("· backup running ", t.warn));
+            match &s.backup_progress {
+                Some(p) if p.total > 0 => {
+                    let pct = (p.done.min(p.total) as f64 / p.total as f64 * 100.0).floor();
+                    spans.push(Span::styled(format!("· backup {pct:.0}% "), t.warn));
+                }
+                _ if s.backup_running => {
+                    spans.push(Span::styled("· backup running ", t.warn));
+                }
+                _ => {}
             }
         }
         (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
@@ -1056,8 +1063,10 @@ fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .output_line(false);
     f.render_widget(w, top);
     let records = m.status.as_ref().map(|s| s.audit.as_slice()).unwrap_or(&[]);
-    let room = bottom.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = if records.is_empty() {
+    let progress = m.status.as_ref().and_then(|s| s.backup_progress.as_ref());
+    let room =
+        (bottom.height.saturating_sub(2) as usize).saturating_sub(progress.is_some() as usize);
+    let mut lines: Vec<Line> = if records.is_empty() {
         vec![Line::from(Span::styled("no audit records yet", t.muted))]
     } else {
         records[records.len().saturating_sub(room)..]
@@ -1077,6 +1086,12 @@ fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             })
             .collect()
     };
+    if let Some(p) = progress {
+        lines.push(Line::from(Span::styled(
+            format!("       running: {}", sanitize_line(p.line().as_bytes())),
+            t.warn,
+        )));
+    }
     let b = Block::bordered()
         .title(" Audit trail · newest last ")
         .border_style(t.border)
