@@ -495,6 +495,48 @@ restart = "never"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_of_every_length_survive_the_growing_read_buffers() {
+    // Lines from empty to 9 KB (across the 4 KiB first read, the 64 KiB
+    // second and the 1 MiB pipe), then one of 100 KB (split at MAX_LINE).
+    let mut d = TestDaemon::start(
+        r#"
+[agents.lengths]
+command = ["perl", "-e", "$| = 0; for $i (0..2999) { print 'L', $i, ':', 'x' x (($i * 37) % 9000), chr(10) } print 'BIG:', 'y' x 100000, chr(10); print 'END', chr(10)"]
+restart = "never"
+"#,
+    );
+    let log = d.data_dir().join("logs/lengths.log");
+    let t = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.ends_with(" 0 out END\n") || t.elapsed() > SECS(20) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bodies: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(" 0 out ").map(|x| x.1))
+        .collect();
+    assert_eq!(bodies.len(), 3000 + 2 + 1, "lines lost or added");
+    for (i, body) in bodies[..3000].iter().enumerate() {
+        let want = format!("L{i}:{}", "x".repeat((i * 37) % 9000));
+        assert!(
+            *body == want,
+            "line {i}: {} bytes, want {}",
+            body.len(),
+            want.len()
+        );
+    }
+    let big = format!("BIG:{}", "y".repeat(100_000));
+    let max = autonomos::daemon::output::MAX_LINE;
+    assert_eq!(bodies[3000].len(), max);
+    assert_eq!(format!("{}{}", bodies[3000], bodies[3001]), big);
+    assert_eq!(bodies[3002], "END");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_is_a_failed_start_even_with_exit_0_and_spawn_errors_carry_the_os_error() {
     let mut d = TestDaemon::start(
         r#"

@@ -23,6 +23,9 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Byte budget of one replica's ring of recent lines.
 pub const RING_BYTES: usize = 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// First read size: most agents are quiet, and a fleet of 500 has 1,000
+/// drains, so buffers start small and grow when a read fills them.
+const FIRST_READ: usize = 4 * 1024;
 /// Pipe size and read size for agents that write as fast as they can.
 const FAST_PIPE: usize = 1024 * 1024;
 
@@ -297,9 +300,9 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     out: Arc<AgentOutput>,
     ring: Arc<Mutex<Ring>>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; FIRST_READ];
     let mut splitter = LineSplitter::default();
-    let mut file_buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut file_buf: Vec<u8> = Vec::new();
     let mut recent: Vec<(usize, usize)> = Vec::new();
     let tag = tag(stream);
     loop {
@@ -307,9 +310,12 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        // A writer that fills the pipe gets a bigger one (fewer wake-ups for
-        // both sides); quiet agents keep the default and cost nothing.
-        if n == buf.len() && buf.len() < FAST_PIPE {
+        // A writer that fills the buffer gets a bigger one, then a bigger
+        // pipe (fewer wake-ups for both sides); quiet agents keep the
+        // small defaults.
+        if n == buf.len() && buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        } else if n == buf.len() && buf.len() < FAST_PIPE {
             if rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), FAST_PIPE).is_ok() {
                 buf.resize(FAST_PIPE, 0);
             } else {
