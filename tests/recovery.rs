@@ -349,3 +349,74 @@ fn restore_without_an_agent_restores_every_agent_the_snapshot_holds() {
     );
     d.stop();
 }
+
+#[test]
+fn the_schedule_catches_up_on_an_overdue_backup_and_keeps_its_clock_across_restarts() {
+    if !common::have_tool("restic", "restic") {
+        return;
+    }
+    let cfg = "[backup]\nevery = \"1m\"\n\n[agents.w]\ncommand = [\"sleep\", \"1000\"]\n";
+    // A repository whose newest snapshot is from 2020, made by the real
+    // restic with the password file the daemon will use.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let pass = data.join("backup-password");
+    std::fs::write(&pass, "a password for the test\n").expect("password");
+    let repo = data.join("backups");
+    let restic = |args: &[&str]| {
+        let out = std::process::Command::new("restic")
+            .arg("-r")
+            .arg(&repo)
+            .arg("--password-file")
+            .arg(&pass)
+            .args(args)
+            .output()
+            .expect("restic runs");
+        assert!(
+            out.status.success(),
+            "restic {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    restic(&["init"]);
+    let old = dir.path().join("old");
+    std::fs::write(&old, "from long ago\n").expect("write");
+    restic(&[
+        "backup",
+        "--host",
+        "autonomos",
+        "--time",
+        "2020-01-01 00:00:00",
+        &old.to_string_lossy(),
+    ]);
+    std::fs::write(dir.path().join("autonomos.toml"), cfg).expect("config");
+    let mut d = BinDaemon { child: None, dir };
+    d.spawn();
+    // Overdue by years: backed up soon after the start, not a minute later.
+    let t = Instant::now();
+    let snaps = loop {
+        let snaps = snapshots(&d);
+        if snaps.len() >= 2 {
+            break snaps;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no catch-up backup: {snaps:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    assert_eq!(snaps[1]["reason"], "schedule");
+    // A restart does not reset the clock to a fresh backup: the newest is
+    // seconds old, so nothing is due for about a minute.
+    d.stop();
+    d.spawn();
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        snapshots(&d).len(),
+        2,
+        "backed up again right after a restart"
+    );
+    d.stop();
+}

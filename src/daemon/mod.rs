@@ -161,20 +161,11 @@ impl Daemon {
         )
         .map_err(io("cannot open agent log files"))?;
         if let Some(every) = every {
-            let (sup, settings) = (supervisor.clone(), settings.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = recovery::backup(&sup, &settings, "schedule").await {
-                        if e.kind == crate::proto::ErrorKind::ShuttingDown {
-                            return;
-                        }
-                        tracing::error!(error = %e, "scheduled backup failed");
-                    }
-                }
-            });
+            tokio::spawn(recovery::schedule(
+                supervisor.clone(),
+                settings.clone(),
+                every,
+            ));
         }
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(

@@ -187,6 +187,60 @@ struct Target {
     was_enabled: bool,
 }
 
+/// The `every` schedule, kept from the newest snapshot in the primary
+/// repository (whatever made it: the schedule, an operator, a restore), so
+/// a daemon restarted more often than `every` still backs up, and one that
+/// was down past a due time catches up soon after it starts.
+pub async fn schedule(sup: Supervisor, s: Arc<Settings>, every: Duration) {
+    // Let the fleet start before a catch-up backup reads its contexts.
+    let grace = Duration::from_secs(5);
+    let mut not_before = crate::daemon::audit::now_ms() + grace.as_millis() as u64;
+    loop {
+        let (repo, data_dir) = (s.repositories[0].clone(), s.data_dir.clone());
+        // No repository yet (or none readable) counts as never backed up;
+        // the backup itself then says what is wrong.
+        let newest = tokio::task::spawn_blocking(move || backup::list(&repo, &data_dir))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|snaps| snaps.last().map(|x| x.time));
+        let due = next_due(newest, every.as_millis() as u64, not_before);
+        let now = crate::daemon::audit::now_ms();
+        if due > now {
+            tokio::time::sleep(Duration::from_millis(due - now)).await;
+            // Someone may have backed up meanwhile: look again.
+            if newest.is_some() {
+                continue;
+            }
+        }
+        if s.busy.load(Ordering::SeqCst) {
+            // A backup or restore is running; its snapshot moves the clock.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        match backup(&sup, &s, "schedule").await {
+            Ok(_) => {
+                not_before = crate::daemon::audit::now_ms() + every.as_millis() as u64;
+            }
+            Err(e) if e.kind == ErrorKind::ShuttingDown => return,
+            Err(e) => {
+                // Failing backups are retried, but not in a tight loop.
+                let wait = every.min(Duration::from_secs(600));
+                tracing::error!(error = %e, retry_in_s = wait.as_secs(), "scheduled backup failed");
+                not_before = crate::daemon::audit::now_ms() + wait.as_millis() as u64;
+            }
+        }
+    }
+}
+
+/// When the next scheduled backup is due: `every` after the newest
+/// snapshot, never before `not_before` (start grace, retry after failure).
+pub fn next_due(newest: Option<u64>, every: u64, not_before: u64) -> u64 {
+    newest
+        .map_or(0, |t| t.saturating_add(every))
+        .max(not_before)
+}
+
 /// `Request::Restore`: the recovery workflow for one agent, or (`agent`
 /// None) for every agent whose context the snapshot holds.
 pub async fn restore(
@@ -472,6 +526,19 @@ async fn restart(sup: &Supervisor, agent: &str, enabled: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_runs_from_the_newest_snapshot() {
+        let h = 3_600_000;
+        // Never backed up: as soon as allowed.
+        assert_eq!(next_due(None, h, 5_000), 5_000);
+        // Backed up 10 minutes ago: 50 minutes from now.
+        assert_eq!(next_due(Some(1_000_000), h, 1_600_000), 1_000_000 + h);
+        // Overdue (the daemon was down): at once, after the grace.
+        assert_eq!(next_due(Some(0), h, 10 * h), 10 * h);
+        // No overflow at the far end.
+        assert_eq!(next_due(Some(u64::MAX - 1), h, 0), u64::MAX);
+    }
 
     #[test]
     fn one_backup_or_restore_at_a_time() {
