@@ -418,11 +418,12 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let repositories = s.conf().repositories;
     let pick = |n: usize| {
-        s.repositories.get(n).cloned().ok_or_else(|| {
+        repositories.get(n).cloned().ok_or_else(|| {
             format!(
                 "there are {} repositories (0 is the primary)",
-                s.repositories.len()
+                repositories.len()
             )
         })
     };

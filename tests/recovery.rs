@@ -420,3 +420,42 @@ fn the_schedule_catches_up_on_an_overdue_backup_and_keeps_its_clock_across_resta
     );
     d.stop();
 }
+
+#[test]
+fn a_reload_turns_the_schedule_on_and_adds_a_mirror() {
+    let mut d = BinDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
+    let (primary, mirror) = (d.dir.path().join("primary"), d.dir.path().join("mirror"));
+    std::fs::write(
+        d.dir.path().join("autonomos.toml"),
+        format!(
+            "[backup]\nrepositories = [\"{}\", \"{}\"]\nevery = \"1m\"\n\n[agents.w]\ncommand = [\"sleep\", \"1000\"]\n",
+            primary.display(),
+            mirror.display()
+        ),
+    )
+    .expect("config");
+    let (code, out, err) = d.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("[backup] changed"), "{out}");
+    // Never backed up: the schedule, now on, backs up at once, to both.
+    let t = Instant::now();
+    while !primary.join("config").exists() || snapshots(&d).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the reloaded schedule never ran"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let snaps = snapshots(&d);
+    assert_eq!(snaps[0]["reason"], "schedule");
+    let mirrored = d.json(&["backup", "list", "--repository", "1"]);
+    assert_eq!(mirrored.as_array().map(|a| a.len()), Some(1), "{mirrored}");
+    assert!(
+        !d.data_dir().join("backups").exists(),
+        "the old default was used"
+    );
+    // The same config again changes nothing.
+    let (_, out, _) = d.cli(&["reload"]);
+    assert!(!out.contains("[backup] changed"), "{out}");
+    d.stop();
+}

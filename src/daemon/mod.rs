@@ -146,7 +146,6 @@ impl Daemon {
         };
         let settings =
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
-        let every = opts.config.backup.every;
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,
@@ -160,13 +159,7 @@ impl Daemon {
             },
         )
         .map_err(io("cannot open agent log files"))?;
-        if let Some(every) = every {
-            tokio::spawn(recovery::schedule(
-                supervisor.clone(),
-                settings.clone(),
-                every,
-            ));
-        }
+        tokio::spawn(recovery::schedule(supervisor.clone(), settings.clone()));
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

@@ -20,37 +20,76 @@ use crate::daemon::supervisor::Supervisor;
 use crate::proto::{ErrorKind, ErrorReply, Request, Response};
 
 /// What the daemon knows about backups.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
-    pub repositories: Vec<PathBuf>,
     pub config_file: Option<PathBuf>,
-    pub keep: (Option<u32>, Option<u32>, Option<u32>),
+    /// `[backup]` as the config in force says; a reload replaces it.
+    conf: std::sync::RwLock<Conf>,
+    /// Woken when a reload changed `conf` (the schedule looks again).
+    changed: tokio::sync::Notify,
     /// One backup or restore at a time.
     pub busy: Arc<AtomicBool>,
     /// What it is doing.
     pub meter: Arc<backup::Meter>,
 }
 
-impl Settings {
-    pub fn new(data_dir: PathBuf, cfg: &crate::config::Config) -> Settings {
-        let repositories = if cfg.backup.repositories.is_empty() {
-            vec![data_dir.join("backups")]
-        } else {
-            cfg.backup.repositories.clone()
-        };
-        Settings {
-            data_dir,
-            repositories,
-            config_file: cfg.source.clone(),
+/// The reloadable part of [`Settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conf {
+    /// Primary first, then mirrors.
+    pub repositories: Vec<PathBuf>,
+    pub keep: (Option<u32>, Option<u32>, Option<u32>),
+    pub every: Option<Duration>,
+}
+
+impl Conf {
+    fn of(data_dir: &std::path::Path, cfg: &crate::config::Config) -> Conf {
+        Conf {
+            repositories: if cfg.backup.repositories.is_empty() {
+                vec![data_dir.join("backups")]
+            } else {
+                cfg.backup.repositories.clone()
+            },
             keep: (
                 cfg.backup.keep_last,
                 cfg.backup.keep_hourly,
                 cfg.backup.keep_daily,
             ),
+            every: cfg.backup.every,
+        }
+    }
+}
+
+impl Settings {
+    pub fn new(data_dir: PathBuf, cfg: &crate::config::Config) -> Settings {
+        Settings {
+            conf: std::sync::RwLock::new(Conf::of(&data_dir, cfg)),
+            data_dir,
+            config_file: cfg.source.clone(),
+            changed: tokio::sync::Notify::new(),
             busy: Arc::new(AtomicBool::new(false)),
             meter: Arc::default(),
         }
+    }
+
+    /// `[backup]` now.
+    pub fn conf(&self) -> Conf {
+        self.conf.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies a reloaded config's `[backup]`; true when it changed. A
+    /// backup already running finishes with what it started with.
+    pub fn reconfigure(&self, cfg: &crate::config::Config) -> bool {
+        let next = Conf::of(&self.data_dir, cfg);
+        let mut conf = self.conf.write().unwrap_or_else(|e| e.into_inner());
+        if *conf == next {
+            return false;
+        }
+        *conf = next;
+        drop(conf);
+        self.changed.notify_one();
+        true
     }
 }
 
@@ -99,16 +138,17 @@ async fn run_backup(
     reason: &str,
     retention: bool,
 ) -> Result<(Vec<Written>, bool), ErrorReply> {
+    let conf = s.conf();
     let job = Job {
         data_dir: s.data_dir.clone(),
-        repositories: s.repositories.clone(),
+        repositories: conf.repositories,
         config_file: s.config_file.clone(),
         contexts: contexts(sup).await?,
         reason: reason.to_string(),
         // Not before a restore: retention could forget the very snapshot
         // about to be restored.
         keep: if retention {
-            s.keep
+            conf.keep
         } else {
             (None, None, None)
         },
@@ -191,12 +231,19 @@ struct Target {
 /// repository (whatever made it: the schedule, an operator, a restore), so
 /// a daemon restarted more often than `every` still backs up, and one that
 /// was down past a due time catches up soon after it starts.
-pub async fn schedule(sup: Supervisor, s: Arc<Settings>, every: Duration) {
+/// Runs for the daemon's life: a reload may turn the schedule on, off, or
+/// change it.
+pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
     // Let the fleet start before a catch-up backup reads its contexts.
     let grace = Duration::from_secs(5);
     let mut not_before = crate::daemon::audit::now_ms() + grace.as_millis() as u64;
     loop {
-        let (repo, data_dir) = (s.repositories[0].clone(), s.data_dir.clone());
+        let conf = s.conf();
+        let Some(every) = conf.every else {
+            s.changed.notified().await;
+            continue;
+        };
+        let (repo, data_dir) = (conf.repositories[0].clone(), s.data_dir.clone());
         // No repository yet (or none readable) counts as never backed up;
         // the backup itself then says what is wrong.
         let newest = tokio::task::spawn_blocking(move || backup::list(&repo, &data_dir))
@@ -207,7 +254,11 @@ pub async fn schedule(sup: Supervisor, s: Arc<Settings>, every: Duration) {
         let due = next_due(newest, every.as_millis() as u64, not_before);
         let now = crate::daemon::audit::now_ms();
         if due > now {
-            tokio::time::sleep(Duration::from_millis(due - now)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(due - now)) => {}
+                // A reload changed the schedule or the repositories.
+                _ = s.changed.notified() => continue,
+            }
             // Someone may have backed up meanwhile: look again.
             if newest.is_some() {
                 continue;
@@ -262,7 +313,7 @@ pub async fn restore(
         ));
     }
     // Pick the snapshot first: no point stopping anything if there is none.
-    let primary = s.repositories[0].clone();
+    let primary = s.conf().repositories[0].clone();
     let data_dir = s.data_dir.clone();
     let snaps = tokio::task::spawn_blocking(move || backup::list(&primary, &data_dir))
         .await
@@ -428,7 +479,7 @@ where
     ))
     .await;
     let (repo, data_dir, id, meter) = (
-        s.repositories[0].clone(),
+        s.conf().repositories[0].clone(),
         s.data_dir.clone(),
         chosen.id.clone(),
         s.meter.clone(),
@@ -540,16 +591,36 @@ mod tests {
         assert_eq!(next_due(Some(u64::MAX - 1), h, 0), u64::MAX);
     }
 
+    fn config(text: &str) -> crate::config::Config {
+        let host = crate::config::HostFacts {
+            cpus: 2.0,
+            memory: 1 << 30,
+        };
+        crate::config::load_str(text, None, &host).expect("valid")
+    }
+
+    #[test]
+    fn a_reload_replaces_the_backup_settings_and_says_whether_they_changed() {
+        let s = Settings::new(PathBuf::from("/data"), &config(""));
+        let c = s.conf();
+        assert_eq!(c.repositories, vec![PathBuf::from("/data/backups")]);
+        assert_eq!((c.every, c.keep), (None, (None, None, None)));
+        let next =
+            config("[backup]\nrepositories = [\"/a\", \"/b\"]\nevery = \"2h\"\nkeep_last = 3\n");
+        assert!(s.reconfigure(&next));
+        let c = s.conf();
+        assert_eq!(
+            c.repositories,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(c.every, Some(Duration::from_secs(7200)));
+        assert_eq!(c.keep, (Some(3), None, None));
+        assert!(!s.reconfigure(&next), "the same again is no change");
+    }
+
     #[test]
     fn one_backup_or_restore_at_a_time() {
-        let s = Settings {
-            data_dir: PathBuf::from("/nonexistent"),
-            repositories: vec![],
-            config_file: None,
-            keep: (None, None, None),
-            busy: Arc::new(AtomicBool::new(false)),
-            meter: Arc::default(),
-        };
+        let s = Settings::new(PathBuf::from("/nonexistent"), &config(""));
         let first = take_slot(&s).expect("free");
         let second = take_slot(&s).err().expect("taken");
         assert!(second.message.contains("in progress"), "{}", second.message);

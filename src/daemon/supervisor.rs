@@ -2054,6 +2054,11 @@ impl Actor {
         }
         self.pool.set_spec(cfg.pool);
         self.observe.reconfigure(&cfg);
+        let backup_changed = self
+            .me
+            .as_ref()
+            .and_then(|m| m.recovery.as_ref())
+            .is_some_and(|r| r.reconfigure(&cfg));
         self.cfg = cfg;
         self.events.emit(ServerEvent::FleetChanged);
         let list = |v: &[String]| {
@@ -2063,12 +2068,15 @@ impl Actor {
                 v.join(", ")
             }
         };
-        let message = format!(
+        let mut message = format!(
             "reloaded: added {}; removed {}; changed {}; {same} unchanged",
             list(&added),
             list(&removed),
             list(&changed)
         );
+        if backup_changed {
+            message.push_str("; [backup] changed");
+        }
         tracing::info!(%message, "reload");
         Ok(Response::Done { message })
     }
