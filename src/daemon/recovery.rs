@@ -241,6 +241,7 @@ pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
         let conf = s.conf();
         let Some(every) = conf.every else {
             s.changed.notified().await;
+            not_before = crate::daemon::audit::now_ms();
             continue;
         };
         let (repo, data_dir) = (conf.repositories[0].clone(), s.data_dir.clone());
@@ -256,8 +257,12 @@ pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
         if due > now {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(due - now)) => {}
-                // A reload changed the schedule or the repositories.
-                _ = s.changed.notified() => continue,
+                // A reload changed the schedule or the repositories: due
+                // times follow the new settings from the newest snapshot.
+                _ = s.changed.notified() => {
+                    not_before = crate::daemon::audit::now_ms();
+                    continue;
+                }
             }
             // Someone may have backed up meanwhile: look again.
             if newest.is_some() {
