@@ -43,6 +43,39 @@ fn read_small(path: &str, buf: &mut [u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Reads a `children` file (space-separated pids) into `out`, however long
+/// it is: the daemon itself, a subreaper of 1,000 replicas, has a list of
+/// several KiB. A stack buffer serves the usual short list; a longer one
+/// continues into the heap, so no pid is ever cut in two. `None` if the
+/// file cannot be read.
+fn read_pids(path: &str, out: &mut Vec<i32>) -> Option<()> {
+    let mut f = fs::File::open(path).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let mut long;
+    let text: &[u8] = if n == buf.len() {
+        long = buf.to_vec();
+        f.read_to_end(&mut long).ok()?;
+        &long
+    } else {
+        &buf[..n]
+    };
+    out.extend(
+        std::str::from_utf8(text)
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .filter_map(|s| s.parse::<i32>().ok()),
+    );
+    Some(())
+}
+
 /// Parses the text of a stat file. The command name may contain spaces and
 /// parentheses, so fields are counted from the last `)`.
 pub fn parse_stat(pid: i32, text: &[u8]) -> Option<ProcStat> {
@@ -83,17 +116,11 @@ pub fn children(pid: i32, out: &mut Vec<i32>) {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return;
     };
-    let mut buf = [0u8; 4096];
     for task in tasks.flatten() {
         let path = task.path().join("children");
         let Some(path) = path.to_str() else { continue };
-        match read_small(path, &mut buf) {
-            Some(n) => out.extend(
-                std::str::from_utf8(&buf[..n])
-                    .unwrap_or("")
-                    .split_ascii_whitespace()
-                    .filter_map(|s| s.parse::<i32>().ok()),
-            ),
+        match read_pids(path, out) {
+            Some(()) => {}
             None if !std::path::Path::new(path).exists() => {
                 children_by_scan(pid, out);
                 return;
@@ -123,16 +150,9 @@ pub fn children_of(st: &ProcStat, out: &mut Vec<i32>) {
     if st.num_threads > 1 {
         return children(st.pid, out);
     }
-    let mut buf = [0u8; 4096];
     let path = format!("/proc/{0}/task/{0}/children", st.pid);
-    match read_small(&path, &mut buf) {
-        Some(n) => out.extend(
-            std::str::from_utf8(&buf[..n])
-                .unwrap_or("")
-                .split_ascii_whitespace()
-                .filter_map(|s| s.parse::<i32>().ok()),
-        ),
-        None => children(st.pid, out),
+    if read_pids(&path, out).is_none() {
+        children(st.pid, out);
     }
 }
 
@@ -325,6 +345,52 @@ mod tests {
         assert_eq!(s.start_ticks, 5555);
         assert_eq!(s.rss_pages, 250);
         assert_eq!(s.num_threads, 1);
+    }
+
+    #[test]
+    fn a_children_list_longer_than_a_page_is_read_whole() {
+        // 1,200 children: about 8 KiB of pids, twice the first buffer.
+        let mut parent = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 1200 ]; do sleep 60 & i=$((i+1)); done; wait",
+            ])
+            .spawn()
+            .expect("spawn sh");
+        let pid = parent.id() as i32;
+        let t = std::time::Instant::now();
+        let mut kids = Vec::new();
+        while t.elapsed() < std::time::Duration::from_secs(30) {
+            kids.clear();
+            if let Some(st) = stat(pid) {
+                children_of(&st, &mut kids);
+            }
+            if kids.len() >= 1200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut via_tasks = Vec::new();
+        children(pid, &mut via_tasks);
+        // Every pid read is a real child: none was cut in two at a buffer end.
+        let strangers: Vec<i32> = kids
+            .iter()
+            .copied()
+            .filter(|&k| stat(k).is_none_or(|s| s.ppid != pid))
+            .collect();
+        let _ = parent.kill();
+        for &k in &kids {
+            if let Some(p) = rustix::process::Pid::from_raw(k) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        let _ = parent.wait();
+        assert_eq!(kids.len(), 1200);
+        assert!(strangers.is_empty(), "{strangers:?}");
+        let mut a = kids.clone();
+        a.sort_unstable();
+        via_tasks.sort_unstable();
+        assert_eq!(a, via_tasks);
     }
 
     #[test]
