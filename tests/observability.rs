@@ -485,6 +485,161 @@ command = ["sleep", "1000"]
     d.stop();
 }
 
+/// A TLS server with a fresh self-signed certificate for 127.0.0.1: answers
+/// 200 to each request it can read; returns (port, the certificate's PEM,
+/// the requests' heads and bodies). Handshakes the client refuses are
+/// counted as empty entries.
+fn tls_sink(requests: usize) -> (u16, String, std::thread::JoinHandle<Vec<(String, String)>>) {
+    use std::io::{Read, Write};
+    use tokio_rustls::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config"),
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for _ in 0..requests {
+            let Ok((tcp, _)) = l.accept() else { break };
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let conn = rustls::ServerConnection::new(config.clone()).expect("conn");
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            got.push((head.to_string(), body.to_string()));
+            if !buf.is_empty() {
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        }
+        got
+    });
+    (port, pem, h)
+}
+
+#[test]
+fn an_https_webhook_is_delivered_to_a_trusted_server_and_refused_by_an_unknown_one() {
+    let (port, pem, sink) = tls_sink(2);
+    let (other_port, _, other_sink) = tls_sink(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).expect("ca file");
+    let config = format!(
+        r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "stopped"
+expr = "running == 0"
+severity = "major"
+
+[[notifiers]]
+name = "tls-hook"
+kind = "webhook"
+url = "https://127.0.0.1:{port}/alerts"
+ca_file = "{ca}"
+
+[[notifiers]]
+name = "untrusted"
+kind = "webhook"
+url = "https://127.0.0.1:{other_port}/alerts"
+
+[agents.job]
+command = ["sleep", "1000"]
+"#,
+        ca = ca.display()
+    );
+    let mut d = BinDaemon::start(&config);
+    d.wait_status("job running", Duration::from_secs(10), |s| {
+        s.agents.iter().any(|a| a.running == 1)
+    });
+    assert_eq!(d.cli(&["stop", "job"]).0, 0);
+    wait_json(&d, &["alerts"], "firing", Duration::from_secs(10), |r| {
+        alert(r, "stopped/job").is_some_and(|a| a["state"] == "firing")
+    });
+    assert_eq!(d.cli(&["start", "job"]).0, 0);
+    let report = wait_json(
+        &d,
+        &["alerts"],
+        "deliveries",
+        Duration::from_secs(15),
+        |r| {
+            let n = |name: &str| {
+                r["notifiers"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|n| n["name"] == name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            n("tls-hook")["sent"] == 2 && n("untrusted")["failed"] == 2
+        },
+    );
+    let untrusted = report["notifiers"]
+        .as_array()
+        .and_then(|v| v.iter().find(|n| n["name"] == "untrusted"))
+        .cloned()
+        .expect("listed");
+    let why = untrusted["last_error"].as_str().unwrap_or("");
+    assert!(
+        why.contains("TLS") && why.to_ascii_lowercase().contains("certificate"),
+        "{why}"
+    );
+    let got = sink.join().expect("sink");
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[0].0.starts_with("POST /alerts HTTP/1.1"),
+        "{}",
+        got[0].0
+    );
+    let body: Value = serde_json::from_str(&got[0].1).expect("JSON body");
+    assert_eq!(body["id"], "stopped/job");
+    assert_eq!(body["state"], "firing");
+    // The unknown server never saw a request.
+    let other = other_sink.join().expect("sink");
+    assert!(other.iter().all(|(h, _)| h.is_empty()), "{other:?}");
+    d.stop();
+}
+
 fn metrics_config(port: u16, extra: &str) -> String {
     format!(
         r#"

@@ -71,3 +71,19 @@ pub fn load_file(path: &Path, host: &HostFacts) -> Result<Config, ConfigErrors> 
     };
     load::load(&text, origin, host)
 }
+
+/// The certificates of a PEM file (a webhook notifier's `ca_file`): at
+/// least one, each parsed.
+pub fn pem_certificates(
+    path: &Path,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate file ({e:?})"))?;
+    if certs.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(certs)
+}

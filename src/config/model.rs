@@ -86,13 +86,20 @@ pub struct NotifierSpec {
 pub enum NotifierKind {
     /// argv; the alert JSON on stdin; never through a shell.
     Exec { command: Vec<String> },
-    /// HTTP POST of the alert JSON.
-    Webhook { url: WebhookUrl },
+    /// HTTP(S) POST of the alert JSON.
+    Webhook {
+        url: WebhookUrl,
+        /// PEM certificates trusted for an https `url` besides the public
+        /// roots (a private CA or a self-signed server).
+        ca_file: Option<PathBuf>,
+    },
 }
 
-/// A parsed `http://host:port/path` URL.
+/// A parsed `http(s)://host:port/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookUrl {
+    /// https: TLS, the server's certificate checked against the host name.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -100,7 +107,12 @@ pub struct WebhookUrl {
 
 impl std::fmt::Display for WebhookUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+        }
     }
 }
 

@@ -350,6 +350,7 @@ impl Checker<'_> {
             kind,
             command,
             url,
+            ca_file,
             timeout,
             min_severity,
             max_per_minute,
@@ -361,6 +362,7 @@ impl Checker<'_> {
                 "kind",
                 "command",
                 "url",
+                "ca_file",
                 "timeout",
                 "min_severity",
                 "max_per_minute",
@@ -369,6 +371,7 @@ impl Checker<'_> {
                 "type" => Some("did you mean `kind`? (\"exec\" or \"webhook\")".into()),
                 "argv" | "exec" | "cmd" => Some("did you mean `command`?".into()),
                 "severity" => Some("did you mean `min_severity`?".into()),
+                "ca" | "cacert" | "ca_cert" | "cafile" => Some("did you mean `ca_file`?".into()),
                 _ => None,
             },
         );
@@ -427,12 +430,14 @@ impl Checker<'_> {
         };
         let k = self.choice(kv, field("kind"), &kinds)?;
         let kind = if k == 0 {
-            if let Some((key, _)) = url {
-                self.problem(
-                    key.span(),
-                    "`url` is for webhook notifiers".into(),
-                    Some("an exec notifier runs `command`".into()),
-                );
+            for (key, what) in [(url, "url"), (ca_file, "ca_file")] {
+                if let Some((key, _)) = key {
+                    self.problem(
+                        key.span(),
+                        format!("`{what}` is for webhook notifiers"),
+                        Some("an exec notifier runs `command`".into()),
+                    );
+                }
             }
             let Some((_, cv)) = command else {
                 self.problem(
@@ -462,13 +467,37 @@ impl Checker<'_> {
                 return None;
             };
             let s = self.string(uv, field("url"))?;
-            match parse_http_url(s) {
-                Ok(u) => NotifierKind::Webhook { url: u },
+            let url = match parse_http_url(s) {
+                Ok(u) => u,
                 Err((msg, help)) => {
                     self.problem(uv.span(), msg, Some(help));
                     return None;
                 }
-            }
+            };
+            let ca = match ca_file {
+                Some((key, _)) if !url.tls => {
+                    self.problem(
+                        key.span(),
+                        "`ca_file` applies to https:// URLs only".into(),
+                        Some("remove it, or post to an https:// URL".into()),
+                    );
+                    return None;
+                }
+                Some((_, cv)) => {
+                    let path = self.path(cv, field("ca_file"))?;
+                    if let Err(e) = crate::config::pem_certificates(&path) {
+                        self.problem(
+                            cv.span(),
+                            format!("cannot use {}: {e}", path.display()),
+                            Some("give a PEM file with one or more certificates (-----BEGIN CERTIFICATE-----)".into()),
+                        );
+                        return None;
+                    }
+                    Some(path)
+                }
+                None => None,
+            };
+            NotifierKind::Webhook { url, ca_file: ca }
         };
         Some(NotifierSpec {
             name: n_name,
@@ -480,18 +509,16 @@ impl Checker<'_> {
     }
 }
 
-/// `http://host[:port][/path]`.
+/// `http(s)://host[:port][/path]`.
 pub(crate) fn parse_http_url(s: &str) -> Result<WebhookUrl, (String, String)> {
-    if s.starts_with("https://") {
+    let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = s.strip_prefix("http://") {
+        (false, rest)
+    } else {
         return Err((
-            format!("`{s}`: https is not supported by the built-in webhook client"),
-            "post to a local relay over http://, or use an exec notifier that runs curl".into(),
-        ));
-    }
-    let Some(rest) = s.strip_prefix("http://") else {
-        return Err((
-            format!("`{s}` is not an http:// URL"),
-            "write url = \"http://host:port/path\"".into(),
+            format!("`{s}` is not an http:// or https:// URL"),
+            "write url = \"https://host/path\" or \"http://host:port/path\"".into(),
         ));
     };
     let (authority, path) = match rest.find('/') {
@@ -526,6 +553,7 @@ pub(crate) fn parse_http_url(s: &str) -> Result<WebhookUrl, (String, String)> {
         ));
     }
     let port = match port {
+        None if tls => 443,
         None => 80,
         Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
             (
@@ -535,6 +563,7 @@ pub(crate) fn parse_http_url(s: &str) -> Result<WebhookUrl, (String, String)> {
         })?,
     };
     Ok(WebhookUrl {
+        tls,
         host,
         port,
         path: path.to_string(),
@@ -596,7 +625,17 @@ mod tests {
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = parse_http_url("http://[::1]:81/").expect("ok");
         assert_eq!((u.host.as_str(), u.port), ("::1", 81));
-        assert!(parse_http_url("https://x/").is_err());
+        let u = parse_http_url("https://hooks.example.com/services/T0/B0").expect("ok");
+        assert!(u.tls);
+        assert_eq!((u.port, u.path.as_str()), (443, "/services/T0/B0"));
+        assert_eq!(
+            u.to_string(),
+            "https://hooks.example.com:443/services/T0/B0"
+        );
+        assert_eq!(
+            parse_http_url("http://[::1]:81/").expect("ok").to_string(),
+            "http://[::1]:81/"
+        );
         assert!(parse_http_url("ftp://x/").is_err());
         assert!(parse_http_url("http://x:0/").is_err());
         assert!(parse_http_url("http://u:p@x/").is_err());

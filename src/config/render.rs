@@ -139,9 +139,10 @@ impl Config {
                 crate::config::NotifierKind::Exec { command } => {
                     format!("{} (exec {})", n.name, command.join(" "))
                 }
-                crate::config::NotifierKind::Webhook { url } => {
-                    format!("{} (webhook {url})", n.name)
-                }
+                crate::config::NotifierKind::Webhook { url, ca_file } => match ca_file {
+                    Some(ca) => format!("{} (webhook {url}, ca {})", n.name, ca.display()),
+                    None => format!("{} (webhook {url})", n.name),
+                },
             })
             .collect();
         line(

@@ -668,11 +668,32 @@ const CASES: &[Case] = &[
         Some("did you mean `expr`?"),
     ),
     case(
-        "webhook over https",
-        "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://x/\"\n",
+        "webhook with an unknown scheme",
+        "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://x/\"\n",
         (4, 7),
-        "https is not supported",
-        Some("exec notifier"),
+        "is not an http:// or https:// URL",
+        Some("https://host/path"),
+    ),
+    case(
+        "ca_file with a plain http webhook",
+        "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://x/\"\nca_file = \"ca.pem\"\n",
+        (5, 1),
+        "`ca_file` applies to https:// URLs only",
+        Some("remove it"),
+    ),
+    case(
+        "ca_file that cannot be read",
+        "[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://x/\"\nca_file = \"/nonexistent/ca.pem\"\n",
+        (5, 11),
+        "cannot use /nonexistent/ca.pem",
+        Some("PEM file"),
+    ),
+    case(
+        "ca_file on an exec notifier",
+        "[[notifiers]]\nname = \"page\"\nkind = \"exec\"\ncommand = [\"page\"]\nca_file = \"/x\"\n",
+        (5, 1),
+        "`ca_file` is for webhook notifiers",
+        Some("`command`"),
     ),
     case(
         "exec notifier without command",
@@ -1225,7 +1246,7 @@ max_per_minute = 3
     assert_eq!(cfg.notifiers[0].timeout, Duration::from_secs(2));
     assert_eq!(cfg.notifiers[1].max_per_minute, 3);
     match &cfg.notifiers[1].kind {
-        NotifierKind::Webhook { url } => {
+        NotifierKind::Webhook { url, .. } => {
             assert_eq!(url.to_string(), "http://127.0.0.1:9000/alerts")
         }
         other => panic!("{other:?}"),

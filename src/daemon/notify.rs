@@ -8,6 +8,7 @@
 //! shown by `autonomos alerts`, the console and `/metrics`.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -191,7 +192,7 @@ pub async fn deliver(spec: &NotifierSpec, payload: &str, job: &Job) -> Result<()
     let work = async {
         match &spec.kind {
             NotifierKind::Exec { command } => exec(command, payload, job).await,
-            NotifierKind::Webhook { url } => post(url, payload).await,
+            NotifierKind::Webhook { url, ca_file } => post(url, ca_file.as_deref(), payload).await,
         }
     };
     match tokio::time::timeout(spec.timeout, work).await {
@@ -306,38 +307,107 @@ fn spawn_registered(
     Ok((child, pid))
 }
 
-/// A minimal HTTP/1.1 POST (no TLS, no redirects): 2xx is success.
-async fn post(url: &WebhookUrl, payload: &str) -> Result<(), String> {
+/// A minimal HTTP/1.1 POST (no redirects): 2xx is success. https goes
+/// over rustls, the server's certificate checked against the URL's host
+/// and the public roots plus `ca_file`.
+async fn post(url: &WebhookUrl, ca_file: Option<&Path>, payload: &str) -> Result<(), String> {
     let addr = if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
     } else {
         format!("{}:{}", url.host, url.port)
     };
-    let mut stream = tokio::net::TcpStream::connect(&addr)
+    let tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: autonomos/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         url.path,
-        addr,
+        host_header(url),
         crate::proto::APP_VERSION,
         payload.len()
     );
+    let code = if url.tls {
+        let config = tls_config(ca_file)?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{url}: TLS: {e}"))?;
+        exchange(stream, &head, payload).await
+    } else {
+        exchange(tcp, &head, payload).await
+    }
+    .map_err(|e| format!("{url}: {e}"))?;
+    match code {
+        Some(c) if (200..300).contains(&c) => Ok(()),
+        Some(c) => Err(format!("{url} answered HTTP {c}")),
+        None => Err(format!("{url}: no HTTP status line in the answer")),
+    }
+}
+
+/// `Host:` names the port only when it is not the scheme's default.
+fn host_header(url: &WebhookUrl) -> String {
+    let host = if url.host.contains(':') {
+        format!("[{}]", url.host)
+    } else {
+        url.host.clone()
+    };
+    match (url.tls, url.port) {
+        (true, 443) | (false, 80) => host,
+        (_, port) => format!("{host}:{port}"),
+    }
+}
+
+/// The client TLS settings: the public roots (webpki-roots) plus the
+/// certificates of `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        for cert in crate::config::pem_certificates(path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?
+        {
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Writes the request and reads the status code of the answer.
+async fn exchange<S>(mut stream: S, head: &str, payload: &str) -> Result<Option<u16>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream
         .write_all(head.as_bytes())
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| e.to_string())?;
     stream
         .write_all(payload.as_bytes())
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // A server that closes without TLS close_notify after its
+            // answer: what was read counts.
+            Err(e) if !buf.is_empty() && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e.to_string()),
+        };
         if n == 0 {
             break;
         }
@@ -345,13 +415,8 @@ async fn post(url: &WebhookUrl, payload: &str) -> Result<(), String> {
     }
     let line = String::from_utf8_lossy(&buf);
     let line = line.lines().next().unwrap_or("");
-    let code = line
+    Ok(line
         .split_whitespace()
         .nth(1)
-        .and_then(|c| c.parse::<u16>().ok());
-    match code {
-        Some(c) if (200..300).contains(&c) => Ok(()),
-        Some(c) => Err(format!("{url} answered HTTP {c}")),
-        None => Err(format!("{url}: no HTTP status line in the answer")),
-    }
+        .and_then(|c| c.parse::<u16>().ok()))
 }
