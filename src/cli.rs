@@ -212,6 +212,15 @@ pub enum AlertsCommand {
         #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
         duration: std::time::Duration,
     },
+    /// Past alert state changes (pending, firing, resolved), oldest first;
+    /// kept in state.db across restarts (the newest 100,000).
+    History {
+        /// Only alerts whose id starts with this (`crash-loop`, `crash-loop/worker`).
+        alert: Option<String>,
+        /// How many of the newest changes.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

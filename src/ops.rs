@@ -61,6 +61,37 @@ pub async fn alerts(g: &Global, cmd: Option<AlertsCommand>, json: bool) -> ExitC
             let for_ms = duration.as_millis() as u64;
             simple(g, Request::Silence { pattern, for_ms }, json).await
         }
+        AlertsCommand::History { alert, lines } => {
+            match ask(
+                g,
+                Request::AlertHistory {
+                    alert,
+                    limit: lines,
+                },
+            )
+            .await
+            {
+                Ok(Response::AlertHistory { events }) if json => json_out(&events),
+                Ok(Response::AlertHistory { events }) => {
+                    if events.is_empty() {
+                        println!("no alert history");
+                    }
+                    for e in &events {
+                        println!(
+                            "{}  {:<8} {:<8} {:<32} {}",
+                            time(e.at),
+                            e.state,
+                            e.severity,
+                            crate::core::sanitize::sanitize_line(e.id.as_bytes()),
+                            crate::core::sanitize::sanitize_line(e.summary.as_bytes())
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => unexpected(r),
+                Err(e) => fail(&e, json),
+            }
+        }
     }
 }
 

@@ -907,3 +907,118 @@ fn an_attaching_client_gets_the_metric_history_in_its_snapshot() {
     // A plain status does not carry it.
     assert!(d.json(&["status"]).get("history").is_none());
 }
+
+#[test]
+fn old_incidents_and_the_alert_history_are_read_from_state_db() {
+    use autonomos::core::incident::Incident;
+    use autonomos::daemon::store::{Change, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // 205 resolved incidents, written by the daemon's own store: more than
+    // the 200 resolved ones a daemon keeps in memory.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (store, _) = Store::start(&data.join("state.db")).expect("store");
+            for id in 1..=205u64 {
+                let mut i = Incident::open(
+                    id,
+                    format!("old incident {id}"),
+                    3,
+                    None,
+                    None,
+                    "test",
+                    1_000_000 + id,
+                );
+                i.resolve("test", Some("fixed"), 2_000_000 + id)
+                    .expect("resolve");
+                store
+                    .write(Change::Incident(Box::new(i)))
+                    .await
+                    .expect("written");
+            }
+        });
+    std::fs::write(
+        dir.path().join("autonomos.toml"),
+        r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "stopped"
+expr = "running == 0"
+severity = "minor"
+summary = "{agent} is not running"
+
+[agents.job]
+command = ["sleep", "1000"]
+"#,
+    )
+    .expect("config");
+    let mut d = BinDaemon { child: None, dir };
+    d.spawn();
+    // #1 is not kept in memory...
+    let list = d.json(&["incidents", "list", "--all"]);
+    let ids: Vec<u64> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|i| i["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&1) && ids.contains(&205), "{ids:?}");
+    // ...but show and export read it from state.db.
+    let (code, out, err) = d.cli(&["incidents", "show", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("old incident 1"), "{out}");
+    let (code, out, _) = d.cli(&["incidents", "export", "1"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("old incident 1") && out.contains("fixed"),
+        "{out}"
+    );
+    let (code, _, err) = d.cli(&["incidents", "show", "9999"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no incident #9999"), "{err}");
+
+    // The alert history: a stop and a start, then a restart of the daemon.
+    d.wait_status("job running", Duration::from_secs(10), |s| {
+        s.agents.iter().any(|a| a.running == 1)
+    });
+    assert_eq!(d.cli(&["stop", "job"]).0, 0);
+    wait_json(&d, &["alerts"], "firing", Duration::from_secs(10), |r| {
+        alert(r, "stopped/job").is_some_and(|a| a["state"] == "firing")
+    });
+    assert_eq!(d.cli(&["start", "job"]).0, 0);
+    wait_json(&d, &["alerts"], "resolved", Duration::from_secs(10), |r| {
+        alert(r, "stopped/job").is_some_and(|a| a["state"] == "resolved")
+    });
+    d.stop();
+    d.spawn();
+    let history = d.json(&["alerts", "history", "stopped"]);
+    let states: Vec<&str> = history
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["id"] == "stopped/job")
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    let firing = states.iter().position(|s| *s == "firing");
+    let resolved = states.iter().rposition(|s| *s == "resolved");
+    assert!(
+        firing.is_some() && resolved.is_some() && firing < resolved,
+        "{states:?}"
+    );
+    // A prefix that matches nothing, and the text form.
+    let none = d.json(&["alerts", "history", "nothing-like-this"]);
+    assert_eq!(none.as_array().map(|a| a.len()), Some(0), "{none}");
+    let (code, text, _) = d.cli(&["alerts", "history", "-n", "1"]);
+    assert_eq!(code, 0);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    d.stop();
+}

@@ -210,6 +210,65 @@ fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
     Ok(loaded)
 }
 
+/// Opens the database read-only (beside the daemon's writer, WAL lets
+/// both proceed).
+fn open_read(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// One incident by id, whether or not the daemon keeps it in memory.
+pub fn incident(path: &Path, id: u64) -> Result<Option<Incident>, StoreError> {
+    let conn = open_read(path)?;
+    let body = conn
+        .query_row(
+            "SELECT body FROM incidents WHERE id = ?1",
+            [id as i64],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?;
+    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+}
+
+/// The newest `limit` alert state changes (of ids starting with `prefix`),
+/// oldest first.
+pub fn alert_events(
+    path: &Path,
+    prefix: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::proto::AlertEvent>, StoreError> {
+    let conn = open_read(path)?;
+    // A prefix match without LIKE's wildcards: `substr(id, 1, n) = prefix`.
+    let prefix = prefix.unwrap_or("");
+    let mut q = conn.prepare(
+        "SELECT at, id, severity, state, summary FROM alert_events
+         WHERE substr(id, 1, ?1) = ?2 ORDER BY rowid DESC LIMIT ?3",
+    )?;
+    let rows = q.query_map(
+        params![prefix.chars().count() as i64, prefix, limit as i64],
+        |r| {
+            Ok(crate::proto::AlertEvent {
+                at: r.get::<_, i64>(0)?.max(0) as u64,
+                id: r.get(1)?,
+                severity: r.get(2)?,
+                state: r.get(3)?,
+                summary: r.get(4)?,
+            })
+        },
+    )?;
+    let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
 impl Store {
     /// Opens (creating if needed) the database, loads it, and starts the writer thread.
     pub fn start(path: &Path) -> Result<(Store, Loaded), StoreError> {

@@ -152,6 +152,9 @@ pub struct Supervisor {
     config_source: Option<PathBuf>,
     audit: Option<crate::daemon::audit::Audit>,
     recovery: Option<Arc<crate::daemon::recovery::Settings>>,
+    /// Read (never written) here for what the actor does not keep in
+    /// memory: old incidents, the alert history.
+    state_db: PathBuf,
 }
 
 impl std::fmt::Debug for Msg {
@@ -224,6 +227,34 @@ impl Supervisor {
                 return fut.await;
             }
             Request::Subscribe => return Ok(Response::Subscribed),
+            Request::Incident { id } => {
+                let answer = self.actor_request(Request::Incident { id }, who).await;
+                if answer.is_ok() {
+                    return answer;
+                }
+                // Older resolved incidents are in state.db only.
+                let path = self.state_db.clone();
+                let stored =
+                    tokio::task::spawn_blocking(move || crate::daemon::store::incident(&path, id))
+                        .await;
+                return match stored {
+                    Ok(Ok(Some(i))) => Ok(Response::Incident {
+                        incident: Box::new(i),
+                    }),
+                    _ => answer,
+                };
+            }
+            Request::AlertHistory { alert, limit } => {
+                let path = self.state_db.clone();
+                let limit = limit.clamp(1, 100_000);
+                return tokio::task::spawn_blocking(move || {
+                    crate::daemon::store::alert_events(&path, alert.as_deref(), limit)
+                })
+                .await
+                .map_err(|e| err(ErrorKind::Storage, e.to_string()))?
+                .map(|events| Response::AlertHistory { events })
+                .map_err(|e| err(ErrorKind::Storage, e.to_string()));
+            }
             Request::AuditCheckpoint => {
                 let Some(a) = &self.audit else {
                     return Err(err(
@@ -526,6 +557,7 @@ pub fn start(
         config_source: cfg.source.clone(),
         audit: audit.clone(),
         recovery,
+        state_db: actor.layout.state_db(),
     };
     actor.me = Some(handle.clone());
     let join = tokio::spawn(actor.run(rx));
@@ -1953,6 +1985,7 @@ impl Actor {
             | Request::Subscribe
             | Request::Backup
             | Request::Restore { .. }
+            | Request::AlertHistory { .. }
             | Request::AuditCheckpoint => {
                 // Handled by `Supervisor::request` before reaching the actor.
                 let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));

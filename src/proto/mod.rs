@@ -111,6 +111,13 @@ pub enum Request {
     Incident {
         id: u64,
     },
+    /// The alert history kept in `state.db`: the newest `limit` state
+    /// changes, optionally of alerts whose id starts with `alert`.
+    AlertHistory {
+        #[serde(default)]
+        alert: Option<String>,
+        limit: usize,
+    },
     IncidentOpen {
         title: String,
         level: u8,
@@ -162,6 +169,7 @@ impl Request {
                 | Request::Alerts
                 | Request::Incidents { .. }
                 | Request::Incident { .. }
+                | Request::AlertHistory { .. }
         )
     }
 }
@@ -211,6 +219,10 @@ pub enum Response {
     },
     Incident {
         incident: Box<crate::core::incident::Incident>,
+    },
+    /// Oldest first.
+    AlertHistory {
+        events: Vec<AlertEvent>,
     },
     Checkpoint {
         checkpoint: Box<crate::core::audit::Checkpoint>,

@@ -160,6 +160,16 @@ pub struct NotifierStatus {
     pub last_error_at: Option<Millis>,
 }
 
+/// One alert state change from the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub at: Millis,
+    pub id: String,
+    pub severity: String,
+    pub state: String,
+    pub summary: String,
+}
+
 /// What a running backup or restore is doing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BackupProgress {
