@@ -854,13 +854,9 @@ start_limit = { burst = 10000, interval = "1s" }
     d.stop();
 }
 
-#[test]
-fn an_attaching_client_gets_the_metric_history_in_its_snapshot() {
+/// Attaches like the console and returns the snapshot frame.
+fn attach_snapshot(d: &BinDaemon) -> Value {
     use std::io::Write;
-    let d = BinDaemon::start(
-        "[metrics]\ninterval = \"100ms\"\n\n[agents.busy]\ncommand = [\"sh\", \"-c\", \"while :; do :; done\"]\n",
-    );
-    std::thread::sleep(Duration::from_secs(3));
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -877,12 +873,86 @@ fn an_attaching_client_gets_the_metric_history_in_its_snapshot() {
         r#"{"type":"request","id":1,"request":{"op":"subscribe"}}"#,
     ))
     .expect("subscribe");
-    let snap = loop {
+    loop {
         let f = common::read_frame(&mut s).expect("a frame");
         if f["type"] == "snapshot" {
-            break f;
+            return f;
         }
+    }
+}
+
+#[test]
+fn the_day_view_is_kept_in_state_db_and_survives_a_restart() {
+    let mut d = BinDaemon::start(
+        "[metrics]\ninterval = \"200ms\"\n\n[agents.idle]\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let db = d.data_dir().join("state.db");
+    // Wait for a minute to close (at most about a minute).
+    let stored = |db: &std::path::Path| -> Vec<(i64, f64, f64)> {
+        let c =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("db");
+        let mut q = c
+            .prepare("SELECT at, cpu, mem FROM host_day ORDER BY at")
+            .expect("query");
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows")
     };
+    let t = Instant::now();
+    let rows = loop {
+        let rows = stored(&db);
+        if !rows.is_empty() {
+            break rows;
+        }
+        assert!(t.elapsed() < Duration::from_secs(75), "no minute stored");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (at, cpu, mem) = rows[0];
+    assert_eq!(at % 60_000, 0, "minutes are stored at their start");
+    assert!(
+        (0.0..=100.0).contains(&cpu) && mem > 0.0 && mem <= 100.0,
+        "{rows:?}"
+    );
+    // Plus an older minute, as if from an earlier daemon an hour ago.
+    let c = rusqlite::Connection::open(&db).expect("db");
+    c.execute(
+        "INSERT INTO host_day (at, cpu, mem) VALUES (?1, 42.5, 61.0)",
+        [at - 3_600_000],
+    )
+    .expect("insert");
+    drop(c);
+    d.stop();
+    d.spawn();
+    let snap = attach_snapshot(&d);
+    let h = &snap["status"]["history"];
+    let times: Vec<i64> = h["day_times"]
+        .as_array()
+        .expect("day_times")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    let cpus: Vec<f64> = h["day_cpu"]
+        .as_array()
+        .expect("day_cpu")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert_eq!(times.len(), cpus.len());
+    assert_eq!(times.first(), Some(&(at - 3_600_000)), "{h}");
+    assert_eq!(cpus[0], 42.5);
+    assert!(times.contains(&at), "{times:?}");
+    d.stop();
+}
+
+#[test]
+fn an_attaching_client_gets_the_metric_history_in_its_snapshot() {
+    let d = BinDaemon::start(
+        "[metrics]\ninterval = \"100ms\"\n\n[agents.busy]\ncommand = [\"sh\", \"-c\", \"while :; do :; done\"]\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let snap = attach_snapshot(&d);
     let h = &snap["status"]["history"];
     let n = h["host_cpu"].as_array().map_or(0, Vec::len);
     // About 3 s at 100 ms: well past a handful of points.

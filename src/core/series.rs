@@ -209,23 +209,45 @@ impl Downsampled {
         }
     }
 
-    pub fn push(&mut self, at: Millis, v: f64) {
+    /// Adds a sample; returns the bucket it closed, if it closed one.
+    pub fn push(&mut self, at: Millis, v: f64) -> Option<(Millis, f64)> {
         let start = at - at % self.bucket;
         match &mut self.open {
             Some((s, sum, n)) if *s == start => {
                 *sum += v;
                 *n += 1;
+                None
             }
-            Some((s, _, _)) if start < *s => {}
+            Some((s, _, _)) if start < *s => None,
             _ => {
-                if let Some((s, sum, n)) = self.open.take() {
-                    self.points.push_back((s, sum / f64::from(n.max(1))));
-                    if self.points.len() > self.cap {
-                        self.points.pop_front();
-                    }
+                let closed = self
+                    .open
+                    .take()
+                    .map(|(s, sum, n)| (s, sum / f64::from(n.max(1))));
+                if let Some(p) = closed {
+                    self.push_closed(p);
                 }
                 self.open = Some((start, v, 1));
+                closed
             }
+        }
+    }
+
+    fn push_closed(&mut self, p: (Millis, f64)) {
+        if self.points.back().is_some_and(|last| last.0 >= p.0) {
+            return;
+        }
+        self.points.push_back(p);
+        if self.points.len() > self.cap {
+            self.points.pop_front();
+        }
+    }
+
+    /// Starts from closed buckets kept elsewhere (oldest first), such as
+    /// the day view stored by an earlier daemon. Only before any `push`.
+    pub fn seed(&mut self, points: impl IntoIterator<Item = (Millis, f64)>) {
+        for p in points {
+            self.push_closed((p.0 - p.0 % self.bucket, p.1));
         }
     }
 
@@ -242,6 +264,26 @@ impl Downsampled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_downsampled_ring_reports_closed_buckets_and_can_be_seeded() {
+        let mut d = Downsampled::new(60_000, 3);
+        d.seed([(0, 1.0), (60_000, 2.0), (60_000, 9.0), (120_500, 3.0)]);
+        assert_eq!(d.points(), vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0)]);
+        assert_eq!(d.push(600_000, 10.0), None, "opens a bucket");
+        assert_eq!(d.push(630_000, 20.0), None);
+        assert_eq!(d.push(660_000, 5.0), Some((600_000, 15.0)));
+        // Capacity 3: the oldest seeded point went.
+        assert_eq!(
+            d.points(),
+            vec![
+                (60_000, 2.0),
+                (120_000, 3.0),
+                (600_000, 15.0),
+                (660_000, 5.0)
+            ]
+        );
+    }
 
     #[test]
     fn equal_values_are_stored_once_and_steps_hold() {

@@ -167,6 +167,13 @@ impl Observe {
             opened: Vec::new(),
             audit,
         };
+        // The day view goes on where the last daemon left it.
+        o.host
+            .day_cpu
+            .seed(loaded.host_day.iter().map(|p| (p.0, p.1)));
+        o.host
+            .day_mem
+            .seed(loaded.host_day.iter().map(|p| (p.0, p.2)));
         o.plan_retention();
         o.host.m = HOST_METRICS.iter().map(|m| o.new_series(*m)).collect();
         o
@@ -255,8 +262,15 @@ impl Observe {
         for (s, v) in self.host.m.iter_mut().zip(hv) {
             s.push(now, v);
         }
-        self.host.day_cpu.push(now, hv[0]);
-        self.host.day_mem.push(now, hv[1]);
+        let closed = (
+            self.host.day_cpu.push(now, hv[0]),
+            self.host.day_mem.push(now, hv[1]),
+        );
+        if let (Some((at, cpu)), Some((_, mem))) = closed {
+            // A minute closed: kept in state.db for the next daemon's day
+            // view (dropped, not waited for, if the writer is behind).
+            let _ = self.store.write_soon(Change::HostDay { at, cpu, mem });
+        }
         if self.host.cores.len() != host.per_core.len() {
             self.host.cores = host
                 .per_core
@@ -598,8 +612,19 @@ impl Observe {
 
     /// The history an attaching client starts its graphs with.
     pub fn history(&self) -> MetricHistory {
+        let day_cpu = self.host.day_cpu.points();
+        let day_mem = self.host.day_mem.points();
+        let day = MetricHistory {
+            day_step_ms: DAY_STEP_MS,
+            day_end: day_cpu.last().map(|p| p.0).unwrap_or(0),
+            day_times: day_cpu.iter().map(|p| p.0).collect(),
+            day_cpu: day_cpu.iter().map(|p| p.1 as f32).collect(),
+            day_mem: day_mem.iter().map(|p| p.1 as f32).collect(),
+            ..MetricHistory::default()
+        };
+        // Before the first tick there is only the stored day view.
         let Some(end) = self.last_tick else {
-            return MetricHistory::default();
+            return day;
         };
         let step = self.interval;
         let sample = |s: &Series, n: usize| -> Vec<f32> {
@@ -625,8 +650,6 @@ impl Observe {
             })
             .collect();
         agents.sort_by(|a, b| a.name.cmp(&b.name));
-        let day_cpu = self.host.day_cpu.points();
-        let day_mem = self.host.day_mem.points();
         MetricHistory {
             step_ms: step,
             end,
@@ -641,10 +664,12 @@ impl Observe {
                 .map(|s| sample(s, SNAPSHOT_POINTS))
                 .collect(),
             agents,
-            day_step_ms: DAY_STEP_MS,
-            day_end: day_cpu.last().map(|p| p.0).unwrap_or(end),
-            day_cpu: day_cpu.iter().map(|p| p.1 as f32).collect(),
-            day_mem: day_mem.iter().map(|p| p.1 as f32).collect(),
+            day_end: if day.day_times.is_empty() {
+                end
+            } else {
+                day.day_end
+            },
+            ..day
         }
     }
 

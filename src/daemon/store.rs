@@ -49,10 +49,16 @@ pub struct Loaded {
     pub incidents: Vec<Incident>,
     /// The highest incident id ever stored.
     pub last_incident: u64,
+    /// The host's day view (minute, CPU %, memory %) of the last 24 hours,
+    /// oldest first.
+    pub host_day: Vec<(u64, f64, f64)>,
 }
 
 /// Alert state changes kept in `alert_events` (trimmed at each start).
 pub const ALERT_EVENTS_KEPT: i64 = 100_000;
+
+/// How far back the stored day view reaches.
+const DAY_MS: u64 = 86_400_000;
 
 /// Resolved incidents loaded at start (older ones stay in the database).
 pub const RESOLVED_KEPT: usize = 200;
@@ -71,6 +77,13 @@ pub enum Change {
     },
     /// Insert or replace a whole incident (its timeline is bounded).
     Incident(Box<Incident>),
+    /// One closed minute of the host's day view; older than a day is
+    /// dropped as it is written.
+    HostDay {
+        at: u64,
+        cpu: f64,
+        mem: f64,
+    },
     /// An alert changed state (the alert history).
     AlertEvent {
         at: u64,
@@ -131,6 +144,11 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
              resolved_at INTEGER,
              level INTEGER NOT NULL,
              body TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS host_day (
+             at INTEGER PRIMARY KEY,
+             cpu REAL NOT NULL,
+             mem REAL NOT NULL
          );
          CREATE TABLE IF NOT EXISTS alert_events (
              at INTEGER NOT NULL,
@@ -199,6 +217,15 @@ fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
             Ok(i) => loaded.incidents.push(i),
             Err(e) => tracing::error!(error = %e, "unreadable incident in state.db; skipped"),
         }
+    }
+    let mut q = conn.prepare(
+        "SELECT at, cpu, mem FROM host_day WHERE at >= (SELECT MAX(at) FROM host_day) - ?1 ORDER BY at",
+    )?;
+    let rows = q.query_map([DAY_MS as i64], |r| {
+        Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?))
+    })?;
+    for row in rows {
+        loaded.host_day.push(row?);
     }
     loaded.last_incident = conn
         .query_row("SELECT MAX(id) FROM incidents", [], |r| {
@@ -349,6 +376,16 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
                         i.level,
                         body
                     ],
+                )?;
+            }
+            Change::HostDay { at, cpu, mem } => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO host_day (at, cpu, mem) VALUES (?1, ?2, ?3)",
+                    params![*at as i64, cpu, mem],
+                )?;
+                tx.execute(
+                    "DELETE FROM host_day WHERE at < ?1",
+                    [(*at as i64) - DAY_MS as i64],
                 )?;
             }
             Change::AlertEvent {

@@ -267,6 +267,10 @@ pub struct MetricHistory {
     pub day_end: Millis,
     pub day_cpu: Vec<f32>,
     pub day_mem: Vec<f32>,
+    /// When each day point was taken (the view may have gaps: the daemon
+    /// was down); empty from older daemons, whose points are contiguous.
+    #[serde(default)]
+    pub day_times: Vec<Millis>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -652,30 +652,43 @@ pub fn load_history(m: &mut Model, h: &crate::proto::MetricHistory) {
             push(series, at, f64::from(*v));
         }
     };
-    if h.step_ms == 0 {
-        return;
-    }
-    fill(&mut m.host_cpu, &h.host_cpu);
-    fill(&mut m.host_mem, &h.host_mem);
-    fill(&mut m.net_rx, &h.net_rx);
-    fill(&mut m.net_tx, &h.net_tx);
-    m.cores = vec![Default::default(); h.cores.len()];
-    for (s, v) in m.cores.iter_mut().zip(&h.cores) {
-        fill(s, v);
+    // Before the daemon's first tick only the stored day view is there.
+    if h.step_ms > 0 {
+        fill(&mut m.host_cpu, &h.host_cpu);
+        fill(&mut m.host_mem, &h.host_mem);
+        fill(&mut m.net_rx, &h.net_rx);
+        fill(&mut m.net_tx, &h.net_tx);
+        m.cores = vec![Default::default(); h.cores.len()];
+        for (s, v) in m.cores.iter_mut().zip(&h.cores) {
+            fill(s, v);
+        }
     }
     m.day_cpu.clear();
     m.day_mem.clear();
     if h.day_step_ms > 0 {
         let n = h.day_cpu.len() as u64;
         for (i, (c, mm)) in h.day_cpu.iter().zip(&h.day_mem).enumerate() {
-            let at = h.day_end.saturating_sub((n - 1 - i as u64) * h.day_step_ms);
+            let at = match h.day_times.get(i) {
+                Some(at) if h.day_times.len() == h.day_cpu.len() => *at,
+                _ => h.day_end.saturating_sub((n - 1 - i as u64) * h.day_step_ms),
+            };
             m.day_cpu.push_back((at, f64::from(*c)));
             m.day_mem.push_back((at, f64::from(*mm)));
         }
-        // The newest (open) minute is refilled from the live samples.
-        m.day_cpu.pop_back();
-        m.day_mem.pop_back();
+        // The newest minute, if still open, is refilled from the live
+        // samples.
+        if m.day_cpu
+            .back()
+            .is_some_and(|p| h.step_ms > 0 && p.0 + h.day_step_ms > h.end)
+        {
+            m.day_cpu.pop_back();
+            m.day_mem.pop_back();
+        }
         m.day_acc = (None, None);
+    }
+    if h.step_ms == 0 {
+        m.dirty = true;
+        return;
     }
     m.agent_cpu.clear();
     m.agent_mem.clear();
@@ -1053,6 +1066,25 @@ mod tests {
                 .back()
                 .is_some_and(|n| n.text.contains("no firing alert"))
         );
+    }
+
+    #[test]
+    fn the_day_view_keeps_its_gaps_and_a_stored_view_shows_before_the_first_tick() {
+        let mut m = Model::new(NOW);
+        let h = crate::proto::MetricHistory {
+            day_step_ms: 60_000,
+            day_end: NOW - 120_000,
+            // Two minutes, an hour apart (the daemon was down between).
+            day_times: vec![NOW - 3_720_000, NOW - 120_000],
+            day_cpu: vec![10.0, 20.0],
+            day_mem: vec![30.0, 40.0],
+            // No tick yet: no 5-minute series.
+            ..Default::default()
+        };
+        load_history(&mut m, &h);
+        let day: Vec<_> = m.day_cpu.iter().copied().collect();
+        assert_eq!(day, vec![(NOW - 3_720_000, 10.0), (NOW - 120_000, 20.0)]);
+        assert_eq!(m.day_mem.back(), Some(&(NOW - 120_000, 40.0)));
     }
 
     #[test]

@@ -486,6 +486,11 @@ fn render_chart(
     render_chart_span(f, area, t, title, sets, max, unit, 300_000);
 }
 
+/// `pts` cut wherever two neighbours are more than `max_gap` apart.
+fn gapless_runs(pts: &[(f64, f64)], max_gap: f64) -> impl Iterator<Item = &[(f64, f64)]> {
+    pts.chunk_by(move |a, b| b.0 - a.0 <= max_gap)
+}
+
 /// A chart over the last `window_ms`.
 #[allow(clippy::too_many_arguments)]
 fn render_chart_span(
@@ -504,15 +509,19 @@ fn render_chart_span(
     } else {
         format!("-{}m", window_ms / 60_000)
     };
+    // Where points are missing (the daemon was down, the console detached)
+    // the line breaks instead of bridging the gap.
+    let max_gap = span / 50.0;
     let datasets: Vec<Dataset> = sets
         .iter()
-        .map(|(name, pts, style)| {
-            Dataset::default()
-                .name(name.clone())
-                .marker(symbols::Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(*style)
-                .data(pts)
+        .flat_map(|(_, pts, style)| {
+            gapless_runs(pts, max_gap).map(move |run| {
+                Dataset::default()
+                    .marker(symbols::Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(*style)
+                    .data(run)
+            })
         })
         .collect();
     let chart = Chart::new(datasets)
@@ -1159,6 +1168,20 @@ fn draw_confirm(t: &Theme, prompt: &str, f: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_break_at_gaps() {
+        let pts = [
+            (-100.0, 1.0),
+            (-99.0, 1.0),
+            (-50.0, 2.0),
+            (-49.0, 2.0),
+            (-48.0, 2.0),
+        ];
+        let runs: Vec<usize> = gapless_runs(&pts, 5.0).map(<[_]>::len).collect();
+        assert_eq!(runs, vec![2, 3]);
+        assert_eq!(gapless_runs(&[], 5.0).count(), 0);
+    }
     use crate::tui::action::keymap;
     use crate::tui::fixture::model;
     use ratatui::Terminal;
