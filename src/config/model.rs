@@ -177,7 +177,8 @@ pub struct AgentSpec {
     pub stop_timeout: Duration,
     pub resources: ResourceSpec,
     /// `recovery = "restore-latest"`: reaching `Failed` restores the newest
-    /// backup of the context dir once, through the recovery workflow.
+    /// backup of the context dir through the recovery workflow (again only
+    /// after a quiet time; see `core::backoff::recovery_allowed`).
     pub restore_latest: bool,
     /// Agents that must be ready before this one starts.
     pub depends_on: Vec<String>,

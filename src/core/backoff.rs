@@ -116,9 +116,48 @@ impl StartLimit {
     }
 }
 
+/// Quiet time after the first automatic recovery (`restore-latest`)
+/// before another may run.
+pub const RECOVERY_QUIET: Millis = 10 * 60_000;
+
+/// Whether `recovery = "restore-latest"` may run again, given when it ran
+/// before (oldest first): the first time always; after that only once the
+/// agent has gone `RECOVERY_QUIET` since the last one, doubled for each
+/// earlier recovery (10 min, 20 min, 40 min, … capped at a day). A restored
+/// context that fails again at once is left to the operator instead of
+/// being restored in a loop.
+pub fn recovery_allowed(past: &[Millis], now: Millis) -> bool {
+    let Some(last) = past.last() else {
+        return true;
+    };
+    let doublings = (past.len() - 1).min(16) as u32;
+    let quiet = RECOVERY_QUIET
+        .saturating_mul(1 << doublings)
+        .min(86_400_000);
+    now.saturating_sub(*last) >= quiet
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_recovery_runs_again_only_after_a_growing_quiet_time() {
+        let m = 60_000;
+        assert!(recovery_allowed(&[], 0));
+        // Failed again 5 minutes after a recovery: not again.
+        assert!(!recovery_allowed(&[0], 5 * m));
+        assert!(recovery_allowed(&[0], 10 * m));
+        // After two, 20 minutes; after three, 40.
+        assert!(!recovery_allowed(&[0, 100 * m], 119 * m));
+        assert!(recovery_allowed(&[0, 100 * m], 120 * m));
+        assert!(!recovery_allowed(&[0, 1, 100 * m], 139 * m));
+        assert!(recovery_allowed(&[0, 1, 100 * m], 140 * m));
+        // Capped at a day, however many came before.
+        let many: Vec<Millis> = (0..40).collect();
+        assert!(!recovery_allowed(&many, 86_399_999));
+        assert!(recovery_allowed(&many, 39 + 86_400_000));
+    }
 
     fn spec() -> BackoffSpec {
         BackoffSpec {

@@ -8,7 +8,7 @@
 //! /proc sampling runs on the collector thread.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -466,8 +466,8 @@ struct Actor {
     /// A handle to ourselves, for work that runs beside the actor (the
     /// automatic recovery workflow).
     me: Option<Supervisor>,
-    /// Agents whose automatic recovery already ran in this daemon's life.
-    recovered: std::collections::HashSet<String>,
+    /// When each agent's automatic recovery ran in this daemon's life.
+    recovered: HashMap<String, Vec<Millis>>,
     /// What clients last heard of the audit trail and backups: (newest
     /// record's seq, a backup running).
     audit_seen: (u64, bool, Option<crate::proto::BackupProgress>),
@@ -809,16 +809,27 @@ impl Actor {
         self.publish_alerts();
     }
 
-    /// `recovery = "restore-latest"`: the first time a replica of the agent
-    /// reaches `Failed` in this daemon's life, restore its newest backup.
+    /// `recovery = "restore-latest"`: when a replica of the agent reaches
+    /// `Failed`, restore its newest backup; again for a later failure only
+    /// after a growing quiet time (`core::backoff::recovery_allowed`).
     fn auto_recover(&mut self, agent: &str, reason: &str) {
         let wanted = self
             .agents
             .iter()
             .any(|a| a.spec.name == agent && !a.removed && a.spec.restore_latest);
-        if !wanted || !self.recovered.insert(agent.to_string()) {
+        let now = self.clock.now();
+        let past = self.recovered.entry(agent.to_string()).or_default();
+        if !wanted || !crate::core::backoff::recovery_allowed(past, now) {
+            if wanted && let Some(last) = past.last() {
+                tracing::warn!(
+                    agent,
+                    seconds_since = now.saturating_sub(*last) / 1000,
+                    "replica Failed soon after an automatic recovery; this one is left to the operator"
+                );
+            }
             return;
         }
+        past.push(now);
         let Some(me) = self.me.clone() else { return };
         let Some(settings) = me.recovery.clone() else {
             return;
