@@ -81,7 +81,7 @@ fn main() {
     );
 
     let adir = tempfile::tempdir().expect("tempdir");
-    let (audit, _) = Audit::open(adir.path()).expect("audit");
+    let (audit, _) = Audit::open(adir.path(), Default::default()).expect("audit");
     let n = 100_000u64;
     let t = Instant::now();
     for i in 0..n {

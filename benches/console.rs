@@ -32,6 +32,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
                 pid: Some(1000 + i as i32),
                 started_at: Some(now - 60_000),
                 restarts: (i % 7) as u64,
+                failures: (i % 7) as u64,
                 last_exit: None,
                 waiting: None,
                 error: None,
@@ -82,6 +83,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         backup_running: false,
         backup_progress: None,
         tick_seconds: 0.0,
+        storage: Vec::new(),
         history: None,
     }
 }

@@ -64,6 +64,20 @@ pub async fn simple(g: &Global, request: Request, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Ok(Response::Stopped {
+            message,
+            was_running,
+        }) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "message": message, "was_running": was_running })
+                );
+            } else {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
         Ok(other) => {
             eprintln!("error: unexpected answer {other:?}");
             ExitCode::FAILURE
@@ -238,6 +252,19 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
     if let Some(p) = &s.backup_progress {
         out.push_str(&format!("\n{}\n", sanitize_line(p.line().as_bytes())));
     }
+    for f in &s.storage {
+        out.push_str(&format!(
+            "\nDATA DIR FAILING: writes to the {} fail since {} ago ({} failed): {}\n",
+            f.what,
+            fmt_age(now.saturating_sub(f.since)),
+            f.errors,
+            sanitize_line(f.error.as_bytes())
+        ));
+        out.push_str(match f.part.as_str() {
+            "state" => "  changes (scale, start, stop) are refused until it takes writes again\n",
+            _ => "  audit records are kept in memory and written when it takes writes again\n",
+        });
+    }
     out
 }
 
@@ -334,6 +361,17 @@ pub fn event_line(now: Millis, event: &ServerEvent) -> Option<String> {
         ServerEvent::FleetChanged => Some(format!("{t} fleet changed (reload)")),
         ServerEvent::ShuttingDown => Some(format!("{t} daemon shutting down")),
         ServerEvent::Samples { .. } => None,
+        ServerEvent::Storage { faults } if faults.is_empty() => {
+            Some(format!("{t} data dir takes writes again"))
+        }
+        ServerEvent::Storage { faults } => Some(format!(
+            "{t} DATA DIR FAILING: {}",
+            faults
+                .iter()
+                .map(|f| format!("{}: {}", f.what, sanitize_line(f.error.as_bytes())))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
         ServerEvent::Audit {
             records,
             backup_running,

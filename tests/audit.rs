@@ -212,7 +212,7 @@ fn ten_thousand_records_across_restarts_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut total = 0;
     for round in 0..4 {
-        let (audit, torn) = Audit::open(dir.path()).expect("open");
+        let (audit, torn) = Audit::open(dir.path(), Default::default()).expect("open");
         assert_eq!(torn, None);
         for i in 0..2500 {
             audit.record(

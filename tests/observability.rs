@@ -994,7 +994,8 @@ fn old_incidents_and_the_alert_history_are_read_from_state_db() {
         .build()
         .expect("runtime")
         .block_on(async {
-            let (store, _) = Store::start(&data.join("state.db")).expect("store");
+            let (store, _) =
+                Store::start(&data.join("state.db"), Default::default()).expect("store");
             for id in 1..=205u64 {
                 let mut i = Incident::open(
                     id,

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use autonomos::core::lifecycle::State;
@@ -363,6 +364,7 @@ inherit_env = []
             "AUTONOMOS_AGENT",
             "AUTONOMOS_CONTEXT_DIR",
             "AUTONOMOS_REPLICA",
+            "AUTONOMOS_RUN",
             "MODEL"
         ]
     );
@@ -896,5 +898,84 @@ start_limit = { burst = 1, interval = "30s" }
         "the failed replica holds no CPU: {:?}",
         s.pool_used
     );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_of_a_run_never_kills_the_escapees_of_the_run_that_replaced_it() {
+    // Each run starts a daemon-like escapee (setsid + double fork, deaf to
+    // SIGTERM, so the last run's cleanup lasts the whole stop_timeout),
+    // then checks after 1.5 s that its own escapee still lives and that the
+    // previous run's escapee is gone.
+    let script = r#"
+ctx="$AUTONOMOS_CONTEXT_DIR"; run="$AUTONOMOS_RUN"
+(setsid sh -c 'echo $$ > "$AUTONOMOS_CONTEXT_DIR/esc-$AUTONOMOS_RUN.tmp"; mv "$AUTONOMOS_CONTEXT_DIR/esc-$AUTONOMOS_RUN.tmp" "$AUTONOMOS_CONTEXT_DIR/esc-$AUTONOMOS_RUN"; trap "" TERM; exec sleep 600' &)
+sleep 1.5
+mine=$(cat "$ctx/esc-$run")
+if kill -0 "$mine" 2>/dev/null; then echo alive > "$ctx/check-$run"; else echo killed > "$ctx/check-$run"; fi
+exit 0
+"#;
+    let mut d = TestDaemon::start(&format!(
+        r#"
+[agents.spawner]
+command = ["sh", "-c", '''{script}''']
+restart = "always"
+min_uptime = "100ms"
+stop_timeout = "1s"
+start_limit = {{ burst = 50, interval = "10s" }}
+"#
+    ));
+    let ctx = d.context_dir("spawner");
+    let checks = |ctx: &Path| -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = std::fs::read_dir(ctx)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let run = name.strip_prefix("check-")?.parse().ok()?;
+                Some((
+                    run,
+                    std::fs::read_to_string(e.path()).ok()?.trim().to_string(),
+                ))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let t = Instant::now();
+    while checks(&ctx).len() < 6 {
+        assert!(t.elapsed() < SECS(40), "runs: {:?}", checks(&ctx));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = checks(&ctx);
+    for (run, verdict) in &done {
+        assert_eq!(
+            verdict, "alive",
+            "run {run}'s escapee was killed while its run lived: {done:?}"
+        );
+    }
+    // Every finished run's escapee is gone (the newest may still live).
+    let newest = done.last().map(|(r, _)| *r).expect("runs");
+    for (run, _) in &done[..done.len() - 1] {
+        let pid: i32 = std::fs::read_to_string(ctx.join(format!("esc-{run}")))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(
+            !alive(pid),
+            "run {run}'s escapee (pid {pid}) outlived its run (newest run {newest})"
+        );
+    }
+    d.request(Request::Stop {
+        agent: "spawner".into(),
+    })
+    .await;
+    d.wait_for("spawner stopped", SECS(10), |s| {
+        state_of(s, "spawner", 0) == Some(State::Stopped)
+    })
+    .await;
+    assert!(marked(&ctx).is_empty(), "{:?}", marked(&ctx));
     d.shutdown().await;
 }

@@ -18,6 +18,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
 use crate::core::audit::{Checkpoint, GENESIS, Record, hex, unhex};
+use crate::daemon::health::{Health, Part};
 
 /// A signed checkpoint every this many records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
@@ -56,17 +57,32 @@ impl Paths {
     }
 }
 
+/// Learns when a record is on disk: `Ok(seq)`, or the write error (the
+/// record is kept and retried; it is not lost).
+pub type Durable = oneshot::Receiver<Result<u64, String>>;
+
 enum Cmd {
     Record {
         actor: String,
         action: String,
         args: serde_json::Value,
         result: String,
+        done: Option<oneshot::Sender<Result<u64, String>>>,
     },
     Checkpoint(oneshot::Sender<Result<Checkpoint, String>>),
     /// Checkpoint and stop.
     Close(oneshot::Sender<()>),
 }
+
+/// Records sealed but not yet on disk (the disk is failing) past which the
+/// writer stops taking more: the queue then fills and callers wait.
+const MAX_PENDING: u64 = 100_000;
+/// Threads allowed to wait for room in a full queue; past it a record is
+/// lost, counted and logged as an error.
+const MAX_WAITING_THREADS: usize = 256;
+/// A failed write is retried after this, doubling up to `RETRY_MAX`.
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(200);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Records kept in memory for clients (the console's audit view).
 const RECENT: usize = 50;
@@ -76,6 +92,9 @@ const RECENT: usize = 50;
 pub struct Audit {
     tx: mpsc::SyncSender<Cmd>,
     recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
+    /// Threads waiting for room in the queue.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    health: Health,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -159,6 +178,14 @@ fn scan(path: &Path) -> std::io::Result<(u64, u64, Option<Record>)> {
 struct Writer {
     /// (seq, head) of the last record known to be on disk.
     durable: (u64, String),
+    /// The log's length up to that record: a failed write is cut back to it.
+    durable_len: u64,
+    /// Sealed records not yet on disk, as lines.
+    batch: String,
+    /// How many records `batch` holds.
+    pending: u64,
+    /// Who waits for a record to be on disk: (its seq, the answer).
+    waiters: Vec<(u64, oneshot::Sender<Result<u64, String>>)>,
     recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
     log: File,
     checkpoints: File,
@@ -166,21 +193,16 @@ struct Writer {
     seq: u64,
     head: String,
     checkpointed: u64,
+    health: Health,
 }
 
 impl Writer {
-    fn append(
-        &mut self,
-        batch: &mut String,
-        actor: &str,
-        action: &str,
-        args: serde_json::Value,
-        result: &str,
-    ) {
+    fn append(&mut self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         self.seq += 1;
         let r = Record::seal(self.seq, now_ms(), actor, action, args, result, &self.head);
         self.head = r.hash.clone();
-        batch.push_str(&r.line());
+        self.batch.push_str(&r.line());
+        self.pending += 1;
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() == RECENT {
                 recent.pop_front();
@@ -189,29 +211,55 @@ impl Writer {
         }
     }
 
-    /// Writes the batch whole or not at all: on an error the file is cut
-    /// back to where it was and the records are dropped from the chain (the
-    /// sequence and head go back too), so a retry never duplicates a record
-    /// and a checkpoint never names one that is not on disk.
-    fn flush(&mut self, batch: &mut String) -> std::io::Result<()> {
-        if batch.is_empty() {
+    /// Writes the sealed records and syncs them. On an error the file is
+    /// cut back to the last durable record and the records stay sealed
+    /// and queued, in order, for the next attempt: a failed write loses
+    /// nothing, a retry never duplicates a record, and a checkpoint never
+    /// names a record that is not on disk.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        let before = self.log.metadata()?.len();
-        let written = self
-            .log
-            .write_all(batch.as_bytes())
-            .and_then(|()| self.log.sync_data());
+        let written = (|| {
+            if self.log.metadata()?.len() != self.durable_len {
+                self.log.set_len(self.durable_len)?;
+            }
+            self.log.seek(SeekFrom::Start(self.durable_len))?;
+            self.log.write_all(self.batch.as_bytes())?;
+            self.log.sync_data()
+        })();
         if let Err(e) = written {
-            let _ = self.log.set_len(before);
-            let _ = self.log.seek(SeekFrom::End(0));
-            (self.seq, self.head) = self.durable.clone();
-            batch.clear();
+            let _ = self.log.set_len(self.durable_len);
             return Err(e);
         }
+        self.durable_len += self.batch.len() as u64;
         self.durable = (self.seq, self.head.clone());
-        batch.clear();
+        self.batch.clear();
+        self.pending = 0;
         Ok(())
+    }
+
+    /// Flushes and tells the waiters (and the health report) how it went.
+    fn flush_and_answer(&mut self) -> Result<(), String> {
+        let outcome = self.flush().map_err(|e| e.to_string());
+        match &outcome {
+            Ok(()) => {
+                self.health.succeeded(Part::Audit);
+                let seq = self.durable.0;
+                for (_, w) in self.waiters.drain(..) {
+                    let _ = w.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                self.health.failed(Part::Audit, e);
+                for (seq, w) in self.waiters.drain(..) {
+                    let _ = w.send(Err(format!(
+                        "audit record {seq} is not on disk yet ({e}); it is kept and retried"
+                    )));
+                }
+            }
+        }
+        outcome
     }
 
     fn checkpoint(&mut self) -> std::io::Result<Checkpoint> {
@@ -233,7 +281,7 @@ impl Audit {
     /// Opens (creating) the audit dir, repairs a torn last line, and starts
     /// the writer. Returns the handle and, when a repair happened, what was
     /// cut (it is also recorded).
-    pub fn open(data_dir: &Path) -> std::io::Result<(Audit, Option<u64>)> {
+    pub fn open(data_dir: &Path, health: Health) -> std::io::Result<(Audit, Option<u64>)> {
         let p = Paths::new(data_dir);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -260,7 +308,7 @@ impl Audit {
             log.set_len(good)?;
             log.sync_all()?;
         }
-        log.seek(SeekFrom::End(0))?;
+        let durable_len = log.seek(SeekFrom::End(0))?;
         let checkpoints = OpenOptions::new()
             .create(true)
             .append(true)
@@ -280,6 +328,11 @@ impl Audit {
         let recent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let mut w = Writer {
             durable: (seq, head.clone()),
+            durable_len,
+            batch: String::new(),
+            pending: 0,
+            waiters: Vec::new(),
+            health: health.clone(),
             recent: recent.clone(),
             log,
             checkpoints,
@@ -289,15 +342,13 @@ impl Audit {
             checkpointed,
         };
         if let Some(bytes) = torn {
-            let mut batch = String::new();
             w.append(
-                &mut batch,
                 "autonomos",
                 "repair",
                 serde_json::json!({ "torn_bytes": bytes, "after_seq": seq }),
                 "cut an incomplete last line left by a crash",
             );
-            w.flush(&mut batch)?;
+            w.flush()?;
             tracing::warn!(
                 bytes,
                 after_seq = seq,
@@ -308,41 +359,89 @@ impl Audit {
         std::thread::Builder::new()
             .name("autonomos-audit".into())
             .spawn(move || run(w, rx))?;
-        Ok((Audit { tx, recent }, torn))
+        Ok((
+            Audit {
+                tx,
+                recent,
+                waiting: Default::default(),
+                health,
+            },
+            torn,
+        ))
     }
 
     /// Appends a record without waiting. When 65,536 records are already
     /// queued (the disk has stalled) a thread waits with it, so no record
     /// is dropped while the writer lives.
     pub fn record(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
+        self.queue(actor, action, args, result, None);
+    }
+
+    /// Appends a record and returns a receiver that learns when it is on
+    /// disk (batched with others: one sync for many records).
+    pub fn record_durable(
+        &self,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+    ) -> Durable {
+        let (tx, rx) = oneshot::channel();
+        self.queue(actor, action, args, result, Some(tx));
+        rx
+    }
+
+    fn queue(
+        &self,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+        done: Option<oneshot::Sender<Result<u64, String>>>,
+    ) {
+        use std::sync::atomic::Ordering;
         let cmd = Cmd::Record {
             actor: actor.to_string(),
             action: action.to_string(),
             args,
             result: result.to_string(),
+            done,
         };
         match self.tx.try_send(cmd) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(cmd)) => {
                 // The disk has stalled: hand the record to a thread that
                 // waits, so the caller (maybe the supervisor) never does.
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_THREADS {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    self.lost(action, "the queue and its waiting threads are full");
+                    return;
+                }
                 tracing::warn!(action, "audit queue full: the record waits for the disk");
-                let tx = self.tx.clone();
+                let (tx, waiting) = (self.tx.clone(), self.waiting.clone());
                 let spawned = std::thread::Builder::new()
                     .name("autonomos-audit-wait".into())
                     .spawn(move || {
                         if tx.send(cmd).is_err() {
                             tracing::error!("audit writer stopped: record lost");
                         }
+                        waiting.fetch_sub(1, Ordering::SeqCst);
                     });
                 if spawned.is_err() {
-                    tracing::error!(action, "cannot queue an audit record: lost");
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    self.lost(action, "cannot start a thread to wait for room");
                 }
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
-                tracing::error!(action, "audit writer stopped: record lost");
+                self.lost(action, "the audit writer stopped");
             }
         }
+    }
+
+    fn lost(&self, action: &str, why: &str) {
+        tracing::error!(action, why, "audit record lost");
+        self.health
+            .failed(Part::Audit, &format!("an audit record was lost: {why}"));
     }
 
     /// The newest `n` records written since the daemon started, oldest first.
@@ -375,10 +474,36 @@ impl Audit {
 }
 
 fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
-    let mut batch = String::new();
-    while let Ok(first) = rx.recv() {
-        let mut cmds = vec![first];
-        while cmds.len() < 4096
+    let mut retry = RETRY_MIN;
+    loop {
+        // While writes fail, records wait in `w.batch`: wake up to retry
+        // even when nothing new arrives, and stop taking more past the bound.
+        let first = if w.batch.is_empty() {
+            match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => return,
+            }
+        } else if w.pending >= MAX_PENDING {
+            std::thread::sleep(retry);
+            None
+        } else {
+            match rx.recv_timeout(retry) {
+                Ok(c) => Some(c),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if w.flush_and_answer().is_err() {
+                        tracing::error!(
+                            records = w.pending,
+                            "audit writer stopped with records not on disk"
+                        );
+                    }
+                    return;
+                }
+            }
+        };
+        let mut cmds: Vec<Cmd> = first.into_iter().collect();
+        while !cmds.is_empty()
+            && cmds.len() < 4096
             && let Ok(more) = rx.try_recv()
         {
             cmds.push(more);
@@ -392,28 +517,50 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     action,
                     args,
                     result,
+                    done,
                 } => {
-                    w.append(&mut batch, &actor, &action, args, &result);
-                    if w.seq.is_multiple_of(CHECKPOINT_EVERY) {
-                        if let Err(e) = w.flush(&mut batch) {
-                            tracing::error!(error = %e, "audit log write failed");
-                        }
-                        if let Err(e) = w.checkpoint() {
-                            tracing::error!(error = %e, "audit checkpoint failed");
-                        }
+                    w.append(&actor, &action, args, &result);
+                    if let Some(done) = done {
+                        w.waiters.push((w.seq, done));
+                    }
+                    if w.seq.is_multiple_of(CHECKPOINT_EVERY)
+                        && w.flush_and_answer().is_ok()
+                        && let Err(e) = w.checkpoint()
+                    {
+                        tracing::error!(error = %e, "audit checkpoint failed");
                     }
                 }
                 Cmd::Checkpoint(reply) => replies.push(reply),
                 Cmd::Close(done) => close = Some(done),
             }
         }
-        if let Err(e) = w.flush(&mut batch) {
-            tracing::error!(error = %e, "audit log write failed");
+        let was_failing = retry > RETRY_MIN;
+        match w.flush_and_answer() {
+            Ok(()) => {
+                if was_failing {
+                    tracing::info!(
+                        "audit log writes succeed again; the queued records are on disk"
+                    );
+                }
+                retry = RETRY_MIN;
+            }
+            Err(e) => {
+                if !was_failing {
+                    tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
+                }
+                retry = (retry * 2).min(RETRY_MAX);
+            }
         }
         for reply in replies {
             let _ = reply.send(w.checkpoint().map_err(|e| e.to_string()));
         }
         if let Some(done) = close {
+            if w.pending > 0 {
+                tracing::error!(
+                    records = w.pending,
+                    "audit writer stopped with records not on disk"
+                );
+            }
             if let Err(e) = w.checkpoint() {
                 tracing::error!(error = %e, "audit checkpoint at shutdown failed");
             }

@@ -30,6 +30,8 @@ pub struct Scrape {
     pub alerts: BTreeMap<(String, String), u64>,
     /// Open incidents by level 1..3.
     pub incidents_open: [u64; 3],
+    /// Failed writes to the data dir since start: (part, count).
+    pub storage_errors: Vec<(&'static str, u64)>,
 }
 
 /// The latest scrape, shared between the supervisor and the server.
@@ -117,6 +119,28 @@ impl Collector for ScrapeCollector {
             "How long the supervisor's last tick of series, alert rules and this snapshot took.",
             Gauge,
             st.tick_seconds,
+        )?;
+        family(
+            e,
+            "autonomos_storage_errors",
+            "Failed writes to the data dir since the daemon started, by part (state: state.db; audit: the audit trail).",
+            Counter,
+            s.storage_errors
+                .iter()
+                .map(|(part, n)| (vec![("part", part.to_string())], *n as f64)),
+        )?;
+        family(
+            e,
+            "autonomos_storage_failing",
+            "1 while writes to this part of the data dir fail.",
+            Gauge,
+            ["state", "audit"].iter().map(|part| {
+                let failing = st.storage.iter().any(|f| f.part == *part);
+                (
+                    vec![("part", part.to_string())],
+                    f64::from(u8::from(failing)),
+                )
+            }),
         )?;
         single(
             e,
@@ -253,9 +277,16 @@ impl Collector for ScrapeCollector {
         family(
             e,
             "autonomos_replica_restarts",
-            "Restarts of the replica slot.",
+            "Restarts of the replica slot, any cause (crash, operator, reload).",
             Counter,
             replicas().map(|(n, r)| (replica(n, r.index), r.restarts as f64)),
+        )?;
+        family(
+            e,
+            "autonomos_replica_failures",
+            "Crashes, failed starts and memory-limit kills of the replica slot (not operator restarts).",
+            Counter,
+            replicas().map(|(n, r)| (replica(n, r.index), r.failures as f64)),
         )?;
         family(
             e,

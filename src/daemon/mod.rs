@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod collector;
+pub mod health;
 pub mod lock;
 pub mod metrics;
 pub mod notify;
@@ -116,11 +117,13 @@ impl Daemon {
         let layout = Layout {
             data_dir: opts.data_dir.clone(),
         };
-        let (store, loaded) = store::Store::start(&layout.state_db())?;
-        let (audit, _torn) = audit::Audit::open(&opts.data_dir).map_err(io(format!(
-            "cannot open the audit trail in {}",
-            opts.data_dir.join("audit").display()
-        )))?;
+        let health = health::Health::default();
+        let (store, loaded) = store::Store::start(&layout.state_db(), health.clone())?;
+        let (audit, _torn) =
+            audit::Audit::open(&opts.data_dir, health.clone()).map_err(io(format!(
+                "cannot open the audit trail in {}",
+                opts.data_dir.join("audit").display()
+            )))?;
         audit.record(
             "autonomos",
             "daemon-start",
@@ -156,6 +159,7 @@ impl Daemon {
                 published,
                 audit: Some(audit.clone()),
                 recovery: Some(settings.clone()),
+                health,
             },
         )
         .map_err(io("cannot open agent log files"))?;

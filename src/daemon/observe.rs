@@ -45,6 +45,7 @@ pub struct AgentFacts {
     pub memory: f64,
     pub memory_pct: f64,
     pub restarts: f64,
+    pub failures: f64,
     pub running: f64,
     pub desired: f64,
     pub failed: f64,
@@ -53,11 +54,12 @@ pub struct AgentFacts {
     pub log_dropped: f64,
 }
 
-const AGENT_METRICS: [Metric; 10] = [
+const AGENT_METRICS: [Metric; 11] = [
     Metric::Cpu,
     Metric::Memory,
     Metric::MemoryPct,
     Metric::Restarts,
+    Metric::Failures,
     Metric::Running,
     Metric::Desired,
     Metric::Failed,
@@ -71,12 +73,13 @@ fn agent_slot(m: Metric) -> Option<usize> {
 }
 
 impl AgentFacts {
-    fn values(&self) -> [f64; 10] {
+    fn values(&self) -> [f64; 11] {
         [
             self.cpu,
             self.memory,
             self.memory_pct,
             self.restarts,
+            self.failures,
             self.running,
             self.desired,
             self.failed,
@@ -87,13 +90,14 @@ impl AgentFacts {
     }
 }
 
-const HOST_METRICS: [Metric; 6] = [
+const HOST_METRICS: [Metric; 7] = [
     Metric::HostCpu,
     Metric::HostMemory,
     Metric::HostSwap,
     Metric::HostLoad1,
     Metric::HostNetRx,
     Metric::HostNetTx,
+    Metric::StorageErrors,
 ];
 
 struct HostSeries {
@@ -249,7 +253,14 @@ impl Observe {
     }
 
     /// One collector tick: record, evaluate, act.
-    pub fn tick(&mut self, now: Millis, host: &HostStatus, agents: &[AgentFacts]) {
+    /// `storage_errors`: failed writes to the data dir since start.
+    pub fn tick(
+        &mut self,
+        now: Millis,
+        host: &HostStatus,
+        agents: &[AgentFacts],
+        storage_errors: u64,
+    ) {
         self.last_tick = Some(now);
         let hv = [
             host.cpu_percent,
@@ -258,6 +269,7 @@ impl Observe {
             host.load[0],
             host.net_rx_bps,
             host.net_tx_bps,
+            storage_errors as f64,
         ];
         for (s, v) in self.host.m.iter_mut().zip(hv) {
             s.push(now, v);

@@ -39,18 +39,24 @@ pub fn leaders() -> Leaders {
     LEADERS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// Identifies descendants of a replica through their environment.
+/// Identifies the descendants of one run of a replica through their
+/// environment. The run id differs for every spawn, so the cleanup of run
+/// N never mistakes the processes of run N+1 (which carry the same context
+/// dir and replica index) for its leftovers.
 #[derive(Debug, Clone)]
 pub struct Marker {
     pub context_dir: String,
     pub replica: String,
+    /// `AUTONOMOS_RUN`: unique per spawn in this daemon's life.
+    pub run: String,
 }
 
 impl Marker {
-    fn pairs(&self) -> [(&str, &str); 2] {
+    fn pairs(&self) -> [(&str, &str); 3] {
         [
             ("AUTONOMOS_CONTEXT_DIR", &self.context_dir),
             ("AUTONOMOS_REPLICA", &self.replica),
+            ("AUTONOMOS_RUN", &self.run),
         ]
     }
 }
@@ -242,9 +248,12 @@ pub enum RunEvent {
         signal: Option<i32>,
         ran: Duration,
         tree_gone: bool,
+        /// The stop escalated to SIGKILL: this long after the stop signal.
+        killed_after: Option<Duration>,
     },
-    /// Every leftover descendant is gone too.
-    TreeGone,
+    /// Every leftover descendant is gone too; `killed_after` as above, for
+    /// leftovers that outlived the stop timeout.
+    TreeGone { killed_after: Option<Duration> },
 }
 
 /// A process we found in a replica's tree, identified by pid and start time.
@@ -255,13 +264,15 @@ struct Member {
     pgid: i32,
 }
 
-/// Finds the replica's processes: the leader's live tree, plus re-parented
-/// orphans of ours (not leaders) that carry the replica's marker or its
-/// process group, with their trees.
+/// Finds the run's processes: the leader's live tree, plus re-parented
+/// orphans of ours (not leaders) that carry the run's marker or its
+/// process group, with their trees. An orphan that started before the run
+/// (`born`, the leader's start time in clock ticks) is never the run's.
 fn discover(
     leader: i32,
     pgid: i32,
     marker: &Marker,
+    born: u64,
     leaders: Leaders,
     reaped: bool,
 ) -> Vec<Member> {
@@ -277,8 +288,13 @@ fn discover(
         if leader_set.contains(&child) || pids.contains(&child) {
             continue;
         }
-        let in_group = procfs::stat(child).is_some_and(|s| s.pgid == pgid);
-        if in_group || procfs::environ_has(child, &marker.pairs()) {
+        let Some(st) = procfs::stat(child) else {
+            continue;
+        };
+        if st.start_ticks < born {
+            continue;
+        }
+        if st.pgid == pgid || procfs::environ_has(child, &marker.pairs()) {
             procfs::tree(child, &mut pids);
         }
     }
@@ -342,6 +358,8 @@ pub async fn run(
     report: impl Fn(RunEvent) + Send + 'static,
 ) {
     let pgid = spawned_pid;
+    // The leader is unreaped here, so its pid is still its own.
+    let born = procfs::stat(spawned_pid).map_or(0, |s| s.start_ticks);
     let afd = match crate::daemon::sys::watch_fd(pidfd) {
         Ok(a) => a,
         Err(e) => {
@@ -352,6 +370,9 @@ pub async fn run(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut stopping = false;
     let mut killed = false;
+    // When the stop signal went out, and how long after it SIGKILL did.
+    let mut stop_sent: Option<Instant> = None;
+    let mut killed_after: Option<Duration> = None;
     let mut cmds_open = true;
     loop {
         tokio::select! {
@@ -362,30 +383,32 @@ pub async fn run(
             cmd = cmds.recv(), if cmds_open => match cmd {
                 Some(RunCmd::Stop { signal, timeout }) if !stopping => {
                     stopping = true;
-                    let members = discover(spawned_pid, pgid, &marker, leaders, false);
+                    let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
                     signal_tree(pgid, &members, signal_of(signal));
                     signal_tree(pgid, &members, Signal::CONT);
                     deadline = Some(tokio::time::Instant::now() + timeout);
+                    stop_sent = Some(Instant::now());
                 }
                 Some(RunCmd::Stop { .. }) => {}
                 Some(RunCmd::Kill) => {
-                    let members = discover(spawned_pid, pgid, &marker, leaders, false);
+                    let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
                     signal_tree(pgid, &members, Signal::KILL);
                     killed = true;
                 }
                 None => cmds_open = false,
             },
             _ = sleep_until_opt(deadline) => {
-                let members = discover(spawned_pid, pgid, &marker, leaders, false);
+                let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
                 signal_tree(pgid, &members, Signal::KILL);
                 killed = true;
+                killed_after = stop_sent.map(|t| t.elapsed());
                 deadline = None;
             }
         }
     }
     // The leader is a zombie: its group id is still reserved. Deal with the
     // rest of the tree before reaping it.
-    let mut leftovers = discover(spawned_pid, pgid, &marker, leaders, false);
+    let mut leftovers = discover(spawned_pid, pgid, &marker, born, leaders, false);
     if !leftovers.is_empty() {
         let sig = if killed {
             Signal::KILL
@@ -396,6 +419,7 @@ pub async fn run(
         signal_tree(pgid, &leftovers, Signal::CONT);
         if deadline.is_none() && !killed {
             deadline = Some(tokio::time::Instant::now() + stop_timeout);
+            stop_sent = Some(Instant::now());
         }
     }
     let status = {
@@ -419,7 +443,9 @@ pub async fn run(
         signal,
         ran,
         tree_gone: leftovers.is_empty(),
+        killed_after,
     });
+    let mut leftovers_killed_after = None;
     if leftovers.is_empty() {
         return;
     }
@@ -427,7 +453,7 @@ pub async fn run(
     // processes forked during the stop are caught too.
     loop {
         leftovers.retain(alive);
-        for m in discover(spawned_pid, pgid, &marker, leaders, true) {
+        for m in discover(spawned_pid, pgid, &marker, born, leaders, true) {
             if !leftovers.contains(&m) {
                 signal_member(
                     &m,
@@ -450,11 +476,14 @@ pub async fn run(
                 signal_member(m, Signal::KILL);
             }
             killed = true;
+            leftovers_killed_after = stop_sent.map(|t| t.elapsed());
             deadline = None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    report(RunEvent::TreeGone);
+    report(RunEvent::TreeGone {
+        killed_after: leftovers_killed_after,
+    });
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
@@ -482,6 +511,7 @@ async fn poll_fallback(pid: i32, started: Instant, leaders: Leaders, report: imp
                     signal: st.terminating_signal(),
                     ran: started.elapsed(),
                     tree_gone: true,
+                    killed_after: None,
                 });
                 return;
             }

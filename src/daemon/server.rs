@@ -10,7 +10,9 @@
 //! [`proto::MAX_FRAME`]; a malformed frame closes that connection only;
 //! each client has a bounded outgoing queue, a client that lags behind the
 //! event stream gets a fresh snapshot, and one that stops reading is
-//! dropped after [`WRITE_TIMEOUT`]. None of this can slow the supervisor:
+//! dropped after [`WRITE_TIMEOUT`]. The answer to a mutating request
+//! waits until its audit record is on disk (at most [`AUDIT_WAIT`], then it
+//! says the record is not yet durable). None of this can slow the supervisor:
 //! it only ever `send`s on a broadcast channel.
 
 use std::collections::VecDeque;
@@ -37,6 +39,9 @@ pub const MAX_PENDING: usize = 256;
 pub const MAX_CLIENTS: usize = 512;
 /// Responses waiting to be written to one client.
 const OUT_QUEUE: usize = 64;
+/// How long the answer to a mutating request waits for its audit record
+/// to reach the disk before it goes out with a warning instead.
+pub const AUDIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,15 +327,35 @@ where
             let mutates = request.mutates();
             let desc = format!("{request:?}");
             let args = serde_json::to_value(&request).unwrap_or_default();
-            let result = sup.request_as(request, peer.to_string()).await;
+            let mut result = sup.request_as(request, peer.to_string()).await;
             if mutates {
                 let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
                 let outcome = match &result {
-                    Ok(Response::Done { message }) => format!("ok: {message}"),
+                    Ok(Response::Done { message } | Response::Stopped { message, .. }) => {
+                        format!("ok: {message}")
+                    }
                     Ok(_) => "ok".to_string(),
                     Err(e) => format!("error: {e}"),
                 };
-                sup.audit(&peer.to_string(), &action, args.clone(), &outcome);
+                // The answer goes out only once its audit record is on disk
+                // (it shares one sync with whatever else is queued): an
+                // acknowledged action is on the trail even after a crash.
+                if let Some(durable) = sup.audit_durable(&peer.to_string(), &action, args, &outcome)
+                {
+                    let problem = match tokio::time::timeout(AUDIT_WAIT, durable).await {
+                        Ok(Ok(Ok(_seq))) => None,
+                        Ok(Ok(Err(e))) => Some(e),
+                        Ok(Err(_)) => Some("the audit writer stopped".to_string()),
+                        Err(_) => Some(format!(
+                            "the audit record is not on disk after {} s; it is kept and retried",
+                            AUDIT_WAIT.as_secs()
+                        )),
+                    };
+                    if let Some(p) = problem {
+                        tracing::error!(target: "autonomos::audit", peer = %peer, request = %desc, problem = %p, "audit record not durable");
+                        warn_not_durable(&mut result, &p);
+                    }
+                }
                 match &result {
                     Ok(r) => {
                         tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, result = ?r, "request done")
@@ -345,6 +370,18 @@ where
     }
     drop(out_tx);
     writer.abort();
+}
+
+/// Adds to an answer that its audit record is not yet on disk.
+fn warn_not_durable(result: &mut Result<Response, proto::ErrorReply>, problem: &str) {
+    let note = format!("\nwarning: {problem}");
+    match result {
+        Ok(Response::Done { message } | Response::Stopped { message, .. }) => {
+            message.push_str(&note)
+        }
+        Err(e) => e.message.push_str(&note),
+        Ok(_) => {}
+    }
 }
 
 type Sink<S> =

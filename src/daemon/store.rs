@@ -15,6 +15,7 @@ use std::thread;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::incident::Incident;
+use crate::daemon::health::{Health, Part};
 use tokio::sync::oneshot;
 
 /// Queue bound: past it, senders wait (the supervisor sends exits with
@@ -35,6 +36,8 @@ pub struct AgentRow {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReplicaRow {
     pub restarts: u64,
+    /// Crashes, failed starts and limit kills (operator restarts excluded).
+    pub failures: u64,
     pub last_exit_code: Option<i32>,
     pub last_exit_signal: Option<i32>,
     pub last_exit_at: Option<u64>,
@@ -158,6 +161,16 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
              summary TEXT NOT NULL
          );",
     )?;
+    // Added after the first release: databases made before it lack it.
+    let has_failures = conn
+        .prepare("PRAGMA table_info(replicas)")?
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<Result<Vec<_>, _>>()?
+        .iter()
+        .any(|c| c == "failures");
+    if !has_failures {
+        conn.execute_batch("ALTER TABLE replicas ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")?;
+    }
     Ok(conn)
 }
 
@@ -185,7 +198,7 @@ fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
         loaded.agents.insert(name, row);
     }
     let mut q = conn.prepare(
-        "SELECT agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at FROM replicas",
+        "SELECT agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at, failures FROM replicas",
     )?;
     let rows = q.query_map([], |r| {
         Ok((
@@ -195,6 +208,7 @@ fn load_from(conn: &Connection) -> Result<Loaded, StoreError> {
                 last_exit_code: r.get(3)?,
                 last_exit_signal: r.get(4)?,
                 last_exit_at: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                failures: r.get::<_, i64>(6)?.max(0) as u64,
             },
         ))
     })?;
@@ -297,8 +311,9 @@ pub fn alert_events(
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, loads it, and starts the writer thread.
-    pub fn start(path: &Path) -> Result<(Store, Loaded), StoreError> {
+    /// Opens (creating if needed) the database, loads it, and starts the
+    /// writer thread, which reports each commit to `health`.
+    pub fn start(path: &Path, health: Health) -> Result<(Store, Loaded), StoreError> {
         let mut conn = open(path)?;
         // The alert history keeps its newest ALERT_EVENTS_KEPT rows.
         conn.execute(
@@ -319,8 +334,12 @@ impl Store {
                         }
                     }
                     let result = write_batch(&mut conn, &batch).map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "state database write failed");
+                    match &result {
+                        Ok(()) => health.succeeded(Part::State),
+                        Err(e) => {
+                            health.failed(Part::State, e);
+                            tracing::error!(error = %e, changes = batch.len(), "state database write failed");
+                        }
                     }
                     for (_, ack) in batch {
                         if let Some(ack) = ack {
@@ -402,17 +421,18 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
             }
             Change::Replica { agent, index, row } => {
                 tx.execute(
-                    "INSERT INTO replicas (agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO replicas (agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at, failures)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(agent, idx) DO UPDATE SET restarts = ?3, last_exit_code = ?4,
-                         last_exit_signal = ?5, last_exit_at = ?6",
+                         last_exit_signal = ?5, last_exit_at = ?6, failures = ?7",
                     params![
                         agent,
                         index,
                         row.restarts as i64,
                         row.last_exit_code,
                         row.last_exit_signal,
-                        row.last_exit_at.map(|v| v as i64)
+                        row.last_exit_at.map(|v| v as i64),
+                        row.failures as i64
                     ],
                 )?;
             }
@@ -430,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("state.db");
         {
-            let (store, loaded) = Store::start(&db).expect("start");
+            let (store, loaded) = Store::start(&db, Health::default()).expect("start");
             assert!(loaded.agents.is_empty());
             store
                 .write(Change::Agent {

@@ -22,6 +22,7 @@ use crate::core::backoff::{Backoff, StartLimit};
 use crate::core::lifecycle::{Lifecycle, Millis, State, Transition};
 use crate::core::pool::{Pool, ReplicaKey, Request as PoolRequest};
 use crate::daemon::collector::{self, Sample, Target};
+use crate::daemon::health::{Health, Part};
 use crate::daemon::metrics::{Published, Scrape};
 use crate::daemon::notify::Notifiers;
 use crate::daemon::observe::{AgentFacts, Observe};
@@ -42,6 +43,11 @@ pub const STATUS_HISTORY: usize = 16;
 pub const LOGS_REPLY_BYTES: usize = 1024 * 1024;
 /// Audit records carried in a status and in audit events.
 const AUDIT_SHOWN: usize = 20;
+/// Why a replica restarts when an operator asked for it, or a reload
+/// changed its agent: recorded once per request on incident timelines (by
+/// who asked), not once per replica.
+const OPERATOR_RESTART: &str = "restart requested by operator";
+const RELOAD_RESTART: &str = "config changed by reload";
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
 /// Bound of each run task's command queue.
@@ -132,6 +138,22 @@ enum Msg {
     Sigchld,
     /// A recovery workflow step for the agent's incident timelines.
     Recovery(String, String),
+    /// An agent change was written to `state.db` (or failed to be): apply
+    /// it and answer, or refuse it.
+    Persisted {
+        agent: usize,
+        change: AgentChange,
+        result: Result<(), String>,
+        answer: Answer,
+    },
+}
+
+/// An operator change to an agent's durable intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentChange {
+    Scale(u32),
+    Start,
+    Stop,
 }
 
 /// What the supervisor works with beside the fleet (all optional, so tests
@@ -142,6 +164,8 @@ pub struct Services {
     pub published: Option<Published>,
     pub audit: Option<crate::daemon::audit::Audit>,
     pub recovery: Option<Arc<crate::daemon::recovery::Settings>>,
+    /// Whether the data dir takes writes.
+    pub health: Health,
 }
 
 /// A cheap, cloneable handle to the actor.
@@ -177,6 +201,20 @@ impl Supervisor {
         if let Some(a) = &self.audit {
             a.record(actor, action, args, result);
         }
+    }
+
+    /// Appends to the audit trail and returns what learns when the record
+    /// is on disk (None when this daemon keeps no audit trail).
+    pub fn audit_durable(
+        &self,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+    ) -> Option<crate::daemon::audit::Durable> {
+        self.audit
+            .as_ref()
+            .map(|a| a.record_durable(actor, action, args, result))
     }
 
     /// Sends a request and waits for its answer. `Subscribe` is the
@@ -399,7 +437,10 @@ struct Replica {
     tree_busy: u32,
     backoff: Backoff,
     start_limit: StartLimit,
+    /// Every restart (operator, reload, crash).
     restarts: u64,
+    /// Crashes, failed starts and limit kills (what a crash loop counts).
+    failures: u64,
     last_exit: Option<ExitInfo>,
     waiting: Option<String>,
     error: Option<String>,
@@ -420,6 +461,9 @@ struct Replica {
     processes: u32,
     /// CPU time of this slot's trees since the daemon started.
     cpu_seconds: f64,
+    /// The stop of the last run escalated to SIGKILL this long after the
+    /// stop signal (said when the replica reaches Stopped).
+    sigkill: Option<Duration>,
 }
 
 struct Agent {
@@ -432,6 +476,11 @@ struct Agent {
     replicas: BTreeMap<u32, Replica>,
     output: Arc<AgentOutput>,
     context_dir: PathBuf,
+    /// A change to `desired`/`enabled` is being written to `state.db`; it
+    /// applies once it is durable.
+    writing: bool,
+    /// Changes that arrived meanwhile, applied in order after it.
+    queued: std::collections::VecDeque<(Request, Answer, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -473,6 +522,10 @@ struct Actor {
     audit_seen: (u64, bool, Option<crate::proto::BackupProgress>),
     /// Notifications handled, as clients last heard.
     notifiers_seen: u64,
+    /// The storage faults clients last heard of.
+    storage_seen: Vec<crate::proto::StorageFault>,
+    /// Whether the data dir takes writes.
+    health: Health,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -512,6 +565,7 @@ pub fn start(
         published,
         audit,
         recovery,
+        health,
     } = services;
     let (tx, rx) = mpsc::channel(INBOX);
     let clock = Clock::new();
@@ -544,6 +598,8 @@ pub fn start(
         recovered: Default::default(),
         audit_seen: (0, false, None),
         notifiers_seen: 0,
+        storage_seen: Vec::new(),
+        health,
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -611,6 +667,7 @@ impl Actor {
             if agent == &spec.name && *index < desired {
                 let mut r = self.new_replica(*index, now);
                 r.restarts = row.restarts;
+                r.failures = row.failures;
                 r.last_exit = row.last_exit_at.map(|at| ExitInfo {
                     code: row.last_exit_code,
                     signal: row.last_exit_signal,
@@ -622,6 +679,8 @@ impl Actor {
         }
         Ok(Agent {
             context_dir: self.layout.context_dir(&spec.name),
+            writing: false,
+            queued: Default::default(),
             removed: false,
             spec,
             desired,
@@ -643,6 +702,7 @@ impl Actor {
             backoff: Backoff::default(),
             start_limit: StartLimit::default(),
             restarts: 0,
+            failures: 0,
             last_exit: None,
             waiting: None,
             error: None,
@@ -656,6 +716,7 @@ impl Actor {
             rss_bytes: 0,
             processes: 0,
             cpu_seconds: 0.0,
+            sigkill: None,
         }
     }
 
@@ -786,6 +847,12 @@ impl Actor {
                     .on_action(Some(&agent), "autonomos (recovery)", &text, now);
                 self.observe.flush();
             }
+            Msg::Persisted {
+                agent,
+                change,
+                result,
+                answer,
+            } => self.on_persisted(agent, change, result, answer),
         }
     }
 
@@ -804,7 +871,11 @@ impl Actor {
                 );
                 self.auto_recover(&agent, &t.reason);
             }
-            self.observe.on_transition(&agent, replica, &t);
+            let asked = t.to == State::Adaptation
+                && (t.reason == OPERATOR_RESTART || t.reason == RELOAD_RESTART);
+            if !asked {
+                self.observe.on_transition(&agent, replica, &t);
+            }
         }
         self.publish_alerts();
     }
@@ -888,6 +959,25 @@ impl Actor {
         self.audit_seen = seen;
     }
 
+    /// Tells subscribers when writes to the data dir start or stop failing
+    /// (checked once per tick; the error counts alone do not wake them).
+    fn publish_storage(&mut self) {
+        let faults = self.health.faults();
+        let parts = |v: &[crate::proto::StorageFault]| -> Vec<String> {
+            v.iter()
+                .map(|f| format!("{}: {}", f.part, f.error))
+                .collect()
+        };
+        if parts(&faults) != parts(&self.storage_seen) {
+            if self.events.has_subscribers() {
+                self.events.emit(ServerEvent::Storage {
+                    faults: faults.clone(),
+                });
+            }
+            self.storage_seen = faults;
+        }
+    }
+
     /// Tells subscribers when alerts, incidents or notifiers changed.
     fn publish_alerts(&mut self) {
         let notifiers: u64 = self
@@ -928,6 +1018,13 @@ impl Actor {
             for r in a.replicas.values() {
                 for t in r.lc.history() {
                     let kind = match t.to {
+                        // Restarts someone asked for are on the timeline as
+                        // their request, by who asked.
+                        State::Adaptation
+                            if t.reason == OPERATOR_RESTART || t.reason == RELOAD_RESTART =>
+                        {
+                            continue;
+                        }
                         State::Adaptation => EntryKind::Restart,
                         State::Failed | State::Stopped => EntryKind::State,
                         _ => continue,
@@ -972,6 +1069,7 @@ impl Actor {
                     f.cpu += r.cpu_percent;
                     f.memory += r.rss_bytes as f64;
                     f.restarts += r.restarts as f64;
+                    f.failures += r.failures as f64;
                     let st = r.lc.state();
                     if st.is_running() {
                         f.running += 1.0;
@@ -990,10 +1088,12 @@ impl Actor {
                 f
             })
             .collect();
-        self.observe.tick(now, &self.host, &facts);
+        self.observe
+            .tick(now, &self.host, &facts, self.health.total_errors());
         self.backfill_incidents(now);
         self.publish_alerts();
         self.publish_audit();
+        self.publish_storage();
         if let Some(slot) = &self.published {
             let (alerts, incidents_open) = self.observe.counts();
             let mut status = self.status_with(now, 0);
@@ -1002,6 +1102,9 @@ impl Actor {
                 status,
                 alerts,
                 incidents_open,
+                storage_errors: [Part::State, Part::Audit]
+                    .map(|p| (p.name(), self.health.errors(p)))
+                    .to_vec(),
             };
             if let Ok(mut p) = slot.lock() {
                 *p = Some(Arc::new(scrape));
@@ -1218,6 +1321,10 @@ impl Actor {
         env.push(("AUTONOMOS_AGENT".into(), name.clone()));
         env.push(("AUTONOMOS_REPLICA".into(), index.to_string()));
         env.push(("AUTONOMOS_CONTEXT_DIR".into(), ctx_str.clone()));
+        // Unique per spawn: tells this run's processes from the next run's.
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        env.push(("AUTONOMOS_RUN".into(), run_id.to_string()));
         let spec = SpawnSpec {
             argv: a.spec.command.clone(),
             cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
@@ -1238,8 +1345,6 @@ impl Actor {
                 return;
             }
         };
-        let run_id = self.next_run_id;
-        self.next_run_id += 1;
         let (cmd_tx, cmd_rx) = mpsc::channel(RUN_QUEUE);
         let r = replica_mut!(self, ai, index);
         r.start_limit.record(&limit, now);
@@ -1274,6 +1379,7 @@ impl Actor {
         let marker = Marker {
             context_dir: ctx_str,
             replica: index.to_string(),
+            run: run_id.to_string(),
         };
         tokio::spawn(process::run(
             spawned.pid,
@@ -1340,17 +1446,25 @@ impl Actor {
             return;
         };
         match ev {
-            RunEvent::TreeGone => {
+            RunEvent::TreeGone { killed_after } => {
                 r.tree_busy = r.tree_busy.saturating_sub(1);
+                if killed_after.is_some() {
+                    r.sigkill = killed_after;
+                }
                 if r.lc.state() == State::Decommissioning && r.run.is_none() && r.tree_busy == 0 {
-                    transition(
-                        &self.events,
-                        &name,
-                        r,
-                        State::Stopped,
-                        now,
-                        "process tree gone",
-                    );
+                    let reason = match r.sigkill.take() {
+                        Some(after) => {
+                            let reason = killed_reason(after);
+                            self.observe.audit(
+                                "replica-killed",
+                                serde_json::json!({ "agent": name, "replica": index }),
+                                &reason,
+                            );
+                            reason
+                        }
+                        None => "process tree gone".to_string(),
+                    };
+                    transition(&self.events, &name, r, State::Stopped, now, reason);
                 }
             }
             RunEvent::Exited {
@@ -1358,6 +1472,7 @@ impl Actor {
                 signal,
                 ran,
                 tree_gone,
+                killed_after,
             } => {
                 if r.run.as_ref().map(|run| run.id) != Some(run_id) {
                     return;
@@ -1366,6 +1481,7 @@ impl Actor {
                 if !tree_gone {
                     r.tree_busy += 1;
                 }
+                r.sigkill = killed_after;
                 r.cpu_percent = 0.0;
                 r.rss_bytes = 0;
                 r.processes = 0;
@@ -1380,8 +1496,19 @@ impl Actor {
                 let r = replica_mut!(self, ai, index);
                 if r.lc.state() == State::Decommissioning {
                     r.last_exit = Some(info);
-                    let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
                     if tree_gone {
+                        let reason = match r.sigkill.take() {
+                            Some(after) => {
+                                let reason = killed_reason(after);
+                                self.observe.audit(
+                                    "replica-killed",
+                                    serde_json::json!({ "agent": name, "replica": index }),
+                                    &reason,
+                                );
+                                reason
+                            }
+                            None => format!("{info} after {}", fmt_ms(info.ran_ms)),
+                        };
                         transition(&self.events, &name, r, State::Stopped, now, reason);
                     }
                     self.persist_replica(ai, index);
@@ -1437,7 +1564,7 @@ impl Actor {
                 r,
                 State::Adaptation,
                 now,
-                "restart requested by operator",
+                OPERATOR_RESTART,
             );
             transition(
                 &self.events,
@@ -1450,6 +1577,9 @@ impl Actor {
         } else {
             let failed_start = spawn_error || ran < spec.min_uptime;
             let failure = failed_start || limit_restart || !info.success();
+            if failure {
+                r.failures += 1;
+            }
             let restart = match spec.restart {
                 RestartPolicy::Always => true,
                 RestartPolicy::OnFailure => failure,
@@ -1519,6 +1649,7 @@ impl Actor {
         let r = replica_mut!(self, ai, index);
         let row = ReplicaRow {
             restarts: r.restarts,
+            failures: r.failures,
             last_exit_code: r.last_exit.and_then(|e| e.code),
             last_exit_signal: r.last_exit.and_then(|e| e.signal),
             last_exit_at: r.last_exit.map(|e| e.at),
@@ -1657,25 +1788,136 @@ impl Actor {
         async move { store.write(change).await }
     }
 
-    /// Answers once the change is durable; the fleet acts on it at once.
-    fn answer_after_persist(&self, ai: usize, answer: Answer, done: String) {
-        let a = &self.agents[ai];
-        self.events.emit(ServerEvent::Agent {
+    /// Writes an operator change to `state.db` first; it is applied (and
+    /// answered) only once it is durable, so what runs always equals what
+    /// a restarted daemon would run. Changes to one agent are written one
+    /// at a time, in the order they arrived.
+    fn change_agent(&mut self, ai: usize, change: AgentChange, answer: Answer) {
+        let a = &mut self.agents[ai];
+        let (desired, enabled) = match change {
+            AgentChange::Scale(n) => (n, a.enabled),
+            AgentChange::Start => (a.desired, true),
+            AgentChange::Stop => (a.desired, false),
+        };
+        a.writing = true;
+        let row = Change::Agent {
             name: a.spec.name.clone(),
-            desired: a.desired,
-            enabled: a.enabled,
-        });
-        let fut = self.persist_agent(ai);
+            row: AgentRow {
+                desired,
+                config_replicas: a.spec.replicas,
+                enabled,
+            },
+        };
+        let (store, tx) = (self.store.clone(), self.tx.clone());
         tokio::spawn(async move {
-            let res = match fut.await {
-                Ok(()) => Ok(Response::Done { message: done }),
-                Err(e) => Err(err(
-                    ErrorKind::Storage,
-                    format!("could not record the change durably: {e}"),
-                )),
-            };
-            let _ = answer.send(res);
+            let result = store.write(row).await;
+            let _ = tx
+                .send(Msg::Persisted {
+                    agent: ai,
+                    change,
+                    result,
+                    answer,
+                })
+                .await;
         });
+    }
+
+    /// The change is durable (apply it) or failed (refuse it, nothing
+    /// changes); then the next queued change of the agent goes.
+    fn on_persisted(
+        &mut self,
+        ai: usize,
+        change: AgentChange,
+        result: Result<(), String>,
+        answer: Answer,
+    ) {
+        let now = self.clock.now();
+        let Some(a) = self.agents.get_mut(ai) else {
+            return;
+        };
+        a.writing = false;
+        let name = a.spec.name.clone();
+        let reply = match result {
+            Err(e) => {
+                tracing::error!(agent = %name, ?change, error = %e, "change refused: state.db write failed");
+                Err(err(
+                    ErrorKind::Storage,
+                    format!(
+                        "could not record the change durably, so it was not applied: {e} \
+                         (the data dir is failing; see `autonomos status`)"
+                    ),
+                ))
+            }
+            Ok(()) if a.removed => Err(err(
+                ErrorKind::UnknownAgent,
+                format!("`{name}` was removed by a reload meanwhile"),
+            )),
+            Ok(()) => Ok(match change {
+                AgentChange::Scale(n) => {
+                    let from = std::mem::replace(&mut a.desired, n);
+                    tracing::info!(agent = %name, from, to = n, "scale");
+                    Response::Done {
+                        message: format!("scaled {name} from {from} to {n}"),
+                    }
+                }
+                AgentChange::Start => {
+                    a.enabled = true;
+                    for r in a.replicas.values_mut() {
+                        r.parked = false;
+                        if r.lc.state() == State::Failed {
+                            r.start_limit.reset();
+                            r.backoff.reset();
+                            transition(
+                                &self.events,
+                                &name,
+                                r,
+                                State::Initialization,
+                                now,
+                                "started by operator",
+                            );
+                        }
+                    }
+                    tracing::info!(agent = %name, "start");
+                    Response::Done {
+                        message: format!("started {name}"),
+                    }
+                }
+                AgentChange::Stop => {
+                    a.enabled = false;
+                    let running = a
+                        .replicas
+                        .values()
+                        .filter(|r| r.run.is_some() || r.tree_busy > 0)
+                        .count();
+                    tracing::info!(agent = %name, running, "stop");
+                    Response::Stopped {
+                        message: if running > 0 {
+                            format!("stopping {name} ({running} replica(s) running)")
+                        } else {
+                            format!(
+                                "{name} is not running (its replicas have all exited); \
+                                 it stays stopped until `autonomos start {name}`"
+                            )
+                        },
+                        was_running: running > 0,
+                    }
+                }
+            }),
+        };
+        if reply.is_ok() {
+            let a = &self.agents[ai];
+            self.events.emit(ServerEvent::Agent {
+                name: a.spec.name.clone(),
+                desired: a.desired,
+                enabled: a.enabled,
+            });
+        }
+        let _ = answer.send(reply);
+        while !self.agents[ai].writing
+            && let Some((req, answer, who)) = self.agents[ai].queued.pop_front()
+        {
+            self.api(req, answer, &who);
+        }
     }
 
     fn api(&mut self, req: Request, answer: Answer, who: &str) {
@@ -1686,6 +1928,18 @@ impl Actor {
             )
         {
             let _ = answer.send(Err(shutting_down()));
+            return;
+        }
+        // A change to an agent whose previous change is still being
+        // written waits for it, so changes apply in order.
+        if let Request::Scale { agent, .. } | Request::Start { agent } | Request::Stop { agent } =
+            &req
+            && let Ok(ai) = self.find(agent)
+            && self.agents[ai].writing
+        {
+            self.agents[ai]
+                .queued
+                .push_back((req, answer, who.to_string()));
             return;
         }
         let now = self.clock.now();
@@ -1876,48 +2130,21 @@ impl Actor {
                     )));
                     return;
                 }
-                let from = self.agents[ai].desired;
-                self.agents[ai].desired = replicas;
-                tracing::info!(agent = %agent, from, to = replicas, "scale");
-                self.answer_after_persist(
-                    ai,
-                    answer,
-                    format!("scaled {agent} from {from} to {replicas}"),
-                );
+                self.change_agent(ai, AgentChange::Scale(replicas), answer);
             }
             Request::Start { agent } => {
                 let ai = match self.find(&agent) {
                     Ok(ai) => ai,
                     Err(e) => return drop(answer.send(Err(e))),
                 };
-                self.agents[ai].enabled = true;
-                let name = agent.clone();
-                for r in self.agents[ai].replicas.values_mut() {
-                    r.parked = false;
-                    if r.lc.state() == State::Failed {
-                        r.start_limit.reset();
-                        r.backoff.reset();
-                        transition(
-                            &self.events,
-                            &name,
-                            r,
-                            State::Initialization,
-                            now,
-                            "started by operator",
-                        );
-                    }
-                }
-                tracing::info!(agent = %agent, "start");
-                self.answer_after_persist(ai, answer, format!("started {agent}"));
+                self.change_agent(ai, AgentChange::Start, answer);
             }
             Request::Stop { agent } => {
                 let ai = match self.find(&agent) {
                     Ok(ai) => ai,
                     Err(e) => return drop(answer.send(Err(e))),
                 };
-                self.agents[ai].enabled = false;
-                tracing::info!(agent = %agent, "stop");
-                self.answer_after_persist(ai, answer, format!("stopping {agent}"));
+                self.change_agent(ai, AgentChange::Stop, answer);
             }
             Request::Restart { agent, replica } => {
                 let ai = match self.find(&agent) {
@@ -1941,14 +2168,7 @@ impl Actor {
                     if replica.is_some_and(|i| i != r.index) {
                         continue;
                     }
-                    if restart_replica(
-                        &self.events,
-                        &name,
-                        r,
-                        now,
-                        "restart requested by operator",
-                        stop,
-                    ) {
+                    if restart_replica(&self.events, &name, r, now, OPERATOR_RESTART, stop) {
                         n += 1;
                     }
                 }
@@ -2041,14 +2261,7 @@ impl Actor {
                     a.spec = spec.clone();
                     let name = spec.name.clone();
                     for r in a.replicas.values_mut() {
-                        restart_replica(
-                            &self.events,
-                            &name,
-                            r,
-                            now,
-                            "config changed by reload",
-                            stop,
-                        );
+                        restart_replica(&self.events, &name, r, now, RELOAD_RESTART, stop);
                     }
                     let fut = self.persist_agent(ai);
                     tokio::spawn(async move {
@@ -2178,6 +2391,7 @@ impl Actor {
                         pid: r.run.as_ref().map(|x| x.pid),
                         started_at: r.run.as_ref().map(|x| x.started_at),
                         restarts: r.restarts,
+                        failures: r.failures,
                         last_exit: r.last_exit,
                         waiting: r.waiting.clone(),
                         error: r.error.clone(),
@@ -2213,6 +2427,7 @@ impl Actor {
             backup_running: self.backup_running(),
             backup_progress: self.backup_progress(),
             tick_seconds: self.tick_seconds,
+            storage: self.health.faults(),
             history: None,
         }
     }
@@ -2322,6 +2537,14 @@ fn restart_name(p: RestartPolicy) -> &'static str {
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Never => "never",
     }
+}
+
+/// Why a replica ended up Stopped when its stop escalated.
+fn killed_reason(after: Duration) -> String {
+    format!(
+        "killed with SIGKILL after {}: it did not stop within stop_timeout",
+        fmt_ms(after.as_millis() as u64)
+    )
 }
 
 /// "1.5s", "250ms", "3m0s".

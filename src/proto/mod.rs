@@ -205,6 +205,13 @@ pub enum Response {
     Done {
         message: String,
     },
+    /// The answer to `stop`: whether any replica was still running (a
+    /// stop of an agent whose replicas had all exited only keeps it from
+    /// starting again).
+    Stopped {
+        message: String,
+        was_running: bool,
+    },
     /// `next` is the cursor to pass as `since` to get only newer lines.
     Logs {
         lines: Vec<LogLine>,
@@ -291,6 +298,9 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         progress: Option<BackupProgress>,
     },
+    /// Writes to the data dir started or stopped failing: the parts
+    /// failing now (empty: healthy again).
+    Storage { faults: Vec<StorageFault> },
     /// The alert list, an incident or a notifier changed: the current lists.
     Alerts {
         alerts: Vec<AlertStatus>,

@@ -48,7 +48,11 @@ pub struct ReplicaStatus {
     pub pid: Option<i32>,
     /// When the current process started.
     pub started_at: Option<Millis>,
+    /// Every restart: crashes, operator restarts, reloads.
     pub restarts: u64,
+    /// Crashes, failed starts and limit kills (what a crash loop counts).
+    #[serde(default)]
+    pub failures: u64,
     pub last_exit: Option<ExitInfo>,
     /// Why the replica is not progressing (waiting for the pool, a dependency, backoff).
     pub waiting: Option<String>,
@@ -342,9 +346,28 @@ pub struct FleetStatus {
     /// rule evaluation, the /metrics snapshot), seconds.
     #[serde(default)]
     pub tick_seconds: f64,
+    /// Parts of the data dir whose writes fail now (empty when healthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<StorageFault>,
     /// Only in attach snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<MetricHistory>>,
+}
+
+/// A part of the data dir whose writes fail: what is not yet on disk waits
+/// (audit records are kept and retried; state changes were refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageFault {
+    /// `state` or `audit`.
+    pub part: String,
+    /// What it is, in words ("state database (state.db)").
+    pub what: String,
+    /// The last error.
+    pub error: String,
+    /// Failing since (ms since the epoch).
+    pub since: Millis,
+    /// Failed writes since the daemon started.
+    pub errors: u64,
 }
 
 #[cfg(test)]

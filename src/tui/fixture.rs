@@ -20,6 +20,7 @@ fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> R
         pid: running.then_some(4000 + index as i32),
         started_at: running.then_some(NOW - 3_720_000),
         restarts,
+        failures: restarts,
         last_exit: (restarts > 0).then_some(ExitInfo {
             code: Some(1),
             signal: None,
@@ -190,6 +191,7 @@ pub fn status() -> FleetStatus {
             total: 50 << 20,
             bytes: true,
         }),
+        storage: Vec::new(),
         tick_seconds: 0.0,
         history: None,
     }

@@ -614,8 +614,7 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                     m.log_cursor = Some(next);
                 }
             }
-            (req, Ok(Response::Done { message })) => {
-                let _ = req;
+            (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
             (req, Err(e)) => m.notify(format!("{}: {}", describe(&req), e.message), true),
@@ -759,6 +758,7 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                             pid: None,
                             started_at: None,
                             restarts: 0,
+                            failures: 0,
                             cpu_seconds: 0.0,
                             last_exit: None,
                             waiting: None,
@@ -830,6 +830,7 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
             status.backup_running = backup_running;
             status.backup_progress = progress;
         }
+        ServerEvent::Storage { faults } => status.storage = faults,
         ServerEvent::Alerts {
             alerts,
             incidents,

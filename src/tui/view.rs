@@ -99,6 +99,13 @@ fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 }
                 _ => {}
             }
+            if !s.storage.is_empty() {
+                let parts: Vec<&str> = s.storage.iter().map(|f| f.part.as_str()).collect();
+                spans.push(Span::styled(
+                    format!("· DATA DIR FAILING ({}) ", parts.join(", ")),
+                    t.bad,
+                ));
+            }
         }
         (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
     }

@@ -83,7 +83,7 @@ impl TestDaemon {
 
     pub async fn request(&self, r: Request) -> String {
         match self.sup().request(r).await.expect("request accepted") {
-            Response::Done { message } => message,
+            Response::Done { message } | Response::Stopped { message, .. } => message,
             other => panic!("unexpected reply {other:?}"),
         }
     }

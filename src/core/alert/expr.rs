@@ -32,6 +32,9 @@ pub enum Metric {
     /// Bytes per second received / sent, all interfaces but loopback.
     HostNetRx,
     HostNetTx,
+    /// Failed writes to the data dir (state database or audit trail) since
+    /// the daemon started (a counter).
+    StorageErrors,
     /// Agent CPU, percent of one core, summed over replicas and their trees.
     Cpu,
     /// Agent RSS in bytes, summed over replicas and their trees.
@@ -39,8 +42,13 @@ pub enum Metric {
     /// The fullest replica's RSS as a percent of the agent's memory limit
     /// (0 when it has none).
     MemoryPct,
-    /// Restarts, summed over replicas (a counter).
+    /// Restarts, summed over replicas (a counter): every restart, the
+    /// operator's and reloads' included.
     Restarts,
+    /// Failures, summed over replicas (a counter): crashes, failed starts
+    /// (shorter than min_uptime or not spawned) and memory-limit kills, not
+    /// restarts an operator or a reload asked for.
+    Failures,
     Running,
     Desired,
     /// Replicas in `Failed`.
@@ -60,6 +68,11 @@ pub const METRICS: &[(&str, Metric, &str)] = &[
     ("host.load1", Metric::HostLoad1, "one-minute load average"),
     ("host.net_rx", Metric::HostNetRx, "bytes/s received"),
     ("host.net_tx", Metric::HostNetTx, "bytes/s sent"),
+    (
+        "daemon.storage_errors",
+        Metric::StorageErrors,
+        "failed writes to the data dir (counter)",
+    ),
     ("cpu", Metric::Cpu, "agent CPU, % of one core"),
     ("memory", Metric::Memory, "agent RSS, bytes"),
     (
@@ -67,7 +80,16 @@ pub const METRICS: &[(&str, Metric, &str)] = &[
         Metric::MemoryPct,
         "fullest replica's RSS, % of memory_limit",
     ),
-    ("restarts", Metric::Restarts, "restarts (counter)"),
+    (
+        "restarts",
+        Metric::Restarts,
+        "restarts, any cause (counter)",
+    ),
+    (
+        "failures",
+        Metric::Failures,
+        "crashes, failed starts, limit kills (counter)",
+    ),
     ("running", Metric::Running, "running replicas"),
     ("desired", Metric::Desired, "desired replicas"),
     ("failed", Metric::Failed, "replicas in Failed"),
@@ -102,6 +124,7 @@ impl Metric {
                 | Metric::HostLoad1
                 | Metric::HostNetRx
                 | Metric::HostNetTx
+                | Metric::StorageErrors
         )
     }
 }
