@@ -1095,3 +1095,89 @@ command = ["sleep", "1000"]
     assert_eq!(text.lines().count(), 1, "{text}");
     d.stop();
 }
+
+#[test]
+fn operator_restarts_are_not_a_crash_loop_and_join_a_timeline_once_by_who_asked() {
+    // The shipped rules (crash-loop counts failures over 10 minutes).
+    let d = BinDaemon::start(
+        r#"
+[metrics]
+interval = "200ms"
+
+[agents.researcher]
+command = ["sleep", "1000"]
+replicas = 3
+min_uptime = "100ms"
+"#,
+    );
+    let running = |v: &Value| {
+        v["agents"][0]["replicas"]
+            .as_array()
+            .is_some_and(|r| r.len() == 3 && r.iter().all(|r| r["pid"].is_number()))
+    };
+    wait_json(
+        &d,
+        &["status"],
+        "3 replicas running",
+        Duration::from_secs(10),
+        running,
+    );
+    let (code, out, err) = d.cli(&[
+        "incidents",
+        "open",
+        "researcher is slow",
+        "--level",
+        "2",
+        "--agent",
+        "researcher",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for round in 1..=3u64 {
+        let (code, out, err) = d.cli(&["restart", "researcher"]);
+        assert_eq!(code, 0, "{out}{err}");
+        wait_json(
+            &d,
+            &["status"],
+            "the restart done",
+            Duration::from_secs(10),
+            |v| {
+                running(v)
+                    && v["agents"][0]["replicas"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().all(|r| r["restarts"] == round))
+            },
+        );
+    }
+    let s = d.json(&["status"]);
+    for r in s["agents"][0]["replicas"].as_array().expect("replicas") {
+        assert_eq!(r["failures"], 0, "an operator restart is no failure: {r}");
+        assert_eq!(r["restarts"], 3, "{r}");
+    }
+    // Several evaluations later: 9 restarts, and still no crash loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = d.json(&["alerts"]);
+    assert!(
+        alert(&report, "crash-loop/researcher").is_none(),
+        "operator restarts fired a crash loop: {report:#}"
+    );
+    let incidents = d.json(&["incidents"]);
+    let id = incidents[0]["id"].as_u64().expect("incident id");
+    let inc = d.json(&["incidents", "show", &id.to_string()]);
+    let timeline = inc["timeline"].as_array().expect("timeline");
+    let restarts: Vec<&Value> = timeline
+        .iter()
+        .filter(|e| e["text"].as_str().is_some_and(|t| t.contains("restart")))
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        3,
+        "one entry per request, not per replica: {timeline:#?}"
+    );
+    for e in restarts {
+        assert_eq!(e["text"], "restart researcher", "{e}");
+        assert!(
+            e["by"].as_str().is_some_and(|b| b.starts_with("uid ")),
+            "named after the operator, not autonomos: {e}"
+        );
+    }
+}

@@ -116,6 +116,28 @@ stop_timeout = "1s"
         Some(9),
         "ended by SIGKILL"
     );
+    // The status and the audit trail say it was killed, and when.
+    let stopped = r.history.last().expect("history");
+    assert_eq!(stopped.to, State::Stopped);
+    assert!(
+        stopped.reason.starts_with("killed with SIGKILL after 1.0s"),
+        "{}",
+        stopped.reason
+    );
+    let audit = d.data_dir().join("audit").join("audit.jsonl");
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("\"replica-killed\"")) {
+            assert!(line.contains("killed with SIGKILL after 1.0s"), "{line}");
+            break;
+        }
+        assert!(
+            t.elapsed() < SECS(5),
+            "no replica-killed record in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     d.shutdown().await;
 }
 
@@ -977,5 +999,47 @@ start_limit = {{ burst = 50, interval = "10s" }}
     })
     .await;
     assert!(marked(&ctx).is_empty(), "{:?}", marked(&ctx));
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_says_whether_anything_was_running() {
+    let mut d = TestDaemon::start(
+        r#"
+[agents.once]
+command = ["true"]
+restart = "never"
+
+[agents.long]
+command = ["sleep", "1000"]
+"#,
+    );
+    d.wait_for("once exited, long running", SECS(10), |s| {
+        state_of(s, "once", 0) == Some(State::Stopped) && running_pid(s, "long", 0).is_some()
+    })
+    .await;
+    let stop = |agent: &str| Request::Stop {
+        agent: agent.into(),
+    };
+    match d.sup().request(stop("once")).await.expect("stop") {
+        Response::Stopped {
+            message,
+            was_running,
+        } => {
+            assert!(!was_running);
+            assert!(message.contains("once is not running"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match d.sup().request(stop("long")).await.expect("stop") {
+        Response::Stopped {
+            message,
+            was_running,
+        } => {
+            assert!(was_running);
+            assert!(message.starts_with("stopping long"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     d.shutdown().await;
 }
