@@ -25,6 +25,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             enabled: true,
             command: vec!["sleep".into(), "100000".into()],
             context_dir: format!("/data/agents/agent-{i:03}/context"),
+            replicas_omitted: 0,
             replicas: vec![ReplicaStatus {
                 index: 0,
                 state: State::ActiveOperation,
@@ -66,6 +67,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         data_dir: "/data".into(),
         config: None,
         agents,
+        agents_omitted: 0,
         host: HostStatus {
             cpu_percent: 12.0,
             per_core: vec![10.0, 14.0],
@@ -77,6 +79,8 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         },
         pool_used: (0.0, 0, 500),
         alerts: vec![],
+        alerts_omitted: 0,
+        incidents_omitted: 0,
         incidents: vec![],
         notifiers: vec![],
         audit: vec![],

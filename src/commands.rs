@@ -249,6 +249,18 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    let rows_omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
+    if replicas && rows_omitted > 0 {
+        out.push_str(&format!(
+            "({rows_omitted} replica rows not listed: the fleet is larger than one answer)\n"
+        ));
+    }
+    if s.agents_omitted > 0 {
+        out.push_str(&format!(
+            "({} agents not listed: the fleet is larger than one answer)\n",
+            s.agents_omitted
+        ));
+    }
     if let Some(p) = &s.backup_progress {
         out.push_str(&format!("\n{}\n", sanitize_line(p.line().as_bytes())));
     }

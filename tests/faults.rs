@@ -150,6 +150,24 @@ replicas = 2
         })
     });
 
+    // Operator actions go on while the disk is full: their audit records
+    // are kept (the answers say they are not on disk yet) and the data dir
+    // is said to be failing for the audit trail too.
+    let mut warned = 0;
+    for i in 0..40 {
+        let (_, _, err) = d.cli(&["alerts", "ack", &format!("nothing-{i}")]);
+        if err.contains("not on disk yet") && err.contains("kept and retried") {
+            warned += 1;
+        }
+    }
+    assert!(warned > 0, "no answer said its audit record waits");
+    let s = d.status();
+    assert!(
+        s.storage.iter().any(|f| f.part == "audit"),
+        "{:?}",
+        s.storage
+    );
+
     // Room again: the kept audit records reach the disk, and a new change
     // is saved and applied.
     std::fs::remove_file(&filler).expect("free the disk");
@@ -177,6 +195,8 @@ replicas = 2
         scales[1].starts_with("ok: scaled web from 2 to 3"),
         "{scales:?}"
     );
+    let acks = records.iter().filter(|r| r["action"] == "ack").count();
+    assert_eq!(acks, 40, "every acknowledgement is on the trail");
     let (code, out, _) = d.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "the chain is whole across the failure: {out}");
 

@@ -34,8 +34,12 @@ pub const DAY_STEP_MS: Millis = 60_000;
 const DAY_POINTS: usize = 24 * 60;
 /// Resolved incidents listed in the fleet status.
 const RESOLVED_LISTED: usize = 20;
-/// Timeline entries carried per incident in the fleet status.
-const RECENT_ENTRIES: usize = 20;
+/// Timeline entries carried per incident in lists (`incidents show` has them all).
+const RECENT_ENTRIES: usize = 8;
+/// Alerts in an `alerts` answer; incidents in an `incidents` answer (both
+/// keep an answer well inside one frame whatever the fleet does).
+pub const ALERTS_REPORTED: usize = 2000;
+pub const INCIDENTS_REPORTED: usize = 1000;
 
 /// What the actor measures of one agent on a tick.
 #[derive(Debug, Clone, Default)]
@@ -271,6 +275,13 @@ impl Observe {
             host.net_tx_bps,
             storage_errors as f64,
         ];
+        // The storage error counter starts at 0 with the daemon: errors
+        // before the first tick are an increase too.
+        if let Some(s) = self.host.m.get_mut(6)
+            && s.last().is_none()
+        {
+            s.push(now.saturating_sub(1), 0.0);
+        }
         for (s, v) in self.host.m.iter_mut().zip(hv) {
             s.push(now, v);
         }
@@ -568,25 +579,30 @@ impl Observe {
         out
     }
 
-    /// Open incidents, then the latest resolved ones (newest first).
-    pub fn incidents(&self, all: bool) -> Vec<IncidentStatus> {
-        let mut open: Vec<IncidentStatus> = self
+    /// The most pressing `limit` alerts, and how many were left out.
+    pub fn alerts_listed(&self, limit: usize) -> (Vec<AlertStatus>, usize) {
+        let mut all = self.alerts();
+        let omitted = all.len().saturating_sub(limit);
+        all.truncate(limit);
+        (all, omitted)
+    }
+
+    /// Open incidents, then the latest resolved ones (newest first): at
+    /// most `limit`, and how many were left out.
+    pub fn incidents(&self, all: bool, limit: usize) -> (Vec<IncidentStatus>, usize) {
+        let resolved = if all { usize::MAX } else { RESOLVED_LISTED };
+        let open = self.incidents.values().rev().filter(|i| i.is_open());
+        let done = self
             .incidents
             .values()
             .rev()
-            .filter(|i| i.is_open())
-            .map(incident_status)
-            .collect();
-        let limit = if all { usize::MAX } else { RESOLVED_LISTED };
-        open.extend(
-            self.incidents
-                .values()
-                .rev()
-                .filter(|i| !i.is_open())
-                .take(limit)
-                .map(incident_status),
-        );
-        open
+            .filter(|i| !i.is_open())
+            .take(resolved);
+        let total = open.clone().count() + done.clone().count();
+        let listed: Vec<IncidentStatus> =
+            open.chain(done).take(limit).map(incident_status).collect();
+        let omitted = total - listed.len();
+        (listed, omitted)
     }
 
     pub fn notifier_status(&self) -> Vec<NotifierStatus> {
@@ -594,8 +610,10 @@ impl Observe {
     }
 
     pub fn report(&self) -> AlertsReport {
+        let (alerts, omitted) = self.alerts_listed(ALERTS_REPORTED);
         AlertsReport {
-            alerts: self.alerts(),
+            alerts,
+            omitted,
             silences: self
                 .engine
                 .silences()

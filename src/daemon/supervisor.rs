@@ -25,19 +25,23 @@ use crate::daemon::collector::{self, Sample, Target};
 use crate::daemon::health::{Health, Part};
 use crate::daemon::metrics::{Published, Scrape};
 use crate::daemon::notify::Notifiers;
-use crate::daemon::observe::{AgentFacts, Observe};
+use crate::daemon::observe::{AgentFacts, INCIDENTS_REPORTED, Observe};
 use crate::daemon::output::{self, AgentOutput, LogFile, OutputStats, Ring};
 use crate::daemon::process::{self, Marker, RunCmd, RunEvent, SpawnSpec};
 use crate::daemon::store::{AgentRow, Change, Loaded, ReplicaRow, Store};
 use crate::proto::{
-    AgentStatus, ErrorKind, ErrorReply, ExitInfo, FleetStatus, HostStatus, LogLine, ReplicaSample,
-    ReplicaStatus, Request, Response, ServerEvent, Stream,
+    ALERTS_LISTED, AgentStatus, ErrorKind, ErrorReply, ExitInfo, FleetStatus, HostStatus,
+    INCIDENTS_LISTED, LogLine, ReplicaSample, ReplicaStatus, Request, Response, ServerEvent,
+    Stream,
 };
 
 /// Transitions per replica carried in a status or snapshot (the actor
-/// keeps up to `lifecycle::HISTORY_CAP`): keeps a 500-agent snapshot far
-/// below the frame cap however long the fleet has run.
+/// keeps up to `lifecycle::HISTORY_CAP`, which `Request::History` returns),
+/// fewer in large fleets (`proto::STATUS_TRANSITIONS` over all replicas).
 pub const STATUS_HISTORY: usize = 16;
+/// A status or snapshot is trimmed to this many bytes of JSON (the frame
+/// cap less room for the envelope), whatever the fleet.
+pub const STATUS_BUDGET: usize = crate::proto::MAX_FRAME - 256 * 1024;
 /// Bytes of log text in one `logs` answer (escaped JSON can double it),
 /// so that it always fits a frame.
 pub const LOGS_REPLY_BYTES: usize = 1024 * 1024;
@@ -310,7 +314,14 @@ impl Supervisor {
             }
             _ => {}
         }
-        self.actor_request(req, who).await
+        let mut answer = self.actor_request(req, who).await;
+        // Off the actor: however large the fleet, the answer fits a frame.
+        if let Ok(Response::Status { status }) = &mut answer
+            && status.fit(STATUS_BUDGET)
+        {
+            tracing::debug!("status trimmed to fit one frame");
+        }
+        answer
     }
 
     /// A request the actor itself answers (status, scale, start, stop, …),
@@ -358,7 +369,15 @@ impl Supervisor {
             .send(Msg::Snapshot(tx))
             .await
             .map_err(|_| shutting_down())?;
-        rx.await.map_err(|_| shutting_down())
+        let (seq, mut status) = rx.await.map_err(|_| shutting_down())?;
+        // The metric history is sized by its own budget; the rest fits
+        // beside it (off the actor).
+        let history = status
+            .history
+            .as_ref()
+            .map_or(0, crate::proto::json_len);
+        status.fit(STATUS_BUDGET.saturating_sub(history));
+        Ok((seq, status))
     }
 
     pub fn events(&self) -> &Events {
@@ -989,10 +1008,14 @@ impl Actor {
         let notifiers_changed = notifiers != self.notifiers_seen;
         self.notifiers_seen = notifiers;
         if (self.observe.take_changed() | notifiers_changed) && self.events.has_subscribers() {
+            let (alerts, alerts_omitted) = self.observe.alerts_listed(ALERTS_LISTED);
+            let (incidents, incidents_omitted) = self.observe.incidents(false, INCIDENTS_LISTED);
             self.events.emit(ServerEvent::Alerts {
-                alerts: self.observe.alerts(),
-                incidents: self.observe.incidents(false),
+                alerts,
+                incidents,
                 notifiers: self.observe.notifier_status(),
+                alerts_omitted,
+                incidents_omitted,
             });
         }
     }
@@ -2007,9 +2030,23 @@ impl Actor {
                 }
             }
             Request::Incidents { all } => {
-                let _ = answer.send(Ok(Response::Incidents {
-                    incidents: self.observe.incidents(all),
-                }));
+                let (incidents, _) = self.observe.incidents(all, INCIDENTS_REPORTED);
+                let _ = answer.send(Ok(Response::Incidents { incidents }));
+            }
+            Request::History { agent, replica } => {
+                let ai = match self.find(&agent) {
+                    Ok(ai) => ai,
+                    Err(e) => return drop(answer.send(Err(e))),
+                };
+                let _ = answer.send(match self.agents[ai].replicas.get(&replica) {
+                    Some(r) => Ok(Response::History {
+                        transitions: r.lc.history().iter().cloned().collect(),
+                    }),
+                    None => Err(err(
+                        ErrorKind::Invalid,
+                        format!("{agent} has no replica {replica}"),
+                    )),
+                });
             }
             Request::Incident { id } => {
                 let _ = answer.send(match self.observe.incident(id) {
@@ -2342,8 +2379,11 @@ impl Actor {
         self.status_with(now, STATUS_HISTORY)
     }
 
-    /// The status with up to `history` transitions per replica.
+    /// The status with up to `history` transitions per replica (fewer in
+    /// large fleets: `STATUS_TRANSITIONS` over all replicas).
     fn status_with(&self, now: Millis, history: usize) -> FleetStatus {
+        let rows: usize = self.agents.iter().map(|a| a.replicas.len()).sum();
+        let history = history.min(crate::proto::STATUS_TRANSITIONS / rows.max(1));
         let agents = self
             .agents
             .iter()
@@ -2381,6 +2421,7 @@ impl Actor {
                     .stats
                     .dropped
                     .load(std::sync::atomic::Ordering::Relaxed),
+                replicas_omitted: 0,
                 replicas: a
                     .replicas
                     .values()
@@ -2411,6 +2452,8 @@ impl Actor {
             })
             .collect();
         let (cpu, mem, n) = self.pool.usage();
+        let (alerts, alerts_omitted) = self.observe.alerts_listed(ALERTS_LISTED);
+        let (incidents, incidents_omitted) = self.observe.incidents(false, INCIDENTS_LISTED);
         FleetStatus {
             daemon_pid: std::process::id(),
             started_at: self.started_at,
@@ -2418,10 +2461,13 @@ impl Actor {
             data_dir: self.layout.data_dir.display().to_string(),
             config: self.cfg.source.as_ref().map(|p| p.display().to_string()),
             agents,
+            agents_omitted: 0,
             host: self.host.clone(),
             pool_used: (cpu, mem, n as u32),
-            alerts: self.observe.alerts(),
-            incidents: self.observe.incidents(false),
+            alerts,
+            alerts_omitted,
+            incidents,
+            incidents_omitted,
             notifiers: self.observe.notifier_status(),
             audit: self.observe.audit_recent(AUDIT_SHOWN),
             backup_running: self.backup_running(),

@@ -58,8 +58,14 @@ pub enum ClientMsg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// The fleet table (with each replica's transition history).
+    /// The fleet table, with each replica's newest transitions (fewer per
+    /// replica in large fleets: see [`Request::History`]).
     Status,
+    /// One replica's whole kept transition history (the console's detail).
+    History {
+        agent: String,
+        replica: u32,
+    },
     Scale {
         agent: String,
         replicas: u32,
@@ -164,6 +170,7 @@ impl Request {
         !matches!(
             self,
             Request::Status
+                | Request::History { .. }
                 | Request::Logs { .. }
                 | Request::Subscribe
                 | Request::Alerts
@@ -223,6 +230,9 @@ pub enum Response {
     },
     Incidents {
         incidents: Vec<IncidentStatus>,
+    },
+    History {
+        transitions: Vec<crate::core::lifecycle::Transition>,
     },
     Incident {
         incident: Box<crate::core::incident::Incident>,
@@ -307,6 +317,12 @@ pub enum ServerEvent {
         incidents: Vec<IncidentStatus>,
         #[serde(default)]
         notifiers: Vec<NotifierStatus>,
+        /// Alerts and incidents beyond the listed ones (see `autonomos
+        /// alerts` / `incidents`).
+        #[serde(default)]
+        alerts_omitted: usize,
+        #[serde(default)]
+        incidents_omitted: usize,
     },
 }
 

@@ -45,18 +45,23 @@ pub struct ReplicaStatus {
     pub state: State,
     /// When `state` was entered.
     pub since: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     /// When the current process started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Millis>,
     /// Every restart: crashes, operator restarts, reloads.
     pub restarts: u64,
     /// Crashes, failed starts and limit kills (what a crash loop counts).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ExitInfo>,
     /// Why the replica is not progressing (waiting for the pool, a dependency, backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
     /// Last spawn error, with the OS error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// CPU use of the whole process tree, percent of one core.
     pub cpu_percent: f64,
@@ -68,7 +73,7 @@ pub struct ReplicaStatus {
     #[serde(default)]
     pub cpu_seconds: f64,
     /// Recent transitions, oldest first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Transition>,
 }
 
@@ -83,6 +88,10 @@ pub struct AgentStatus {
     pub command: Vec<String>,
     pub context_dir: String,
     pub replicas: Vec<ReplicaStatus>,
+    /// Replica rows left out of this status to keep it within one frame
+    /// (the agent's counts above still cover them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replicas_omitted: u32,
     pub log_lines: u64,
     pub log_dropped: u64,
     /// Configured environment, values of secret-looking names masked.
@@ -222,6 +231,9 @@ impl BackupProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertsReport {
     pub alerts: Vec<AlertStatus>,
+    /// Live alerts beyond the listed ones (the most pressing are listed).
+    #[serde(default)]
+    pub omitted: usize,
     pub silences: Vec<SilenceStatus>,
     pub rules: Vec<RuleStatus>,
     pub notifiers: Vec<NotifierStatus>,
@@ -324,13 +336,27 @@ pub struct FleetStatus {
     pub data_dir: String,
     pub config: Option<String>,
     pub agents: Vec<AgentStatus>,
+    /// Agents left out of this status to keep it within one frame (the
+    /// largest configs only; `status` of fewer agents shows them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub agents_omitted: usize,
     pub host: HostStatus,
     /// (cpu used, memory used, replicas admitted) of the resource pool.
     pub pool_used: (f64, u64, u32),
+    /// The most pressing alerts (firing first, worst, newest), at most
+    /// [`ALERTS_LISTED`].
     #[serde(default)]
     pub alerts: Vec<AlertStatus>,
+    /// Live alerts not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alerts_omitted: usize,
+    /// Open incidents (newest first), then the latest resolved ones, at
+    /// most [`INCIDENTS_LISTED`].
     #[serde(default)]
     pub incidents: Vec<IncidentStatus>,
+    /// Incidents not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub incidents_omitted: usize,
     #[serde(default)]
     pub notifiers: Vec<NotifierStatus>,
     /// The newest audit records (oldest first).
@@ -370,9 +396,203 @@ pub struct StorageFault {
     pub errors: u64,
 }
 
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Alerts listed in a status and in alert events.
+pub const ALERTS_LISTED: usize = 200;
+/// Incidents listed in a status and in alert events.
+pub const INCIDENTS_LISTED: usize = 200;
+/// Transitions carried over all replicas of a status: each replica gets
+/// `min(16, STATUS_TRANSITIONS / replicas)` of its newest.
+pub const STATUS_TRANSITIONS: usize = 4096;
+
+/// Counts the bytes of a value's JSON without building it.
+pub fn json_len<T: Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+impl FleetStatus {
+    /// Keeps the status within `budget` bytes of JSON, whatever the fleet:
+    /// first without transition histories, then with fewer replica rows
+    /// per agent (the highest indexes go first; each agent says how many
+    /// it left out), then (thousands of agents) without the agents'
+    /// commands and environments, and last with fewer agents (counted).
+    /// Returns whether anything was cut.
+    pub fn fit(&mut self, budget: usize) -> bool {
+        let mut size = json_len(self);
+        if size <= budget {
+            return false;
+        }
+        for a in &mut self.agents {
+            for r in &mut a.replicas {
+                r.history.clear();
+            }
+        }
+        size = json_len(self);
+        // Each round keeps a share of the rows proportional to what fits.
+        for _ in 0..8 {
+            if size <= budget {
+                break;
+            }
+            let rows: usize = self.agents.iter().map(|a| a.replicas.len()).sum();
+            if rows == 0 {
+                break;
+            }
+            let keep_share = budget as f64 / size as f64 * 0.9;
+            for a in &mut self.agents {
+                let keep = (a.replicas.len() as f64 * keep_share) as usize;
+                if keep < a.replicas.len() {
+                    a.replicas_omitted += (a.replicas.len() - keep) as u32;
+                    a.replicas.truncate(keep);
+                }
+            }
+            size = json_len(self);
+        }
+        // Thousands of agents: their detail (command, env), then agents.
+        if size > budget {
+            for a in &mut self.agents {
+                a.command.clear();
+                a.env.clear();
+            }
+            size = json_len(self);
+        }
+        if size > budget && !self.agents.is_empty() {
+            let keep = (self.agents.len() as f64 * budget as f64 / size as f64 * 0.9) as usize;
+            self.agents_omitted += self.agents.len() - keep;
+            self.agents.truncate(keep);
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::BackupProgress;
+    use super::*;
+
+    fn replica(index: u32, history: usize) -> ReplicaStatus {
+        let t = Transition {
+            from: State::Backoff,
+            to: State::Initialization,
+            at: 1_765_000_000_000,
+            reason: "backoff elapsed after a long wait, with a long reason".into(),
+        };
+        ReplicaStatus {
+            index,
+            state: State::Backoff,
+            since: 1_765_000_000_000,
+            pid: Some(123_456),
+            started_at: Some(1_765_000_000_000),
+            restarts: 123_456,
+            failures: 123_456,
+            last_exit: Some(ExitInfo {
+                code: Some(3),
+                signal: None,
+                at: 1_765_000_000_000,
+                ran_ms: 12,
+            }),
+            waiting: Some("retry in 1.6s (failure 12345)".into()),
+            error: Some("spawn failed: command not found: `x` (searched PATH=/usr/bin)".into()),
+            cpu_percent: 12.5,
+            rss_bytes: 123_456_789,
+            processes: 3,
+            cpu_seconds: 1234.5,
+            history: vec![t; history],
+        }
+    }
+
+    fn fleet(agents: usize, replicas: u32, history: usize) -> FleetStatus {
+        FleetStatus {
+            daemon_pid: 1,
+            started_at: 0,
+            now: 0,
+            data_dir: "/var/lib/autonomos".into(),
+            config: None,
+            agents_omitted: 0,
+            agents: (0..agents)
+                .map(|i| AgentStatus {
+                    name: format!("agent-{i:05}"),
+                    desired: replicas,
+                    running: 0,
+                    enabled: true,
+                    command: vec!["sh".into(), "-c".into(), "exit 3".into()],
+                    context_dir: format!("/var/lib/autonomos/agents/agent-{i:05}/context"),
+                    replicas: (0..replicas).map(|r| replica(r, history)).collect(),
+                    replicas_omitted: 0,
+                    log_lines: 1,
+                    log_dropped: 0,
+                    env: vec![("MODEL".into(), "llama3".into())],
+                    restart: "always".into(),
+                    cpu_request: 0.0,
+                    memory_request: 0,
+                    memory_limit: None,
+                    memory_limit_action: "restart".into(),
+                })
+                .collect(),
+            host: HostStatus::default(),
+            pool_used: (0.0, 0, 0),
+            alerts: vec![],
+            alerts_omitted: 0,
+            incidents: vec![],
+            incidents_omitted: 0,
+            notifiers: vec![],
+            audit: vec![],
+            backup_running: false,
+            backup_progress: None,
+            tick_seconds: 0.0,
+            storage: vec![],
+            history: None,
+        }
+    }
+
+    #[test]
+    fn a_small_fleet_is_left_whole() {
+        let mut s = fleet(10, 3, 16);
+        let before = s.clone();
+        assert!(!s.fit(3 << 20));
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn the_largest_fleets_fit_one_frame_and_say_what_they_left_out() {
+        // Ten agents at the most replicas each, and ten thousand agents of
+        // one replica: histories go first, then replica rows, counted.
+        for (agents, replicas) in [(10, 1024), (10_000, 1)] {
+            let mut s = fleet(agents, replicas, 16);
+            let budget = 3 << 20;
+            assert!(json_len(&s) > budget);
+            assert!(s.fit(budget));
+            let size = json_len(&s);
+            assert!(size <= budget, "{agents}×{replicas}: {size} bytes");
+            assert!(
+                size > budget / 2,
+                "{agents}×{replicas}: cut far too much ({size} bytes)"
+            );
+            let kept: usize = s.agents.iter().map(|a| a.replicas.len()).sum();
+            let omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
+            let in_omitted_agents = s.agents_omitted * replicas as usize;
+            assert_eq!(
+                kept + omitted as usize + in_omitted_agents,
+                agents * replicas as usize
+            );
+            let agents_listed = s.agents.len() + s.agents_omitted;
+            assert_eq!(agents_listed, agents);
+            assert_eq!(json_len(&s), serde_json::to_vec(&s).map_or(0, |v| v.len()));
+        }
+    }
 
     #[test]
     fn backup_progress_reads_as_one_line() {

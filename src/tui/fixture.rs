@@ -62,6 +62,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         command: vec!["python3".into(), "-m".into(), name.into()],
         context_dir: format!("/var/lib/autonomos/agents/{name}/context"),
         replicas,
+        replicas_omitted: 0,
         log_lines: 1234,
         log_dropped: 0,
         env: vec![
@@ -84,6 +85,7 @@ pub fn status() -> FleetStatus {
         now: NOW,
         data_dir: "/var/lib/autonomos".into(),
         config: Some("/etc/autonomos.toml".into()),
+        agents_omitted: 0,
         agents: vec![
             agent(
                 "planner",
@@ -124,6 +126,8 @@ pub fn status() -> FleetStatus {
             ..HostStatus::default()
         },
         pool_used: (2.0, 1 << 30, 5),
+        alerts_omitted: 0,
+        incidents_omitted: 0,
         alerts: vec![
             AlertStatus {
                 id: "replica-failed/flaky-tool".into(),

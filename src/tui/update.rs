@@ -161,10 +161,19 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             vec![]
         }
         Action::Enter => {
-            if m.focus == Panel::Fleet {
-                m.focus = Panel::Detail;
+            if m.focus != Panel::Fleet {
+                return vec![];
             }
-            vec![]
+            m.focus = Panel::Detail;
+            // A large fleet's status carries few transitions per replica:
+            // the detail asks for the selected one's whole history.
+            match (m.selected_agent(), m.selected_replica()) {
+                (Some(a), Some(r)) => vec![Request::History {
+                    agent: a.name.clone(),
+                    replica: r.index,
+                }],
+                _ => vec![],
+            }
         }
         Action::Back => {
             if m.focus != Panel::Fleet {
@@ -614,6 +623,20 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                     m.log_cursor = Some(next);
                 }
             }
+            (Request::History { agent, replica }, Ok(Response::History { transitions })) => {
+                if let Some(r) = m
+                    .status
+                    .as_mut()
+                    .and_then(|s| s.agents.iter_mut().find(|a| a.name == agent))
+                    .and_then(|a| a.replicas.iter_mut().find(|r| r.index == replica))
+                {
+                    // Transitions that arrived as events meanwhile stay.
+                    let newest = transitions.last().map_or(0, |t| t.at);
+                    let later: Vec<_> = r.history.drain(..).filter(|t| t.at > newest).collect();
+                    r.history = transitions;
+                    r.history.extend(later);
+                }
+            }
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
@@ -835,7 +858,11 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
             alerts,
             incidents,
             notifiers,
+            alerts_omitted,
+            incidents_omitted,
         } => {
+            status.alerts_omitted = alerts_omitted;
+            status.incidents_omitted = incidents_omitted;
             status.alerts = alerts;
             status.incidents = incidents;
             status.notifiers = notifiers;
