@@ -254,6 +254,10 @@ pub enum AuditCommand {
         #[arg(long)]
         export: Option<PathBuf>,
     },
+    /// Replace the signing key: the old key's last checkpoint is signed by
+    /// the new key, both keys sign the rotation (audit/rotations.jsonl),
+    /// and `verify` follows it, with or without an older exported checkpoint.
+    RotateKey,
     /// The newest records.
     Log {
         #[arg(long, short = 'n', default_value_t = 20)]

@@ -272,7 +272,7 @@ pub fn incidents_table(list: &[IncidentStatus], now: Millis) -> String {
 }
 
 pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCode {
-    use crate::core::audit::{Checkpoint, Record, verify, verifying_key};
+    use crate::core::audit::{Checkpoint, Record, key_spans, verify_spans, verifying_key};
     let data_dir = crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
     let local = |what: &str| {
         if g.host.is_some() {
@@ -321,11 +321,15 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                     }
                 }
             }
-            let Some(trusted) = verifying_key(&trusted_hex) else {
+            if verifying_key(&trusted_hex).is_none() {
                 eprintln!("error: the audit public key is not valid");
                 return ExitCode::FAILURE;
-            };
-            let v = verify(&log, &cps, &trusted);
+            }
+            // Key rotations: trust follows them from the trusted key.
+            let rotations = crate::daemon::audit::read_rotations(&data_dir.join("audit"));
+            cps.extend(rotations.iter().map(|r| r.checkpoint.clone()));
+            let (spans, bad_rotations) = key_spans(&trusted_hex, &rotations);
+            let v = verify_spans(&log, &cps, &spans);
             if let Some(seq) = pinned
                 && v.bad_checkpoints.contains(&seq)
             {
@@ -336,6 +340,17 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                 let _ = json_out(&v);
             } else {
                 print!("{}", verdict_text(&v));
+                if spans.len() > 1 {
+                    println!(
+                        "signing key rotated {} time(s); each rotation is signed by both keys",
+                        spans.len() - 1
+                    );
+                }
+            }
+            if !bad_rotations.is_empty() {
+                eprintln!(
+                    "warning: key rotations that do not verify or do not chain were ignored (at seq {bad_rotations:?}): checkpoints of the keys they name are not trusted"
+                );
             }
             if v.ok() {
                 ExitCode::SUCCESS
@@ -365,6 +380,7 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
             Ok(r) => unexpected(r),
             Err(e) => fail(&e, json),
         },
+        AuditCommand::RotateKey => crate::commands::simple(g, Request::AuditRotateKey, json).await,
         AuditCommand::Log { lines } => {
             if !local("log") {
                 return ExitCode::from(2);

@@ -238,3 +238,94 @@ fn ten_thousand_records_across_restarts_verify() {
     // Checkpoints every 1000 records plus one per close.
     assert!(cps.len() >= 10, "{}", cps.len());
 }
+
+#[test]
+fn a_rotated_key_keeps_the_trail_verifiable_with_and_without_an_older_exported_checkpoint() {
+    let mut d = BinDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
+    for n in [2, 1, 3] {
+        let (code, _, err) = d.cli(&["scale", "w", &n.to_string()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let exported = d.dir.path().join("before-rotation.json");
+    let (code, _, err) = d.cli(&[
+        "audit",
+        "checkpoint",
+        "--export",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let old_pub = std::fs::read_to_string(d.data_dir().join("audit/key.pub")).expect("key.pub");
+
+    let (code, out, err) = d.cli(&["audit", "rotate-key"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("signing key rotated"), "{out}");
+    let new_pub = std::fs::read_to_string(d.data_dir().join("audit/key.pub")).expect("key.pub");
+    assert_ne!(old_pub, new_pub, "key.pub holds the new key");
+    for n in [1, 2] {
+        let (code, _, err) = d.cli(&["scale", "w", &n.to_string()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, _, err) = d.cli(&["audit", "checkpoint"]);
+    assert_eq!(code, 0, "{err}");
+    let recs = records(&d);
+    assert!(
+        recs.iter().any(|r| r.action == "key-rotated"),
+        "the chain records the rotation"
+    );
+    // With key.pub (the new key) as the anchor, and with the old exported
+    // checkpoint (the old key) as the anchor: both pass across the rotation.
+    let (code, out, err) = d.cli(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("rotated 1 time"), "{out}");
+    assert!(!out.contains("ignored checkpoints"), "{out}");
+    let (code, out, err) = d.cli(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("ignored checkpoints"), "{out}");
+    // The new key's checkpoint covers the records after the rotation.
+    let rotated = recs
+        .iter()
+        .find(|r| r.action == "key-rotated")
+        .map(|r| r.seq)
+        .expect("rotation record");
+    let v = d.json(&["audit", "verify"]);
+    assert!(
+        v["checkpoint"].as_u64().is_some_and(|c| c >= rotated + 2),
+        "{v}"
+    );
+
+    // The rotation survives a restart: the daemon signs with the new key.
+    d.stop();
+    d.spawn();
+    let (code, _, err) = d.cli(&["audit", "checkpoint"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = d.cli(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("ignored checkpoints"), "{out}");
+
+    // A forged rotation (signed by a key nobody trusts) is refused, and so
+    // are the checkpoints of the key it names.
+    d.stop();
+    let rot_path = d.data_dir().join("audit/rotations.jsonl");
+    let text = std::fs::read_to_string(&rot_path).expect("rotations");
+    let mut forged: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a rotation")).expect("json");
+    forged["by_old"] = serde_json::Value::String("00".repeat(64));
+    std::fs::write(&rot_path, format!("{forged}\n")).expect("forge");
+    let (code, out, err) = d.cli(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        err.contains("key rotations that do not verify"),
+        "{out}{err}"
+    );
+    assert!(out.contains("ignored checkpoints"), "{out}");
+    let _ = code;
+}

@@ -176,6 +176,131 @@ pub fn verifying_key(hex_key: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&<[u8; 32]>::try_from(b).ok()?).ok()
 }
 
+const ROTATION_TAG: &str = "autonomos-audit-key-rotation-v1";
+
+/// A signing key replaced by a new one: the old key's last checkpoint,
+/// and a statement naming both keys signed by each. Trust passes along a
+/// chain of rotations both ways: from a trusted old key to the key it
+/// endorsed, and from a trusted new key back to the key it replaced (for
+/// the checkpoints up to the rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// The old key's last checkpoint (its `key` is the old key).
+    pub checkpoint: Checkpoint,
+    /// The new public key, hex.
+    pub new_key: String,
+    /// The old key's signature of the statement.
+    pub by_old: String,
+    /// The new key's signature of the statement.
+    pub by_new: String,
+}
+
+fn rotation_message(c: &Checkpoint, new_key: &str) -> String {
+    format!(
+        "{ROTATION_TAG}\n{}\n{new_key}\n{}\n{}\n{}\n{}",
+        c.key, c.seq, c.head, c.ts, c.sig
+    )
+}
+
+fn signature_ok(key_hex: &str, message: &str, sig_hex: &str) -> bool {
+    let (Some(key), Some(sig)) = (
+        verifying_key(key_hex),
+        unhex(sig_hex).and_then(|b| <[u8; 64]>::try_from(b).ok()),
+    ) else {
+        return false;
+    };
+    key.verify(message.as_bytes(), &Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+impl Rotation {
+    /// Rotates from `old` (whose last checkpoint is `last`) to `new`.
+    pub fn sign(old: &SigningKey, last: Checkpoint, new: &SigningKey) -> Rotation {
+        let new_key = hex(new.verifying_key().as_bytes());
+        let message = rotation_message(&last, &new_key);
+        Rotation {
+            by_old: hex(&old.sign(message.as_bytes()).to_bytes()),
+            by_new: hex(&new.sign(message.as_bytes()).to_bytes()),
+            checkpoint: last,
+            new_key,
+        }
+    }
+
+    /// Both signatures hold, and the checkpoint is the old key's.
+    pub fn valid(&self) -> bool {
+        let message = rotation_message(&self.checkpoint, &self.new_key);
+        verifying_key(&self.checkpoint.key).is_some_and(|k| self.checkpoint.valid(&k))
+            && signature_ok(&self.checkpoint.key, &message, &self.by_old)
+            && signature_ok(&self.new_key, &message, &self.by_new)
+    }
+}
+
+/// A key and the checkpoint sequence numbers it may sign (inclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpan {
+    pub key: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Which keys are trusted for which checkpoints, starting from one trusted
+/// key (`key.pub`, or an exported checkpoint's key) and following valid
+/// rotations both ways. Returns the spans and the rotations that were
+/// invalid or do not chain (named by their sequence number).
+pub fn key_spans(anchor: &str, rotations: &[Rotation]) -> (Vec<KeySpan>, Vec<u64>) {
+    let mut rots: Vec<&Rotation> = rotations.iter().collect();
+    rots.sort_by_key(|r| r.checkpoint.seq);
+    let mut bad = Vec::new();
+    // The chain of keys: keys[i] signs from bounds[i] to bounds[i + 1].
+    let mut keys: Vec<String> = Vec::new();
+    let mut bounds: Vec<u64> = vec![0];
+    for r in &rots {
+        let chains = keys.last().is_none_or(|k| *k == r.checkpoint.key);
+        if !r.valid() || !chains {
+            bad.push(r.checkpoint.seq);
+            continue;
+        }
+        if keys.is_empty() {
+            keys.push(r.checkpoint.key.clone());
+        }
+        bounds.push(r.checkpoint.seq);
+        keys.push(r.new_key.clone());
+    }
+    bounds.push(u64::MAX);
+    if keys.is_empty() {
+        return (
+            vec![KeySpan {
+                key: anchor.to_string(),
+                from: 0,
+                to: u64::MAX,
+            }],
+            bad,
+        );
+    }
+    if !keys.iter().any(|k| k == anchor) {
+        // The anchor is not in the chain: it alone is trusted.
+        return (
+            vec![KeySpan {
+                key: anchor.to_string(),
+                from: 0,
+                to: u64::MAX,
+            }],
+            bad,
+        );
+    }
+    let spans = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| KeySpan {
+            key: k.clone(),
+            from: bounds[i],
+            to: bounds[i + 1],
+        })
+        .collect();
+    (spans, bad)
+}
+
 /// What verification found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -205,6 +330,17 @@ impl Verdict {
 
 /// Verifies a whole log against the checkpoints signed by `trusted`.
 pub fn verify(log: &[u8], checkpoints: &[Checkpoint], trusted: &VerifyingKey) -> Verdict {
+    let span = KeySpan {
+        key: hex(trusted.as_bytes()),
+        from: 0,
+        to: u64::MAX,
+    };
+    verify_spans(log, checkpoints, &[span])
+}
+
+/// Verifies a whole log against the checkpoints that a trusted key signed
+/// within its span (see [`key_spans`]).
+pub fn verify_spans(log: &[u8], checkpoints: &[Checkpoint], spans: &[KeySpan]) -> Verdict {
     let mut v = Verdict {
         records: 0,
         last_seq: 0,
@@ -266,7 +402,12 @@ pub fn verify(log: &[u8], checkpoints: &[Checkpoint], trusted: &VerifyingKey) ->
     }
     let mut valid: Vec<&Checkpoint> = Vec::new();
     for c in checkpoints {
-        if c.valid(trusted) {
+        let trusted = spans.iter().any(|sp| {
+            sp.key == c.key
+                && (sp.from..=sp.to).contains(&c.seq)
+                && verifying_key(&sp.key).is_some_and(|k| c.valid(&k))
+        });
+        if trusted {
             valid.push(c);
         } else {
             v.bad_checkpoints.push(c.seq);
@@ -491,5 +632,57 @@ mod tests {
             let (seq, why) = v.first_bad.clone().expect("caught");
             prop_assert_eq!(seq, named, "{:?}: {}", m, why);
         }
+    }
+
+    #[test]
+    fn trust_follows_key_rotations_both_ways_within_each_keys_span() {
+        let k: Vec<SigningKey> = (1..=3u8)
+            .map(|b| SigningKey::from_bytes(&[b; 32]))
+            .collect();
+        let (recs, _) = log(30, 1000);
+        let head = |seq: u64| recs[(seq - 1) as usize].hash.clone();
+        let cp = |key: &SigningKey, seq: u64| Checkpoint::sign(key, seq, &head(seq), seq);
+        // k0 signs up to 10, rotates to k1; k1 signs up to 20, rotates to k2.
+        let r1 = Rotation::sign(&k[0], cp(&k[0], 10), &k[1]);
+        let r2 = Rotation::sign(&k[1], cp(&k[1], 20), &k[2]);
+        assert!(r1.valid() && r2.valid());
+        let text: String = recs.iter().map(Record::line).collect();
+        let cps = vec![
+            cp(&k[0], 5),
+            cp(&k[0], 10),
+            cp(&k[1], 15),
+            cp(&k[1], 20),
+            cp(&k[2], 30),
+        ];
+        for anchor in &k {
+            let (spans, bad) = key_spans(
+                &hex(anchor.verifying_key().as_bytes()),
+                &[r2.clone(), r1.clone()],
+            );
+            assert!(bad.is_empty());
+            assert_eq!(spans.len(), 3);
+            let v = verify_spans(text.as_bytes(), &cps, &spans);
+            assert!(v.ok(), "{v:?}");
+            assert_eq!(v.checkpoint, Some(30));
+            assert!(v.bad_checkpoints.is_empty(), "{v:?}");
+        }
+        // A key signing outside its span is not trusted there.
+        let (spans, _) = key_spans(
+            &hex(k[2].verifying_key().as_bytes()),
+            &[r1.clone(), r2.clone()],
+        );
+        let v = verify_spans(text.as_bytes(), &[cp(&k[0], 25)], &spans);
+        assert_eq!(v.bad_checkpoints, vec![25]);
+        // A rotation not signed by the old key breaks the chain there: the
+        // keys it names are trusted no further from the old one.
+        let mut forged = r2.clone();
+        forged.by_old = "00".repeat(64);
+        let (spans, bad) = key_spans(&hex(k[0].verifying_key().as_bytes()), &[r1, forged]);
+        assert_eq!(bad, vec![20]);
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.key != hex(k[2].verifying_key().as_bytes()))
+        );
     }
 }

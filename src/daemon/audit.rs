@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
-use crate::core::audit::{Checkpoint, GENESIS, Record, hex, unhex};
+use crate::core::audit::{Checkpoint, GENESIS, Record, Rotation, hex, unhex};
 use crate::daemon::health::{Health, Part};
 
 /// A signed checkpoint every this many records.
@@ -55,6 +55,14 @@ impl Paths {
     pub fn public(&self) -> PathBuf {
         self.dir.join("key.pub")
     }
+    /// Key rotations, one JSON line each (see `core::audit::Rotation`).
+    pub fn rotations(&self) -> PathBuf {
+        self.dir.join("rotations.jsonl")
+    }
+    /// A new secret staged during a rotation, before it replaces the old.
+    fn staged_secret(&self) -> PathBuf {
+        self.dir.join("signing.key.new")
+    }
 }
 
 /// Learns when a record is on disk: `Ok(seq)`, or the write error (the
@@ -70,6 +78,8 @@ enum Cmd {
         done: Option<oneshot::Sender<Result<u64, String>>>,
     },
     Checkpoint(oneshot::Sender<Result<Checkpoint, String>>),
+    /// Replace the signing key (see [`Audit::rotate_key`]).
+    Rotate(oneshot::Sender<Result<Rotation, String>>),
     /// Checkpoint and stop.
     Close(oneshot::Sender<()>),
 }
@@ -151,6 +161,40 @@ fn load_or_create_key(p: &Paths) -> std::io::Result<SigningKey> {
     Ok(key)
 }
 
+/// A rotation cut short by a crash: the staged secret replaces the old one
+/// if `rotations.jsonl` already names it, and is dropped otherwise.
+fn finish_rotation(p: &Paths) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(p.staged_secret()) else {
+        return Ok(());
+    };
+    let staged = unhex(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(|b| hex(SigningKey::from_bytes(&b).verifying_key().as_bytes()));
+    let named = read_rotations(&p.dir)
+        .last()
+        .is_some_and(|r| Some(&r.new_key) == staged.as_ref());
+    if named {
+        std::fs::rename(p.staged_secret(), p.secret())?;
+        if let Some(k) = staged {
+            write_private(&p.public(), &format!("{k}\n"))?;
+        }
+        tracing::warn!("audit: finished a key rotation cut short by a crash");
+    } else {
+        std::fs::remove_file(p.staged_secret())?;
+    }
+    Ok(())
+}
+
+/// The key rotations recorded in an audit dir, oldest first (unreadable
+/// lines are skipped: verification then finds the chain broken).
+pub fn read_rotations(audit_dir: &Path) -> Vec<Rotation> {
+    std::fs::read_to_string(audit_dir.join("rotations.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// Finds the end of the last complete line; returns (its length, the last
 /// complete line).
 fn scan(path: &Path) -> std::io::Result<(u64, u64, Option<Record>)> {
@@ -194,6 +238,7 @@ struct Writer {
     head: String,
     checkpointed: u64,
     health: Health,
+    paths: Paths,
 }
 
 impl Writer {
@@ -262,6 +307,50 @@ impl Writer {
         outcome
     }
 
+    /// Replaces the signing key: everything queued is written and signed
+    /// by the old key, a rotation signed by both keys is appended to
+    /// `rotations.jsonl`, the new key replaces the old on disk (staged
+    /// first, so a crash leaves one key or the other, never none), and the
+    /// chain records the rotation, checkpointed by the new key.
+    fn rotate(&mut self) -> std::io::Result<Rotation> {
+        self.flush()?;
+        let (seq, head) = self.durable.clone();
+        let last = Checkpoint::sign(&self.key, seq, &head, now_ms());
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        let new = SigningKey::from_bytes(&seed);
+        let rotation = Rotation::sign(&self.key, last, &new);
+        write_private(&self.paths.staged_secret(), &format!("{}\n", hex(&seed)))?;
+        let mut line = serde_json::to_string(&rotation).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.paths.rotations())?;
+        file.write_all(line.as_bytes())?;
+        file.sync_data()?;
+        std::fs::rename(self.paths.staged_secret(), self.paths.secret())?;
+        write_private(
+            &self.paths.public(),
+            &format!("{}\n", hex(new.verifying_key().as_bytes())),
+        )?;
+        let old_key = std::mem::replace(&mut self.key, new);
+        self.append(
+            "autonomos",
+            "key-rotated",
+            serde_json::json!({
+                "old_key": hex(old_key.verifying_key().as_bytes()),
+                "new_key": rotation.new_key,
+                "at_seq": seq,
+            }),
+            "ok",
+        );
+        self.flush()?;
+        self.checkpoint()?;
+        Ok(rotation)
+    }
+
     fn checkpoint(&mut self) -> std::io::Result<Checkpoint> {
         // Only what is on disk is signed.
         let (seq, head) = self.durable.clone();
@@ -287,6 +376,7 @@ impl Audit {
             .recursive(true)
             .mode(0o700)
             .create(&p.dir)?;
+        finish_rotation(&p)?;
         let key = load_or_create_key(&p)?;
         if !p.public().exists() {
             std::fs::write(
@@ -333,6 +423,7 @@ impl Audit {
             pending: 0,
             waiters: Vec::new(),
             health: health.clone(),
+            paths: p.clone(),
             recent: recent.clone(),
             log,
             checkpoints,
@@ -464,6 +555,19 @@ impl Audit {
             .map_err(|_| "the audit writer stopped".to_string())?
     }
 
+    /// Replaces the signing key; returns the rotation (also appended to
+    /// `rotations.jsonl`).
+    pub async fn rotate_key(&self) -> Result<Rotation, String> {
+        let (tx, rx) = oneshot::channel();
+        let sender = self.tx.clone();
+        tokio::task::spawn_blocking(move || sender.send(Cmd::Rotate(tx)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the audit writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the audit writer stopped".to_string())?
+    }
+
     /// Checkpoints and stops the writer (at shutdown); waits for it.
     pub fn close_blocking(&self) {
         let (tx, rx) = oneshot::channel();
@@ -531,6 +635,9 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     }
                 }
                 Cmd::Checkpoint(reply) => replies.push(reply),
+                Cmd::Rotate(reply) => {
+                    let _ = reply.send(w.rotate().map_err(|e| e.to_string()));
+                }
                 Cmd::Close(done) => close = Some(done),
             }
         }

@@ -312,6 +312,28 @@ impl Supervisor {
                     })
                     .map_err(|e| err(ErrorKind::Storage, e));
             }
+            Request::AuditRotateKey => {
+                let Some(a) = &self.audit else {
+                    return Err(err(
+                        ErrorKind::NotAvailable,
+                        "this daemon keeps no audit trail",
+                    ));
+                };
+                return a
+                    .rotate_key()
+                    .await
+                    .map(|r| Response::Done {
+                        message: format!(
+                            "audit signing key rotated at seq {}: old key {}…, new key {}… \
+                             (the old key's last checkpoint is signed by the new one; \
+                             checkpoints exported before keep verifying)",
+                            r.checkpoint.seq,
+                            &r.checkpoint.key[..16.min(r.checkpoint.key.len())],
+                            &r.new_key[..16.min(r.new_key.len())]
+                        ),
+                    })
+                    .map_err(|e| err(ErrorKind::Storage, format!("key rotation failed: {e}")));
+            }
             _ => {}
         }
         let mut answer = self.actor_request(req, who).await;
@@ -372,10 +394,7 @@ impl Supervisor {
         let (seq, mut status) = rx.await.map_err(|_| shutting_down())?;
         // The metric history is sized by its own budget; the rest fits
         // beside it (off the actor).
-        let history = status
-            .history
-            .as_ref()
-            .map_or(0, crate::proto::json_len);
+        let history = status.history.as_ref().map_or(0, crate::proto::json_len);
         status.fit(STATUS_BUDGET.saturating_sub(history));
         Ok((seq, status))
     }
@@ -2254,7 +2273,8 @@ impl Actor {
             | Request::Backup
             | Request::Restore { .. }
             | Request::AlertHistory { .. }
-            | Request::AuditCheckpoint => {
+            | Request::AuditCheckpoint
+            | Request::AuditRotateKey => {
                 // Handled by `Supervisor::request` before reaching the actor.
                 let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));
             }

@@ -151,6 +151,9 @@ pub enum Request {
     },
     /// Write a signed audit checkpoint now and return it.
     AuditCheckpoint,
+    /// Replace the audit signing key (the old key's last checkpoint is
+    /// signed by the new one; both sign the rotation).
+    AuditRotateKey,
     /// Run the recovery workflow for an agent (or, without one, every agent
     /// whose context the snapshot holds): the snapshot `snapshot` (an id
     /// prefix), or the newest at or before `at` (ms), or the newest.
