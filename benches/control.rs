@@ -2,7 +2,9 @@
 //! `cargo bench --bench control`. Prints Markdown rows for docs/benchmarks.md.
 //!
 //! The daemon is the real `autonomos daemon` binary with 500 sleeping agents;
-//! the client is the library's `Client` over the Unix socket.
+//! the client is the library's `Client` over the Unix socket. Set
+//! `AUTONOMOS_BIN` to run another build of the daemon side by side (the
+//! client speaks to older daemons of the same protocol version).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +34,10 @@ impl Drop for Daemon {
 fn start(toml: &str) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("a.toml"), toml).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_autonomos"))
+    // AUTONOMOS_BIN runs another build (an older one, side by side).
+    let bin =
+        std::env::var("AUTONOMOS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_autonomos").into());
+    let child = Command::new(bin)
         .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
         .args(["daemon", "--config"])
         .arg(dir.path().join("a.toml"))
@@ -85,12 +90,96 @@ async fn status_round_trips(c: &mut Client, n: usize) -> (f64, f64) {
     (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99))
 }
 
+/// Mutating requests: each answer waits for its state.db commit (scale)
+/// and for its audit record on disk (both).
+async fn mutation_round_trips(c: &mut Client, n: usize) -> ((f64, f64), (f64, f64)) {
+    let mut scale = Vec::with_capacity(n);
+    let mut ack = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let _ = c
+            .request(Request::Scale {
+                agent: "a0".into(),
+                replicas: 1 + (i % 2) as u32,
+            })
+            .await
+            .expect("scale");
+        scale.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        // Refused (nothing matches) but recorded: the audit wait alone.
+        let _ = c
+            .request(Request::Ack {
+                pattern: format!("nothing-{i}"),
+            })
+            .await;
+        ack.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (
+        (percentile(&mut scale, 0.5), percentile(&mut scale, 0.99)),
+        (percentile(&mut ack, 0.5), percentile(&mut ack, 0.99)),
+    )
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// 1,000 agents crash-looping (exit 3, backoff 100 ms doubling to 2 s):
+/// the daemon's CPU and the restarts it handled, over 30 s after 10 s.
+fn crash_storm(rt: &tokio::runtime::Runtime) {
+    let mut toml = String::from("[metrics]\ninterval = \"1s\"\n[pool]\nmax_agents = 10000\n");
+    for i in 0..1000 {
+        toml.push_str(&format!(
+            "[agents.s{i}]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nbackoff = {{ initial = \"100ms\", max = \"2s\", multiplier = 2.0, jitter = 0.1 }}\nstart_limit = {{ burst = 1000, interval = \"10s\" }}\nresources = {{ cpu = 0, memory = 0 }}\n"
+        ));
+    }
+    let d = start(&toml);
+    rt.block_on(async {
+        let mut c = connect(&d).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let restarts = |s: &autonomos::proto::FleetStatus| -> u64 {
+            s.agents.iter().flat_map(|a| &a.replicas).map(|r| r.restarts).sum()
+        };
+        let r0 = c.status().await.map_or(0, |s| restarts(&s));
+        let (cpu0, t0) = (cpu_seconds(d.child.id()), Instant::now());
+        let mut lat = Vec::new();
+        let mut failed = 0;
+        while t0.elapsed() < Duration::from_secs(30) {
+            let t = Instant::now();
+            match c.status().await {
+                Ok(s) => {
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    assert!(!s.agents.is_empty());
+                }
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        lat.push(0.0);
+        let cpu = (cpu_seconds(d.child.id()) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+        let r1 = c.status().await.map_or(r0, |s| restarts(&s));
+        let rate = (r1 - r0) as f64 / t0.elapsed().as_secs_f64();
+        let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+        println!("| daemon CPU during a crash storm: 1,000 agents exiting 3, backoff 100 ms → 2 s (30 s after 10 s) | {cpu:.1} % of a core, {rate:.0} restarts/s; `status` p50 {p50:.1} ms, p99 {p99:.1} ms, {failed} failed | status never fails |");
+    });
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!("| what | measured | bar |\n| --- | --- | --- |");
+    if std::env::var("AUTONOMOS_BENCH_ONLY_STORM").is_ok() {
+        crash_storm(&rt);
+        return;
+    }
     for flood in [false, true] {
         let d = start(&fleet(500, flood));
         rt.block_on(async {
@@ -105,6 +194,11 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
             let (p50, p99) = status_round_trips(&mut c, 300).await;
+            if !flood {
+                let ((s50, s99), (a50, a99)) = mutation_round_trips(&mut c, 300).await;
+                println!("| `scale` round trip, 500 agents (state.db commit, then its audit record on disk) (300 requests) | p50 {s50:.2} ms, p99 {s99:.2} ms | |");
+                println!("| refused `alerts ack` round trip (its audit record on disk before the answer) (300 requests) | p50 {a50:.2} ms, p99 {a99:.2} ms | |");
+            }
             let what = if flood { "while one agent floods stdout at full speed" } else { "idle" };
             println!("| `status` round trip over the socket, 500 agents, {what} (300 requests) | p50 {p50:.2} ms, p99 {p99:.2} ms | p99 ≤ 50 ms under the flood |");
             if flood {
@@ -153,4 +247,8 @@ fn main() {
         println!("| events a subscribed client absorbs (20 agents crash-looping with no delay, 10 s) | {rate:.0} events/s, {resyncs} resyncs | all the fleet produces |");
         let _ = c.request(Request::Shutdown).await;
     });
+    drop(d);
+    if std::env::var("AUTONOMOS_BENCH_SKIP_STORM").is_err() {
+        crash_storm(&rt);
+    }
 }

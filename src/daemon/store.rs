@@ -376,19 +376,15 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
     for (change, _) in batch {
         match change {
             Change::Agent { name, row } => {
-                tx.execute(
-                    "INSERT INTO agents (name, desired, config_replicas, enabled) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(name) DO UPDATE SET desired = ?2, config_replicas = ?3, enabled = ?4",
-                    params![name, row.desired, row.config_replicas, row.enabled as i64],
+                tx.prepare_cached("INSERT INTO agents (name, desired, config_replicas, enabled) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(name) DO UPDATE SET desired = ?2, config_replicas = ?3, enabled = ?4")?.execute(params![name, row.desired, row.config_replicas, row.enabled as i64],
                 )?;
             }
             Change::Incident(i) => {
                 let body = serde_json::to_string(i)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                tx.execute(
-                    "INSERT INTO incidents (id, opened_at, resolved_at, level, body) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(id) DO UPDATE SET resolved_at = ?3, level = ?4, body = ?5",
-                    params![
+                tx.prepare_cached("INSERT INTO incidents (id, opened_at, resolved_at, level, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET resolved_at = ?3, level = ?4, body = ?5")?.execute(params![
                         i.id as i64,
                         i.opened_at as i64,
                         i.resolved_at.map(|v| v as i64),
@@ -398,14 +394,12 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
                 )?;
             }
             Change::HostDay { at, cpu, mem } => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR REPLACE INTO host_day (at, cpu, mem) VALUES (?1, ?2, ?3)",
-                    params![*at as i64, cpu, mem],
-                )?;
-                tx.execute(
-                    "DELETE FROM host_day WHERE at < ?1",
-                    [(*at as i64) - DAY_MS as i64],
-                )?;
+                )?
+                .execute(params![*at as i64, cpu, mem])?;
+                tx.prepare_cached("DELETE FROM host_day WHERE at < ?1")?
+                    .execute([(*at as i64) - DAY_MS as i64])?;
             }
             Change::AlertEvent {
                 at,
@@ -414,18 +408,14 @@ fn write_batch(conn: &mut Connection, batch: &[(Change, Ack)]) -> Result<(), rus
                 state,
                 summary,
             } => {
-                tx.execute(
-                    "INSERT INTO alert_events (at, id, severity, state, summary) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![*at as i64, id, severity, state, summary],
+                tx.prepare_cached("INSERT INTO alert_events (at, id, severity, state, summary) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![*at as i64, id, severity, state, summary],
                 )?;
             }
             Change::Replica { agent, index, row } => {
-                tx.execute(
-                    "INSERT INTO replicas (agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at, failures)
+                tx.prepare_cached("INSERT INTO replicas (agent, idx, restarts, last_exit_code, last_exit_signal, last_exit_at, failures)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT(agent, idx) DO UPDATE SET restarts = ?3, last_exit_code = ?4,
-                         last_exit_signal = ?5, last_exit_at = ?6, failures = ?7",
-                    params![
+                         last_exit_signal = ?5, last_exit_at = ?6, failures = ?7")?.execute(params![
                         agent,
                         index,
                         row.restarts as i64,

@@ -564,6 +564,9 @@ struct Actor {
     storage_seen: Vec<crate::proto::StorageFault>,
     /// Whether the data dir takes writes.
     health: Health,
+    /// Scratch list of replicas to step (kept to avoid an allocation per
+    /// agent per reconcile).
+    to_step: Vec<u32>,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -638,6 +641,7 @@ pub fn start(
         notifiers_seen: 0,
         storage_seen: Vec::new(),
         health,
+        to_step: Vec::new(),
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -1209,16 +1213,44 @@ impl Actor {
                     self.agents[ai].replicas.insert(index, r);
                 }
             }
-            let indexes: Vec<u32> = self.agents[ai].replicas.keys().copied().collect();
-            for index in indexes {
+            // Only replicas that can move are stepped: after every message
+            // this runs over the whole fleet, so the common case (running
+            // as wanted, waiting out a backoff) must cost no allocation.
+            let mut todo = std::mem::take(&mut self.to_step);
+            todo.clear();
+            todo.extend(
+                self.agents[ai]
+                    .replicas
+                    .values()
+                    .filter(|r| self.can_move(ai, r))
+                    .map(|r| r.index),
+            );
+            for &index in &todo {
                 self.step(ai, index, now);
             }
+            self.to_step = todo;
             // Forget replicas scaled away once they are fully stopped.
             let a = &mut self.agents[ai];
             a.replicas.retain(|&i, r| {
                 i < desired
                     || !(r.lc.state() == State::Stopped && r.run.is_none() && r.tree_busy == 0)
             });
+        }
+    }
+
+    /// Whether `step` could do anything with the replica now (what its
+    /// match arms act on; the rest wait for an event or a timer).
+    fn can_move(&self, ai: usize, r: &Replica) -> bool {
+        let want = self.wanted(ai, r.index);
+        match r.lc.state() {
+            State::Stopped => want && !r.parked && r.tree_busy == 0,
+            State::Initialization | State::ResourceAllocation => true,
+            State::Backoff
+            | State::Failed
+            | State::ActiveOperation
+            | State::PerformanceMonitoring
+            | State::Adaptation => !want,
+            State::ContextPreparation | State::TaskCompletion | State::Decommissioning => false,
         }
     }
 
