@@ -237,6 +237,10 @@ pub enum BackupCommand {
         #[arg(long, default_value_t = 0)]
         repository: usize,
     },
+    /// Forget snapshots by the [backup] retention rules and prune the data
+    /// nothing uses, in every repository, now (through the daemon: never
+    /// beside one of its backups; refused while restic holds a lock).
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]

@@ -156,6 +156,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
         } => simple(Request::Backup, json),
         Command::Backup {
+            command: Some(autonomos::cli::BackupCommand::Prune),
+            json,
+        } => simple(Request::BackupPrune, json),
+        Command::Backup {
             command: Some(command),
             json,
         } => Ok(client_runtime()?.block_on(autonomos::ops::backup(&g, command, json))),

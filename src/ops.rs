@@ -475,6 +475,9 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
         })
     };
     match cmd {
+        BackupCommand::Prune => {
+            crate::commands::simple(g, crate::proto::Request::BackupPrune, json).await
+        }
         BackupCommand::List { repository } => {
             let repo = match pick(repository) {
                 Ok(r) => r,

@@ -460,3 +460,64 @@ fn a_reload_turns_the_schedule_on_and_adds_a_mirror() {
     assert!(!out.contains("[backup] changed"), "{out}");
     d.stop();
 }
+
+#[test]
+fn backup_prune_forgets_by_the_retention_rules_and_leaves_restic_a_sound_repository() {
+    let mut d = BinDaemon::start(AGENT);
+    running(&d);
+    let ctx = d.context_dir("w");
+    for i in 0..3 {
+        std::fs::write(
+            ctx.join("memory.md"),
+            format!("version {i}\n").repeat(10_000),
+        )
+        .expect("write");
+        let (code, _, err) = d.cli(&["backup"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_eq!(snapshots(&d).len(), 3);
+    // No retention rules: nothing is forgotten, unused data is pruned.
+    let (code, out, err) = d.cli(&["backup", "prune"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 snapshot(s) forgotten, 3 kept"), "{out}");
+
+    // A restic run by hand holds a lock: prune refuses and says so.
+    let repo = d.data_dir().join("backups");
+    std::fs::create_dir_all(repo.join("locks")).expect("locks dir");
+    std::fs::write(repo.join("locks").join("0123456789abcdef"), b"x").expect("lock");
+    let (code, out, err) = d.cli(&["backup", "prune"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("restic holds 1 lock(s)"), "{err}");
+    assert_eq!(snapshots(&d).len(), 3, "nothing was changed");
+    std::fs::remove_file(repo.join("locks").join("0123456789abcdef")).expect("unlock");
+
+    // Rules in force: keep the newest one.
+    let cfg = d.dir.path().join("autonomos.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("[backup]\nkeep_last = 1\n{text}")).expect("config");
+    let (code, out, err) = d.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = d.cli(&["backup", "prune"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 snapshot(s) forgotten, 1 kept"), "{out}");
+    assert_eq!(snapshots(&d).len(), 1);
+    let audit = std::fs::read_to_string(d.data_dir().join("audit/audit.jsonl")).expect("audit");
+    assert!(audit.contains("\"backup-prune\""), "on the audit trail");
+    if common::have_tool("restic", "restic") {
+        let out = std::process::Command::new("restic")
+            .args(["-r"])
+            .arg(&repo)
+            .arg("--password-file")
+            .arg(d.data_dir().join("backup-password"))
+            .args(["check", "--read-data"])
+            .output()
+            .expect("restic runs");
+        assert!(
+            out.status.success(),
+            "restic check after our prune: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d.stop();
+}

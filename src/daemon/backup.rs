@@ -237,11 +237,105 @@ pub struct Written {
 /// data only they used. Returns how many were forgotten.
 fn retain(
     repo: &Repository<rustic_core::IndexedIdsStatus>,
+    repo_path: &Path,
     keep: (Option<u32>, Option<u32>, Option<u32>),
 ) -> Result<usize, String> {
     if keep == (None, None, None) {
         return Ok(0);
     }
+    let forgotten = forget(repo, keep)?;
+    if forgotten == 0 {
+        return Ok(0);
+    }
+    // A restic run by hand holds locks: leave pruning to a later run.
+    if let Err(e) = restic_locks(repo_path) {
+        tracing::warn!(error = %e, "retention: snapshots forgotten, prune skipped");
+        return Ok(forgotten);
+    }
+    let popts = rustic_core::PruneOptions::default();
+    let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
+    repo.prune(&popts, plan).map_err(rerr("prune"))?;
+    Ok(forgotten)
+}
+
+/// What `backup prune` did to one repository.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Pruned {
+    pub repository: String,
+    /// Snapshots forgotten by the retention rules.
+    pub forgotten: usize,
+    /// Snapshots kept.
+    pub kept: usize,
+    /// Pack files removed, and their bytes.
+    pub packs_removed: u64,
+    pub bytes_removed: u64,
+    /// Pack files no index referred to (left by an interrupted backup or
+    /// prune), removed too.
+    pub packs_unreferenced: u64,
+}
+
+/// Refuses to prune while a restic process holds a lock on the
+/// repository: rustic writes no locks of its own, but restic writes one
+/// for every operation, so its lock files say a `restic` run by hand is
+/// working (or died; `restic unlock` clears a stale one).
+pub fn restic_locks(repo_path: &Path) -> Result<(), String> {
+    let locks: Vec<String> = std::fs::read_dir(repo_path.join("locks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if locks.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "restic holds {} lock(s) on {} (locks/{}): a `restic` command is working on it; prune when it is done, or run `restic unlock` if the lock is stale",
+        locks.len(),
+        repo_path.display(),
+        &locks[0][..locks[0].len().min(12)]
+    ))
+}
+
+/// Forgets the snapshots the retention rules do not keep (none without
+/// rules) and prunes the data no snapshot uses, including what an
+/// interrupted backup or prune left behind. The daemon runs it in the
+/// backup slot, so no backup or restore of ours runs meanwhile.
+pub fn prune(
+    repo_path: &Path,
+    data_dir: &Path,
+    keep: (Option<u32>, Option<u32>, Option<u32>),
+) -> Result<Pruned, String> {
+    restic_locks(repo_path)?;
+    let (pass, _) = password(data_dir)?;
+    let repo = open(repo_path, &pass, false, None)?
+        .to_indexed_ids()
+        .map_err(rerr("index"))?;
+    let before = repo.get_all_snapshots().map_err(rerr("snapshots"))?.len();
+    let forgotten = if keep == (None, None, None) {
+        0
+    } else {
+        forget(&repo, keep)?
+    };
+    let popts = rustic_core::PruneOptions::default();
+    let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
+    let stats = &plan.stats;
+    let out = Pruned {
+        repository: repo_path.display().to_string(),
+        forgotten,
+        kept: before - forgotten,
+        packs_removed: stats.packs_to_delete.remove,
+        bytes_removed: stats.size_to_delete.remove,
+        packs_unreferenced: stats.packs_unref,
+    };
+    repo.prune(&popts, plan).map_err(rerr("prune"))?;
+    Ok(out)
+}
+
+/// Forgets the snapshots the retention rules do not keep.
+fn forget(
+    repo: &Repository<rustic_core::IndexedIdsStatus>,
+    keep: (Option<u32>, Option<u32>, Option<u32>),
+) -> Result<usize, String> {
     let to_i = |v: Option<u32>| v.map(|n| n as i32);
     let opts = rustic_core::KeepOptions::default()
         .keep_last(to_i(keep.0))
@@ -249,21 +343,17 @@ fn retain(
         .keep_daily(to_i(keep.2));
     let snaps = repo.get_all_snapshots().map_err(rerr("snapshots"))?;
     let now = jiff::Zoned::now();
-    let forget: Vec<_> = opts
+    let ids: Vec<_> = opts
         .apply(snaps, &now)
         .map_err(rerr("retention"))?
         .into_iter()
         .filter(|s| !s.keep)
         .map(|s| s.snapshot.id)
         .collect();
-    if forget.is_empty() {
-        return Ok(0);
+    if !ids.is_empty() {
+        repo.delete_snapshots(&ids).map_err(rerr("forget"))?;
     }
-    repo.delete_snapshots(&forget).map_err(rerr("forget"))?;
-    let popts = rustic_core::PruneOptions::default();
-    let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
-    repo.prune(&popts, plan).map_err(rerr("prune"))?;
-    Ok(forget.len())
+    Ok(ids.len())
 }
 
 /// The staging dir: consistent copies of what cannot be read live.
@@ -362,7 +452,7 @@ pub fn run_with(job: &Job, meter: &Arc<Meter>) -> Result<Vec<Written>, String> {
                 .backup(&BackupOptions::default(), &source, snap)
                 .map_err(rerr("backup"))?;
             let s = snap.summary.clone().unwrap_or_default();
-            let forgotten = retain(&repo, job.keep)?;
+            let forgotten = retain(&repo, repo_path, job.keep)?;
             Ok(Written {
                 repository: repo_path.display().to_string(),
                 snapshot: Some(snap.id.to_string()),

@@ -219,6 +219,58 @@ pub async fn backup(sup: &Supervisor, s: &Settings, reason: &str) -> Result<Resp
     written.map(|_| Response::Done { message: result })
 }
 
+/// `backup prune`: retention and prune in every repository, in the backup
+/// slot (never beside a backup or restore of ours). A repository that a
+/// `restic` run by hand holds a lock on is left alone and named.
+pub async fn prune(sup: &Supervisor, s: &Settings) -> Result<Response, ErrorReply> {
+    let _slot = take_slot(s)?;
+    let conf = s.conf();
+    s.meter.begin("prune: forgetting and pruning".into());
+    let data_dir = s.data_dir.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        conf.repositories
+            .iter()
+            .map(|r| (r.clone(), backup::prune(r, &data_dir, conf.keep)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| err(ErrorKind::Storage, format!("prune stopped: {e}")))?;
+    s.meter.end();
+    let mut parts = Vec::new();
+    let mut failed = false;
+    for (repo, r) in &results {
+        parts.push(match r {
+            Ok(p) => format!(
+                "{}: {} snapshot(s) forgotten, {} kept; {} pack(s) removed ({}), {} of them unreferenced",
+                repo.display(),
+                p.forgotten,
+                p.kept,
+                p.packs_removed + p.packs_unreferenced,
+                crate::config::format_size(p.bytes_removed),
+                p.packs_unreferenced
+            ),
+            Err(e) => {
+                failed = true;
+                format!("{}: NOT PRUNED: {e}", repo.display())
+            }
+        });
+    }
+    let text = format!("prune: {}", parts.join("; "));
+    sup.audit(
+        "autonomos",
+        "backup-prune",
+        serde_json::json!({
+            "pruned": results.iter().filter_map(|(_, r)| r.as_ref().ok()).collect::<Vec<_>>(),
+        }),
+        &text,
+    );
+    if failed {
+        Err(err(ErrorKind::Storage, text))
+    } else {
+        Ok(Response::Done { message: text })
+    }
+}
+
 /// One agent being restored.
 struct Target {
     name: String,

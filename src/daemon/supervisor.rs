@@ -245,6 +245,15 @@ impl Supervisor {
                 > = Box::pin(crate::daemon::recovery::backup(self, r, "operator"));
                 return fut.await;
             }
+            Request::BackupPrune => {
+                let Some(r) = &self.recovery else {
+                    return Err(err(
+                        ErrorKind::NotAvailable,
+                        "this daemon has no backup settings",
+                    ));
+                };
+                return crate::daemon::recovery::prune(self, r).await;
+            }
             Request::Restore {
                 agent,
                 snapshot,
@@ -2303,6 +2312,7 @@ impl Actor {
             Request::Reload
             | Request::Subscribe
             | Request::Backup
+            | Request::BackupPrune
             | Request::Restore { .. }
             | Request::AlertHistory { .. }
             | Request::AuditCheckpoint

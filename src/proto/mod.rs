@@ -97,6 +97,9 @@ pub enum Request {
     Subscribe,
     /// Take a backup now.
     Backup,
+    /// Forget snapshots by the retention rules and prune unused data, in
+    /// every repository, now.
+    BackupPrune,
     /// Alerts, silences, rules and notifiers.
     Alerts,
     /// Acknowledge firing alerts whose id or rule matches `pattern` (a glob).
