@@ -236,6 +236,10 @@ pub enum BackupCommand {
         read_data: bool,
         #[arg(long, default_value_t = 0)]
         repository: usize,
+        /// Show the backup library's whole error reports (context, causes,
+        /// backtraces).
+        #[arg(long, short = 'v')]
+        verbose: bool,
     },
     /// Forget snapshots by the [backup] retention rules and prune the data
     /// nothing uses, in every repository, now (through the daemon: never

@@ -523,6 +523,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
         BackupCommand::Verify {
             read_data,
             repository,
+            verbose,
         } => {
             let repo = match pick(repository) {
                 Ok(r) => r,
@@ -534,14 +535,33 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
             let data_dir = s.data_dir.clone();
             let shown = repo.display().to_string();
             let r = tokio::task::spawn_blocking(move || {
-                crate::daemon::backup::verify(&repo, &data_dir, read_data)
+                let checked = crate::daemon::backup::verify(&repo, &data_dir, read_data)?;
+                // Damage found: which snapshots and files it hurts.
+                let damage = if read_data && !checked.0.is_empty() {
+                    crate::daemon::damage::trace(&repo, &data_dir).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, String>((checked, damage))
             })
             .await;
+            let plain = |v: &[String]| -> Vec<String> {
+                v.iter()
+                    .map(|p| {
+                        if verbose {
+                            p.clone()
+                        } else {
+                            crate::daemon::backup::plain(p)
+                        }
+                    })
+                    .collect()
+            };
             match r {
-                Ok(Ok((problems, warnings))) => {
+                Ok(Ok(((problems, warnings), damage))) => {
+                    let (problems, warnings) = (plain(&problems), plain(&warnings));
                     if json {
                         let _ = json_out(
-                            &serde_json::json!({ "repository": shown, "read_data": read_data, "errors": problems, "warnings": warnings }),
+                            &serde_json::json!({ "repository": shown, "read_data": read_data, "errors": problems, "warnings": warnings, "damage": damage }),
                         );
                     } else if problems.is_empty() {
                         for w in &warnings {
@@ -559,6 +579,14 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
                         println!("PROBLEMS in {shown}:");
                         for p in &problems {
                             println!("  {p}");
+                        }
+                        if !damage.is_empty() {
+                            println!("What the damage hurts:");
+                            for d in &damage {
+                                for line in d.lines() {
+                                    println!("  {line}");
+                                }
+                            }
                         }
                     }
                     if problems.is_empty() {

@@ -361,3 +361,64 @@ fn a_running_backup_reports_its_steps_and_bytes_and_ends_idle() {
     }
     assert!(backing_up.iter().any(|p| p.total > 0), "total never known");
 }
+
+#[test]
+fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
+    let s = setup();
+    // A file big enough that the biggest pack holds its data.
+    let mut big = vec![0u8; 6 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(s.ctx.join("model.bin"), &big).expect("write");
+    let one = Job {
+        repositories: vec![s.repo.clone()],
+        ..job(&s)
+    };
+    backup::run(&one).expect("backup");
+    std::fs::write(s.ctx.join("later.txt"), "later\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup::run(&one).expect("backup");
+    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    assert_eq!(snaps.len(), 2);
+    common::damage_biggest_pack(&s.repo);
+
+    let damage = autonomos::daemon::damage::trace(&s.repo, &s.data).expect("trace");
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    let d = &damage[0];
+    assert_eq!(d.snapshots.len(), 2, "both snapshots use the pack: {d:?}");
+    let model = s.ctx.join("model.bin");
+    let model = std::fs::canonicalize(&model).unwrap_or(model);
+    for h in &d.snapshots {
+        assert!(
+            h.paths.iter().any(|p| *p == model.display().to_string()),
+            "{h:?}"
+        );
+    }
+    let text = d.lines().join("\n");
+    assert!(text.contains("is damaged"), "{text}");
+
+    // verify's problems, in plain words.
+    let (problems, _) = backup::verify(&s.repo, &s.data, true).expect("check runs");
+    assert!(!problems.is_empty());
+    for p in &problems {
+        let shown = backup::plain(p);
+        assert!(
+            !shown.contains("Backtrace") && !shown.contains('\n'),
+            "{shown}"
+        );
+    }
+
+    // A restore names the damaged file, never a panic or a backtrace.
+    let dest = s.data.join("restored");
+    let e = backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest)
+        .expect_err("damaged data is not restored silently");
+    assert!(e.contains("damaged") && e.contains("model.bin"), "{e}");
+    for bad in ["panicked", "unwrap", "Backtrace", "rustic_core::"] {
+        assert!(!e.contains(bad), "{bad} in: {e}");
+    }
+}

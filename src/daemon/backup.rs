@@ -162,7 +162,35 @@ impl RusticProgress for BarHandle {
 }
 
 fn rerr<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> String + '_ {
-    move |e| format!("{what}: {e}")
+    move |e| format!("{what}: {}", plain(&e.to_string()))
+}
+
+/// A backup library error in the operator's words: its summary and
+/// message, without the context, causes and backtrace it carries (shown
+/// with `backup verify -v`).
+pub fn plain(text: &str) -> String {
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('.');
+    match text.find("Message:\n") {
+        Some(i) => {
+            let rest = &text[i + "Message:\n".len()..];
+            let message = rest.split("\n\n").next().unwrap_or(rest).trim();
+            format!("{first}: {message}")
+        }
+        None => first.to_string(),
+    }
+}
+
+/// Opens an existing repository (for readers outside this module).
+pub fn open_repository(
+    path: &Path,
+    pass: &str,
+) -> Result<Repository<rustic_core::OpenStatus>, String> {
+    open(path, pass, false, None)
 }
 
 /// Opens the repository at `path`, creating it (dir 0700) when `create`.
@@ -639,7 +667,8 @@ pub fn restore_dirs(
         }
         // The snapshot names paths canonically.
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        let restored = restore_node(&repo, &snap, &path, dest);
+        let restored = restore_node(&repo, &snap, &path, dest)
+            .map_err(|e| explain_damage(repo_path, data_dir, &snap.id.to_string(), &path, e));
         out.push(restored.map_err(|e| {
             if dirs.len() > 1 {
                 format!("{}: {e}", path.display())
@@ -649,6 +678,48 @@ pub fn restore_dirs(
         })?);
     }
     Ok(out)
+}
+
+/// A failed restore, with what a damaged pack hurts in this snapshot under
+/// this path when the repository has damage (else the error as it was).
+fn explain_damage(repo_path: &Path, data_dir: &Path, snap: &str, path: &Path, e: String) -> String {
+    let damaged = crate::daemon::damage::damaged_packs(repo_path);
+    if damaged.is_empty() {
+        return e;
+    }
+    let traced =
+        crate::daemon::damage::trace_packs(repo_path, data_dir, &damaged, Some((snap, path)))
+            .unwrap_or_default();
+    let hurt: Vec<String> = traced
+        .iter()
+        .flat_map(|d| {
+            d.snapshots.iter().map(move |h| {
+                let more = if h.more > 0 {
+                    format!(" and {} more", h.more)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "pack {} {}: it holds {}{more}",
+                    &d.pack[..12.min(d.pack.len())],
+                    d.why,
+                    h.paths.join(", ")
+                )
+            })
+        })
+        .collect();
+    if hurt.is_empty() {
+        return format!(
+            "{e}; the repository has {} damaged pack(s), none holding this snapshot's {} (run `autonomos backup verify --read-data`)",
+            damaged.len(),
+            path.display()
+        );
+    }
+    format!(
+        "restore failed, repository data is damaged: {}. Snapshot {} cannot give these back; an older snapshot may (`autonomos backup list`), and `autonomos backup verify --read-data` shows all the damage",
+        hurt.join("; "),
+        &snap[..8.min(snap.len())]
+    )
 }
 
 fn restore_node(
@@ -682,15 +753,14 @@ fn restore_node(
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let why = if why.contains("MAC check failed") {
-                "repository data is corrupted (MAC check failed); run `autonomos backup verify --read-data`".to_string()
+            // The panic's text is the library's, not the operator's: log
+            // it, and say what happened in plain words.
+            tracing::error!(panic = %why, "the backup library stopped during a restore");
+            return Err(if why.contains("MAC check failed") {
+                "repository data is damaged (a pack failed its integrity check)".to_string()
             } else {
-                format!(
-                    "restore aborted: {}",
-                    why.chars().take(200).collect::<String>()
-                )
-            };
-            return Err(why);
+                "the backup library stopped on repository data it could not read".to_string()
+            });
         }
     }
     // Validate: everything listed is there, with the right type and size.

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod collector;
+pub mod damage;
 pub mod health;
 pub mod lock;
 pub mod metrics;
