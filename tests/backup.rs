@@ -422,3 +422,36 @@ fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
         assert!(!e.contains(bad), "{bad} in: {e}");
     }
 }
+
+#[test]
+fn a_sparse_file_comes_back_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup();
+    let path = s.ctx.join("sparse.img");
+    {
+        let f = std::fs::File::create(&path).expect("create");
+        f.set_len(64 << 20).expect("a 64 MiB hole");
+        use std::os::unix::fs::FileExt;
+        f.write_at(b"head", 0).expect("write");
+        f.write_at(b"tail", (64 << 20) - 4).expect("write");
+    }
+    backup::run(&Job {
+        repositories: vec![s.repo.clone()],
+        ..job(&s)
+    })
+    .expect("backup");
+    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let dest = s.data.join("restored");
+    backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    let meta = std::fs::metadata(dest.join("sparse.img")).expect("restored");
+    assert_eq!(meta.len(), 64 << 20);
+    let allocated = meta.blocks() * 512;
+    assert!(
+        allocated < 16 << 20,
+        "64 MiB of holes came back as {allocated} allocated bytes"
+    );
+    let bytes = std::fs::read(dest.join("sparse.img")).expect("read");
+    assert_eq!(&bytes[..4], b"head");
+    assert_eq!(&bytes[bytes.len() - 4..], b"tail");
+    assert!(bytes[4..bytes.len() - 4].iter().all(|&b| b == 0));
+}

@@ -736,7 +736,14 @@ fn restore_node(
     let dest_str = dest.to_string_lossy().to_string();
     let destination =
         LocalDestination::new(&dest_str, true, !node.is_dir()).map_err(rerr("destination"))?;
-    let opts = RestoreOptions::default();
+    // Blocks of zeros come back as holes: a sparse file stays sparse.
+    // (rustic_core 0.13 does not export the option's type; its serde name
+    // reaches it.)
+    let mut opts = RestoreOptions::default();
+    opts.sparse = serde_json::from_str("\"ByContent\"").ok();
+    if opts.sparse.is_none() {
+        tracing::warn!("sparse restore unavailable: files of zeros come back dense");
+    }
     let plan = repo
         .prepare_restore(&opts, streamer.clone(), &destination, false)
         .map_err(rerr("restore plan"))?;
