@@ -309,7 +309,7 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                 match cp {
                     Ok(cp) => {
                         trusted_hex = cp.key.clone();
-                        pinned = Some(cp.seq);
+                        pinned = Some(cp.clone());
                         cps.push(cp);
                     }
                     Err(e) => {
@@ -330,12 +330,16 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
             cps.extend(rotations.iter().map(|r| r.checkpoint.clone()));
             let (spans, bad_rotations) = key_spans(&trusted_hex, &rotations);
             let v = verify_spans(&log, &cps, &spans);
-            if let Some(seq) = pinned
-                && v.bad_checkpoints.contains(&seq)
+            if let Some(cp) = &pinned
+                && verifying_key(&cp.key).is_none_or(|k| !cp.valid(&k))
             {
                 eprintln!("error: the exported checkpoint's signature does not verify");
                 return ExitCode::FAILURE;
             }
+            // With a checkpoint kept elsewhere, a checkpoint in the data dir
+            // that its key does not lead to (rotations removed or forged)
+            // is a failure, not a note: it is how a rewrite would look.
+            let untrusted = pinned.is_some() && !v.bad_checkpoints.is_empty();
             if json {
                 let _ = json_out(&v);
             } else {
@@ -352,7 +356,13 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                     "warning: key rotations that do not verify or do not chain were ignored (at seq {bad_rotations:?}): checkpoints of the keys they name are not trusted"
                 );
             }
-            if v.ok() {
+            if untrusted {
+                eprintln!(
+                    "error: checkpoints at seq {:?} are signed by keys the exported checkpoint's key does not lead to through a verified key rotation: the rotations were removed or forged, or the trail was rewritten",
+                    v.bad_checkpoints
+                );
+            }
+            if v.ok() && !untrusted {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

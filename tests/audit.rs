@@ -327,5 +327,15 @@ fn a_rotated_key_keeps_the_trail_verifiable_with_and_without_an_older_exported_c
         "{out}{err}"
     );
     assert!(out.contains("ignored checkpoints"), "{out}");
-    let _ = code;
+    assert_eq!(code, 1, "pinned to the old key, untrusted checkpoints fail");
+    // Removing the rotations altogether fails the same way.
+    std::fs::remove_file(&rot_path).expect("remove rotations");
+    let (code, out, err) = d.cli(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("does not lead to"), "{err}");
 }

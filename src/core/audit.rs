@@ -249,55 +249,63 @@ pub struct KeySpan {
 /// rotations both ways. Returns the spans and the rotations that were
 /// invalid or do not chain (named by their sequence number).
 pub fn key_spans(anchor: &str, rotations: &[Rotation]) -> (Vec<KeySpan>, Vec<u64>) {
-    let mut rots: Vec<&Rotation> = rotations.iter().collect();
-    rots.sort_by_key(|r| r.checkpoint.seq);
-    let mut bad = Vec::new();
-    // The chain of keys: keys[i] signs from bounds[i] to bounds[i + 1].
-    let mut keys: Vec<String> = Vec::new();
-    let mut bounds: Vec<u64> = vec![0];
-    for r in &rots {
-        let chains = keys.last().is_none_or(|k| *k == r.checkpoint.key);
-        if !r.valid() || !chains {
-            bad.push(r.checkpoint.seq);
-            continue;
-        }
-        if keys.is_empty() {
-            keys.push(r.checkpoint.key.clone());
-        }
-        bounds.push(r.checkpoint.seq);
-        keys.push(r.new_key.clone());
-    }
-    bounds.push(u64::MAX);
-    if keys.is_empty() {
-        return (
-            vec![KeySpan {
-                key: anchor.to_string(),
-                from: 0,
-                to: u64::MAX,
-            }],
-            bad,
-        );
-    }
-    if !keys.iter().any(|k| k == anchor) {
-        // The anchor is not in the chain: it alone is trusted.
-        return (
-            vec![KeySpan {
-                key: anchor.to_string(),
-                from: 0,
-                to: u64::MAX,
-            }],
-            bad,
-        );
-    }
-    let spans = keys
+    let valid: Vec<&Rotation> = rotations.iter().filter(|r| r.valid()).collect();
+    let mut bad: Vec<u64> = rotations
         .iter()
-        .enumerate()
-        .map(|(i, k)| KeySpan {
-            key: k.clone(),
-            from: bounds[i],
-            to: bounds[i + 1],
-        })
+        .filter(|r| !r.valid())
+        .map(|r| r.checkpoint.seq)
         .collect();
+    // The chain is followed outward from the trusted key only, so a
+    // rotation between keys nobody trusts cannot displace the real ones.
+    let mut used = vec![false; valid.len()];
+    // Backward: the rotation that made `cur`, then the one before it...
+    let mut before: Vec<(String, u64)> = Vec::new(); // (older key, its last seq)
+    let mut cur = anchor.to_string();
+    let mut upper = u64::MAX;
+    while let Some(i) = (0..valid.len())
+        .filter(|&i| !used[i] && valid[i].new_key == cur && valid[i].checkpoint.seq <= upper)
+        .max_by_key(|&i| valid[i].checkpoint.seq)
+    {
+        used[i] = true;
+        let r = valid[i];
+        before.push((r.checkpoint.key.clone(), r.checkpoint.seq));
+        cur = r.checkpoint.key.clone();
+        upper = r.checkpoint.seq;
+    }
+    // Forward: the rotation `anchor` made, then the next...
+    let mut after: Vec<(String, u64)> = Vec::new(); // (newer key, from seq)
+    let mut cur = anchor.to_string();
+    let mut lower = 0;
+    while let Some(i) = (0..valid.len())
+        .filter(|&i| !used[i] && valid[i].checkpoint.key == cur && valid[i].checkpoint.seq >= lower)
+        .min_by_key(|&i| valid[i].checkpoint.seq)
+    {
+        used[i] = true;
+        let r = valid[i];
+        after.push((r.new_key.clone(), r.checkpoint.seq));
+        cur = r.new_key.clone();
+        lower = r.checkpoint.seq;
+    }
+    for (i, r) in valid.iter().enumerate() {
+        if !used[i] {
+            bad.push(r.checkpoint.seq);
+        }
+    }
+    bad.sort_unstable();
+    // Keys oldest first, each with the seq where the next one took over.
+    let mut keys: Vec<(String, u64)> = before.into_iter().rev().collect(); // (key, to)
+    let anchor_to = after.first().map_or(u64::MAX, |(_, s)| *s);
+    keys.push((anchor.to_string(), anchor_to));
+    for (n, (k, _)) in after.iter().enumerate() {
+        let to = after.get(n + 1).map_or(u64::MAX, |(_, s)| *s);
+        keys.push((k.clone(), to));
+    }
+    let mut spans = Vec::with_capacity(keys.len());
+    let mut from = 0;
+    for (key, to) in keys {
+        spans.push(KeySpan { key, from, to });
+        from = to;
+    }
     (spans, bad)
 }
 

@@ -325,16 +325,30 @@ impl Writer {
         line.push('\n');
         let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(self.paths.rotations())?;
+        // A line cut short by an earlier crash would swallow this one.
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)?;
+        if let Some(last) = text.last()
+            && *last != b'\n'
+        {
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64)?;
+        }
         file.write_all(line.as_bytes())?;
         file.sync_data()?;
-        std::fs::rename(self.paths.staged_secret(), self.paths.secret())?;
-        write_private(
-            &self.paths.public(),
-            &format!("{}\n", hex(new.verifying_key().as_bytes())),
-        )?;
+        // The rotation is on record: from here the new key signs, whatever
+        // else fails (the next start finishes installing it).
+        let installed =
+            std::fs::rename(self.paths.staged_secret(), self.paths.secret()).and_then(|()| {
+                write_private(
+                    &self.paths.public(),
+                    &format!("{}\n", hex(new.verifying_key().as_bytes())),
+                )
+            });
         let old_key = std::mem::replace(&mut self.key, new);
         self.append(
             "autonomos",
@@ -348,6 +362,11 @@ impl Writer {
         );
         self.flush()?;
         self.checkpoint()?;
+        installed.map_err(|e| {
+            std::io::Error::other(format!(
+                "rotated and signing with the new key, but installing it failed ({e}); the next daemon start finishes it"
+            ))
+        })?;
         Ok(rotation)
     }
 
@@ -378,6 +397,12 @@ impl Audit {
             .create(&p.dir)?;
         finish_rotation(&p)?;
         let key = load_or_create_key(&p)?;
+        // key.pub always names the key in use (a crash may have left the
+        // old one after a rotation).
+        let public = format!("{}\n", hex(key.verifying_key().as_bytes()));
+        if std::fs::read_to_string(p.public()).ok().as_deref() != Some(public.as_str()) {
+            write_private(&p.public(), &public)?;
+        }
         if !p.public().exists() {
             std::fs::write(
                 p.public(),
@@ -578,30 +603,33 @@ impl Audit {
 }
 
 fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
+    // While writes fail, records wait in `w.batch` and are written again
+    // no sooner than `next_retry` (backing off up to RETRY_MAX), however
+    // many arrive meanwhile. Commands are always read, so a checkpoint, a
+    // rotation or the shutdown is answered even on a failing disk.
     let mut retry = RETRY_MIN;
+    let mut next_retry: Option<std::time::Instant> = None;
+    let mut lost: u64 = 0;
     loop {
-        // While writes fail, records wait in `w.batch`: wake up to retry
-        // even when nothing new arrives, and stop taking more past the bound.
-        let first = if w.batch.is_empty() {
-            match rx.recv() {
+        let first = match next_retry {
+            None => match rx.recv() {
                 Ok(c) => Some(c),
                 Err(_) => return,
-            }
-        } else if w.pending >= MAX_PENDING {
-            std::thread::sleep(retry);
-            None
-        } else {
-            match rx.recv_timeout(retry) {
-                Ok(c) => Some(c),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    if w.flush_and_answer().is_err() {
-                        tracing::error!(
-                            records = w.pending,
-                            "audit writer stopped with records not on disk"
-                        );
+            },
+            Some(at) => {
+                let wait = at.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(c) => Some(c),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        if w.flush_and_answer().is_err() {
+                            tracing::error!(
+                                records = w.pending,
+                                "audit writer stopped with records not on disk"
+                            );
+                        }
+                        return;
                     }
-                    return;
                 }
             }
         };
@@ -614,6 +642,7 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
         }
         let mut replies = Vec::new();
         let mut close = None;
+        let mut rotate = Vec::new();
         for c in cmds {
             match c {
                 Cmd::Record {
@@ -623,11 +652,34 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     result,
                     done,
                 } => {
+                    if w.pending >= MAX_PENDING {
+                        // Memory is bounded: past it a record is lost, and
+                        // says so loudly (its requester is told too).
+                        lost += 1;
+                        w.health.failed(
+                            Part::Audit,
+                            &format!(
+                                "{lost} audit record(s) lost: {MAX_PENDING} already wait for the disk"
+                            ),
+                        );
+                        tracing::error!(
+                            action,
+                            lost,
+                            "audit record lost: too many wait for the disk"
+                        );
+                        if let Some(done) = done {
+                            let _ = done.send(Err(format!(
+                                "the audit record was lost: {MAX_PENDING} records already wait for a failing disk"
+                            )));
+                        }
+                        continue;
+                    }
                     w.append(&actor, &action, args, &result);
                     if let Some(done) = done {
                         w.waiters.push((w.seq, done));
                     }
-                    if w.seq.is_multiple_of(CHECKPOINT_EVERY)
+                    if next_retry.is_none()
+                        && w.seq.is_multiple_of(CHECKPOINT_EVERY)
                         && w.flush_and_answer().is_ok()
                         && let Err(e) = w.checkpoint()
                     {
@@ -635,31 +687,36 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     }
                 }
                 Cmd::Checkpoint(reply) => replies.push(reply),
-                Cmd::Rotate(reply) => {
-                    let _ = reply.send(w.rotate().map_err(|e| e.to_string()));
-                }
+                Cmd::Rotate(reply) => rotate.push(reply),
                 Cmd::Close(done) => close = Some(done),
             }
         }
-        let was_failing = retry > RETRY_MIN;
-        match w.flush_and_answer() {
-            Ok(()) => {
-                if was_failing {
-                    tracing::info!(
-                        "audit log writes succeed again; the queued records are on disk"
-                    );
+        let due = next_retry.is_none_or(|at| std::time::Instant::now() >= at);
+        if due || close.is_some() || !rotate.is_empty() {
+            match w.flush_and_answer() {
+                Ok(()) => {
+                    if next_retry.is_some() {
+                        tracing::info!(
+                            "audit log writes succeed again; the queued records are on disk"
+                        );
+                    }
+                    retry = RETRY_MIN;
+                    next_retry = None;
                 }
-                retry = RETRY_MIN;
-            }
-            Err(e) => {
-                if !was_failing {
-                    tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
+                Err(e) => {
+                    if next_retry.is_none() {
+                        tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
+                    }
+                    next_retry = Some(std::time::Instant::now() + retry);
+                    retry = (retry * 2).min(RETRY_MAX);
                 }
-                retry = (retry * 2).min(RETRY_MAX);
             }
         }
         for reply in replies {
             let _ = reply.send(w.checkpoint().map_err(|e| e.to_string()));
+        }
+        for reply in rotate {
+            let _ = reply.send(w.rotate().map_err(|e| e.to_string()));
         }
         if let Some(done) = close {
             if w.pending > 0 {

@@ -271,14 +271,14 @@ fn retain(
     if keep == (None, None, None) {
         return Ok(0);
     }
+    // A restic run by hand holds locks: leave retention to a later run.
+    if let Err(e) = restic_locks(repo_path) {
+        tracing::warn!(error = %e, "retention skipped after the backup");
+        return Ok(0);
+    }
     let forgotten = forget(repo, keep)?;
     if forgotten == 0 {
         return Ok(0);
-    }
-    // A restic run by hand holds locks: leave pruning to a later run.
-    if let Err(e) = restic_locks(repo_path) {
-        tracing::warn!(error = %e, "retention: snapshots forgotten, prune skipped");
-        return Ok(forgotten);
     }
     let popts = rustic_core::PruneOptions::default();
     let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
@@ -683,6 +683,9 @@ pub fn restore_dirs(
 /// A failed restore, with what a damaged pack hurts in this snapshot under
 /// this path when the repository has damage (else the error as it was).
 fn explain_damage(repo_path: &Path, data_dir: &Path, snap: &str, path: &Path, e: String) -> String {
+    if !crate::daemon::damage::looks_like_damage(&e) {
+        return e;
+    }
     let damaged = crate::daemon::damage::damaged_packs(repo_path);
     if damaged.is_empty() {
         return e;

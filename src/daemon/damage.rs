@@ -88,9 +88,8 @@ pub fn damaged_packs(repo_path: &Path) -> BTreeMap<String, String> {
             if name.len() != 64 {
                 continue;
             }
-            match std::fs::read(f.path()) {
-                Ok(bytes) => {
-                    let got = hex(&Sha256::digest(&bytes));
+            match hash_file(&f.path()) {
+                Ok(got) => {
                     if got != name {
                         out.insert(
                             name,
@@ -105,6 +104,38 @@ pub fn damaged_packs(repo_path: &Path) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// SHA-256 of a file, hex, read in pieces (packs can be large).
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Whether a restore error can come from damaged repository data (only
+/// then is the repository scanned for damage).
+pub fn looks_like_damage(error: &str) -> bool {
+    [
+        "damaged",
+        "could not read",
+        "MAC",
+        "decrypt",
+        "cryptographic",
+        "hash",
+        "corrupt",
+    ]
+    .iter()
+    .any(|w| error.contains(w))
 }
 
 /// Finds the damaged packs of a repository and what each hurts. Empty

@@ -18,6 +18,9 @@ use crate::core::incident::Incident;
 use crate::daemon::health::{Health, Part};
 use tokio::sync::oneshot;
 
+/// How long changes nobody waits for are gathered before a commit.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Queue bound: past it, senders wait (the supervisor sends exits with
 /// `try_send` and counts what it could not queue).
 pub const QUEUE: usize = 4096;
@@ -327,10 +330,25 @@ impl Store {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                        if batch.len() >= 1024 {
+                    // Changes nobody waits for (restart counts, incidents,
+                    // alert history) are gathered for up to COALESCE, so a
+                    // crash storm commits (and syncs) a few times a second,
+                    // not once per exit; a change someone waits for goes at once.
+                    let deadline = std::time::Instant::now() + COALESCE;
+                    loop {
+                        while batch.len() < 1024
+                            && let Ok(more) = rx.try_recv()
+                        {
+                            batch.push(more);
+                        }
+                        let waited_for = batch.iter().any(|(_, ack)| ack.is_some());
+                        let left = deadline.saturating_duration_since(std::time::Instant::now());
+                        if waited_for || batch.len() >= 1024 || left.is_zero() {
                             break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
                         }
                     }
                     let result = write_batch(&mut conn, &batch).map_err(|e| e.to_string());

@@ -495,7 +495,7 @@ struct Replica {
     /// clean exit under on-failure, or limit action stop).
     parked: bool,
     /// Set by an operator restart: the coming exit is not a failure.
-    restart_requested: bool,
+    restart_requested: Option<&'static str>,
     /// Set by the memory-limit restart action: the coming exit is a failure.
     limit_restart: bool,
     /// Set by the memory-limit stop action.
@@ -528,6 +528,9 @@ struct Agent {
     writing: bool,
     /// Changes that arrived meanwhile, applied in order after it.
     queued: std::collections::VecDeque<(Request, Answer, String)>,
+    /// A reload changed the agent while a change was being written: write
+    /// the whole row again once that change is applied.
+    resave: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -576,6 +579,13 @@ struct Actor {
     /// Scratch list of replicas to step (kept to avoid an allocation per
     /// agent per reconcile).
     to_step: Vec<u32>,
+    /// Agents something happened to since the last reconcile; `dirty_all`
+    /// for changes that may touch any (requests, reloads, the 1 s tick).
+    dirty: Vec<bool>,
+    dirty_all: bool,
+    /// Agents with replicas waiting to start (dependencies, the pool):
+    /// stepped on every reconcile, since other agents unblock them.
+    waiting_start: Vec<bool>,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -651,6 +661,9 @@ pub fn start(
         storage_seen: Vec::new(),
         health,
         to_step: Vec::new(),
+        dirty: Vec::new(),
+        dirty_all: true,
+        waiting_start: Vec::new(),
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -732,6 +745,7 @@ impl Actor {
             context_dir: self.layout.context_dir(&spec.name),
             writing: false,
             queued: Default::default(),
+            resave: false,
             removed: false,
             spec,
             desired,
@@ -758,7 +772,7 @@ impl Actor {
             waiting: None,
             error: None,
             parked: false,
-            restart_requested: false,
+            restart_requested: None,
             limit_restart: false,
             limit_stop: false,
             timer_gen: 0,
@@ -799,7 +813,11 @@ impl Actor {
                     None => break,
                 },
                 _ = sleep => self.fire_timers(),
-                _ = reap_tick.tick() => { process::reap_orphans(process::leaders()); }
+                _ = reap_tick.tick() => {
+                    process::reap_orphans(process::leaders());
+                    // A safety net: once a second every agent is looked at.
+                    self.dirty_all = true;
+                }
             }
             self.reconcile();
             self.drain_tap();
@@ -819,15 +837,32 @@ impl Actor {
 
     fn all_stopped(&self) -> bool {
         self.agents.iter().all(|a| {
-            a.replicas.values().all(|r| {
-                matches!(r.lc.state(), State::Stopped | State::Failed)
-                    && r.run.is_none()
-                    && r.tree_busy == 0
-            })
+            // A change being written is answered before the actor ends.
+            !a.writing
+                && a.replicas.values().all(|r| {
+                    matches!(r.lc.state(), State::Stopped | State::Failed)
+                        && r.run.is_none()
+                        && r.tree_busy == 0
+                })
         })
     }
 
+    /// Something happened to agent `ai`: step it at the next reconcile.
+    fn touch(&mut self, ai: usize) {
+        match self.dirty.get_mut(ai) {
+            Some(d) => *d = true,
+            None => self.dirty_all = true,
+        }
+    }
+
     fn handle(&mut self, msg: Msg) {
+        match &msg {
+            Msg::Run { agent, .. } => self.touch(*agent),
+            Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) | Msg::Sigchld => {}
+            Msg::Api(..) | Msg::Reload(..) | Msg::Recovery(..) | Msg::Persisted { .. } => {
+                self.dirty_all = true
+            }
+        }
         match msg {
             Msg::Api(req, answer, who) => self.api(req, answer, &who),
             Msg::Reload(cfg, answer, who) => {
@@ -1175,6 +1210,9 @@ impl Actor {
                 break;
             }
             self.timers.pop();
+            if let Timer::Backoff(ai, _, _) = t {
+                self.touch(ai);
+            }
             if let Timer::Backoff(ai, index, generation) = t
                 && let Some(a) = self.agents.get_mut(ai)
                 && let Some(r) = a.replicas.get_mut(&index)
@@ -1214,7 +1252,14 @@ impl Actor {
     /// Moves every replica as far as it can go now.
     fn reconcile(&mut self) {
         let now = self.clock.now();
-        for ai in 0..self.agents.len() {
+        let n = self.agents.len();
+        self.dirty.resize(n, true);
+        self.waiting_start.resize(n, true);
+        for ai in 0..n {
+            if !(self.dirty_all || self.dirty[ai] || self.waiting_start[ai]) {
+                continue;
+            }
+            self.dirty[ai] = false;
             let desired = self.agents[ai].desired;
             for index in 0..desired {
                 if !self.agents[ai].replicas.contains_key(&index) {
@@ -1244,7 +1289,14 @@ impl Actor {
                 i < desired
                     || !(r.lc.state() == State::Stopped && r.run.is_none() && r.tree_busy == 0)
             });
+            self.waiting_start[ai] = a.replicas.values().any(|r| {
+                matches!(
+                    r.lc.state(),
+                    State::Initialization | State::ResourceAllocation
+                )
+            });
         }
+        self.dirty_all = false;
     }
 
     /// Whether `step` could do anything with the replica now (what its
@@ -1636,19 +1688,14 @@ impl Actor {
         if !want {
             finish_stop(r, reason_stop);
         } else if limit_stop {
+            // A limit kill is a failure, whatever follows it.
+            r.failures += 1;
             r.parked = true;
             finish_stop(r, "memory limit exceeded (action: stop)".into());
-        } else if operator_restart {
+        } else if let Some(why) = operator_restart {
             r.restarts += 1;
             r.backoff.reset();
-            transition(
-                &self.events,
-                &name,
-                r,
-                State::Adaptation,
-                now,
-                OPERATOR_RESTART,
-            );
+            transition(&self.events, &name, r, State::Adaptation, now, why);
             transition(
                 &self.events,
                 &name,
@@ -1748,6 +1795,13 @@ impl Actor {
 
     fn on_sample(&mut self, s: Sample) {
         let now = self.clock.now();
+        if self
+            .agents
+            .get(s.agent)
+            .is_some_and(|a| a.spec.resources.memory_limit.is_some())
+        {
+            self.touch(s.agent);
+        }
         let stop = self.stop_cmd_opt(s.agent);
         let Some(a) = self.agents.get_mut(s.agent) else {
             return;
@@ -1869,6 +1923,22 @@ impl Actor {
         };
         let store = self.store.clone();
         async move { store.write(change).await }
+    }
+
+    /// Writes the agent's whole row as it is now (after a reload), unless a
+    /// change is being written, which writes it again once applied. A
+    /// failure is logged: the config file holds what a reload set.
+    fn resave(&mut self, ai: usize) {
+        if self.agents[ai].writing {
+            self.agents[ai].resave = true;
+            return;
+        }
+        let fut = self.persist_agent(ai);
+        tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(error = %e, "cannot record a reloaded agent");
+            }
+        });
     }
 
     /// Writes an operator change to `state.db` first; it is applied (and
@@ -1996,6 +2066,9 @@ impl Actor {
             });
         }
         let _ = answer.send(reply);
+        if std::mem::take(&mut self.agents[ai].resave) {
+            self.resave(ai);
+        }
         while !self.agents[ai].writing
             && let Some((req, answer, who)) = self.agents[ai].queued.pop_front()
         {
@@ -2362,12 +2435,7 @@ impl Actor {
                     for r in a.replicas.values_mut() {
                         restart_replica(&self.events, &name, r, now, RELOAD_RESTART, stop);
                     }
-                    let fut = self.persist_agent(ai);
-                    tokio::spawn(async move {
-                        if let Err(e) = fut.await {
-                            tracing::error!(error = %e, "cannot record a reloaded agent");
-                        }
-                    });
+                    self.resave(ai);
                 }
                 Err(_)
                     if self
@@ -2393,6 +2461,7 @@ impl Actor {
                     for r in a.replicas.values_mut() {
                         r.parked = false;
                     }
+                    self.resave(ai);
                 }
                 Err(_) => {
                     added.push(spec.name.clone());
@@ -2562,13 +2631,13 @@ fn restart_replica(
     agent: &str,
     r: &mut Replica,
     now: Millis,
-    why: &str,
+    why: &'static str,
     stop: RunCmd,
 ) -> bool {
     r.parked = false;
     match r.lc.state() {
         State::ActiveOperation | State::PerformanceMonitoring => {
-            r.restart_requested = true;
+            r.restart_requested = Some(why);
             transition(events, agent, r, State::Adaptation, now, why);
             if let Some(run) = &r.run {
                 let _ = run.cmds.try_send(stop);

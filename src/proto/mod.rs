@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::core::lifecycle::Transition;
 
 /// Bumped on any incompatible change to the messages below.
-pub const PROTO_VERSION: u32 = 1;
+/// 2: `stop` answers `Stopped`; `History`, `AuditRotateKey`, `BackupPrune`;
+/// the `Storage` event; bounded lists in `FleetStatus`.
+pub const PROTO_VERSION: u32 = 2;
 /// Largest frame either side sends or accepts.
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// The running binary's version.

@@ -53,7 +53,7 @@ pub struct ReplicaStatus {
     /// Every restart: crashes, operator restarts, reloads.
     pub restarts: u64,
     /// Crashes, failed starts and limit kills (what a crash loop counts).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub failures: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ExitInfo>,
@@ -443,7 +443,8 @@ impl FleetStatus {
             }
         }
         size = json_len(self);
-        // Each round keeps a share of the rows proportional to what fits.
+        // Each round keeps a share of all rows: one per agent first (while
+        // that fits), the rest spread in proportion to each agent's rows.
         for _ in 0..8 {
             if size <= budget {
                 break;
@@ -452,11 +453,25 @@ impl FleetStatus {
             if rows == 0 {
                 break;
             }
-            let keep_share = budget as f64 / size as f64 * 0.9;
+            let target = (rows as f64 * budget as f64 / size as f64 * 0.9) as usize;
+            let with_rows = self
+                .agents
+                .iter()
+                .filter(|a| !a.replicas.is_empty())
+                .count();
+            let mut firsts = target.min(with_rows);
+            let extra = target.saturating_sub(with_rows);
+            let share = extra as f64 / (rows - with_rows).max(1) as f64;
             for a in &mut self.agents {
-                let keep = (a.replicas.len() as f64 * keep_share) as usize;
-                if keep < a.replicas.len() {
-                    a.replicas_omitted += (a.replicas.len() - keep) as u32;
+                let len = a.replicas.len();
+                if len == 0 {
+                    continue;
+                }
+                let first = usize::from(firsts > 0);
+                firsts = firsts.saturating_sub(1);
+                let keep = (first + ((len - 1) as f64 * share) as usize).min(len);
+                if keep < len {
+                    a.replicas_omitted += (len - keep) as u32;
                     a.replicas.truncate(keep);
                 }
             }
@@ -582,6 +597,10 @@ mod tests {
                 "{agents}×{replicas}: cut far too much ({size} bytes)"
             );
             let kept: usize = s.agents.iter().map(|a| a.replicas.len()).sum();
+            assert!(
+                kept * 4 > (agents * replicas as usize) / 10,
+                "{agents}×{replicas}: only {kept} rows kept"
+            );
             let omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
             let in_omitted_agents = s.agents_omitted * replicas as usize;
             assert_eq!(

@@ -148,8 +148,9 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             vec![]
         }
         Action::Focus(p) => {
+            let opened = p == Panel::Detail && m.focus != Panel::Detail;
             m.focus = p;
-            vec![]
+            if opened { history_request(m) } else { vec![] }
         }
         Action::Up
         | Action::Down
@@ -165,15 +166,7 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
                 return vec![];
             }
             m.focus = Panel::Detail;
-            // A large fleet's status carries few transitions per replica:
-            // the detail asks for the selected one's whole history.
-            match (m.selected_agent(), m.selected_replica()) {
-                (Some(a), Some(r)) => vec![Request::History {
-                    agent: a.name.clone(),
-                    replica: r.index,
-                }],
-                _ => vec![],
-            }
+            history_request(m)
         }
         Action::Back => {
             if m.focus != Panel::Fleet {
@@ -604,6 +597,18 @@ pub fn logs_request(m: &mut Model) -> Option<Request> {
     })
 }
 
+/// A large fleet's status carries few transitions per replica: the
+/// detail asks for the selected replica's whole history when it opens.
+fn history_request(m: &Model) -> Vec<Request> {
+    match (m.selected_agent(), m.selected_replica()) {
+        (Some(a), Some(r)) => vec![Request::History {
+            agent: a.name.clone(),
+            replica: r.index,
+        }],
+        _ => vec![],
+    }
+}
+
 /// Applies what the daemon sent.
 pub fn apply(m: &mut Model, incoming: Incoming) {
     m.dirty = true;
@@ -767,7 +772,9 @@ fn apply_event(m: &mut Model, event: ServerEvent) {
                             r.restarts += 1;
                         }
                         r.history.push(transition);
-                        if r.history.len() > 16 {
+                        // As many as the daemon keeps (a fetched history
+                        // stays whole).
+                        if r.history.len() > crate::core::lifecycle::HISTORY_CAP {
                             r.history.remove(0);
                         }
                     }
