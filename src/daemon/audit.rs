@@ -610,6 +610,7 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
     let mut retry = RETRY_MIN;
     let mut next_retry: Option<std::time::Instant> = None;
     let mut lost: u64 = 0;
+    let mut last_error = String::new();
     loop {
         let first = match next_retry {
             None => match rx.recv() {
@@ -692,6 +693,15 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
             }
         }
         let due = next_retry.is_none_or(|at| std::time::Instant::now() >= at);
+        if !due && close.is_none() && rotate.is_empty() {
+            // Between retries: whoever waits hears at once that the disk
+            // is failing (the record stays queued and is retried).
+            for (seq, waiter) in w.waiters.drain(..) {
+                let _ = waiter.send(Err(format!(
+                    "audit record {seq} is not on disk yet ({last_error}); it is kept and retried"
+                )));
+            }
+        }
         if due || close.is_some() || !rotate.is_empty() {
             match w.flush_and_answer() {
                 Ok(()) => {
@@ -707,6 +717,7 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     if next_retry.is_none() {
                         tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
                     }
+                    last_error = e;
                     next_retry = Some(std::time::Instant::now() + retry);
                     retry = (retry * 2).min(RETRY_MAX);
                 }
