@@ -426,6 +426,46 @@ pub fn json_len<T: Serialize>(v: &T) -> usize {
 }
 
 impl FleetStatus {
+    /// An upper bound of the status's JSON size that encodes only its short,
+    /// capped lists: every string counted six times (the widest JSON
+    /// escape), every number and field name at its widest.
+    pub fn size_bound(&self) -> usize {
+        const AGENT: usize = 700;
+        const ROW: usize = 700;
+        const TRANSITION: usize = 160;
+        let s6 = |t: &str| t.len() * 6 + 2;
+        let mut n = 4096
+            + json_len(&self.alerts)
+            + json_len(&self.incidents)
+            + json_len(&self.notifiers)
+            + json_len(&self.audit)
+            + json_len(&self.host)
+            + json_len(&self.storage)
+            + json_len(&self.backup_progress)
+            + json_len(&self.history)
+            + s6(&self.data_dir)
+            + self.config.as_deref().map_or(0, s6);
+        for a in &self.agents {
+            n += AGENT
+                + s6(&a.name)
+                + s6(&a.context_dir)
+                + s6(&a.restart)
+                + s6(&a.memory_limit_action)
+                + a.command.iter().map(|c| s6(c) + 1).sum::<usize>()
+                + a.env.iter().map(|(k, v)| s6(k) + s6(v) + 4).sum::<usize>();
+            for r in &a.replicas {
+                n += ROW
+                    + r.waiting.as_deref().map_or(0, s6)
+                    + r.error.as_deref().map_or(0, s6)
+                    + r.history
+                        .iter()
+                        .map(|t| TRANSITION + s6(&t.reason))
+                        .sum::<usize>();
+            }
+        }
+        n
+    }
+
     /// Keeps the status within `budget` bytes of JSON, whatever the fleet:
     /// first without transition histories, then with fewer replica rows
     /// per agent (the highest indexes go first; each agent says how many
@@ -433,6 +473,10 @@ impl FleetStatus {
     /// commands and environments, and last with fewer agents (counted).
     /// Returns whether anything was cut.
     pub fn fit(&mut self, budget: usize) -> bool {
+        // Most statuses are far below the budget: prove it without encoding.
+        if self.size_bound() <= budget {
+            return false;
+        }
         let mut size = json_len(self);
         if size <= budget {
             return false;
@@ -570,6 +614,19 @@ mod tests {
             tick_seconds: 0.0,
             storage: vec![],
             history: None,
+        }
+    }
+
+    #[test]
+    fn the_size_bound_is_never_below_the_encoded_size() {
+        for (agents, replicas, history) in [(1, 1, 0), (10, 3, 16), (50, 20, 2), (3, 1024, 1)] {
+            let mut s = fleet(agents, replicas, history);
+            // Strings that JSON escapes: the bound must still hold.
+            s.agents[0]
+                .env
+                .push(("K".into(), "\u{1}\"\\\n".repeat(100)));
+            s.agents[0].replicas[0].error = Some("\u{7}".repeat(500));
+            assert!(s.size_bound() >= json_len(&s), "{agents}×{replicas}");
         }
     }
 
