@@ -72,6 +72,14 @@ fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 _ => "?".into(),
             };
             spans.push(Span::styled(format!("{host} "), t.text));
+            // First, so it shows on the narrowest screen.
+            if !s.storage.is_empty() {
+                let parts: Vec<&str> = s.storage.iter().map(|f| f.part.as_str()).collect();
+                spans.push(Span::styled(
+                    format!("· DATA DIR FAILING ({}) ", parts.join(", ")),
+                    t.bad,
+                ));
+            }
             spans.push(Span::styled(
                 format!("· up {} ", fmt_age(s.now.saturating_sub(s.started_at))),
                 t.muted,
@@ -98,13 +106,6 @@ fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                     spans.push(Span::styled("· backup running ", t.warn));
                 }
                 _ => {}
-            }
-            if !s.storage.is_empty() {
-                let parts: Vec<&str> = s.storage.iter().map(|f| f.part.as_str()).collect();
-                spans.push(Span::styled(
-                    format!("· DATA DIR FAILING ({}) ", parts.join(", ")),
-                    t.bad,
-                ));
             }
         }
         (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
@@ -1303,6 +1304,29 @@ mod tests {
         }
         let text = format!("{}", render(&m, 30, 5).backend());
         assert!(text.contains("too small"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_data_dir_shows_in_the_header_at_both_sizes() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            let mut m = model();
+            if let Some(s) = m.status.as_mut() {
+                s.storage.push(crate::proto::StorageFault {
+                    part: "state".into(),
+                    what: "state database (state.db)".into(),
+                    error: "database or disk is full".into(),
+                    since: 0,
+                    errors: 3,
+                });
+            }
+            let term = render(&m, w, h);
+            let text = format!("{}", term.backend());
+            let header = text.lines().next().unwrap_or_default();
+            assert!(
+                header.contains("DATA DIR FAILING (state)"),
+                "{w}x{h}: {header}"
+            );
+        }
     }
 
     #[test]
