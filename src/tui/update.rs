@@ -144,8 +144,9 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             } else {
                 (i + n - 1) % n
             };
+            let opened = Panel::ALL[j] == Panel::Detail && m.focus != Panel::Detail;
             m.focus = Panel::ALL[j];
-            vec![]
+            if opened { history_request(m) } else { vec![] }
         }
         Action::Focus(p) => {
             let opened = p == Panel::Detail && m.focus != Panel::Detail;
@@ -987,6 +988,49 @@ mod tests {
         m.filter = "res".into();
         update(&mut m, Action::Back);
         assert!(m.filter.is_empty(), "Esc in the fleet clears the filter");
+    }
+
+    #[test]
+    fn opening_the_detail_asks_for_the_whole_history_and_keeps_it() {
+        use crate::core::lifecycle::{State, Transition};
+        for open in [Action::Enter, Action::Focus(Panel::Detail)] {
+            let mut m = model();
+            let (agent, replica) = {
+                let a = m.selected_agent().expect("agent");
+                (a.name.clone(), m.selected_replica().expect("replica").index)
+            };
+            let asked = update(&mut m, open);
+            assert_eq!(
+                asked,
+                vec![Request::History {
+                    agent: agent.clone(),
+                    replica
+                }]
+            );
+            let long: Vec<Transition> = (0..40)
+                .map(|i| Transition {
+                    at: i,
+                    from: State::ActiveOperation,
+                    to: State::Adaptation,
+                    reason: format!("step {i}"),
+                })
+                .collect();
+            apply(
+                &mut m,
+                Incoming::Answer(
+                    Request::History {
+                        agent: agent.clone(),
+                        replica,
+                    },
+                    Ok(Response::History {
+                        transitions: long.clone(),
+                    }),
+                ),
+            );
+            let r = m.selected_replica().expect("replica");
+            assert!(r.history.len() >= 40, "the fetched history is kept whole");
+            assert_eq!(&r.history[..40], &long[..]);
+        }
     }
 
     #[test]
