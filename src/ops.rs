@@ -189,9 +189,14 @@ pub async fn incidents(g: &Global, cmd: Option<IncidentsCommand>, json: bool) ->
     };
     match cmd.unwrap_or(C::List { all: false }) {
         C::List { all } => match ask(g, Request::Incidents { all }).await {
-            Ok(Response::Incidents { incidents }) if json => json_out(&incidents),
-            Ok(Response::Incidents { incidents }) => {
+            Ok(Response::Incidents { incidents, .. }) if json => json_out(&incidents),
+            Ok(Response::Incidents { incidents, omitted }) => {
                 print!("{}", incidents_table(&incidents, now_ms()));
+                if omitted > 0 {
+                    println!(
+                        "({omitted} older incidents not listed; `incidents show ID` reads any)"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Ok(r) => unexpected(r),

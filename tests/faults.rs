@@ -109,6 +109,8 @@ replicas = 2
     };
     d.wait_status("web running twice", SECS(10), |s| running(s) == 2);
 
+    let (code, out, err) = d.cli(&["incidents", "open", "web is slow", "--agent", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
     let filler = disk.fill();
     let (code, out, err) = d.cli(&["scale", "web", "3"]);
     assert_eq!(code, 1, "a scale that cannot be saved fails: {out}{err}");
@@ -197,6 +199,15 @@ replicas = 2
     );
     let acks = records.iter().filter(|r| r["action"] == "ack").count();
     assert_eq!(acks, 40, "every acknowledgement is on the trail");
+    // The incident's timeline holds the applied scale, not the refused one.
+    let inc = d.json(&["incidents", "show", "1"]);
+    let scales: Vec<&serde_json::Value> = inc["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["text"] == "scale web to 3")
+        .collect();
+    assert_eq!(scales.len(), 1, "{inc:#}");
     let (code, out, _) = d.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "the chain is whole across the failure: {out}");
 

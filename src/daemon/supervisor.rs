@@ -149,6 +149,8 @@ enum Msg {
         change: AgentChange,
         result: Result<(), String>,
         answer: Answer,
+        /// Who asked (for incident timelines).
+        who: String,
     },
 }
 
@@ -938,7 +940,8 @@ impl Actor {
                 change,
                 result,
                 answer,
-            } => self.on_persisted(agent, change, result, answer),
+                who,
+            } => self.on_persisted(agent, change, result, answer, &who),
         }
     }
 
@@ -1945,7 +1948,8 @@ impl Actor {
     /// answered) only once it is durable, so what runs always equals what
     /// a restarted daemon would run. Changes to one agent are written one
     /// at a time, in the order they arrived.
-    fn change_agent(&mut self, ai: usize, change: AgentChange, answer: Answer) {
+    fn change_agent(&mut self, ai: usize, change: AgentChange, answer: Answer, who: &str) {
+        let who = who.to_string();
         let a = &mut self.agents[ai];
         let (desired, enabled) = match change {
             AgentChange::Scale(n) => (n, a.enabled),
@@ -1970,6 +1974,7 @@ impl Actor {
                     change,
                     result,
                     answer,
+                    who,
                 })
                 .await;
         });
@@ -1983,6 +1988,7 @@ impl Actor {
         change: AgentChange,
         result: Result<(), String>,
         answer: Answer,
+        who: &str,
     ) {
         let now = self.clock.now();
         let Some(a) = self.agents.get_mut(ai) else {
@@ -2057,6 +2063,14 @@ impl Actor {
                 }
             }),
         };
+        if reply.is_ok() && who != "autonomos" {
+            let text = match change {
+                AgentChange::Scale(n) => format!("scale {name} to {n}"),
+                AgentChange::Start => format!("start {name}"),
+                AgentChange::Stop => format!("stop {name}"),
+            };
+            self.observe.on_action(Some(&name), who, &text, now);
+        }
         if reply.is_ok() {
             let a = &self.agents[ai];
             self.events.emit(ServerEvent::Agent {
@@ -2099,13 +2113,9 @@ impl Actor {
             return;
         }
         let now = self.clock.now();
-        // Operator actions join the timelines of the incidents they concern.
+        // Operator actions join the timelines of the incidents they concern
+        // (scale, start and stop once they are saved and applied).
         let action = match &req {
-            Request::Scale { agent, replicas } => {
-                Some((Some(agent.clone()), format!("scale {agent} to {replicas}")))
-            }
-            Request::Start { agent } => Some((Some(agent.clone()), format!("start {agent}"))),
-            Request::Stop { agent } => Some((Some(agent.clone()), format!("stop {agent}"))),
             Request::Restart { agent, replica } => Some((
                 Some(agent.clone()),
                 match replica {
@@ -2163,8 +2173,8 @@ impl Actor {
                 }
             }
             Request::Incidents { all } => {
-                let (incidents, _) = self.observe.incidents(all, INCIDENTS_REPORTED);
-                let _ = answer.send(Ok(Response::Incidents { incidents }));
+                let (incidents, omitted) = self.observe.incidents(all, INCIDENTS_REPORTED);
+                let _ = answer.send(Ok(Response::Incidents { incidents, omitted }));
             }
             Request::History { agent, replica } => {
                 let ai = match self.find(&agent) {
@@ -2300,21 +2310,21 @@ impl Actor {
                     )));
                     return;
                 }
-                self.change_agent(ai, AgentChange::Scale(replicas), answer);
+                self.change_agent(ai, AgentChange::Scale(replicas), answer, who);
             }
             Request::Start { agent } => {
                 let ai = match self.find(&agent) {
                     Ok(ai) => ai,
                     Err(e) => return drop(answer.send(Err(e))),
                 };
-                self.change_agent(ai, AgentChange::Start, answer);
+                self.change_agent(ai, AgentChange::Start, answer, who);
             }
             Request::Stop { agent } => {
                 let ai = match self.find(&agent) {
                     Ok(ai) => ai,
                     Err(e) => return drop(answer.send(Err(e))),
                 };
-                self.change_agent(ai, AgentChange::Stop, answer);
+                self.change_agent(ai, AgentChange::Stop, answer, who);
             }
             Request::Restart { agent, replica } => {
                 let ai = match self.find(&agent) {

@@ -238,6 +238,9 @@ pub enum Response {
     },
     Incidents {
         incidents: Vec<IncidentStatus>,
+        /// Incidents beyond the listed ones (`incidents show ID` reads any).
+        #[serde(default)]
+        omitted: usize,
     },
     History {
         transitions: Vec<crate::core::lifecycle::Transition>,
