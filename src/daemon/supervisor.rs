@@ -223,6 +223,21 @@ impl Supervisor {
             .map(|a| a.record_durable(actor, action, args, result))
     }
 
+    fn audit_trail(&self) -> Result<&crate::daemon::audit::Audit, ErrorReply> {
+        self.audit
+            .as_ref()
+            .ok_or_else(|| err(ErrorKind::NotAvailable, "this daemon keeps no audit trail"))
+    }
+
+    fn backup_settings(&self) -> Result<&Arc<crate::daemon::recovery::Settings>, ErrorReply> {
+        self.recovery.as_ref().ok_or_else(|| {
+            err(
+                ErrorKind::NotAvailable,
+                "this daemon has no backup settings",
+            )
+        })
+    }
+
     /// Sends a request and waits for its answer. `Subscribe` is the
     /// connection's business (see `daemon::server`), not the actor's.
     pub async fn request(&self, req: Request) -> Result<Response, ErrorReply> {
@@ -235,12 +250,7 @@ impl Supervisor {
         match req {
             Request::Reload => return self.reload(who).await,
             Request::Backup => {
-                let Some(r) = &self.recovery else {
-                    return Err(err(
-                        ErrorKind::NotAvailable,
-                        "this daemon has no backup settings",
-                    ));
-                };
+                let r = self.backup_settings()?;
                 // Boxed: the workflow calls back into `request`.
                 let fut: std::pin::Pin<
                     Box<dyn std::future::Future<Output = Result<Response, ErrorReply>> + Send + '_>,
@@ -248,12 +258,7 @@ impl Supervisor {
                 return fut.await;
             }
             Request::BackupPrune => {
-                let Some(r) = &self.recovery else {
-                    return Err(err(
-                        ErrorKind::NotAvailable,
-                        "this daemon has no backup settings",
-                    ));
-                };
+                let r = self.backup_settings()?;
                 return crate::daemon::recovery::prune(self, r).await;
             }
             Request::Restore {
@@ -261,12 +266,7 @@ impl Supervisor {
                 snapshot,
                 at,
             } => {
-                let Some(r) = &self.recovery else {
-                    return Err(err(
-                        ErrorKind::NotAvailable,
-                        "this daemon has no backup settings",
-                    ));
-                };
+                let r = self.backup_settings()?;
                 let fut: std::pin::Pin<
                     Box<dyn std::future::Future<Output = Result<Response, ErrorReply>> + Send + '_>,
                 > = Box::pin(crate::daemon::recovery::restore(
@@ -309,12 +309,7 @@ impl Supervisor {
                 .map_err(|e| err(ErrorKind::Storage, e.to_string()));
             }
             Request::AuditCheckpoint => {
-                let Some(a) = &self.audit else {
-                    return Err(err(
-                        ErrorKind::NotAvailable,
-                        "this daemon keeps no audit trail",
-                    ));
-                };
+                let a = self.audit_trail()?;
                 return a
                     .checkpoint()
                     .await
@@ -324,12 +319,7 @@ impl Supervisor {
                     .map_err(|e| err(ErrorKind::Storage, e));
             }
             Request::AuditRotateKey => {
-                let Some(a) = &self.audit else {
-                    return Err(err(
-                        ErrorKind::NotAvailable,
-                        "this daemon keeps no audit trail",
-                    ));
-                };
+                let a = self.audit_trail()?;
                 return a
                     .rotate_key()
                     .await
