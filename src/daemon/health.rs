@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::daemon::audit::now_ms;
 use crate::proto::StorageFault;
 
 /// A part of the data dir that writes.
@@ -50,13 +51,6 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     inner: Arc<Mutex<Inner>>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Health {
