@@ -54,6 +54,10 @@ const OPERATOR_RESTART: &str = "restart requested by operator";
 const RELOAD_RESTART: &str = "config changed by reload";
 /// Bound of the actor's inbox.
 pub const INBOX: usize = 8192;
+/// Replicas spawned in one reconcile pass (~0.5 ms each): a thousand
+/// replicas due at once start over several passes, and requests and
+/// process events are handled between them.
+const SPAWNS_PER_PASS: usize = 128;
 /// Bound of each run task's command queue.
 const RUN_QUEUE: usize = 4;
 /// A spawn error is retried no sooner than this, whatever the backoff says.
@@ -578,6 +582,10 @@ struct Actor {
     /// Agents with replicas waiting to start (dependencies, the pool):
     /// stepped on every reconcile, since other agents unblock them.
     waiting_start: Vec<bool>,
+    /// Spawns left in this reconcile pass, and whether some had to wait
+    /// for the next pass.
+    spawn_budget: usize,
+    more_to_spawn: bool,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -656,6 +664,8 @@ pub fn start(
         dirty: Vec::new(),
         dirty_all: true,
         waiting_start: Vec::new(),
+        spawn_budget: SPAWNS_PER_PASS,
+        more_to_spawn: false,
         cfg: cfg.clone(),
         events: Events::new(),
     };
@@ -1245,6 +1255,8 @@ impl Actor {
     /// Moves every replica as far as it can go now.
     fn reconcile(&mut self) {
         let now = self.clock.now();
+        self.spawn_budget = SPAWNS_PER_PASS;
+        self.more_to_spawn = false;
         let n = self.agents.len();
         self.dirty.resize(n, true);
         self.waiting_start.resize(n, true);
@@ -1367,6 +1379,14 @@ impl Actor {
                         Some(format!("waiting for {} to be ready", list.join(", ")));
                 }
             }
+            State::ResourceAllocation if self.spawn_budget == 0 => {
+                // Enough spawned in this pass: the rest go in the next one,
+                // right after whatever else waits (a status, say).
+                if !self.more_to_spawn {
+                    self.more_to_spawn = true;
+                    self.timers.push(Reverse((now, Timer::Healthy)));
+                }
+            }
             State::ResourceAllocation => {
                 let res = self.agents[ai].spec.resources;
                 let req = PoolRequest {
@@ -1385,6 +1405,7 @@ impl Actor {
                             now,
                             "admitted by the pool",
                         );
+                        self.spawn_budget = self.spawn_budget.saturating_sub(1);
                         self.prepare_and_spawn(ai, index, now);
                     }
                     Err(wait) => replica_mut!(self, ai, index).waiting = Some(wait.to_string()),
