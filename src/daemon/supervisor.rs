@@ -1379,14 +1379,13 @@ impl Actor {
                         Some(format!("waiting for {} to be ready", list.join(", ")));
                 }
             }
-            State::ResourceAllocation if self.spawn_budget == 0 => {
-                // Enough spawned in this pass: the rest go in the next one,
-                // right after whatever else waits (a status, say).
-                if !self.more_to_spawn {
-                    self.more_to_spawn = true;
-                    self.timers.push(Reverse((now, Timer::Healthy)));
-                }
+            // Enough spawned in this pass: the rest go in the next one,
+            // right after whatever else waits (a status, say).
+            State::ResourceAllocation if self.spawn_budget == 0 && !self.more_to_spawn => {
+                self.more_to_spawn = true;
+                self.timers.push(Reverse((now, Timer::Healthy)));
             }
+            State::ResourceAllocation if self.spawn_budget == 0 => {}
             State::ResourceAllocation => {
                 let res = self.agents[ai].spec.resources;
                 let req = PoolRequest {
