@@ -1600,18 +1600,9 @@ impl Actor {
                     r.sigkill = killed_after;
                 }
                 if r.lc.state() == State::Decommissioning && r.run.is_none() && r.tree_busy == 0 {
-                    let reason = match r.sigkill.take() {
-                        Some(after) => {
-                            let reason = killed_reason(after);
-                            self.observe.audit(
-                                "replica-killed",
-                                serde_json::json!({ "agent": name, "replica": index }),
-                                &reason,
-                            );
-                            reason
-                        }
-                        None => "process tree gone".to_string(),
-                    };
+                    let reason = stopped_reason(&mut self.observe, &name, r, || {
+                        "process tree gone".to_string()
+                    });
                     transition(&self.events, &name, r, State::Stopped, now, reason);
                 }
             }
@@ -1645,18 +1636,9 @@ impl Actor {
                 if r.lc.state() == State::Decommissioning {
                     r.last_exit = Some(info);
                     if tree_gone {
-                        let reason = match r.sigkill.take() {
-                            Some(after) => {
-                                let reason = killed_reason(after);
-                                self.observe.audit(
-                                    "replica-killed",
-                                    serde_json::json!({ "agent": name, "replica": index }),
-                                    &reason,
-                                );
-                                reason
-                            }
-                            None => format!("{info} after {}", fmt_ms(info.ran_ms)),
-                        };
+                        let reason = stopped_reason(&mut self.observe, &name, r, || {
+                            format!("{info} after {}", fmt_ms(info.ran_ms))
+                        });
                         transition(&self.events, &name, r, State::Stopped, now, reason);
                     }
                     self.persist_replica(ai, index);
@@ -2733,6 +2715,28 @@ fn restart_name(p: RestartPolicy) -> &'static str {
         RestartPolicy::Always => "always",
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Never => "never",
+    }
+}
+
+/// Why a replica is Stopped: a stop that escalated to SIGKILL says so (and
+/// goes on the audit trail); otherwise `plain`.
+fn stopped_reason(
+    observe: &mut Observe,
+    agent: &str,
+    r: &mut Replica,
+    plain: impl FnOnce() -> String,
+) -> String {
+    match r.sigkill.take() {
+        Some(after) => {
+            let reason = killed_reason(after);
+            observe.audit(
+                "replica-killed",
+                serde_json::json!({ "agent": agent, "replica": r.index }),
+                &reason,
+            );
+            reason
+        }
+        None => plain(),
     }
 }
 
