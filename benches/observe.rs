@@ -67,7 +67,7 @@ fn get(addr: &str) -> String {
 async fn all_running(d: &Daemon) {
     let t = Instant::now();
     loop {
-        let s = d.supervisor.status().await.expect("status");
+        let s = d.router.status().await.expect("status");
         if s.agents.iter().all(|a| a.running == 1) {
             return;
         }
@@ -92,7 +92,7 @@ fn daemon_benches(which: &str) {
             let (mut collect, mut tick) = (Vec::new(), Vec::new());
             for _ in 0..30 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let s = d.supervisor.status().await.expect("status");
+                let s = d.router.status().await.expect("status");
                 collect.push(s.host.collect_seconds * 1000.0);
                 tick.push(s.tick_seconds * 1000.0);
             }

@@ -158,7 +158,7 @@ fn start500(rt: &tokio::runtime::Runtime) {
         let d = start_daemon(dir.path(), &toml);
         let boot = t.elapsed();
         loop {
-            let s = d.supervisor.status().await.expect("status");
+            let s = d.router.status().await.expect("status");
             if s.agents.iter().all(|a| a.running == 1) {
                 break;
             }
@@ -268,7 +268,7 @@ fn ingest(rt: &tokio::runtime::Runtime) {
             let d = start_daemon(dir.path(), &toml);
             // Time from the scale request (the spawn) to the last line counted.
             let t = Instant::now();
-            d.supervisor
+            d.router
                 .request(autonomos::proto::Request::Scale {
                     agent: "firehose".into(),
                     replicas: 1,
@@ -276,7 +276,7 @@ fn ingest(rt: &tokio::runtime::Runtime) {
                 .await
                 .expect("scale");
             loop {
-                let s = d.supervisor.status().await.expect("status");
+                let s = d.router.status().await.expect("status");
                 if s.agents[0].log_lines >= lines {
                     break;
                 }

@@ -6,13 +6,12 @@
 
 pub mod cli;
 pub mod client;
-pub mod commands;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod logging;
-pub mod ops;
 pub mod paths;
 pub mod proto;
 #[cfg(feature = "tui")]

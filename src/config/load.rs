@@ -25,11 +25,11 @@ use crate::core::alert::Rule;
 
 #[path = "observe.rs"]
 mod observe;
-use super::signal::{parse_signal, signal_names};
 use super::topo::Graph;
-use super::units::{format_duration, format_size, parse_duration, parse_size};
 use super::words::split_command;
+use crate::core::signal::{parse_signal, signal_names};
 use crate::core::suggest::did_you_mean;
+use crate::core::units::{format_duration, format_size, parse_duration, parse_size};
 pub(crate) use observe::default_rules;
 
 type Span = Range<usize>;
@@ -1017,11 +1017,11 @@ impl Checker<'_> {
         };
         for (k, v) in keys.iter() {
             let action: &str = k.get_ref();
-            if !crate::config::keys::ACTIONS.contains(&action) {
-                let help = did_you_mean(action, &crate::config::keys::ACTIONS)
+            if !crate::core::keys::ACTIONS.contains(&action) {
+                let help = did_you_mean(action, &crate::core::keys::ACTIONS)
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| {
-                        format!("actions: {}", crate::config::keys::ACTIONS.join(", "))
+                        format!("actions: {}", crate::core::keys::ACTIONS.join(", "))
                     });
                 self.problem(
                     k.span(),
@@ -1032,7 +1032,7 @@ impl Checker<'_> {
             }
             let mut specs = Vec::new();
             let mut check =
-                |this: &mut Self, s: &str, span: Span| match crate::config::keys::parse_key(s) {
+                |this: &mut Self, s: &str, span: Span| match crate::core::keys::parse_key(s) {
                     Ok(k) => specs.push(k),
                     Err(e) => this.problem(span, e, None),
                 };

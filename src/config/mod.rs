@@ -7,13 +7,10 @@
 
 mod diag;
 mod hints;
-pub mod keys;
 mod load;
 pub mod model;
 mod render;
-mod signal;
 mod topo;
-mod units;
 mod words;
 
 #[cfg(test)]
@@ -21,11 +18,12 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::core::keys;
+pub use crate::core::signal::{parse_signal, signal_name};
+pub use crate::core::units::{format_duration, format_size, parse_duration, parse_size};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use model::*;
-pub use signal::{parse_signal, signal_name};
 pub use topo::topo_order;
-pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use words::split_words;
 
 /// What the pool defaults to when `[pool]` does not say: the host's size,

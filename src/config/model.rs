@@ -122,7 +122,7 @@ pub struct ConsoleSpec {
     /// A built-in theme name or a theme file (relative: to the config file).
     pub theme: Option<String>,
     /// Action name → the keys that replace its defaults.
-    pub keys: Vec<(String, Vec<crate::config::keys::KeySpec>)>,
+    pub keys: Vec<(String, Vec<crate::core::keys::KeySpec>)>,
 }
 
 impl Config {
@@ -132,26 +132,7 @@ impl Config {
     }
 }
 
-/// What to do after a replica's process exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    Always,
-    OnFailure,
-    Never,
-}
-
-/// What to do when a replica's process tree exceeds its memory limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LimitAction {
-    /// Stop the replica and start it again (counts as a failure for backoff).
-    Restart,
-    /// Stop the replica and leave it stopped.
-    Stop,
-    /// Only record it (and, once alerting exists, raise an alert).
-    Alert,
-}
+pub use crate::core::supervise::{LimitAction, RestartPolicy};
 
 /// One `[agents.NAME]` table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -182,6 +163,20 @@ pub struct AgentSpec {
     pub restore_latest: bool,
     /// Agents that must be ready before this one starts.
     pub depends_on: Vec<String>,
+}
+
+impl AgentSpec {
+    /// What supervision decisions read of this spec.
+    pub fn policy(&self) -> crate::core::supervise::Policy {
+        crate::core::supervise::Policy {
+            restart: self.restart,
+            backoff: self.backoff,
+            min_uptime: self.min_uptime,
+            start_limit: self.start_limit,
+            memory_limit: self.resources.memory_limit,
+            limit_action: self.resources.memory_limit_action,
+        }
+    }
 }
 
 /// Resource requests and limits for one replica.

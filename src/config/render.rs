@@ -4,29 +4,15 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::model::{Config, LimitAction, RestartPolicy};
-use super::signal::signal_name;
 use super::topo::topo_order;
-use super::units::{format_duration, format_size};
 use super::words::shell_quote;
+use crate::core::signal::signal_name;
+use crate::core::units::{format_duration, format_size};
 
 /// Width of the label column.
 const LABEL: usize = 14;
 
-/// Environment names whose values are not printed.
-fn is_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    [
-        "KEY",
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "CREDENTIAL",
-        "AUTH",
-    ]
-    .iter()
-    .any(|w| upper.contains(w))
-}
+use crate::core::sanitize::is_secret;
 
 /// A path for display, with control characters escaped.
 fn show_path(p: &Path) -> String {

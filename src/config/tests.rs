@@ -1287,3 +1287,28 @@ recovery = "restore-latest"
     assert!(d[0].to_string().contains("at least 1m"));
     assert!(d[1].to_string().contains("restore-latest"));
 }
+
+#[test]
+fn console_section_loads_and_bad_keys_are_located() {
+    let host = crate::config::HostFacts {
+        cpus: 2.0,
+        memory: 1 << 32,
+    };
+    let ok = "[console]\ntheme = \"light\"\nkeys = { detach = \"x\", up = [\"k\", \"ctrl-p\"] }\n";
+    let cfg = crate::config::load_str(ok, None, &host).expect("valid");
+    assert_eq!(cfg.console.theme.as_deref(), Some("light"));
+    assert_eq!(cfg.console.keys.len(), 2);
+    assert_eq!(cfg.console.keys[1].1[1].key, "p");
+    let bad = "[console]\nkeys = { detahc = \"x\", up = \"hyper-q\" }\ntheme = 3\n";
+    let errs = crate::config::load_str(bad, None, &host).expect_err("invalid");
+    let d = &errs.diagnostics;
+    assert_eq!(d.len(), 3, "{errs}");
+    assert_eq!((d[0].line, d[0].column), (2, 10));
+    assert!(
+        d[0].help.as_deref().unwrap_or("").contains("detach"),
+        "{errs}"
+    );
+    assert_eq!((d[1].line, d[1].column), (2, 29));
+    assert!(d[1].message.contains("hyper-q"));
+    assert_eq!(d[2].line, 3);
+}

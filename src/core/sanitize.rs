@@ -60,6 +60,33 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
+/// Environment names whose values are never shown (`KEY`, `TOKEN`,
+/// `SECRET`, `PASSWORD`, … anywhere in the name, any case).
+pub fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "AUTH",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}
+
+/// The value of an environment variable as shown: masked when its name
+/// looks secret.
+pub fn mask_secret(name: &str, value: &str) -> String {
+    if is_secret(name) {
+        "•••••".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

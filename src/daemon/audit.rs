@@ -8,6 +8,7 @@
 //! and on demand. At start a torn last line (a write cut short by a crash)
 //! is cut off and the repair is itself recorded.
 
+use crate::clock::now_ms;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -23,13 +24,6 @@ use crate::daemon::health::{Health, Part};
 /// A signed checkpoint every this many records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
 const QUEUE: usize = 65_536;
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The files of an audit dir.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::daemon::audit::now_ms;
+use crate::clock::now_ms;
 use crate::proto::StorageFault;
 
 /// A part of the data dir that writes.

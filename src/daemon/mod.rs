@@ -14,6 +14,7 @@ pub mod output;
 pub mod process;
 pub mod procfs;
 pub mod recovery;
+pub mod router;
 pub mod server;
 pub mod store;
 pub mod supervisor;
@@ -25,7 +26,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::proto::Request;
-use supervisor::{Layout, Supervisor};
+use router::Router;
+use supervisor::Layout;
 
 /// What `autonomos daemon` needs.
 #[derive(Debug, Clone)]
@@ -68,9 +70,9 @@ pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// A running daemon: the lock, the supervisor handle and its task, the socket.
+/// A running daemon: the lock, the request router, the supervisor task, the socket.
 pub struct Daemon {
-    pub supervisor: Supervisor,
+    pub router: Router,
     pub join: tokio::task::JoinHandle<()>,
     /// The control socket's path.
     pub socket: PathBuf,
@@ -150,6 +152,8 @@ impl Daemon {
         };
         let settings =
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
+        let (recoveries, jobs) = tokio::sync::mpsc::unbounded_channel();
+        let state_db = layout.state_db();
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,
@@ -159,21 +163,31 @@ impl Daemon {
             supervisor::Services {
                 published,
                 audit: Some(audit.clone()),
-                recovery: Some(settings.clone()),
+                backups: Some(supervisor::BackupWatch {
+                    busy: settings.busy.clone(),
+                    meter: settings.meter.clone(),
+                }),
+                recoveries: Some(recoveries),
                 health,
             },
         )
         .map_err(io("cannot open agent log files"))?;
         tokio::spawn(recovery::schedule(supervisor.clone(), settings.clone()));
+        tokio::spawn(recovery::automatic(
+            supervisor.clone(),
+            settings.clone(),
+            jobs,
+        ));
+        let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db);
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,
             socket.clone(),
-            supervisor.clone(),
+            router.clone(),
             stop_server.clone(),
         ));
         Ok(Daemon {
-            supervisor,
+            router,
             join,
             socket,
             metrics_addr,
@@ -185,7 +199,7 @@ impl Daemon {
 
     /// Decommissions the fleet and waits for the supervisor to finish.
     pub async fn shutdown(self) {
-        let _ = self.supervisor.request(Request::Shutdown).await;
+        let _ = self.router.request(Request::Shutdown).await;
         let _ = self.join.await;
         self.stop_server.cancel();
         let _ = std::fs::remove_file(&self.socket);

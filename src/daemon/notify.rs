@@ -7,6 +7,7 @@
 //! sent once per [`DEDUP`]); what it drops and every failure are counted and
 //! shown by `autonomos alerts`, the console and `/metrics`.
 
+use crate::clock::now_ms;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
@@ -45,13 +46,6 @@ enum Cmd {
 pub struct Notifiers {
     tx: mpsc::Sender<Cmd>,
     status: Arc<Mutex<Vec<NotifierStatus>>>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn kind_name(k: &NotifierKind) -> &'static str {

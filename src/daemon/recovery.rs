@@ -288,12 +288,12 @@ struct Target {
 pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
     // Let the fleet start before a catch-up backup reads its contexts.
     let grace = Duration::from_secs(5);
-    let mut not_before = crate::daemon::audit::now_ms() + grace.as_millis() as u64;
+    let mut not_before = crate::clock::now_ms() + grace.as_millis() as u64;
     loop {
         let conf = s.conf();
         let Some(every) = conf.every else {
             s.changed.notified().await;
-            not_before = crate::daemon::audit::now_ms();
+            not_before = crate::clock::now_ms();
             continue;
         };
         let (repo, data_dir) = (conf.repositories[0].clone(), s.data_dir.clone());
@@ -305,14 +305,14 @@ pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
             .and_then(|r| r.ok())
             .and_then(|snaps| snaps.last().map(|x| x.time));
         let due = next_due(newest, every.as_millis() as u64, not_before);
-        let now = crate::daemon::audit::now_ms();
+        let now = crate::clock::now_ms();
         if due > now {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(due - now)) => {}
                 // A reload changed the schedule or the repositories: due
                 // times follow the new settings from the newest snapshot.
                 _ = s.changed.notified() => {
-                    not_before = crate::daemon::audit::now_ms();
+                    not_before = crate::clock::now_ms();
                     continue;
                 }
             }
@@ -328,14 +328,14 @@ pub async fn schedule(sup: Supervisor, s: Arc<Settings>) {
         }
         match backup(&sup, &s, "schedule").await {
             Ok(_) => {
-                not_before = crate::daemon::audit::now_ms() + every.as_millis() as u64;
+                not_before = crate::clock::now_ms() + every.as_millis() as u64;
             }
             Err(e) if e.kind == ErrorKind::ShuttingDown => return,
             Err(e) => {
                 // Failing backups are retried, but not in a tight loop.
                 let wait = every.min(Duration::from_secs(600));
                 tracing::error!(error = %e, retry_in_s = wait.as_secs(), "scheduled backup failed");
-                not_before = crate::daemon::audit::now_ms() + wait.as_millis() as u64;
+                not_before = crate::clock::now_ms() + wait.as_millis() as u64;
             }
         }
     }
@@ -347,6 +347,31 @@ pub fn next_due(newest: Option<u64>, every: u64, not_before: u64) -> u64 {
     newest
         .map_or(0, |t| t.saturating_add(every))
         .max(not_before)
+}
+
+/// Runs the restores the supervisor asks for (`recovery =
+/// "restore-latest"` after a replica reached Failed), one at a time, for
+/// the daemon's life.
+pub async fn automatic(
+    sup: Supervisor,
+    s: Arc<Settings>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<crate::daemon::supervisor::RecoveryJob>,
+) {
+    while let Some((agent, why)) = jobs.recv().await {
+        // A backup in progress (say, the schedule's) holds the slot: wait
+        // for it rather than give the one automatic attempt up.
+        let t = std::time::Instant::now();
+        while s.busy.load(std::sync::atomic::Ordering::SeqCst)
+            && t.elapsed() < Duration::from_secs(1800)
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        match restore(&sup, &s, Some(&agent), None, None, &why).await {
+            Ok(Response::Done { message }) => tracing::warn!(agent = %agent, "{message}"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(agent = %agent, error = %e, "automatic recovery failed"),
+        }
+    }
 }
 
 /// `Request::Restore`: the recovery workflow for one agent, or (`agent`
@@ -378,7 +403,7 @@ pub async fn restore(
         .map_err(|e| err(ErrorKind::Storage, e))?;
     let chosen = backup::pick(&snaps, snapshot, at).map_err(|e| err(ErrorKind::Invalid, e))?;
     let short = &chosen.id[..8.min(chosen.id.len())];
-    let stamp = crate::daemon::audit::now_ms();
+    let stamp = crate::clock::now_ms();
     let (mut targets, mut skipped) = (Vec::new(), Vec::new());
     for a in &status.agents {
         if agent.is_some_and(|n| n != a.name) {
@@ -402,7 +427,7 @@ pub async fn restore(
             match agent {
                 Some(name) => format!(
                     "snapshot {short} ({}) holds no context of `{name}`: it was backed up before the agent existed or under another context dir",
-                    crate::ops::time(chosen.time)
+                    crate::core::units::utc(chosen.time)
                 ),
                 None => format!("snapshot {short} holds no context of any current agent"),
             },
@@ -467,7 +492,7 @@ pub async fn restore(
     let mut message = format!(
         "restored {} from snapshot {short} ({}): {files} files, {}",
         names.join(", "),
-        crate::ops::time(chosen.time),
+        crate::core::units::utc(chosen.time),
         crate::config::format_size(bytes)
     );
     if !skipped.is_empty() {
@@ -532,7 +557,7 @@ where
     step(format!(
         "LoadBackup: snapshot {} of {}",
         &chosen.id[..8.min(chosen.id.len())],
-        crate::ops::time(chosen.time)
+        crate::core::units::utc(chosen.time)
     ))
     .await;
     let (repo, data_dir, id, meter) = (

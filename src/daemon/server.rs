@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::supervisor::Supervisor;
+use crate::daemon::router::Router;
 use crate::proto::{self, ClientMsg, Hello, Request, Response, ServerMsg};
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,12 +107,7 @@ struct Limits {
 }
 
 /// Serves the socket until `stop` is cancelled; removes the socket file then.
-pub async fn serve(
-    listener: UnixListener,
-    path: PathBuf,
-    sup: Supervisor,
-    stop: CancellationToken,
-) {
+pub async fn serve(listener: UnixListener, path: PathBuf, sup: Router, stop: CancellationToken) {
     let limits = Arc::new(Limits::default());
     let me = rustix::process::geteuid().as_raw();
     loop {
@@ -185,7 +180,7 @@ pub async fn serve(
 
 /// Serves one client over any byte stream (the Unix socket, or an
 /// in-process pipe for tests), as `peer`.
-pub async fn serve_stream<S>(stream: S, peer: Peer, sup: Supervisor)
+pub async fn serve_stream<S>(stream: S, peer: Peer, sup: Router)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -223,7 +218,7 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn connection<S>(stream: S, peer: Peer, sup: Supervisor, id: u64, limits: Arc<Limits>)
+async fn connection<S>(stream: S, peer: Peer, sup: Router, id: u64, limits: Arc<Limits>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -422,7 +417,7 @@ async fn write_loop<S>(
     mut sink: Sink<S>,
     mut out: mpsc::Receiver<ServerMsg>,
     mut subscribe: mpsc::Receiver<()>,
-    sup: Supervisor,
+    sup: Router,
     peer: Peer,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -478,7 +473,7 @@ async fn recv_event(
     }
 }
 
-async fn snapshot(sup: &Supervisor) -> Option<(u64, ServerMsg)> {
+async fn snapshot(sup: &Router) -> Option<(u64, ServerMsg)> {
     let (seq, status) = sup.snapshot().await.ok()?;
     Some((
         seq,

@@ -6,6 +6,7 @@
 //! version mismatch is refused naming both versions. New fields are
 //! `#[serde(default)]` so that older peers keep reading newer messages.
 
+mod describe;
 pub mod status;
 
 pub use status::*;

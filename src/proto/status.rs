@@ -8,35 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::lifecycle::{Millis, State, Transition};
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitInfo {
-    /// Exit code, if it exited normally.
-    pub code: Option<i32>,
-    /// Signal number, if a signal ended it.
-    pub signal: Option<i32>,
-    /// When it was reaped (ms since the Unix epoch).
-    pub at: Millis,
-    /// How long it ran, in ms (0 for a spawn that failed).
-    #[serde(default)]
-    pub ran_ms: u64,
-}
-
-impl ExitInfo {
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-}
-
-impl std::fmt::Display for ExitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit {c}"),
-            (None, Some(s)) => write!(f, "signal {}", crate::config::signal_name(s)),
-            (None, None) => write!(f, "spawn failed"),
-        }
-    }
-}
+pub use crate::core::supervise::ExitInfo;
 
 /// One replica as the daemon sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,7 +180,7 @@ impl BackupProgress {
         }
         let n = |v: u64| {
             if self.bytes {
-                crate::config::format_size(v)
+                crate::core::units::format_size(v)
             } else {
                 v.to_string()
             }
@@ -538,9 +510,51 @@ impl FleetStatus {
     }
 }
 
+/// The state that best describes an agent: the most pressing of its replicas'.
+pub fn agent_state(a: &AgentStatus) -> String {
+    if !a.enabled {
+        return "stopped".into();
+    }
+    let rank = |s: State| match s {
+        State::Failed => 0,
+        State::Backoff => 1,
+        State::Adaptation => 2,
+        State::Decommissioning => 3,
+        State::TaskCompletion => 4,
+        State::ResourceAllocation => 5,
+        State::Initialization => 6,
+        State::ContextPreparation => 7,
+        State::PerformanceMonitoring => 8,
+        State::ActiveOperation => 9,
+        State::Stopped => 10,
+    };
+    match a.replicas.iter().map(|r| r.state).min_by_key(|s| rank(*s)) {
+        Some(s) => s.label().to_string(),
+        None => "scaled to 0".into(),
+    }
+}
+
+/// Parses `AGENT` or `AGENT/N`.
+pub fn parse_target(s: &str) -> Result<(String, Option<u32>), String> {
+    match s.split_once('/') {
+        None => Ok((s.to_string(), None)),
+        Some((a, n)) => n
+            .parse::<u32>()
+            .map(|n| (a.to_string(), Some(n)))
+            .map_err(|_| format!("`{s}`: a replica is written AGENT/N, e.g. researcher/2")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(parse_target("a"), Ok(("a".into(), None)));
+        assert_eq!(parse_target("a/2"), Ok(("a".into(), Some(2))));
+        assert!(parse_target("a/x").is_err());
+    }
 
     fn replica(index: u32, history: usize) -> ReplicaStatus {
         let t = Transition {

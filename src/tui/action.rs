@@ -309,7 +309,7 @@ pub fn keymap() -> Vec<Binding> {
 
 /// A key from the config as terminal key events (a capital letter also
 /// arrives with SHIFT).
-fn codes_of(k: &crate::config::keys::KeySpec) -> Vec<(KeyCode, KeyModifiers)> {
+fn codes_of(k: &crate::core::keys::KeySpec) -> Vec<(KeyCode, KeyModifiers)> {
     let mut mods = NONE;
     if k.ctrl {
         mods |= CTRL;
@@ -345,7 +345,7 @@ fn codes_of(k: &crate::config::keys::KeySpec) -> Vec<(KeyCode, KeyModifiers)> {
 /// The default keymap with the config's `[console] keys` applied: a rebound
 /// action loses its default keys, and a key taken by it leaves any other
 /// action.
-pub fn keymap_with(overrides: &[(String, Vec<crate::config::keys::KeySpec>)]) -> Vec<Binding> {
+pub fn keymap_with(overrides: &[(String, Vec<crate::core::keys::KeySpec>)]) -> Vec<Binding> {
     let mut map = keymap();
     for (name, keys) in overrides {
         let codes: Vec<(KeyCode, KeyModifiers)> = keys.iter().flat_map(codes_of).collect();
@@ -470,7 +470,7 @@ pub const VERBS: [(&str, &str); 15] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::keys::parse_key;
+    use crate::core::keys::parse_key;
     use ratatui::crossterm::event::KeyEvent;
 
     fn key(c: KeyCode, m: KeyModifiers) -> KeyEvent {
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn every_rebindable_action_name_exists_in_the_keymap() {
         let map = keymap();
-        for name in crate::config::keys::ACTIONS {
+        for name in crate::core::keys::ACTIONS {
             assert!(map.iter().any(|b| b.name == name), "{name}");
         }
     }

@@ -11,6 +11,7 @@ pub mod theme;
 pub mod update;
 pub mod view;
 
+use crate::clock::now_ms;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -71,13 +72,6 @@ impl Drop for Guard {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// How the console reaches its daemon (again, after a drop).
 pub type Connect =
     Box<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Client, ClientError>> + Send>;
@@ -89,7 +83,7 @@ pub struct Options {
     /// `user@host` when attached over ssh.
     pub remote: Option<String>,
     /// `[console] keys` from the config.
-    pub keys: Vec<(String, Vec<crate::config::keys::KeySpec>)>,
+    pub keys: Vec<(String, Vec<crate::core::keys::KeySpec>)>,
 }
 
 /// Runs the console until the operator detaches.
@@ -112,11 +106,17 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
     }
     let first = match connect().await {
         Ok(c) => c,
-        Err(e) => return crate::commands::fail(&e, false),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let session = match Session::start(first).await {
         Ok(s) => s,
-        Err(e) => return crate::commands::fail(&e, false),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -271,7 +271,7 @@ impl Model {
             .filter(|&i| {
                 f.is_empty()
                     || agents[i].name.to_lowercase().contains(&f)
-                    || crate::commands::agent_state(&agents[i]).contains(&f)
+                    || crate::proto::agent_state(&agents[i]).contains(&f)
             })
             .collect();
         let cpu = |a: &AgentStatus| a.replicas.iter().map(|r| r.cpu_percent).sum::<f64>();
@@ -282,7 +282,7 @@ impl Model {
             Sort::Cpu => v.sort_by(|&a, &b| cpu(&agents[b]).total_cmp(&cpu(&agents[a]))),
             Sort::Memory => v.sort_by_key(|&a| std::cmp::Reverse(mem(&agents[a]))),
             Sort::Restarts => v.sort_by_key(|&a| std::cmp::Reverse(restarts(&agents[a]))),
-            Sort::State => v.sort_by_key(|&a| crate::commands::agent_state(&agents[a])),
+            Sort::State => v.sort_by_key(|&a| crate::proto::agent_state(&agents[a])),
         }
         v
     }

@@ -3,7 +3,7 @@
 //! clock (the loop sets `model.now`), so every path is unit-tested.
 
 use crate::client::{Incoming, Update};
-use crate::commands::parse_target;
+use crate::proto::parse_target;
 use crate::proto::{Request, Response, ServerEvent};
 use crate::tui::action::{Action, VERBS};
 use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push, push_day};
@@ -25,7 +25,7 @@ pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
             m.mode = Mode::Normal;
             match action {
                 Action::Yes => {
-                    m.notify(format!("sent: {}", describe(&request)), false);
+                    m.notify(format!("sent: {}", request), false);
                     vec![request]
                 }
                 _ => {
@@ -86,33 +86,6 @@ fn text(buf: &mut String, action: &Action) {
             buf.pop();
         }
         _ => {}
-    }
-}
-
-fn describe(r: &Request) -> String {
-    match r {
-        Request::Scale { agent, replicas } => format!("scale {agent} {replicas}"),
-        Request::Restart {
-            agent,
-            replica: Some(i),
-        } => format!("restart {agent}/{i}"),
-        Request::Restart { agent, .. } => format!("restart {agent}"),
-        Request::Stop { agent } => format!("stop {agent}"),
-        Request::Start { agent } => format!("start {agent}"),
-        Request::Shutdown => "shutdown".into(),
-        Request::Backup => "backup".into(),
-        Request::Reload => "reload".into(),
-        Request::Ack { pattern } => format!("ack {pattern}"),
-        Request::Silence { pattern, for_ms } => {
-            format!("silence {pattern} {}", crate::commands::fmt_age(*for_ms))
-        }
-        Request::IncidentOpen { title, level, .. } => {
-            format!("open a level {level} incident: {title}")
-        }
-        Request::IncidentNote { id, .. } => format!("note on incident #{id}"),
-        Request::IncidentAdvance { id, .. } => format!("advance incident #{id}"),
-        Request::IncidentResolve { id, .. } => format!("resolve incident #{id}"),
-        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -457,7 +430,7 @@ fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
         ["ack", pattern] => Request::Ack {
             pattern: pattern.to_string(),
         },
-        ["silence", pattern, d] => match crate::config::parse_duration(d) {
+        ["silence", pattern, d] => match crate::core::units::parse_duration(d) {
             Ok(d) => Request::Silence {
                 pattern: pattern.to_string(),
                 for_ms: d.as_millis() as u64,
@@ -518,7 +491,7 @@ fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
             return vec![];
         }
     };
-    m.notify(format!("sent: {}", describe(&req)), false);
+    m.notify(format!("sent: {}", req), false);
     vec![req]
 }
 
@@ -646,7 +619,7 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
-            (req, Err(e)) => m.notify(format!("{}: {}", describe(&req), e.message), true),
+            (req, Err(e)) => m.notify(format!("{}: {}", req, e.message), true),
             (_, Ok(_)) => m.dirty = false,
         },
         Incoming::Update(Update::Snapshot(seq, mut status)) => {

@@ -11,9 +11,10 @@ use ratatui::widgets::{
     TableState, Wrap,
 };
 
-use crate::commands::{agent_state, fmt_age, fmt_bytes};
 use crate::core::lifecycle::State;
 use crate::core::sanitize::sanitize_line;
+use crate::core::units::{fmt_age, format_size};
+use crate::proto::agent_state;
 use crate::tui::action::{Binding, help_rows};
 use crate::tui::model::{Conn, Mode, Model, Panel, Row, Series};
 use crate::tui::theme::Theme;
@@ -246,7 +247,7 @@ fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                     Cell::from(format!("{}/{}", a.running, a.desired)),
                     Cell::from(state.clone()).style(st.map(|s| t.state(s)).unwrap_or(t.muted)),
                     Cell::from(format!("{cpu:5.1}%")),
-                    Cell::from(fmt_bytes(mem)),
+                    Cell::from(format_size(mem)),
                     Cell::from(restarts.to_string()),
                     Cell::from(
                         oldest
@@ -279,7 +280,7 @@ fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                     Cell::from(r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
                     Cell::from(state).style(t.state(r.state)),
                     Cell::from(format!("{:5.1}%", r.cpu_percent)),
-                    Cell::from(fmt_bytes(r.rss_bytes)),
+                    Cell::from(format_size(r.rss_bytes)),
                     Cell::from(r.restarts.to_string()),
                     Cell::from(
                         r.started_at
@@ -645,14 +646,14 @@ fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     lines.push(kv("command", sanitize_line(a.command.join(" ").as_bytes())));
     let limit = a
         .memory_limit
-        .map(|l| format!(", limit {} ({})", fmt_bytes(l), a.memory_limit_action))
+        .map(|l| format!(", limit {} ({})", format_size(l), a.memory_limit_action))
         .unwrap_or_default();
     lines.push(kv(
         "requests",
         format!(
             "{:.2} cpu, {}{limit}",
             a.cpu_request,
-            fmt_bytes(a.memory_request)
+            format_size(a.memory_request)
         ),
     ));
     lines.push(kv("restart", a.restart.clone()));

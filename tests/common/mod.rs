@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use autonomos::config::{self, Config, HostFacts};
 use autonomos::core::lifecycle::State;
-use autonomos::daemon::supervisor::Supervisor;
+use autonomos::daemon::router::Router;
 use autonomos::daemon::{Daemon, DaemonOptions};
 use autonomos::proto::{AgentStatus, FleetStatus, ReplicaStatus};
 use autonomos::proto::{Request, Response};
@@ -56,8 +56,8 @@ impl TestDaemon {
         }
     }
 
-    pub fn sup(&self) -> &Supervisor {
-        &self.daemon.as_ref().expect("running").supervisor
+    pub fn sup(&self) -> &Router {
+        &self.daemon.as_ref().expect("running").router
     }
 
     pub fn data_dir(&self) -> PathBuf {

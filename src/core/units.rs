@@ -174,6 +174,38 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A UTC time for reports: `2026-11-28 13:04:05Z`.
+pub fn utc(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// A short, human duration for messages: `"250ms"`, `"1.5s"`, `"3m0s"`.
+pub fn fmt_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// "1h02m", "5m12s", "42s".
+pub fn fmt_age(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 86_400 {
+        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
+    } else if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 /// Formats a byte count in the largest binary unit it reaches: exact when
 /// that unit divides it (`"16MiB"`, `"512B"`), else with one decimal from
 /// MiB up (`"15.4GiB"`) and in bytes below (`"4095B"`).
@@ -204,6 +236,14 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(fmt_age(42_000), "42s");
+        assert_eq!(fmt_age(312_000), "5m12s");
+        assert_eq!(fmt_age(3_720_000), "1h02m");
+        assert_eq!(fmt_age(90_000_000), "1d01h");
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -1,0 +1,53 @@
+//! `alerts` and its subcommands.
+
+use super::*;
+
+pub async fn alerts(g: &Global, cmd: Option<AlertsCommand>, json: bool) -> ExitCode {
+    match cmd.unwrap_or(AlertsCommand::List) {
+        AlertsCommand::List => match ask(g, Request::Alerts).await {
+            Ok(Response::Alerts { report }) if json => json_out(&report),
+            Ok(Response::Alerts { report }) => {
+                print!("{}", alerts_table(&report, now_ms()));
+                ExitCode::SUCCESS
+            }
+            Ok(r) => unexpected(r),
+            Err(e) => fail(&e, json),
+        },
+        AlertsCommand::Ack { pattern } => simple(g, Request::Ack { pattern }, json).await,
+        AlertsCommand::Silence { pattern, duration } => {
+            let for_ms = duration.as_millis() as u64;
+            simple(g, Request::Silence { pattern, for_ms }, json).await
+        }
+        AlertsCommand::History { alert, lines } => {
+            match ask(
+                g,
+                Request::AlertHistory {
+                    alert,
+                    limit: lines,
+                },
+            )
+            .await
+            {
+                Ok(Response::AlertHistory { events }) if json => json_out(&events),
+                Ok(Response::AlertHistory { events }) => {
+                    if events.is_empty() {
+                        println!("no alert history");
+                    }
+                    for e in &events {
+                        println!(
+                            "{}  {:<8} {:<8} {:<32} {}",
+                            utc(e.at),
+                            e.state,
+                            e.severity,
+                            crate::core::sanitize::sanitize_line(e.id.as_bytes()),
+                            crate::core::sanitize::sanitize_line(e.summary.as_bytes())
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => unexpected(r),
+                Err(e) => fail(&e, json),
+            }
+        }
+    }
+}

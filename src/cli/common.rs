@@ -1,0 +1,101 @@
+//! What every verb that talks to a daemon shares: connecting, failing,
+//! printing JSON.
+
+use super::*;
+
+/// Connects as the global options say: over ssh with `--host`, else to the
+/// local daemon of the data dir in force.
+pub async fn connect(g: &Global) -> Result<Client, ClientError> {
+    match &g.host {
+        Some(url) => {
+            let mut t = SshTarget::parse(url).map_err(ClientError::Ssh)?;
+            t.remote_bin = g.remote_bin.clone();
+            t.remote_data_dir = g.remote_data_dir.clone();
+            t.ssh_config = g.ssh_config.clone();
+            Client::connect_ssh(&t).await
+        }
+        None => {
+            let data_dir =
+                crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
+            Client::connect_local(&crate::paths::runtime_dir(), &data_dir).await
+        }
+    }
+}
+
+/// Prints an error (and its JSON form with `--json`); exit code 1.
+pub fn fail(e: &ClientError, json: bool) -> ExitCode {
+    if json {
+        let kind = match e {
+            ClientError::Request(r) => serde_json::to_value(r.kind).unwrap_or_default(),
+            ClientError::NoDaemon { .. } => "no_daemon".into(),
+            _ => "connection".into(),
+        };
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "kind": kind, "message": e.to_string() })
+        );
+    }
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// Runs a request whose answer is a message (scale, start, stop, ...).
+pub async fn simple(g: &Global, request: Request, json: bool) -> ExitCode {
+    let result = async {
+        let mut c = connect(g).await?;
+        c.request(request).await
+    }
+    .await;
+    match result {
+        Ok(Response::Done { message }) => {
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "message": message }));
+            } else {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Stopped {
+            message,
+            was_running,
+        }) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "message": message, "was_running": was_running })
+                );
+            } else {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => {
+            eprintln!("error: unexpected answer {other:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => fail(&e, json),
+    }
+}
+
+pub(super) async fn ask(g: &Global, req: Request) -> Result<Response, crate::client::ClientError> {
+    let mut c = connect(g).await?;
+    c.request(req).await
+}
+
+pub(super) fn json_out<T: serde::Serialize>(v: &T) -> ExitCode {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(super) fn unexpected(r: Response) -> ExitCode {
+    eprintln!("error: unexpected answer {r:?}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,90 @@
+//! The verbs that run here rather than ask a daemon: `config check`, and
+//! `daemon` itself (the supervisor in the foreground).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+
+use super::{EXIT_INVALID, Global};
+use crate::paths::{self, ConfigSource};
+
+/// `config check`: the effective config, or every error in it.
+pub(super) fn config_check(g: &Global, file: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let source = paths::find_config(file.or(g.config.as_deref()));
+    match paths::load_config(&source) {
+        Ok(cfg) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
+            } else {
+                if source == ConfigSource::Demo {
+                    println!("# no config file found: the built-in demo fleet");
+                }
+                print!("{}", cfg.render_effective());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            let n = errors.diagnostics.len();
+            eprintln!(
+                "\n{n} error{} found; nothing was started",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// `daemon`: supervise the fleet in the foreground until SIGTERM/SIGINT.
+pub(super) fn run(
+    g: &Global,
+    sample_every: Option<Duration>,
+    metrics_addr: Option<SocketAddr>,
+    detached: bool,
+) -> Result<ExitCode> {
+    if detached {
+        // Own session: no controlling terminal, no SIGHUP from one.
+        let _ = rustix::process::setsid();
+    }
+    let source = paths::find_config(g.config.as_deref());
+    let mut cfg = match paths::load_config(&source) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("\nthe daemon did not start: fix the config and try again");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    if let Some(every) = sample_every {
+        cfg.metrics.interval = every;
+    }
+    if metrics_addr.is_some() {
+        cfg.metrics.listen = metrics_addr;
+    }
+    let sample_every = cfg.metrics.interval;
+    let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
+    crate::daemon::prepare_data_dir(&data_dir)?;
+    let _log = crate::logging::init_daemon(
+        &data_dir.join("logs"),
+        cfg.logs.max_size,
+        cfg.logs.max_files,
+    )?;
+    if source == ConfigSource::Demo {
+        tracing::info!("no config file found: running the built-in demo fleet");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("autonomos")
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    let opts = crate::daemon::DaemonOptions {
+        config: cfg,
+        data_dir,
+        sample_every,
+    };
+    rt.block_on(crate::daemon::run(opts))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,203 @@
+//! Where a request goes: most to the supervisor actor; backups, restores
+//! and pruning to the recovery workflow; the audit trail's commands to its
+//! writer; reads of old incidents and the alert history to `state.db`.
+//!
+//! The router sits above both the supervisor and the recovery workflow,
+//! which talks to the supervisor through its handle only: no module calls
+//! back into the one that called it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::daemon::audit::{Audit, Durable};
+use crate::daemon::recovery::{self, Settings};
+use crate::daemon::supervisor::{Events, Supervisor};
+use crate::proto::{ErrorKind, ErrorReply, FleetStatus, Request, Response};
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// A cheap, cloneable handle that answers every request.
+#[derive(Clone, Debug)]
+pub struct Router {
+    sup: Supervisor,
+    recovery: Option<Arc<Settings>>,
+    audit: Option<Audit>,
+    /// Read (never written) here for what the actor does not keep in
+    /// memory: old incidents, the alert history.
+    state_db: PathBuf,
+}
+
+impl Router {
+    pub fn new(
+        sup: Supervisor,
+        recovery: Option<Arc<Settings>>,
+        audit: Option<Audit>,
+        state_db: PathBuf,
+    ) -> Self {
+        Self {
+            sup,
+            recovery,
+            audit,
+            state_db,
+        }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.sup
+    }
+
+    pub fn events(&self) -> &Events {
+        self.sup.events()
+    }
+
+    /// Appends to the audit trail (never waits).
+    pub fn audit(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
+        self.sup.audit(actor, action, args, result);
+    }
+
+    /// Appends to the audit trail and returns what learns when the record
+    /// is on disk (None when this daemon keeps no audit trail).
+    pub fn audit_durable(
+        &self,
+        actor: &str,
+        action: &str,
+        args: serde_json::Value,
+        result: &str,
+    ) -> Option<Durable> {
+        self.audit
+            .as_ref()
+            .map(|a| a.record_durable(actor, action, args, result))
+    }
+
+    fn audit_trail(&self) -> Result<&Audit, ErrorReply> {
+        self.audit
+            .as_ref()
+            .ok_or_else(|| err(ErrorKind::NotAvailable, "this daemon keeps no audit trail"))
+    }
+
+    fn backups(&self) -> Result<&Arc<Settings>, ErrorReply> {
+        self.recovery.as_ref().ok_or_else(|| {
+            err(
+                ErrorKind::NotAvailable,
+                "this daemon has no backup settings",
+            )
+        })
+    }
+
+    /// Sends a request on behalf of the daemon itself.
+    pub async fn request(&self, req: Request) -> Result<Response, ErrorReply> {
+        self.request_as(req, "autonomos".into()).await
+    }
+
+    /// The fleet's status.
+    pub async fn status(&self) -> Result<FleetStatus, ErrorReply> {
+        match self.request(Request::Status).await? {
+            Response::Status { status } => Ok(*status),
+            other => Err(err(
+                ErrorKind::Protocol,
+                format!("unexpected reply {other:?}"),
+            )),
+        }
+    }
+
+    pub async fn snapshot(&self) -> Result<(u64, FleetStatus), ErrorReply> {
+        self.sup.snapshot().await
+    }
+
+    /// Answers a request on behalf of `who` (an operator, as the server
+    /// identified the peer; recorded on incident timelines). `Subscribe`
+    /// is the connection's business (see `daemon::server`).
+    pub async fn request_as(&self, req: Request, who: String) -> Result<Response, ErrorReply> {
+        match req {
+            Request::Reload => self.reload(who).await,
+            Request::Backup => recovery::backup(&self.sup, self.backups()?, "operator").await,
+            Request::BackupPrune => recovery::prune(&self.sup, self.backups()?).await,
+            Request::Restore {
+                agent,
+                snapshot,
+                at,
+            } => {
+                let s = self.backups()?;
+                let (agent, snapshot) = (agent.as_deref(), snapshot.as_deref());
+                recovery::restore(&self.sup, s, agent, snapshot, at, "operator request").await
+            }
+            Request::Subscribe => Ok(Response::Subscribed),
+            Request::Incident { id } => self.incident(id, who).await,
+            Request::AlertHistory { alert, limit } => {
+                let path = self.state_db.clone();
+                let limit = limit.clamp(1, 100_000);
+                tokio::task::spawn_blocking(move || {
+                    crate::daemon::store::alert_events(&path, alert.as_deref(), limit)
+                })
+                .await
+                .map_err(|e| err(ErrorKind::Storage, e.to_string()))?
+                .map(|events| Response::AlertHistory { events })
+                .map_err(|e| err(ErrorKind::Storage, e.to_string()))
+            }
+            Request::AuditCheckpoint => self
+                .audit_trail()?
+                .checkpoint()
+                .await
+                .map(|checkpoint| Response::Checkpoint {
+                    checkpoint: Box::new(checkpoint),
+                })
+                .map_err(|e| err(ErrorKind::Storage, e)),
+            Request::AuditRotateKey => self.rotate_key().await,
+            req => self.sup.request_as(req, who).await,
+        }
+    }
+
+    /// A reload; a changed `[backup]` applies once the fleet took the config.
+    async fn reload(&self, who: String) -> Result<Response, ErrorReply> {
+        let (answer, cfg) = self.sup.reload(who).await?;
+        let backup_changed = self.recovery.as_ref().is_some_and(|r| r.reconfigure(&cfg));
+        Ok(match answer {
+            Response::Done { mut message } if backup_changed => {
+                message.push_str("; [backup] changed");
+                Response::Done { message }
+            }
+            other => other,
+        })
+    }
+
+    /// Open and recent incidents from the actor; older resolved ones from
+    /// `state.db`.
+    async fn incident(&self, id: u64, who: String) -> Result<Response, ErrorReply> {
+        let answer = self.sup.request_as(Request::Incident { id }, who).await;
+        if answer.is_ok() {
+            return answer;
+        }
+        let path = self.state_db.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || crate::daemon::store::incident(&path, id)).await;
+        match stored {
+            Ok(Ok(Some(i))) => Ok(Response::Incident {
+                incident: Box::new(i),
+            }),
+            _ => answer,
+        }
+    }
+
+    async fn rotate_key(&self) -> Result<Response, ErrorReply> {
+        let r = self
+            .audit_trail()?
+            .rotate_key()
+            .await
+            .map_err(|e| err(ErrorKind::Storage, format!("key rotation failed: {e}")))?;
+        Ok(Response::Done {
+            message: format!(
+                "audit signing key rotated at seq {}: old key {}…, new key {}… \
+                 (the old key's last checkpoint is signed by the new one; \
+                 checkpoints exported before keep verifying)",
+                r.checkpoint.seq,
+                &r.checkpoint.key[..16.min(r.checkpoint.key.len())],
+                &r.new_key[..16.min(r.new_key.len())]
+            ),
+        })
+    }
+}

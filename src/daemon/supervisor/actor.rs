@@ -1,0 +1,475 @@
+//! The actor: its state, its inbox and its loop.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::events::Events;
+use super::{BackupWatch, Layout, RecoveryJob, SPAWNS_PER_PASS, Services};
+use crate::config::{AgentSpec, Config};
+use crate::core::lifecycle::Millis;
+use crate::core::pool::Pool;
+use crate::core::supervise::{Effect, ExitInfo, Observation, Slot};
+use crate::daemon::collector::{Sample, Target};
+use crate::daemon::health::Health;
+use crate::daemon::metrics::Published;
+use crate::daemon::notify::Notifiers;
+use crate::daemon::observe::Observe;
+use crate::daemon::output::{AgentOutput, LogFile, OutputStats, Ring};
+use crate::daemon::process::{self, RunCmd, RunEvent};
+use crate::daemon::store::{Loaded, Store};
+use crate::proto::{ErrorReply, FleetStatus, HostStatus, Request, Response};
+
+pub(super) type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
+
+/// What reaches the actor.
+pub(super) enum Msg {
+    Api(Request, Answer, String),
+    Reload(Box<Config>, Answer, String),
+    Snapshot(oneshot::Sender<(u64, FleetStatus)>),
+    Run {
+        agent: usize,
+        index: u32,
+        run_id: u64,
+        ev: RunEvent,
+    },
+    Targets(oneshot::Sender<Vec<Target>>),
+    Samples(Vec<Sample>, HostStatus),
+    Sigchld,
+    /// A recovery workflow step for the agent's incident timelines.
+    Recovery(String, String),
+    /// An agent change was written to `state.db` (or failed to be): apply
+    /// it and answer, or refuse it.
+    Persisted {
+        agent: usize,
+        change: AgentChange,
+        result: Result<(), String>,
+        answer: Answer,
+        /// Who asked (for incident timelines).
+        who: String,
+    },
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+/// An operator change to an agent's durable intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AgentChange {
+    Scale(u32),
+    Start,
+    Stop,
+}
+
+/// One replica: its decision state, and what only the actor holds.
+pub(super) struct Replica {
+    pub s: Slot,
+    /// Commands to the live run's task.
+    pub cmds: Option<mpsc::Sender<RunCmd>>,
+    pub ring: Arc<Mutex<Ring>>,
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub processes: u32,
+    /// CPU time of this slot's trees since the daemon started.
+    pub cpu_seconds: f64,
+}
+
+pub(super) struct Agent {
+    pub spec: AgentSpec,
+    /// Removed by a reload: decommissioned, then kept as a tombstone so that
+    /// agent indexes held by run tasks stay valid.
+    pub removed: bool,
+    pub desired: u32,
+    pub enabled: bool,
+    pub replicas: BTreeMap<u32, Replica>,
+    pub output: Arc<AgentOutput>,
+    pub context_dir: PathBuf,
+    /// A change to `desired`/`enabled` is being written to `state.db`; it
+    /// applies once it is durable.
+    pub writing: bool,
+    /// Changes that arrived meanwhile, applied in order after it.
+    pub queued: VecDeque<(Request, Answer, String)>,
+    /// A reload changed the agent while a change was being written: write
+    /// the whole row again once that change is applied.
+    pub resave: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    /// Backoff elapsed: (agent, replica, timer generation).
+    Backoff(usize, u32, u64),
+    /// A run reached its min_uptime (or more spawns wait): reconcile.
+    Healthy,
+}
+
+pub(super) struct Actor {
+    pub cfg: Config,
+    pub layout: Layout,
+    pub agents: Vec<Agent>,
+    pub pool: Pool,
+    pub store: Store,
+    pub tx: mpsc::Sender<Msg>,
+    pub timers: BinaryHeap<Reverse<(Millis, Timer)>>,
+    pub clock: Clock,
+    pub next_run_id: u64,
+    pub host: HostStatus,
+    pub shutdown_waiters: Vec<Answer>,
+    pub shutting_down: bool,
+    pub started_at: Millis,
+    pub daemon_env: Vec<(String, String)>,
+    pub events: Events,
+    pub observe: Observe,
+    /// The latest /metrics scrape, when the endpoint is on.
+    pub published: Option<Published>,
+    /// Duration of the last `observe_tick`.
+    pub tick_seconds: f64,
+    pub backups: Option<BackupWatch>,
+    pub recoveries: Option<mpsc::UnboundedSender<RecoveryJob>>,
+    /// When each agent's automatic recovery ran in this daemon's life.
+    pub recovered: HashMap<String, Vec<Millis>>,
+    /// What clients last heard of the audit trail and backups: (newest
+    /// record's seq, a backup running, its progress).
+    pub audit_seen: (u64, bool, Option<crate::proto::BackupProgress>),
+    /// Notifications handled, as clients last heard.
+    pub notifiers_seen: u64,
+    /// The storage faults clients last heard of.
+    pub storage_seen: Vec<crate::proto::StorageFault>,
+    /// Whether the data dir takes writes.
+    pub health: Health,
+    /// Restarts, failures or stops reached the incident log since alerts
+    /// were last published.
+    pub alerts_pending: bool,
+    /// Scratch lists (kept to avoid an allocation per agent per reconcile).
+    pub to_step: Vec<u32>,
+    pub effects: Vec<Effect>,
+    /// Agents something happened to since the last reconcile; `dirty_all`
+    /// for changes that may touch any (requests, reloads, the 1 s tick).
+    pub dirty: Vec<bool>,
+    pub dirty_all: bool,
+    /// Agents with replicas waiting to start (dependencies, the pool):
+    /// stepped on every reconcile, since other agents unblock them.
+    pub waiting_start: Vec<bool>,
+    /// Spawns left in this reconcile pass, and whether some had to wait
+    /// for the next pass.
+    pub spawn_budget: usize,
+    pub more_to_spawn: bool,
+}
+
+/// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
+#[derive(Clone, Copy)]
+pub(super) struct Clock {
+    base: Instant,
+    base_ms: Millis,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            base_ms: crate::clock::now_ms(),
+        }
+    }
+    pub fn now(&self) -> Millis {
+        self.base_ms + self.base.elapsed().as_millis() as u64
+    }
+}
+
+impl Actor {
+    pub fn new(
+        cfg: Config,
+        layout: Layout,
+        store: Store,
+        loaded: &Loaded,
+        tx: mpsc::Sender<Msg>,
+        services: Services,
+    ) -> std::io::Result<Actor> {
+        let clock = Clock::new();
+        let now = clock.now();
+        let mut actor = Actor {
+            layout,
+            agents: Vec::new(),
+            pool: Pool::new(cfg.pool),
+            store: store.clone(),
+            tx,
+            timers: BinaryHeap::new(),
+            clock,
+            next_run_id: 1,
+            host: HostStatus::default(),
+            shutdown_waiters: Vec::new(),
+            shutting_down: false,
+            started_at: now,
+            daemon_env: std::env::vars().collect(),
+            observe: Observe::new(
+                &cfg,
+                loaded,
+                store,
+                Notifiers::start(&cfg.notifiers),
+                services.audit,
+            ),
+            published: services.published,
+            tick_seconds: 0.0,
+            backups: services.backups,
+            recoveries: services.recoveries,
+            recovered: Default::default(),
+            audit_seen: (0, false, None),
+            notifiers_seen: 0,
+            storage_seen: Vec::new(),
+            health: services.health,
+            alerts_pending: false,
+            to_step: Vec::new(),
+            effects: Vec::new(),
+            dirty: Vec::new(),
+            dirty_all: true,
+            waiting_start: Vec::new(),
+            spawn_budget: SPAWNS_PER_PASS,
+            more_to_spawn: false,
+            cfg: cfg.clone(),
+            events: Events::new(),
+        };
+        for spec in &cfg.agents {
+            let agent = actor.new_agent(spec.clone(), loaded, now)?;
+            actor.agents.push(agent);
+        }
+        Ok(actor)
+    }
+
+    pub fn new_agent(
+        &self,
+        spec: AgentSpec,
+        loaded: &Loaded,
+        now: Millis,
+    ) -> std::io::Result<Agent> {
+        let (desired, enabled) = match loaded.agents.get(&spec.name) {
+            // A changed config value wins over an old runtime scale.
+            Some(row) if row.config_replicas == spec.replicas => (row.desired, row.enabled),
+            Some(row) => (spec.replicas, row.enabled),
+            None => (spec.replicas, true),
+        };
+        let file = LogFile::open(&self.layout.logs_dir(), &spec.name, self.cfg.logs)?;
+        let mut replicas = BTreeMap::new();
+        for ((agent, index), row) in &loaded.replicas {
+            if agent == &spec.name && *index < desired {
+                let mut r = self.new_replica(*index, now);
+                r.s.restarts = row.restarts;
+                r.s.failures = row.failures;
+                r.s.last_exit = row.last_exit_at.map(|at| ExitInfo {
+                    code: row.last_exit_code,
+                    signal: row.last_exit_signal,
+                    at,
+                    ran_ms: 0,
+                });
+                replicas.insert(*index, r);
+            }
+        }
+        Ok(Agent {
+            context_dir: self.layout.context_dir(&spec.name),
+            writing: false,
+            queued: Default::default(),
+            resave: false,
+            removed: false,
+            spec,
+            desired,
+            enabled,
+            replicas,
+            output: Arc::new(AgentOutput {
+                file: Mutex::new(file),
+                stats: OutputStats::default(),
+            }),
+        })
+    }
+
+    pub fn new_replica(&self, index: u32, now: Millis) -> Replica {
+        Replica {
+            s: Slot::new(index, now),
+            cmds: None,
+            ring: Arc::new(Mutex::new(Ring::new(self.cfg.logs.ring_lines))),
+            cpu_percent: 0.0,
+            rss_bytes: 0,
+            processes: 0,
+            cpu_seconds: 0.0,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
+        reap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.reconcile();
+        loop {
+            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        let now = self.clock.now();
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => {
+                        self.handle(m);
+                        // Drain what is already queued before reconciling once.
+                        while let Ok(m) = rx.try_recv() {
+                            self.handle(m);
+                        }
+                        self.publish_if_pending();
+                    }
+                    None => break,
+                },
+                _ = sleep => self.fire_timers(),
+                _ = reap_tick.tick() => {
+                    process::reap_orphans(process::leaders());
+                    // A safety net: once a second every agent is looked at.
+                    self.dirty_all = true;
+                }
+            }
+            self.reconcile();
+            self.publish_if_pending();
+            if self.shutting_down && self.all_stopped() {
+                self.observe.flush();
+                process::reap_orphans(process::leaders());
+                for w in self.shutdown_waiters.drain(..) {
+                    let _ = w.send(Ok(Response::Done {
+                        message: "fleet decommissioned".into(),
+                    }));
+                }
+                tracing::info!("fleet decommissioned");
+                break;
+            }
+        }
+    }
+
+    /// Alerts and incidents changed by what just happened reach clients.
+    fn publish_if_pending(&mut self) {
+        if std::mem::take(&mut self.alerts_pending) {
+            self.publish_alerts();
+        }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.agents.iter().all(|a| {
+            // A change being written is answered before the actor ends.
+            !a.writing && a.replicas.values().all(|r| r.s.at_rest())
+        })
+    }
+
+    /// Something happened to agent `ai`: step it at the next reconcile.
+    pub fn touch(&mut self, ai: usize) {
+        match self.dirty.get_mut(ai) {
+            Some(d) => *d = true,
+            None => self.dirty_all = true,
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match &msg {
+            Msg::Run { agent, .. } => self.touch(*agent),
+            Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) | Msg::Sigchld => {}
+            Msg::Api(..) | Msg::Reload(..) | Msg::Recovery(..) | Msg::Persisted { .. } => {
+                self.dirty_all = true
+            }
+        }
+        match msg {
+            Msg::Api(req, answer, who) => self.api(req, answer, &who),
+            Msg::Reload(cfg, answer, who) => {
+                let result = self.apply_config(*cfg);
+                if let Ok(Response::Done { message }) = &result {
+                    let now = self.clock.now();
+                    self.observe.on_action(None, &who, message, now);
+                    self.observe.flush();
+                }
+                let _ = answer.send(result);
+            }
+            Msg::Snapshot(reply) => {
+                let now = self.clock.now();
+                let mut status = self.status(now);
+                status.history = Some(Box::new(self.observe.history()));
+                let _ = reply.send((self.events.seq(), status));
+            }
+            Msg::Run {
+                agent,
+                index,
+                run_id,
+                ev,
+            } => self.on_run_event(agent, index, run_id, ev),
+            Msg::Targets(reply) => {
+                let mut targets = Vec::new();
+                for (ai, a) in self.agents.iter().enumerate() {
+                    for r in a.replicas.values() {
+                        if let Some(run) = &r.s.run {
+                            targets.push(Target {
+                                agent: ai,
+                                index: r.s.index,
+                                run_id: run.id,
+                                pid: run.pid,
+                            });
+                        }
+                    }
+                }
+                let _ = reply.send(targets);
+            }
+            Msg::Samples(samples, host) => self.on_samples(samples, host),
+            Msg::Sigchld => {
+                process::reap_orphans(process::leaders());
+            }
+            Msg::Recovery(agent, text) => {
+                let now = self.clock.now();
+                self.observe
+                    .on_action(Some(&agent), "autonomos (recovery)", &text, now);
+                self.observe.flush();
+            }
+            Msg::Persisted {
+                agent,
+                change,
+                result,
+                answer,
+                who,
+            } => self.on_persisted(agent, change, result, answer, &who),
+        }
+    }
+
+    /// A run task reports an exit, or leftovers gone.
+    fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, ev: RunEvent) {
+        let obs = match ev {
+            RunEvent::TreeGone { killed_after } => Observation::TreeGone { killed_after },
+            RunEvent::Exited {
+                code,
+                signal,
+                ran,
+                tree_gone,
+                killed_after,
+            } => Observation::Exited {
+                run_id,
+                code,
+                signal,
+                ran,
+                tree_gone,
+                killed_after,
+            },
+        };
+        self.decide(ai, index, obs);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some(Reverse((at, t))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Timer::Backoff(ai, index, generation) = t {
+                self.touch(ai);
+                self.decide(ai, index, Observation::BackoffElapsed { generation });
+            }
+            // Timer::Healthy only needs the reconcile that follows.
+        }
+    }
+}

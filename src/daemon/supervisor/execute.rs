@@ -1,0 +1,239 @@
+//! Decisions and their effects: the actor asks `core::supervise` what a
+//! replica does next and carries it out.
+
+use std::cmp::Reverse;
+
+use super::actor::{Actor, Timer};
+use crate::core::lifecycle::{Millis, State, Transition};
+use crate::core::pool::Request as PoolRequest;
+use crate::core::supervise::{
+    Ctx, Effect, OPERATOR_RESTART, Observation, RELOAD_RESTART, StopCause,
+};
+use crate::daemon::process::RunCmd;
+use crate::daemon::store::{Change, ReplicaRow};
+use crate::proto::ServerEvent;
+
+impl Actor {
+    /// Applies `obs` to replica `index` of agent `ai` and carries out what
+    /// follows. Returns whether the replica changed state.
+    pub(super) fn decide(&mut self, ai: usize, index: u32, obs: Observation) -> bool {
+        let now = self.clock.now();
+        let Some(a) = self.agents.get(ai) else {
+            return false;
+        };
+        let Some(r) = a.replicas.get(&index) else {
+            return false;
+        };
+        let stop = self.stop_cause(ai, index);
+        let deps_pending = if stop.is_none() && r.s.reads_deps() && obs == Observation::Step {
+            self.pending_deps(ai, now)
+        } else {
+            Vec::new()
+        };
+        let ctx = Ctx {
+            now,
+            stop,
+            deps_pending,
+            jitter: rand::random(),
+        };
+        let policy = a.spec.policy();
+        let mut out = std::mem::take(&mut self.effects);
+        out.clear();
+        if let Some(r) = self.agents[ai].replicas.get_mut(&index) {
+            crate::core::supervise::decide(&mut r.s, &policy, &ctx, obs, &mut out);
+        }
+        let mut moved = false;
+        for e in out.drain(..) {
+            moved |= matches!(e, Effect::Transition(_));
+            self.execute(ai, index, e, now);
+        }
+        self.effects = out;
+        moved
+    }
+
+    fn execute(&mut self, ai: usize, index: u32, effect: Effect, now: Millis) {
+        let name = self.agents[ai].spec.name.clone();
+        match effect {
+            Effect::Transition(t) => self.publish_transition(&name, index, t),
+            Effect::Admit => self.admit(ai, index, now),
+            Effect::Release => {
+                self.pool.release(&(name, index));
+            }
+            Effect::Spawn => self.spawn(ai, index, now),
+            Effect::Stop => {
+                let stop = self.stop_cmd(ai);
+                if let Some(r) = self.agents[ai].replicas.get(&index)
+                    && let Some(cmds) = &r.cmds
+                {
+                    let _ = cmds.try_send(stop);
+                }
+            }
+            Effect::RunEnded => {
+                if let Some(r) = self.agents[ai].replicas.get_mut(&index) {
+                    r.cmds = None;
+                    r.cpu_percent = 0.0;
+                    r.rss_bytes = 0;
+                    r.processes = 0;
+                }
+            }
+            Effect::Backoff { at, generation } => {
+                self.timers
+                    .push(Reverse((at, Timer::Backoff(ai, index, generation))));
+            }
+            Effect::Healthy { at } => self.timers.push(Reverse((at, Timer::Healthy))),
+            Effect::Persist => self.persist_replica(ai, index),
+            Effect::Killed(reason) => self.observe.audit(
+                "replica-killed",
+                serde_json::json!({ "agent": name, "replica": index }),
+                &reason,
+            ),
+            Effect::Warn(what) => tracing::warn!(agent = %name, replica = index, "{what}"),
+            Effect::Bug(e) => tracing::error!(
+                agent = %name,
+                replica = index,
+                error = %e,
+                "bug: invalid lifecycle transition refused"
+            ),
+        }
+    }
+
+    /// Asks the pool; at most `SPAWNS_PER_PASS` spawns per reconcile pass,
+    /// the rest go in the next one, right after whatever else waits.
+    fn admit(&mut self, ai: usize, index: u32, now: Millis) {
+        if self.spawn_budget == 0 {
+            if !self.more_to_spawn {
+                self.more_to_spawn = true;
+                self.timers.push(Reverse((now, Timer::Healthy)));
+            }
+            return;
+        }
+        let a = &self.agents[ai];
+        let key = (a.spec.name.clone(), index);
+        let req = PoolRequest {
+            cpu: a.spec.resources.cpu,
+            memory: a.spec.resources.memory,
+        };
+        match self.pool.try_admit(&key, req) {
+            Ok(()) => {
+                self.spawn_budget = self.spawn_budget.saturating_sub(1);
+                self.decide(ai, index, Observation::Admitted);
+            }
+            Err(wait) => {
+                self.decide(ai, index, Observation::PoolWait(wait.to_string()));
+            }
+        }
+    }
+
+    /// Every transition goes to subscribers and the daemon log; restarts,
+    /// failures and stops also to incident timelines, the audit trail and
+    /// the automatic recovery.
+    fn publish_transition(&mut self, agent: &str, replica: u32, t: Transition) {
+        tracing::info!(
+            target: "autonomos::lifecycle",
+            agent,
+            replica,
+            from = %t.from,
+            to = %t.to,
+            reason = %t.reason,
+            "transition"
+        );
+        if matches!(t.to, State::Adaptation | State::Failed | State::Stopped) {
+            if t.to == State::Failed {
+                self.observe.audit(
+                    "replica-failed",
+                    serde_json::json!({ "agent": agent, "replica": replica }),
+                    &t.reason,
+                );
+                self.auto_recover(agent, &t.reason);
+            }
+            if !requested(&t) {
+                self.observe.on_transition(agent, replica, &t);
+            }
+            self.alerts_pending = true;
+        }
+        self.events.emit(ServerEvent::Transition {
+            agent: agent.to_string(),
+            replica,
+            transition: t,
+        });
+    }
+
+    /// `recovery = "restore-latest"`: when a replica of the agent reaches
+    /// `Failed`, restore its newest backup; again for a later failure only
+    /// after a growing quiet time (`core::backoff::recovery_allowed`).
+    fn auto_recover(&mut self, agent: &str, reason: &str) {
+        let wanted = self
+            .agents
+            .iter()
+            .any(|a| a.spec.name == agent && !a.removed && a.spec.restore_latest);
+        let now = self.clock.now();
+        let past = self.recovered.entry(agent.to_string()).or_default();
+        if !wanted || !crate::core::backoff::recovery_allowed(past, now) {
+            if wanted && let Some(last) = past.last() {
+                tracing::warn!(
+                    agent,
+                    seconds_since = now.saturating_sub(*last) / 1000,
+                    "replica Failed soon after an automatic recovery; this one is left to the operator"
+                );
+            }
+            return;
+        }
+        past.push(now);
+        let why = format!("replica Failed ({reason}); recovery = restore-latest");
+        if let Some(tx) = &self.recoveries {
+            let _ = tx.send((agent.to_string(), why));
+        }
+    }
+
+    /// Why replica `index` of agent `ai` must not run (None: it should).
+    pub(super) fn stop_cause(&self, ai: usize, index: u32) -> Option<StopCause> {
+        let a = &self.agents[ai];
+        if self.shutting_down {
+            Some(StopCause::Shutdown)
+        } else if a.removed {
+            Some(StopCause::Removed)
+        } else if !a.enabled {
+            Some(StopCause::Disabled)
+        } else if index >= a.desired {
+            Some(StopCause::ScaledDown(a.desired))
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn stop_cmd(&self, ai: usize) -> RunCmd {
+        let s = &self.agents[ai].spec;
+        RunCmd::Stop {
+            signal: s.stop_signal,
+            timeout: s.stop_timeout,
+        }
+    }
+
+    /// Records the replica's counters and last exit (best effort).
+    fn persist_replica(&mut self, ai: usize, index: u32) {
+        let a = &self.agents[ai];
+        let Some(r) = a.replicas.get(&index) else {
+            return;
+        };
+        let row = ReplicaRow {
+            restarts: r.s.restarts,
+            failures: r.s.failures,
+            last_exit_code: r.s.last_exit.and_then(|e| e.code),
+            last_exit_signal: r.s.last_exit.and_then(|e| e.signal),
+            last_exit_at: r.s.last_exit.map(|e| e.at),
+        };
+        if !self.store.write_soon(Change::Replica {
+            agent: a.spec.name.clone(),
+            index,
+            row,
+        }) {
+            tracing::warn!("state database queue full; a replica's exit was not recorded");
+        }
+    }
+}
+
+/// A restart someone asked for: on incident timelines as the request, by
+/// who asked, not once per replica.
+pub(super) fn requested(t: &Transition) -> bool {
+    t.to == State::Adaptation && (t.reason == OPERATOR_RESTART || t.reason == RELOAD_RESTART)
+}

@@ -1,0 +1,140 @@
+//! The supervisor actor: the single owner of the fleet's state.
+//!
+//! Requests, process events and samples arrive on one bounded channel
+//! (`actor.rs`). What a replica does next is decided by the pure
+//! `core::supervise`; the actor carries out the effects (`execute.rs`:
+//! spawn, signal, timers, the pool, persistence, events) and answers
+//! requests, one file per family (`fleet.rs`, `reload.rs`, `logs.rs`,
+//! `alerts.rs`, `incidents.rs`). It never blocks: spawning is a
+//! `posix_spawn`, the database has its own thread, process trees are
+//! watched by run tasks, and /proc sampling runs on the collector thread.
+//!
+//! Backups, restores, the audit trail's commands and reads of old records
+//! are not the actor's: `daemon::router` answers them above it.
+
+mod actor;
+mod alerts;
+mod api;
+mod events;
+mod execute;
+mod fleet;
+mod handle;
+mod incidents;
+mod logs;
+mod reconcile;
+mod reload;
+mod spawn;
+mod status;
+mod tick;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::daemon::health::Health;
+use crate::daemon::metrics::Published;
+use crate::daemon::store::{Loaded, Store};
+use crate::proto::{ErrorKind, ErrorReply};
+
+pub use events::{EVENT_BACKLOG, Events};
+pub use handle::Supervisor;
+
+/// Transitions per replica carried in a status or snapshot (the actor
+/// keeps up to `lifecycle::HISTORY_CAP`, which `Request::History` returns),
+/// fewer in large fleets (`proto::STATUS_TRANSITIONS` over all replicas).
+pub const STATUS_HISTORY: usize = 16;
+/// A status or snapshot is trimmed to this many bytes of JSON (the frame
+/// cap less room for the envelope), whatever the fleet.
+pub const STATUS_BUDGET: usize = crate::proto::MAX_FRAME - 256 * 1024;
+/// Bytes of log text in one `logs` answer (escaped JSON can double it),
+/// so that it always fits a frame.
+pub const LOGS_REPLY_BYTES: usize = 1024 * 1024;
+/// Bound of the actor's inbox.
+pub const INBOX: usize = 8192;
+/// Audit records carried in a status and in audit events.
+const AUDIT_SHOWN: usize = 20;
+/// Replicas spawned in one reconcile pass (~0.5 ms each): a thousand
+/// replicas due at once start over several passes, and requests and
+/// process events are handled between them.
+const SPAWNS_PER_PASS: usize = 128;
+/// Bound of each run task's command queue.
+const RUN_QUEUE: usize = 4;
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn shutting_down() -> ErrorReply {
+    err(ErrorKind::ShuttingDown, "the daemon is shutting down")
+}
+
+/// Where the daemon keeps things.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn context_dir(&self, agent: &str) -> PathBuf {
+        self.data_dir.join("agents").join(agent).join("context")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+    pub fn state_db(&self) -> PathBuf {
+        self.data_dir.join("state.db")
+    }
+}
+
+/// What backups are doing, as the status shows it.
+#[derive(Debug, Clone)]
+pub struct BackupWatch {
+    /// A backup or restore holds the slot.
+    pub busy: Arc<AtomicBool>,
+    pub meter: Arc<crate::daemon::backup::Meter>,
+}
+
+/// An automatic recovery the actor asks for: (agent, why).
+pub type RecoveryJob = (String, String);
+
+/// What the supervisor works with beside the fleet (all optional, so tests
+/// can run a bare supervisor).
+#[derive(Default)]
+pub struct Services {
+    /// Where to publish the /metrics snapshot, when the endpoint is on.
+    pub published: Option<Published>,
+    pub audit: Option<crate::daemon::audit::Audit>,
+    pub backups: Option<BackupWatch>,
+    /// Where `recovery = "restore-latest"` sends its restores.
+    pub recoveries: Option<mpsc::UnboundedSender<RecoveryJob>>,
+    /// Whether the data dir takes writes.
+    pub health: Health,
+}
+
+/// Starts the actor, its collector and its SIGCHLD watcher. The returned
+/// join handle ends after a `Shutdown` request completed.
+pub fn start(
+    cfg: Config,
+    layout: Layout,
+    store: Store,
+    loaded: Loaded,
+    sample_every: Duration,
+    services: Services,
+) -> std::io::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let audit = services.audit.clone();
+    let config_source = cfg.source.clone();
+    let actor = actor::Actor::new(cfg, layout, store, &loaded, tx.clone(), services)?;
+    let handle = Supervisor::new(tx, actor.events.clone(), config_source, audit);
+    let join = tokio::spawn(actor.run(rx));
+    crate::daemon::collector::start(handle.collector_link(), sample_every);
+    handle.watch_sigchld();
+    Ok((handle, join))
+}

@@ -1,0 +1,141 @@
+//! Spawning a replica: its context dir, environment, process and the
+//! tasks that drain its output and watch its tree.
+
+use tokio::sync::mpsc;
+
+use super::RUN_QUEUE;
+use super::actor::{Actor, Msg};
+use crate::core::lifecycle::Millis;
+use crate::core::supervise::{Observation, RunRef};
+use crate::daemon::output;
+use crate::daemon::process::{self, Marker, SpawnSpec};
+use crate::proto::Stream;
+
+impl Actor {
+    /// Prepares the context and spawns the replica's process (after the
+    /// pool admitted it).
+    pub(super) fn spawn(&mut self, ai: usize, index: u32, now: Millis) {
+        let a = &self.agents[ai];
+        let ctx = a.context_dir.clone();
+        let ctx_str = ctx.to_string_lossy().into_owned();
+        if let Err(e) = std::fs::create_dir_all(&ctx) {
+            let error = format!("cannot create context dir {}: {e}", ctx.display());
+            self.decide(
+                ai,
+                index,
+                Observation::SpawnFailed {
+                    error,
+                    counted: false,
+                },
+            );
+            return;
+        }
+        // Unique per spawn: tells this run's processes from the next run's.
+        let run_id = self.next_run_id;
+        self.next_run_id += 1;
+        let spec = SpawnSpec {
+            argv: a.spec.command.clone(),
+            cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
+            env: self.environment(ai, index, &ctx_str, run_id),
+        };
+        let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
+        let output = a.output.clone();
+        let spawned = match process::spawn(&spec, process::leaders()) {
+            Ok(s) => s,
+            Err(error) => {
+                self.decide(
+                    ai,
+                    index,
+                    Observation::SpawnFailed {
+                        error,
+                        counted: true,
+                    },
+                );
+                return;
+            }
+        };
+        let (cmd_tx, cmd_rx) = mpsc::channel(RUN_QUEUE);
+        let Some(r) = self.agents[ai].replicas.get_mut(&index) else {
+            return;
+        };
+        r.cmds = Some(cmd_tx);
+        r.cpu_percent = 0.0;
+        r.rss_bytes = 0;
+        r.processes = 1;
+        let ring = r.ring.clone();
+        tokio::spawn(output::drain(
+            spawned.stdout,
+            Stream::Stdout,
+            index,
+            output.clone(),
+            ring.clone(),
+        ));
+        tokio::spawn(output::drain(
+            spawned.stderr,
+            Stream::Stderr,
+            index,
+            output,
+            ring,
+        ));
+        let tx = self.tx.clone();
+        let marker = Marker {
+            context_dir: ctx_str,
+            replica: index.to_string(),
+            run: run_id.to_string(),
+        };
+        tokio::spawn(process::run(
+            spawned.pid,
+            spawned.pidfd,
+            spawned.started,
+            marker,
+            stop_signal,
+            stop_timeout,
+            process::leaders(),
+            cmd_rx,
+            move |ev| {
+                // Unbounded wait is impossible here (sync callback): the inbox
+                // is large, and a full inbox must not lose an exit, so fall
+                // back to a task that waits for room.
+                let msg = Msg::Run {
+                    agent: ai,
+                    index,
+                    run_id,
+                    ev,
+                };
+                if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+            },
+        ));
+        let run = RunRef {
+            id: run_id,
+            pid: spawned.pid,
+            started_at: now,
+        };
+        self.decide(ai, index, Observation::Spawned(run));
+    }
+
+    /// The replica's environment: inherited names, the agent's own, and
+    /// what Autonomos tells every replica.
+    fn environment(&self, ai: usize, index: u32, ctx: &str, run_id: u64) -> Vec<(String, String)> {
+        let spec = &self.agents[ai].spec;
+        let mut env: Vec<(String, String)> = Vec::new();
+        for k in &spec.inherit_env {
+            if let Some((_, v)) = self.daemon_env.iter().find(|(dk, _)| dk == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        for (k, v) in &spec.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env.push(("AUTONOMOS_AGENT".into(), spec.name.clone()));
+        env.push(("AUTONOMOS_REPLICA".into(), index.to_string()));
+        env.push(("AUTONOMOS_CONTEXT_DIR".into(), ctx.to_string()));
+        env.push(("AUTONOMOS_RUN".into(), run_id.to_string()));
+        env
+    }
+}

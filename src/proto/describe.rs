@@ -1,0 +1,79 @@
+//! One description of every request, in the words an operator uses: the
+//! console's "sent: …" line, incident timelines and the CLI's messages
+//! all read it from here.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Request;
+use crate::core::units::format_duration;
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Status => f.write_str("status"),
+            Request::History { agent, replica } => write!(f, "history of {agent}/{replica}"),
+            Request::Scale { agent, replicas } => write!(f, "scale {agent} to {replicas}"),
+            Request::Start { agent } => write!(f, "start {agent}"),
+            Request::Stop { agent } => write!(f, "stop {agent}"),
+            Request::Restart {
+                agent,
+                replica: Some(i),
+            } => write!(f, "restart {agent}/{i}"),
+            Request::Restart { agent, .. } => write!(f, "restart {agent}"),
+            Request::Logs { agent, .. } => write!(f, "logs of {agent}"),
+            Request::Reload => f.write_str("reload"),
+            Request::Shutdown => f.write_str("shutdown"),
+            Request::Subscribe => f.write_str("subscribe"),
+            Request::Backup => f.write_str("backup"),
+            Request::BackupPrune => f.write_str("backup prune"),
+            Request::Alerts => f.write_str("alerts"),
+            Request::Ack { pattern } => write!(f, "acknowledge {pattern}"),
+            Request::Silence { pattern, for_ms } => write!(
+                f,
+                "silence {pattern} for {}",
+                format_duration(Duration::from_millis(*for_ms))
+            ),
+            Request::Incidents { .. } => f.write_str("incidents"),
+            Request::Incident { id } => write!(f, "incident #{id}"),
+            Request::AlertHistory { .. } => f.write_str("alert history"),
+            Request::IncidentOpen { title, level, .. } => {
+                write!(f, "open a level {level} incident: {title}")
+            }
+            Request::IncidentNote { id, .. } => write!(f, "note on incident #{id}"),
+            Request::IncidentAdvance { id, .. } => write!(f, "advance incident #{id}"),
+            Request::IncidentAssign { id, owner } => write!(f, "assign incident #{id} to {owner}"),
+            Request::IncidentResolve { id, .. } => write!(f, "resolve incident #{id}"),
+            Request::AuditCheckpoint => f.write_str("audit checkpoint"),
+            Request::AuditRotateKey => f.write_str("audit rotate-key"),
+            Request::Restore { agent, .. } => match agent {
+                Some(a) => write!(f, "restore {a}"),
+                None => f.write_str("restore"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_an_operator_says_them() {
+        let scale = Request::Scale {
+            agent: "web".into(),
+            replicas: 3,
+        };
+        assert_eq!(scale.to_string(), "scale web to 3");
+        let restart = Request::Restart {
+            agent: "web".into(),
+            replica: Some(2),
+        };
+        assert_eq!(restart.to_string(), "restart web/2");
+        let silence = Request::Silence {
+            pattern: "crash-*".into(),
+            for_ms: 90 * 60_000,
+        };
+        assert_eq!(silence.to_string(), "silence crash-* for 1h30m");
+    }
+}
