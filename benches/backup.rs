@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use autonomos::daemon::audit::{Audit, read};
 use autonomos::daemon::backup::{self, Job};
+use autonomos::daemon::restore;
 
 fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
@@ -71,7 +72,7 @@ fn main() {
     let dest = dir.path().join("restored");
     let t = Instant::now();
     let (files, bytes) =
-        backup::restore_dir(&repo, &data, &snaps[0].id, &ctx, &dest).expect("restore");
+        restore::restore_dir(&repo, &data, &snaps[0].id, &ctx, &dest).expect("restore");
     let restore = t.elapsed();
     println!(
         "| restore of the first snapshot's context ({files} files, {:.0} MiB), validated | {:.2} s ({:.0} MiB/s) |",

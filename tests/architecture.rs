@@ -72,6 +72,7 @@ fn core_is_pure_no_io_no_async_no_clock() {
             "crate::daemon",
             "crate::proto",
             "crate::client",
+            "crate::config",
             "std::thread",
         ],
     );
@@ -109,4 +110,235 @@ fn unsafe_code_lives_in_one_module() {
         with_unsafe.iter().all(|f| f.ends_with("src/daemon/sys.rs")),
         "unsafe outside src/daemon/sys.rs: {with_unsafe:?}"
     );
+}
+
+/// The modules under src/ and, for each, the modules of ours its code
+/// names (`crate::X`). Files directly in src/ are modules of their own.
+fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(&src).expect("src").flatten() {
+        let p = e.path();
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name == "lib" || name == "main" {
+            continue;
+        }
+        if p.is_dir() && !p.join("mod.rs").exists() {
+            // Not a module (insta snapshots, say).
+            continue;
+        }
+        let mut files = Vec::new();
+        if p.is_dir() {
+            rust_files(&p, &mut files);
+        } else {
+            files.push(p.clone());
+        }
+        let deps: &mut std::collections::BTreeSet<String> = graph.entry(name.clone()).or_default();
+        for f in files {
+            for (dep, _) in crate_refs(&f) {
+                if dep != name {
+                    deps.insert(dep);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// `crate::X` references in a file's code (not comments), with the line.
+fn crate_refs(f: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(f).expect("readable source");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let m: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !m.is_empty() {
+                out.push((m, line.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// DESIGN.md §3: who may depend on whom.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("core", &[]),
+    ("clock", &[]),
+    ("demo", &[]),
+    ("logging", &[]),
+    ("proto", &["core"]),
+    ("config", &["core"]),
+    ("paths", &["core", "config"]),
+    ("daemon", &["core", "proto", "config", "paths", "clock"]),
+    ("client", &["core", "proto", "config", "paths", "clock"]),
+    ("tui", &["client", "proto", "core", "clock"]),
+    (
+        "cli",
+        &[
+            "client", "proto", "config", "core", "paths", "clock", "demo", "logging", "tui",
+            "daemon",
+        ],
+    ),
+];
+
+#[test]
+fn every_module_depends_only_on_the_layers_below_it() {
+    let graph = module_graph();
+    let mut wrong = Vec::new();
+    for (module, deps) in &graph {
+        let Some((_, allowed)) = ALLOWED.iter().find(|(m, _)| m == module) else {
+            wrong.push(format!(
+                "src/{module} has no place in the dependency rule (add it to ALLOWED and DESIGN.md §3)"
+            ));
+            continue;
+        };
+        for d in deps {
+            if !allowed.contains(&d.as_str()) {
+                wrong.push(format!("{module} -> {d}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "dependency rule broken:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// The CLI reaches into the daemon only to run it (`daemon`, `up`) and for
+/// the offline readers of the data dir that have no other home yet (the
+/// audit files, backup repositories, the backup settings).
+#[test]
+fn the_cli_uses_the_daemon_only_at_its_entry_points() {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+    let mut files = Vec::new();
+    rust_files(&cli, &mut files);
+    let entry = ["daemon.rs", "session.rs"];
+    let offline = [
+        "crate::daemon::audit::read",
+        "crate::daemon::backup::",
+        "crate::daemon::damage::",
+        "crate::daemon::recovery::Settings",
+        "crate::daemon::observe::incident_status",
+    ];
+    let mut wrong = Vec::new();
+    for f in files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if entry.contains(&name) {
+            continue;
+        }
+        for (m, line) in crate_refs(&f) {
+            if m == "daemon" && !offline.iter().any(|o| line.contains(o)) {
+                wrong.push(format!("{}: {line}", f.display()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the CLI reaches into the daemon:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Depth-first search for a cycle; returns it if there is one.
+fn find_cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in graph.get(n).into_iter().flatten() {
+            if let Some(c) = visit(d, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for n in graph.keys() {
+        if let Some(c) = visit(n, graph, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_cycle_between_top_level_modules() {
+    let graph = module_graph();
+    assert!(graph.contains_key("daemon") && graph.contains_key("cli"));
+    if let Some(c) = find_cycle(&graph) {
+        panic!("module cycle: {}", c.join(" -> "));
+    }
+}
+
+/// Inside the daemon too: the router calls the supervisor and the
+/// recovery workflow, the workflow calls the supervisor, never back.
+#[test]
+fn no_cycle_between_daemon_modules() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon");
+    let mut graph = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(&dir).expect("src/daemon").flatten() {
+        let p = e.path();
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name == "mod" {
+            continue;
+        }
+        let mut files = Vec::new();
+        if p.is_dir() {
+            rust_files(&p, &mut files);
+        } else {
+            files.push(p.clone());
+        }
+        let deps: &mut std::collections::BTreeSet<String> = graph.entry(name.clone()).or_default();
+        for f in &files {
+            let text = std::fs::read_to_string(f).expect("readable source");
+            for line in text.lines() {
+                let code = line.split("//").next().unwrap_or("");
+                let mut rest = code;
+                while let Some(i) = rest.find("crate::daemon::") {
+                    rest = &rest[i + "crate::daemon::".len()..];
+                    let m: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !m.is_empty() && m != name {
+                        deps.insert(m);
+                    }
+                }
+            }
+        }
+    }
+    assert!(graph.contains_key("supervisor") && graph.contains_key("router"));
+    if let Some(c) = find_cycle(&graph) {
+        panic!("daemon module cycle: {}", c.join(" -> "));
+    }
 }

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use autonomos::daemon::backup::{self, Job};
+use autonomos::daemon::restore;
 use common::have_tool;
 
 /// A context dir with the awkward cases: nested dirs, a symlink, modes, an
@@ -161,13 +162,13 @@ fn backup_change_backup_then_the_first_snapshot_restores_byte_identical() {
 
     let dest = s.data.join("restored");
     let (files, _) =
-        backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+        restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
     assert!(files >= 6);
     assert_eq!(tree(&dest), before, "restored tree differs");
 
     // state.db was copied consistently and is a working database.
     let stage_db = s.data.join("restored-db");
-    backup::restore_dir(
+    restore::restore_dir(
         &s.repo,
         &s.data,
         &snaps[1].id,
@@ -243,7 +244,7 @@ fn a_flipped_byte_is_reported_and_never_restored_silently() {
         "verify --read-data missed a flipped byte"
     );
     let dest = s.data.join("restored");
-    let r = backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest);
+    let r = restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest);
     assert!(
         r.is_err(),
         "a corrupted repository restored without an error"
@@ -273,7 +274,7 @@ fn retention_keeps_the_newest_and_prunes_the_rest() {
     let (errors, _) = backup::verify(&s.repo, &s.data, true).expect("check");
     assert!(errors.is_empty(), "{errors:?}");
     let dest = s.data.join("r");
-    backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
     assert!(
         std::fs::read_to_string(dest.join("gen.txt"))
             .expect("read")
@@ -415,7 +416,7 @@ fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
 
     // A restore names the damaged file, never a panic or a backtrace.
     let dest = s.data.join("restored");
-    let e = backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest)
+    let e = restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest)
         .expect_err("damaged data is not restored silently");
     assert!(e.contains("damaged") && e.contains("model.bin"), "{e}");
     for bad in ["panicked", "unwrap", "Backtrace", "rustic_core::"] {
@@ -442,7 +443,7 @@ fn a_sparse_file_comes_back_sparse() {
     .expect("backup");
     let snaps = backup::list(&s.repo, &s.data).expect("list");
     let dest = s.data.join("restored");
-    backup::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
     let meta = std::fs::metadata(dest.join("sparse.img")).expect("restored");
     assert_eq!(meta.len(), 64 << 20);
     let allocated = meta.blocks() * 512;

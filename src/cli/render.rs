@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn the_post_incident_report() {
-        insta::assert_snapshot!(fixture().report(&time));
+        insta::assert_snapshot!(fixture().report(&utc));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod output;
 pub mod process;
 pub mod procfs;
 pub mod recovery;
+pub mod restore;
 pub mod router;
 pub mod server;
 pub mod store;

@@ -571,7 +571,7 @@ where
         .map(|t| (t.ctx.clone(), t.tmp.clone()))
         .collect();
     let loaded = tokio::task::spawn_blocking(move || {
-        backup::restore_dirs(&repo, &data_dir, &id, &dirs, &meter)
+        crate::daemon::restore::restore_dirs(&repo, &data_dir, &id, &dirs, &meter)
     })
     .await
     .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
