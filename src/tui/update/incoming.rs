@@ -1,0 +1,287 @@
+//! What comes from the daemon: snapshots, events, the metric history.
+
+use super::*;
+
+/// Applies what the daemon sent.
+pub fn apply(m: &mut Model, incoming: Incoming) {
+    m.dirty = true;
+    match incoming {
+        Incoming::Answer(req, result) => match (req, result) {
+            (Request::Logs { agent, .. }, Ok(Response::Logs { lines, next })) => {
+                if m.logs_agent.as_deref() == Some(agent.as_str()) {
+                    if lines.is_empty() && m.log_cursor == Some(next) {
+                        m.dirty = false;
+                    }
+                    for l in lines {
+                        if m.logs.len() == LOG_LINES {
+                            m.logs.pop_front();
+                        }
+                        m.logs.push_back(l);
+                    }
+                    m.log_cursor = Some(next);
+                }
+            }
+            (Request::History { agent, replica }, Ok(Response::History { transitions })) => {
+                if let Some(r) = m
+                    .status
+                    .as_mut()
+                    .and_then(|s| s.agents.iter_mut().find(|a| a.name == agent))
+                    .and_then(|a| a.replicas.iter_mut().find(|r| r.index == replica))
+                {
+                    // Transitions that arrived as events meanwhile stay.
+                    let newest = transitions.last().map_or(0, |t| t.at);
+                    let later: Vec<_> = r.history.drain(..).filter(|t| t.at > newest).collect();
+                    r.history = transitions;
+                    r.history.extend(later);
+                }
+            }
+            (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
+                m.notify(message, false);
+            }
+            (req, Err(e)) => m.notify(format!("{}: {}", req, e.message), true),
+            (_, Ok(_)) => m.dirty = false,
+        },
+        Incoming::Update(Update::Snapshot(seq, mut status)) => {
+            m.seq = seq;
+            if let Some(h) = status.history.take() {
+                load_history(m, &h);
+            }
+            m.status = Some(*status);
+        }
+        Incoming::Update(Update::Event(seq, event)) => {
+            m.seq = seq;
+            apply_event(m, event);
+        }
+        Incoming::Closed(reason) => {
+            m.conn = crate::tui::model::Conn::Reconnecting {
+                error: reason,
+                attempts: 0,
+            };
+        }
+    }
+}
+
+/// Fills the graphs from a snapshot's history, so they show the past at
+/// once (a reconnect replaces what the console had).
+pub fn load_history(m: &mut Model, h: &crate::proto::MetricHistory) {
+    let fill = |series: &mut crate::tui::model::Series, values: &[f32]| {
+        series.clear();
+        let n = values.len() as u64;
+        for (i, v) in values.iter().enumerate() {
+            let at = h.end.saturating_sub((n - 1 - i as u64) * h.step_ms);
+            push(series, at, f64::from(*v));
+        }
+    };
+    // Before the daemon's first tick only the stored day view is there.
+    if h.step_ms > 0 {
+        fill(&mut m.host_cpu, &h.host_cpu);
+        fill(&mut m.host_mem, &h.host_mem);
+        fill(&mut m.net_rx, &h.net_rx);
+        fill(&mut m.net_tx, &h.net_tx);
+        m.cores = vec![Default::default(); h.cores.len()];
+        for (s, v) in m.cores.iter_mut().zip(&h.cores) {
+            fill(s, v);
+        }
+    }
+    m.day_cpu.clear();
+    m.day_mem.clear();
+    if h.day_step_ms > 0 {
+        let n = h.day_cpu.len() as u64;
+        for (i, (c, mm)) in h.day_cpu.iter().zip(&h.day_mem).enumerate() {
+            let at = match h.day_times.get(i) {
+                Some(at) if h.day_times.len() == h.day_cpu.len() => *at,
+                _ => h.day_end.saturating_sub((n - 1 - i as u64) * h.day_step_ms),
+            };
+            m.day_cpu.push_back((at, f64::from(*c)));
+            m.day_mem.push_back((at, f64::from(*mm)));
+        }
+        // The newest minute, if still open, is refilled from the live
+        // samples.
+        if m.day_cpu
+            .back()
+            .is_some_and(|p| h.step_ms > 0 && p.0 + h.day_step_ms > h.end)
+        {
+            m.day_cpu.pop_back();
+            m.day_mem.pop_back();
+        }
+        m.day_acc = (None, None);
+    }
+    if h.step_ms == 0 {
+        m.dirty = true;
+        return;
+    }
+    m.agent_cpu.clear();
+    m.agent_mem.clear();
+    for a in &h.agents {
+        fill(m.agent_cpu.entry(a.name.clone()).or_default(), &a.cpu);
+        fill(m.agent_mem.entry(a.name.clone()).or_default(), &a.mem);
+    }
+    m.dirty = true;
+}
+
+pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
+    let Some(status) = m.status.as_mut() else {
+        return;
+    };
+    match event {
+        ServerEvent::Transition {
+            agent,
+            replica,
+            transition,
+        } => {
+            if let Some(a) = status.agents.iter_mut().find(|a| a.name == agent) {
+                match a.replicas.iter_mut().find(|r| r.index == replica) {
+                    Some(r) => {
+                        r.state = transition.to;
+                        r.since = transition.at;
+                        // What it was waiting for is over; a new wait says so.
+                        r.waiting = matches!(transition.to, crate::core::lifecycle::State::Backoff)
+                            .then(|| transition.reason.clone());
+                        if transition.to.is_running() {
+                            r.error = None;
+                        }
+                        if transition.to == crate::core::lifecycle::State::ActiveOperation
+                            && transition.from == crate::core::lifecycle::State::ContextPreparation
+                        {
+                            r.started_at = Some(transition.at);
+                            r.pid = transition
+                                .reason
+                                .strip_prefix("spawned pid ")
+                                .and_then(|p| p.parse().ok());
+                        }
+                        if !transition.to.may_have_process() {
+                            r.pid = None;
+                            r.started_at = None;
+                            r.cpu_percent = 0.0;
+                            r.rss_bytes = 0;
+                        }
+                        if transition.from == crate::core::lifecycle::State::Adaptation
+                            && matches!(
+                                transition.to,
+                                crate::core::lifecycle::State::Initialization
+                                    | crate::core::lifecycle::State::Backoff
+                            )
+                        {
+                            r.restarts += 1;
+                        }
+                        r.history.push(transition);
+                        // As many as the daemon keeps (a fetched history
+                        // stays whole).
+                        if r.history.len() > crate::core::lifecycle::HISTORY_CAP {
+                            r.history.remove(0);
+                        }
+                    }
+                    None => {
+                        // A new replica (scale up): it shows up fully in the next snapshot;
+                        // start it from this transition.
+                        a.replicas.push(crate::proto::ReplicaStatus {
+                            index: replica,
+                            state: transition.to,
+                            since: transition.at,
+                            pid: None,
+                            started_at: None,
+                            restarts: 0,
+                            failures: 0,
+                            cpu_seconds: 0.0,
+                            last_exit: None,
+                            waiting: None,
+                            error: None,
+                            cpu_percent: 0.0,
+                            rss_bytes: 0,
+                            processes: 0,
+                            history: vec![transition],
+                        });
+                        a.replicas.sort_by_key(|r| r.index);
+                    }
+                }
+                a.running = a.replicas.iter().filter(|r| r.state.is_running()).count() as u32;
+                // Scaled-away replicas disappear once stopped.
+                let desired = a.desired;
+                a.replicas.retain(|r| {
+                    r.index < desired || r.state != crate::core::lifecycle::State::Stopped
+                });
+            }
+        }
+        ServerEvent::Samples { host, replicas } => {
+            let now = m.now;
+            push(&mut m.host_cpu, now, host.cpu_percent);
+            push_day(&mut m.day_cpu, &mut m.day_acc.0, now, host.cpu_percent);
+            if host.memory_total > 0 {
+                let pct = host.memory_used as f64 * 100.0 / host.memory_total as f64;
+                push(&mut m.host_mem, now, pct);
+                push_day(&mut m.day_mem, &mut m.day_acc.1, now, pct);
+            }
+            push(&mut m.net_rx, now, host.net_rx_bps);
+            push(&mut m.net_tx, now, host.net_tx_bps);
+            if m.cores.len() != host.per_core.len() {
+                m.cores = vec![Default::default(); host.per_core.len()];
+            }
+            for (s, v) in m.cores.iter_mut().zip(&host.per_core) {
+                push(s, now, *v);
+            }
+            status.host = host;
+            let mut per_agent: std::collections::HashMap<&str, (f64, u64)> = Default::default();
+            for s in &replicas {
+                let e = per_agent.entry(s.agent.as_str()).or_default();
+                e.0 += s.cpu_percent;
+                e.1 += s.rss_bytes;
+                if let Some(a) = status.agents.iter_mut().find(|a| a.name == s.agent)
+                    && let Some(r) = a.replicas.iter_mut().find(|r| r.index == s.replica)
+                {
+                    r.cpu_percent = s.cpu_percent;
+                    r.rss_bytes = s.rss_bytes;
+                    r.processes = s.processes;
+                }
+            }
+            for a in &status.agents {
+                let (cpu, mem) = per_agent.get(a.name.as_str()).copied().unwrap_or_default();
+                push(m.agent_cpu.entry(a.name.clone()).or_default(), now, cpu);
+                push(
+                    m.agent_mem.entry(a.name.clone()).or_default(),
+                    now,
+                    mem as f64,
+                );
+            }
+            status.now = now;
+        }
+        ServerEvent::Audit {
+            records,
+            backup_running,
+            progress,
+        } => {
+            status.audit = records;
+            status.backup_running = backup_running;
+            status.backup_progress = progress;
+        }
+        ServerEvent::Storage { faults } => status.storage = faults,
+        ServerEvent::Alerts {
+            alerts,
+            incidents,
+            notifiers,
+            alerts_omitted,
+            incidents_omitted,
+        } => {
+            status.alerts_omitted = alerts_omitted;
+            status.incidents_omitted = incidents_omitted;
+            status.alerts = alerts;
+            status.incidents = incidents;
+            status.notifiers = notifiers;
+            m.alert_selected = m.alert_selected.min(status.alerts.len().saturating_sub(1));
+            m.incident_selected = m
+                .incident_selected
+                .min(status.incidents.len().saturating_sub(1));
+        }
+        ServerEvent::Agent {
+            name,
+            desired,
+            enabled,
+        } => {
+            if let Some(a) = status.agents.iter_mut().find(|a| a.name == name) {
+                a.desired = desired;
+                a.enabled = enabled;
+            }
+        }
+        ServerEvent::FleetChanged => m.notify("the fleet changed (reload)", false),
+        ServerEvent::ShuttingDown => m.notify("the daemon is shutting down", true),
+    }
+}

@@ -1,0 +1,171 @@
+//! The command palette: a typed line to a request, and completion.
+
+use super::*;
+
+/// Runs a palette line such as `scale researcher 3`.
+pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let known = |m: &Model, a: &str| m.agents().iter().any(|x| x.name == a);
+    let req = match words.as_slice() {
+        [] => return vec![],
+        ["scale", a, n] => match n.parse::<u32>() {
+            Ok(n) => Request::Scale {
+                agent: a.to_string(),
+                replicas: n,
+            },
+            Err(_) => {
+                m.notify(format!("`{n}` is not a replica count"), true);
+                return vec![];
+            }
+        },
+        ["restart", t] => match parse_target(t) {
+            Ok((agent, replica)) => Request::Restart { agent, replica },
+            Err(e) => {
+                m.notify(e, true);
+                return vec![];
+            }
+        },
+        ["stop", a] => Request::Stop {
+            agent: a.to_string(),
+        },
+        ["start", a] => Request::Start {
+            agent: a.to_string(),
+        },
+        ["logs", a] if known(m, a) => {
+            let rows = m.rows();
+            if let Some(pos) = rows.iter().position(|r| match r {
+                Row::Agent(i) => m.agents()[*i].name == *a,
+                _ => false,
+            }) {
+                m.selected = pos;
+            }
+            m.focus = Panel::Logs;
+            return vec![];
+        }
+        ["reload"] => Request::Reload,
+        ["backup"] => Request::Backup,
+        ["ack", pattern] => Request::Ack {
+            pattern: pattern.to_string(),
+        },
+        ["silence", pattern, d] => match crate::core::units::parse_duration(d) {
+            Ok(d) => Request::Silence {
+                pattern: pattern.to_string(),
+                for_ms: d.as_millis() as u64,
+            },
+            Err(e) => {
+                m.notify(e, true);
+                return vec![];
+            }
+        },
+        ["incident", level, _, ..] => match level.parse::<u8>() {
+            Ok(level @ 1..=3) => Request::IncidentOpen {
+                title: rest_after(line, 2),
+                level,
+                agent: None,
+            },
+            _ => {
+                m.notify("the level is 1 (critical), 2 (major) or 3 (minor)", true);
+                return vec![];
+            }
+        },
+        ["note", id, _, ..] | ["advance", id] | ["resolve", id] => {
+            let Ok(id) = id.trim_start_matches('#').parse::<u64>() else {
+                m.notify(format!("`{id}` is not an incident number"), true);
+                return vec![];
+            };
+            match words[0] {
+                "note" => Request::IncidentNote {
+                    id,
+                    text: rest_after(line, 2),
+                },
+                "advance" => Request::IncidentAdvance { id, phase: None },
+                _ => Request::IncidentResolve { id, note: None },
+            }
+        }
+        ["shutdown"] => {
+            return confirm(
+                m,
+                "Shut the whole fleet down and stop the daemon? (y/n)".into(),
+                Request::Shutdown,
+            );
+        }
+        ["detach"] | ["quit"] | ["q"] => {
+            m.quit = true;
+            return vec![];
+        }
+        [verb, ..] => {
+            let usage = VERBS
+                .iter()
+                .find(|(v, _)| v == verb)
+                .map(|(v, args)| format!("usage: {v} {args}"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "unknown command `{verb}`; commands: {}",
+                        VERBS.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", ")
+                    )
+                });
+            m.notify(usage, true);
+            return vec![];
+        }
+    };
+    m.notify(format!("sent: {}", req), false);
+    vec![req]
+}
+
+/// The text of `line` after its first `n` words.
+pub(super) fn rest_after(line: &str, n: usize) -> String {
+    let mut rest = line.trim_start();
+    for _ in 0..n {
+        rest = rest
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, r)| r)
+            .trim_start();
+    }
+    rest.trim_end().to_string()
+}
+
+/// Tab completion: the verb, then an agent name.
+pub fn complete(m: &Model, input: &str) -> String {
+    let ends_with_space = input.ends_with(' ');
+    let words: Vec<&str> = input.split_whitespace().collect();
+    let common = |cands: Vec<&str>, prefix: &str| -> Option<String> {
+        let first = cands.first()?;
+        let mut p = first.to_string();
+        for c in &cands[1..] {
+            while !c.starts_with(&p) {
+                p.pop();
+            }
+        }
+        (p.len() >= prefix.len()).then_some(p)
+    };
+    match (words.as_slice(), ends_with_space) {
+        ([], _) => input.to_string(),
+        ([verb], false) => {
+            let cands: Vec<&str> = VERBS
+                .iter()
+                .map(|(v, _)| *v)
+                .filter(|v| v.starts_with(verb))
+                .collect();
+            match (cands.len(), common(cands.clone(), verb)) {
+                (1, _) => format!("{} ", cands[0]),
+                (_, Some(p)) => p,
+                _ => input.to_string(),
+            }
+        }
+        ([verb], true) | ([verb, _], false) => {
+            let prefix = if ends_with_space { "" } else { words[1] };
+            let names: Vec<&str> = m
+                .agents()
+                .iter()
+                .map(|a| a.name.as_str())
+                .filter(|n| n.starts_with(prefix))
+                .collect();
+            match (names.len(), common(names.clone(), prefix)) {
+                (1, _) => format!("{verb} {} ", names[0]),
+                (_, Some(p)) => format!("{verb} {p}"),
+                _ => input.to_string(),
+            }
+        }
+        _ => input.to_string(),
+    }
+}

@@ -1,0 +1,263 @@
+//! Pure views: `view(&Model, &Theme, &mut Frame)` draws everything from the
+//! model and nothing else. Agent output is sanitized before it is drawn.
+
+mod alerts;
+mod chrome;
+mod detail;
+mod fleet;
+mod graphs;
+mod incidents;
+mod logs;
+use alerts::*;
+use chrome::*;
+pub use detail::*;
+use fleet::*;
+use graphs::*;
+use incidents::*;
+use logs::*;
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::symbols;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row as TRow, Table,
+    TableState, Wrap,
+};
+
+use crate::core::lifecycle::State;
+use crate::core::sanitize::sanitize_line;
+use crate::core::units::{fmt_age, format_size};
+use crate::proto::agent_state;
+use crate::tui::action::{Binding, help_rows};
+use crate::tui::model::{Conn, Mode, Model, Panel, Row, Series};
+use crate::tui::theme::Theme;
+
+/// Smallest terminal the panels are drawn in.
+pub const MIN_SIZE: (u16, u16) = (40, 10);
+
+/// Draws the whole console.
+pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let msg = format!(
+            "terminal {}×{} is too small (at least {}×{}); q detaches",
+            area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        f.render_widget(
+            Paragraph::new(msg).wrap(Wrap { trim: true }).style(t.warn),
+            area,
+        );
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(m, t, f, header);
+    draw_body(m, t, f, body);
+    draw_footer(m, t, f, footer);
+    match &m.mode {
+        Mode::Help => draw_help(t, keymap, f, area),
+        Mode::Confirm { prompt, .. } => draw_confirm(t, prompt, f, area),
+        _ => {}
+    }
+}
+
+/// One line of a chart: name, points (seconds ago, value), style.
+type Plot<'a> = (String, &'a [(f64, f64)], Style);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_break_at_gaps() {
+        let pts = [
+            (-100.0, 1.0),
+            (-99.0, 1.0),
+            (-50.0, 2.0),
+            (-49.0, 2.0),
+            (-48.0, 2.0),
+        ];
+        let runs: Vec<usize> = gapless_runs(&pts, 5.0).map(<[_]>::len).collect();
+        assert_eq!(runs, vec![2, 3]);
+        assert_eq!(gapless_runs(&[], 5.0).count(), 0);
+    }
+    use crate::tui::action::keymap;
+    use crate::tui::fixture::model;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn render(m: &Model, w: u16, h: u16) -> Terminal<TestBackend> {
+        let theme = Theme::default_dark(false);
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+        term.draw(|f| view(m, &theme, &keymap(), f)).expect("draw");
+        term
+    }
+
+    #[test]
+    fn every_panel_at_80x24_and_120x40() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            for p in Panel::ALL {
+                let mut m = model();
+                m.focus = p;
+                if p == Panel::Fleet {
+                    m.expanded.insert("researcher".into());
+                }
+                let term = render(&m, w, h);
+                insta::assert_snapshot!(
+                    format!("{}_{w}x{h}", p.title().to_lowercase()),
+                    term.backend()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_help_overlay_lists_every_binding_at_both_sizes() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            let mut m = model();
+            m.mode = Mode::Help;
+            let term = render(&m, w, h);
+            let text = format!("{}", term.backend());
+            for (keys, what) in help_rows(&keymap()) {
+                // The description too: the keys alone also show in the footer.
+                assert!(
+                    text.contains(&keys) && text.contains(what),
+                    "help at {w}x{h} lacks `{keys}` ({what})"
+                );
+            }
+            insta::assert_snapshot!(format!("help_{w}x{h}"), term.backend());
+        }
+    }
+
+    #[test]
+    fn confirm_filter_and_palette_show_in_the_footer_or_a_popup() {
+        let mut m = model();
+        m.mode = Mode::Confirm {
+            prompt: "Stop planner? (y/n)".into(),
+            request: crate::proto::Request::Stop {
+                agent: "planner".into(),
+            },
+        };
+        assert!(format!("{}", render(&m, 80, 24).backend()).contains("Stop planner? (y/n)"));
+        m.mode = Mode::Palette("scale researcher 3".into());
+        assert!(format!("{}", render(&m, 80, 24).backend()).contains(":scale researcher 3"));
+        m.mode = Mode::Filter;
+        m.filter = "res".into();
+        let text = format!("{}", render(&m, 120, 40).backend());
+        assert!(
+            text.contains("filter: res") && !text.contains("planner "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hostile_log_lines_render_without_control_characters_or_panics() {
+        let mut m = model();
+        m.focus = Panel::Logs;
+        m.logs.push_back(crate::proto::LogLine {
+            seq: 99,
+            at: 0,
+            replica: 0,
+            stream: crate::proto::Stream::Stdout,
+            text: "\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;pwned\u{7}visible\u{fffd}".into(),
+        });
+        m.logs.push_back(crate::proto::LogLine {
+            seq: 100,
+            at: 0,
+            replica: 0,
+            stream: crate::proto::Stream::Stdout,
+            text: "x".repeat(1 << 20),
+        });
+        let term = render(&m, 120, 40);
+        let buf = term.backend().buffer();
+        for cell in buf.content() {
+            assert!(
+                !cell.symbol().chars().any(|c| c.is_control()),
+                "control char {:?}",
+                cell.symbol()
+            );
+        }
+        let text = format!("{}", term.backend());
+        assert!(text.contains("visible") && !text.contains("pwned") && !text.contains("ZXZpbA"));
+    }
+
+    #[test]
+    fn any_size_renders_without_panicking() {
+        let m = model();
+        for w in [0u16, 1, 10, 39, 40, 41, 79, 80, 119, 120, 200] {
+            for h in [0u16, 1, 5, 9, 10, 11, 23, 24, 29, 30, 39, 40, 60] {
+                for focus in Panel::ALL {
+                    let mut m = m.clone();
+                    m.focus = focus;
+                    render(&m, w, h);
+                }
+            }
+        }
+        let text = format!("{}", render(&m, 30, 5).backend());
+        assert!(text.contains("too small"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_data_dir_shows_in_the_header_at_both_sizes() {
+        for (w, h) in [(80u16, 24u16), (120, 40)] {
+            let mut m = model();
+            if let Some(s) = m.status.as_mut() {
+                s.storage.push(crate::proto::StorageFault {
+                    part: "state".into(),
+                    what: "state database (state.db)".into(),
+                    error: "database or disk is full".into(),
+                    since: 0,
+                    errors: 3,
+                });
+            }
+            let term = render(&m, w, h);
+            let text = format!("{}", term.backend());
+            let header = text.lines().next().unwrap_or_default();
+            assert!(
+                header.contains("DATA DIR FAILING (state)"),
+                "{w}x{h}: {header}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_day_view_labels_its_axis() {
+        let mut m = model();
+        m.focus = Panel::Graphs;
+        let text = |m: &Model| {
+            let term = render(m, 120, 40);
+            let b = term.backend().buffer().clone();
+            b.content().iter().map(|c| c.symbol()).collect::<String>()
+        };
+        assert!(!text(&m).contains("-24h"));
+        m.day_view = true;
+        let shown = text(&m);
+        assert!(
+            shown.contains("-24h") && shown.contains("last 24 h"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn search_matches_are_highlighted() {
+        let theme = Theme::default_dark(false);
+        let spans = highlight(
+            "step 4 of T-4004".into(),
+            "t-40",
+            theme.text,
+            theme.selection,
+        );
+        let hl: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.style == theme.selection)
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert_eq!(hl, vec!["T-40"]);
+    }
+}
