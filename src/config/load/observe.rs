@@ -10,7 +10,7 @@ use crate::config::model::{MetricsSpec, NotifierKind, NotifierSpec, WebhookUrl};
 use crate::core::alert::{Rule, Severity, expr};
 
 /// The alert rules that ship with Autonomos (see `assets/alerts.toml`).
-pub(crate) const DEFAULT_ALERTS: &str = include_str!("../../assets/alerts.toml");
+pub(crate) const DEFAULT_ALERTS: &str = include_str!("../../../assets/alerts.toml");
 
 const SEVERITIES: [(&str, Severity); 3] = [
     ("critical", Severity::Critical),
