@@ -342,3 +342,71 @@ fn no_cycle_between_daemon_modules() {
         panic!("daemon module cycle: {}", c.join(" -> "));
     }
 }
+
+/// Functions still over the limit, each with why (tables and fixtures), or
+/// as known debt to split; nothing may join this list.
+const LONG_FUNCTIONS: &[&str] = &[
+    // Tables and fixtures.
+    "src/tui/action.rs:keymap",
+    "src/tui/fixture.rs:status",
+    "src/daemon/metrics.rs:encode",
+    "src/config/render.rs:render_effective",
+    // Debt: to split.
+    "src/tui/mod.rs:event_loop",
+    "src/tui/update/incoming.rs:apply_event",
+    "src/config/load/observe.rs:notifier",
+    "src/config/load/observe.rs:alert",
+    "src/config/load/agents.rs:agent",
+    "src/config/load/mod.rs:document",
+    "src/cli/audit.rs:audit",
+    "src/cli/backup.rs:backup",
+    "src/daemon/server.rs:connection",
+    "src/daemon/audit.rs:run",
+    "src/daemon/process.rs:run",
+    "src/daemon/recovery.rs:swap_in",
+    "src/daemon/recovery.rs:restore",
+    "src/tui/view/graphs.rs:draw_graphs",
+];
+
+/// No source file over 800 lines, no function over 120 (but the listed).
+#[test]
+fn files_and_functions_stay_small() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap_or(&f).display().to_string();
+        let text = std::fs::read_to_string(&f).expect("readable source");
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() > 800 {
+            wrong.push(format!("{rel}: {} lines", lines.len()));
+        }
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            let t = t
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub ")
+                .trim_start_matches("async ")
+                .trim_start_matches("const ");
+            let Some(rest) = t.strip_prefix("fn ") else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let close = format!("{indent}}}");
+            let Some(len) = lines[i + 1..].iter().position(|x| *x == close) else {
+                continue;
+            };
+            let id = format!("{rel}:{name}");
+            if len + 2 > 120 && !LONG_FUNCTIONS.contains(&id.as_str()) {
+                wrong.push(format!("{id}: {} lines", len + 2));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "too long:\n{}", wrong.join("\n"));
+}

@@ -370,42 +370,23 @@ pub fn decide(
             tree_gone,
             killed_after,
         } => {
-            if slot.run.map(|r| r.id) != Some(run_id) {
-                return;
-            }
-            slot.run = None;
-            if !tree_gone {
-                slot.tree_busy += 1;
-            }
-            slot.sigkill = killed_after;
-            out.push(Effect::RunEnded);
-            out.push(Effect::Release);
             let info = ExitInfo {
                 code,
                 signal,
                 at: ctx.now,
                 ran_ms: ran.as_millis() as u64,
             };
-            if slot.state() == State::Decommissioning {
-                // A restart or limit action overtaken by the stop is void:
-                // left set, it would pass a later crash off as asked for
-                // (no failure counted, no backoff, no start limit).
-                slot.restart_requested = None;
-                slot.limit_restart = false;
-                slot.limit_stop = false;
-                slot.last_exit = Some(info);
-                if tree_gone {
-                    let reason = stopped_reason(slot, out, || {
-                        format!("{info} after {}", fmt_ms(info.ran_ms))
-                    });
-                    go(slot, out, State::Stopped, ctx.now, reason);
-                }
-                out.push(Effect::Persist);
-                return;
-            }
-            let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
-            go(slot, out, State::TaskCompletion, ctx.now, reason);
-            after_exit(slot, policy, ctx, info, ran, false, tree_gone, out);
+            exited(
+                slot,
+                policy,
+                ctx,
+                run_id,
+                info,
+                ran,
+                tree_gone,
+                killed_after,
+                out,
+            );
         }
         Observation::TreeGone { killed_after } => {
             slot.tree_busy = slot.tree_busy.saturating_sub(1);
@@ -458,6 +439,51 @@ pub fn decide(
         }
         Observation::Readded => slot.parked = false,
     }
+}
+
+/// The run's main process exited: finish a stop, or decide what follows.
+#[allow(clippy::too_many_arguments)]
+fn exited(
+    slot: &mut Slot,
+    policy: &Policy,
+    ctx: &Ctx,
+    run_id: u64,
+    info: ExitInfo,
+    ran: Duration,
+    tree_gone: bool,
+    killed_after: Option<Duration>,
+    out: &mut Vec<Effect>,
+) {
+    if slot.run.map(|r| r.id) != Some(run_id) {
+        return;
+    }
+    slot.run = None;
+    if !tree_gone {
+        slot.tree_busy += 1;
+    }
+    slot.sigkill = killed_after;
+    out.push(Effect::RunEnded);
+    out.push(Effect::Release);
+    if slot.state() == State::Decommissioning {
+        // A restart or limit action overtaken by the stop is void:
+        // left set, it would pass a later crash off as asked for
+        // (no failure counted, no backoff, no start limit).
+        slot.restart_requested = None;
+        slot.limit_restart = false;
+        slot.limit_stop = false;
+        slot.last_exit = Some(info);
+        if tree_gone {
+            let reason = stopped_reason(slot, out, || {
+                format!("{info} after {}", fmt_ms(info.ran_ms))
+            });
+            go(slot, out, State::Stopped, ctx.now, reason);
+        }
+        out.push(Effect::Persist);
+        return;
+    }
+    let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
+    go(slot, out, State::TaskCompletion, ctx.now, reason);
+    after_exit(slot, policy, ctx, info, ran, false, tree_gone, out);
 }
 
 /// Moves the replica as far as it can go now.
