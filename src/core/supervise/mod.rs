@@ -405,24 +405,7 @@ pub fn decide(
             }
         }
         Observation::Memory { run_id, rss } => memory(slot, policy, ctx, run_id, rss, out),
-        Observation::Restart { why } => {
-            slot.parked = false;
-            match slot.state() {
-                State::ActiveOperation | State::PerformanceMonitoring => {
-                    slot.restart_requested = Some(why);
-                    go(slot, out, State::Adaptation, ctx.now, why);
-                    if slot.run.is_some() {
-                        out.push(Effect::Stop);
-                    }
-                }
-                State::Backoff | State::Failed => {
-                    slot.start_limit.reset();
-                    slot.backoff.reset();
-                    go(slot, out, State::Initialization, ctx.now, why);
-                }
-                _ => {}
-            }
-        }
+        Observation::Restart { why } => restart(slot, ctx, why, out),
         Observation::Start => {
             slot.parked = false;
             if slot.state() == State::Failed {
@@ -484,6 +467,28 @@ fn exited(
     let reason = format!("{info} after {}", fmt_ms(info.ran_ms));
     go(slot, out, State::TaskCompletion, ctx.now, reason);
     after_exit(slot, policy, ctx, info, ran, false, tree_gone, out);
+}
+
+/// An operator (or a reload) restarts the replica: a running one stops
+/// and comes back without counting a failure; one in backoff or failed
+/// starts again with its limits re-armed.
+fn restart(slot: &mut Slot, ctx: &Ctx, why: &'static str, out: &mut Vec<Effect>) {
+    slot.parked = false;
+    match slot.state() {
+        State::ActiveOperation | State::PerformanceMonitoring => {
+            slot.restart_requested = Some(why);
+            go(slot, out, State::Adaptation, ctx.now, why);
+            if slot.run.is_some() {
+                out.push(Effect::Stop);
+            }
+        }
+        State::Backoff | State::Failed => {
+            slot.start_limit.reset();
+            slot.backoff.reset();
+            go(slot, out, State::Initialization, ctx.now, why);
+        }
+        _ => {}
+    }
 }
 
 /// Moves the replica as far as it can go now.
