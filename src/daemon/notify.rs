@@ -301,61 +301,58 @@ fn spawn_registered(
     Ok((child, pid))
 }
 
-/// A minimal HTTP/1.1 POST (no redirects): 2xx is success. https goes
-/// over rustls, the server's certificate checked against the URL's host
-/// and the public roots plus `ca_file`.
+/// POSTs the payload (no redirects): 2xx is success. https goes over
+/// rustls, the server's certificate checked against the URL's host and the
+/// public roots plus `ca_file`.
 async fn post(url: &WebhookUrl, ca_file: Option<&Path>, payload: &str) -> Result<(), String> {
-    let addr = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    let tcp = tokio::net::TcpStream::connect(&addr)
+    // Our ClientConfig always: without one reqwest would look for a
+    // process-wide crypto provider, and there is none (ring is ours).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(format!("autonomos/{}", crate::proto::APP_VERSION))
+        .tls_backend_preconfigured(tls_config(ca_file)?)
+        .build()
+        .map_err(|e| format!("{url}: {}", chain(&e)))?;
+    let answer = client
+        .post(url.to_string())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(payload.to_string())
+        .send()
         .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: autonomos/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        url.path,
-        host_header(url),
-        crate::proto::APP_VERSION,
-        payload.len()
-    );
-    let code = if url.tls {
-        let config = tls_config(ca_file)?;
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(url.host.clone())
-            .map_err(|e| format!("{url}: {e}"))?;
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("{url}: TLS: {e}"))?;
-        exchange(stream, &head, payload).await
+        .map_err(|e| {
+            let why = chain(&e);
+            let tls = url.tls && (why.contains("certificate") || why.contains("handshake"));
+            if tls {
+                format!("{url}: TLS: {why}")
+            } else if e.is_connect() {
+                format!("cannot connect to {url}: {why}")
+            } else {
+                format!("{url}: {why}")
+            }
+        })?;
+    let code = answer.status();
+    if code.is_success() {
+        Ok(())
     } else {
-        exchange(tcp, &head, payload).await
-    }
-    .map_err(|e| format!("{url}: {e}"))?;
-    match code {
-        Some(c) if (200..300).contains(&c) => Ok(()),
-        Some(c) => Err(format!("{url} answered HTTP {c}")),
-        None => Err(format!("{url}: no HTTP status line in the answer")),
+        Err(format!("{url} answered HTTP {}", code.as_u16()))
     }
 }
 
-/// `Host:` names the port only when it is not the scheme's default.
-fn host_header(url: &WebhookUrl) -> String {
-    let host = if url.host.contains(':') {
-        format!("[{}]", url.host)
-    } else {
-        url.host.clone()
-    };
-    match (url.tls, url.port) {
-        (true, 443) | (false, 80) => host,
-        (_, port) => format!("{host}:{port}"),
+/// An error with its causes, innermost last.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
     }
+    out
 }
 
 /// The client TLS settings: the public roots (webpki-roots) plus the
 /// certificates of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+fn tls_config(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConfig, String> {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -375,42 +372,5 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<tokio_rustls::rustls::Client
     .map_err(|e| format!("TLS: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Writes the request and reads the status code of the answer.
-async fn exchange<S>(mut stream: S, head: &str, payload: &str) -> Result<Option<u16>, String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(payload.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            // A server that closes without TLS close_notify after its
-            // answer: what was read counts.
-            Err(e) if !buf.is_empty() && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(e.to_string()),
-        };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let line = line.lines().next().unwrap_or("");
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok()))
+    Ok(config)
 }

@@ -509,64 +509,55 @@ impl Checker<'_> {
     }
 }
 
-/// `http(s)://host[:port][/path]`.
+/// `http(s)://host[:port][/path]`, parsed by the `url` crate; credentials
+/// in the URL are refused (they would end up in logs and status).
 pub(crate) fn parse_http_url(s: &str) -> Result<WebhookUrl, (String, String)> {
-    let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = s.strip_prefix("http://") {
-        (false, rest)
+    let invalid = |why: String| {
+        (
+            format!("`{s}` is not a valid URL: {why}"),
+            "write url = \"http://host:port/path\"".to_string(),
+        )
+    };
+    let tls = if s.starts_with("https://") {
+        true
+    } else if s.starts_with("http://") {
+        false
     } else {
         return Err((
             format!("`{s}` is not an http:// or https:// URL"),
             "write url = \"https://host/path\" or \"http://host:port/path\"".into(),
         ));
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.contains('@') {
+    let u = url::Url::parse(s).map_err(|e| invalid(e.to_string()))?;
+    if !u.username().is_empty() || u.password().is_some() {
         return Err((
             format!("`{s}`: credentials in the URL are not supported"),
             "put a token in the path or use an exec notifier".into(),
         ));
     }
-    let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-        let Some(end) = h.find(']') else {
-            return Err((
-                format!("`{s}`: unclosed `[`"),
-                "write http://[::1]:9000/".into(),
-            ));
-        };
-        let port = h[end + 1..].strip_prefix(':');
-        (h[..end].to_string(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (authority.to_string(), None),
-        }
+    let host = match u.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(invalid("no host".into())),
     };
-    if host.is_empty() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err((
-            format!("`{s}` is not a valid URL"),
-            "write url = \"http://host:port/path\"".into(),
-        ));
-    }
-    let port = match port {
-        None if tls => 443,
-        None => 80,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            (
-                format!("`{s}`: `{p}` is not a port"),
+    let port = match u.port_or_known_default() {
+        Some(0) | None => {
+            return Err((
+                format!("`{s}`: `0` is not a port"),
                 "ports are 1 to 65535".to_string(),
-            )
-        })?,
+            ));
+        }
+        Some(p) => p,
+    };
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
     };
     Ok(WebhookUrl {
         tls,
         host,
         port,
-        path: path.to_string(),
+        path,
     })
 }
 

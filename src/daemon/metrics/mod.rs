@@ -7,17 +7,17 @@
 //! bounded: agent name, replica index, lifecycle state, severity, level,
 //! notifier name — never a pid or error text.
 
+mod http;
+
+pub use http::{routes, serve};
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::core::lifecycle::State;
 use crate::proto::FleetStatus;
@@ -392,117 +392,4 @@ pub fn encode(scrape: Arc<Scrape>) -> String {
         out.clear();
     }
     out
-}
-
-/// Concurrent scrape connections; more wait in the accept queue.
-const MAX_CONNECTIONS: usize = 16;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Binds the endpoint (so the caller can report a taken port at start).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serves `/metrics` until the task is dropped.
-pub async fn serve(listener: TcpListener, published: Published) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let published = published.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(stream, published)).await;
-        });
-    }
-}
-
-async fn handle(mut stream: TcpStream, published: Published) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-        if buf.len() > 16 * 1024 {
-            return respond(&mut stream, 431, "text/plain", "request header too large\n").await;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            let scrape = published.lock().ok().and_then(|p| p.clone());
-            let Some(scrape) = scrape else {
-                return respond(&mut stream, 503, "text/plain", "no sample yet\n").await;
-            };
-            // Encoding 500 agents takes a few ms: off the async workers.
-            let body = tokio::task::spawn_blocking(move || encode(scrape))
-                .await
-                .unwrap_or_default();
-            let body = if method == "HEAD" {
-                String::new()
-            } else {
-                body
-            };
-            respond(
-                &mut stream,
-                200,
-                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                &body,
-            )
-            .await
-        }
-        ("GET" | "HEAD", "/") => {
-            respond(
-                &mut stream,
-                200,
-                "text/plain; charset=utf-8",
-                "Autonomos metrics: GET /metrics\n",
-            )
-            .await
-        }
-        ("GET" | "HEAD", _) => {
-            respond(&mut stream, 404, "text/plain", "not found; try /metrics\n").await
-        }
-        _ => respond(&mut stream, 405, "text/plain", "only GET\n").await,
-    }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    code: u16,
-    ctype: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let reason = match code {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
 }
