@@ -85,31 +85,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Set an agent's desired replica count.
-    Scale {
-        agent: String,
-        replicas: u32,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Restart an agent's replicas (AGENT) or one replica (AGENT/N).
-    Restart {
-        target: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop an agent (it stays stopped, also across daemon restarts).
-    Stop {
-        agent: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Start a stopped or failed agent.
-    Start {
-        agent: String,
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(flatten)]
+    Fleet(crate::client::verbs::FleetVerb),
     /// Recent output of an agent's replicas.
     Logs {
         agent: String,
@@ -119,11 +96,6 @@ pub enum Command {
         /// How many recent lines.
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Re-read the config file and apply the difference; a bad config changes nothing.
-    Reload {
         #[arg(long)]
         json: bool,
     },
@@ -150,11 +122,6 @@ pub enum Command {
         /// A snapshot id (a unique prefix is enough).
         #[arg(long)]
         snapshot: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Decommission the fleet and stop the daemon.
-    Shutdown {
         #[arg(long)]
         json: bool,
     },

@@ -42,7 +42,6 @@ use crate::core::sanitize::sanitize_line;
 use crate::core::units::{fmt_age, format_size, utc};
 use crate::proto::{
     AlertsReport, FleetStatus, IncidentStatus, Request, Response, ServerEvent, Stream, agent_state,
-    parse_target,
 };
 
 /// Exit code for invalid input (config errors).
@@ -89,21 +88,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Status { replicas, json } => {
             Ok(client_runtime()?.block_on(status(&g, replicas, json)))
         }
-        Command::Scale {
-            agent,
-            replicas,
-            json,
-        } => simple(Request::Scale { agent, replicas }, json),
-        Command::Restart { target, json } => match parse_target(&target) {
-            Ok((agent, replica)) => simple(Request::Restart { agent, replica }, json),
+        Command::Fleet(verb) => match verb.request() {
+            Ok(req) => simple(req, verb.json()),
             Err(e) => {
                 eprintln!("error: {e}");
                 Ok(ExitCode::from(EXIT_INVALID))
             }
         },
-        Command::Stop { agent, json } => simple(Request::Stop { agent }, json),
-        Command::Start { agent, json } => simple(Request::Start { agent }, json),
-        Command::Reload { json } => simple(Request::Reload, json),
         Command::Backup {
             command: None,
             json,
@@ -149,7 +140,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(client_runtime()?.block_on(audit(&g, command, json)))
         }
         Command::Metrics { json } => Ok(client_runtime()?.block_on(metrics(&g, json))),
-        Command::Shutdown { json } => simple(Request::Shutdown, json),
         Command::Logs {
             agent,
             follow,

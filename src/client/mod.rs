@@ -2,6 +2,8 @@
 //! ssh + `dial-stdio`, or an in-process pipe), handshake, send requests,
 //! receive snapshots and events.
 
+pub mod verbs;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

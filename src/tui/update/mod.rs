@@ -8,7 +8,6 @@ pub use incoming::*;
 pub use palette::*;
 
 use crate::client::{Incoming, Update};
-use crate::proto::parse_target;
 use crate::proto::{Request, Response, ServerEvent};
 use crate::tui::action::{Action, VERBS};
 use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push, push_day};

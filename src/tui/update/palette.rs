@@ -1,6 +1,7 @@
 //! The command palette: a typed line to a request, and completion.
 
 use super::*;
+use crate::client::verbs::{FleetVerb, parse_line};
 
 /// Runs a palette line such as `scale researcher 3`.
 pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
@@ -8,28 +9,25 @@ pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
     let known = |m: &Model, a: &str| m.agents().iter().any(|x| x.name == a);
     let req = match words.as_slice() {
         [] => return vec![],
-        ["scale", a, n] => match n.parse::<u32>() {
-            Ok(n) => Request::Scale {
-                agent: a.to_string(),
-                replicas: n,
-            },
-            Err(_) => {
-                m.notify(format!("`{n}` is not a replica count"), true);
-                return vec![];
+        [verb, ..] if FleetVerb::NAMES.contains(verb) => match parse_line(&words) {
+            Ok(FleetVerb::Shutdown { .. }) => {
+                return confirm(
+                    m,
+                    "Shut the whole fleet down and stop the daemon? (y/n)".into(),
+                    Request::Shutdown,
+                );
             }
-        },
-        ["restart", t] => match parse_target(t) {
-            Ok((agent, replica)) => Request::Restart { agent, replica },
+            Ok(v) => match v.request() {
+                Ok(req) => req,
+                Err(e) => {
+                    m.notify(e, true);
+                    return vec![];
+                }
+            },
             Err(e) => {
                 m.notify(e, true);
                 return vec![];
             }
-        },
-        ["stop", a] => Request::Stop {
-            agent: a.to_string(),
-        },
-        ["start", a] => Request::Start {
-            agent: a.to_string(),
         },
         ["logs", a] if known(m, a) => {
             let rows = m.rows();
@@ -42,7 +40,6 @@ pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
             m.focus = Panel::Logs;
             return vec![];
         }
-        ["reload"] => Request::Reload,
         ["backup"] => Request::Backup,
         ["ack", pattern] => Request::Ack {
             pattern: pattern.to_string(),
@@ -81,13 +78,6 @@ pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
                 "advance" => Request::IncidentAdvance { id, phase: None },
                 _ => Request::IncidentResolve { id, note: None },
             }
-        }
-        ["shutdown"] => {
-            return confirm(
-                m,
-                "Shut the whole fleet down and stop the daemon? (y/n)".into(),
-                Request::Shutdown,
-            );
         }
         ["detach"] | ["quit"] | ["q"] => {
             m.quit = true;
