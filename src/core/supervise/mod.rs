@@ -495,12 +495,10 @@ fn restart(slot: &mut Slot, ctx: &Ctx, why: &'static str, out: &mut Vec<Effect>)
 fn step(slot: &mut Slot, ctx: &Ctx, out: &mut Vec<Effect>) {
     let now = ctx.now;
     match (slot.state(), ctx.stop) {
-        (State::Stopped, None) => {
-            if !slot.parked && slot.tree_busy == 0 {
-                slot.error = None;
-                go(slot, out, State::Initialization, now, "start");
-                step(slot, ctx, out);
-            }
+        (State::Stopped, None) if !slot.parked && slot.tree_busy == 0 => {
+            slot.error = None;
+            go(slot, out, State::Initialization, now, "start");
+            step(slot, ctx, out);
         }
         (
             State::Initialization | State::ResourceAllocation | State::Backoff | State::Failed,

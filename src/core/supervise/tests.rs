@@ -462,7 +462,7 @@ impl World {
                     assert!(self.live.is_none(), "a second live process for one replica");
                     let id = self.next_run;
                     self.next_run += 1;
-                    if id % 5 == 0 {
+                    if id.is_multiple_of(5) {
                         self.feed(Observation::SpawnFailed {
                             error: "boom".into(),
                             counted: true,
