@@ -77,7 +77,7 @@ pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCod
                 print!("{}", verdict_text(&v));
                 if spans.len() > 1 {
                     println!(
-                        "signing key rotated {} utc(s); each rotation is signed by both keys",
+                        "signing key rotated {} time(s); each rotation is signed by both keys",
                         spans.len() - 1
                     );
                 }
