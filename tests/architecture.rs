@@ -351,20 +351,14 @@ const LONG_FUNCTIONS: &[&str] = &[
     "src/tui/fixture.rs:status",
     "src/config/render.rs:render_effective",
     // Debt: to split.
-    "src/tui/mod.rs:event_loop",
-    "src/tui/update/incoming.rs:apply_event",
     "src/config/load/observe.rs:notifier",
     "src/config/load/observe.rs:alert",
     "src/config/load/agents.rs:agent",
     "src/config/load/mod.rs:document",
-    "src/cli/audit.rs:audit",
-    "src/cli/backup.rs:backup",
-    "src/daemon/server.rs:connection",
     "src/daemon/audit.rs:run",
     "src/daemon/process.rs:run",
     "src/daemon/recovery.rs:swap_in",
     "src/daemon/recovery.rs:restore",
-    "src/tui/view/graphs.rs:draw_graphs",
 ];
 
 /// No source file over 800 lines, no function over 120 (but the listed).

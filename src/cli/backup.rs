@@ -54,132 +54,140 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
     };
     match cmd {
         BackupCommand::Prune => simple(g, crate::proto::Request::BackupPrune, json).await,
-        BackupCommand::List { repository } => {
-            let repo = match pick(repository) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let data_dir = s.data_dir.clone();
-            let r =
-                tokio::task::spawn_blocking(move || crate::daemon::backup::list(&repo, &data_dir))
-                    .await;
-            match r {
-                Ok(Ok(snaps)) if json => json_out(&snaps),
-                Ok(Ok(snaps)) => {
-                    println!(
-                        "{:<10} {:<21} {:>8} {:>10} {:>10}  REASON",
-                        "ID", "TIME", "FILES", "SIZE", "ADDED"
-                    );
-                    for sn in snaps {
-                        println!(
-                            "{:<10} {:<21} {:>8} {:>10} {:>10}  {}",
-                            &sn.id[..8],
-                            utc(sn.time),
-                            sn.files,
-                            format_size(sn.bytes),
-                            format_size(sn.added),
-                            sn.reason
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Ok(Err(e)) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        BackupCommand::List { repository } => match pick(repository) {
+            Ok(repo) => list(repo, s.data_dir.clone(), json).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
             }
-        }
+        },
         BackupCommand::Verify {
             read_data,
             repository,
             verbose,
-        } => {
-            let repo = match pick(repository) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let data_dir = s.data_dir.clone();
-            let shown = repo.display().to_string();
-            let r = tokio::task::spawn_blocking(move || {
-                let checked = crate::daemon::backup::verify(&repo, &data_dir, read_data)?;
-                // Damage found: which snapshots and files it hurts.
-                let damage = if read_data && !checked.0.is_empty() {
-                    crate::daemon::damage::trace(&repo, &data_dir).unwrap_or_default()
+        } => match pick(repository) {
+            Ok(repo) => verify(repo, s.data_dir.clone(), read_data, verbose, json).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// `backup list`: the repository's snapshots.
+async fn list(repo: PathBuf, data_dir: PathBuf, json: bool) -> ExitCode {
+    let r =
+        tokio::task::spawn_blocking(move || crate::daemon::backup::list(&repo, &data_dir)).await;
+    match r {
+        Ok(Ok(snaps)) if json => json_out(&snaps),
+        Ok(Ok(snaps)) => {
+            println!(
+                "{:<10} {:<21} {:>8} {:>10} {:>10}  REASON",
+                "ID", "TIME", "FILES", "SIZE", "ADDED"
+            );
+            for sn in snaps {
+                println!(
+                    "{:<10} {:<21} {:>8} {:>10} {:>10}  {}",
+                    &sn.id[..8],
+                    utc(sn.time),
+                    sn.files,
+                    format_size(sn.bytes),
+                    format_size(sn.added),
+                    sn.reason
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `backup verify`: the repository's structure (and, with `--read-data`,
+/// every pack), and what any damage hurts.
+async fn verify(
+    repo: PathBuf,
+    data_dir: PathBuf,
+    read_data: bool,
+    verbose: bool,
+    json: bool,
+) -> ExitCode {
+    let shown = repo.display().to_string();
+    let r = tokio::task::spawn_blocking(move || {
+        let checked = crate::daemon::backup::verify(&repo, &data_dir, read_data)?;
+        // Damage found: which snapshots and files it hurts.
+        let damage = if read_data && !checked.0.is_empty() {
+            crate::daemon::damage::trace(&repo, &data_dir).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok::<_, String>((checked, damage))
+    })
+    .await;
+    let plain = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|p| {
+                if verbose {
+                    p.clone()
                 } else {
-                    Vec::new()
-                };
-                Ok::<_, String>((checked, damage))
+                    crate::daemon::backup::plain(p)
+                }
             })
-            .await;
-            let plain = |v: &[String]| -> Vec<String> {
-                v.iter()
-                    .map(|p| {
-                        if verbose {
-                            p.clone()
-                        } else {
-                            crate::daemon::backup::plain(p)
-                        }
-                    })
-                    .collect()
-            };
-            match r {
-                Ok(Ok(((problems, warnings), damage))) => {
-                    let (problems, warnings) = (plain(&problems), plain(&warnings));
-                    if json {
-                        let _ = json_out(
-                            &serde_json::json!({ "repository": shown, "read_data": read_data, "errors": problems, "warnings": warnings, "damage": damage }),
-                        );
-                    } else if problems.is_empty() {
-                        for w in &warnings {
-                            println!("note: {w}");
-                        }
-                        println!(
-                            "ok: {shown} is consistent{}",
-                            if read_data {
-                                "; every pack read and checked"
-                            } else {
-                                " (structure; add --read-data to read every pack)"
-                            }
-                        );
+            .collect()
+    };
+    match r {
+        Ok(Ok(((problems, warnings), damage))) => {
+            let (problems, warnings) = (plain(&problems), plain(&warnings));
+            if json {
+                let _ = json_out(
+                    &serde_json::json!({ "repository": shown, "read_data": read_data, "errors": problems, "warnings": warnings, "damage": damage }),
+                );
+            } else if problems.is_empty() {
+                for w in &warnings {
+                    println!("note: {w}");
+                }
+                println!(
+                    "ok: {shown} is consistent{}",
+                    if read_data {
+                        "; every pack read and checked"
                     } else {
-                        println!("PROBLEMS in {shown}:");
-                        for p in &problems {
-                            println!("  {p}");
-                        }
-                        if !damage.is_empty() {
-                            println!("What the damage hurts:");
-                            for d in &damage {
-                                for line in d.lines() {
-                                    println!("  {line}");
-                                }
-                            }
+                        " (structure; add --read-data to read every pack)"
+                    }
+                );
+            } else {
+                println!("PROBLEMS in {shown}:");
+                for p in &problems {
+                    println!("  {p}");
+                }
+                if !damage.is_empty() {
+                    println!("What the damage hurts:");
+                    for d in &damage {
+                        for line in d.lines() {
+                            println!("  {line}");
                         }
                     }
-                    if problems.is_empty() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Ok(Err(e)) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
                 }
             }
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

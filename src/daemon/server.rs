@@ -223,64 +223,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut framed = Framed::new(stream, proto::codec());
-    // Handshake.
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await;
-    let hello = match first {
-        Ok(Some(Ok(frame))) => match serde_json::from_slice::<ClientMsg>(&frame) {
-            Ok(ClientMsg::Hello(h)) => h,
-            Ok(_) => {
-                let reason = "protocol error: the first message must be a hello".to_string();
-                let _ = send(&mut framed, &ServerMsg::Refused { reason }).await;
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "malformed hello; closing");
-                return;
-            }
-        },
-        Ok(Some(Err(e))) => {
-            tracing::debug!(%peer, error = %e, "bad frame during handshake; closing");
-            return;
-        }
-        Ok(None) => return,
-        Err(_) => {
-            tracing::debug!(%peer, "handshake timed out; closing");
-            return;
-        }
+    let Some(_slot) = handshake(&mut framed, &peer, id, &limits).await else {
+        return;
     };
-    if let Ok(mut p) = limits.pending.lock() {
-        p.retain(|(i, _)| *i != id);
-    }
-    if hello.proto_version != proto::PROTO_VERSION {
-        let reason = format!(
-            "protocol version mismatch: this daemon (Autonomos {}) speaks protocol {}, the client (Autonomos {}) speaks protocol {}; use the same version on both ends",
-            proto::APP_VERSION,
-            proto::PROTO_VERSION,
-            hello.app_version,
-            hello.proto_version
-        );
-        tracing::warn!(%peer, %reason, "client refused");
-        let _ = send(&mut framed, &ServerMsg::Refused { reason }).await;
-        return;
-    }
-    if limits.clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
-        limits.clients.fetch_sub(1, Ordering::Relaxed);
-        let reason = format!("too many clients (the most is {MAX_CLIENTS}); try again later");
-        let _ = send(&mut framed, &ServerMsg::Refused { reason }).await;
-        return;
-    }
-    let _slot = ClientSlot(limits.clone());
-    let welcome = ServerMsg::Hello {
-        hello: Hello::ours(),
-        daemon_pid: std::process::id(),
-        host: rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned(),
-    };
-    if send(&mut framed, &welcome).await.is_err() {
-        return;
-    }
     let (sink, mut frames) = framed.split();
     let (out_tx, out_rx) = mpsc::channel::<ServerMsg>(OUT_QUEUE);
     let (sub_tx, sub_rx) = mpsc::channel::<()>(1);
@@ -319,52 +264,134 @@ where
         }
         let (sup, out, peer) = (sup.clone(), out_tx.clone(), peer.clone());
         tokio::spawn(async move {
-            let mutates = request.mutates();
-            let desc = format!("{request:?}");
-            let args = serde_json::to_value(&request).unwrap_or_default();
-            let mut result = sup.request_as(request, peer.to_string()).await;
-            if mutates {
-                let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
-                let outcome = match &result {
-                    Ok(Response::Done { message } | Response::Stopped { message, .. }) => {
-                        format!("ok: {message}")
-                    }
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => format!("error: {e}"),
-                };
-                // The answer goes out only once its audit record is on disk
-                // (it shares one sync with whatever else is queued): an
-                // acknowledged action is on the trail even after a crash.
-                if let Some(durable) = sup.audit_durable(&peer.to_string(), &action, args, &outcome)
-                {
-                    let problem = match tokio::time::timeout(AUDIT_WAIT, durable).await {
-                        Ok(Ok(Ok(_seq))) => None,
-                        Ok(Ok(Err(e))) => Some(e),
-                        Ok(Err(_)) => Some("the audit writer stopped".to_string()),
-                        Err(_) => Some(format!(
-                            "the audit record is not on disk after {} s; it is kept and retried",
-                            AUDIT_WAIT.as_secs()
-                        )),
-                    };
-                    if let Some(p) = problem {
-                        tracing::error!(target: "autonomos::audit", peer = %peer, request = %desc, problem = %p, "audit record not durable");
-                        warn_not_durable(&mut result, &p);
-                    }
-                }
-                match &result {
-                    Ok(r) => {
-                        tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, result = ?r, "request done")
-                    }
-                    Err(e) => {
-                        tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, error = %e, "request refused")
-                    }
-                }
-            }
+            let result = answer(&sup, &peer, request).await;
             let _ = out.send(ServerMsg::Response { id, result }).await;
         });
     }
     drop(out_tx);
     writer.abort();
+}
+
+/// Reads the client's hello and answers it: refused (wrong first message,
+/// protocol version, too many clients) or welcomed, holding a client slot.
+async fn handshake<S>(
+    framed: &mut Framed<S, tokio_util::codec::LengthDelimitedCodec>,
+    peer: &Peer,
+    id: u64,
+    limits: &Arc<Limits>,
+) -> Option<ClientSlot>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Handshake.
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, framed.next()).await;
+    let hello = match first {
+        Ok(Some(Ok(frame))) => match serde_json::from_slice::<ClientMsg>(&frame) {
+            Ok(ClientMsg::Hello(h)) => h,
+            Ok(_) => {
+                let reason = "protocol error: the first message must be a hello".to_string();
+                let _ = send(framed, &ServerMsg::Refused { reason }).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "malformed hello; closing");
+                return None;
+            }
+        },
+        Ok(Some(Err(e))) => {
+            tracing::debug!(%peer, error = %e, "bad frame during handshake; closing");
+            return None;
+        }
+        Ok(None) => return None,
+        Err(_) => {
+            tracing::debug!(%peer, "handshake timed out; closing");
+            return None;
+        }
+    };
+    if let Ok(mut p) = limits.pending.lock() {
+        p.retain(|(i, _)| *i != id);
+    }
+    if hello.proto_version != proto::PROTO_VERSION {
+        let reason = format!(
+            "protocol version mismatch: this daemon (Autonomos {}) speaks protocol {}, the client (Autonomos {}) speaks protocol {}; use the same version on both ends",
+            proto::APP_VERSION,
+            proto::PROTO_VERSION,
+            hello.app_version,
+            hello.proto_version
+        );
+        tracing::warn!(%peer, %reason, "client refused");
+        let _ = send(framed, &ServerMsg::Refused { reason }).await;
+        return None;
+    }
+    if limits.clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+        limits.clients.fetch_sub(1, Ordering::Relaxed);
+        let reason = format!("too many clients (the most is {MAX_CLIENTS}); try again later");
+        let _ = send(framed, &ServerMsg::Refused { reason }).await;
+        return None;
+    }
+    let slot = ClientSlot(limits.clone());
+    let welcome = ServerMsg::Hello {
+        hello: Hello::ours(),
+        daemon_pid: std::process::id(),
+        host: rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    };
+    if send(framed, &welcome).await.is_err() {
+        return None;
+    }
+    Some(slot)
+}
+
+/// Answers one request; one that changes something is recorded on the
+/// audit trail, and the answer waits until that record is on disk.
+async fn answer(
+    sup: &Router,
+    peer: &Peer,
+    request: Request,
+) -> Result<Response, proto::ErrorReply> {
+    let mutates = request.mutates();
+    let desc = format!("{request:?}");
+    let args = serde_json::to_value(&request).unwrap_or_default();
+    let mut result = sup.request_as(request, peer.to_string()).await;
+    if mutates {
+        let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
+        let outcome = match &result {
+            Ok(Response::Done { message } | Response::Stopped { message, .. }) => {
+                format!("ok: {message}")
+            }
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        // The answer goes out only once its audit record is on disk
+        // (it shares one sync with whatever else is queued): an
+        // acknowledged action is on the trail even after a crash.
+        if let Some(durable) = sup.audit_durable(&peer.to_string(), &action, args, &outcome) {
+            let problem = match tokio::time::timeout(AUDIT_WAIT, durable).await {
+                Ok(Ok(Ok(_seq))) => None,
+                Ok(Ok(Err(e))) => Some(e),
+                Ok(Err(_)) => Some("the audit writer stopped".to_string()),
+                Err(_) => Some(format!(
+                    "the audit record is not on disk after {} s; it is kept and retried",
+                    AUDIT_WAIT.as_secs()
+                )),
+            };
+            if let Some(p) = problem {
+                tracing::error!(target: "autonomos::audit", peer = %peer, request = %desc, problem = %p, "audit record not durable");
+                warn_not_durable(&mut result, &p);
+            }
+        }
+        match &result {
+            Ok(r) => {
+                tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, result = ?r, "request done")
+            }
+            Err(e) => {
+                tracing::info!(target: "autonomos::audit", peer = %peer, request = %desc, error = %e, "request refused")
+            }
+        }
+    }
+    result
 }
 
 /// Adds to an answer that its audit record is not yet on disk.

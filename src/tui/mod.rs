@@ -11,66 +11,30 @@ pub mod theme;
 pub mod update;
 pub mod view;
 
-use crate::clock::now_ms;
-use std::io::{self, Write};
+mod connection;
+mod terminal;
+
+pub use terminal::restore;
+
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::{Event, EventStream, KeyCode, KeyEventKind, KeyModifiers};
-use ratatui::crossterm::{cursor, execute, terminal};
+use ratatui::crossterm::event::{
+    Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::client::{Client, ClientError, Incoming, Session};
+use crate::client::{Client, ClientError, Session};
+use crate::clock::now_ms;
 use crate::proto::Request;
-use model::{Conn, Model};
+use connection::Link;
+use model::Model;
+use terminal::Screen;
 use theme::Theme;
 
-/// Shortest time between two frames.
-const FRAME: Duration = Duration::from_millis(33);
 /// How often the selected agent's output is fetched.
 const LOG_POLL: Duration = Duration::from_millis(500);
-
-/// Counts what we write to the terminal (for the idle-bytes benchmark).
-struct Counting<W> {
-    inner: W,
-    bytes: Arc<AtomicU64>,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-type Term = Terminal<CrosstermBackend<Counting<io::Stdout>>>;
-
-fn enter() -> io::Result<()> {
-    terminal::enable_raw_mode()?;
-    execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)
-}
-
-/// Puts the terminal back as we found it. Safe to call more than once.
-pub fn restore() {
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
-}
-
-/// Restores the terminal when dropped (every exit path, including `?`).
-struct Guard;
-impl Drop for Guard {
-    fn drop(&mut self) {
-        restore();
-    }
-}
 
 /// How the console reaches its daemon (again, after a drop).
 pub type Connect =
@@ -118,254 +82,145 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore();
-        hook(info);
-    }));
-    if let Err(e) = enter() {
-        restore();
-        eprintln!("error: cannot set up the terminal: {e}");
-        return ExitCode::FAILURE;
-    }
-    let guard = Guard;
-    let bytes = Arc::new(AtomicU64::new(0));
-    let backend = CrosstermBackend::new(Counting {
-        inner: io::stdout(),
-        bytes: bytes.clone(),
-    });
-    let mut term = match Terminal::new(backend) {
-        Ok(t) => t,
+    let mut screen = match Screen::open() {
+        Ok(s) => s,
         Err(e) => {
-            drop(guard);
-            eprintln!("error: cannot set up the terminal: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     let mut model = Model::new(now_ms());
     model.remote = opts.remote;
-    let stats = std::env::var("AUTONOMOS_CONSOLE_STATS")
-        .ok()
-        .map(|path| (path, bytes.clone()));
     let keymap = action::keymap_with(&opts.keys);
-    let (code, frames) = event_loop(
-        &mut term,
-        &mut model,
-        &theme,
-        &keymap,
-        session,
-        connect,
-        stats.as_ref(),
-    )
-    .await;
-    drop(term);
-    drop(guard);
-    if let Ok(path) = std::env::var("AUTONOMOS_CONSOLE_STATS") {
-        let _ = std::fs::write(
-            path,
-            format!(
-                "{{\"bytes\":{},\"frames\":{frames}}}\n",
-                bytes.load(Ordering::Relaxed)
-            ),
-        );
-    }
+    let link = Link::new(connect, session, &mut model);
+    let code = event_loop(&mut screen, &mut model, &theme, &keymap, link).await;
+    screen.write_stats();
+    drop(screen);
     if code == ExitCode::SUCCESS {
         println!("detached; the fleet keeps running");
     }
     code
 }
 
+/// Draws when something changed; reacts to keys, the daemon, the log
+/// poll and signals; until the operator detaches.
 async fn event_loop(
-    term: &mut Term,
+    screen: &mut Screen,
     m: &mut Model,
     theme: &Theme,
     keymap: &[action::Binding],
-    session: Session,
-    connect: Connect,
-    stats: Option<&(String, Arc<AtomicU64>)>,
-) -> (ExitCode, u64) {
-    use tokio::signal::unix::{SignalKind, signal};
+    mut link: Link,
+) -> ExitCode {
     let mut keys = EventStream::new();
-    let mut session = Some(session);
-    if let Some(s) = &session {
-        m.conn = Conn::Attached {
-            host: s.daemon.host.clone(),
-            pid: s.daemon.pid,
-            version: s.daemon.version.clone(),
-        };
-    }
-    let mut term_sig = signal(SignalKind::terminate()).ok();
-    let mut hup_sig = signal(SignalKind::hangup()).ok();
-    let mut cont_sig = signal(SignalKind::from_raw(libc::SIGCONT)).ok();
-    let mut last_frame = Instant::now() - FRAME;
-    let mut frames = 0u64;
+    let mut signals = Signals::new();
     let mut log_poll = tokio::time::interval(LOG_POLL);
     log_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut reconnect: Option<
-        futures_util::future::BoxFuture<'static, Result<Client, ClientError>>,
-    > = None;
-    let mut retry_at: Option<tokio::time::Instant> = None;
-    let mut shutting_down = false;
-    let mut logs_in_flight = false;
     loop {
         m.now = now_ms();
-        if m.dirty {
-            let wait = FRAME.saturating_sub(last_frame.elapsed());
-            if wait.is_zero() {
-                tui_logger::move_events();
-                if term.draw(|f| view::view(m, theme, keymap, f)).is_err() {
-                    return (ExitCode::FAILURE, frames);
-                }
-                frames += 1;
-                last_frame = Instant::now();
-                m.dirty = false;
-                // For the idle-output benchmark: what has been written so far.
-                if let Some((path, bytes)) = stats {
-                    let _ = std::fs::write(
-                        path,
-                        format!(
-                            "{{\"bytes\":{},\"frames\":{frames}}}\n",
-                            bytes.load(Ordering::Relaxed)
-                        ),
-                    );
-                }
-            }
+        if screen.draw_due(m, theme, keymap).is_err() {
+            return ExitCode::FAILURE;
         }
         if m.quit {
-            return (ExitCode::SUCCESS, frames);
+            return ExitCode::SUCCESS;
         }
-        let redraw_in = if m.dirty {
-            FRAME.saturating_sub(last_frame.elapsed())
-        } else {
-            Duration::from_secs(3600)
-        };
         let mut requests: Vec<Request> = Vec::new();
         tokio::select! {
-            _ = tokio::time::sleep(redraw_in) => {}
+            _ = tokio::time::sleep(screen.redraw_in(m)) => {}
             ev = keys.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
-                    if k.code == KeyCode::Char('z') && k.modifiers.contains(KeyModifiers::CONTROL) {
-                        suspend();
-                        m.dirty = true;
-                        let _ = term.clear();
-                    } else if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
-                        m.quit = true;
-                    } else {
-                        let action = match &m.mode {
-                            model::Mode::Normal => action::lookup(keymap, k),
-                            model::Mode::Confirm { .. } => action::confirm(k),
-                            model::Mode::Help => action::lookup(keymap, k).or(Some(action::Action::Back)),
-                            _ => action::text_input(k),
-                        };
-                        if let Some(a) = action {
-                            requests = update::update(m, a);
-                        }
-                    }
+                    requests = on_key(m, keymap, screen, k);
                 }
-                Some(Ok(Event::Resize(..))) => { m.dirty = true; let _ = term.autoresize(); }
+                Some(Ok(Event::Resize(..))) => {
+                    m.dirty = true;
+                    screen.resized();
+                }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return (ExitCode::FAILURE, frames),
+                Some(Err(_)) | None => return ExitCode::FAILURE,
             },
-            inc = async { match session.as_mut() { Some(s) => s.rx.recv().await, None => std::future::pending().await } } => {
-                match inc {
-                    Some(Incoming::Answer(Request::Shutdown, _)) if shutting_down => {
-                        m.quit = true;
-                    }
-                    Some(i) => {
-                        if matches!(i, Incoming::Answer(Request::Logs { .. }, _)) {
-                            logs_in_flight = false;
-                        }
-                        let fleet_changed = matches!(i, Incoming::Update(crate::client::Update::Event(_, crate::proto::ServerEvent::FleetChanged)));
-                        update::apply(m, i);
-                        if fleet_changed {
-                            requests.push(Request::Status);
-                        }
-                    }
-                    None => {
-                        m.conn = Conn::Reconnecting { error: "connection lost".into(), attempts: 0 };
-                        m.dirty = true;
-                    }
-                }
-                if matches!(m.conn, Conn::Reconnecting { .. }) {
-                    if shutting_down {
-                        m.quit = true;
-                    }
-                    session = None;
-                    logs_in_flight = false;
-                    retry_at = Some(tokio::time::Instant::now());
-                }
-            }
+            h = link.next() => requests = link.handle(m, h).await,
             _ = log_poll.tick() => {
-                if let (Some(s), false) = (&session, logs_in_flight)
-                    && let Some(r) = update::logs_request(m)
-                {
-                    logs_in_flight = s.send(r);
-                }
+                link.poll_logs(m);
                 // Notices expire: redraw once when the newest one ages out.
                 if m.notices.back().is_some_and(|n| (7900..8500).contains(&m.now.saturating_sub(n.at))) {
                     m.dirty = true;
                 }
             }
-            _ = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
-                retry_at = None;
-                reconnect = Some(connect());
-            }
-            r = async { match reconnect.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
-                reconnect = None;
-                match r {
-                    Ok(c) => match tokio::time::timeout(Duration::from_secs(10), Session::start(c))
-                        .await
-                        .unwrap_or_else(|_| Err(ClientError::Protocol("no snapshot within 10 s".into())))
-                    {
-                        Ok(s) => {
-                            m.conn = Conn::Attached { host: s.daemon.host.clone(), pid: s.daemon.pid, version: s.daemon.version.clone() };
-                            m.notify("reconnected", false);
-                            session = Some(s);
-                        }
-                        Err(e) => bump_retry(m, e.to_string(), &mut retry_at),
-                    },
-                    Err(e) => bump_retry(m, e.to_string(), &mut retry_at),
+            sig = signals.next() => match sig {
+                Sig::Leave => return ExitCode::SUCCESS,
+                Sig::Continue => {
+                    let _ = terminal::enter();
+                    screen.clear();
+                    m.dirty = true;
                 }
-            }
-            _ = async { match term_sig.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                return (ExitCode::SUCCESS, frames);
-            }
-            _ = async { match hup_sig.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                return (ExitCode::SUCCESS, frames);
-            }
-            _ = async { match cont_sig.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                let _ = enter();
-                let _ = term.clear();
-                m.dirty = true;
-            }
+            },
         }
-        for r in requests {
-            if r == Request::Shutdown {
-                shutting_down = true;
-            }
-            match &session {
-                Some(s) if s.send(r) => {}
-                _ => m.notify("not connected: the request was not sent", true),
-            }
-        }
+        link.send(m, requests);
     }
 }
 
-fn bump_retry(m: &mut Model, error: String, retry_at: &mut Option<tokio::time::Instant>) {
-    let attempts = match &m.conn {
-        Conn::Reconnecting { attempts, .. } => attempts + 1,
-        _ => 1,
+/// A key: Ctrl-Z suspends, Ctrl-C detaches, the rest go through the keymap
+/// of the mode the console is in.
+fn on_key(
+    m: &mut Model,
+    keymap: &[action::Binding],
+    screen: &mut Screen,
+    k: KeyEvent,
+) -> Vec<Request> {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    if k.code == KeyCode::Char('z') && ctrl {
+        terminal::suspend();
+        m.dirty = true;
+        screen.clear();
+        return vec![];
+    }
+    if k.code == KeyCode::Char('c') && ctrl {
+        m.quit = true;
+        return vec![];
+    }
+    let action = match &m.mode {
+        model::Mode::Normal => action::lookup(keymap, k),
+        model::Mode::Confirm { .. } => action::confirm(k),
+        model::Mode::Help => action::lookup(keymap, k).or(Some(action::Action::Back)),
+        _ => action::text_input(k),
     };
-    tracing::warn!(%error, attempts, "reconnect failed");
-    m.conn = Conn::Reconnecting { error, attempts };
-    m.dirty = true;
-    *retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+    action.map(|a| update::update(m, a)).unwrap_or_default()
 }
 
-/// Ctrl-Z: give the terminal back, stop; SIGCONT brings us back.
-fn suspend() {
-    restore();
-    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TSTP);
-    // Execution continues here after `fg`.
-    let _ = enter();
+/// The signals the console answers: SIGTERM and SIGHUP end it (the
+/// terminal restored), SIGCONT redraws after `fg`.
+enum Sig {
+    Leave,
+    Continue,
+}
+
+struct Signals {
+    term: Option<Signal>,
+    hup: Option<Signal>,
+    cont: Option<Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Self {
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+            cont: signal(SignalKind::from_raw(libc::SIGCONT)).ok(),
+        }
+    }
+
+    async fn next(&mut self) -> Sig {
+        async fn recv(s: &mut Option<Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.term) => Sig::Leave,
+            _ = recv(&mut self.hup) => Sig::Leave,
+            _ = recv(&mut self.cont) => Sig::Continue,
+        }
+    }
 }

@@ -128,122 +128,8 @@ pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
             agent,
             replica,
             transition,
-        } => {
-            if let Some(a) = status.agents.iter_mut().find(|a| a.name == agent) {
-                match a.replicas.iter_mut().find(|r| r.index == replica) {
-                    Some(r) => {
-                        r.state = transition.to;
-                        r.since = transition.at;
-                        // What it was waiting for is over; a new wait says so.
-                        r.waiting = matches!(transition.to, crate::core::lifecycle::State::Backoff)
-                            .then(|| transition.reason.clone());
-                        if transition.to.is_running() {
-                            r.error = None;
-                        }
-                        if transition.to == crate::core::lifecycle::State::ActiveOperation
-                            && transition.from == crate::core::lifecycle::State::ContextPreparation
-                        {
-                            r.started_at = Some(transition.at);
-                            r.pid = transition
-                                .reason
-                                .strip_prefix("spawned pid ")
-                                .and_then(|p| p.parse().ok());
-                        }
-                        if !transition.to.may_have_process() {
-                            r.pid = None;
-                            r.started_at = None;
-                            r.cpu_percent = 0.0;
-                            r.rss_bytes = 0;
-                        }
-                        if transition.from == crate::core::lifecycle::State::Adaptation
-                            && matches!(
-                                transition.to,
-                                crate::core::lifecycle::State::Initialization
-                                    | crate::core::lifecycle::State::Backoff
-                            )
-                        {
-                            r.restarts += 1;
-                        }
-                        r.history.push(transition);
-                        // As many as the daemon keeps (a fetched history
-                        // stays whole).
-                        if r.history.len() > crate::core::lifecycle::HISTORY_CAP {
-                            r.history.remove(0);
-                        }
-                    }
-                    None => {
-                        // A new replica (scale up): it shows up fully in the next snapshot;
-                        // start it from this transition.
-                        a.replicas.push(crate::proto::ReplicaStatus {
-                            index: replica,
-                            state: transition.to,
-                            since: transition.at,
-                            pid: None,
-                            started_at: None,
-                            restarts: 0,
-                            failures: 0,
-                            cpu_seconds: 0.0,
-                            last_exit: None,
-                            waiting: None,
-                            error: None,
-                            cpu_percent: 0.0,
-                            rss_bytes: 0,
-                            processes: 0,
-                            history: vec![transition],
-                        });
-                        a.replicas.sort_by_key(|r| r.index);
-                    }
-                }
-                a.running = a.replicas.iter().filter(|r| r.state.is_running()).count() as u32;
-                // Scaled-away replicas disappear once stopped.
-                let desired = a.desired;
-                a.replicas.retain(|r| {
-                    r.index < desired || r.state != crate::core::lifecycle::State::Stopped
-                });
-            }
-        }
-        ServerEvent::Samples { host, replicas } => {
-            let now = m.now;
-            push(&mut m.host_cpu, now, host.cpu_percent);
-            push_day(&mut m.day_cpu, &mut m.day_acc.0, now, host.cpu_percent);
-            if host.memory_total > 0 {
-                let pct = host.memory_used as f64 * 100.0 / host.memory_total as f64;
-                push(&mut m.host_mem, now, pct);
-                push_day(&mut m.day_mem, &mut m.day_acc.1, now, pct);
-            }
-            push(&mut m.net_rx, now, host.net_rx_bps);
-            push(&mut m.net_tx, now, host.net_tx_bps);
-            if m.cores.len() != host.per_core.len() {
-                m.cores = vec![Default::default(); host.per_core.len()];
-            }
-            for (s, v) in m.cores.iter_mut().zip(&host.per_core) {
-                push(s, now, *v);
-            }
-            status.host = host;
-            let mut per_agent: std::collections::HashMap<&str, (f64, u64)> = Default::default();
-            for s in &replicas {
-                let e = per_agent.entry(s.agent.as_str()).or_default();
-                e.0 += s.cpu_percent;
-                e.1 += s.rss_bytes;
-                if let Some(a) = status.agents.iter_mut().find(|a| a.name == s.agent)
-                    && let Some(r) = a.replicas.iter_mut().find(|r| r.index == s.replica)
-                {
-                    r.cpu_percent = s.cpu_percent;
-                    r.rss_bytes = s.rss_bytes;
-                    r.processes = s.processes;
-                }
-            }
-            for a in &status.agents {
-                let (cpu, mem) = per_agent.get(a.name.as_str()).copied().unwrap_or_default();
-                push(m.agent_cpu.entry(a.name.clone()).or_default(), now, cpu);
-                push(
-                    m.agent_mem.entry(a.name.clone()).or_default(),
-                    now,
-                    mem as f64,
-                );
-            }
-            status.now = now;
-        }
+        } => on_transition(status, &agent, replica, transition),
+        ServerEvent::Samples { host, replicas } => on_samples(m, host, replicas),
         ServerEvent::Audit {
             records,
             backup_running,
@@ -284,4 +170,135 @@ pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
         ServerEvent::FleetChanged => m.notify("the fleet changed (reload)", false),
         ServerEvent::ShuttingDown => m.notify("the daemon is shutting down", true),
     }
+}
+
+/// A replica changed state: its row follows (a new replica appears).
+fn on_transition(
+    status: &mut crate::proto::FleetStatus,
+    agent: &str,
+    replica: u32,
+    transition: crate::core::lifecycle::Transition,
+) {
+    if let Some(a) = status.agents.iter_mut().find(|a| a.name == agent) {
+        match a.replicas.iter_mut().find(|r| r.index == replica) {
+            Some(r) => {
+                r.state = transition.to;
+                r.since = transition.at;
+                // What it was waiting for is over; a new wait says so.
+                r.waiting = matches!(transition.to, crate::core::lifecycle::State::Backoff)
+                    .then(|| transition.reason.clone());
+                if transition.to.is_running() {
+                    r.error = None;
+                }
+                if transition.to == crate::core::lifecycle::State::ActiveOperation
+                    && transition.from == crate::core::lifecycle::State::ContextPreparation
+                {
+                    r.started_at = Some(transition.at);
+                    r.pid = transition
+                        .reason
+                        .strip_prefix("spawned pid ")
+                        .and_then(|p| p.parse().ok());
+                }
+                if !transition.to.may_have_process() {
+                    r.pid = None;
+                    r.started_at = None;
+                    r.cpu_percent = 0.0;
+                    r.rss_bytes = 0;
+                }
+                if transition.from == crate::core::lifecycle::State::Adaptation
+                    && matches!(
+                        transition.to,
+                        crate::core::lifecycle::State::Initialization
+                            | crate::core::lifecycle::State::Backoff
+                    )
+                {
+                    r.restarts += 1;
+                }
+                r.history.push(transition);
+                // As many as the daemon keeps (a fetched history
+                // stays whole).
+                if r.history.len() > crate::core::lifecycle::HISTORY_CAP {
+                    r.history.remove(0);
+                }
+            }
+            None => {
+                // A new replica (scale up): it shows up fully in the next snapshot;
+                // start it from this transition.
+                a.replicas.push(crate::proto::ReplicaStatus {
+                    index: replica,
+                    state: transition.to,
+                    since: transition.at,
+                    pid: None,
+                    started_at: None,
+                    restarts: 0,
+                    failures: 0,
+                    cpu_seconds: 0.0,
+                    last_exit: None,
+                    waiting: None,
+                    error: None,
+                    cpu_percent: 0.0,
+                    rss_bytes: 0,
+                    processes: 0,
+                    history: vec![transition],
+                });
+                a.replicas.sort_by_key(|r| r.index);
+            }
+        }
+        a.running = a.replicas.iter().filter(|r| r.state.is_running()).count() as u32;
+        // Scaled-away replicas disappear once stopped.
+        let desired = a.desired;
+        a.replicas
+            .retain(|r| r.index < desired || r.state != crate::core::lifecycle::State::Stopped);
+    }
+}
+
+/// A collector tick: host and per-agent series, replica figures.
+fn on_samples(
+    m: &mut Model,
+    host: crate::proto::HostStatus,
+    replicas: Vec<crate::proto::ReplicaSample>,
+) {
+    let now = m.now;
+    push(&mut m.host_cpu, now, host.cpu_percent);
+    push_day(&mut m.day_cpu, &mut m.day_acc.0, now, host.cpu_percent);
+    if host.memory_total > 0 {
+        let pct = host.memory_used as f64 * 100.0 / host.memory_total as f64;
+        push(&mut m.host_mem, now, pct);
+        push_day(&mut m.day_mem, &mut m.day_acc.1, now, pct);
+    }
+    push(&mut m.net_rx, now, host.net_rx_bps);
+    push(&mut m.net_tx, now, host.net_tx_bps);
+    if m.cores.len() != host.per_core.len() {
+        m.cores = vec![Default::default(); host.per_core.len()];
+    }
+    for (s, v) in m.cores.iter_mut().zip(&host.per_core) {
+        push(s, now, *v);
+    }
+    let Some(status) = m.status.as_mut() else {
+        return;
+    };
+    status.host = host;
+    let mut per_agent: std::collections::HashMap<&str, (f64, u64)> = Default::default();
+    for s in &replicas {
+        let e = per_agent.entry(s.agent.as_str()).or_default();
+        e.0 += s.cpu_percent;
+        e.1 += s.rss_bytes;
+        if let Some(a) = status.agents.iter_mut().find(|a| a.name == s.agent)
+            && let Some(r) = a.replicas.iter_mut().find(|r| r.index == s.replica)
+        {
+            r.cpu_percent = s.cpu_percent;
+            r.rss_bytes = s.rss_bytes;
+            r.processes = s.processes;
+        }
+    }
+    for a in &status.agents {
+        let (cpu, mem) = per_agent.get(a.name.as_str()).copied().unwrap_or_default();
+        push(m.agent_cpu.entry(a.name.clone()).or_default(), now, cpu);
+        push(
+            m.agent_mem.entry(a.name.clone()).or_default(),
+            now,
+            mem as f64,
+        );
+    }
+    status.now = now;
 }

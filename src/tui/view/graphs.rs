@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The span of the live graphs.
+const WINDOW: u64 = 300_000;
+
 pub(super) fn series_points(s: &Series, now: u64, window_ms: u64, scale: f64) -> Vec<(f64, f64)> {
     s.iter()
         .filter(|(at, _)| now.saturating_sub(*at) <= window_ms)
@@ -18,8 +21,6 @@ pub(super) fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     let outer = block(m, t, Panel::Graphs, title.into());
     let inner = outer.inner(area);
     f.render_widget(outer, area);
-    let now = m.now;
-    let window = 300_000u64;
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
     let [cpu_area, mem_area, net_area] = Layout::horizontal([
@@ -30,6 +31,14 @@ pub(super) fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     .areas(top);
     let [acpu_area, amem_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+    draw_net(m, t, f, net_area);
+    draw_host(m, t, f, cpu_area, mem_area);
+    draw_agent(m, t, f, acpu_area, amem_area);
+}
+
+/// Network receive and transmit, KiB/s.
+fn draw_net(m: &Model, t: &Theme, f: &mut Frame, net_area: Rect) {
+    let (now, window) = (m.now, WINDOW);
     let kib = 1.0 / 1024.0;
     let rx = series_points(&m.net_rx, now, window, kib);
     let tx = series_points(&m.net_tx, now, window, kib);
@@ -48,7 +57,11 @@ pub(super) fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         net_max,
         "K",
     );
+}
 
+/// Host CPU (total and per core; the day view shows the total) and memory.
+fn draw_host(m: &Model, t: &Theme, f: &mut Frame, cpu_area: Rect, mem_area: Rect) {
+    let (now, window) = (m.now, WINDOW);
     let cores: Vec<Vec<(f64, f64)>> = m
         .cores
         .iter()
@@ -109,7 +122,11 @@ pub(super) fn draw_graphs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         "%",
         host_window,
     );
+}
 
+/// The selected agent's CPU and memory.
+fn draw_agent(m: &Model, t: &Theme, f: &mut Frame, acpu_area: Rect, amem_area: Rect) {
+    let (now, window) = (m.now, WINDOW);
     let name = m
         .selected_agent()
         .map(|a| a.name.clone())
