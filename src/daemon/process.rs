@@ -238,23 +238,7 @@ pub enum RunCmd {
     Kill,
 }
 
-/// What a run task reports.
-#[derive(Debug, Clone, Copy)]
-pub enum RunEvent {
-    /// The leader exited and was reaped. `tree_gone` is false while leftover
-    /// descendants are still being stopped.
-    Exited {
-        code: Option<i32>,
-        signal: Option<i32>,
-        ran: Duration,
-        tree_gone: bool,
-        /// The stop escalated to SIGKILL: this long after the stop signal.
-        killed_after: Option<Duration>,
-    },
-    /// Every leftover descendant is gone too; `killed_after` as above, for
-    /// leftovers that outlived the stop timeout.
-    TreeGone { killed_after: Option<Duration> },
-}
+pub use crate::core::supervise::RunEvent;
 
 /// A process we found in a replica's tree, identified by pid and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -243,6 +243,25 @@ impl Slot {
     }
 }
 
+/// What a run task reports about its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEvent {
+    /// The leader exited and was reaped. `tree_gone` is false while leftover
+    /// descendants are still being stopped.
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+        ran: Duration,
+        tree_gone: bool,
+        /// The stop escalated to SIGKILL: this long after the stop signal.
+        killed_after: Option<Duration>,
+    },
+    /// Every leftover descendant is gone too; `killed_after` as above, for
+    /// leftovers that outlived the stop timeout. Counted whichever run they
+    /// were of.
+    TreeGone { killed_after: Option<Duration> },
+}
+
 /// Something that happened to a replica, or a question the actor answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
@@ -257,19 +276,8 @@ pub enum Observation {
     /// The spawn failed; `counted` when it counts against the start limit
     /// (the process could not be created, as opposed to its context dir).
     SpawnFailed { error: String, counted: bool },
-    /// The run's main process exited.
-    Exited {
-        run_id: u64,
-        code: Option<i32>,
-        signal: Option<i32>,
-        ran: Duration,
-        /// Its whole process tree is gone too.
-        tree_gone: bool,
-        /// The stop escalated to SIGKILL this long after the stop signal.
-        killed_after: Option<Duration>,
-    },
-    /// Leftover processes of an exited run are gone.
-    TreeGone { killed_after: Option<Duration> },
+    /// What the run task of run `run_id` reports.
+    Run { run_id: u64, event: RunEvent },
     /// A backoff timer fired.
     BackoffElapsed { generation: u64 },
     /// A memory sample of the run's process tree.
@@ -362,13 +370,16 @@ pub fn decide(
             };
             after_exit(slot, policy, ctx, info, Duration::ZERO, true, true, out);
         }
-        Observation::Exited {
+        Observation::Run {
             run_id,
-            code,
-            signal,
-            ran,
-            tree_gone,
-            killed_after,
+            event:
+                RunEvent::Exited {
+                    code,
+                    signal,
+                    ran,
+                    tree_gone,
+                    killed_after,
+                },
         } => {
             let info = ExitInfo {
                 code,
@@ -388,7 +399,10 @@ pub fn decide(
                 out,
             );
         }
-        Observation::TreeGone { killed_after } => {
+        Observation::Run {
+            event: RunEvent::TreeGone { killed_after },
+            ..
+        } => {
             slot.tree_busy = slot.tree_busy.saturating_sub(1);
             if killed_after.is_some() {
                 slot.sigkill = killed_after;

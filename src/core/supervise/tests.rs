@@ -77,13 +77,23 @@ fn running(p: &Policy, now: Millis) -> Slot {
 }
 
 fn exit(run_id: u64, code: i32, ran_ms: u64) -> Observation {
-    Observation::Exited {
+    Observation::Run {
         run_id,
-        code: Some(code),
-        signal: None,
-        ran: Duration::from_millis(ran_ms),
-        tree_gone: true,
-        killed_after: None,
+        event: RunEvent::Exited {
+            code: Some(code),
+            signal: None,
+            ran: Duration::from_millis(ran_ms),
+            tree_gone: true,
+            killed_after: None,
+        },
+    }
+}
+
+/// Leftovers of an earlier run are gone (whichever run: they are counted).
+fn tree_gone() -> Observation {
+    Observation::Run {
+        run_id: 0,
+        event: RunEvent::TreeGone { killed_after: None },
     }
 }
 
@@ -312,18 +322,20 @@ fn a_stop_that_escalated_names_sigkill_once_the_tree_is_gone() {
         &mut s,
         &p,
         &c,
-        Observation::Exited {
+        Observation::Run {
             run_id: 1,
-            code: None,
-            signal: Some(9),
-            ran: Duration::from_secs(1),
-            tree_gone: false,
-            killed_after: Some(Duration::from_secs(5)),
+            event: RunEvent::Exited {
+                code: None,
+                signal: Some(9),
+                ran: Duration::from_secs(1),
+                tree_gone: false,
+                killed_after: Some(Duration::from_secs(5)),
+            },
         },
     );
     assert_eq!(s.state(), State::Decommissioning);
     assert!(out.contains(&Effect::Persist));
-    let out = run(&mut s, &p, &c, Observation::TreeGone { killed_after: None });
+    let out = run(&mut s, &p, &c, tree_gone());
     assert_eq!(s.state(), State::Stopped);
     assert!(matches!(&out[0], Effect::Killed(r) if r.contains("SIGKILL after 5.0s")));
     assert!(s.at_rest());
@@ -519,20 +531,22 @@ impl World {
                     if !tree_gone {
                         self.leftovers += 1;
                     }
-                    self.feed(Observation::Exited {
+                    self.feed(Observation::Run {
                         run_id: id,
-                        code: Some(code),
-                        signal: None,
-                        ran: Duration::from_millis(self.ctx.now - started),
-                        tree_gone,
-                        killed_after: None,
+                        event: RunEvent::Exited {
+                            code: Some(code),
+                            signal: None,
+                            ran: Duration::from_millis(self.ctx.now - started),
+                            tree_gone,
+                            killed_after: None,
+                        },
                     });
                 }
             }
             Act::TreeGone => {
                 if self.leftovers > 0 {
                     self.leftovers -= 1;
-                    self.feed(Observation::TreeGone { killed_after: None });
+                    self.feed(tree_gone());
                 }
             }
             Act::Memory(rss) => {

@@ -148,7 +148,7 @@ pub(super) struct Actor {
     pub alerts_pending: bool,
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
-    pub effects: Vec<Effect>,
+    pub effects: Vec<Vec<Effect>>,
     /// Agents something happened to since the last reconcile; `dirty_all`
     /// for changes that may touch any (requests, reloads, the 1 s tick).
     pub dirty: Vec<bool>,
@@ -437,25 +437,8 @@ impl Actor {
     }
 
     /// A run task reports an exit, or leftovers gone.
-    fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, ev: RunEvent) {
-        let obs = match ev {
-            RunEvent::TreeGone { killed_after } => Observation::TreeGone { killed_after },
-            RunEvent::Exited {
-                code,
-                signal,
-                ran,
-                tree_gone,
-                killed_after,
-            } => Observation::Exited {
-                run_id,
-                code,
-                signal,
-                ran,
-                tree_gone,
-                killed_after,
-            },
-        };
-        self.decide(ai, index, obs);
+    fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, event: RunEvent) {
+        self.decide(ai, index, Observation::Run { run_id, event });
     }
 
     fn fire_timers(&mut self) {

@@ -37,27 +37,28 @@ impl Actor {
             jitter: rand::random(),
         };
         let policy = a.spec.policy();
-        let mut out = std::mem::take(&mut self.effects);
-        out.clear();
+        let name = a.spec.name.clone();
+        // Effects can decide again (admitted, spawned): one list per level,
+        // kept for the next time.
+        let mut out = self.effects.pop().unwrap_or_default();
         if let Some(r) = self.agents[ai].replicas.get_mut(&index) {
             crate::core::supervise::decide(&mut r.s, &policy, &ctx, obs, &mut out);
         }
         let mut moved = false;
         for e in out.drain(..) {
             moved |= matches!(e, Effect::Transition(_));
-            self.execute(ai, index, e, now);
+            self.execute(ai, index, &name, e, now);
         }
-        self.effects = out;
+        self.effects.push(out);
         moved
     }
 
-    fn execute(&mut self, ai: usize, index: u32, effect: Effect, now: Millis) {
-        let name = self.agents[ai].spec.name.clone();
+    fn execute(&mut self, ai: usize, index: u32, name: &str, effect: Effect, now: Millis) {
         match effect {
-            Effect::Transition(t) => self.publish_transition(&name, index, t),
+            Effect::Transition(t) => self.publish_transition(name, index, t),
             Effect::Admit => self.admit(ai, index, now),
             Effect::Release => {
-                self.pool.release(&(name, index));
+                self.pool.release(&(name.to_string(), index));
             }
             Effect::Spawn => self.spawn(ai, index, now),
             Effect::Stop => {
