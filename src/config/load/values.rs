@@ -52,7 +52,6 @@ impl Checker<'_> {
         }
     }
 
-    /// An integer within `range`.
     pub(super) fn int_in(
         &mut self,
         v: &Value<'_>,
@@ -61,15 +60,7 @@ impl Checker<'_> {
         hi: i128,
     ) -> Option<i128> {
         let n = self.integer(v, field)?;
-        if n < lo || n > hi {
-            self.problem(
-                v.span(),
-                format!("{} must be between {lo} and {hi}, found {n}", field.what()),
-                None,
-            );
-            return None;
-        }
-        Some(n)
+        self.within(v, field, n, Some(lo), hi, |x| x.to_string())
     }
 
     /// An integer or float, finite.
@@ -97,7 +88,6 @@ impl Checker<'_> {
         }
     }
 
-    /// A number within `lo..=hi`.
     pub(super) fn number_in(
         &mut self,
         v: &Value<'_>,
@@ -106,15 +96,7 @@ impl Checker<'_> {
         hi: f64,
     ) -> Option<f64> {
         let x = self.number(v, field)?;
-        if !(lo..=hi).contains(&x) {
-            self.problem(
-                v.span(),
-                format!("{} must be between {lo} and {hi}, found {x}", field.what()),
-                None,
-            );
-            return None;
-        }
-        Some(x)
+        self.within(v, field, x, Some(lo), hi, |x| x.to_string())
     }
 
     pub(super) fn duration(&mut self, v: &Value<'_>, field: Field<'_>) -> Option<Duration> {
@@ -143,7 +125,6 @@ impl Checker<'_> {
         }
     }
 
-    /// A duration no longer than `max`.
     pub(super) fn duration_max(
         &mut self,
         v: &Value<'_>,
@@ -151,20 +132,7 @@ impl Checker<'_> {
         max: Duration,
     ) -> Option<Duration> {
         let d = self.duration(v, field)?;
-        if d > max {
-            self.problem(
-                v.span(),
-                format!(
-                    "{} must be at most {}, found {}",
-                    field.what(),
-                    format_duration(max),
-                    format_duration(d)
-                ),
-                None,
-            );
-            return None;
-        }
-        Some(d)
+        self.within(v, field, d, None, max, format_duration)
     }
 
     pub(super) fn size(&mut self, v: &Value<'_>, field: Field<'_>) -> Option<u64> {
@@ -213,21 +181,32 @@ impl Checker<'_> {
         hi: u64,
     ) -> Option<u64> {
         let n = self.size(v, field)?;
-        if n < lo || n > hi {
-            self.problem(
-                v.span(),
-                format!(
-                    "{} must be between {} and {}, found {}",
-                    field.what(),
-                    format_size(lo),
-                    format_size(hi),
-                    format_size(n)
-                ),
-                None,
-            );
-            return None;
+        self.within(v, field, n, Some(lo), hi, format_size)
+    }
+
+    /// The one range check: keeps `x` when it lies in `lo..=hi` (no lower
+    /// bound when `lo` is None), else records where and why, each value
+    /// shown by `show` in the config's own notation.
+    fn within<T: PartialOrd + Copy>(
+        &mut self,
+        v: &Value<'_>,
+        field: Field<'_>,
+        x: T,
+        lo: Option<T>,
+        hi: T,
+        show: impl Fn(T) -> String,
+    ) -> Option<T> {
+        // (A NaN compares false both ways: it is in no range.)
+        if lo.is_none_or(|lo| x >= lo) && x <= hi {
+            return Some(x);
         }
-        Some(n)
+        let range = match lo {
+            Some(lo) => format!("between {} and {}", show(lo), show(hi)),
+            None => format!("at most {}", show(hi)),
+        };
+        let message = format!("{} must be {range}, found {}", field.what(), show(x));
+        self.problem(v.span(), message, None);
+        None
     }
 
     /// A path string: not empty, no NUL, no `~`; relative → config dir.
