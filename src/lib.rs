@@ -11,7 +11,6 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod demo;
-pub mod logging;
 pub mod paths;
 pub mod proto;
 #[cfg(feature = "tui")]

@@ -175,7 +175,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("core", &[]),
     ("clock", &[]),
     ("demo", &[]),
-    ("logging", &[]),
     ("proto", &["core"]),
     ("config", &["core"]),
     ("paths", &["core", "config"]),
@@ -185,8 +184,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "client", "proto", "config", "core", "paths", "clock", "demo", "logging", "tui",
-            "daemon",
+            "client", "proto", "config", "core", "paths", "clock", "demo", "tui", "daemon",
         ],
     ),
 ];

@@ -67,7 +67,7 @@ pub(super) fn run(
     let sample_every = cfg.metrics.interval;
     let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
     crate::daemon::prepare_data_dir(&data_dir)?;
-    let _log = crate::logging::init_daemon(
+    let _log = crate::daemon::logging::init_daemon(
         &data_dir.join("logs"),
         cfg.logs.max_size,
         cfg.logs.max_files,

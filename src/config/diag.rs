@@ -46,19 +46,7 @@ impl ConfigErrors {
     }
 }
 
-/// Control characters would act on the operator's terminal: show them
-/// escaped.
-fn clean(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+use crate::core::sanitize::escape_controls as clean;
 
 /// Like [`clean`] but one char for one char, so carets stay aligned.
 fn clean_aligned(s: &str) -> String {

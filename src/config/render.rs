@@ -16,17 +16,7 @@ use crate::core::sanitize::is_secret;
 
 /// A path for display, with control characters escaped.
 fn show_path(p: &Path) -> String {
-    p.display()
-        .to_string()
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::core::sanitize::escape_controls(&p.display().to_string())
 }
 
 fn restart_name(r: RestartPolicy) -> &'static str {

@@ -60,6 +60,20 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
+/// Text as shown to an operator: control characters escaped (`\n`,
+/// `\u{1b}`), so a config value or path cannot act on the terminal.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Environment names whose values are never shown (`KEY`, `TOKEN`,
 /// `SECRET`, `PASSWORD`, … anywhere in the name, any case).
 pub fn is_secret(name: &str) -> bool {
@@ -90,6 +104,12 @@ pub fn mask_secret(name: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_are_escaped_for_display() {
+        assert_eq!(escape_controls("a\nb\u{1b}[2Jc"), "a\\nb\\u{1b}[2Jc");
+        assert_eq!(escape_controls("plain /path"), "plain /path");
+    }
 
     #[test]
     fn strips_screen_clears_colors_titles_and_clipboard_writes() {

@@ -8,15 +8,16 @@
 //! counted as dropped, never silently lost.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
 
 use crate::config::LogSpec;
+use crate::daemon::rotate::RotatingFile;
 
 /// Longest line kept whole; longer lines are split at this many bytes.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -142,92 +143,26 @@ pub struct OutputStats {
     pub dropped: AtomicU64,
 }
 
-/// One agent's log file with size-based rotation.
+/// One agent's log file (`NAME.log`), rotated by size.
 #[derive(Debug)]
-pub struct LogFile {
-    path: PathBuf,
-    file: Option<File>,
-    size: u64,
-    spec: LogSpec,
-}
+pub struct LogFile(RotatingFile);
 
 impl LogFile {
     /// Opens (appending to) `dir/NAME.log`.
     pub fn open(dir: &Path, name: &str, spec: LogSpec) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.log"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path,
-            file: Some(file),
-            size,
-            spec,
-        })
+        RotatingFile::open(&path, spec.max_size, spec.max_files).map(LogFile)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file = None;
-        // A log file removed or moved away by hand (or by logrotate) is not
-        // an error: start a new one.
-        let gone = |r: io::Result<()>| match r {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        };
-        if self.spec.max_files == 0 {
-            gone(fs::remove_file(&self.path))?;
-        } else {
-            for i in (1..self.spec.max_files).rev() {
-                let from = rotated(&self.path, i);
-                if from.exists() {
-                    gone(fs::rename(&from, rotated(&self.path, i + 1)))?;
-                }
-            }
-            gone(fs::rename(&self.path, rotated(&self.path, 1)))?;
-        }
-        self.file = Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?,
-        );
-        self.size = 0;
-        Ok(())
+        self.0.path()
     }
 
     /// Appends whole lines; rotates first if they would pass the size limit.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + buf.len() as u64 > self.spec.max_size {
-            self.rotate()?;
-        }
-        let file = match self.file.as_mut() {
-            Some(f) => f,
-            None => {
-                self.file = Some(
-                    OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&self.path)?,
-                );
-                self.file
-                    .as_mut()
-                    .ok_or_else(|| io::Error::other("log file closed"))?
-            }
-        };
-        file.write_all(buf)?;
-        self.size += buf.len() as u64;
-        Ok(())
+        self.0.append(buf)
     }
-}
-
-fn rotated(path: &Path, i: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{i}"));
-    PathBuf::from(s)
 }
 
 /// Everything the pipe readers of one agent share.

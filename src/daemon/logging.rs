@@ -4,11 +4,12 @@
 //! Elasticsearch/Filebeat or Loki ingest it as is; rotated by size
 //! (`daemon.jsonl.1` … `.N`). A compact human form goes to stderr.
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
+
+use super::rotate::RotatingFile;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
@@ -19,80 +20,6 @@ use tracing_subscriber::{EnvFilter, Layer, fmt};
 /// Keep it alive for the daemon's life: dropping it flushes the file.
 pub struct LogGuard {
     _file: WorkerGuard,
-}
-
-/// A file that rotates when the next write would take it past `max_size`:
-/// `NAME` → `NAME.1` → … → `NAME.keep` (the oldest is deleted). Writes are
-/// whole log lines, so a line is never split across files.
-pub struct RotatingFile {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    max_size: u64,
-    keep: u32,
-}
-
-impl RotatingFile {
-    pub fn open(path: &Path, max_size: u64, keep: u32) -> io::Result<RotatingFile> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let size = file.metadata()?.len();
-        Ok(RotatingFile {
-            path: path.to_path_buf(),
-            file,
-            size,
-            max_size: max_size.max(1),
-            keep,
-        })
-    }
-
-    fn numbered(&self, n: u32) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(format!(".{n}"));
-        PathBuf::from(p)
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        if self.keep == 0 {
-            // No history kept: start the file over.
-            self.file.set_len(0)?;
-            self.size = 0;
-            return Ok(());
-        }
-        let _ = std::fs::remove_file(self.numbered(self.keep));
-        for n in (1..self.keep).rev() {
-            let from = self.numbered(n);
-            if from.exists() {
-                std::fs::rename(&from, self.numbered(n + 1))?;
-            }
-        }
-        std::fs::rename(&self.path, self.numbered(1))?;
-        self.file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
-impl Write for RotatingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.size > 0 && self.size + buf.len() as u64 > self.max_size {
-            // A failed rotation keeps writing to the current file.
-            let _ = self.rotate();
-        }
-        let n = self.file.write(buf)?;
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 /// Collects an event's fields into a JSON object.
@@ -193,33 +120,6 @@ pub fn init_daemon(logs_dir: &Path, max_size: u64, keep: u32) -> io::Result<LogG
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rotates_by_size_and_keeps_n_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("daemon.jsonl");
-        let mut f = RotatingFile::open(&path, 100, 2).expect("open");
-        let line = format!("{}\n", "x".repeat(39));
-        for _ in 0..20 {
-            f.write_all(line.as_bytes()).expect("write");
-        }
-        f.flush().expect("flush");
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        assert!(size(&path) <= 100);
-        assert_eq!(size(&dir.path().join("daemon.jsonl.1")), 80);
-        assert_eq!(size(&dir.path().join("daemon.jsonl.2")), 80);
-        assert!(!dir.path().join("daemon.jsonl.3").exists());
-        // Whole lines only.
-        let text = std::fs::read_to_string(dir.path().join("daemon.jsonl.1")).expect("read");
-        assert!(text.lines().all(|l| l.len() == 39));
-        // Reopening continues the current file's size.
-        drop(f);
-        let before = size(&path);
-        let mut f = RotatingFile::open(&path, 100, 2).expect("open");
-        f.write_all(b"y\n").expect("write");
-        f.flush().expect("flush");
-        assert!(size(&path) == before + 2 || size(&path) == 2);
-    }
 
     #[test]
     fn events_become_ecs_json() {
