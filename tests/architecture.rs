@@ -352,7 +352,6 @@ const LONG_FUNCTIONS: &[&str] = &[
     "src/config/load/observe.rs:notifier",
     "src/config/load/observe.rs:alert",
     "src/config/load/agents.rs:agent",
-    "src/config/load/mod.rs:document",
     "src/daemon/audit.rs:run",
     "src/daemon/process.rs:run",
     "src/daemon/recovery.rs:swap_in",
@@ -366,6 +365,7 @@ fn files_and_functions_stay_small() {
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     let mut wrong = Vec::new();
+    let mut long = Vec::new();
     for f in files {
         let rel = f.strip_prefix(root).unwrap_or(&f).display().to_string();
         let text = std::fs::read_to_string(&f).expect("readable source");
@@ -394,9 +394,17 @@ fn files_and_functions_stay_small() {
                 continue;
             };
             let id = format!("{rel}:{name}");
-            if len + 2 > 120 && !LONG_FUNCTIONS.contains(&id.as_str()) {
-                wrong.push(format!("{id}: {} lines", len + 2));
+            if len + 2 > 120 {
+                if !LONG_FUNCTIONS.contains(&id.as_str()) {
+                    wrong.push(format!("{id}: {} lines", len + 2));
+                }
+                long.push(id);
             }
+        }
+    }
+    for listed in LONG_FUNCTIONS {
+        if !long.iter().any(|l| l == listed) {
+            wrong.push(format!("{listed} is short now: take it off LONG_FUNCTIONS"));
         }
     }
     assert!(wrong.is_empty(), "too long:\n{}", wrong.join("\n"));

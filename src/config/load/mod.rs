@@ -484,6 +484,28 @@ impl Checker<'_> {
     }
 
     /// The whole file.
+    /// A top-level `[name]` table, read by `read` into its spec; the
+    /// default when it is absent (or not a table, which is reported).
+    fn section<T: Default>(
+        &mut self,
+        entry: Option<Entry<'_, '_>>,
+        name: &'static str,
+        read: impl FnOnce(&mut Self, &DeTable<'_>, &mut T),
+    ) -> T {
+        let mut spec = T::default();
+        let field = Field {
+            key: name,
+            table: "",
+        };
+        let help = Some(format!("write it as a [{name}] section"));
+        if let Some((_, v)) = entry
+            && let Some(t) = self.table(v, field, help)
+        {
+            read(self, t, &mut spec);
+        }
+        spec
+    }
+
     fn document(&mut self, root: &DeTable<'_>, host: &HostFacts) -> Built {
         let [
             pool,
@@ -533,28 +555,17 @@ impl Checker<'_> {
             self.pool(t, &mut pool_facts);
         }
 
-        let mut paths_spec = PathsSpec::default();
-        if let Some((_, v)) = paths
-            && let Some(t) = self.table(v, section("paths"), section_help("paths"))
-        {
-            let [data_dir] = self.fields(t, "paths", ["data_dir"], paths_hint);
+        let paths_spec = self.section(paths, "paths", |this, t, spec: &mut PathsSpec| {
+            let [data_dir] = this.fields(t, "paths", ["data_dir"], paths_hint);
             if let Some((_, v)) = data_dir {
-                paths_spec.data_dir = self.path(
-                    v,
-                    Field {
-                        key: "data_dir",
-                        table: "paths",
-                    },
-                );
+                let field = Field {
+                    key: "data_dir",
+                    table: "paths",
+                };
+                spec.data_dir = this.path(v, field);
             }
-        }
-
-        let mut log_spec = LogSpec::default();
-        if let Some((_, v)) = logs
-            && let Some(t) = self.table(v, section("logs"), section_help("logs"))
-        {
-            self.logs(t, &mut log_spec);
-        }
+        });
+        let log_spec: LogSpec = self.section(logs, "logs", |this, t, spec| this.logs(t, spec));
 
         let mut drafts = Vec::new();
         if let Some((_, v)) = agents {
@@ -569,18 +580,10 @@ impl Checker<'_> {
             }
         }
         let agents = drafts.into_iter().map(|d| d.spec).collect();
-        let mut console_spec = ConsoleSpec::default();
-        if let Some((_, v)) = console
-            && let Some(t) = self.table(v, section("console"), section_help("console"))
-        {
-            self.console(t, &mut console_spec);
-        }
-        let mut metrics_spec = MetricsSpec::default();
-        if let Some((_, v)) = metrics
-            && let Some(t) = self.table(v, section("metrics"), section_help("metrics"))
-        {
-            self.metrics(t, &mut metrics_spec);
-        }
+        let console_spec: ConsoleSpec =
+            self.section(console, "console", |this, t, spec| this.console(t, spec));
+        let metrics_spec: MetricsSpec =
+            self.section(metrics, "metrics", |this, t, spec| this.metrics(t, spec));
         let mut defaults = true;
         if let Some((_, v)) = alerting
             && let Some(t) = self.table(v, section("alerting"), section_help("alerting"))
@@ -600,12 +603,8 @@ impl Checker<'_> {
         let notifier_specs = notifiers
             .map(|(_, v)| self.notifiers(v))
             .unwrap_or_default();
-        let mut backup_spec = BackupSpec::default();
-        if let Some((_, v)) = backup
-            && let Some(t) = self.table(v, section("backup"), section_help("backup"))
-        {
-            self.backup(t, &mut backup_spec);
-        }
+        let backup_spec: BackupSpec =
+            self.section(backup, "backup", |this, t, spec| this.backup(t, spec));
         Built {
             agents,
             pool: pool_facts.spec,

@@ -69,23 +69,11 @@ pub(super) fn draw_alert_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect)
         .status
         .as_ref()
         .and_then(|s| s.alerts.get(m.alert_selected));
-    let b = Block::bordered()
-        .title(" Alert ")
-        .border_style(t.border)
-        .title_style(t.accent);
+    let b = detail_block(t, " Alert ");
     let Some(a) = a else {
-        f.render_widget(
-            Paragraph::new(Span::styled("no alert selected", t.muted)).block(b),
-            area,
-        );
-        return;
+        return nothing_selected(f, area, b, t, "no alert selected");
     };
-    let kv = |k: &str, v: String, style: Style| {
-        Line::from(vec![
-            Span::styled(format!("{k:<10}"), t.muted),
-            Span::styled(v, style),
-        ])
-    };
+    let kv = |k: &str, v: String, style: Style| kv_line(t, 10, k, v, style);
     let level = match a.severity.as_str() {
         "critical" => "Level 1",
         "major" => "Level 2",

@@ -289,3 +289,27 @@ pub(super) fn draw_confirm(t: &Theme, prompt: &str, f: &mut Frame, area: Rect) {
         r,
     );
 }
+
+/// The frame of a detail pane.
+pub(super) fn detail_block<'a>(t: &Theme, title: &'a str) -> Block<'a> {
+    Block::bordered()
+        .title(title)
+        .border_style(t.border)
+        .title_style(t.accent)
+}
+
+/// A detail pane with nothing to show yet.
+pub(super) fn nothing_selected(f: &mut Frame, area: Rect, b: Block<'_>, t: &Theme, what: &str) {
+    f.render_widget(
+        Paragraph::new(Span::styled(what.to_string(), t.muted)).block(b),
+        area,
+    );
+}
+
+/// `key      value`: the key muted and padded to `width`.
+pub(super) fn kv_line(t: &Theme, width: usize, k: &str, v: String, style: Style) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{k:<width$}"), t.muted),
+        Span::styled(v, style),
+    ])
+}

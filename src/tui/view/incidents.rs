@@ -41,23 +41,11 @@ pub(super) fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Re
         .status
         .as_ref()
         .and_then(|s| s.incidents.get(m.incident_selected));
-    let b = Block::bordered()
-        .title(" Incident ")
-        .border_style(t.border)
-        .title_style(t.accent);
+    let b = detail_block(t, " Incident ");
     let Some(i) = i else {
-        f.render_widget(
-            Paragraph::new(Span::styled("no incident selected", t.muted)).block(b),
-            area,
-        );
-        return;
+        return nothing_selected(f, area, b, t, "no incident selected");
     };
-    let kv = |k: &str, v: String, style: Style| {
-        Line::from(vec![
-            Span::styled(format!("{k:<8}"), t.muted),
-            Span::styled(v, style),
-        ])
-    };
+    let kv = |k: &str, v: String, style: Style| kv_line(t, 8, k, v, style);
     let phase = crate::core::incident::Phase::parse(&i.phase);
     let step = phase
         .and_then(|p| crate::core::incident::PHASES.iter().position(|x| *x == p))
