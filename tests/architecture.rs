@@ -351,7 +351,6 @@ const LONG_FUNCTIONS: &[&str] = &[
     // Debt: to split.
     "src/config/load/observe.rs:notifier",
     "src/config/load/observe.rs:alert",
-    "src/config/load/agents.rs:agent",
     "src/daemon/audit.rs:run",
     "src/daemon/process.rs:run",
     "src/daemon/recovery.rs:swap_in",

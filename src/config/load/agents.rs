@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// The keys of an `[agents.NAME]` table.
+const AGENT_KEYS: [&str; 14] = [
+    "command",
+    "cwd",
+    "env",
+    "inherit_env",
+    "replicas",
+    "restart",
+    "backoff",
+    "min_uptime",
+    "start_limit",
+    "stop_signal",
+    "stop_timeout",
+    "resources",
+    "depends_on",
+    "recovery",
+];
+
 impl Checker<'_> {
     /// `[agents]`: every agent, then the checks across agents.
     pub(super) fn agents(&mut self, t: &DeTable<'_>, pool: &PoolFacts) -> Vec<Draft> {
@@ -68,27 +86,7 @@ impl Checker<'_> {
             resources,
             depends_on,
             recovery,
-        ] = self.fields(
-            t,
-            table_name,
-            [
-                "command",
-                "cwd",
-                "env",
-                "inherit_env",
-                "replicas",
-                "restart",
-                "backoff",
-                "min_uptime",
-                "start_limit",
-                "stop_signal",
-                "stop_timeout",
-                "resources",
-                "depends_on",
-                "recovery",
-            ],
-            agent_hint,
-        );
+        ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
             key,
             table: table_name,
@@ -101,14 +99,12 @@ impl Checker<'_> {
                     spec.command = argv;
                 }
             }
-            None => self.problem(
-                span,
-                format!("agent `{}` has no `command`", spec.name),
-                Some(
-                    "add the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]"
-                        .to_owned(),
-                ),
-            ),
+            None => {
+                let help =
+                    "add the program to run, e.g. command = [\"python3\", \"-m\", \"worker\"]";
+                let message = format!("agent `{}` has no `command`", spec.name);
+                self.problem(span, message, Some(help.to_owned()));
+            }
         }
         if let Some((_, v)) = cwd {
             spec.cwd = self.path(v, field("cwd"));
@@ -116,19 +112,10 @@ impl Checker<'_> {
         if let Some((_, v)) = env {
             spec.env = self.env(v, field("env"));
         }
-        if let Some((_, v)) = inherit_env {
-            let help = Some("list variable names: inherit_env = [\"PATH\", \"HOME\"]".to_owned());
-            if let Some(names) = self.strings(v, field("inherit_env"), help) {
-                let mut out: Vec<String> = Vec::new();
-                for (name, name_span) in names {
-                    if self.env_name(name, name_span, "inherit_env")
-                        && !out.iter().any(|n| n == name)
-                    {
-                        out.push(name.to_owned());
-                    }
-                }
-                spec.inherit_env = out;
-            }
+        if let Some((_, v)) = inherit_env
+            && let Some(names) = self.inherit_env(v, field("inherit_env"))
+        {
+            spec.inherit_env = names;
         }
         if let Some((_, v)) = replicas {
             spec.replicas = self.replicas(v, field("replicas")).unwrap_or(spec.replicas);
@@ -139,30 +126,33 @@ impl Checker<'_> {
         }
         if let Some((_, v)) = restart {
             let options = [
-                ("always", RestartPolicy::Always),
-                ("on-failure", RestartPolicy::OnFailure),
-                ("never", RestartPolicy::Never),
-            ];
+                RestartPolicy::Always,
+                RestartPolicy::OnFailure,
+                RestartPolicy::Never,
+            ]
+            .map(|p| (p.name(), p));
             spec.restart = self
                 .choice(v, field("restart"), &options)
                 .unwrap_or(spec.restart);
         }
-        if let Some((_, v)) = backoff {
-            let name = format!("{table_name}.backoff");
-            if let Some(t) = self.table(v, field("backoff"), None) {
-                self.backoff(t, &name, &mut spec.backoff);
-            }
+        if let Some((_, v)) = backoff
+            && let Some(t) = self.table(v, field("backoff"), None)
+        {
+            self.backoff(t, &format!("{table_name}.backoff"), &mut spec.backoff);
         }
         if let Some((_, v)) = min_uptime {
             spec.min_uptime = self
                 .duration_max(v, field("min_uptime"), HOUR)
                 .unwrap_or(spec.min_uptime);
         }
-        if let Some((_, v)) = start_limit {
-            let name = format!("{table_name}.start_limit");
-            if let Some(t) = self.table(v, field("start_limit"), None) {
-                self.start_limit(t, &name, &mut spec.start_limit);
-            }
+        if let Some((_, v)) = start_limit
+            && let Some(t) = self.table(v, field("start_limit"), None)
+        {
+            self.start_limit(
+                t,
+                &format!("{table_name}.start_limit"),
+                &mut spec.start_limit,
+            );
         }
         if let Some((_, v)) = stop_signal
             && let Some(n) = self.signal(v, field("stop_signal"))
@@ -174,29 +164,47 @@ impl Checker<'_> {
                 .duration_max(v, field("stop_timeout"), HOUR)
                 .unwrap_or(spec.stop_timeout);
         }
-        if let Some((_, v)) = resources {
-            let name = format!("{table_name}.resources");
-            if let Some(t) = self.table(v, field("resources"), None) {
-                let agent = spec.name.clone();
-                self.resources(t, &name, &agent, &mut spec.resources, pool);
-            }
+        if let Some((_, v)) = resources
+            && let Some(t) = self.table(v, field("resources"), None)
+        {
+            let (name, agent) = (format!("{table_name}.resources"), spec.name.clone());
+            self.resources(t, &name, &agent, &mut spec.resources, pool);
         }
         if let Some((_, v)) = depends_on {
-            let help = Some(format!(
-                "list agent names: depends_on = [\"{}\"]",
-                match v.get_ref() {
-                    DeValue::String(s) => s.as_ref(),
-                    _ => "other-agent",
-                }
-            ));
-            if let Some(names) = self.strings(v, field("depends_on"), help) {
-                for (name, name_span) in names {
-                    if !draft.deps.iter().any(|(n, _)| n == name) {
-                        draft.deps.push((name.to_owned(), name_span));
-                    }
-                }
-                draft.spec.depends_on = draft.deps.iter().map(|(n, _)| n.clone()).collect();
+            self.depends_on(v, field("depends_on"), draft);
+        }
+    }
+
+    /// `inherit_env`: valid variable names, each once.
+    fn inherit_env(&mut self, v: &Value<'_>, field: Field<'_>) -> Option<Vec<String>> {
+        let help = Some("list variable names: inherit_env = [\"PATH\", \"HOME\"]".to_owned());
+        let names = self.strings(v, field, help)?;
+        let mut out: Vec<String> = Vec::new();
+        for (name, name_span) in names {
+            if self.env_name(name, name_span, "inherit_env") && !out.iter().any(|n| n == name) {
+                out.push(name.to_owned());
             }
+        }
+        Some(out)
+    }
+
+    /// `depends_on`: agent names, each once (checked against the fleet
+    /// once every agent is read).
+    fn depends_on(&mut self, v: &Value<'_>, field: Field<'_>, draft: &mut Draft) {
+        let help = Some(format!(
+            "list agent names: depends_on = [\"{}\"]",
+            match v.get_ref() {
+                DeValue::String(s) => s.as_ref(),
+                _ => "other-agent",
+            }
+        ));
+        if let Some(names) = self.strings(v, field, help) {
+            for (name, name_span) in names {
+                if !draft.deps.iter().any(|(n, _)| n == name) {
+                    draft.deps.push((name.to_owned(), name_span));
+                }
+            }
+            draft.spec.depends_on = draft.deps.iter().map(|(n, _)| n.clone()).collect();
         }
     }
 
