@@ -349,8 +349,6 @@ const LONG_FUNCTIONS: &[&str] = &[
     "src/tui/fixture.rs:status",
     "src/config/render.rs:render_effective",
     // Debt: to split.
-    "src/config/load/observe.rs:notifier",
-    "src/config/load/observe.rs:alert",
     "src/daemon/audit.rs:run",
     "src/daemon/process.rs:run",
     "src/daemon/recovery.rs:swap_in",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use super::{Checker, Field, Span, Value};
+use super::{Checker, Entry, Field, Span, Value};
 use crate::config::model::{MetricsSpec, NotifierKind, NotifierSpec, WebhookUrl};
 use crate::core::alert::{Rule, Severity, expr};
 
@@ -183,43 +183,7 @@ impl Checker<'_> {
                 );
             }
         }
-        let mut parsed = None;
-        match expr_v {
-            Some((_, v)) => {
-                if let Some(s) = self.string(v, field("expr")) {
-                    match expr::parse(s) {
-                        Ok(e) => parsed = Some((e, s.to_owned())),
-                        Err(e) => {
-                            let span = self.inside_string(v, e.offset);
-                            self.problem(
-                                span,
-                                format!("invalid `expr` in alert `{rule_name}`: {}", e.message),
-                                Some(format!(
-                                    "metrics: {}; functions: avg, min, max, last, increase, rate (METRIC, WINDOW)",
-                                    expr::METRICS
-                                        .iter()
-                                        .map(|m| m.0)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )),
-                            );
-                        }
-                    }
-                }
-            }
-            // A misspelt `expr` key was already reported with a suggestion.
-            None if t.iter().any(|(k, _)| {
-                matches!(
-                    k.get_ref().as_ref(),
-                    "expression" | "condition" | "when" | "rule"
-                )
-            }) => {}
-            None => self.problem(
-                name_span.clone(),
-                format!("alert `{rule_name}` has no `expr`"),
-                Some("add the condition, e.g. expr = \"increase(restarts, 10m) > 3\"".into()),
-            ),
-        }
+        let parsed = self.alert_expr(t, expr_v, &rule_name, &name_span);
         let mut for_ms = 0;
         if let Some((_, v)) = for_v
             && let Some(d) = self.duration_max(v, field("for"), Duration::from_secs(86_400))
@@ -284,6 +248,58 @@ impl Checker<'_> {
             },
             name_span,
         ))
+    }
+
+    /// An alert's `expr`, parsed; when it does not parse, the problem is
+    /// located inside the string.
+    fn alert_expr(
+        &mut self,
+        t: &DeTable<'_>,
+        expr_v: Option<Entry<'_, '_>>,
+        rule_name: &str,
+        name_span: &Span,
+    ) -> Option<(expr::Expr, String)> {
+        let field = Field {
+            key: "expr",
+            table: "alerts",
+        };
+        match expr_v {
+            Some((_, v)) => {
+                if let Some(s) = self.string(v, field) {
+                    match expr::parse(s) {
+                        Ok(e) => return Some((e, s.to_owned())),
+                        Err(e) => {
+                            let span = self.inside_string(v, e.offset);
+                            self.problem(
+                                span,
+                                format!("invalid `expr` in alert `{rule_name}`: {}", e.message),
+                                Some(format!(
+                                    "metrics: {}; functions: avg, min, max, last, increase, rate (METRIC, WINDOW)",
+                                    expr::METRICS
+                                        .iter()
+                                        .map(|m| m.0)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )),
+                            );
+                        }
+                    }
+                }
+            }
+            // A misspelt `expr` key was already reported with a suggestion.
+            None if t.iter().any(|(k, _)| {
+                matches!(
+                    k.get_ref().as_ref(),
+                    "expression" | "condition" | "when" | "rule"
+                )
+            }) => {}
+            None => self.problem(
+                name_span.clone(),
+                format!("alert `{rule_name}` has no `expr`"),
+                Some("add the condition, e.g. expr = \"increase(restarts, 10m) > 3\"".into()),
+            ),
+        }
+        None
     }
 
     /// The span of byte `offset` inside a string value, when the string has
@@ -430,74 +446,9 @@ impl Checker<'_> {
         };
         let k = self.choice(kv, field("kind"), &kinds)?;
         let kind = if k == 0 {
-            for (key, what) in [(url, "url"), (ca_file, "ca_file")] {
-                if let Some((key, _)) = key {
-                    self.problem(
-                        key.span(),
-                        format!("`{what}` is for webhook notifiers"),
-                        Some("an exec notifier runs `command`".into()),
-                    );
-                }
-            }
-            let Some((_, cv)) = command else {
-                self.problem(
-                    kv.span(),
-                    format!("exec notifier `{n_name}` has no `command`"),
-                    Some("add command = [\"/usr/local/bin/page\", \"--team\", \"ops\"]; the alert JSON arrives on stdin".into()),
-                );
-                return None;
-            };
-            NotifierKind::Exec {
-                command: self.command(cv, field("command"))?,
-            }
+            self.exec_notifier(&n_name, kv, command, url, ca_file)?
         } else {
-            if let Some((key, _)) = command {
-                self.problem(
-                    key.span(),
-                    "`command` is for exec notifiers".into(),
-                    Some("a webhook notifier posts to `url`".into()),
-                );
-            }
-            let Some((_, uv)) = url else {
-                self.problem(
-                    kv.span(),
-                    format!("webhook notifier `{n_name}` has no `url`"),
-                    Some("add url = \"http://127.0.0.1:9000/alerts\"".into()),
-                );
-                return None;
-            };
-            let s = self.string(uv, field("url"))?;
-            let url = match parse_http_url(s) {
-                Ok(u) => u,
-                Err((msg, help)) => {
-                    self.problem(uv.span(), msg, Some(help));
-                    return None;
-                }
-            };
-            let ca = match ca_file {
-                Some((key, _)) if !url.tls => {
-                    self.problem(
-                        key.span(),
-                        "`ca_file` applies to https:// URLs only".into(),
-                        Some("remove it, or post to an https:// URL".into()),
-                    );
-                    return None;
-                }
-                Some((_, cv)) => {
-                    let path = self.path(cv, field("ca_file"))?;
-                    if let Err(e) = crate::config::pem_certificates(&path) {
-                        self.problem(
-                            cv.span(),
-                            format!("cannot use {}: {e}", path.display()),
-                            Some("give a PEM file with one or more certificates (-----BEGIN CERTIFICATE-----)".into()),
-                        );
-                        return None;
-                    }
-                    Some(path)
-                }
-                None => None,
-            };
-            NotifierKind::Webhook { url, ca_file: ca }
+            self.webhook(&n_name, kv, command, url, ca_file)?
         };
         Some(NotifierSpec {
             name: n_name,
@@ -506,6 +457,104 @@ impl Checker<'_> {
             min_severity: min,
             max_per_minute: per_minute,
         })
+    }
+
+    /// An exec notifier: a command, and no webhook keys.
+    fn exec_notifier(
+        &mut self,
+        n_name: &str,
+        kv: &Value<'_>,
+        command: Option<Entry<'_, '_>>,
+        url: Option<Entry<'_, '_>>,
+        ca_file: Option<Entry<'_, '_>>,
+    ) -> Option<NotifierKind> {
+        let field = |key| Field {
+            key,
+            table: "notifiers",
+        };
+        for (key, what) in [(url, "url"), (ca_file, "ca_file")] {
+            if let Some((key, _)) = key {
+                self.problem(
+                    key.span(),
+                    format!("`{what}` is for webhook notifiers"),
+                    Some("an exec notifier runs `command`".into()),
+                );
+            }
+        }
+        let Some((_, cv)) = command else {
+            self.problem(
+                kv.span(),
+                format!("exec notifier `{n_name}` has no `command`"),
+                Some("add command = [\"/usr/local/bin/page\", \"--team\", \"ops\"]; the alert JSON arrives on stdin".into()),
+            );
+            return None;
+        };
+        Some(NotifierKind::Exec {
+            command: self.command(cv, field("command"))?,
+        })
+    }
+
+    /// A webhook notifier: an http(s) URL (a CA file for https only), and
+    /// no command.
+    fn webhook(
+        &mut self,
+        n_name: &str,
+        kv: &Value<'_>,
+        command: Option<Entry<'_, '_>>,
+        url: Option<Entry<'_, '_>>,
+        ca_file: Option<Entry<'_, '_>>,
+    ) -> Option<NotifierKind> {
+        let field = |key| Field {
+            key,
+            table: "notifiers",
+        };
+        if let Some((key, _)) = command {
+            self.problem(
+                key.span(),
+                "`command` is for exec notifiers".into(),
+                Some("a webhook notifier posts to `url`".into()),
+            );
+        }
+        let Some((_, uv)) = url else {
+            self.problem(
+                kv.span(),
+                format!("webhook notifier `{n_name}` has no `url`"),
+                Some("add url = \"http://127.0.0.1:9000/alerts\"".into()),
+            );
+            return None;
+        };
+        let s = self.string(uv, field("url"))?;
+        let url = match parse_http_url(s) {
+            Ok(u) => u,
+            Err((msg, help)) => {
+                self.problem(uv.span(), msg, Some(help));
+                return None;
+            }
+        };
+        let ca = match ca_file {
+            Some((key, _)) if !url.tls => {
+                self.problem(
+                    key.span(),
+                    "`ca_file` applies to https:// URLs only".into(),
+                    Some("remove it, or post to an https:// URL".into()),
+                );
+                return None;
+            }
+            Some((_, cv)) => {
+                let path = self.path(cv, field("ca_file"))?;
+                if let Err(e) = crate::config::pem_certificates(&path) {
+                    self.problem(
+                        cv.span(),
+                        format!("cannot use {}: {e}", path.display()),
+                        Some("give a PEM file with one or more certificates (-----BEGIN CERTIFICATE-----)".into()),
+                    );
+                    return None;
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        Some(NotifierKind::Webhook { url, ca_file: ca })
     }
 }
 
