@@ -404,35 +404,7 @@ pub async fn restore(
     let chosen = backup::pick(&snaps, snapshot, at).map_err(|e| err(ErrorKind::Invalid, e))?;
     let short = &chosen.id[..8.min(chosen.id.len())];
     let stamp = crate::clock::now_ms();
-    let (mut targets, mut skipped) = (Vec::new(), Vec::new());
-    for a in &status.agents {
-        if agent.is_some_and(|n| n != a.name) {
-            continue;
-        }
-        let ctx = PathBuf::from(&a.context_dir);
-        if !chosen.holds(&ctx) {
-            skipped.push(a.name.clone());
-            continue;
-        }
-        targets.push(Target {
-            name: a.name.clone(),
-            tmp: ctx.with_file_name(format!(".restore-{stamp}-{}", a.name)),
-            ctx,
-            was_enabled: a.enabled,
-        });
-    }
-    if targets.is_empty() {
-        return Err(err(
-            ErrorKind::Invalid,
-            match agent {
-                Some(name) => format!(
-                    "snapshot {short} ({}) holds no context of `{name}`: it was backed up before the agent existed or under another context dir",
-                    crate::core::units::utc(chosen.time)
-                ),
-                None => format!("snapshot {short} holds no context of any current agent"),
-            },
-        ));
-    }
+    let (targets, skipped) = targets_in(&status, agent, &chosen, stamp)?;
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     let step = |text: String| {
         let sup = sup.clone();
@@ -504,6 +476,47 @@ pub async fn restore(
     Ok(Response::Done { message })
 }
 
+/// The agents to restore (those whose context the snapshot holds) and the
+/// ones it does not hold; an error when it holds none of them.
+fn targets_in(
+    status: &crate::proto::FleetStatus,
+    agent: Option<&str>,
+    chosen: &backup::SnapshotInfo,
+    stamp: u64,
+) -> Result<(Vec<Target>, Vec<String>), ErrorReply> {
+    let short = &chosen.id[..8.min(chosen.id.len())];
+    let (mut targets, mut skipped) = (Vec::new(), Vec::new());
+    for a in &status.agents {
+        if agent.is_some_and(|n| n != a.name) {
+            continue;
+        }
+        let ctx = PathBuf::from(&a.context_dir);
+        if !chosen.holds(&ctx) {
+            skipped.push(a.name.clone());
+            continue;
+        }
+        targets.push(Target {
+            name: a.name.clone(),
+            tmp: ctx.with_file_name(format!(".restore-{stamp}-{}", a.name)),
+            ctx,
+            was_enabled: a.enabled,
+        });
+    }
+    if targets.is_empty() {
+        return Err(err(
+            ErrorKind::Invalid,
+            match agent {
+                Some(name) => format!(
+                    "snapshot {short} ({}) holds no context of `{name}`: it was backed up before the agent existed or under another context dir",
+                    crate::core::units::utc(chosen.time)
+                ),
+                None => format!("snapshot {short} holds no context of any current agent"),
+            },
+        ));
+    }
+    Ok((targets, skipped))
+}
+
 /// Isolation done: wait for the trees to go, back up, load, validate, swap.
 /// Returns (files, bytes) per target. On error every target's context is
 /// as it was (the caller removes the temporary dirs and restarts).
@@ -519,25 +532,7 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let t = Instant::now();
-    loop {
-        let st = sup.actor_status().await?;
-        let quiet = st
-            .agents
-            .iter()
-            .filter(|x| targets.iter().any(|t| t.name == x.name))
-            .all(|x| x.replicas.iter().all(|r| r.pid.is_none()));
-        if quiet {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            return Err(err(
-                ErrorKind::Invalid,
-                "the agents did not stop within 60s; nothing restored",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_stopped(sup, targets).await?;
     // What is there now is kept first.
     step("backing up the current state before restoring".into()).await;
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
@@ -599,8 +594,41 @@ where
         crate::config::format_size(bytes)
     ))
     .await;
-    // Swap: two renames per agent in the same directory; a failure puts
-    // back what was already swapped.
+    swap_dirs(targets, stamp)?;
+    step("SystemRecovery: restarting".into()).await;
+    for t in targets {
+        restart(sup, &t.name, t.was_enabled).await;
+    }
+    Ok(restored)
+}
+
+/// Waits (up to 60 s) until no replica of the targets has a process.
+async fn wait_stopped(sup: &Supervisor, targets: &[Target]) -> Result<(), ErrorReply> {
+    let t = Instant::now();
+    loop {
+        let st = sup.actor_status().await?;
+        let quiet = st
+            .agents
+            .iter()
+            .filter(|x| targets.iter().any(|t| t.name == x.name))
+            .all(|x| x.replicas.iter().all(|r| r.pid.is_none()));
+        if quiet {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err(err(
+                ErrorKind::Invalid,
+                "the agents did not stop within 60s; nothing restored",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Swaps each restored dir in: two renames per agent in the same
+/// directory; a failure puts back what was already swapped.
+fn swap_dirs(targets: &[Target], stamp: u64) -> Result<(), ErrorReply> {
     let old = |t: &Target| {
         t.ctx
             .with_file_name(format!(".replaced-{stamp}-{}", t.name))
@@ -636,11 +664,7 @@ where
     for t in targets {
         let _ = std::fs::remove_dir_all(old(t));
     }
-    step("SystemRecovery: restarting".into()).await;
-    for t in targets {
-        restart(sup, &t.name, t.was_enabled).await;
-    }
-    Ok(restored)
+    Ok(())
 }
 
 async fn restart(sup: &Supervisor, agent: &str, enabled: bool) {
