@@ -341,9 +341,14 @@ pub async fn run(
     mut cmds: mpsc::Receiver<RunCmd>,
     report: impl Fn(RunEvent) + Send + 'static,
 ) {
-    let pgid = spawned_pid;
-    // The leader is unreaped here, so its pid is still its own.
-    let born = procfs::stat(spawned_pid).map_or(0, |s| s.start_ticks);
+    let tree = Tree {
+        leader: spawned_pid,
+        // The leader is unreaped here, so its pid is still its own.
+        born: procfs::stat(spawned_pid).map_or(0, |s| s.start_ticks),
+        marker,
+        leaders,
+        stop_signal: signal_of(stop_signal),
+    };
     let afd = match crate::daemon::sys::watch_fd(pidfd) {
         Ok(a) => a,
         Err(e) => {
@@ -351,123 +356,176 @@ pub async fn run(
             return poll_fallback(spawned_pid, started, leaders, report).await;
         }
     };
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut stopping = false;
-    let mut killed = false;
-    // When the stop signal went out, and how long after it SIGKILL did.
-    let mut stop_sent: Option<Instant> = None;
-    let mut killed_after: Option<Duration> = None;
-    let mut cmds_open = true;
-    loop {
-        tokio::select! {
-            ready = afd.readable() => {
-                if let Ok(mut g) = ready { g.retain_ready(); }
-                break;
-            }
-            cmd = cmds.recv(), if cmds_open => match cmd {
-                Some(RunCmd::Stop { signal, timeout }) if !stopping => {
-                    stopping = true;
-                    let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
-                    signal_tree(pgid, &members, signal_of(signal));
-                    signal_tree(pgid, &members, Signal::CONT);
-                    deadline = Some(tokio::time::Instant::now() + timeout);
-                    stop_sent = Some(Instant::now());
-                }
-                Some(RunCmd::Stop { .. }) => {}
-                Some(RunCmd::Kill) => {
-                    let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
-                    signal_tree(pgid, &members, Signal::KILL);
-                    killed = true;
-                }
-                None => cmds_open = false,
-            },
-            _ = sleep_until_opt(deadline) => {
-                let members = discover(spawned_pid, pgid, &marker, born, leaders, false);
-                signal_tree(pgid, &members, Signal::KILL);
-                killed = true;
-                killed_after = stop_sent.map(|t| t.elapsed());
-                deadline = None;
-            }
-        }
-    }
+    let mut stop = Stop::default();
+    tree.watch(&afd, &mut cmds, &mut stop).await;
     // The leader is a zombie: its group id is still reserved. Deal with the
     // rest of the tree before reaping it.
-    let mut leftovers = discover(spawned_pid, pgid, &marker, born, leaders, false);
+    let leftovers = tree.members(false);
     if !leftovers.is_empty() {
-        let sig = if killed {
-            Signal::KILL
-        } else {
-            signal_of(stop_signal)
-        };
-        signal_tree(pgid, &leftovers, sig);
-        signal_tree(pgid, &leftovers, Signal::CONT);
-        if deadline.is_none() && !killed {
-            deadline = Some(tokio::time::Instant::now() + stop_timeout);
-            stop_sent = Some(Instant::now());
+        tree.signal(&leftovers, stop.signal(&tree));
+        tree.signal(&leftovers, Signal::CONT);
+        if stop.deadline.is_none() && !stop.killed {
+            stop.deadline = Some(tokio::time::Instant::now() + stop_timeout);
+            stop.sent = Some(Instant::now());
         }
     }
-    let status = {
-        let guard = leaders.lock();
-        let status = rustix::process::waitid(
-            WaitId::PidFd(afd.get_ref().as_fd()),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        );
-        if let Ok(mut g) = guard {
-            g.remove(&spawned_pid);
-        }
-        status
-    };
-    let (code, signal) = match status {
-        Ok(Some(s)) => (s.exit_status(), s.terminating_signal()),
-        _ => (None, None),
-    };
-    let ran = started.elapsed();
+    let (code, signal) = tree.reap(&afd);
     report(RunEvent::Exited {
         code,
         signal,
-        ran,
+        ran: started.elapsed(),
         tree_gone: leftovers.is_empty(),
-        killed_after,
+        killed_after: stop.killed_after,
     });
-    let mut leftovers_killed_after = None;
     if leftovers.is_empty() {
         return;
     }
-    // Wait for leftovers; SIGKILL them at the deadline. Re-discover so that
-    // processes forked during the stop are caught too.
-    loop {
-        leftovers.retain(alive);
-        for m in discover(spawned_pid, pgid, &marker, born, leaders, true) {
-            if !leftovers.contains(&m) {
-                signal_member(
-                    &m,
-                    if killed {
-                        Signal::KILL
-                    } else {
-                        signal_of(stop_signal)
-                    },
-                );
-                leftovers.push(m);
-            }
+    let killed_after = tree.drain(leftovers, &mut stop).await;
+    report(RunEvent::TreeGone { killed_after });
+}
+
+/// One run's process tree: its leader (and group), and how to tell its
+/// members from strangers.
+struct Tree {
+    leader: i32,
+    born: u64,
+    marker: Marker,
+    leaders: Leaders,
+    stop_signal: Signal,
+}
+
+/// How a stop went so far.
+#[derive(Default)]
+struct Stop {
+    stopping: bool,
+    killed: bool,
+    /// SIGKILL is due then.
+    deadline: Option<tokio::time::Instant>,
+    /// When the stop signal went out.
+    sent: Option<Instant>,
+    /// How long after the stop signal SIGKILL was needed.
+    killed_after: Option<Duration>,
+}
+
+impl Stop {
+    /// What a straggler gets now.
+    fn signal(&self, tree: &Tree) -> Signal {
+        if self.killed {
+            Signal::KILL
+        } else {
+            tree.stop_signal
         }
-        if leftovers.is_empty() {
-            break;
-        }
-        if let Some(d) = deadline
-            && tokio::time::Instant::now() >= d
-        {
-            for m in &leftovers {
-                signal_member(m, Signal::KILL);
-            }
-            killed = true;
-            leftovers_killed_after = stop_sent.map(|t| t.elapsed());
-            deadline = None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    report(RunEvent::TreeGone {
-        killed_after: leftovers_killed_after,
-    });
+}
+
+impl Tree {
+    /// The tree's live members (`reaped`: the leader's pid may be a
+    /// stranger's by now, never walk it).
+    fn members(&self, reaped: bool) -> Vec<Member> {
+        discover(
+            self.leader,
+            self.leader,
+            &self.marker,
+            self.born,
+            self.leaders,
+            reaped,
+        )
+    }
+
+    fn signal(&self, members: &[Member], sig: Signal) {
+        signal_tree(self.leader, members, sig);
+    }
+
+    /// Until the leader exits: stop and kill commands, and SIGKILL at the
+    /// stop deadline.
+    async fn watch(
+        &self,
+        afd: &tokio::io::unix::AsyncFd<OwnedFd>,
+        cmds: &mut mpsc::Receiver<RunCmd>,
+        stop: &mut Stop,
+    ) {
+        let mut cmds_open = true;
+        loop {
+            tokio::select! {
+                ready = afd.readable() => {
+                    if let Ok(mut g) = ready { g.retain_ready(); }
+                    return;
+                }
+                cmd = cmds.recv(), if cmds_open => match cmd {
+                    Some(RunCmd::Stop { signal, timeout }) if !stop.stopping => {
+                        stop.stopping = true;
+                        let members = self.members(false);
+                        self.signal(&members, signal_of(signal));
+                        self.signal(&members, Signal::CONT);
+                        stop.deadline = Some(tokio::time::Instant::now() + timeout);
+                        stop.sent = Some(Instant::now());
+                    }
+                    Some(RunCmd::Stop { .. }) => {}
+                    Some(RunCmd::Kill) => {
+                        self.signal(&self.members(false), Signal::KILL);
+                        stop.killed = true;
+                    }
+                    None => cmds_open = false,
+                },
+                _ = sleep_until_opt(stop.deadline) => {
+                    self.signal(&self.members(false), Signal::KILL);
+                    stop.killed = true;
+                    stop.killed_after = stop.sent.map(|t| t.elapsed());
+                    stop.deadline = None;
+                }
+            }
+        }
+    }
+
+    /// Reaps the leader (under the leader-set lock, so the orphan reaper
+    /// never takes it): (exit code, signal).
+    fn reap(&self, afd: &tokio::io::unix::AsyncFd<OwnedFd>) -> (Option<i32>, Option<i32>) {
+        let status = {
+            let guard = self.leaders.lock();
+            let status = rustix::process::waitid(
+                WaitId::PidFd(afd.get_ref().as_fd()),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+            );
+            if let Ok(mut g) = guard {
+                g.remove(&self.leader);
+            }
+            status
+        };
+        match status {
+            Ok(Some(s)) => (s.exit_status(), s.terminating_signal()),
+            _ => (None, None),
+        }
+    }
+
+    /// Waits for the leftovers; SIGKILL at the deadline. Re-discovers, so
+    /// that processes forked during the stop are caught too. Returns how
+    /// long after the stop signal SIGKILL was needed, if it was.
+    async fn drain(&self, mut leftovers: Vec<Member>, stop: &mut Stop) -> Option<Duration> {
+        let mut killed_after = None;
+        loop {
+            leftovers.retain(alive);
+            for m in self.members(true) {
+                if !leftovers.contains(&m) {
+                    signal_member(&m, stop.signal(self));
+                    leftovers.push(m);
+                }
+            }
+            if leftovers.is_empty() {
+                return killed_after;
+            }
+            if let Some(d) = stop.deadline
+                && tokio::time::Instant::now() >= d
+            {
+                for m in &leftovers {
+                    signal_member(m, Signal::KILL);
+                }
+                stop.killed = true;
+                killed_after = stop.sent.map(|t| t.elapsed());
+                stop.deadline = None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
