@@ -341,15 +341,15 @@ fn no_cycle_between_daemon_modules() {
     }
 }
 
-/// Functions still over the limit, each with why (tables and fixtures), or
-/// as known debt to split; nothing may join this list.
+/// Functions allowed over the limit, and why; nothing may join this list,
+/// and one that gets short must leave it.
 const LONG_FUNCTIONS: &[&str] = &[
-    // Tables and fixtures.
+    // The default key bindings: a table.
     "src/tui/action.rs:keymap",
+    // Test data: a fleet status with every state.
     "src/tui/fixture.rs:status",
+    // `config check`'s summary: one flat section after another.
     "src/config/render.rs:render_effective",
-    // Debt: to split.
-    "src/daemon/audit.rs:run",
 ];
 
 /// No source file over 800 lines, no function over 120 (but the listed).

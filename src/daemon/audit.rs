@@ -598,43 +598,15 @@ impl Audit {
 
 fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
     // While writes fail, records wait in `w.batch` and are written again
-    // no sooner than `next_retry` (backing off up to RETRY_MAX), however
+    // no sooner than `retry.next` (backing off up to RETRY_MAX), however
     // many arrive meanwhile. Commands are always read, so a checkpoint, a
     // rotation or the shutdown is answered even on a failing disk.
-    let mut retry = RETRY_MIN;
-    let mut next_retry: Option<std::time::Instant> = None;
+    let mut retry = Retry::default();
     let mut lost: u64 = 0;
-    let mut last_error = String::new();
     loop {
-        let first = match next_retry {
-            None => match rx.recv() {
-                Ok(c) => Some(c),
-                Err(_) => return,
-            },
-            Some(at) => {
-                let wait = at.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(wait) {
-                    Ok(c) => Some(c),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        if w.flush_and_answer().is_err() {
-                            tracing::error!(
-                                records = w.pending,
-                                "audit writer stopped with records not on disk"
-                            );
-                        }
-                        return;
-                    }
-                }
-            }
+        let Some(cmds) = next_batch(&rx, &mut w, retry.next) else {
+            return;
         };
-        let mut cmds: Vec<Cmd> = first.into_iter().collect();
-        while !cmds.is_empty()
-            && cmds.len() < 4096
-            && let Ok(more) = rx.try_recv()
-        {
-            cmds.push(more);
-        }
         let mut replies = Vec::new();
         let mut close = None;
         let mut rotate = Vec::new();
@@ -648,32 +620,14 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                     done,
                 } => {
                     if w.pending >= MAX_PENDING {
-                        // Memory is bounded: past it a record is lost, and
-                        // says so loudly (its requester is told too).
-                        lost += 1;
-                        w.health.failed(
-                            Part::Audit,
-                            &format!(
-                                "{lost} audit record(s) lost: {MAX_PENDING} already wait for the disk"
-                            ),
-                        );
-                        tracing::error!(
-                            action,
-                            lost,
-                            "audit record lost: too many wait for the disk"
-                        );
-                        if let Some(done) = done {
-                            let _ = done.send(Err(format!(
-                                "the audit record was lost: {MAX_PENDING} records already wait for a failing disk"
-                            )));
-                        }
+                        lose(&w, &mut lost, &action, done);
                         continue;
                     }
                     w.append(&actor, &action, args, &result);
                     if let Some(done) = done {
                         w.waiters.push((w.seq, done));
                     }
-                    if next_retry.is_none()
+                    if retry.next.is_none()
                         && w.seq.is_multiple_of(CHECKPOINT_EVERY)
                         && w.flush_and_answer().is_ok()
                         && let Err(e) = w.checkpoint()
@@ -686,35 +640,17 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
                 Cmd::Close(done) => close = Some(done),
             }
         }
-        let due = next_retry.is_none_or(|at| std::time::Instant::now() >= at);
-        if !due && close.is_none() && rotate.is_empty() {
+        let due = retry.next.is_none_or(|at| std::time::Instant::now() >= at);
+        if due || close.is_some() || !rotate.is_empty() {
+            retry.flush(&mut w);
+        } else {
             // Between retries: whoever waits hears at once that the disk
             // is failing (the record stays queued and is retried).
             for (seq, waiter) in w.waiters.drain(..) {
                 let _ = waiter.send(Err(format!(
-                    "audit record {seq} is not on disk yet ({last_error}); it is kept and retried"
+                    "audit record {seq} is not on disk yet ({}); it is kept and retried",
+                    retry.last_error
                 )));
-            }
-        }
-        if due || close.is_some() || !rotate.is_empty() {
-            match w.flush_and_answer() {
-                Ok(()) => {
-                    if next_retry.is_some() {
-                        tracing::info!(
-                            "audit log writes succeed again; the queued records are on disk"
-                        );
-                    }
-                    retry = RETRY_MIN;
-                    next_retry = None;
-                }
-                Err(e) => {
-                    if next_retry.is_none() {
-                        tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
-                    }
-                    last_error = e;
-                    next_retry = Some(std::time::Instant::now() + retry);
-                    retry = (retry * 2).min(RETRY_MAX);
-                }
             }
         }
         for reply in replies {
@@ -736,6 +672,112 @@ fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
             let _ = done.send(());
             return;
         }
+    }
+}
+
+/// Retrying failed writes: when next, after how long, and why the last
+/// one failed.
+struct Retry {
+    after: std::time::Duration,
+    next: Option<std::time::Instant>,
+    last_error: String,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            after: RETRY_MIN,
+            next: None,
+            last_error: String::new(),
+        }
+    }
+}
+
+impl Retry {
+    /// Writes what waits; on failure, backs off (doubling up to RETRY_MAX).
+    fn flush(&mut self, w: &mut Writer) {
+        match w.flush_and_answer() {
+            Ok(()) => {
+                if self.next.is_some() {
+                    tracing::info!(
+                        "audit log writes succeed again; the queued records are on disk"
+                    );
+                }
+                self.after = RETRY_MIN;
+                self.next = None;
+            }
+            Err(e) => {
+                if self.next.is_none() {
+                    tracing::error!(error = %e, records = w.pending, "audit log write failed; the records are kept and retried");
+                }
+                self.last_error = e;
+                self.next = Some(std::time::Instant::now() + self.after);
+                self.after = (self.after * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// The next commands: the first one waited for (until a retry is due, if
+/// one is pending), then what is queued behind it. None when the writer
+/// should stop (every sender gone).
+fn next_batch(
+    rx: &mpsc::Receiver<Cmd>,
+    w: &mut Writer,
+    next_retry: Option<std::time::Instant>,
+) -> Option<Vec<Cmd>> {
+    let first = match next_retry {
+        None => Some(rx.recv().ok()?),
+        Some(at) => {
+            let wait = at.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(c) => Some(c),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if w.flush_and_answer().is_err() {
+                        tracing::error!(
+                            records = w.pending,
+                            "audit writer stopped with records not on disk"
+                        );
+                    }
+                    return None;
+                }
+            }
+        }
+    };
+    let mut cmds: Vec<Cmd> = first.into_iter().collect();
+    while !cmds.is_empty()
+        && cmds.len() < 4096
+        && let Ok(more) = rx.try_recv()
+    {
+        cmds.push(more);
+    }
+    Some(cmds)
+}
+
+/// Memory is bounded: past MAX_PENDING a record is lost, and says so
+/// loudly (its requester is told too).
+fn lose(
+    w: &Writer,
+    lost: &mut u64,
+    action: &str,
+    done: Option<oneshot::Sender<Result<u64, String>>>,
+) {
+    *lost += 1;
+    let n = *lost;
+    w.health.failed(
+        Part::Audit,
+        &format!("{n} audit record(s) lost: {MAX_PENDING} already wait for the disk"),
+    );
+    tracing::error!(
+        action,
+        lost = n,
+        "audit record lost: too many wait for the disk"
+    );
+    if let Some(done) = done {
+        let _ = done.send(Err(format!(
+            "the audit record was lost: {MAX_PENDING} records already wait for a failing disk"
+        )));
     }
 }
 
