@@ -307,7 +307,10 @@ fn spawn_registered(
 async fn post(url: &WebhookUrl, ca_file: Option<&Path>, payload: &str) -> Result<(), String> {
     // Our ClientConfig always: without one reqwest would look for a
     // process-wide crypto provider, and there is none (ring is ours).
+    // Straight to the URL, as before reqwest: a proxy in the daemon's
+    // environment is not used for webhooks.
     let client = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(format!("autonomos/{}", crate::proto::APP_VERSION))
         .tls_backend_preconfigured(tls_config(ca_file)?)
@@ -321,7 +324,11 @@ async fn post(url: &WebhookUrl, ca_file: Option<&Path>, payload: &str) -> Result
         .await
         .map_err(|e| {
             let why = chain(&e);
-            let tls = url.tls && (why.contains("certificate") || why.contains("handshake"));
+            let lower = why.to_ascii_lowercase();
+            let tls = url.tls
+                && ["certificate", "handshake", "tls", "alert"]
+                    .iter()
+                    .any(|w| lower.contains(w));
             if tls {
                 format!("{url}: TLS: {why}")
             } else if e.is_connect() {

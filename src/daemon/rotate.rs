@@ -45,7 +45,13 @@ impl RotatingFile {
         }
         let file = match &mut self.file {
             Some(f) => f,
-            none => none.insert(append_to(&self.path)?),
+            none => {
+                // After a failed rotation this is the same big file: its
+                // size counts, so the next line tries again.
+                let f = append_to(&self.path)?;
+                self.size = f.metadata()?.len();
+                none.insert(f)
+            }
         };
         file.write_all(buf)?;
         self.size += buf.len() as u64;
@@ -57,13 +63,14 @@ impl RotatingFile {
             f.flush()?;
         }
         self.file = None;
-        self.size = 0;
         let gone = |r: io::Result<()>| match r {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
         };
         if self.keep == 0 {
-            return gone(fs::remove_file(&self.path));
+            gone(fs::remove_file(&self.path))?;
+            self.size = 0;
+            return Ok(());
         }
         gone(fs::remove_file(numbered(&self.path, self.keep)))?;
         for n in (1..self.keep).rev() {
@@ -72,7 +79,9 @@ impl RotatingFile {
                 numbered(&self.path, n + 1),
             ))?;
         }
-        gone(fs::rename(&self.path, numbered(&self.path, 1)))
+        gone(fs::rename(&self.path, numbered(&self.path, 1)))?;
+        self.size = 0;
+        Ok(())
     }
 }
 
@@ -150,5 +159,24 @@ mod tests {
         f.append(b"hijklmn\n").expect("write");
         f.append(b"opqrstu\n").expect("write");
         assert_eq!(fs::read_to_string(&path).expect("read"), "opqrstu\n");
+    }
+
+    #[test]
+    fn a_failed_rotation_is_tried_again_at_the_next_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.log");
+        // `a.log.1` cannot be replaced while it is a non-empty directory.
+        let blocker = numbered(&path, 1);
+        fs::create_dir_all(blocker.join("x")).expect("blocker");
+        let mut f = RotatingFile::open(&path, 20, 1).expect("open");
+        f.append(b"0123456\n").expect("write");
+        f.append(b"abcdefg\n").expect("write");
+        f.append(b"ABCDEFG\n")
+            .expect("the line is kept though rotation failed");
+        assert_eq!(size(&path), 24);
+        fs::remove_dir_all(&blocker).expect("unblock");
+        f.append(b"hijklmn\n").expect("write");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "hijklmn\n");
+        assert_eq!(size(&blocker), 24, "the big file rotated at the next line");
     }
 }

@@ -152,17 +152,13 @@ impl Router {
         }
     }
 
-    /// A reload; a changed `[backup]` applies once the fleet took the config.
+    /// A reload; a changed `[backup]` applies with the fleet's change.
     async fn reload(&self, who: String) -> Result<Response, ErrorReply> {
-        let (answer, cfg) = self.sup.reload(who).await?;
-        let backup_changed = self.recovery.as_ref().is_some_and(|r| r.reconfigure(&cfg));
-        Ok(match answer {
-            Response::Done { mut message } if backup_changed => {
-                message.push_str("; [backup] changed");
-                Response::Done { message }
-            }
-            other => other,
-        })
+        let settings = self.recovery.clone();
+        let hook = Box::new(move |cfg: &crate::config::Config| {
+            settings.is_some_and(|s| s.reconfigure(cfg))
+        });
+        self.sup.reload(who, hook).await
     }
 
     /// Open and recent incidents from the actor; older resolved ones from

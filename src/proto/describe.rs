@@ -2,11 +2,9 @@
 //! console's "sent: …" line, incident timelines and the CLI's messages
 //! all read it from here.
 
-use std::fmt;
-use std::time::Duration;
-
 use super::Request;
-use crate::core::units::format_duration;
+use crate::core::units::fmt_ms;
+use std::fmt;
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -29,11 +27,9 @@ impl fmt::Display for Request {
             Request::BackupPrune => f.write_str("backup prune"),
             Request::Alerts => f.write_str("alerts"),
             Request::Ack { pattern } => write!(f, "acknowledge {pattern}"),
-            Request::Silence { pattern, for_ms } => write!(
-                f,
-                "silence {pattern} for {}",
-                format_duration(Duration::from_millis(*for_ms))
-            ),
+            Request::Silence { pattern, for_ms } => {
+                write!(f, "silence {pattern} for {}", fmt_ms(*for_ms))
+            }
             Request::Incidents { .. } => f.write_str("incidents"),
             Request::Incident { id } => write!(f, "incident #{id}"),
             Request::AlertHistory { .. } => f.write_str("alert history"),
@@ -74,6 +70,6 @@ mod tests {
             pattern: "crash-*".into(),
             for_ms: 90 * 60_000,
         };
-        assert_eq!(silence.to_string(), "silence crash-* for 1h30m");
+        assert_eq!(silence.to_string(), "silence crash-* for 90m0s");
     }
 }

@@ -21,12 +21,15 @@ use super::{Published, encode};
 const MAX_CONNECTIONS: usize = 16;
 /// The longest one connection may take, from accept to the last byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// What one request may buffer (its headers): a scrape needs a few hundred
+/// bytes.
+const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
 /// `GET /metrics` (and `HEAD`), an index at `/`, 404 elsewhere.
 pub fn routes(published: Published) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/", get(index))
+        .route("/metrics", get(metrics).fallback(only_get))
+        .route("/", get(index).fallback(only_get))
         .fallback(not_found)
         .with_state(published)
 }
@@ -53,6 +56,7 @@ pub async fn serve(listener: TcpListener, published: Published) {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
+                .max_buf_size(MAX_REQUEST_BYTES)
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn).await;
@@ -83,8 +87,16 @@ async fn index() -> &'static str {
     "Autonomos metrics: GET /metrics\n"
 }
 
-async fn not_found() -> (StatusCode, &'static str) {
-    (StatusCode::NOT_FOUND, "not found; try /metrics\n")
+async fn not_found(method: axum::http::Method) -> (StatusCode, &'static str) {
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        (StatusCode::NOT_FOUND, "not found; try /metrics\n")
+    } else {
+        only_get().await
+    }
+}
+
+async fn only_get() -> (StatusCode, &'static str) {
+    (StatusCode::METHOD_NOT_ALLOWED, "only GET\n")
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ pub(super) type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
 /// What reaches the actor.
 pub(super) enum Msg {
     Api(Request, Answer, String),
-    Reload(Box<Config>, Answer, String),
+    /// A new config, who asked, and what else it reconfigures (true when
+    /// that changed something: `[backup]`).
+    Reload(Box<Config>, Answer, String, super::ReloadHook),
     Snapshot(oneshot::Sender<(u64, FleetStatus)>),
     Run {
         agent: usize,
@@ -146,6 +148,8 @@ pub(super) struct Actor {
     /// Restarts, failures or stops reached the incident log since alerts
     /// were last published.
     pub alerts_pending: bool,
+    /// Restarts, failures and stops not yet on incident timelines.
+    pub timeline: Vec<(String, u32, crate::core::lifecycle::Transition)>,
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
     pub effects: Vec<Vec<Effect>>,
@@ -223,6 +227,7 @@ impl Actor {
             storage_seen: Vec::new(),
             health: services.health,
             alerts_pending: false,
+            timeline: Vec::new(),
             to_step: Vec::new(),
             effects: Vec::new(),
             dirty: Vec::new(),
@@ -349,6 +354,7 @@ impl Actor {
 
     /// Alerts and incidents changed by what just happened reach clients.
     fn publish_if_pending(&mut self) {
+        self.drain_timeline();
         if std::mem::take(&mut self.alerts_pending) {
             self.publish_alerts();
         }
@@ -379,8 +385,8 @@ impl Actor {
         }
         match msg {
             Msg::Api(req, answer, who) => self.api(req, answer, &who),
-            Msg::Reload(cfg, answer, who) => {
-                let result = self.apply_config(*cfg);
+            Msg::Reload(cfg, answer, who, hook) => {
+                let result = self.apply_config(*cfg, hook);
                 if let Ok(Response::Done { message }) = &result {
                     let now = self.clock.now();
                     self.observe.on_action(None, &who, message, now);

@@ -5,6 +5,9 @@ use std::cmp::Reverse;
 
 use super::actor::{Actor, Timer};
 use crate::core::lifecycle::{Millis, State, Transition};
+
+/// Transitions waiting for incident timelines, at most.
+const TIMELINE_QUEUE: usize = 100_000;
 use crate::core::pool::Request as PoolRequest;
 use crate::core::supervise::{
     Ctx, Effect, OPERATOR_RESTART, Observation, RELOAD_RESTART, StopCause,
@@ -126,8 +129,8 @@ impl Actor {
     }
 
     /// Every transition goes to subscribers and the daemon log; restarts,
-    /// failures and stops also to incident timelines, the audit trail and
-    /// the automatic recovery.
+    /// failures and stops are queued for incident timelines, the audit
+    /// trail and the automatic recovery (`drain_timeline`).
     fn publish_transition(&mut self, agent: &str, replica: u32, t: Transition) {
         tracing::info!(
             target: "autonomos::lifecycle",
@@ -138,25 +141,41 @@ impl Actor {
             reason = %t.reason,
             "transition"
         );
-        if matches!(t.to, State::Adaptation | State::Failed | State::Stopped) {
-            if t.to == State::Failed {
-                self.observe.audit(
-                    "replica-failed",
-                    serde_json::json!({ "agent": agent, "replica": replica }),
-                    &t.reason,
-                );
-                self.auto_recover(agent, &t.reason);
-            }
-            if !requested(&t) {
-                self.observe.on_transition(agent, replica, &t);
-            }
-            self.alerts_pending = true;
+        // Restarts, failures and stops reach incident timelines once the
+        // messages at hand are handled (after a tick that may open the
+        // incident they belong to).
+        if matches!(t.to, State::Adaptation | State::Failed | State::Stopped)
+            && self.timeline.len() < TIMELINE_QUEUE
+        {
+            self.timeline.push((agent.to_string(), replica, t.clone()));
         }
         self.events.emit(ServerEvent::Transition {
             agent: agent.to_string(),
             replica,
             transition: t,
         });
+    }
+
+    /// Feeds the queued restarts, failures and stops to incident timelines,
+    /// the audit trail (Failed) and the automatic recovery.
+    pub(super) fn drain_timeline(&mut self) {
+        if self.timeline.is_empty() {
+            return;
+        }
+        for (agent, replica, t) in std::mem::take(&mut self.timeline) {
+            if t.to == State::Failed {
+                self.observe.audit(
+                    "replica-failed",
+                    serde_json::json!({ "agent": agent, "replica": replica }),
+                    &t.reason,
+                );
+                self.auto_recover(&agent, &t.reason);
+            }
+            if !requested(&t) {
+                self.observe.on_transition(&agent, replica, &t);
+            }
+        }
+        self.alerts_pending = true;
     }
 
     /// `recovery = "restore-latest"`: when a replica of the agent reaches

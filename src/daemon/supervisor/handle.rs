@@ -7,7 +7,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::Msg;
 use super::events::Events;
 use super::{STATUS_BUDGET, err, shutting_down};
-use crate::config::Config;
 use crate::daemon::collector;
 use crate::proto::{ErrorKind, ErrorReply, FleetStatus, Request, Response};
 
@@ -108,9 +107,13 @@ impl Supervisor {
         &self.events
     }
 
-    /// Re-reads the config file and applies it; a rejected config changes
-    /// nothing. Returns the answer and the config now in force.
-    pub async fn reload(&self, who: String) -> Result<(Response, Config), ErrorReply> {
+    /// Re-reads the config file and applies it, with `hook` for what lives
+    /// beside the fleet; a rejected config changes nothing.
+    pub async fn reload(
+        &self,
+        who: String,
+        hook: super::ReloadHook,
+    ) -> Result<Response, ErrorReply> {
         let Some(path) = self.config_source.clone() else {
             return Err(err(
                 ErrorKind::Invalid,
@@ -131,11 +134,10 @@ impl Supervisor {
         })?;
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Reload(Box::new(cfg.clone()), tx, who))
+            .send(Msg::Reload(Box::new(cfg), tx, who, hook))
             .await
             .map_err(|_| shutting_down())?;
-        let answer = rx.await.map_err(|_| shutting_down())??;
-        Ok((answer, cfg))
+        rx.await.map_err(|_| shutting_down())?
     }
 
     /// Reports a SIGCHLD (orphans may need reaping).

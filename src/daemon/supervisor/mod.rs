@@ -101,6 +101,10 @@ pub struct BackupWatch {
     pub meter: Arc<crate::daemon::backup::Meter>,
 }
 
+/// What a reload also applies beside the fleet (the backup settings);
+/// true when that changed something.
+pub type ReloadHook = Box<dyn FnOnce(&Config) -> bool + Send>;
+
 /// An automatic recovery the actor asks for: (agent, why).
 pub type RecoveryJob = (String, String);
 

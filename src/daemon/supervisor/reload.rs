@@ -18,7 +18,11 @@ struct Diff {
 }
 
 impl Actor {
-    pub(super) fn apply_config(&mut self, cfg: Config) -> Result<Response, ErrorReply> {
+    pub(super) fn apply_config(
+        &mut self,
+        cfg: Config,
+        hook: super::ReloadHook,
+    ) -> Result<Response, ErrorReply> {
         let mut diff = Diff::default();
         for a in self.agents.iter_mut() {
             if !a.removed && cfg.agent(&a.spec.name).is_none() {
@@ -41,6 +45,7 @@ impl Actor {
         }
         self.pool.set_spec(cfg.pool);
         self.observe.reconfigure(&cfg);
+        let backup_changed = hook(&cfg);
         self.cfg = cfg;
         self.events.emit(ServerEvent::FleetChanged);
         let list = |v: &[String]| {
@@ -50,13 +55,16 @@ impl Actor {
                 v.join(", ")
             }
         };
-        let message = format!(
+        let mut message = format!(
             "reloaded: added {}; removed {}; changed {}; {} unchanged",
             list(&diff.added),
             list(&diff.removed),
             list(&diff.changed),
             diff.same
         );
+        if backup_changed {
+            message.push_str("; [backup] changed");
+        }
         tracing::info!(%message, "reload");
         Ok(Response::Done { message })
     }
