@@ -112,23 +112,24 @@ fn unsafe_code_lives_in_one_module() {
     );
 }
 
-/// The modules under src/ and, for each, the modules of ours its code
-/// names (`crate::X`). Files directly in src/ are modules of their own.
-fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(&src).expect("src").flatten() {
+type Graph = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The modules in `dir` (a file, or a folder with a mod.rs) and, for each,
+/// the modules its code names after `prefix` (`crate::` for the top level,
+/// `crate::daemon::` inside the daemon).
+fn module_graph_in(dir: &Path, prefix: &str) -> Graph {
+    let mut graph = Graph::new();
+    for e in std::fs::read_dir(dir).expect("readable dir").flatten() {
         let p = e.path();
         let name = p
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        if name == "lib" || name == "main" {
-            continue;
-        }
-        if p.is_dir() && !p.join("mod.rs").exists() {
-            // Not a module (insta snapshots, say).
+        if ["lib", "main", "mod"].contains(&name.as_str())
+            || (p.is_dir() && !p.join("mod.rs").exists())
+        {
+            // Not a module of its own (insta snapshots, say).
             continue;
         }
         let mut files = Vec::new();
@@ -137,9 +138,9 @@ fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeS
         } else {
             files.push(p.clone());
         }
-        let deps: &mut std::collections::BTreeSet<String> = graph.entry(name.clone()).or_default();
+        let deps = graph.entry(name.clone()).or_default();
         for f in files {
-            for (dep, _) in crate_refs(&f) {
+            for (dep, _) in refs(&f, prefix) {
                 if dep != name {
                     deps.insert(dep);
                 }
@@ -149,15 +150,28 @@ fn module_graph() -> std::collections::BTreeMap<String, std::collections::BTreeS
     graph
 }
 
+/// The top-level modules under src/ and the modules of ours each names.
+fn module_graph() -> Graph {
+    module_graph_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        "crate::",
+    )
+}
+
 /// `crate::X` references in a file's code (not comments), with the line.
 fn crate_refs(f: &Path) -> Vec<(String, String)> {
+    refs(f, "crate::")
+}
+
+/// The names after `prefix` in a file's code (not comments), with the line.
+fn refs(f: &Path, prefix: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(f).expect("readable source");
     let mut out = Vec::new();
     for line in text.lines() {
         let code = line.split("//").next().unwrap_or("");
         let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
+        while let Some(i) = rest.find(prefix) {
+            rest = &rest[i + prefix.len()..];
             let m: String = rest
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -249,12 +263,10 @@ fn the_cli_uses_the_daemon_only_at_its_entry_points() {
 }
 
 /// Depth-first search for a cycle; returns it if there is one.
-fn find_cycle(
-    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-) -> Option<Vec<String>> {
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
     fn visit(
         n: &str,
-        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        graph: &Graph,
         path: &mut Vec<String>,
         done: &mut std::collections::BTreeSet<String>,
     ) -> Option<Vec<String>> {
@@ -299,42 +311,7 @@ fn no_cycle_between_top_level_modules() {
 #[test]
 fn no_cycle_between_daemon_modules() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon");
-    let mut graph = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(&dir).expect("src/daemon").flatten() {
-        let p = e.path();
-        let name = p
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if name == "mod" {
-            continue;
-        }
-        let mut files = Vec::new();
-        if p.is_dir() {
-            rust_files(&p, &mut files);
-        } else {
-            files.push(p.clone());
-        }
-        let deps: &mut std::collections::BTreeSet<String> = graph.entry(name.clone()).or_default();
-        for f in &files {
-            let text = std::fs::read_to_string(f).expect("readable source");
-            for line in text.lines() {
-                let code = line.split("//").next().unwrap_or("");
-                let mut rest = code;
-                while let Some(i) = rest.find("crate::daemon::") {
-                    rest = &rest[i + "crate::daemon::".len()..];
-                    let m: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if !m.is_empty() && m != name {
-                        deps.insert(m);
-                    }
-                }
-            }
-        }
-    }
+    let graph = module_graph_in(&dir, "crate::daemon::");
     assert!(graph.contains_key("supervisor") && graph.contains_key("router"));
     if let Some(c) = find_cycle(&graph) {
         panic!("daemon module cycle: {}", c.join(" -> "));
