@@ -93,13 +93,35 @@ impl Config {
                 format_duration(self.metrics.interval)
             ),
         );
+        self.render_alerting(&mut out);
+        let agents = match self.agents.len() {
+            0 => "none".to_owned(),
+            n => {
+                let replicas: u64 = self.agents.iter().map(|a| u64::from(a.replicas)).sum();
+                format!(
+                    "{n}, {replicas} replica{}; start order: {}",
+                    if replicas == 1 { "" } else { "s" },
+                    topo_order(self).join(" → ")
+                )
+            }
+        };
+        line(&mut out, "", "agents", &agents);
+
+        for a in &self.agents {
+            render_agent(&mut out, a);
+        }
+        out
+    }
+
+    /// Alert rules and notifiers, one line each.
+    fn render_alerting(&self, out: &mut String) {
         let rules: Vec<String> = self
             .alerts
             .iter()
             .map(|r| format!("{} ({})", r.name, r.severity.name()))
             .collect();
         line(
-            &mut out,
+            out,
             "",
             "alerts",
             &if rules.is_empty() {
@@ -122,7 +144,7 @@ impl Config {
             })
             .collect();
         line(
-            &mut out,
+            out,
             "",
             "notifiers",
             &if notifiers.is_empty() {
@@ -131,114 +153,102 @@ impl Config {
                 notifiers.join(", ")
             },
         );
-        let agents = match self.agents.len() {
-            0 => "none".to_owned(),
-            n => {
-                let replicas: u64 = self.agents.iter().map(|a| u64::from(a.replicas)).sum();
-                format!(
-                    "{n}, {replicas} replica{}; start order: {}",
-                    if replicas == 1 { "" } else { "s" },
-                    topo_order(self).join(" → ")
-                )
-            }
-        };
-        line(&mut out, "", "agents", &agents);
-
-        for a in &self.agents {
-            let _ = writeln!(out, "\n[agents.{}]", a.name);
-            let ind = "  ";
-            let command: Vec<String> = a.command.iter().map(|w| shell_quote(w)).collect();
-            line(&mut out, ind, "command", &command.join(" "));
-            let cwd = a.cwd.as_deref().map_or_else(
-                || format!("(default) <data_dir>/agents/{}/context", a.name),
-                show_path,
-            );
-            line(&mut out, ind, "cwd", &cwd);
-            let env: Vec<String> = a
-                .env
-                .iter()
-                .map(|(k, v)| {
-                    if is_secret(k) {
-                        format!("{k}=***")
-                    } else {
-                        format!("{k}={}", shell_quote(v))
-                    }
-                })
-                .collect();
-            line(
-                &mut out,
-                ind,
-                "env",
-                &if env.is_empty() {
-                    "(none)".to_owned()
-                } else {
-                    env.join(" ")
-                },
-            );
-            let inherit = if a.inherit_env.is_empty() {
-                "(none)".to_owned()
-            } else {
-                a.inherit_env.join(" ")
-            };
-            line(&mut out, ind, "inherit_env", &inherit);
-            line(&mut out, ind, "replicas", &a.replicas.to_string());
-            line(&mut out, ind, "restart", restart_name(a.restart));
-            let b = &a.backoff;
-            line(
-                &mut out,
-                ind,
-                "backoff",
-                &format!(
-                    "initial {}, max {}, multiplier {}, jitter {}, reset_after {}",
-                    format_duration(b.initial),
-                    format_duration(b.max),
-                    b.multiplier,
-                    b.jitter,
-                    format_duration(b.reset_after)
-                ),
-            );
-            line(&mut out, ind, "min_uptime", &format_duration(a.min_uptime));
-            line(
-                &mut out,
-                ind,
-                "start_limit",
-                &format!(
-                    "burst {}, interval {}",
-                    a.start_limit.burst,
-                    format_duration(a.start_limit.interval)
-                ),
-            );
-            line(&mut out, ind, "stop_signal", signal_name(a.stop_signal));
-            line(
-                &mut out,
-                ind,
-                "stop_timeout",
-                &format!("{} (then SIGKILL)", format_duration(a.stop_timeout)),
-            );
-            let r = &a.resources;
-            let limit = match r.memory_limit {
-                Some(n) => format!(
-                    "memory_limit {}, memory_limit_action {}",
-                    format_size(n),
-                    action_name(r.memory_limit_action)
-                ),
-                None => "memory_limit none".to_owned(),
-            };
-            line(
-                &mut out,
-                ind,
-                "resources",
-                &format!("cpu {}, memory {}, {limit}", r.cpu, format_size(r.memory)),
-            );
-            let deps = if a.depends_on.is_empty() {
-                "(none)".to_owned()
-            } else {
-                a.depends_on.join(", ")
-            };
-            line(&mut out, ind, "depends_on", &deps);
-        }
-        out
     }
+}
+
+/// One agent's section: every value in force, secrets masked.
+fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
+    let _ = writeln!(out, "\n[agents.{}]", a.name);
+    let ind = "  ";
+    let command: Vec<String> = a.command.iter().map(|w| shell_quote(w)).collect();
+    line(out, ind, "command", &command.join(" "));
+    let cwd = a.cwd.as_deref().map_or_else(
+        || format!("(default) <data_dir>/agents/{}/context", a.name),
+        show_path,
+    );
+    line(out, ind, "cwd", &cwd);
+    let env: Vec<String> = a
+        .env
+        .iter()
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k}=***")
+            } else {
+                format!("{k}={}", shell_quote(v))
+            }
+        })
+        .collect();
+    line(
+        out,
+        ind,
+        "env",
+        &if env.is_empty() {
+            "(none)".to_owned()
+        } else {
+            env.join(" ")
+        },
+    );
+    let inherit = if a.inherit_env.is_empty() {
+        "(none)".to_owned()
+    } else {
+        a.inherit_env.join(" ")
+    };
+    line(out, ind, "inherit_env", &inherit);
+    line(out, ind, "replicas", &a.replicas.to_string());
+    line(out, ind, "restart", restart_name(a.restart));
+    let b = &a.backoff;
+    line(
+        out,
+        ind,
+        "backoff",
+        &format!(
+            "initial {}, max {}, multiplier {}, jitter {}, reset_after {}",
+            format_duration(b.initial),
+            format_duration(b.max),
+            b.multiplier,
+            b.jitter,
+            format_duration(b.reset_after)
+        ),
+    );
+    line(out, ind, "min_uptime", &format_duration(a.min_uptime));
+    line(
+        out,
+        ind,
+        "start_limit",
+        &format!(
+            "burst {}, interval {}",
+            a.start_limit.burst,
+            format_duration(a.start_limit.interval)
+        ),
+    );
+    line(out, ind, "stop_signal", signal_name(a.stop_signal));
+    line(
+        out,
+        ind,
+        "stop_timeout",
+        &format!("{} (then SIGKILL)", format_duration(a.stop_timeout)),
+    );
+    let r = &a.resources;
+    let limit = match r.memory_limit {
+        Some(n) => format!(
+            "memory_limit {}, memory_limit_action {}",
+            format_size(n),
+            action_name(r.memory_limit_action)
+        ),
+        None => "memory_limit none".to_owned(),
+    };
+    line(
+        out,
+        ind,
+        "resources",
+        &format!("cpu {}, memory {}, {limit}", r.cpu, format_size(r.memory)),
+    );
+    let deps = if a.depends_on.is_empty() {
+        "(none)".to_owned()
+    } else {
+        a.depends_on.join(", ")
+    };
+    line(out, ind, "depends_on", &deps);
 }
 
 #[cfg(test)]
