@@ -445,10 +445,17 @@ impl Checker<'_> {
             return None;
         };
         let k = self.choice(kv, field("kind"), &kinds)?;
+        let keys = KindKeys {
+            name: &n_name,
+            kind: kv,
+            command,
+            url,
+            ca_file,
+        };
         let kind = if k == 0 {
-            self.exec_notifier(&n_name, kv, command, url, ca_file)?
+            self.exec_notifier(keys)?
         } else {
-            self.webhook(&n_name, kv, command, url, ca_file)?
+            self.webhook(keys)?
         };
         Some(NotifierSpec {
             name: n_name,
@@ -460,18 +467,14 @@ impl Checker<'_> {
     }
 
     /// An exec notifier: a command, and no webhook keys.
-    fn exec_notifier(
-        &mut self,
-        n_name: &str,
-        kv: &Value<'_>,
-        command: Option<Entry<'_, '_>>,
-        url: Option<Entry<'_, '_>>,
-        ca_file: Option<Entry<'_, '_>>,
-    ) -> Option<NotifierKind> {
-        let field = |key| Field {
-            key,
-            table: "notifiers",
-        };
+    fn exec_notifier(&mut self, k: KindKeys<'_, '_>) -> Option<NotifierKind> {
+        let KindKeys {
+            name: n_name,
+            kind: kv,
+            command,
+            url,
+            ca_file,
+        } = k;
         for (key, what) in [(url, "url"), (ca_file, "ca_file")] {
             if let Some((key, _)) = key {
                 self.problem(
@@ -490,24 +493,20 @@ impl Checker<'_> {
             return None;
         };
         Some(NotifierKind::Exec {
-            command: self.command(cv, field("command"))?,
+            command: self.command(cv, notifier_field("command"))?,
         })
     }
 
     /// A webhook notifier: an http(s) URL (a CA file for https only), and
     /// no command.
-    fn webhook(
-        &mut self,
-        n_name: &str,
-        kv: &Value<'_>,
-        command: Option<Entry<'_, '_>>,
-        url: Option<Entry<'_, '_>>,
-        ca_file: Option<Entry<'_, '_>>,
-    ) -> Option<NotifierKind> {
-        let field = |key| Field {
-            key,
-            table: "notifiers",
-        };
+    fn webhook(&mut self, k: KindKeys<'_, '_>) -> Option<NotifierKind> {
+        let KindKeys {
+            name: n_name,
+            kind: kv,
+            command,
+            url,
+            ca_file,
+        } = k;
         if let Some((key, _)) = command {
             self.problem(
                 key.span(),
@@ -523,7 +522,7 @@ impl Checker<'_> {
             );
             return None;
         };
-        let s = self.string(uv, field("url"))?;
+        let s = self.string(uv, notifier_field("url"))?;
         let url = match parse_http_url(s) {
             Ok(u) => u,
             Err((msg, help)) => {
@@ -541,7 +540,7 @@ impl Checker<'_> {
                 return None;
             }
             Some((_, cv)) => {
-                let path = self.path(cv, field("ca_file"))?;
+                let path = self.path(cv, notifier_field("ca_file"))?;
                 if let Err(e) = crate::config::pem_certificates(&path) {
                     self.problem(
                         cv.span(),
@@ -556,6 +555,24 @@ impl Checker<'_> {
         };
         Some(NotifierKind::Webhook { url, ca_file: ca })
     }
+}
+
+/// A key of a `[[notifiers]]` entry, for locating problems.
+fn notifier_field(key: &'static str) -> Field<'static> {
+    Field {
+        key,
+        table: "notifiers",
+    }
+}
+
+/// The keys of a `[[notifiers]]` entry that depend on its kind.
+#[derive(Clone, Copy)]
+struct KindKeys<'a, 'i> {
+    name: &'a str,
+    kind: &'a Value<'i>,
+    command: Option<Entry<'a, 'i>>,
+    url: Option<Entry<'a, 'i>>,
+    ca_file: Option<Entry<'a, 'i>>,
 }
 
 /// `http(s)://host[:port][/path]`, parsed by the `url` crate; credentials
