@@ -5,95 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::sshd::*;
+use common::tmux::*;
 use common::*;
-
-/// A private tmux server for one test.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(tag: &str) -> Tmux {
-        Tmux {
-            socket: format!("autonomos-test-{tag}-{}", std::process::id()),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start(&self, w: u16, h: u16, cmd: &str) {
-        self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            &w.to_string(),
-            "-y",
-            &h.to_string(),
-            cmd,
-        ]);
-        self.run(&["set", "-s", "set-clipboard", "on"]);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        self.run(&a);
-    }
-
-    fn format(&self, f: &str) -> String {
-        self.run(&["display-message", "-p", "-t", "t", f])
-            .trim()
-            .to_string()
-    }
-
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(15),
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.run(&["kill-server"]);
-    }
-}
-
-fn env_prefix(d: &BinDaemon) -> String {
-    format!(
-        "env XDG_RUNTIME_DIR={} AUTONOMOS_DATA_DIR={} AUTONOMOS_CONFIG={} TERM=xterm-256color",
-        d.runtime_dir().display(),
-        d.data_dir().display(),
-        d.dir.path().join("autonomos.toml").display()
-    )
-}
 
 const FLEET: &str = r#"
 [agents.alpha]

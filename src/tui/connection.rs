@@ -103,7 +103,10 @@ impl Link {
     fn incoming(&mut self, m: &mut Model, inc: Option<Incoming>) -> Vec<Request> {
         let mut requests = Vec::new();
         match inc {
-            Some(Incoming::Answer(Request::Shutdown, _)) if self.shutting_down => m.quit = true,
+            Some(Incoming::Answer(Request::Shutdown, _)) if self.shutting_down => {
+                m.conn = Conn::Stopped { at: m.now };
+                m.quit = true;
+            }
             Some(i) => {
                 if matches!(i, Incoming::Answer(Request::Logs { .. }, _)) {
                     self.logs_in_flight = false;
@@ -117,16 +120,11 @@ impl Link {
                     requests.push(Request::Status);
                 }
             }
-            None => {
-                m.conn = Conn::Reconnecting {
-                    error: "connection lost".into(),
-                    attempts: 0,
-                };
-                m.dirty = true;
-            }
+            None => update::link_lost(m, "connection lost".into()),
         }
-        if matches!(m.conn, Conn::Reconnecting { .. }) {
+        if matches!(m.conn, Conn::Reconnecting { .. } | Conn::Stopped { .. }) {
             if self.shutting_down {
+                m.conn = Conn::Stopped { at: m.now };
                 m.quit = true;
             }
             self.session = None;
@@ -159,6 +157,11 @@ impl Link {
     }
 
     fn retry_later(&mut self, m: &mut Model, error: String) {
+        if let Conn::Stopped { .. } = m.conn {
+            // A stopped daemon is looked for quietly, less often.
+            self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+            return;
+        }
         let attempts = match &m.conn {
             Conn::Reconnecting { attempts, .. } => attempts + 1,
             _ => 1,

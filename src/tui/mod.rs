@@ -97,7 +97,7 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
     screen.write_stats();
     drop(screen);
     if code == ExitCode::SUCCESS {
-        println!("detached; the fleet keeps running");
+        println!("{}", model.conn.farewell());
     }
     code
 }

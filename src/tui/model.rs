@@ -67,6 +67,24 @@ pub enum Conn {
         error: String,
         attempts: u32,
     },
+    /// The daemon said it is shutting down (the fleet is being stopped).
+    Stopping,
+    /// The daemon shut down as asked: nothing runs. The console tries to
+    /// attach again quietly, in case it is started again.
+    Stopped { at: Millis },
+}
+
+impl Conn {
+    /// What leaving the console means now, said when it ends.
+    pub fn farewell(&self) -> &'static str {
+        match self {
+            Conn::Attached { .. } | Conn::Connecting => "detached; the fleet keeps running",
+            Conn::Reconnecting { .. } => {
+                "detached while the daemon was unreachable; its fleet was not changed from here"
+            }
+            Conn::Stopping | Conn::Stopped { .. } => "the daemon is stopped: no agent is running",
+        }
+    }
 }
 
 /// What the keyboard is doing.

@@ -35,6 +35,7 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                     r.history.extend(later);
                 }
             }
+            (Request::Status, Ok(Response::Status { status })) => fleet_changed(m, *status),
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
@@ -52,13 +53,96 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
             m.seq = seq;
             apply_event(m, event);
         }
-        Incoming::Closed(reason) => {
-            m.conn = crate::tui::model::Conn::Reconnecting {
-                error: reason,
-                attempts: 0,
+        Incoming::Closed(reason) => link_lost(m, reason),
+    }
+}
+
+/// The link ended: after the daemon said it is shutting down, that is the
+/// daemon stopped; otherwise a lost link, to reconnect.
+pub fn link_lost(m: &mut Model, reason: String) {
+    use crate::tui::model::Conn;
+    m.dirty = true;
+    m.conn = match m.conn {
+        Conn::Stopping | Conn::Stopped { .. } => {
+            if !matches!(m.conn, Conn::Stopped { .. }) {
+                m.notify("the daemon stopped: no agent is running (q quits)", true);
+            }
+            Conn::Stopped { at: m.now }
+        }
+        _ => Conn::Reconnecting {
+            error: reason,
+            attempts: 0,
+        },
+    };
+}
+
+/// A reload changed the set of agents: the fresh status replaces the
+/// fleet (added agents appear, removed ones go, changed ones show their
+/// new counts); the selection stays on the same agent when it still exists,
+/// and the graphs of removed agents are dropped. Histories fetched for the
+/// detail view are kept when longer than the status's.
+pub fn fleet_changed(m: &mut Model, mut fresh: crate::proto::FleetStatus) {
+    let selected = m.selected_agent().map(|a| a.name.clone());
+    let old: Vec<String> = m.agents().iter().map(|a| a.name.clone()).collect();
+    if let Some(cur) = m.status.take() {
+        for a in fresh.agents.iter_mut() {
+            let Some(prev) = cur.agents.iter().find(|p| p.name == a.name) else {
+                continue;
             };
+            for r in a.replicas.iter_mut() {
+                if let Some(pr) = prev.replicas.iter().find(|p| p.index == r.index)
+                    && pr.history.len() > r.history.len()
+                    && pr.history.last() == r.history.last()
+                {
+                    r.history = pr.history.clone();
+                }
+            }
         }
     }
+    let names: Vec<&str> = fresh.agents.iter().map(|a| a.name.as_str()).collect();
+    let added: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !old.iter().any(|o| o == n))
+        .collect();
+    let removed: Vec<&String> = old.iter().filter(|o| !names.contains(&o.as_str())).collect();
+    let mut what = Vec::new();
+    if !added.is_empty() {
+        what.push(format!("added {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        let r: Vec<&str> = removed.iter().map(|s| s.as_str()).collect();
+        what.push(format!("removed {}", r.join(", ")));
+    }
+    m.agent_cpu.retain(|k, _| names.contains(&k.as_str()));
+    m.agent_mem.retain(|k, _| names.contains(&k.as_str()));
+    m.expanded.retain(|k| names.contains(&k.as_str()));
+    if m
+        .logs_agent
+        .as_ref()
+        .is_some_and(|l| !names.contains(&l.as_str()))
+    {
+        m.logs_agent = None;
+        m.logs.clear();
+        m.log_cursor = None;
+    }
+    fresh.history = None;
+    m.status = Some(fresh);
+    let rows = m.rows();
+    m.selected = selected
+        .and_then(|name| {
+            rows.iter().position(|r| {
+                matches!(r, crate::tui::model::Row::Agent(i) if m.agents()[*i].name == name)
+            })
+        })
+        .unwrap_or(m.selected)
+        .min(rows.len().saturating_sub(1));
+    let text = if what.is_empty() {
+        "config reloaded: the fleet follows it".to_string()
+    } else {
+        format!("config reloaded: {}", what.join("; "))
+    };
+    m.notify(text, false);
 }
 
 /// Fills the graphs from a snapshot's history, so they show the past at
@@ -167,8 +251,12 @@ pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
                 a.enabled = enabled;
             }
         }
-        ServerEvent::FleetChanged => m.notify("the fleet changed (reload)", false),
-        ServerEvent::ShuttingDown => m.notify("the daemon is shutting down", true),
+        // The connection asks for a fresh status; `fleet_changed` applies it.
+        ServerEvent::FleetChanged => {}
+        ServerEvent::ShuttingDown => {
+            m.conn = crate::tui::model::Conn::Stopping;
+            m.notify("the daemon is shutting down: the fleet is being stopped", true);
+        }
     }
 }
 

@@ -450,3 +450,5 @@ fn history_request(m: &Model) -> Vec<Request> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_incoming;

@@ -71,6 +71,8 @@ pub(super) fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         Conn::Reconnecting { attempts, .. } => {
             Span::styled(format!("◌ reconnecting (attempt {attempts})"), t.bad)
         }
+        Conn::Stopping => Span::styled("◌ daemon shutting down", t.bad),
+        Conn::Stopped { .. } => Span::styled("■ daemon stopped · q quits", t.bad),
     };
     spans.push(conn);
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -92,6 +94,10 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Span::styled(format!("{input}▏"), t.text),
             Span::styled("  Tab completes, Enter runs, Esc cancels", t.muted),
         ]),
+        _ if matches!(m.conn, Conn::Stopped { .. }) => Line::from(Span::styled(
+            "the daemon stopped: no agent runs · q quits · the console attaches again if it starts",
+            t.bad,
+        )),
         _ => match m.notices.back() {
             Some(n) if m.now.saturating_sub(n.at) < 8000 => Line::from(Span::styled(
                 sanitize_line(n.text.as_bytes()),
