@@ -232,6 +232,32 @@ command = ["sleep", "1000"]
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // A change of the replica count alone is a scale: nothing restarts.
+    std::fs::write(
+        d.dir.path().join("autonomos.toml"),
+        r#"
+[agents.keep]
+command = ["sleep", "1000"]
+replicas = 2
+
+[agents.change]
+command = ["sleep", "1000"]
+env = { VERSION = "2" }
+replicas = 2
+
+[agents.add]
+command = ["sleep", "1000"]
+"#,
+    )
+    .expect("rewrite config");
+    let v = d.json(&["reload"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let s = d.wait_status("keep at 2", SECS(15), |s| s.agents[0].running == 2);
+    assert!(
+        pids(&s, "keep").contains(&keep[0]),
+        "the running replica of keep was not restarted"
+    );
+
     // A bad config is rejected with locations, and nothing changes.
     let before = d.status();
     std::fs::write(

@@ -70,12 +70,19 @@ impl Actor {
     }
 
     /// A changed agent: its running replicas are stopped the way the old
-    /// spec says, and come back with the new one.
+    /// spec says, and come back with the new one. A change of `replicas`
+    /// alone is a scale: nothing restarts.
     fn change_spec(&mut self, ai: usize, spec: &AgentSpec) {
-        let indexes: Vec<u32> = self.agents[ai].replicas.keys().copied().collect();
-        for index in indexes {
-            let why = RELOAD_RESTART;
-            self.decide(ai, index, Observation::Restart { why });
+        let only_count = AgentSpec {
+            replicas: spec.replicas,
+            ..self.agents[ai].spec.clone()
+        } == *spec;
+        if !only_count {
+            let indexes: Vec<u32> = self.agents[ai].replicas.keys().copied().collect();
+            for index in indexes {
+                let why = RELOAD_RESTART;
+                self.decide(ai, index, Observation::Restart { why });
+            }
         }
         let a = &mut self.agents[ai];
         if a.spec.replicas != spec.replicas {
