@@ -104,8 +104,12 @@ pub struct AlertStatus {
     pub acknowledged_by: Option<String>,
     #[serde(default)]
     pub agent: Option<String>,
+    /// The current value (at the last evaluation).
     #[serde(default)]
     pub value: Option<f64>,
+    /// The value when it started firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_value: Option<f64>,
     /// Notifications muted until then.
     #[serde(default)]
     pub silenced_until: Option<Millis>,

@@ -145,6 +145,10 @@ pub struct Alert {
     pub since: Millis,
     /// The rule's first metric value at the last evaluation.
     pub value: Option<f64>,
+    /// The value when it last started firing.
+    pub fired_value: Option<f64>,
+    /// The rule's summary with the current value while pending or firing
+    /// (the last firing value once resolved).
     pub summary: String,
     /// Set by an operator; cleared when the alert resolves.
     pub acknowledged: Option<String>,
@@ -421,6 +425,7 @@ fn step(
                 state: AlertState::Pending,
                 since: now,
                 value,
+                fired_value: None,
                 summary: render_summary(rule, agent, value),
                 acknowledged: None,
                 silenced_until: None,
@@ -443,9 +448,11 @@ fn step(
     }
     a.value = value;
     a.severity = rule.severity;
+    // The summary follows the value ("restarted 10 times", not the 4 it
+    // fired at); the value at firing is kept beside it.
+    a.summary = render_summary(rule, agent, value);
     if a.state == AlertState::Pending && now.saturating_sub(a.since) >= rule.for_ms {
-        // The summary tells the value it fired at.
-        a.summary = render_summary(rule, agent, value);
+        a.fired_value = value;
         a.state = AlertState::Firing;
         a.since = now;
         a.fired.push_back(now);

@@ -138,6 +138,9 @@ pub struct Observe {
     host_name: String,
     /// Something clients list changed since the last `take_changed`.
     changed: bool,
+    /// A digest of the live alerts' summaries: a summary that follows its
+    /// value is a change clients see.
+    summaries_seen: u64,
     /// Incidents opened for an agent since the last `take_opened`: the
     /// supervisor backfills what led to them.
     opened: Vec<(u64, String)>,
@@ -175,6 +178,7 @@ impl Observe {
                 .to_string_lossy()
                 .into_owned(),
             changed: true,
+            summaries_seen: 0,
             opened: Vec::new(),
             audit,
         };
@@ -333,6 +337,18 @@ impl Observe {
         let changes = self.engine.evaluate(&view, &names, now);
         for c in changes {
             self.on_alert_change(c, now);
+        }
+        let summaries = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for a in self.engine.alerts() {
+                (&a.id, &a.summary).hash(&mut h);
+            }
+            h.finish()
+        };
+        if summaries != self.summaries_seen {
+            self.summaries_seen = summaries;
+            self.changed = true;
         }
         self.flush();
     }

@@ -14,6 +14,7 @@ pub fn alert_status(a: &alert::Alert) -> AlertStatus {
         acknowledged_by: a.acknowledged.clone(),
         agent: a.agent.clone(),
         value: a.value,
+        fired_value: a.fired_value,
         silenced_until: a.silenced_until,
         flapping: a.flapping,
     }

@@ -93,8 +93,12 @@ pub(super) fn draw_alert_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect)
         ),
         kv("summary", sanitize_line(a.summary.as_bytes()), t.text),
     ];
-    if let Some(v) = a.value {
-        lines.push(kv("value", format!("{v:.2}"), t.text));
+    match (a.value, a.fired_value) {
+        (Some(v), Some(f)) if f != v => {
+            lines.push(kv("value", format!("{v:.2} now · {f:.2} when it fired"), t.text));
+        }
+        (Some(v), _) => lines.push(kv("value", format!("{v:.2}"), t.text)),
+        _ => {}
     }
     if let Some(by) = &a.acknowledged_by {
         lines.push(kv("acked by", by.clone(), t.text));
