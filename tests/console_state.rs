@@ -84,6 +84,9 @@ fn a_shutdown_shows_the_daemon_stopped_and_q_does_not_claim_a_running_fleet() {
     );
     tmux.keys(&["q"]);
     let s = tmux.wait("the console's last words", |s| s.contains("console-exit-0"));
-    assert!(s.contains("the daemon is stopped: no agent is running"), "{s}");
+    assert!(
+        s.contains("the daemon is stopped: no agent is running"),
+        "{s}"
+    );
     assert!(!s.contains("the fleet keeps running"), "{s}");
 }

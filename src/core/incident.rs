@@ -193,6 +193,23 @@ impl Incident {
         self.timeline = timeline;
     }
 
+    /// Raises the level (1 is the highest) when `level` is more severe;
+    /// says so on the timeline. True when it changed.
+    pub fn raise(&mut self, level: u8, why: &str, by: &str, now: Millis) -> bool {
+        let level = level.clamp(1, 3);
+        if !self.is_open() || level >= self.level {
+            return false;
+        }
+        let text = format!(
+            "raised from Level {} to {}: {why}",
+            self.level,
+            level_name(level)
+        );
+        self.level = level;
+        self.record(now, EntryKind::Alert, by, text);
+        true
+    }
+
     /// Moves to the next phase (or to `to`, which must be later).
     pub fn advance(&mut self, to: Option<Phase>, by: &str, now: Millis) -> Result<Phase, String> {
         if !self.is_open() {

@@ -71,7 +71,9 @@ pub enum Conn {
     Stopping,
     /// The daemon shut down as asked: nothing runs. The console tries to
     /// attach again quietly, in case it is started again.
-    Stopped { at: Millis },
+    Stopped {
+        at: Millis,
+    },
 }
 
 impl Conn {

@@ -89,4 +89,3 @@ pub fn env_prefix(d: &BinDaemon) -> String {
         d.dir.path().join("autonomos.toml").display()
     )
 }
-

@@ -286,6 +286,78 @@ fn demo_config_loads() {
     }
 }
 
+/// Twenty minutes of the demo fleet's designed failures, at their fastest
+/// (the tool crashes every 15 s, the indexer is killed at its memory limit
+/// every 30 s and nears it for the last 5 s of each run), through the demo's
+/// alert rules: the only rule that opens an incident (critical or major) is
+/// the tool's, at Level 2, as the demo's comments promise.
+#[test]
+fn the_demo_fleet_opens_one_level_2_incident_for_the_tool_and_none_for_the_indexer() {
+    use crate::core::alert::{Engine, Metric, Severity, Source};
+    use crate::core::series::{Agg, Series};
+    use std::collections::HashMap;
+    struct Sim(HashMap<(String, Metric), Series>);
+    impl Source for Sim {
+        fn value(&self, a: Option<&str>, m: Metric, agg: Agg, w: u64, now: u64) -> Option<f64> {
+            self.0
+                .get(&(a.unwrap_or("").to_string(), m))?
+                .aggregate(agg, now, w)
+        }
+    }
+    let cfg = load_str(
+        include_str!("../../../assets/demo.toml"),
+        Some(Path::new("assets/demo.toml")),
+        &HOST,
+    )
+    .expect("the demo loads");
+    let mut engine = Engine::new(cfg.alerts.clone());
+    let mut sim = Sim(HashMap::new());
+    let agents = [
+        "planner",
+        "researcher",
+        "coder",
+        "flaky-tool",
+        "leaky-indexer",
+    ];
+    let mut opened: Vec<(String, Severity)> = Vec::new();
+    for sec in 0..1200u64 {
+        let now = sec * 1000;
+        for a in agents {
+            let (failures, pct) = match a {
+                "flaky-tool" => (sec / 15, 10.0),
+                "leaky-indexer" => (sec / 30, if sec % 30 >= 25 { 95.0 } else { 40.0 }),
+                _ => (0, 30.0),
+            };
+            for (m, v) in [
+                (Metric::Failures, failures as f64),
+                (Metric::Restarts, failures as f64),
+                (Metric::MemoryPct, pct),
+                (Metric::Failed, 0.0),
+                (Metric::Running, 1.0),
+                (Metric::Desired, 1.0),
+            ] {
+                sim.0
+                    .entry((a.to_string(), m))
+                    .or_insert_with(|| Series::new(3_600_000, 4000))
+                    .push(now, v);
+            }
+        }
+        for c in engine.evaluate(&sim, &agents, now) {
+            let a = &c.alert;
+            if a.state == crate::core::alert::AlertState::Firing && a.severity <= Severity::Major {
+                opened.push((a.id.clone(), a.severity));
+            }
+        }
+    }
+    let ids: std::collections::BTreeSet<&str> = opened.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        ["flaky-restarts/flaky-tool"],
+        "{opened:?}"
+    );
+    assert!(opened.iter().all(|(_, s)| *s == Severity::Major));
+}
+
 #[test]
 fn alert_rules_default_override_and_turn_off() {
     let cfg = ok("");

@@ -343,7 +343,10 @@ fn a_firing_alert_s_summary_follows_its_value_and_keeps_the_value_it_fired_at() 
     let ch = e.evaluate(&src, &[], 0);
     assert_eq!(ch[0].alert.summary, "host: hot at 95", "notified as fired");
     src.set("", Metric::HostCpu, 10_000, 99.0);
-    assert!(e.evaluate(&src, &[], 10_000).is_empty(), "no new notification");
+    assert!(
+        e.evaluate(&src, &[], 10_000).is_empty(),
+        "no new notification"
+    );
     let a = e.alerts().find(|a| a.id == "hot").expect("alert");
     assert_eq!(a.summary, "host: hot at 99");
     assert_eq!((a.value, a.fired_value), (Some(99.0), Some(95.0)));

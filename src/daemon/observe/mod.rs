@@ -374,19 +374,27 @@ impl Observe {
             summary: a.summary.clone(),
         });
         let text = format!("{} {}: {}", a.id, a.state.name(), a.summary);
-        // Every open incident about this alert or its agent hears about it.
-        let mut related = false;
+        // Every open incident about this alert or its agent hears about it:
+        // one cause, one incident. A second rule firing for an agent with
+        // an open incident joins that incident (raising its level when it
+        // is worse) instead of opening another.
+        let mut incident = None;
+        let opens = a.state == AlertState::Firing && a.severity <= Severity::Major;
         for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
             let same_alert = inc.alert.as_deref() == Some(a.id.as_str());
             let same_agent = a.agent.is_some() && inc.agent == a.agent;
             if same_alert || same_agent {
                 inc.record(now, EntryKind::Alert, "autonomos", text.clone());
+                if opens {
+                    inc.raise(a.severity.level(), &text, "autonomos", now);
+                }
                 self.dirty.insert(inc.id);
-                related |= same_alert;
+                if incident.is_none() || same_alert {
+                    incident = Some(inc.id);
+                }
             }
         }
-        let mut incident = None;
-        if a.state == AlertState::Firing && a.severity <= Severity::Major && !related {
+        if opens && incident.is_none() {
             let id = self.open_incident(
                 a.summary.clone(),
                 a.severity.level(),
@@ -399,12 +407,6 @@ impl Observe {
                 inc.record(now, EntryKind::Alert, "autonomos", text);
             }
             incident = Some(id);
-        } else if let Some(open) = self
-            .incidents
-            .values()
-            .find(|i| i.is_open() && i.alert.as_deref() == Some(a.id.as_str()))
-        {
-            incident = Some(open.id);
         }
         if c.notify {
             self.notifiers.send(Job {

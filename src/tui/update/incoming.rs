@@ -105,7 +105,10 @@ pub fn fleet_changed(m: &mut Model, mut fresh: crate::proto::FleetStatus) {
         .copied()
         .filter(|n| !old.iter().any(|o| o == n))
         .collect();
-    let removed: Vec<&String> = old.iter().filter(|o| !names.contains(&o.as_str())).collect();
+    let removed: Vec<&String> = old
+        .iter()
+        .filter(|o| !names.contains(&o.as_str()))
+        .collect();
     let mut what = Vec::new();
     if !added.is_empty() {
         what.push(format!("added {}", added.join(", ")));
@@ -117,8 +120,7 @@ pub fn fleet_changed(m: &mut Model, mut fresh: crate::proto::FleetStatus) {
     m.agent_cpu.retain(|k, _| names.contains(&k.as_str()));
     m.agent_mem.retain(|k, _| names.contains(&k.as_str()));
     m.expanded.retain(|k| names.contains(&k.as_str()));
-    if m
-        .logs_agent
+    if m.logs_agent
         .as_ref()
         .is_some_and(|l| !names.contains(&l.as_str()))
     {
@@ -131,9 +133,9 @@ pub fn fleet_changed(m: &mut Model, mut fresh: crate::proto::FleetStatus) {
     let rows = m.rows();
     m.selected = selected
         .and_then(|name| {
-            rows.iter().position(|r| {
-                matches!(r, crate::tui::model::Row::Agent(i) if m.agents()[*i].name == name)
-            })
+            rows.iter().position(
+                |r| matches!(r, crate::tui::model::Row::Agent(i) if m.agents()[*i].name == name),
+            )
         })
         .unwrap_or(m.selected)
         .min(rows.len().saturating_sub(1));
@@ -255,7 +257,10 @@ pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
         ServerEvent::FleetChanged => {}
         ServerEvent::ShuttingDown => {
             m.conn = crate::tui::model::Conn::Stopping;
-            m.notify("the daemon is shutting down: the fleet is being stopped", true);
+            m.notify(
+                "the daemon is shutting down: the fleet is being stopped",
+                true,
+            );
         }
     }
 }

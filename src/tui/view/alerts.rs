@@ -95,7 +95,11 @@ pub(super) fn draw_alert_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect)
     ];
     match (a.value, a.fired_value) {
         (Some(v), Some(f)) if f != v => {
-            lines.push(kv("value", format!("{v:.2} now · {f:.2} when it fired"), t.text));
+            lines.push(kv(
+                "value",
+                format!("{v:.2} now · {f:.2} when it fired"),
+                t.text,
+            ));
         }
         (Some(v), _) => lines.push(kv("value", format!("{v:.2}"), t.text)),
         _ => {}
