@@ -333,7 +333,7 @@ fn the_alert_feed_and_incident_log_ack_note_and_advance_from_the_keyboard() {
         &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
     );
     let s = tmux.wait("the firing alert and its incident", |s| {
-        s.contains("firing") && s.contains("down/gone") && s.contains("L1 #1 open")
+        s.contains("firing") && s.contains("down/gone") && s.contains("L1 #1   Detection")
     });
     assert!(s.contains("1 firing"), "{s}");
 

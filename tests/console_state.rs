@@ -90,3 +90,61 @@ fn a_shutdown_shows_the_daemon_stopped_and_q_does_not_claim_a_running_fleet() {
     );
     assert!(!s.contains("the fleet keeps running"), "{s}");
 }
+
+const CHATTY: &str = r#"
+[agents.alpha]
+command = ["sh", "-c", "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo line $i; if [ $((i % 5)) = 0 ]; then echo needle $i; fi; done; sleep 1000"]
+
+[agents.beta]
+command = ["sleep", "1000"]
+"#;
+
+#[test]
+fn keys_that_need_focus_do_nothing_without_it_and_the_log_search_filters() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let d = BinDaemon::start(CHATTY);
+    let tmux = console(&d, "focus");
+    // The logs have focus: + and a do nothing but say where they work.
+    tmux.keys(&["6"]);
+    tmux.wait("alpha's output", |s| s.contains("needle 40"));
+    tmux.keys(&["+"]);
+    tmux.wait("the hint", |s| s.contains("focus the fleet (1) first"));
+    tmux.keys(&["a"]);
+    tmux.wait("the hint", |s| s.contains("focus the alert feed (4) first"));
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(d.status().agents[0].desired, 1, "nothing was scaled");
+
+    // Search, then filter: only matching lines show; n steps to a match.
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "needle"]);
+    tmux.keys(&["Enter"]);
+    tmux.keys(&["f"]);
+    let s = tmux.wait("the filter", |s| s.contains("filter “needle” 8 lines"));
+    assert!(!s.contains("line 39"), "non-matching lines are hidden: {s}");
+    tmux.keys(&["n"]);
+    tmux.wait("the first match", |s| s.contains("match 8 of 8"));
+    tmux.keys(&["n"]);
+    tmux.wait("the next match", |s| s.contains("match 7 of 8"));
+    tmux.keys(&["N"]);
+    tmux.wait("back", |s| s.contains("match 8 of 8"));
+    // Esc clears the search: every line again.
+    tmux.keys(&["Escape"]);
+    tmux.wait("all lines", |s| {
+        s.contains("line 40") && !s.contains("filter “")
+    });
+
+    // In the fleet, + shows the new count and Esc takes it back.
+    tmux.keys(&["1"]);
+    tmux.keys(&["+"]);
+    tmux.wait("the pending scale", |s| s.contains("scale alpha 1 → 2"));
+    tmux.keys(&["Escape"]);
+    tmux.wait("cancelled", |s| s.contains("cancelled: alpha stays at 1"));
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(
+        d.status().agents[0].desired,
+        1,
+        "the cancelled scale was never sent"
+    );
+}

@@ -12,8 +12,7 @@ use serde::Serialize;
 pub use crate::core::backoff::{BackoffSpec, StartLimitSpec};
 pub use crate::core::pool::PoolSpec;
 
-/// Upper bound on replicas of one agent; larger values are a config error.
-pub const MAX_REPLICAS: u32 = 1024;
+pub use crate::core::pool::MAX_REPLICAS;
 /// Upper bound on the pool's agent (replica) count.
 pub const MAX_POOL_AGENTS: u32 = 10_000;
 

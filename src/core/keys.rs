@@ -2,7 +2,7 @@
 //! terminal crate), turned into terminal key codes by the console.
 
 /// Console actions whose keys can be rebound, with the config name.
-pub const ACTIONS: [&str; 26] = [
+pub const ACTIONS: [&str; 29] = [
     "detach",
     "shutdown",
     "focus_next",
@@ -29,6 +29,9 @@ pub const ACTIONS: [&str; 26] = [
     "help",
     "sort",
     "span",
+    "prev_match",
+    "log_filter",
+    "wrap",
 ];
 
 /// A key: a printable character or a named key, with modifiers.

@@ -3,6 +3,10 @@
 //!
 //! Pure bookkeeping; the supervisor decides when to ask.
 
+/// Upper bound on replicas of one agent: larger counts are refused (a
+/// config error, or a scale request's error).
+pub const MAX_REPLICAS: u32 = 1024;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

@@ -38,6 +38,12 @@ pub enum Action {
     Sort,
     /// Graphs: the last 5 minutes or the last 24 hours.
     Span,
+    /// Logs: the previous match (`n`, the note key, is the next one there).
+    PrevMatch,
+    /// Logs: show only the lines that match the search.
+    LogFilter,
+    /// Logs: wrap long lines.
+    Wrap,
     // Input modes.
     Char(char),
     Backspace,
@@ -217,7 +223,7 @@ pub fn keymap() -> Vec<Binding> {
             "scale_up",
             "+ / -",
             Action::ScaleUp,
-            "scale the selected agent up / down",
+            "scale the selected agent (sent after 3 s; Esc cancels)",
             &[(Char('+'), NONE), (Char('+'), SHIFT), (Char('='), NONE)],
         ),
         b(
@@ -231,7 +237,7 @@ pub fn keymap() -> Vec<Binding> {
             "restart",
             "r",
             Action::Restart,
-            "restart the agent or replica (asks first)",
+            "restart the selected agent or replica (asks first)",
             &[(Char('r'), NONE)],
         ),
         b(
@@ -245,29 +251,50 @@ pub fn keymap() -> Vec<Binding> {
             "backup",
             "b",
             Action::Backup,
-            "take a backup now",
+            "take a backup now (asks first)",
             &[(Char('b'), NONE)],
         ),
         b(
             "ack",
             "a",
             Action::Ack,
-            "acknowledge the selected alert",
+            "acknowledge the selected alert (alert feed: 4)",
             &[(Char('a'), NONE)],
         ),
         b(
             "note",
             "n",
             Action::Note,
-            "note on the selected incident",
+            "note on the selected incident (5) / next match (logs)",
             &[(Char('n'), NONE)],
+        ),
+        b(
+            "prev_match",
+            "N",
+            Action::PrevMatch,
+            "previous match (logs)",
+            &[(Char('N'), SHIFT), (Char('N'), NONE)],
         ),
         b(
             "advance",
             ">",
             Action::Advance,
-            "advance the selected incident's phase",
+            "advance the selected incident's phase (5, asks first)",
             &[(Char('>'), NONE), (Char('>'), SHIFT)],
+        ),
+        b(
+            "log_filter",
+            "f",
+            Action::LogFilter,
+            "logs: show only matching lines / all lines",
+            &[(Char('f'), NONE)],
+        ),
+        b(
+            "wrap",
+            "w",
+            Action::Wrap,
+            "logs: wrap long lines / cut them",
+            &[(Char('w'), NONE)],
         ),
         b(
             "sort",

@@ -166,7 +166,12 @@ impl Link {
             Conn::Reconnecting { attempts, .. } => attempts + 1,
             _ => 1,
         };
-        tracing::warn!(%error, attempts, "reconnect failed");
+        if attempts == 1 || attempts.is_multiple_of(30) {
+            m.notify(
+                format!("reconnect attempt {attempts} failed: {error}"),
+                true,
+            );
+        }
         m.conn = Conn::Reconnecting { error, attempts };
         m.dirty = true;
         self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));

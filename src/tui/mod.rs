@@ -60,14 +60,6 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The console's own log goes to its diagnostics pane, never to the screen.
-    {
-        use tracing_subscriber::prelude::*;
-        let _ = tracing_subscriber::registry()
-            .with(tui_logger::TuiTracingSubscriberLayer)
-            .try_init();
-        tui_logger::set_default_level(tui_logger::LevelFilter::Info);
-    }
     let first = match connect().await {
         Ok(c) => c,
         Err(e) => {
@@ -139,6 +131,10 @@ async fn event_loop(
             },
             h = link.next() => requests = link.handle(m, h).await,
             _ = log_poll.tick() => {
+                requests = update::due(m);
+                if m.pending_scale.is_some() {
+                    m.dirty = true; // the countdown
+                }
                 link.poll_logs(m);
                 // Notices expire: redraw once when the newest one ages out.
                 if m.notices.back().is_some_and(|n| (7900..8500).contains(&m.now.saturating_sub(n.at))) {

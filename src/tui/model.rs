@@ -13,6 +13,9 @@ pub const HISTORY_POINTS: usize = 600;
 pub const LOG_LINES: usize = 2000;
 /// Notices kept.
 pub const NOTICES: usize = 50;
+/// Notices longer than this may not fit the footer: they show whole in a
+/// box until dismissed.
+pub const MESSAGE_CHARS: usize = 70;
 
 /// The panels, in Tab order; digits 1-7 jump to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +109,19 @@ pub enum Mode {
     },
     /// `?`
     Help,
+}
+
+/// How long a `+`/`-` scale waits before it is sent: long enough to see
+/// the new count and take it back with Esc.
+pub const SCALE_DELAY_MS: Millis = 3000;
+
+/// A scale typed with `+`/`-`, shown and sent when its delay is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingScale {
+    pub agent: String,
+    pub from: u32,
+    pub to: u32,
+    pub due: Millis,
 }
 
 /// Fleet sort order (`o` cycles).
@@ -206,7 +222,22 @@ pub struct Model {
     pub expanded: BTreeSet<String>,
     pub sort: Sort,
     pub filter: String,
+    /// The selected agent's log search.
     pub search: String,
+    /// Each other agent's log search, kept while another is selected.
+    pub searches: std::collections::HashMap<String, String>,
+    /// Only log lines that match the search are shown.
+    pub log_filter: bool,
+    /// The log line `n`/`N` moved to (an index into `logs`).
+    pub search_hit: Option<usize>,
+    /// Long log lines wrap instead of being cut.
+    pub log_wrap: bool,
+    /// A `+`/`-` scale waiting for its delay.
+    pub pending_scale: Option<PendingScale>,
+    /// The help overlay's page (small terminals page it).
+    pub help_page: usize,
+    /// A message too long for the footer, shown whole until dismissed.
+    pub message: Option<Notice>,
     /// Selected agent's output, oldest first.
     pub logs: VecDeque<LogLine>,
     pub logs_agent: Option<String>,
@@ -253,6 +284,13 @@ impl Model {
             sort: Sort::Name,
             filter: String::new(),
             search: String::new(),
+            searches: Default::default(),
+            log_filter: false,
+            search_hit: None,
+            log_wrap: false,
+            pending_scale: None,
+            help_page: 0,
+            message: None,
             logs: VecDeque::new(),
             logs_agent: None,
             log_cursor: None,
@@ -350,11 +388,15 @@ impl Model {
         if self.notices.len() == NOTICES {
             self.notices.pop_front();
         }
-        self.notices.push_back(Notice {
+        let n = Notice {
             at: self.now,
             text: text.into(),
             error,
-        });
+        };
+        if n.text.chars().count() > MESSAGE_CHARS {
+            self.message = Some(n.clone());
+        }
+        self.notices.push_back(n);
         self.dirty = true;
     }
 }

@@ -109,7 +109,6 @@ impl Screen {
         if !m.dirty || !FRAME.saturating_sub(self.last_frame.elapsed()).is_zero() {
             return Ok(());
         }
-        tui_logger::move_events();
         self.term.draw(|f| view::view(m, theme, keymap, f))?;
         self.frames += 1;
         self.last_frame = Instant::now();

@@ -10,18 +10,23 @@ pub use palette::*;
 use crate::client::{Incoming, Update};
 use crate::proto::{Request, Response, ServerEvent};
 use crate::tui::action::{Action, VERBS};
-use crate::tui::model::{LOG_LINES, Mode, Model, Panel, Row, push, push_day};
+use crate::tui::model::{
+    LOG_LINES, Mode, Model, Panel, PendingScale, Row, SCALE_DELAY_MS, push, push_day,
+};
 
 /// Applies an operator action; returns the requests to send to the daemon.
 pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
     m.dirty = true;
     match m.mode.clone() {
         Mode::Help => {
-            if matches!(
-                action,
-                Action::Back | Action::Help | Action::Detach | Action::Submit
-            ) {
-                m.mode = Mode::Normal;
+            match action {
+                Action::Back | Action::Help | Action::Detach | Action::Submit => {
+                    m.mode = Mode::Normal;
+                    m.help_page = 0;
+                }
+                Action::Down | Action::PageDown | Action::ToggleExpand => m.help_page += 1,
+                Action::Up | Action::PageUp => m.help_page = m.help_page.saturating_sub(1),
+                _ => {}
             }
             vec![]
         }
@@ -51,9 +56,11 @@ pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
         }
         Mode::Search => {
             text(&mut m.search, &action);
+            m.search_hit = None;
             if matches!(action, Action::Submit | Action::Back) {
                 if action == Action::Back {
                     m.search.clear();
+                    m.log_filter = false;
                 }
                 m.mode = Mode::Normal;
             }
@@ -99,13 +106,69 @@ fn confirm(m: &mut Model, prompt: String, request: Request) -> Vec<Request> {
 }
 
 /// Keys outside any prompt: move around, act on the fleet, work incidents.
+/// Keys act only on what is selected and visible: fleet actions need the
+/// fleet or the agent's detail focused, `a` the alert feed, `n` and `>` the
+/// incident log (`n` and `N` step through log matches in the logs).
 fn normal(m: &mut Model, action: Action) -> Vec<Request> {
+    if m.message.is_some() && matches!(action, Action::Back | Action::Enter) {
+        m.message = None;
+        return vec![];
+    }
+    if m.pending_scale.is_some() {
+        match action {
+            Action::Back => {
+                if let Some(p) = m.pending_scale.take() {
+                    m.notify(format!("cancelled: {} stays at {}", p.agent, p.from), false);
+                }
+                return vec![];
+            }
+            Action::Enter => return send_pending_scale(m),
+            Action::Detach => {
+                let p = m.pending_scale.as_ref().map(|p| (p.agent.clone(), p.to));
+                if let Some((agent, to)) = p {
+                    m.notify(
+                        format!(
+                            "scale of {agent} to {to} pending: Enter sends it now, Esc cancels it"
+                        ),
+                        true,
+                    );
+                }
+                return vec![];
+            }
+            _ => {}
+        }
+    }
     match action {
-        Action::ScaleUp
-        | Action::ScaleDown
-        | Action::Restart
-        | Action::StartStop
-        | Action::Backup => fleet_action(m, action),
+        Action::ScaleUp | Action::ScaleDown | Action::Restart | Action::StartStop => {
+            if matches!(m.focus, Panel::Fleet | Panel::Detail) {
+                fleet_action(m, action)
+            } else {
+                m.notify(
+                    "fleet keys act on the selected agent: focus the fleet (1) first",
+                    true,
+                );
+                vec![]
+            }
+        }
+        Action::Backup => confirm(
+            m,
+            "Take a backup of every agent's context now? (y/n)".into(),
+            Request::Backup,
+        ),
+        Action::Note if m.focus == Panel::Logs => {
+            step_search(m, false);
+            vec![]
+        }
+        Action::PrevMatch => {
+            if m.focus == Panel::Logs {
+                step_search(m, true);
+            }
+            vec![]
+        }
+        Action::LogFilter | Action::Wrap => {
+            log_toggle(m, action);
+            vec![]
+        }
         Action::Ack | Action::Note | Action::Advance => incident_action(m, action),
         Action::Char(_)
         | Action::Backspace
@@ -164,7 +227,12 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             history_request(m)
         }
         Action::Back => {
-            if m.focus != Panel::Fleet {
+            if m.focus == Panel::Logs && !m.search.is_empty() {
+                // Esc clears the log search first, then leaves the logs.
+                m.search.clear();
+                m.search_hit = None;
+                m.log_filter = false;
+            } else if m.focus != Panel::Fleet {
                 m.focus = Panel::Fleet;
             } else if !m.filter.is_empty() {
                 m.filter.clear();
@@ -223,21 +291,7 @@ fn fleet_action(m: &mut Model, action: Action) -> Vec<Request> {
         .map(|a| (a.name.clone(), a.desired, a.enabled));
     match action {
         Action::ScaleUp | Action::ScaleDown => match agent {
-            Some((name, desired, _)) => {
-                let to = if action == Action::ScaleUp {
-                    desired.saturating_add(1)
-                } else if desired == 0 {
-                    m.notify(format!("{name} is already scaled to 0"), true);
-                    return vec![];
-                } else {
-                    desired - 1
-                };
-                m.notify(format!("sent: scale {name} {to}"), false);
-                vec![Request::Scale {
-                    agent: name,
-                    replicas: to,
-                }]
-            }
+            Some((name, desired, _)) => stage_scale(m, name, desired, action == Action::ScaleUp),
             None => no_agent(m),
         },
         Action::Restart => match agent {
@@ -270,12 +324,142 @@ fn fleet_action(m: &mut Model, action: Action) -> Vec<Request> {
             }
             None => no_agent(m),
         },
-        Action::Backup => {
-            m.notify("sent: backup", false);
-            vec![Request::Backup]
-        }
         _ => vec![],
     }
+}
+
+/// `+`/`-`: the new count is shown and sent after [`SCALE_DELAY_MS`]
+/// (each press restarts the delay); Esc cancels, Enter sends it now. A
+/// press on another agent sends the pending one at once.
+fn stage_scale(m: &mut Model, name: String, desired: u32, up: bool) -> Vec<Request> {
+    let mut out = Vec::new();
+    if m.pending_scale.as_ref().is_some_and(|p| p.agent != name) {
+        out = send_pending_scale(m);
+    }
+    let (from, cur) = match &m.pending_scale {
+        Some(p) => (p.from, p.to),
+        None => (desired, desired),
+    };
+    let to = if up {
+        cur.saturating_add(1).min(crate::core::pool::MAX_REPLICAS)
+    } else if cur == 0 {
+        m.notify(format!("{name} is already scaled to 0"), true);
+        return out;
+    } else {
+        cur - 1
+    };
+    m.pending_scale = Some(PendingScale {
+        agent: name,
+        from,
+        to,
+        due: m.now + SCALE_DELAY_MS,
+    });
+    out
+}
+
+fn send_pending_scale(m: &mut Model) -> Vec<Request> {
+    let Some(p) = m.pending_scale.take() else {
+        return vec![];
+    };
+    if p.to == p.from {
+        m.notify(format!("{} stays at {}", p.agent, p.from), false);
+        return vec![];
+    }
+    m.notify(format!("sent: scale {} {}", p.agent, p.to), false);
+    vec![Request::Scale {
+        agent: p.agent,
+        replicas: p.to,
+    }]
+}
+
+/// What is due now: a staged scale whose delay is over.
+pub fn due(m: &mut Model) -> Vec<Request> {
+    match &m.pending_scale {
+        Some(p) if m.now >= p.due => send_pending_scale(m),
+        _ => vec![],
+    }
+}
+
+/// Log lines that match the search (case-insensitive), oldest first.
+pub fn log_matches(m: &Model) -> Vec<usize> {
+    if m.search.is_empty() {
+        return vec![];
+    }
+    let n = m.search.to_lowercase();
+    m.logs
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.text.to_lowercase().contains(&n))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `n` (older) and `N` (newer): moves to the next match and scrolls so it
+/// shows.
+fn step_search(m: &mut Model, newer: bool) {
+    let hits = log_matches(m);
+    if hits.is_empty() {
+        let what = if m.search.is_empty() {
+            "no search: / starts one".to_string()
+        } else {
+            format!("no line matches “{}”", m.search)
+        };
+        m.notify(what, true);
+        return;
+    }
+    let cur = m.search_hit.unwrap_or(m.logs.len());
+    let next = if newer {
+        hits.iter().copied().find(|&i| i > cur)
+    } else {
+        hits.iter().rev().copied().find(|&i| i < cur)
+    };
+    let Some(i) = next else {
+        m.notify(
+            if newer {
+                "no newer match"
+            } else {
+                "no older match"
+            },
+            false,
+        );
+        return;
+    };
+    m.search_hit = Some(i);
+    let pos = hits.iter().position(|&h| h == i).unwrap_or(0);
+    // Scrolled so the hit is the bottom line (in filter mode, of the
+    // matching lines).
+    m.log_scroll = if m.log_filter {
+        hits.len() - 1 - pos
+    } else {
+        m.logs.len() - 1 - i
+    };
+    m.notify(format!("match {} of {}", pos + 1, hits.len()), false);
+}
+
+fn log_toggle(m: &mut Model, action: Action) {
+    if m.focus != Panel::Logs {
+        m.notify("focus the logs (6) first", true);
+        return;
+    }
+    if action == Action::Wrap {
+        m.log_wrap = !m.log_wrap;
+        let what = if m.log_wrap { "wrap" } else { "are cut" };
+        m.notify(format!("long lines {what}"), false);
+        return;
+    }
+    if m.search.is_empty() {
+        m.notify("no search to filter by: / starts one", true);
+        return;
+    }
+    m.log_filter = !m.log_filter;
+    m.log_scroll = 0;
+    m.search_hit = None;
+    let what = if m.log_filter {
+        format!("only lines matching “{}”", m.search)
+    } else {
+        "all lines".into()
+    };
+    m.notify(format!("logs: {what}"), false);
 }
 
 /// Acknowledge, note, advance: the selected alert or incident.
@@ -287,13 +471,14 @@ fn incident_action(m: &mut Model, action: Action) -> Vec<Request> {
                 .as_ref()
                 .map(|s| s.alerts.as_slice())
                 .unwrap_or(&[]);
-            let pick = if m.focus == Panel::Alerts {
-                alerts.get(m.alert_selected)
-            } else {
-                alerts
-                    .iter()
-                    .find(|a| a.state == "firing" && !a.acknowledged)
-            };
+            if m.focus != Panel::Alerts {
+                m.notify(
+                    "a acknowledges the selected alert: focus the alert feed (4) first",
+                    true,
+                );
+                return vec![];
+            }
+            let pick = alerts.get(m.alert_selected);
             match pick {
                 Some(a) if a.state == "firing" => {
                     let id = a.id.clone();
@@ -359,19 +544,18 @@ fn no_agent(m: &mut Model) -> Vec<Request> {
     vec![]
 }
 
-/// The incident the keys act on: the selected one in the incident log,
-/// else the newest open one. (id, phase, open)
+/// The incident the keys act on: the selected one, while the incident log
+/// has focus. (id, phase, open)
 fn selected_incident(m: &Model) -> Option<(u64, String, bool)> {
     let list = m
         .status
         .as_ref()
         .map(|s| s.incidents.as_slice())
         .unwrap_or(&[]);
-    let i = if m.focus == Panel::Incidents {
-        list.get(m.incident_selected)
-    } else {
-        list.iter().find(|i| i.status == "open")
-    }?;
+    if m.focus != Panel::Incidents {
+        return None;
+    }
+    let i = list.get(m.incident_selected)?;
     Some((i.id, i.phase.clone(), i.status == "open"))
 }
 
@@ -423,6 +607,18 @@ fn move_cursor(m: &mut Model, action: &Action, rows: usize) {
 pub fn logs_request(m: &mut Model) -> Option<Request> {
     let agent = m.selected_agent()?.name.clone();
     if m.logs_agent.as_deref() != Some(agent.as_str()) {
+        // Each agent keeps its own search.
+        if let Some(old) = m.logs_agent.take() {
+            let s = std::mem::take(&mut m.search);
+            if s.is_empty() {
+                m.searches.remove(&old);
+            } else {
+                m.searches.insert(old, s);
+            }
+        }
+        m.search = m.searches.remove(&agent).unwrap_or_default();
+        m.log_filter = m.log_filter && !m.search.is_empty();
+        m.search_hit = None;
         m.logs.clear();
         m.log_cursor = None;
         m.log_scroll = 0;
@@ -452,3 +648,5 @@ fn history_request(m: &Model) -> Vec<Request> {
 mod tests;
 #[cfg(test)]
 mod tests_incoming;
+#[cfg(test)]
+mod tests_logs;

@@ -161,18 +161,43 @@ fn space_expands_replicas_and_restart_targets_the_selected_replica() {
 }
 
 #[test]
-fn plus_and_minus_scale_the_selected_agent() {
+fn plus_and_minus_show_the_new_count_and_send_it_after_the_delay_unless_cancelled() {
     let mut m = model();
     select(&mut m, "researcher");
+    assert!(
+        update(&mut m, Action::ScaleUp).is_empty(),
+        "nothing sent yet"
+    );
+    assert!(update(&mut m, Action::ScaleUp).is_empty());
+    let p = m.pending_scale.clone().expect("pending");
+    assert_eq!((p.from, p.to), (3, 5));
+    m.now = p.due - 1;
+    assert!(due(&mut m).is_empty());
+    m.now = p.due;
     assert_eq!(
-        update(&mut m, Action::ScaleUp),
+        due(&mut m),
         vec![Request::Scale {
             agent: "researcher".into(),
-            replicas: 4
+            replicas: 5
         }]
     );
+    assert!(m.pending_scale.is_none());
+    // Esc takes it back; nothing is ever sent.
+    update(&mut m, Action::ScaleDown);
+    update(&mut m, Action::Back);
+    m.now += 10_000;
+    assert!(due(&mut m).is_empty());
+    assert!(
+        m.notices
+            .back()
+            .is_some_and(|n| n.text.contains("cancelled"))
+    );
+    // Enter sends at once; q with one pending does not leave silently.
+    update(&mut m, Action::ScaleDown);
+    update(&mut m, Action::Detach);
+    assert!(!m.quit);
     assert_eq!(
-        update(&mut m, Action::ScaleDown),
+        update(&mut m, Action::Enter),
         vec![Request::Scale {
             agent: "researcher".into(),
             replicas: 2
@@ -181,6 +206,25 @@ fn plus_and_minus_scale_the_selected_agent() {
     m.status.as_mut().expect("status").agents[1].desired = 0;
     assert!(update(&mut m, Action::ScaleDown).is_empty());
     assert!(m.notices.back().is_some_and(|n| n.error));
+    assert!(m.pending_scale.is_none());
+}
+
+#[test]
+fn fleet_keys_need_the_fleet_focused() {
+    let mut m = model();
+    for p in [Panel::Alerts, Panel::Incidents, Panel::Logs, Panel::Graphs] {
+        m.focus = p;
+        for a in [
+            Action::ScaleUp,
+            Action::ScaleDown,
+            Action::Restart,
+            Action::StartStop,
+        ] {
+            assert!(update(&mut m, a.clone()).is_empty(), "{a:?} in {p:?}");
+            assert_eq!(m.mode, Mode::Normal, "{a:?} in {p:?} asks nothing");
+            assert!(m.pending_scale.is_none(), "{a:?} in {p:?}");
+        }
+    }
 }
 
 #[test]
@@ -204,9 +248,11 @@ fn s_stops_after_confirmation_and_starts_at_once() {
 }
 
 #[test]
-fn b_sends_a_backup_and_the_refusal_is_shown() {
+fn b_asks_then_sends_a_backup_and_the_refusal_is_shown() {
     let mut m = model();
-    assert_eq!(update(&mut m, Action::Backup), vec![Request::Backup]);
+    assert!(update(&mut m, Action::Backup).is_empty());
+    assert!(matches!(m.mode, Mode::Confirm { .. }));
+    assert_eq!(update(&mut m, Action::Yes), vec![Request::Backup]);
     apply(
         &mut m,
         Incoming::Answer(
@@ -222,16 +268,26 @@ fn b_sends_a_backup_and_the_refusal_is_shown() {
 }
 
 #[test]
-fn a_acks_the_first_firing_alert_or_says_there_is_none() {
+fn a_acks_only_the_selected_alert_in_a_focused_alert_feed() {
     let mut m = model();
+    // Outside the alert feed it does nothing (a stray key acks nothing).
+    for p in [Panel::Fleet, Panel::Logs, Panel::Incidents, Panel::Detail] {
+        m.focus = p;
+        assert!(update(&mut m, Action::Ack).is_empty(), "{p:?}");
+    }
+    assert!(
+        m.notices
+            .back()
+            .is_some_and(|n| n.text.contains("alert feed (4)"))
+    );
+    m.focus = Panel::Alerts;
     assert_eq!(
         update(&mut m, Action::Ack),
         vec![Request::Ack {
             pattern: "replica-failed/flaky-tool".into()
         }]
     );
-    // In the alert feed: the selected one; a pending alert cannot be acked.
-    m.focus = Panel::Alerts;
+    // A pending alert cannot be acked.
     update(&mut m, Action::Down);
     assert_eq!(m.alert_selected, 1);
     assert!(update(&mut m, Action::Ack).is_empty());
@@ -243,7 +299,6 @@ fn a_acks_the_first_firing_alert_or_says_there_is_none() {
     if let Some(s) = m.status.as_mut() {
         s.alerts.clear();
     }
-    m.focus = Panel::Fleet;
     assert!(update(&mut m, Action::Ack).is_empty());
     assert!(
         m.notices

@@ -36,9 +36,18 @@ pub(super) fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 } else {
                     t.muted
                 };
+                let level = match a.severity.as_str() {
+                    "critical" => "L1",
+                    "major" => "L2",
+                    _ => "L3",
+                };
                 Line::from(vec![
-                    Span::styled(format!("{:<9}", a.state), state_style),
+                    Span::styled(format!("{:<8} {level} ", a.state), state_style),
                     Span::styled(format!("{} ", a.id), t.accent),
+                    Span::styled(
+                        format!("{:>5} ", fmt_age(m.now.saturating_sub(a.since))),
+                        t.muted,
+                    ),
                     Span::styled(sanitize_line(a.summary.as_bytes()), t.text),
                     Span::styled(marks, t.muted),
                 ])

@@ -12,55 +12,69 @@ pub(super) fn block<'a>(m: &Model, t: &Theme, p: Panel, extra: String) -> Block<
         .title(Span::styled(title, if focused { t.accent } else { t.text }))
 }
 
+/// Keeps the parts that fit, most important first, in their order: each
+/// part is shown whole or not at all. Parts: (priority, 0 first; spans).
+fn fit_parts<'a>(mut parts: Vec<(u8, Vec<Span<'a>>)>, width: u16) -> Line<'a> {
+    let w = |p: &[(u8, Vec<Span>)]| -> usize {
+        p.iter()
+            .flat_map(|(_, s)| s.iter())
+            .map(|s| s.content.chars().count())
+            .sum()
+    };
+    while w(&parts) > width as usize {
+        let Some(worst) = parts
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, (p, _))| (*p, *i))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        parts.remove(worst);
+    }
+    Line::from(parts.into_iter().flat_map(|(_, s)| s).collect::<Vec<_>>())
+}
+
 pub(super) fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
-    let mut spans = vec![Span::styled(" Autonomos ", t.accent)];
-    match (&m.status, &m.conn) {
-        (Some(s), _) => {
+    let mut parts: Vec<(u8, Vec<Span>)> = vec![(0, vec![Span::styled(" Autonomos ", t.accent)])];
+    match &m.status {
+        Some(s) => {
             let running: u32 = s.agents.iter().map(|a| a.running).sum();
             let desired: u32 = s.agents.iter().map(|a| a.desired).sum();
             let firing = s.alerts.iter().filter(|a| a.state == "firing").count();
-            let host = match &m.conn {
-                Conn::Attached { host, .. } => host.clone(),
-                _ => "?".into(),
-            };
-            spans.push(Span::styled(format!("{host} "), t.text));
-            // First, so it shows on the narrowest screen.
-            if !s.storage.is_empty() {
-                let parts: Vec<&str> = s.storage.iter().map(|f| f.part.as_str()).collect();
-                spans.push(Span::styled(
-                    format!("· DATA DIR FAILING ({}) ", parts.join(", ")),
-                    t.bad,
-                ));
+            if let Conn::Attached { host, .. } = &m.conn {
+                parts.push((5, vec![Span::styled(format!("{host} "), t.text)]));
             }
-            spans.push(Span::styled(
-                format!("· up {} ", fmt_age(s.now.saturating_sub(s.started_at))),
-                t.muted,
-            ));
+            if !s.storage.is_empty() {
+                let names: Vec<&str> = s.storage.iter().map(|f| f.part.as_str()).collect();
+                let text = format!("· DATA DIR FAILING ({}) ", names.join(", "));
+                parts.push((1, vec![Span::styled(text, t.bad)]));
+            }
+            let up = fmt_age(s.now.saturating_sub(s.started_at));
+            parts.push((7, vec![Span::styled(format!("· up {up} "), t.muted)]));
             let style = if running < desired { t.warn } else { t.ok };
-            spans.push(Span::styled(
-                format!("· replicas {running}/{desired} "),
-                style,
-            ));
-            spans.push(Span::styled(
+            let replicas = format!("· replicas {running}/{desired} ");
+            parts.push((2, vec![Span::styled(replicas, style)]));
+            let alerts = Span::styled(
                 format!("· alerts {firing} "),
                 if firing > 0 { t.bad } else { t.muted },
-            ));
-            spans.push(Span::styled(
-                format!("· cpu {:.0}% ", s.host.cpu_percent),
-                t.muted,
-            ));
+            );
+            parts.push((3, vec![alerts]));
+            let cpu = format!("· cpu {:.0}% ", s.host.cpu_percent);
+            parts.push((6, vec![Span::styled(cpu, t.muted)]));
             match &s.backup_progress {
                 Some(p) if p.total > 0 => {
                     let pct = (p.done.min(p.total) as f64 / p.total as f64 * 100.0).floor();
-                    spans.push(Span::styled(format!("· backup {pct:.0}% "), t.warn));
+                    let text = format!("· backup {pct:.0}% ");
+                    parts.push((4, vec![Span::styled(text, t.warn)]));
                 }
                 _ if s.backup_running => {
-                    spans.push(Span::styled("· backup running ", t.warn));
+                    parts.push((4, vec![Span::styled("· backup running ", t.warn)]));
                 }
                 _ => {}
             }
         }
-        (None, _) => spans.push(Span::styled("waiting for the daemon… ", t.muted)),
+        None => parts.push((1, vec![Span::styled("waiting for the daemon… ", t.muted)])),
     }
     let conn = match &m.conn {
         Conn::Connecting => Span::styled("○ connecting", t.warn),
@@ -74,8 +88,26 @@ pub(super) fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         Conn::Stopping => Span::styled("◌ daemon shutting down", t.bad),
         Conn::Stopped { .. } => Span::styled("■ daemon stopped · q quits", t.bad),
     };
-    spans.push(conn);
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    // The link's state always shows: shortened before anything else goes.
+    let short = match &m.conn {
+        Conn::Attached { .. } => Span::styled("● attached", t.ok),
+        _ => conn.clone(),
+    };
+    let full = fit_parts(
+        parts.iter().cloned().chain([(0, vec![conn])]).collect(),
+        area.width,
+    );
+    let brief = fit_parts(
+        parts.into_iter().chain([(0, vec![short])]).collect(),
+        area.width,
+    );
+    // The long form of the link unless it costs another part.
+    let line = if brief.spans.len() > full.spans.len() {
+        brief
+    } else {
+        full
+    };
+    f.render_widget(Paragraph::new(line), area);
 }
 
 pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
@@ -94,6 +126,17 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Span::styled(format!("{input}▏"), t.text),
             Span::styled("  Tab completes, Enter runs, Esc cancels", t.muted),
         ]),
+        _ if m.pending_scale.is_some() => {
+            let p = m.pending_scale.as_ref().expect("checked");
+            let secs = p.due.saturating_sub(m.now).div_ceil(1000);
+            Line::from(vec![
+                Span::styled(format!("scale {} {} → {} ", p.agent, p.from, p.to), t.warn),
+                Span::styled(
+                    format!("in {secs}s · Enter sends now · Esc cancels"),
+                    t.muted,
+                ),
+            ])
+        }
         _ if matches!(m.conn, Conn::Stopped { .. }) => Line::from(Span::styled(
             "the daemon stopped: no agent runs · q quits · the console attaches again if it starts",
             t.bad,
@@ -103,10 +146,25 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 sanitize_line(n.text.as_bytes()),
                 if n.error { t.bad } else { t.ok },
             )),
-            _ => Line::from(Span::styled(
-                "? help  q detach  Tab panels  +/- scale  r restart  s stop/start  / filter  : command",
-                t.muted,
-            )),
+            _ => {
+                // Hints, most useful first; whole or not at all.
+                let hints = [
+                    "? help",
+                    "q detach",
+                    "Tab panels",
+                    "+/- scale",
+                    "r restart",
+                    "s stop/start",
+                    "/ filter",
+                    ": command",
+                ];
+                let parts = hints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (i as u8, vec![Span::styled(format!("{h}  "), t.muted)]))
+                    .collect();
+                fit_parts(parts, area.width)
+            }
         },
     };
     f.render_widget(Paragraph::new(line), area);
@@ -114,21 +172,38 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
 
 pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     if area.width >= 120 && area.height >= 30 {
+        // Panels sized by their content: the fleet by its rows (up to
+        // 45 % of the height), alerts and incidents by theirs (a few rows,
+        // the whole left width so ids, levels, ages and titles show), the
+        // logs take the rest.
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
                 .areas(area);
-        let [fleet, bottom] =
-            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(left);
+        let s = m.status.as_ref();
+        let alerts = s.map_or(0, |s| s.alerts.len());
+        let failing = s.is_some_and(|s| s.notifiers.iter().any(|n| n.last_error.is_some()));
+        let incidents = s.map_or(0, |s| s.incidents.len());
+        let fleet_h = (m.rows().len() as u16 + 3).clamp(5, (left.height * 45 / 100).max(5));
+        let alerts_h = (alerts.max(1) as u16 + failing as u16 + 2).min(8);
+        let incidents_h = (incidents.max(1) as u16 + 2).min(7);
+        let [fleet, alerts_a, incidents_a, bottom] = Layout::vertical([
+            Constraint::Length(fleet_h),
+            Constraint::Length(alerts_h),
+            Constraint::Length(incidents_h),
+            Constraint::Min(5),
+        ])
+        .areas(left);
         draw_fleet(m, t, f, fleet);
+        draw_alerts(m, t, f, alerts_a);
+        draw_incidents(m, t, f, incidents_a);
         if m.focus == Panel::Diagnostics {
             draw_diagnostics(m, t, f, bottom);
         } else {
             draw_logs(m, t, f, bottom);
         }
-        let [graphs, detail, lists] = Layout::vertical([
-            Constraint::Percentage(38),
-            Constraint::Percentage(40),
-            Constraint::Percentage(22),
+        let [graphs, detail] = Layout::vertical([
+            Constraint::Length(right.height * 45 / 100),
+            Constraint::Min(8),
         ])
         .areas(right);
         draw_graphs(m, t, f, graphs);
@@ -137,11 +212,6 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Panel::Incidents => draw_incident_detail(m, t, f, detail),
             _ => draw_detail(m, t, f, detail),
         }
-        let [alerts, incidents] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(lists);
-        draw_alerts(m, t, f, alerts);
-        draw_incidents(m, t, f, incidents);
     } else {
         // Small terminals: the fleet and the focused panel (the agent's
         // detail while the fleet itself has focus).
@@ -155,9 +225,17 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Panel::Fleet | Panel::Detail => draw_detail(m, t, f, other),
             Panel::Graphs => draw_graphs(m, t, f, other),
             Panel::Alerts | Panel::Incidents => {
+                // The list by its rows (up to 40 %), the detail the rest.
+                let n = m.status.as_ref().map_or(0, |s| {
+                    if m.focus == Panel::Alerts {
+                        s.alerts.len()
+                    } else {
+                        s.incidents.len()
+                    }
+                });
+                let list_h = (n.max(1) as u16 + 2).min((other.height * 2 / 5).max(3));
                 let [list, detail] =
-                    Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)])
-                        .areas(other);
+                    Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(other);
                 if m.focus == Panel::Alerts {
                     draw_alerts(m, t, f, list);
                     draw_alert_detail(m, t, f, detail);
@@ -250,32 +328,110 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-pub(super) fn draw_help(t: &Theme, keymap: &[Binding], f: &mut Frame, area: Rect) {
+/// The rule every key follows, said at the top of the help.
+pub const KEY_RULE: &str = "Keys act on what is selected and visible: a needs the alert feed (4), \
+n and > the incident log (5); +/- are sent after 3 s (Esc cancels); r, s, b and Q ask first.";
+
+pub(super) fn draw_help(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame, area: Rect) {
     let rows = help_rows(keymap);
-    let mut lines: Vec<Line> = rows
+    let width = area.width.min(80);
+    let inner = width.saturating_sub(2) as usize;
+    let mut rule: Vec<Line> = wrap_words(KEY_RULE, inner)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, t.muted)))
+        .collect();
+    rule.push(Line::from(""));
+    let key_w = 16.min(inner / 3);
+    let body: Vec<Line> = rows
         .iter()
         .map(|(k, d)| {
             Line::from(vec![
-                Span::styled(format!("{k:<16}"), t.accent),
+                Span::styled(format!("{k:<key_w$}"), t.accent),
                 Span::styled(d.to_string(), t.text),
             ])
         })
         .collect();
-    lines.push(Line::from(Span::styled(
-        "Esc or ? closes this help",
-        t.muted,
-    )));
-    let r = centered(area, 64, lines.len() as u16 + 2);
+    // Whole rows per page: the rule on the first, a footer line on each.
+    let room = area.height.saturating_sub(3) as usize;
+    let mut pages: Vec<Vec<Line>> = vec![rule.clone()];
+    for l in body {
+        if pages.last().is_some_and(|p| p.len() >= room) {
+            pages.push(Vec::new());
+        }
+        if let Some(p) = pages.last_mut() {
+            p.push(l);
+        }
+    }
+    let page = m.help_page.min(pages.len() - 1);
+    let mut lines = pages[page].clone();
+    let foot = if pages.len() > 1 {
+        format!(
+            "page {}/{} · ↓ ↑ turn · Esc or ? closes",
+            page + 1,
+            pages.len()
+        )
+    } else {
+        "Esc or ? closes this help".into()
+    };
+    lines.push(Line::from(Span::styled(foot, t.muted)));
+    let height = if pages.len() > 1 {
+        room as u16 + 3
+    } else {
+        lines.len() as u16 + 2
+    };
+    let r = centered(area, width, height);
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines)
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .border_style(t.border_focus)
-                    .title(" Keys "),
-            )
-            .wrap(Wrap { trim: false }),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(t.border_focus)
+                .title(" Keys "),
+        ),
+        r,
+    );
+}
+
+/// Greedy word wrap to `width` columns.
+pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for w in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + w.chars().count() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A long message, whole, at the bottom of the body until dismissed.
+pub(super) fn draw_message(t: &Theme, n: &crate::tui::model::Notice, f: &mut Frame, body: Rect) {
+    let width = body.width.saturating_sub(4).min(100);
+    let lines: Vec<Line> = wrap_words(&sanitize_line(n.text.as_bytes()), width as usize - 2)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, if n.error { t.bad } else { t.text })))
+        .collect();
+    let h = (lines.len() as u16 + 2).min(body.height);
+    let r = Rect {
+        x: body.x + (body.width - width) / 2,
+        y: body.bottom().saturating_sub(h),
+        width,
+        height: h,
+    };
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .border_style(if n.error { t.bad } else { t.border_focus })
+                .title(" Message · Esc or Enter dismisses "),
+        ),
         r,
     );
 }

@@ -114,8 +114,12 @@ pub(super) fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 t.warn,
             )));
         }
-        lines.push(Line::from(Span::styled("recent transitions", t.accent)));
-        for tr in r.history.iter().rev() {
+        // The heading only with at least one transition under it.
+        let room = (area.height as usize).saturating_sub(2 + lines.len());
+        if room >= 2 && !r.history.is_empty() {
+            lines.push(Line::from(Span::styled("recent transitions", t.accent)));
+        }
+        for tr in r.history.iter().rev().take(room.saturating_sub(1)) {
             let when = jiff::Timestamp::from_millisecond(tr.at as i64)
                 .map(|x| x.strftime("%H:%M:%S").to_string())
                 .unwrap_or_default();

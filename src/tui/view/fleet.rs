@@ -10,86 +10,24 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .rows()
         .iter()
         .map(|row| match *row {
-            Row::Agent(i) => {
-                let a = &agents[i];
-                let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
-                let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
-                let restarts: u64 = a.replicas.iter().map(|r| r.restarts).sum();
-                let oldest = a.replicas.iter().filter_map(|r| r.started_at).min();
-                let state = agent_state(a);
-                let st = a
-                    .replicas
-                    .iter()
-                    .map(|r| r.state)
-                    .find(|s| s.label() == state);
-                let marker = if a.replicas.is_empty() {
-                    "  "
-                } else if m.expanded.contains(&a.name) {
-                    "▾ "
-                } else {
-                    "▸ "
-                };
-                let mut cells = vec![
-                    Cell::from(format!("{marker}{}", a.name)),
-                    Cell::from(format!("{}/{}", a.running, a.desired)),
-                    Cell::from(state.clone()).style(st.map(|s| t.state(s)).unwrap_or(t.muted)),
-                    Cell::from(format!("{cpu:5.1}%")),
-                    Cell::from(format_size(mem)),
-                    Cell::from(restarts.to_string()),
-                    Cell::from(
-                        oldest
-                            .map(|s| fmt_age(now.saturating_sub(s)))
-                            .unwrap_or_else(|| "-".into()),
-                    ),
-                ];
-                if wide {
-                    let last = a
-                        .replicas
-                        .iter()
-                        .filter_map(|r| r.last_exit)
-                        .max_by_key(|e| e.at);
-                    cells.push(Cell::from(
-                        last.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-                    ));
-                }
-                TRow::new(cells)
-            }
-            Row::Replica(i, j) => {
-                let r = &agents[i].replicas[j];
-                let state = match (&r.waiting, &r.error) {
-                    (Some(w), _) | (None, Some(w)) => {
-                        format!("{} ({})", r.state.label(), sanitize_line(w.as_bytes()))
-                    }
-                    _ => r.state.label().to_string(),
-                };
-                let mut cells = vec![
-                    Cell::from(format!("   /{}", r.index)),
-                    Cell::from(r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
-                    Cell::from(state).style(t.state(r.state)),
-                    Cell::from(format!("{:5.1}%", r.cpu_percent)),
-                    Cell::from(format_size(r.rss_bytes)),
-                    Cell::from(r.restarts.to_string()),
-                    Cell::from(
-                        r.started_at
-                            .map(|s| fmt_age(now.saturating_sub(s)))
-                            .unwrap_or_else(|| "-".into()),
-                    ),
-                ];
-                if wide {
-                    cells.push(Cell::from(
-                        r.last_exit
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                    ));
-                }
-                TRow::new(cells).style(t.muted)
-            }
+            Row::Agent(i) => agent_row(m, t, &agents[i], now, wide),
+            Row::Replica(i, j) => replica_row(t, &agents[i].replicas[j], now, wide),
         })
         .collect();
+    let name_w = agents
+        .iter()
+        .map(|a| a.name.chars().count() + 2)
+        .max()
+        .unwrap_or(5)
+        .clamp(8, 26) as u16;
     let mut widths = vec![
-        Constraint::Min(16),
-        Constraint::Length(6),
-        Constraint::Length(16),
+        if wide {
+            Constraint::Length(name_w)
+        } else {
+            Constraint::Min(name_w.min(14))
+        },
+        Constraint::Length(7),
+        Constraint::Length(if wide { 19 } else { 9 }),
         Constraint::Length(7),
         Constraint::Length(9),
         Constraint::Length(8),
@@ -99,8 +37,13 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         "AGENT", "REPL", "STATE", "CPU", "MEMORY", "RESTARTS", "UPTIME",
     ];
     if wide {
-        widths.push(Constraint::Length(16));
-        header.push("LAST EXIT");
+        widths.push(Constraint::Fill(1));
+        let fixed = name_w + 7 + 19 + 7 + 9 + 8 + 7 + 7 + 2;
+        header.push(if area.width >= fixed + 19 {
+            "LAST EXIT · WAITING"
+        } else {
+            "LAST EXIT"
+        });
     }
     let extra = format!(
         " · {} agents · sort {}{}",
@@ -121,4 +64,106 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         state.select(Some(m.selected.min(m.rows().len() - 1)));
     }
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// State names that fit a narrow column (at most 9 characters).
+pub(super) fn short_label(s: State) -> &'static str {
+    match s {
+        State::Initialization => "init",
+        State::ResourceAllocation => "alloc",
+        State::ContextPreparation => "context",
+        State::TaskCompletion => "done",
+        State::Decommissioning => "decomm",
+        State::PerformanceMonitoring => "monitor",
+        other => other.label(),
+    }
+}
+
+/// Narrow tables show short state names so the column never cuts one.
+fn label(st: State, wide: bool) -> &'static str {
+    if wide { st.label() } else { short_label(st) }
+}
+
+/// An agent's row: totals over its replicas.
+fn agent_row<'a>(
+    m: &Model,
+    t: &Theme,
+    a: &crate::proto::AgentStatus,
+    now: u64,
+    wide: bool,
+) -> TRow<'a> {
+    let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
+    let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
+    let restarts: u64 = a.replicas.iter().map(|r| r.restarts).sum();
+    let oldest = a.replicas.iter().filter_map(|r| r.started_at).min();
+    let full = agent_state(a);
+    let st = a
+        .replicas
+        .iter()
+        .map(|r| r.state)
+        .find(|s| s.label() == full);
+    let state = match st {
+        Some(s) if a.enabled => label(s, wide).to_string(),
+        _ if !wide && a.replicas.is_empty() && a.enabled => "scaled 0".into(),
+        _ => full,
+    };
+    let marker = if a.replicas.is_empty() {
+        "  "
+    } else if m.expanded.contains(&a.name) {
+        "▾ "
+    } else {
+        "▸ "
+    };
+    let mut cells = vec![
+        Cell::from(format!("{marker}{}", a.name)),
+        Cell::from(format!("{}/{}", a.running, a.desired)),
+        Cell::from(state.clone()).style(st.map(|s| t.state(s)).unwrap_or(t.muted)),
+        Cell::from(format!("{cpu:5.1}%")),
+        Cell::from(format_size(mem)),
+        Cell::from(restarts.to_string()),
+        Cell::from(
+            oldest
+                .map(|s| fmt_age(now.saturating_sub(s)))
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    if wide {
+        let last = a
+            .replicas
+            .iter()
+            .filter_map(|r| r.last_exit)
+            .max_by_key(|e| e.at);
+        cells.push(Cell::from(
+            last.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+        ));
+    }
+    TRow::new(cells)
+}
+
+/// A replica's row, under its agent.
+fn replica_row<'a>(t: &Theme, r: &crate::proto::ReplicaStatus, now: u64, wide: bool) -> TRow<'a> {
+    let state = label(r.state, wide).to_string();
+    let mut cells = vec![
+        Cell::from(format!("   /{}", r.index)),
+        Cell::from(r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+        Cell::from(state).style(t.state(r.state)),
+        Cell::from(format!("{:5.1}%", r.cpu_percent)),
+        Cell::from(format_size(r.rss_bytes)),
+        Cell::from(r.restarts.to_string()),
+        Cell::from(
+            r.started_at
+                .map(|s| fmt_age(now.saturating_sub(s)))
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    if wide {
+        // Why it waits or failed, else how it last ended.
+        let note = match (&r.waiting, &r.error, &r.last_exit) {
+            (Some(w), _, _) | (None, Some(w), _) => sanitize_line(w.as_bytes()),
+            (None, None, Some(e)) => e.to_string(),
+            _ => "-".into(),
+        };
+        cells.push(Cell::from(note));
+    }
+    TRow::new(cells).style(t.muted)
 }

@@ -20,9 +20,15 @@ pub(super) fn draw_incidents(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                     ("open", 2) => t.warn,
                     _ => t.muted,
                 };
+                let age = fmt_age(m.now.saturating_sub(i.opened_at));
+                let state = if i.status == "open" {
+                    i.phase.clone()
+                } else {
+                    i.status.clone()
+                };
                 Line::from(vec![
-                    Span::styled(format!("L{} #{} ", i.level, i.id), level_style),
-                    Span::styled(format!("{} · {} ", i.status, i.phase), t.muted),
+                    Span::styled(format!("L{} #{:<3} ", i.level, i.id), level_style),
+                    Span::styled(format!("{state:<14}{age:>5}  "), t.muted),
                     Span::styled(sanitize_line(i.title.as_bytes()), t.text),
                 ])
             })
@@ -84,12 +90,9 @@ pub(super) fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Re
     if let Some(a) = &i.agent {
         lines.push(kv("agent", a.clone(), t.text));
     }
-    lines.push(Line::from(Span::styled(
-        format!("timeline ({} entries, newest last)", i.entries),
-        t.accent,
-    )));
-    // Entries wrap; show as many of the newest as fit.
-    let mut room = area.height.saturating_sub(lines.len() as u16 + 3) as usize;
+    // Entries wrap; show as many of the newest as fit, under a heading
+    // that only shows with at least one of them.
+    let mut room = area.height.saturating_sub(lines.len() as u16 + 4) as usize;
     let width = area.width.saturating_sub(2).max(1) as usize;
     let mut skip = i.recent.len();
     for e in i.recent.iter().rev() {
@@ -100,6 +103,12 @@ pub(super) fn draw_incident_detail(m: &Model, t: &Theme, f: &mut Frame, area: Re
         }
         room -= h;
         skip -= 1;
+    }
+    if skip < i.recent.len() {
+        lines.push(Line::from(Span::styled(
+            format!("timeline ({} entries, newest last)", i.entries),
+            t.accent,
+        )));
     }
     for e in &i.recent[skip..] {
         lines.push(Line::from(vec![

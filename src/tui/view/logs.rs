@@ -9,68 +9,106 @@ pub(super) fn draw_logs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .unwrap_or_default();
     let height = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2) as usize;
+    // The lines shown: all, or in filter mode only the matching ones.
+    let shown: Vec<usize> = if m.log_filter {
+        crate::tui::update::log_matches(m)
+    } else {
+        (0..m.logs.len()).collect()
+    };
     // Scrolled to the top still shows a full page.
-    let end = m
-        .logs
+    let end = shown
         .len()
         .saturating_sub(m.log_scroll)
-        .max(height.min(m.logs.len()));
+        .max(height.min(shown.len()));
     let start = end.saturating_sub(height);
     let hl = t.selection.add_modifier(Modifier::BOLD);
-    let lines: Vec<Line> = m
-        .logs
-        .range(start..end)
-        .map(|l| {
-            // Cut before sanitizing a huge line: only a screenful is shown.
-            let raw = &l.text.as_bytes()[..l.text.len().min(width * 4 + 64)];
-            let text = sanitize_line(raw);
-            let base = if l.stream == crate::proto::Stream::Stderr {
-                t.warn
-            } else {
-                t.text
-            };
-            let mut spans = vec![Span::styled(format!("{} ", l.replica), t.muted)];
-            spans.extend(highlight(text, &m.search, base, hl));
-            Line::from(spans)
-        })
-        .collect();
+    let mut lines: Vec<Line> = Vec::new();
+    for &i in &shown[start..end] {
+        let l = &m.logs[i];
+        // Cut before sanitizing a huge line: at most a few screenfuls show.
+        let cap = if m.log_wrap { width * 8 } else { width * 4 };
+        let raw = &l.text.as_bytes()[..l.text.len().min(cap + 64)];
+        let text = sanitize_line(raw);
+        let base = if l.stream == crate::proto::Stream::Stderr {
+            t.warn
+        } else {
+            t.text
+        };
+        let marker = if m.search_hit == Some(i) { "▶" } else { " " };
+        let mut spans = vec![Span::styled(format!("{marker}{} ", l.replica), t.muted)];
+        spans.extend(highlight(text, &m.search, base, hl));
+        lines.push(Line::from(spans));
+    }
     let mode = if m.log_scroll == 0 {
         "following".to_string()
     } else {
         format!("scrolled up {}", m.log_scroll)
     };
-    let search = if m.search.is_empty() {
-        String::new()
-    } else {
-        format!(" · search “{}”", m.search)
-    };
-    f.render_widget(
-        Paragraph::new(lines).block(block(
-            m,
-            t,
-            Panel::Logs,
-            format!(" · {agent} · {mode}{search}"),
-        )),
-        area,
-    );
+    let mut extra = String::new();
+    if !m.search.is_empty() {
+        let n = crate::tui::update::log_matches(m).len();
+        let how = if m.log_filter { "filter" } else { "search" };
+        extra = format!(" · {how} “{}” {n} lines", m.search);
+    }
+    if m.log_wrap {
+        extra.push_str(" · wrap");
+    }
+    let mut p = Paragraph::new(lines).block(block(
+        m,
+        t,
+        Panel::Logs,
+        format!(" · {agent} · {mode}{extra}"),
+    ));
+    if m.log_wrap {
+        // Wrapped lines take more rows: keep the newest in view.
+        let rows: usize = shown[start..end]
+            .iter()
+            .map(|&i| {
+                (m.logs[i].text.chars().count() + 3)
+                    .div_ceil(width.max(1))
+                    .max(1)
+            })
+            .sum();
+        p = p
+            .wrap(Wrap { trim: false })
+            .scroll((rows.saturating_sub(height) as u16, 0));
+    }
+    f.render_widget(p, area);
 }
 
 pub(super) fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
-    // The console's own log above, the daemon's audit trail below.
+    // The console's own messages above, the daemon's audit trail below.
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let w = tui_logger::TuiLoggerWidget::default()
-        .block(block(m, t, Panel::Diagnostics, " · console log".into()))
-        .style(t.text)
-        .style_error(t.bad)
-        .style_warn(t.warn)
-        .output_separator(' ')
-        .output_timestamp(Some("%H:%M:%S".into()))
-        .output_level(Some(tui_logger::TuiLoggerLevelOutput::Abbreviated))
-        .output_target(false)
-        .output_file(false)
-        .output_line(false);
-    f.render_widget(w, top);
+    // What the console said (notices, answers, errors), newest last.
+    let room = top.height.saturating_sub(2) as usize;
+    let said: Vec<Line> = if m.notices.is_empty() {
+        vec![Line::from(Span::styled("nothing yet", t.muted))]
+    } else {
+        let skip = m.notices.len().saturating_sub(room);
+        m.notices
+            .iter()
+            .skip(skip)
+            .map(|n| {
+                Line::from(vec![
+                    Span::styled(format!("{} ", hhmmss(n.at)), t.muted),
+                    Span::styled(
+                        sanitize_line(n.text.as_bytes()),
+                        if n.error { t.bad } else { t.text },
+                    ),
+                ])
+            })
+            .collect()
+    };
+    f.render_widget(
+        Paragraph::new(said).block(block(
+            m,
+            t,
+            Panel::Diagnostics,
+            " · console messages".into(),
+        )),
+        top,
+    );
     let records = m.status.as_ref().map(|s| s.audit.as_slice()).unwrap_or(&[]);
     let progress = m.status.as_ref().and_then(|s| s.backup_progress.as_ref());
     let room =

@@ -2,6 +2,7 @@
 //! model and nothing else. Agent output is sanitized before it is drawn.
 
 mod alerts;
+mod area;
 mod chrome;
 mod detail;
 mod fleet;
@@ -9,6 +10,7 @@ mod graphs;
 mod incidents;
 mod logs;
 use alerts::*;
+use area::*;
 use chrome::*;
 pub use detail::*;
 use fleet::*;
@@ -19,11 +21,9 @@ use logs::*;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::symbols;
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{
-    Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row as TRow, Table,
-    TableState, Wrap,
+    Block, Borders, Cell, Clear, Paragraph, Row as TRow, Table, TableState, Wrap,
 };
 
 use crate::core::lifecycle::State;
@@ -60,33 +60,20 @@ pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
     draw_header(m, t, f, header);
     draw_body(m, t, f, body);
     draw_footer(m, t, f, footer);
+    if let Some(msg) = &m.message {
+        draw_message(t, msg, f, body);
+    }
     match &m.mode {
-        Mode::Help => draw_help(t, keymap, f, area),
+        Mode::Help => draw_help(m, t, keymap, f, area),
         Mode::Confirm { prompt, .. } => draw_confirm(t, prompt, f, area),
         _ => {}
     }
 }
 
-/// One line of a chart: name, points (seconds ago, value), style.
-type Plot<'a> = (String, &'a [(f64, f64)], Style);
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_break_at_gaps() {
-        let pts = [
-            (-100.0, 1.0),
-            (-99.0, 1.0),
-            (-50.0, 2.0),
-            (-49.0, 2.0),
-            (-48.0, 2.0),
-        ];
-        let runs: Vec<usize> = gapless_runs(&pts, 5.0).map(<[_]>::len).collect();
-        assert_eq!(runs, vec![2, 3]);
-        assert_eq!(gapless_runs(&[], 5.0).count(), 0);
-    }
     use crate::tui::action::keymap;
     use crate::tui::fixture::model;
     use ratatui::Terminal;
@@ -100,8 +87,8 @@ mod tests {
     }
 
     #[test]
-    fn every_panel_at_80x24_and_120x40() {
-        for (w, h) in [(80u16, 24u16), (120, 40)] {
+    fn every_panel_at_80x24_100x30_and_120x40() {
+        for (w, h) in [(80u16, 24u16), (100, 30), (120, 40)] {
             for p in Panel::ALL {
                 let mut m = model();
                 m.focus = p;
@@ -123,7 +110,12 @@ mod tests {
             let mut m = model();
             m.mode = Mode::Help;
             let term = render(&m, w, h);
-            let text = format!("{}", term.backend());
+            // Small terminals page the help: every page together.
+            let mut text = String::new();
+            for page in 0..4 {
+                m.help_page = page;
+                text.push_str(&format!("{}", render(&m, w, h).backend()));
+            }
             for (keys, what) in help_rows(&keymap()) {
                 // The description too: the keys alone also show in the footer.
                 assert!(
