@@ -80,9 +80,25 @@ fn every_verb_works_against_a_real_daemon_and_its_json_parses_back() {
     let (code, out, _) = d.cli(&["logs", "web", "-n", "5"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 5, "{out}");
+    // As in the log file: time, replica, stream, text.
+    let file = std::fs::read_to_string(d.data_dir().join("logs/web.log")).expect("log file");
+    for l in out.lines() {
+        let parts: Vec<&str> = l.splitn(4, ' ').collect();
+        assert!(
+            parts.len() == 4
+                && parts[0].ends_with('Z')
+                && parts[0].contains('T')
+                && ["0", "1", "2"].contains(&parts[1])
+                && parts[2] == "out"
+                && parts[3].starts_with("hello from"),
+            "{out}"
+        );
+        assert!(file.contains(l), "the file has the same line: {l}");
+    }
+    let (_, out, _) = d.cli(&["logs", "web", "-n", "2", "--no-time"]);
     assert!(
         out.lines()
-            .all(|l| l.starts_with('[') && l.contains("hello from")),
+            .all(|l| l.contains(" out hello from") && !l.contains("Z ")),
         "{out}"
     );
     let (_, out, _) = d.cli(&["logs", "web", "-n", "3", "--json"]);
@@ -142,11 +158,19 @@ fn errors_are_clear_unknown_agent_bad_count_no_daemon() {
     );
     let v = d.json(&["stop", "wroker"]);
     assert_eq!(v["kind"], "unknown_agent");
-    let (code, _, err) = d.cli(&["scale", "web", "-1"]);
-    assert_eq!(code, 2, "{err}");
-    let (code, _, err) = d.cli(&["scale", "web", "100000"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("invalid replica count 100000"), "{err}");
+    // One clear error with the real range, for a negative count too.
+    for n in ["-1", "100000"] {
+        let (code, _, err) = d.cli(&["scale", "web", n]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(&format!("{n} replicas is out of range: 0 to 1024")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("4294967295") && !err.contains("-- -1"),
+            "{err}"
+        );
+    }
     let (code, _, err) = d.cli(&["restart", "web/x"]);
     assert_eq!(code, 2);
     assert!(err.contains("AGENT/N"), "{err}");
@@ -439,4 +463,76 @@ fn up_starts_a_detached_daemon_that_outlives_the_client_and_attach_finds_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(marked(&ctx).is_empty());
+}
+
+/// Every verb that takes `--json` prints a `{"ok": false, ...}` object on
+/// stdout when it fails, whatever failed: the daemon refused, the arguments
+/// are wrong, the config is invalid, no daemon runs.
+#[test]
+fn every_verb_s_json_failure_is_an_object_on_stdout() {
+    let d = BinDaemon::start(FLEET);
+    let bad_config = d.dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "[agents.x]\nreplicas = -3\n").expect("write");
+    let bad = bad_config.to_str().expect("utf-8");
+    let cases: &[&[&str]] = &[
+        &["scale", "nope", "1"],
+        &["scale", "web", "-1"],
+        &["restart", "nope"],
+        &["restart", "web/x"],
+        &["stop", "nope"],
+        &["start", "nope"],
+        &["logs", "nope"],
+        &["alerts", "ack", "no-such-alert"],
+        &["alerts", "silence", "x", "forever"],
+        &["incidents", "show", "999"],
+        &["incidents", "note", "999", "text"],
+        &["incidents", "advance", "999"],
+        &["incidents", "resolve", "999"],
+        &["restore", "--at", "yesterday-ish"],
+        &["backup", "list", "--repository", "9"],
+        &["audit", "verify", "--checkpoint", "/nonexistent"],
+        &["config", "check", bad],
+    ];
+    for args in cases {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (code, out, err) = d.cli(&a);
+        assert_ne!(code, 0, "{args:?} should fail: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not one JSON object ({e}): {out:?} / {err}")
+        });
+        assert_eq!(v["ok"], false, "{args:?}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{args:?}: {v}"
+        );
+    }
+    // The config's errors come located.
+    let (_, out, _) = d.cli(&["config", "check", bad, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["errors"][1]["line"], 2, "{v}");
+    assert_eq!(v["errors"][1]["column"], 12, "{v}");
+    // No daemon: status, reload, backup, metrics.
+    let other = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["status", "--json"][..],
+        &["reload", "--json"],
+        &["backup", "--json"],
+        &["incidents", "--json"],
+    ] {
+        let out = d
+            .cmd()
+            .env("AUTONOMOS_DATA_DIR", other.path())
+            .args(args)
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {text:?}"));
+        assert_eq!(
+            (v["ok"].clone(), v["kind"].clone()),
+            (false.into(), "no_daemon".into()),
+            "{args:?}"
+        );
+    }
 }

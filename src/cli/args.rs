@@ -88,11 +88,18 @@ pub enum Command {
     #[command(flatten)]
     Fleet(crate::client::verbs::FleetVerb),
     /// Recent output of an agent's replicas.
+    ///
+    /// One line each, as in the agent's log file: the time (UTC), the
+    /// replica, the stream (`out` for stdout, `err` for stderr) and the text,
+    /// with control characters escaped. `--json` prints one object a line.
     Logs {
         agent: String,
         /// Keep printing new lines.
         #[arg(long, short)]
         follow: bool,
+        /// Leave the time out of each line.
+        #[arg(long)]
+        no_time: bool,
         /// How many recent lines.
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,

@@ -7,27 +7,26 @@ use crate::core::audit::{Checkpoint, Record, key_spans, verify_spans, verifying_
 
 pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCode {
     let data_dir = crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
-    let local = |what: &str| {
-        if g.host.is_some() {
-            eprintln!(
-                "error: `audit {what}` reads the data dir's files: run it on the daemon's machine"
+    let remote = |what: &str| {
+        g.host.is_some().then(|| {
+            let msg = format!(
+                "`audit {what}` reads the data dir's files: run it on the daemon's machine"
             );
-            return false;
-        }
-        true
+            refuse(json, ExitCode::from(2), msg)
+        })
     };
     match cmd.unwrap_or(AuditCommand::Verify { checkpoint: None }) {
         AuditCommand::Verify { checkpoint } => {
-            if !local("verify") {
-                return ExitCode::from(2);
+            if let Some(code) = remote("verify") {
+                return code;
             }
             verify(&data_dir, checkpoint.as_deref(), json)
         }
         AuditCommand::Checkpoint { export } => checkpoint(g, export.as_deref(), json).await,
         AuditCommand::RotateKey => simple(g, Request::AuditRotateKey, json).await,
         AuditCommand::Log { lines } => {
-            if !local("log") {
-                return ExitCode::from(2);
+            if let Some(code) = remote("log") {
+                return code;
             }
             log(&data_dir, lines, json)
         }
@@ -40,11 +39,14 @@ fn verify(data_dir: &Path, checkpoint: Option<&Path>, json: bool) -> ExitCode {
     let (log, mut cps, key) = match crate::daemon::audit::read(data_dir) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!(
-                "error: cannot read the audit trail in {}: {e}",
-                data_dir.join("audit").display()
+            return refuse(
+                json,
+                ExitCode::FAILURE,
+                format!(
+                    "cannot read the audit trail in {}: {e}",
+                    data_dir.join("audit").display()
+                ),
             );
-            return ExitCode::FAILURE;
         }
     };
     let mut trusted_hex = key;
@@ -60,17 +62,16 @@ fn verify(data_dir: &Path, checkpoint: Option<&Path>, json: bool) -> ExitCode {
                 cps.push(cp);
             }
             Err(e) => {
-                eprintln!(
-                    "error: {} is not an exported checkpoint: {e}",
-                    path.display()
+                return refuse(
+                    json,
+                    ExitCode::from(2),
+                    format!("{} is not an exported checkpoint: {e}", path.display()),
                 );
-                return ExitCode::from(2);
             }
         }
     }
     if verifying_key(&trusted_hex).is_none() {
-        eprintln!("error: the audit public key is not valid");
-        return ExitCode::FAILURE;
+        return refuse(json, ExitCode::FAILURE, "the audit public key is not valid");
     }
     // Key rotations: trust follows them from the trusted key.
     let rotations = crate::daemon::audit::read_rotations(&data_dir.join("audit"));
@@ -80,8 +81,11 @@ fn verify(data_dir: &Path, checkpoint: Option<&Path>, json: bool) -> ExitCode {
     if let Some(cp) = &pinned
         && verifying_key(&cp.key).is_none_or(|k| !cp.valid(&k))
     {
-        eprintln!("error: the exported checkpoint's signature does not verify");
-        return ExitCode::FAILURE;
+        return refuse(
+            json,
+            ExitCode::FAILURE,
+            "the exported checkpoint's signature does not verify",
+        );
     }
     // With a checkpoint kept elsewhere, a checkpoint in the data dir
     // that its key does not lead to (rotations removed or forged)
@@ -124,8 +128,11 @@ async fn checkpoint(g: &Global, export: Option<&Path>, json: bool) -> ExitCode {
             match export {
                 Some(path) => {
                     if let Err(e) = std::fs::write(path, format!("{text}\n")) {
-                        eprintln!("error: cannot write {}: {e}", path.display());
-                        return ExitCode::FAILURE;
+                        return refuse(
+                            json,
+                            ExitCode::FAILURE,
+                            format!("cannot write {}: {e}", path.display()),
+                        );
                     }
                     eprintln!(
                         "checkpoint at seq {} written to {}; keep it somewhere the daemon's machine cannot change",
@@ -147,8 +154,11 @@ fn log(data_dir: &Path, lines: usize, json: bool) -> ExitCode {
     let text = match std::fs::read_to_string(data_dir.join("audit/audit.jsonl")) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read the audit log: {e}");
-            return ExitCode::FAILURE;
+            return refuse(
+                json,
+                ExitCode::FAILURE,
+                format!("cannot read the audit log: {e}"),
+            );
         }
     };
     let recs: Vec<Record> = text

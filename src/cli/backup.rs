@@ -31,16 +31,16 @@ pub(super) fn backup_settings(g: &Global) -> Result<crate::daemon::recovery::Set
 
 pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
     if g.host.is_some() {
-        eprintln!(
-            "error: `backup list` and `backup verify` read the repositories: run them on the daemon's machine"
+        return refuse(
+            json,
+            ExitCode::from(2),
+            "`backup list` and `backup verify` read the repositories: run them on the daemon's machine",
         );
-        return ExitCode::from(2);
     }
     let s = match backup_settings(g) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return refuse(json, ExitCode::from(2), format!("{e}"));
         }
     };
     let repositories = s.conf().repositories;
@@ -56,10 +56,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
         BackupCommand::Prune => simple(g, crate::proto::Request::BackupPrune, json).await,
         BackupCommand::List { repository } => match pick(repository) {
             Ok(repo) => list(repo, s.data_dir.clone(), json).await,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => refuse(json, ExitCode::from(2), format!("{e}")),
         },
         BackupCommand::Verify {
             read_data,
@@ -67,10 +64,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
             verbose,
         } => match pick(repository) {
             Ok(repo) => verify(repo, s.data_dir.clone(), read_data, verbose, json).await,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => refuse(json, ExitCode::from(2), format!("{e}")),
         },
     }
 }
@@ -99,14 +93,8 @@ async fn list(repo: PathBuf, data_dir: PathBuf, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, format!("{e}")),
+        Err(e) => refuse(json, ExitCode::FAILURE, format!("{e}")),
     }
 }
 
@@ -181,13 +169,7 @@ async fn verify(
                 ExitCode::FAILURE
             }
         }
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, format!("{e}")),
+        Err(e) => refuse(json, ExitCode::FAILURE, format!("{e}")),
     }
 }

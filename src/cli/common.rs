@@ -39,6 +39,25 @@ pub fn fail(e: &ClientError, json: bool) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// A failure found here (not by the daemon): said on stderr, and with
+/// `--json` also as `{"ok": false, "kind": ..., "message": ...}` on stdout,
+/// so scripts always get an object. Usage errors (exit 2) are `invalid`.
+pub fn refuse(json: bool, code: ExitCode, message: impl std::fmt::Display) -> ExitCode {
+    let kind = if code == ExitCode::from(2) {
+        "invalid"
+    } else {
+        "error"
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "kind": kind, "message": message.to_string() })
+        );
+    }
+    eprintln!("error: {message}");
+    code
+}
+
 /// Runs a request whose answer is a message (scale, start, stop, ...).
 pub async fn simple(g: &Global, request: Request, json: bool) -> ExitCode {
     let result = async {

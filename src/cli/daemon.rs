@@ -29,10 +29,30 @@ pub(super) fn config_check(g: &Global, file: Option<&Path>, json: bool) -> Resul
         Err(errors) => {
             eprint!("{errors}");
             let n = errors.diagnostics.len();
-            eprintln!(
-                "\n{n} error{} found; nothing was started",
-                if n == 1 { "" } else { "s" }
-            );
+            let summary = format!("{n} error{} found", if n == 1 { "" } else { "s" });
+            if json {
+                let list: Vec<serde_json::Value> = errors
+                    .diagnostics
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "file": d.file,
+                            "line": d.line,
+                            "column": d.column,
+                            "message": d.message,
+                            "help": d.help,
+                        })
+                    })
+                    .collect();
+                let v = serde_json::json!({
+                    "ok": false,
+                    "kind": "invalid",
+                    "message": summary,
+                    "errors": list,
+                });
+                println!("{v}");
+            }
+            eprintln!("\n{summary}; nothing was started");
             Ok(ExitCode::from(EXIT_INVALID))
         }
     }

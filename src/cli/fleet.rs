@@ -20,8 +20,24 @@ pub async fn status(g: &Global, replicas: bool, json: bool) -> ExitCode {
     }
 }
 
-/// `autonomos logs`: sanitized, one `[replica] line` each; `-f` polls for more.
-pub async fn logs(g: &Global, agent: String, follow: bool, lines: usize, json: bool) -> ExitCode {
+/// How `autonomos logs` prints.
+pub struct LogsHow {
+    pub follow: bool,
+    pub lines: usize,
+    /// Each line starts with its time.
+    pub time: bool,
+    pub json: bool,
+}
+
+/// `autonomos logs`: sanitized, one line each as in the log file (`TIME
+/// REPLICA out|err TEXT`); `-f` polls for more.
+pub async fn logs(g: &Global, agent: String, how: LogsHow) -> ExitCode {
+    let LogsHow {
+        follow,
+        lines,
+        time,
+        json,
+    } = how;
     let mut c = match connect(g).await {
         Ok(c) => c,
         Err(e) => return fail(&e, json),
@@ -54,17 +70,7 @@ pub async fn logs(g: &Global, agent: String, follow: bool, lines: usize, json: b
                             .map(|s| writeln!(out, "{s}"))
                             .is_ok()
                     } else {
-                        let tag = match l.stream {
-                            Stream::Stdout => "",
-                            Stream::Stderr => "!",
-                        };
-                        writeln!(
-                            out,
-                            "[{}{tag}] {}",
-                            l.replica,
-                            sanitize_line(l.text.as_bytes())
-                        )
-                        .is_ok()
+                        writeln!(out, "{}", log_line(l, time)).is_ok()
                     };
                     if !r {
                         return ExitCode::SUCCESS; // stdout closed (e.g. | head)
@@ -83,5 +89,23 @@ pub async fn logs(g: &Global, agent: String, follow: bool, lines: usize, json: b
             return ExitCode::SUCCESS;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A log line as the log file has it: `2026-12-06T19:40:01.123Z 0 out text`
+/// (without the time when `time` is false).
+pub fn log_line(l: &crate::proto::LogLine, time: bool) -> String {
+    let stream = match l.stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
+    };
+    let text = sanitize_line(l.text.as_bytes());
+    if time {
+        let at = jiff::Timestamp::from_millisecond(l.at as i64)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_else(|_| l.at.to_string());
+        format!("{at} {} {stream} {text}", l.replica)
+    } else {
+        format!("{} {stream} {text}", l.replica)
     }
 }

@@ -45,10 +45,11 @@ pub async fn incidents(g: &Global, cmd: Option<IncidentsCommand>, json: bool) ->
                             eprintln!("wrote {}", path.display());
                             ExitCode::SUCCESS
                         }
-                        Err(e) => {
-                            eprintln!("error: cannot write {}: {e}", path.display());
-                            ExitCode::FAILURE
-                        }
+                        Err(e) => refuse(
+                            json,
+                            ExitCode::FAILURE,
+                            format!("cannot write {}: {e}", path.display()),
+                        ),
                     },
                 }
             }

@@ -90,10 +90,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Fleet(verb) => match verb.request() {
             Ok(req) => simple(req, verb.json()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                Ok(ExitCode::from(EXIT_INVALID))
-            }
+            Err(e) => Ok(refuse(verb.json(), ExitCode::from(EXIT_INVALID), e)),
         },
         Command::Backup {
             command: None,
@@ -114,10 +111,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let at = match at.as_deref().map(parse_time) {
-                Some(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
+                Some(Err(e)) => return Ok(refuse(json, ExitCode::from(EXIT_INVALID), e)),
                 Some(Ok(t)) => Some(t),
                 None => None,
             };
@@ -143,8 +137,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Logs {
             agent,
             follow,
+            no_time,
             lines,
             json,
-        } => Ok(client_runtime()?.block_on(logs(&g, agent, follow, lines, json))),
+        } => {
+            let how = LogsHow {
+                follow,
+                lines,
+                time: !no_time,
+                json,
+            };
+            Ok(client_runtime()?.block_on(logs(&g, agent, how)))
+        }
     }
 }

@@ -9,9 +9,10 @@ use crate::proto::{Request, parse_target};
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum FleetVerb {
-    /// Set an agent's desired replica count.
+    /// Set an agent's desired replica count (0 to 1024).
     Scale {
         agent: String,
+        #[arg(allow_negative_numbers = true, value_parser = replica_count)]
         replicas: u32,
         #[arg(long)]
         json: bool,
@@ -44,6 +45,20 @@ pub enum FleetVerb {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A replica count: one clear error with the real range for anything else.
+fn replica_count(s: &str) -> Result<u32, String> {
+    let max = crate::core::pool::MAX_REPLICAS;
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=i64::from(max)).contains(&n) => Ok(n as u32),
+        Ok(n) => Err(format!(
+            "{n} replicas is out of range: 0 to {max} (the most one agent may have)"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is not a replica count: a number from 0 to {max}"
+        )),
+    }
 }
 
 impl FleetVerb {
