@@ -40,7 +40,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
     let s = match backup_settings(g) {
         Ok(s) => s,
         Err(e) => {
-            return refuse(json, ExitCode::from(2), format!("{e}"));
+            return refuse(json, ExitCode::from(2), e);
         }
     };
     let repositories = s.conf().repositories;
@@ -56,7 +56,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
         BackupCommand::Prune => simple(g, crate::proto::Request::BackupPrune, json).await,
         BackupCommand::List { repository } => match pick(repository) {
             Ok(repo) => list(repo, s.data_dir.clone(), json).await,
-            Err(e) => refuse(json, ExitCode::from(2), format!("{e}")),
+            Err(e) => refuse(json, ExitCode::from(2), e),
         },
         BackupCommand::Verify {
             read_data,
@@ -64,7 +64,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
             verbose,
         } => match pick(repository) {
             Ok(repo) => verify(repo, s.data_dir.clone(), read_data, verbose, json).await,
-            Err(e) => refuse(json, ExitCode::from(2), format!("{e}")),
+            Err(e) => refuse(json, ExitCode::from(2), e),
         },
     }
 }
@@ -93,8 +93,8 @@ async fn list(repo: PathBuf, data_dir: PathBuf, json: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, format!("{e}")),
-        Err(e) => refuse(json, ExitCode::FAILURE, format!("{e}")),
+        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, e),
+        Err(e) => refuse(json, ExitCode::FAILURE, e),
     }
 }
 
@@ -169,7 +169,7 @@ async fn verify(
                 ExitCode::FAILURE
             }
         }
-        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, format!("{e}")),
-        Err(e) => refuse(json, ExitCode::FAILURE, format!("{e}")),
+        Ok(Err(e)) => refuse(json, ExitCode::FAILURE, e),
+        Err(e) => refuse(json, ExitCode::FAILURE, e),
     }
 }
