@@ -54,7 +54,9 @@ fn operator_actions_and_system_events_are_recorded_and_the_chain_verifies() {
     assert_eq!(recs[0].action, "daemon-start");
     let scale = find("scale");
     assert!(
-        scale.actor.starts_with("uid ") && scale.actor.contains("local"),
+        scale.actor.starts_with("uid ")
+            && scale.actor.contains(" pid ")
+            && scale.actor.contains("local"),
         "{scale:?}"
     );
     assert_eq!(scale.args["agent"], "w");

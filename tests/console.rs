@@ -372,7 +372,7 @@ fn the_alert_feed_and_incident_log_ack_note_and_advance_from_the_keyboard() {
         .find(|e| e["kind"] == "note")
         .unwrap_or_else(|| panic!("no note: {inc:#}"));
     assert_eq!(note["text"], "looked at it");
-    assert!(note["by"].as_str().is_some_and(|b| b.starts_with("uid ")));
+    assert_eq!(note["by"], me_local().as_str());
     tmux.wait("the new phase on screen", |s| {
         s.contains("Assessment (2 of 6)")
     });

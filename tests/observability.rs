@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BinDaemon, free_port, have_tool, http_get};
+use common::{BinDaemon, free_port, have_tool, http_get, me_local};
 use serde_json::Value;
 
 fn wait_json(
@@ -124,10 +124,7 @@ fn a_crash_loop_fires_opens_a_level_1_incident_and_resolves_after_a_fixing_reloa
         .find(|e| e["kind"] == "action")
         .unwrap_or_else(|| panic!("no action entry: {inc:#}"));
     assert_eq!(action["text"], "restart worker");
-    assert!(
-        action["by"].as_str().is_some_and(|b| b.starts_with("uid ")),
-        "{action}"
-    );
+    assert!(action["by"] == me_local().as_str(), "{action}");
 
     // Fix the agent with a reload: the window drains and the alert resolves.
     let fixed = LOOPING.replace(
@@ -166,7 +163,7 @@ fn a_crash_loop_fires_opens_a_level_1_incident_and_resolves_after_a_fixing_reloa
                 && e["text"]
                     .as_str()
                     .is_some_and(|t| t.starts_with("reloaded"))
-                && e["by"].as_str().is_some_and(|b| b.starts_with("uid "))),
+                && e["by"] == me_local().as_str()),
         "{inc:#}"
     );
 
@@ -1176,7 +1173,7 @@ min_uptime = "100ms"
     for e in restarts {
         assert_eq!(e["text"], "restart researcher", "{e}");
         assert!(
-            e["by"].as_str().is_some_and(|b| b.starts_with("uid ")),
+            e["by"] == me_local().as_str(),
             "named after the operator, not autonomos: {e}"
         );
     }

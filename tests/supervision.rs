@@ -120,7 +120,7 @@ stop_timeout = "1s"
     let stopped = r.history.last().expect("history");
     assert_eq!(stopped.to, State::Stopped);
     assert!(
-        stopped.reason.starts_with("killed with SIGKILL after 1.0s"),
+        stopped.reason.starts_with("killed with SIGKILL after 1s"),
         "{}",
         stopped.reason
     );
@@ -129,7 +129,7 @@ stop_timeout = "1s"
     loop {
         let text = std::fs::read_to_string(&audit).unwrap_or_default();
         if let Some(line) = text.lines().find(|l| l.contains("\"replica-killed\"")) {
-            assert!(line.contains("killed with SIGKILL after 1.0s"), "{line}");
+            assert!(line.contains("killed with SIGKILL after 1s"), "{line}");
             break;
         }
         assert!(

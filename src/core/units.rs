@@ -181,15 +181,33 @@ pub fn utc(ms: u64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-/// A short, human duration for messages: `"250ms"`, `"1.5s"`, `"3m0s"`.
+/// A short, human duration for messages: `"250ms"`, `"1.5s"`, `"3m"`,
+/// `"2m30s"`, `"1h"`, `"1h30m"`, `"2d"` (zero parts left out; seconds
+/// dropped from an hour up).
 pub fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+        return format!("{ms}ms");
     }
+    if ms < 60_000 {
+        let s = ms as f64 / 1000.0;
+        return if ms.is_multiple_of(1000) {
+            format!("{s:.0}s")
+        } else {
+            format!("{s:.1}s")
+        };
+    }
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    for (n, unit) in [(d, "d"), (h, "h"), (m, "m")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if sec > 0 && s < 3600 {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
 }
 
 /// "1h02m", "5m12s", "42s".
@@ -207,8 +225,8 @@ pub fn fmt_age(ms: u64) -> String {
 }
 
 /// Formats a byte count in the largest binary unit it reaches: exact when
-/// that unit divides it (`"16MiB"`, `"512B"`), else with one decimal from
-/// MiB up (`"15.4GiB"`) and in bytes below (`"4095B"`).
+/// that unit divides it (`"16MiB"`, `"512B"`), else with one decimal
+/// (`"15.4GiB"`, `"50.6KiB"`). Every size a person reads goes through here.
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [
         ("TiB", 1 << 40),
@@ -223,12 +241,9 @@ pub fn format_size(bytes: u64) -> String {
         if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
-        if size >= 1 << 20 {
-            // Display only: precision loss is fine.
-            let value = bytes as f64 / size as f64;
-            return format!("{value:.1}{unit}");
-        }
-        break;
+        // Display only: precision loss is fine.
+        let value = bytes as f64 / size as f64;
+        return format!("{value:.1}{unit}");
     }
     format!("{bytes}B")
 }
@@ -361,7 +376,16 @@ mod tests {
         assert_eq!(format_size(512), "512B");
         assert_eq!(format_size(0), "0B");
         assert_eq!(format_size(3 << 29), "1.5GiB");
-        assert_eq!(format_size(4095), "4095B");
+        assert_eq!(format_size(4095), "4.0KiB");
+        assert_eq!(format_size(51834), "50.6KiB");
+        assert_eq!(format_size(1023), "1023B");
+        assert_eq!(fmt_ms(3_600_000), "1h");
+        assert_eq!(fmt_ms(5_400_000), "1h30m");
+        assert_eq!(fmt_ms(150_000), "2m30s");
+        assert_eq!(fmt_ms(180_000), "3m");
+        assert_eq!(fmt_ms(1_500), "1.5s");
+        assert_eq!(fmt_ms(2_000), "2s");
+        assert_eq!(fmt_ms(172_800_000), "2d");
         assert_eq!(format_size(4096), "4KiB");
         assert_eq!(format_size(16_564_023_296), "15.4GiB");
         for n in [16u64 << 20, 512, 1 << 40, 4096] {

@@ -21,7 +21,7 @@ pub mod router;
 pub mod server;
 pub mod store;
 pub mod supervisor;
-mod sys;
+pub(crate) mod sys;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;

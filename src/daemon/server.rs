@@ -53,6 +53,8 @@ pub struct Peer {
     pub ssh: Option<String>,
 }
 
+/// With the pid: for the audit trail and the daemon's log
+/// (`uid 0 pid 15738 local`).
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "uid {}", self.uid)?;
@@ -62,6 +64,19 @@ impl std::fmt::Display for Peer {
         match &self.ssh {
             Some(s) => write!(f, " via ssh from {}", s.split(' ').next().unwrap_or(s)),
             None => write!(f, " local"),
+        }
+    }
+}
+
+impl Peer {
+    /// Who acted, as operators read it: the user name (the uid when it has
+    /// none) and where from: `root (local)`, `alice (ssh 10.0.0.5)`.
+    pub fn who(&self) -> String {
+        let name =
+            crate::daemon::sys::user_name(self.uid).unwrap_or_else(|| format!("uid {}", self.uid));
+        match &self.ssh {
+            Some(s) => format!("{name} (ssh {})", s.split(' ').next().unwrap_or(s)),
+            None => format!("{name} (local)"),
         }
     }
 }
@@ -354,7 +369,7 @@ async fn answer(
     let mutates = request.mutates();
     let desc = format!("{request:?}");
     let args = serde_json::to_value(&request).unwrap_or_default();
-    let mut result = sup.request_as(request, peer.to_string()).await;
+    let mut result = sup.request_as(request, peer.who()).await;
     if mutates {
         let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
         let outcome = match &result {

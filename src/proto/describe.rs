@@ -70,6 +70,6 @@ mod tests {
             pattern: "crash-*".into(),
             for_ms: 90 * 60_000,
         };
-        assert_eq!(silence.to_string(), "silence crash-* for 90m0s");
+        assert_eq!(silence.to_string(), "silence crash-* for 1h30m");
     }
 }

@@ -183,7 +183,7 @@ pub fn status() -> FleetStatus {
         audit: vec![crate::core::audit::Record::seal(
             41,
             NOW - 60_000,
-            "uid 1000 pid 4242 local",
+            "alice (local)",
             "scale",
             serde_json::json!({ "agent": "researcher", "replicas": 3 }),
             "ok: scaled researcher from 2 to 3",

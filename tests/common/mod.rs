@@ -483,3 +483,13 @@ pub fn damage_biggest_pack(repo: &Path) {
     std::fs::set_permissions(&pack, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::write(&pack, bytes).expect("write pack");
 }
+
+/// How the daemon names this test's user in timelines and acks:
+/// `root (local)` (the user name, from `id -un`).
+pub fn me_local() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id runs");
+    format!("{} (local)", String::from_utf8_lossy(&out.stdout).trim())
+}

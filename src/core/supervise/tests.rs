@@ -126,7 +126,7 @@ fn a_crash_backs_off_with_a_timer_and_counts_a_failure() {
     }));
     assert!(out.contains(&Effect::Persist) && out.contains(&Effect::Release));
     let r = reasons(&out);
-    assert_eq!(r[0], (State::TaskCompletion, "exit 3 after 5.0s".into()));
+    assert_eq!(r[0], (State::TaskCompletion, "exit 3 after 5s".into()));
     assert_eq!(r[1], (State::Adaptation, "exit 3; restart = always".into()));
     // A stale timer does nothing; the current one starts it again.
     run(
@@ -337,7 +337,7 @@ fn a_stop_that_escalated_names_sigkill_once_the_tree_is_gone() {
     assert!(out.contains(&Effect::Persist));
     let out = run(&mut s, &p, &c, tree_gone());
     assert_eq!(s.state(), State::Stopped);
-    assert!(matches!(&out[0], Effect::Killed(r) if r.contains("SIGKILL after 5.0s")));
+    assert!(matches!(&out[0], Effect::Killed(r) if r.contains("SIGKILL after 5s")));
     assert!(s.at_rest());
 }
 
