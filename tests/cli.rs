@@ -536,3 +536,36 @@ fn every_verb_s_json_failure_is_an_object_on_stdout() {
         );
     }
 }
+
+/// A scale past what the pool admits says how many will wait and why, and
+/// `status -r` gives each waiting replica's reason its own line.
+#[test]
+fn a_scale_beyond_the_pool_says_who_waits_and_status_shows_why() {
+    let d = BinDaemon::start(
+        r#"
+[pool]
+cpu = 1
+memory = "1GiB"
+
+[agents.big]
+command = ["sleep", "1000"]
+resources = { cpu = 0.4, memory = "16MiB" }
+"#,
+    );
+    d.wait_status("up", SECS(10), |s| s.agents[0].running == 1);
+    let v = d.json(&["scale", "big", "5"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["message"],
+        "scaled big from 1 to 5; 1 can start now, 3 will wait: waiting for CPU: needs 0.40 cores, 0.20 free",
+        "{v}"
+    );
+    d.wait_status("two running", SECS(10), |s| s.agents[0].running == 2);
+    let (_, out, _) = d.cli(&["status", "-r"]);
+    let waiting = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("└ waiting: waiting for CPU"))
+        .count();
+    assert_eq!(waiting, 3, "{out}");
+    assert!(out.lines().all(|l| l.chars().count() < 110), "{out}");
+}

@@ -15,6 +15,9 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         "UPTIME".into(),
         "LAST EXIT".into(),
     ]];
+    // The reason a replica waits or failed, printed on its own line below
+    // its row (by row index), so the table stays narrow.
+    let mut notes: Vec<(usize, String)> = Vec::new();
     let uptime = |started: Option<Millis>| {
         started
             .map(|t| fmt_age(now.saturating_sub(t)))
@@ -44,9 +47,15 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         ]);
         if replicas {
             for r in &a.replicas {
-                let mut state = r.state.label().to_string();
-                if let Some(w) = r.waiting.as_ref().or(r.error.as_ref()) {
-                    state = format!("{state} ({})", sanitize_line(w.as_bytes()));
+                let state = r.state.label().to_string();
+                if let Some(w) = r.waiting.as_ref() {
+                    let note = format!("waiting: {}", sanitize_line(w.as_bytes()));
+                    notes.push((rows.len(), note));
+                } else if let Some(e) = r.error.as_ref() {
+                    notes.push((
+                        rows.len(),
+                        format!("error: {}", sanitize_line(e.as_bytes())),
+                    ));
                 }
                 rows.push([
                     format!("  {}/{}", a.name, r.index),
@@ -72,7 +81,7 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for (n, row) in rows.iter().enumerate() {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
@@ -92,6 +101,9 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+        for (_, note) in notes.iter().filter(|(i, _)| *i == n) {
+            out.push_str(&format!("      └ {note}\n"));
+        }
     }
     let rows_omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
     if replicas && rows_omitted > 0 {

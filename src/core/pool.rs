@@ -116,6 +116,19 @@ impl Pool {
         Ok(())
     }
 
+    /// How many of `n` more replicas asking `req` each would be admitted
+    /// now, and why the first one that would not waits.
+    pub fn room_for(&self, req: Request, n: u32) -> (u32, Option<Wait>) {
+        let mut p = self.clone();
+        for i in 0..n {
+            let key = (String::from("\u{0}room"), i);
+            if let Err(w) = p.try_admit(&key, req) {
+                return (i, Some(w));
+            }
+        }
+        (n, None)
+    }
+
     /// Returns `key`'s reservation, if any.
     pub fn release(&mut self, key: &ReplicaKey) -> bool {
         match self.held.remove(key) {
@@ -167,6 +180,21 @@ mod tests {
         assert!(wait.to_string().contains("needs 0.40 cores"));
         assert!(p.release(&key(0)));
         assert!(p.try_admit(&key(2), r).is_ok());
+    }
+
+    #[test]
+    fn room_for_counts_what_fits_now_and_says_why_the_rest_waits() {
+        let mut p = pool();
+        let r = Request {
+            cpu: 0.3,
+            memory: 10,
+        };
+        assert!(p.try_admit(&key(0), r).is_ok());
+        let (fit, wait) = p.room_for(r, 5);
+        assert_eq!(fit, 2, "0.3 + 2 × 0.3 ≤ 1.0 cores, and 3 replicas at most");
+        assert!(matches!(wait, Some(Wait::Agents { max: 3 })), "{wait:?}");
+        assert_eq!(p.usage().2, 1, "nothing was reserved");
+        assert_eq!(p.room_for(r, 1), (1, None));
     }
 
     #[test]

@@ -243,9 +243,11 @@ impl Actor {
             AgentChange::Scale(n) => {
                 let from = std::mem::replace(&mut self.agents[ai].desired, n);
                 tracing::info!(agent = %name, from, to = n, "scale");
-                Response::Done {
-                    message: format!("scaled {name} from {from} to {n}"),
+                let mut message = format!("scaled {name} from {from} to {n}");
+                if let Some(waits) = self.scale_waits(ai, n) {
+                    message.push_str(&waits);
                 }
+                Response::Done { message }
             }
             AgentChange::Start => {
                 self.agents[ai].enabled = true;
@@ -280,5 +282,33 @@ impl Actor {
                 }
             }
         }
+    }
+}
+
+impl Actor {
+    /// After a scale to `n`: how many of the replicas still to start the
+    /// pool cannot admit now, and why (`; 22 will wait: waiting for CPU:
+    /// ...`), or None when they all fit.
+    fn scale_waits(&self, ai: usize, n: u32) -> Option<String> {
+        let a = &self.agents[ai];
+        if !a.enabled {
+            return None;
+        }
+        let need = (0..n)
+            .filter(|i| !self.pool.holds(&(a.spec.name.clone(), *i)))
+            .count() as u32;
+        if need == 0 {
+            return None;
+        }
+        let req = crate::core::pool::Request {
+            cpu: a.spec.resources.cpu,
+            memory: a.spec.resources.memory,
+        };
+        let (fit, wait) = self.pool.room_for(req, need);
+        let wait = wait?;
+        Some(format!(
+            "; {fit} can start now, {} will wait: {wait}",
+            need - fit
+        ))
     }
 }
