@@ -181,6 +181,57 @@ pub fn socket_path(runtime: &Path, data_dir: &Path) -> PathBuf {
     runtime.join(format!("daemon-{h:016x}.sock"))
 }
 
+/// The pointer file in the data dir that names the running daemon's socket:
+/// a client whose runtime dir differs from the daemon's (an ssh login
+/// versus a systemd service, say) finds the daemon through it.
+pub fn socket_pointer(data_dir: &Path) -> PathBuf {
+    data_dir.join("daemon.socket")
+}
+
+/// Writes the pointer (0600, atomically).
+pub fn write_socket_pointer(data_dir: &Path, socket: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = data_dir.join("daemon.socket.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(socket.as_os_str().as_encoded_bytes())?;
+    f.write_all(b"\n")?;
+    drop(f);
+    std::fs::rename(&tmp, socket_pointer(data_dir))
+}
+
+/// Removes the pointer if it still names `socket` (a newer daemon's stays).
+pub fn remove_socket_pointer(data_dir: &Path, socket: &Path) {
+    let p = socket_pointer(data_dir);
+    if read_socket_pointer(data_dir).as_deref() == Some(socket) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The socket the pointer names, if there is one.
+pub fn read_socket_pointer(data_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(socket_pointer(data_dir)).ok()?;
+    let path = PathBuf::from(text.trim_end_matches('\n'));
+    path.is_absolute().then_some(path)
+}
+
+/// Where a client looks for the daemon of `data_dir`, in order: the socket
+/// its own runtime dir gives, then the one the data dir's pointer names.
+pub fn socket_candidates(runtime: &Path, data_dir: &Path) -> Vec<PathBuf> {
+    let mut v = vec![socket_path(runtime, data_dir)];
+    if let Some(p) = read_socket_pointer(data_dir)
+        && !v.contains(&p)
+    {
+        v.push(p);
+    }
+    v
+}
+
 /// Data dir for clients: `--data-dir`, else the config's, else the default.
 /// Clients must find the same socket as the daemon they talk to.
 pub fn client_data_dir(cli: Option<&Path>, config: Option<&Path>) -> PathBuf {

@@ -193,3 +193,84 @@ fn tmux_style_ssh_t_attach_works_and_dropping_it_leaves_the_fleet() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The daemon runs with one runtime dir (as under systemd), the ssh login
+/// gets another: the remote side finds the daemon by its data dir (the
+/// pointer file there), or by `--remote-socket`. A remote host without
+/// `autonomos` on its PATH gets an error that names `--remote-bin`.
+#[test]
+fn a_login_with_another_runtime_dir_finds_the_daemon_by_its_data_dir() {
+    if !sshd_available() {
+        return;
+    }
+    let d = BinDaemon::start("[agents.w]\ncommand = [\"sleep\", \"1000\"]\n");
+    let login_runtime = d.dir.path().join("login-runtime");
+    std::fs::create_dir_all(&login_runtime).expect("mkdir");
+    std::fs::set_permissions(
+        &login_runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let sshd = start_sshd_env(&d, &format!("XDG_RUNTIME_DIR={}", login_runtime.display()));
+    let data = d.data_dir().display().to_string();
+    let out = remote(&d, &sshd, &["--remote-data-dir", &data, "status", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: autonomos::proto::FleetStatus = serde_json::from_slice(&out.stdout).expect("status");
+    assert_eq!(s.daemon_pid as i32, d.pid());
+
+    // The socket named outright works too, whatever the data dir says.
+    let socket = d.socket().display().to_string();
+    let out = remote(
+        &d,
+        &sshd,
+        &[
+            "--remote-data-dir",
+            "/nonexistent",
+            "--remote-socket",
+            &socket,
+            "status",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No daemon for the data dir named: the error says what to pass.
+    let out = remote(&d, &sshd, &["--remote-data-dir", "/nonexistent", "status"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--remote-socket") && err.contains("--remote-data-dir"),
+        "{err}"
+    );
+
+    // No autonomos on the remote PATH: the error names --remote-bin.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autonomos"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("--host")
+        .arg(format!("ssh://testhost:{}", sshd.port))
+        .arg("--ssh-config")
+        .arg(sshd.config())
+        .args(["--remote-bin", "autonomos-not-installed", "status"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("command not found") && err.contains("pass --remote-bin"),
+        "{err}"
+    );
+}

@@ -43,6 +43,13 @@ pub struct Global {
     /// --data-dir for the remote daemon (default: its own default).
     #[arg(long, global = true, env = "AUTONOMOS_REMOTE_DATA_DIR")]
     pub remote_data_dir: Option<String>,
+    /// The daemon's socket on the remote host, when its data dir does not
+    /// lead to it (last resort: the data dir's `daemon.socket` names it).
+    #[arg(long, global = true, env = "AUTONOMOS_REMOTE_SOCKET")]
+    pub remote_socket: Option<String>,
+    /// Talk to the daemon on this socket (default: found from the data dir).
+    #[arg(long, global = true, env = "AUTONOMOS_SOCKET")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,8 +11,13 @@ pub async fn connect(g: &Global) -> Result<Client, ClientError> {
             let mut t = SshTarget::parse(url).map_err(ClientError::Ssh)?;
             t.remote_bin = g.remote_bin.clone();
             t.remote_data_dir = g.remote_data_dir.clone();
+            t.remote_socket = g.remote_socket.clone();
             t.ssh_config = g.ssh_config.clone();
             Client::connect_ssh(&t).await
+        }
+        None if g.socket.is_some() => {
+            let socket = g.socket.as_deref().unwrap_or(std::path::Path::new(""));
+            Client::connect_socket(socket).await
         }
         None => {
             let data_dir =

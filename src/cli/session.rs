@@ -54,15 +54,16 @@ pub async fn attach(g: &Global) -> ExitCode {
 /// half-close in both directions.
 pub async fn dial_stdio(g: &Global) -> ExitCode {
     let data_dir = crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
-    let socket = crate::paths::socket_path(&crate::paths::runtime_dir(), &data_dir);
-    let mut sock = match tokio::net::UnixStream::connect(&socket).await {
+    let opened = match &g.socket {
+        Some(path) => tokio::net::UnixStream::connect(path).await.map_err(|e| {
+            crate::client::ClientError::Ssh(format!("cannot connect to {}: {e}", path.display()))
+        }),
+        None => crate::client::open_local(&crate::paths::runtime_dir(), &data_dir).await,
+    };
+    let mut sock = match opened {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "autonomos dial-stdio: no daemon for data dir {} ({}: {e})",
-                data_dir.display(),
-                socket.display()
-            );
+            eprintln!("autonomos dial-stdio: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -53,6 +53,9 @@ pub struct SshTarget {
     pub remote_bin: String,
     /// `--data-dir` for the remote side, if not its default.
     pub remote_data_dir: Option<String>,
+    /// `--socket` for the remote side: the daemon's socket path, when the
+    /// data dir cannot lead to it.
+    pub remote_socket: Option<String>,
     /// An ssh config file (`ssh -F`).
     pub ssh_config: Option<PathBuf>,
 }
@@ -87,6 +90,7 @@ impl SshTarget {
             port,
             remote_bin: "autonomos".into(),
             remote_data_dir: None,
+            remote_socket: None,
             ssh_config: None,
         })
     }
@@ -115,10 +119,90 @@ impl SshTarget {
             cmd.push("--data-dir".into());
             cmd.push(shell_quote(d));
         }
+        if let Some(sock) = &self.remote_socket {
+            cmd.push("--socket".into());
+            cmd.push(shell_quote(sock));
+        }
         cmd.extend(remote.iter().map(|s| shell_quote(s)));
         argv.push(cmd.join(" "));
         argv
     }
+}
+
+/// Collects the last lines a child writes to stderr.
+fn keep_stderr(
+    stderr: tokio::process::ChildStderr,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = said.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Ok(mut v) = out.lock() {
+                if v.len() == 20 {
+                    v.remove(0);
+                }
+                v.push(crate::core::sanitize::sanitize_line(l.as_bytes()));
+            }
+        }
+    });
+    said
+}
+
+/// Why an ssh connection ended before the handshake, with what to do.
+fn ssh_failure(target: &SshTarget, said: &str) -> String {
+    let host = &target.host;
+    let said = said.trim();
+    let hint = if said.contains("command not found")
+        || (said.contains("No such file") && said.contains(&target.remote_bin))
+    {
+        format!(
+            "`{}` is not on {host}'s PATH for a non-interactive ssh command: \
+             pass --remote-bin /path/to/autonomos (or AUTONOMOS_REMOTE_BIN), or install it there",
+            target.remote_bin
+        )
+    } else if said.contains("no Autonomos daemon") || said.contains("no daemon") {
+        "no daemon answers for that data dir on the remote host: start one there \
+         (`autonomos up`), or name its data dir with --remote-data-dir, or its socket \
+         with --remote-socket"
+            .to_string()
+    } else {
+        "is Autonomos installed there and a daemon running?".to_string()
+    };
+    if said.is_empty() {
+        format!("the connection to {host} closed before the handshake: {hint}")
+    } else {
+        format!(
+            "the connection to {host} closed before the handshake:\n  {}\n{hint}",
+            said.replace('\n', "\n  ")
+        )
+    }
+}
+
+/// The daemon's socket for `data_dir`, found as [`Client::connect_local`]
+/// says (also what `dial-stdio` relays to).
+pub async fn open_local(
+    runtime: &Path,
+    data_dir: &Path,
+) -> Result<tokio::net::UnixStream, ClientError> {
+    let candidates = crate::paths::socket_candidates(runtime, data_dir);
+    for socket in &candidates {
+        match tokio::net::UnixStream::connect(socket).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => return Err(ClientError::Io(e)),
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    Err(ClientError::NoDaemon {
+        data_dir: data_dir.display().to_string(),
+        socket: tried.join(" or "),
+    })
 }
 
 /// Quotes a word for a POSIX shell.
@@ -160,20 +244,11 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the daemon of `data_dir` through its socket in `runtime`.
+    /// Connects to the daemon of `data_dir`: through its socket in
+    /// `runtime`, else the one the data dir's pointer names (a daemon
+    /// started with another runtime dir).
     pub async fn connect_local(runtime: &Path, data_dir: &Path) -> Result<Client, ClientError> {
-        let socket = crate::paths::socket_path(runtime, data_dir);
-        let stream = tokio::net::UnixStream::connect(&socket)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                    ClientError::NoDaemon {
-                        data_dir: data_dir.display().to_string(),
-                        socket: socket.display().to_string(),
-                    }
-                }
-                _ => ClientError::Io(e),
-            })?;
+        let stream = open_local(runtime, data_dir).await?;
         Self::handshake(Box::new(stream), None).await
     }
 
@@ -184,27 +259,32 @@ impl Client {
     }
 
     /// Runs `ssh … autonomos dial-stdio` and speaks the protocol over its pipes.
+    /// What ssh or the remote side says on stderr is kept (never written
+    /// over a console) and explains a connection that fails.
     pub async fn connect_ssh(target: &SshTarget) -> Result<Client, ClientError> {
         let argv = target.ssh_argv(&["dial-stdio"]);
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .map_err(|e| ClientError::Ssh(format!("cannot run ssh: {e}")))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err(ClientError::Ssh("ssh pipes missing".into()));
         };
+        let said = keep_stderr(stderr);
         let io = tokio::io::join(stdout, stdin);
         match Self::handshake(Box::new(io), Some(child)).await {
             Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(ClientError::Ssh(format!(
-                    "the connection to {} closed before the handshake (is Autonomos installed there and a daemon running?)",
-                    target.host
-                )))
+                // Let the last words arrive.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let said = said.lock().map(|v| v.join("\n")).unwrap_or_default();
+                Err(ClientError::Ssh(ssh_failure(target, &said)))
             }
             other => other,
         }

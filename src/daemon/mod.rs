@@ -79,6 +79,7 @@ pub struct Daemon {
     pub join: tokio::task::JoinHandle<()>,
     /// The control socket's path.
     pub socket: PathBuf,
+    data_dir: PathBuf,
     /// Where `/metrics` is served, when it is.
     pub metrics_addr: Option<std::net::SocketAddr>,
     audit: audit::Audit,
@@ -120,6 +121,10 @@ impl Daemon {
         let socket = crate::paths::socket_path(runtime, &opts.data_dir);
         let listener =
             server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;
+        crate::paths::write_socket_pointer(&opts.data_dir, &socket).map_err(io(format!(
+            "cannot write {}",
+            crate::paths::socket_pointer(&opts.data_dir).display()
+        )))?;
         let layout = Layout {
             data_dir: opts.data_dir.clone(),
         };
@@ -190,6 +195,7 @@ impl Daemon {
             stop_server.clone(),
         ));
         Ok(Daemon {
+            data_dir: opts.data_dir.clone(),
             router,
             join,
             socket,
@@ -205,7 +211,7 @@ impl Daemon {
         let _ = self.router.request(Request::Shutdown).await;
         let _ = self.join.await;
         self.stop_server.cancel();
-        let _ = std::fs::remove_file(&self.socket);
+        unpublish(&self.socket, &self.data_dir);
         close_audit(self.audit).await;
     }
 
@@ -214,9 +220,15 @@ impl Daemon {
     pub async fn finished(self) {
         let _ = self.join.await;
         self.stop_server.cancel();
-        let _ = std::fs::remove_file(&self.socket);
+        unpublish(&self.socket, &self.data_dir);
         close_audit(self.audit).await;
     }
+}
+
+/// Removes the socket and the data dir's pointer to it.
+fn unpublish(socket: &std::path::Path, data_dir: &std::path::Path) {
+    let _ = std::fs::remove_file(socket);
+    crate::paths::remove_socket_pointer(data_dir, socket);
 }
 
 /// Records the stop, writes the shutdown checkpoint and stops the writer.
@@ -246,7 +258,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 // connection that asked a moment to write its answer.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 daemon.stop_server.cancel();
-                let _ = std::fs::remove_file(&daemon.socket);
+                unpublish(&daemon.socket, &daemon.data_dir);
                 close_audit(daemon.audit).await;
                 tracing::info!("daemon stopped");
                 return Ok(());

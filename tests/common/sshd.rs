@@ -53,6 +53,18 @@ fn keygen(path: &Path) {
 /// Starts sshd on a free loopback port; remote sessions get the daemon's
 /// runtime and data dirs through `SetEnv`.
 pub fn start_sshd(d: &BinDaemon) -> Sshd {
+    start_sshd_env(
+        d,
+        &format!(
+            "XDG_RUNTIME_DIR={} AUTONOMOS_DATA_DIR={}",
+            d.runtime_dir().display(),
+            d.data_dir().display()
+        ),
+    )
+}
+
+/// Starts sshd whose sessions get `env` (`NAME=value ...`) through `SetEnv`.
+pub fn start_sshd_env(_d: &BinDaemon, env: &str) -> Sshd {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path();
     keygen(&p.join("host_key"));
@@ -67,10 +79,8 @@ pub fn start_sshd(d: &BinDaemon) -> Sshd {
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {p}/host_key\nAuthorizedKeysFile {p}/authorized_keys\n\
          PidFile {p}/sshd.pid\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          UsePAM no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n\
-         SetEnv XDG_RUNTIME_DIR={rt} AUTONOMOS_DATA_DIR={data}\n",
+         SetEnv {env}\n",
         p = p.display(),
-        rt = d.runtime_dir().display(),
-        data = d.data_dir().display()
     );
     std::fs::write(p.join("sshd_config"), cfg).expect("sshd_config");
     let host_pub = std::fs::read_to_string(p.join("host_key.pub")).expect("host key");
