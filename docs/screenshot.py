@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Renders a tmux pane captured with `tmux capture-pane -p -e` to a PNG.
 
-Usage: tmux capture-pane -p -e -t SESSION | python3 docs/screenshot.py OUT.png
+Usage: tmux capture-pane -p -e -t SESSION | python3 docs/screenshot.py OUT.png [--light]
+--light draws it as a terminal with a light background would (dark default
+foreground on white, the same ANSI palette).
 Needs Pillow and the DejaVu Sans Mono font (Debian: fonts-dejavu-core).
 """
 import re
@@ -18,6 +20,8 @@ BASE = [(0, 0, 0), (205, 49, 49), (13, 188, 121), (229, 229, 16), (36, 114, 200)
 BRIGHT = [(102, 102, 102), (241, 76, 76), (35, 209, 139), (245, 245, 67),
           (59, 142, 234), (214, 112, 214), (41, 184, 219), (242, 242, 242)]
 DEFAULT_FG, DEFAULT_BG = (204, 204, 204), (24, 24, 28)
+if "--light" in sys.argv:
+    DEFAULT_FG, DEFAULT_BG = (30, 30, 30), (252, 252, 250)
 
 
 def xterm256(n):

@@ -263,7 +263,7 @@ pub fn alerts_table(r: &AlertsReport, now: Millis) -> String {
             format!(" agents {}", rule.agents.join(","))
         };
         let hold = if rule.for_ms > 0 {
-            format!(" for {}", fmt_age(rule.for_ms))
+            format!(" for {}", crate::core::units::fmt_ms(rule.for_ms))
         } else {
             String::new()
         };

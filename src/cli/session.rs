@@ -177,7 +177,7 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
             return crate::tui::run(
                 connect,
                 crate::tui::Options {
-                    theme: theme.unwrap_or_else(|| "dark".into()),
+                    theme: theme.unwrap_or_else(|| crate::tui::theme::Theme::default_name().into()),
                     remote,
                     keys: console.keys,
                 },

@@ -236,6 +236,13 @@ impl Theme {
         Theme::parse(&text, &path.display().to_string(), no_color)
     }
 
+    /// The theme to use when none is configured: `light` when the terminal
+    /// says its background is light (`COLORFGBG`, set by rxvt, Konsole and
+    /// others: `15;0` is light on dark, `0;15` dark on light), else `dark`.
+    pub fn default_name() -> &'static str {
+        name_for_colorfgbg(std::env::var("COLORFGBG").ok().as_deref())
+    }
+
     /// The default dark theme (built in; cannot fail).
     pub fn default_dark(no_color: bool) -> Theme {
         // Invariant: the built-in file is checked by a unit test.
@@ -245,6 +252,16 @@ impl Theme {
     pub fn state(&self, s: State) -> Style {
         let i = State::ALL.iter().position(|x| *x == s).unwrap_or(0);
         self.states[i]
+    }
+}
+
+/// The built-in theme for a `COLORFGBG` value (its last field is the
+/// background's ANSI color).
+fn name_for_colorfgbg(v: Option<&str>) -> &'static str {
+    let bg = v.and_then(|v| v.rsplit(';').next()?.trim().parse::<u8>().ok());
+    match bg {
+        Some(7) | Some(15) => "light",
+        _ => "dark",
     }
 }
 
@@ -260,6 +277,54 @@ mod tests {
             let plain = Theme::load(name, true).expect("parses");
             assert_eq!(plain.ok, Style::default(), "NO_COLOR drops colors");
         }
+    }
+
+    /// Light backgrounds wash out light colors: the light theme uses none
+    /// of the ANSI colors meant for dark backgrounds, and every theme's
+    /// text is either the terminal's own foreground or not a light color.
+    #[test]
+    fn the_light_theme_avoids_colors_that_vanish_on_white() {
+        let faint = [
+            "gray",
+            "white",
+            "yellow",
+            "lightyellow",
+            "lightcyan",
+            "lightgreen",
+        ];
+        let (_, text) = BUILT_IN.iter().find(|(n, _)| *n == "light").expect("light");
+        // (White text on the blue selection is fine: it has its own background.)
+        for line in text
+            .lines()
+            .filter(|l| l.contains('=') && !l.starts_with("name") && !l.starts_with("selection_fg"))
+        {
+            let value = line
+                .split('=')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            let value = value.split('"').next().unwrap_or(value);
+            assert!(!faint.contains(&value), "light theme: {line}");
+        }
+        for (name, text) in BUILT_IN {
+            let t = text
+                .lines()
+                .find(|l| l.starts_with("text ="))
+                .unwrap_or_default();
+            assert!(
+                !faint.iter().any(|f| t.contains(&format!("\"{f}\""))),
+                "{name}: {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn colorfgbg_picks_the_light_theme_on_a_light_background() {
+        assert_eq!(name_for_colorfgbg(Some("0;15")), "light");
+        assert_eq!(name_for_colorfgbg(Some("0;default;7")), "light");
+        assert_eq!(name_for_colorfgbg(Some("15;0")), "dark");
+        assert_eq!(name_for_colorfgbg(None), "dark");
     }
 
     #[test]
