@@ -104,6 +104,39 @@ mod tests {
         }
     }
 
+    /// The header and footer drop whole parts, never cut one: at every
+    /// width the header ends with the link's state and the footer with a
+    /// whole hint.
+    #[test]
+    fn header_and_footer_keep_whole_parts_at_every_width() {
+        let m = model();
+        for w in [40u16, 60, 80, 100, 120, 160] {
+            let term = render(&m, w, 24);
+            let text = format!("{}", term.backend());
+            let lines: Vec<&str> = text.lines().collect();
+            let header = lines[0].trim_matches('"').trim_end();
+            let footer = lines[lines.len() - 1].trim_matches('"').trim_end();
+            assert!(
+                header.ends_with("● attached") || header.ends_with("(pid 4242)"),
+                "{w}: {header:?}"
+            );
+            let hints = [
+                "? help",
+                "q detach",
+                "Tab panels",
+                "+/- scale",
+                "r restart",
+                "s stop/start",
+                "/ filter",
+                ": command",
+            ];
+            assert!(hints.iter().any(|h| footer.ends_with(h)), "{w}: {footer:?}");
+            for part in header.split(" · ") {
+                assert!(!part.is_empty(), "{w}: {header:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_help_overlay_lists_every_binding_at_both_sizes() {
         for (w, h) in [(80u16, 24u16), (120, 40)] {
