@@ -2,6 +2,37 @@
 
 use super::*;
 
+/// Why a replica waits or failed, for the line under its row.
+fn replica_note(r: &crate::proto::ReplicaStatus) -> Option<String> {
+    match (&r.waiting, &r.error) {
+        (Some(w), _) => Some(format!("waiting: {}", sanitize_line(w.as_bytes()))),
+        (None, Some(e)) => Some(format!("error: {}", sanitize_line(e.as_bytes()))),
+        _ => None,
+    }
+}
+
+/// One replica's row of `status -r`.
+fn replica_row(
+    agent: &str,
+    r: &crate::proto::ReplicaStatus,
+    uptime: &dyn Fn(Option<Millis>) -> String,
+) -> [String; 8] {
+    [
+        format!("  {agent}/{}", r.index),
+        r.pid
+            .map(|p| format!("pid {p}"))
+            .unwrap_or_else(|| "-".into()),
+        r.state.label().to_string(),
+        format!("{:.1}%", r.cpu_percent),
+        format_size(r.rss_bytes),
+        r.restarts.to_string(),
+        uptime(r.started_at),
+        r.last_exit
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
 /// The fleet table of `autonomos status`.
 pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
     let now = s.now;
@@ -47,30 +78,10 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
         ]);
         if replicas {
             for r in &a.replicas {
-                let state = r.state.label().to_string();
-                if let Some(w) = r.waiting.as_ref() {
-                    let note = format!("waiting: {}", sanitize_line(w.as_bytes()));
+                if let Some(note) = replica_note(r) {
                     notes.push((rows.len(), note));
-                } else if let Some(e) = r.error.as_ref() {
-                    notes.push((
-                        rows.len(),
-                        format!("error: {}", sanitize_line(e.as_bytes())),
-                    ));
                 }
-                rows.push([
-                    format!("  {}/{}", a.name, r.index),
-                    r.pid
-                        .map(|p| format!("pid {p}"))
-                        .unwrap_or_else(|| "-".into()),
-                    state,
-                    format!("{:.1}%", r.cpu_percent),
-                    format_size(r.rss_bytes),
-                    r.restarts.to_string(),
-                    uptime(r.started_at),
-                    r.last_exit
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ]);
+                rows.push(replica_row(&a.name, r, &uptime));
             }
         }
     }
