@@ -12,6 +12,18 @@ pub(super) fn block<'a>(m: &Model, t: &Theme, p: Panel, extra: String) -> Block<
         .title(Span::styled(title, if focused { t.accent } else { t.text }))
 }
 
+/// The footer's hints, most useful first; each shows whole or not at all.
+pub(super) const FOOTER_HINTS: [&str; 8] = [
+    "? help",
+    "q detach",
+    "Tab panels",
+    "+/- scale",
+    "r restart",
+    "s stop/start",
+    "/ filter",
+    ": command",
+];
+
 /// Keeps the parts that fit, most important first, in their order: each
 /// part is shown whole or not at all. Parts: (priority, 0 first; spans).
 fn fit_parts<'a>(mut parts: Vec<(u8, Vec<Span<'a>>)>, width: u16) -> Line<'a> {
@@ -147,18 +159,7 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 if n.error { t.bad } else { t.ok },
             )),
             _ => {
-                // Hints, most useful first; whole or not at all.
-                let hints = [
-                    "? help",
-                    "q detach",
-                    "Tab panels",
-                    "+/- scale",
-                    "r restart",
-                    "s stop/start",
-                    "/ filter",
-                    ": command",
-                ];
-                let parts = hints
+                let parts = FOOTER_HINTS
                     .iter()
                     .enumerate()
                     .map(|(i, h)| (i as u8, vec![Span::styled(format!("{h}  "), t.muted)]))

@@ -120,17 +120,10 @@ mod tests {
                 header.ends_with("● attached") || header.ends_with("(pid 4242)"),
                 "{w}: {header:?}"
             );
-            let hints = [
-                "? help",
-                "q detach",
-                "Tab panels",
-                "+/- scale",
-                "r restart",
-                "s stop/start",
-                "/ filter",
-                ": command",
-            ];
-            assert!(hints.iter().any(|h| footer.ends_with(h)), "{w}: {footer:?}");
+            assert!(
+                FOOTER_HINTS.iter().any(|h| footer.ends_with(h)),
+                "{w}: {footer:?}"
+            );
             for part in header.split(" · ") {
                 assert!(!part.is_empty(), "{w}: {header:?}");
             }
