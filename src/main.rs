@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         eprintln!("warning: {e}");
     }
-    let json = std::env::args().any(|a| a == "--json");
+    let json = std::env::args_os().any(|a| a == "--json");
     let cli = match autonomos::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -188,16 +188,17 @@ pub fn socket_pointer(data_dir: &Path) -> PathBuf {
     data_dir.join("daemon.socket")
 }
 
-/// Writes the pointer (0600, atomically).
+/// Writes the pointer (0600, atomically; a file, never through a symlink).
 pub fn write_socket_pointer(data_dir: &Path, socket: &Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = data_dir.join("daemon.socket.tmp");
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)?;
     f.write_all(socket.as_os_str().as_encoded_bytes())?;
     f.write_all(b"\n")?;
@@ -213,11 +214,28 @@ pub fn remove_socket_pointer(data_dir: &Path, socket: &Path) {
     }
 }
 
-/// The socket the pointer names, if there is one.
+/// The socket the pointer names, if the pointer can be trusted: the
+/// pointer file and the data dir are ours and writable by no one else, and
+/// the socket it names is ours too, in a directory only we can change (a
+/// config in a cloned repository cannot send clients to someone's socket).
+/// The client also checks who answers ([`crate::client`]).
 pub fn read_socket_pointer(data_dir: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(socket_pointer(data_dir)).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let private = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| m.uid() == me && m.mode() & 0o022 == 0 && !m.file_type().is_symlink())
+    };
+    let pointer = socket_pointer(data_dir);
+    if !private(data_dir) || !private(&pointer) {
+        return None;
+    }
+    let text = std::fs::read_to_string(&pointer).ok()?;
     let path = PathBuf::from(text.trim_end_matches('\n'));
-    path.is_absolute().then_some(path)
+    let parent_ok = path
+        .parent()
+        .is_some_and(|d| private(d) && std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
+    (path.is_absolute() && parent_ok && private(&path)).then_some(path)
 }
 
 /// Where a client looks for the daemon of `data_dir`, in order: the socket
@@ -252,6 +270,39 @@ pub fn client_data_dir(cli: Option<&Path>, config: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_socket_pointer_is_trusted_only_when_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let data = t.path().join("data");
+        let run = t.path().join("run");
+        for d in [&data, &run] {
+            std::fs::create_dir(d).expect("mkdir");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        let sock = run.join("daemon-x.sock");
+        std::fs::write(&sock, "").expect("stand-in socket");
+        write_socket_pointer(&data, &sock).expect("write");
+        assert_eq!(read_socket_pointer(&data), Some(sock.clone()));
+        // Anyone may write the pointer: not trusted.
+        let ptr = socket_pointer(&data);
+        std::fs::set_permissions(&ptr, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert_eq!(read_socket_pointer(&data), None);
+        std::fs::set_permissions(&ptr, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        // The socket's directory is open to others: not trusted.
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert_eq!(read_socket_pointer(&data), None);
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        // A relative path or a missing socket: not used.
+        std::fs::write(&ptr, "relative.sock\n").expect("write");
+        assert_eq!(read_socket_pointer(&data), None);
+        remove_socket_pointer(&data, &sock);
+        assert!(ptr.exists(), "a pointer naming another socket stays");
+        write_socket_pointer(&data, &sock).expect("write");
+        remove_socket_pointer(&data, &sock);
+        assert!(!ptr.exists());
+    }
 
     #[test]
     fn socket_names_differ_per_data_dir_and_are_stable() {

@@ -84,7 +84,8 @@ pub async fn up(
     sample_every: Option<Duration>,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<Global, ExitCode> {
-    if g.host.is_some() {
+    if g.host.is_some() || g.socket.is_some() {
+        // A named daemon elsewhere: nothing to start here.
         return Ok(g.clone());
     }
     let source = crate::paths::find_config(g.config.as_deref());

@@ -129,14 +129,14 @@ impl SshTarget {
     }
 }
 
-/// Collects the last lines a child writes to stderr.
-fn keep_stderr(
-    stderr: tokio::process::ChildStderr,
-) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+type Said = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Collects the last lines a child writes to stderr; the task ends at EOF.
+fn keep_stderr(stderr: tokio::process::ChildStderr) -> (Said, tokio::task::JoinHandle<()>) {
     use tokio::io::AsyncBufReadExt;
-    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let said: Said = Default::default();
     let out = said.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(l)) = lines.next_line().await {
             if let Ok(mut v) = out.lock() {
@@ -147,14 +147,16 @@ fn keep_stderr(
             }
         }
     });
-    said
+    (said, reader)
 }
 
 /// Why an ssh connection ended before the handshake, with what to do.
 fn ssh_failure(target: &SshTarget, said: &str) -> String {
     let host = &target.host;
     let said = said.trim();
+    // bash and zsh say "command not found", dash and busybox "X: not found".
     let hint = if said.contains("command not found")
+        || said.contains(&format!("{}: not found", target.remote_bin))
         || (said.contains("No such file") && said.contains(&target.remote_bin))
     {
         format!(
@@ -187,9 +189,17 @@ pub async fn open_local(
     data_dir: &Path,
 ) -> Result<tokio::net::UnixStream, ClientError> {
     let candidates = crate::paths::socket_candidates(runtime, data_dir);
+    let me = rustix::process::geteuid().as_raw();
     for socket in &candidates {
         match tokio::net::UnixStream::connect(socket).await {
-            Ok(s) => return Ok(s),
+            // Only a daemon of our own user (or root) is spoken to.
+            Ok(s) if s.peer_cred().is_ok_and(|c| c.uid() == me || c.uid() == 0) => return Ok(s),
+            Ok(_) => {
+                return Err(ClientError::Refused(format!(
+                    "{} belongs to another user; not talking to it",
+                    socket.display()
+                )));
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -277,12 +287,12 @@ impl Client {
         else {
             return Err(ClientError::Ssh("ssh pipes missing".into()));
         };
-        let said = keep_stderr(stderr);
+        let (said, reader) = keep_stderr(stderr);
         let io = tokio::io::join(stdout, stdin);
         match Self::handshake(Box::new(io), Some(child)).await {
             Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                // Let the last words arrive.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // ssh is gone or going: its stderr ends; read it all.
+                let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
                 let said = said.lock().map(|v| v.join("\n")).unwrap_or_default();
                 Err(ClientError::Ssh(ssh_failure(target, &said)))
             }

@@ -68,12 +68,28 @@ impl std::fmt::Display for Peer {
     }
 }
 
+/// The user name of `uid`, looked up once per uid for the daemon's life
+/// (an NSS lookup may go over the network; requests must not wait on it).
+fn cached_user_name(uid: u32) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<u32, Option<String>>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    if let Some(n) = names.lock().ok().and_then(|m| m.get(&uid).cloned()) {
+        return n;
+    }
+    let n = crate::daemon::sys::user_name(uid);
+    if let Ok(mut m) = names.lock() {
+        m.insert(uid, n.clone());
+    }
+    n
+}
+
 impl Peer {
     /// Who acted, as operators read it: the user name (the uid when it has
     /// none) and where from: `root (local)`, `alice (ssh 10.0.0.5)`.
     pub fn who(&self) -> String {
-        let name =
-            crate::daemon::sys::user_name(self.uid).unwrap_or_else(|| format!("uid {}", self.uid));
+        let name = cached_user_name(self.uid).unwrap_or_else(|| format!("uid {}", self.uid));
         match &self.ssh {
             Some(s) => format!("{name} (ssh {})", s.split(' ').next().unwrap_or(s)),
             None => format!("{name} (local)"),

@@ -92,8 +92,12 @@ impl Link {
                         m.conn = attached(&s);
                         m.notify("reconnected", false);
                         self.session = Some(s);
+                        self.shutting_down = false;
                     }
-                    Err(e) => self.retry_later(m, e.to_string()),
+                    Err(e) => {
+                        let absent = matches!(e, ClientError::NoDaemon { .. });
+                        self.retry_later(m, e.to_string(), absent)
+                    }
                 }
             }
         }
@@ -103,13 +107,16 @@ impl Link {
     fn incoming(&mut self, m: &mut Model, inc: Option<Incoming>) -> Vec<Request> {
         let mut requests = Vec::new();
         match inc {
-            Some(Incoming::Answer(Request::Shutdown, _)) if self.shutting_down => {
+            Some(Incoming::Answer(Request::Shutdown, Ok(_))) if self.shutting_down => {
                 m.conn = Conn::Stopped { at: m.now };
                 m.quit = true;
             }
             Some(i) => {
                 if matches!(i, Incoming::Answer(Request::Logs { .. }, _)) {
                     self.logs_in_flight = false;
+                }
+                if matches!(i, Incoming::Answer(Request::Shutdown, Err(_))) {
+                    self.shutting_down = false;
                 }
                 let fleet_changed = matches!(
                     i,
@@ -146,18 +153,17 @@ impl Link {
     /// Sends the requests, or says they could not be.
     pub fn send(&mut self, m: &mut Model, requests: Vec<Request>) {
         for r in requests {
-            if r == Request::Shutdown {
-                self.shutting_down = true;
-            }
+            let shutdown = r == Request::Shutdown;
             match &self.session {
-                Some(s) if s.send(r) => {}
+                Some(s) if s.send(r) => self.shutting_down |= shutdown,
                 _ => m.notify("not connected: the request was not sent", true),
             }
         }
     }
 
-    fn retry_later(&mut self, m: &mut Model, error: String) {
-        if let Conn::Stopped { .. } = m.conn {
+    /// `absent`: no daemon answers at all (as after a shutdown).
+    fn retry_later(&mut self, m: &mut Model, error: String, absent: bool) {
+        if matches!(m.conn, Conn::Stopped { .. }) && absent {
             // A stopped daemon is looked for quietly, less often.
             self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             return;

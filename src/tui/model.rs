@@ -87,7 +87,10 @@ impl Conn {
             Conn::Reconnecting { .. } => {
                 "detached while the daemon was unreachable; its fleet was not changed from here"
             }
-            Conn::Stopping | Conn::Stopped { .. } => "the daemon is stopped: no agent is running",
+            Conn::Stopping => {
+                "detached while the daemon was shutting down: its agents are being stopped"
+            }
+            Conn::Stopped { .. } => "the daemon is stopped: no agent is running",
         }
     }
 }

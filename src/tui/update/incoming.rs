@@ -15,6 +15,8 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                     for l in lines {
                         if m.logs.len() == LOG_LINES {
                             m.logs.pop_front();
+                            // The match `n` moved to shifts with the buffer.
+                            m.search_hit = m.search_hit.and_then(|i| i.checked_sub(1));
                         }
                         m.logs.push_back(l);
                     }

@@ -25,6 +25,8 @@ pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
                     m.help_page = 0;
                 }
                 Action::Down | Action::PageDown | Action::ToggleExpand => m.help_page += 1,
+                // The view turns pages around (page % pages), so every
+                // key visibly turns one.
                 Action::Up | Action::PageUp => m.help_page = m.help_page.saturating_sub(1),
                 _ => {}
             }
@@ -111,8 +113,11 @@ fn confirm(m: &mut Model, prompt: String, request: Request) -> Vec<Request> {
 /// incident log (`n` and `N` step through log matches in the logs).
 fn normal(m: &mut Model, action: Action) -> Vec<Request> {
     if m.message.is_some() && matches!(action, Action::Back | Action::Enter) {
+        // Dismissed; the same key still cancels or sends a pending scale.
         m.message = None;
-        return vec![];
+        if m.pending_scale.is_none() {
+            return vec![];
+        }
     }
     if m.pending_scale.is_some() {
         match action {
@@ -361,6 +366,25 @@ fn send_pending_scale(m: &mut Model) -> Vec<Request> {
     let Some(p) = m.pending_scale.take() else {
         return vec![];
     };
+    // Someone (another console, a reload) changed the count meanwhile: an
+    // absolute count typed against the old one would undo their change.
+    let now = m
+        .agents()
+        .iter()
+        .find(|a| a.name == p.agent)
+        .map(|a| a.desired);
+    if now != Some(p.from) {
+        let what = match now {
+            Some(n) => format!("it is at {n} now"),
+            None => "it is gone".into(),
+        };
+        let text = format!(
+            "not sent: scale {} {} was typed against {}, but {what}",
+            p.agent, p.to, p.from
+        );
+        m.notify(text, true);
+        return vec![];
+    }
     if p.to == p.from {
         m.notify(format!("{} stays at {}", p.agent, p.from), false);
         return vec![];

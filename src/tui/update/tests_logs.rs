@@ -69,3 +69,57 @@ fn the_filter_and_wrap_keys_need_the_logs_and_a_search() {
     update(&mut m, Action::Wrap);
     assert!(m.log_wrap);
 }
+
+#[test]
+fn the_match_n_moved_to_stays_on_its_line_as_old_lines_drop() {
+    let mut m = model();
+    search(&mut m, "step 29");
+    update(&mut m, Action::Note);
+    assert_eq!(m.search_hit, Some(29));
+    // Fill the buffer past its size: the hit follows its line down.
+    let more: Vec<crate::proto::LogLine> = (0..crate::tui::model::LOG_LINES as u64)
+        .map(|i| crate::proto::LogLine {
+            seq: 100 + i,
+            at: 0,
+            replica: 0,
+            stream: crate::proto::Stream::Stdout,
+            text: format!("filler {i}"),
+        })
+        .take(crate::tui::model::LOG_LINES - 30 + 5)
+        .collect();
+    apply(
+        &mut m,
+        Incoming::Answer(
+            Request::Logs {
+                agent: "planner".into(),
+                lines: 500,
+                since: Some(30),
+            },
+            Ok(Response::Logs {
+                lines: more,
+                next: 9999,
+            }),
+        ),
+    );
+    let hit = m.search_hit.expect("still a hit");
+    assert!(m.logs[hit].text.contains("step 29"), "{}", m.logs[hit].text);
+}
+
+#[test]
+fn a_scale_typed_against_a_count_that_changed_meanwhile_is_not_sent() {
+    let mut m = model();
+    m.focus = Panel::Fleet;
+    m.selected = 1; // researcher, at 3
+    update(&mut m, Action::ScaleUp);
+    // Another operator scales it to 6 before the delay is over.
+    if let Some(s) = m.status.as_mut() {
+        s.agents[1].desired = 6;
+    }
+    m.now += 10_000;
+    assert!(due(&mut m).is_empty(), "4 would undo their 6");
+    assert!(
+        m.notices
+            .back()
+            .is_some_and(|n| n.error && n.text.contains("it is at 6 now"))
+    );
+}

@@ -303,9 +303,11 @@ pub(super) fn highlight<'a>(text: String, needle: &str, base: Style, hl: Style) 
     let lower = text.to_lowercase();
     let n = needle.to_lowercase();
     let mut pos = 0;
-    // Lowercasing can change byte lengths for some scripts: fall back to
-    // no highlighting rather than slicing inside a char.
-    if lower.len() != text.len() {
+    // Lowercasing can change a char's byte length (the Kelvin sign, İ):
+    // then byte offsets in `lower` are not offsets in `text`, so such a
+    // line is shown without highlighting rather than sliced inside a char.
+    let same_len = |c: char| c.to_lowercase().map(char::len_utf8).sum::<usize>() == c.len_utf8();
+    if !text.chars().all(same_len) || !needle.chars().all(same_len) {
         return vec![Span::styled(text, base)];
     }
     while let Some(i) = lower[pos..].find(&n) {
@@ -363,7 +365,7 @@ pub(super) fn draw_help(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame,
             p.push(l);
         }
     }
-    let page = m.help_page.min(pages.len() - 1);
+    let page = m.help_page % pages.len();
     let mut lines = pages[page].clone();
     let foot = if pages.len() > 1 {
         format!(

@@ -263,6 +263,17 @@ mod tests {
     }
 
     #[test]
+    fn highlighting_never_slices_inside_a_char() {
+        let theme = Theme::default_dark(false);
+        // The Kelvin sign shrinks when lowercased and İ grows: together the
+        // byte lengths match, but the offsets do not.
+        let text = "\u{212A}İİ iii".to_string();
+        let spans = highlight(text.clone(), "i", theme.text, theme.selection);
+        let joined: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(joined, text);
+    }
+
+    #[test]
     fn search_matches_are_highlighted() {
         let theme = Theme::default_dark(false);
         let spans = highlight(
