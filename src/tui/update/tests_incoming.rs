@@ -2,6 +2,7 @@
 //! reload's fresh status, a shutdown, a lost link.
 
 use super::*;
+use crate::tui::action::Action;
 use crate::tui::fixture::{model, status};
 use crate::tui::model::Conn;
 
@@ -81,4 +82,28 @@ fn a_shutdown_ends_as_daemon_stopped_never_as_a_lost_link() {
     assert!(matches!(m.conn, Conn::Reconnecting { .. }));
     assert!(!m.conn.farewell().contains("keeps running"));
     assert!(model().conn.farewell().contains("keeps running"));
+}
+
+#[test]
+fn a_message_too_long_for_the_footer_stays_whole_until_dismissed() {
+    let mut m = model();
+    let text = "backup done: snapshot 1a2b3c4d; new repository password in \
+                /var/lib/autonomos/backup/password (keep a copy off this machine)";
+    apply(
+        &mut m,
+        Incoming::Answer(
+            Request::Backup,
+            Ok(Response::Done {
+                message: text.into(),
+            }),
+        ),
+    );
+    assert_eq!(m.message.as_ref().map(|n| n.text.as_str()), Some(text));
+    m.now += 60_000;
+    assert!(m.message.is_some(), "it does not time out");
+    update(&mut m, Action::Back);
+    assert!(m.message.is_none());
+    // Short ones stay in the footer only.
+    m.notify("scaled x from 1 to 2", false);
+    assert!(m.message.is_none());
 }
