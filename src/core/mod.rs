@@ -16,4 +16,5 @@ pub mod series;
 pub mod signal;
 pub mod suggest;
 pub mod supervise;
+pub mod task;
 pub mod units;
