@@ -78,12 +78,15 @@ impl TaskState {
     /// submitted.
     pub fn may_become(self, to: TaskState) -> bool {
         use TaskState::*;
-        match (self, to) {
-            (Submitted, Working | Canceled | Failed) => true,
-            (Working, Submitted | Completed | Failed | Canceled | Rejected) => true,
-            (Failed | Canceled | Rejected, Submitted) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Submitted, Working | Canceled | Failed)
+                | (
+                    Working,
+                    Submitted | Completed | Failed | Canceled | Rejected
+                )
+                | (Failed | Canceled | Rejected, Submitted)
+        )
     }
 }
 
