@@ -162,6 +162,39 @@ pub struct AgentSpec {
     pub restore_latest: bool,
     /// Agents that must be ready before this one starts.
     pub depends_on: Vec<String>,
+    /// `protocol = "jsonrpc"`: the agent takes tasks (None: a plain process).
+    pub tasks: Option<TaskSpec>,
+}
+
+/// How a task agent (`protocol = "jsonrpc"`) takes work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSpec {
+    /// Tasks one replica runs at once.
+    pub concurrency: u32,
+    /// `ready = "announce"`: routable only after the replica sent
+    /// `agent.ready` (else once it runs).
+    pub announce: bool,
+    /// What it offers, for `task submit --skill`.
+    pub skills: Vec<String>,
+    /// Attempts per task in all.
+    pub max_attempts: u32,
+    /// A task running longer is canceled and counts as a failed attempt.
+    pub task_timeout: Option<Duration>,
+    /// Tasks that may wait in its queue (in-flight ones not counted).
+    pub max_queue: usize,
+}
+
+impl Default for TaskSpec {
+    fn default() -> Self {
+        TaskSpec {
+            concurrency: 1,
+            announce: false,
+            skills: Vec::new(),
+            max_attempts: 3,
+            task_timeout: None,
+            max_queue: 10_000,
+        }
+    }
 }
 
 impl AgentSpec {

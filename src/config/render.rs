@@ -249,6 +249,25 @@ fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
         a.depends_on.join(", ")
     };
     line(out, ind, "depends_on", &deps);
+    let protocol = match &a.tasks {
+        None => "none (a plain process)".to_owned(),
+        Some(t) => format!(
+            "jsonrpc: concurrency {}, ready {}, skills {}, max_attempts {}, task_timeout {}, max_queue {}",
+            t.concurrency,
+            if t.announce { "announce" } else { "running" },
+            if t.skills.is_empty() {
+                "(none)".to_owned()
+            } else {
+                t.skills.join(", ")
+            },
+            t.max_attempts,
+            t.task_timeout
+                .map(format_duration)
+                .unwrap_or_else(|| "none".into()),
+            t.max_queue
+        ),
+    };
+    line(out, ind, "protocol", &protocol);
 }
 
 #[cfg(test)]

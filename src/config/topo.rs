@@ -236,6 +236,7 @@ mod tests {
                 memory_limit_action: LimitAction::Restart,
             },
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            tasks: None,
         }
     }
 

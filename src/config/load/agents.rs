@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-const AGENT_KEYS: [&str; 14] = [
+pub(super) const AGENT_KEYS: [&str; 21] = [
     "command",
     "cwd",
     "env",
@@ -19,6 +19,14 @@ const AGENT_KEYS: [&str; 14] = [
     "resources",
     "depends_on",
     "recovery",
+    // Task agents (`tasks.rs`), in `TASK_KEYS` order.
+    "protocol",
+    "concurrency",
+    "ready",
+    "skills",
+    "max_attempts",
+    "task_timeout",
+    "max_queue",
 ];
 
 impl Checker<'_> {
@@ -86,6 +94,7 @@ impl Checker<'_> {
             resources,
             depends_on,
             recovery,
+            task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
             key,
@@ -170,6 +179,7 @@ impl Checker<'_> {
             let (name, agent) = (format!("{table_name}.resources"), spec.name.clone());
             self.resources(t, &name, &agent, &mut spec.resources, pool);
         }
+        self.task_keys(task, table_name, &mut draft.spec);
         if let Some((_, v)) = depends_on {
             self.depends_on(v, field("depends_on"), draft);
         }

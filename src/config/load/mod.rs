@@ -19,13 +19,14 @@ use super::hints::{
 use super::model::{
     AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
     MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy,
-    StartLimitSpec,
+    StartLimitSpec, TaskSpec,
 };
 use crate::core::alert::Rule;
 
 mod agents;
 mod observe;
 mod sections;
+mod tasks;
 mod values;
 use super::topo::Graph;
 use super::words::split_command;
@@ -95,6 +96,7 @@ fn default_agent(name: String) -> AgentSpec {
             memory_limit_action: LimitAction::Restart,
         },
         depends_on: Vec::new(),
+        tasks: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cases;
 mod files;
+mod tasks;
 use cases::*;
 use files::*;
 

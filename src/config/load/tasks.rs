@@ -1,0 +1,118 @@
+//! An agent's task keys: `protocol = "jsonrpc"` makes it a task agent, and
+//! `concurrency`, `ready`, `skills`, `max_attempts`, `task_timeout` and
+//! `max_queue` say how it takes work (only with that protocol).
+
+use super::*;
+
+/// The task keys, as `AGENT_KEYS` ends with them.
+#[cfg(test)]
+pub(super) const TASK_KEYS: [&str; 7] = [
+    "protocol",
+    "concurrency",
+    "ready",
+    "skills",
+    "max_attempts",
+    "task_timeout",
+    "max_queue",
+];
+
+/// Most tasks one agent may queue.
+const MAX_QUEUE: i128 = 1_000_000;
+
+impl Checker<'_> {
+    pub(super) fn task_keys(
+        &mut self,
+        keys: [Option<Entry<'_, '_>>; 7],
+        table_name: &str,
+        spec: &mut AgentSpec,
+    ) {
+        let [
+            protocol,
+            concurrency,
+            ready,
+            skills,
+            max_attempts,
+            task_timeout,
+            max_queue,
+        ] = keys;
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
+        let jsonrpc = match protocol {
+            Some((_, v)) => {
+                let options = [("none", false), ("jsonrpc", true)];
+                self.choice(v, field("protocol"), &options).unwrap_or(false)
+            }
+            None => false,
+        };
+        if !jsonrpc {
+            // Task keys on a plain process are a mistake worth naming.
+            let given = [
+                concurrency,
+                ready,
+                skills,
+                max_attempts,
+                task_timeout,
+                max_queue,
+            ];
+            for (k, _) in given.into_iter().flatten() {
+                let key: &str = k.get_ref();
+                self.problem(
+                    k.span(),
+                    format!("`{key}` in [{table_name}] applies to task agents only"),
+                    Some("add protocol = \"jsonrpc\" (see docs/agent-protocol.md)".into()),
+                );
+            }
+            spec.tasks = None;
+            return;
+        }
+        let mut t = TaskSpec::default();
+        if let Some((_, v)) = concurrency {
+            let max = i128::from(crate::core::pool::MAX_REPLICAS);
+            if let Some(n) = self.int_in(v, field("concurrency"), 1, max) {
+                t.concurrency = n as u32;
+            }
+        }
+        if let Some((_, v)) = ready {
+            let options = [("running", false), ("announce", true)];
+            t.announce = self.choice(v, field("ready"), &options).unwrap_or(false);
+        }
+        if let Some((_, v)) = skills {
+            let help = Some("list skill names: skills = [\"summarize\"]".to_owned());
+            if let Some(list) = self.strings(v, field("skills"), help) {
+                for (s, span) in list {
+                    if s.is_empty() || s.chars().any(char::is_whitespace) {
+                        let message = format!("skill name `{s}` must be a word without spaces");
+                        self.problem(span, message, None);
+                    } else if !t.skills.iter().any(|x| x == s) {
+                        t.skills.push(s.to_owned());
+                    }
+                }
+            }
+        }
+        if let Some((_, v)) = max_attempts
+            && let Some(n) = self.int_in(v, field("max_attempts"), 1, 100)
+        {
+            t.max_attempts = n as u32;
+        }
+        if let Some((_, v)) = task_timeout {
+            t.task_timeout = self.duration_max(v, field("task_timeout"), 24 * HOUR);
+        }
+        if let Some((_, v)) = max_queue
+            && let Some(n) = self.int_in(v, field("max_queue"), 1, MAX_QUEUE)
+        {
+            t.max_queue = n as usize;
+        }
+        spec.tasks = Some(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_agent_keys_end_with_the_task_keys_in_order() {
+        let all = super::super::agents::AGENT_KEYS;
+        assert_eq!(all[all.len() - 7..], super::TASK_KEYS);
+    }
+}

@@ -1,0 +1,64 @@
+//! Task agents' keys: `protocol = "jsonrpc"` and what goes with it.
+
+use super::*;
+
+#[test]
+fn a_task_agent_loads_with_its_keys_and_defaults() {
+    let cfg = ok(r#"
+[agents.coder]
+command = ["python3", "coder.py"]
+protocol = "jsonrpc"
+concurrency = 4
+ready = "announce"
+skills = ["code-review", "refactor", "code-review"]
+max_attempts = 5
+task_timeout = "2m"
+max_queue = 500
+
+[agents.plain]
+command = ["sleep", "1000"]
+"#);
+    let t = cfg.agents[0].tasks.as_ref().expect("a task agent");
+    assert_eq!(t.concurrency, 4);
+    assert!(t.announce);
+    assert_eq!(t.skills, ["code-review", "refactor"], "each skill once");
+    assert_eq!(t.max_attempts, 5);
+    assert_eq!(t.task_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(t.max_queue, 500);
+    assert!(cfg.agents[1].tasks.is_none());
+    let d = ok("[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\n");
+    assert_eq!(d.agents[0].tasks, Some(TaskSpec::default()));
+    assert!(
+        cfg.render_effective()
+            .contains("jsonrpc: concurrency 4, ready announce")
+    );
+}
+
+#[test]
+fn task_keys_on_a_plain_process_and_bad_values_are_located() {
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nconcurrency = 2\n");
+    assert_eq!((e[0].line, e[0].column), (3, 1));
+    assert!(
+        e[0].message.contains("applies to task agents only"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[0].help
+            .as_deref()
+            .is_some_and(|h| h.contains("protocol = \"jsonrpc\""))
+    );
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nprotocol = \"json-rpc\"\n");
+    assert!(
+        e[0].help.as_deref().is_some_and(|h| h.contains("jsonrpc")),
+        "{}",
+        e[0]
+    );
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nconcurrency = 0\n");
+    assert!(e[0].message.contains("between 1 and 1024"), "{}", e[0]);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nmax_queue = 0\n");
+    assert!(e[0].message.contains("between 1 and 1000000"), "{}", e[0]);
+    let e =
+        errors("[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nskills = [\"two words\"]\n");
+    assert!(e[0].message.contains("without spaces"), "{}", e[0]);
+}
