@@ -153,6 +153,14 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Tasks for task agents (protocol = "jsonrpc"): submit, list, show,
+    /// cancel, retry.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The tamper-evident audit trail: verify (default), checkpoint, log.
     Audit {
         #[command(subcommand)]
@@ -252,6 +260,61 @@ pub enum AuditCommand {
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Queue a task (or a batch); acknowledged once durable. Prints the
+    /// task id(s); with --wait, the finished task (exit 0 only if it
+    /// completed).
+    Submit {
+        /// The agent (or --skill).
+        agent: Option<String>,
+        /// Any agent offering this skill (the shortest expected wait).
+        #[arg(long, conflicts_with = "agent")]
+        skill: Option<String>,
+        /// The input, JSON (a string that is not JSON is taken as a JSON string).
+        #[arg(long, conflicts_with_all = ["input_file", "batch"])]
+        input: Option<String>,
+        /// Read the input from a file (`-`: stdin).
+        #[arg(long, conflicts_with = "batch")]
+        input_file: Option<PathBuf>,
+        /// One JSON input per line, from a file (`-`: stdin); all or none
+        /// are queued.
+        #[arg(long)]
+        batch: Option<PathBuf>,
+        /// Idempotency key: a submit with a key that exists returns that task.
+        #[arg(long, conflicts_with = "batch")]
+        key: Option<String>,
+        /// Higher runs first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+        /// Tasks of one context go to one replica while it lives.
+        #[arg(long)]
+        context: Option<String>,
+        /// Per-attempt time limit (else the agent's task_timeout).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Wait until it finishes and print it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The newest tasks.
+    List {
+        #[arg(long)]
+        agent: Option<String>,
+        /// submitted, working, completed, failed, canceled, rejected.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+    },
+    /// One task, whole.
+    Show { id: String },
+    /// Cancel a waiting or running task.
+    Cancel { id: String },
+    /// Queue a failed, rejected or canceled task again.
+    Retry { id: String },
 }
 
 #[derive(Debug, Subcommand)]

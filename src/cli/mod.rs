@@ -14,6 +14,7 @@ mod incidents;
 mod metrics;
 mod render;
 mod session;
+mod task;
 
 pub use args::*;
 
@@ -26,6 +27,7 @@ use incidents::*;
 use metrics::*;
 use render::*;
 use session::*;
+use task::*;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -130,6 +132,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Incidents { command, json } => {
             Ok(client_runtime()?.block_on(incidents(&g, command, json)))
         }
+        Command::Task { command, json } => Ok(client_runtime()?.block_on(task(&g, command, json))),
         Command::Audit { command, json } => {
             Ok(client_runtime()?.block_on(audit(&g, command, json)))
         }

@@ -22,6 +22,7 @@ pub mod server;
 pub mod store;
 pub mod supervisor;
 pub(crate) mod sys;
+pub mod tasks;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -162,6 +163,8 @@ impl Daemon {
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
         let (recoveries, jobs) = tokio::sync::mpsc::unbounded_channel();
         let state_db = layout.state_db();
+        let tasks = tasks::Tasks::start(&state_db, &opts.config)
+            .map_err(|e| io("cannot start the task engine")(std::io::Error::other(e)))?;
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,
@@ -177,6 +180,7 @@ impl Daemon {
                 }),
                 recoveries: Some(recoveries),
                 health,
+                tasks: Some(tasks.clone()),
             },
         )
         .map_err(io("cannot open agent log files"))?;
@@ -186,7 +190,8 @@ impl Daemon {
             settings.clone(),
             jobs,
         ));
-        let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db);
+        let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db)
+            .with_tasks(tasks);
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

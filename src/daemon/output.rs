@@ -228,13 +228,21 @@ impl LineSplitter {
 
 /// Reads one pipe to its end. Never stops reading early: a slow log file
 /// costs disk, never a blocked child.
+/// A stdout filter: true when it took the line (a JSON-RPC message of a
+/// task agent), which then is not logged.
+pub type LineFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// `take`, for a task agent's stdout: a line it takes (a JSON-RPC
+/// message) is not logged.
 pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     mut pipe: R,
     stream: Stream,
     replica: u32,
     out: Arc<AgentOutput>,
     ring: Arc<Mutex<Ring>>,
+    mut take: Option<LineFilter>,
 ) {
+    let mut keep = |line: &[u8]| take.as_mut().is_none_or(|t| !t(line));
     let mut buf = vec![0u8; FIRST_READ];
     let mut splitter = LineSplitter::default();
     let mut file_buf: Vec<u8> = Vec::new();
@@ -266,6 +274,9 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
         recent.clear();
         let mut lines = 0u64;
         splitter.feed(&buf[..n], |line| {
+            if !keep(line) {
+                return;
+            }
             file_buf.extend_from_slice(prefix.as_bytes());
             let start = file_buf.len();
             file_buf.extend_from_slice(line);
@@ -286,6 +297,9 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
         now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
     );
     splitter.finish(|line| {
+        if !keep(line) {
+            return;
+        }
         file_buf.extend_from_slice(prefix.as_bytes());
         let start = file_buf.len();
         file_buf.extend_from_slice(line);

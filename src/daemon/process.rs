@@ -92,6 +92,8 @@ pub struct SpawnSpec {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// A pipe on stdin (task agents take JSON-RPC there); else /dev/null.
+    pub stdin: bool,
 }
 
 /// Finds the program the way `execvp` would, but up front, so "not found"
@@ -134,6 +136,8 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
     pub stdout: tokio::net::unix::pipe::Receiver,
     pub stderr: tokio::net::unix::pipe::Receiver,
+    /// With `SpawnSpec::stdin`.
+    pub stdin: Option<tokio::net::unix::pipe::Sender>,
     pub started: Instant,
 }
 
@@ -168,7 +172,11 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .process_group(0)
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut guard = leaders
@@ -219,12 +227,21 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => return Err(abandon(&mut child, e)),
     };
+    let stdin = match child.stdin.take().map(|p| {
+        tokio::net::unix::pipe::Sender::from_owned_fd(OwnedFd::from(p))
+            .map_err(|e| format!("stdin pipe: {e}"))
+    }) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return Err(abandon(&mut child, e)),
+        None => None,
+    };
     // `child` is dropped without waiting: our run task reaps through the pidfd.
     Ok(Spawned {
         pid,
         pidfd,
         stdout,
         stderr,
+        stdin,
         started,
     })
 }

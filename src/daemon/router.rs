@@ -30,9 +30,16 @@ pub struct Router {
     /// Read (never written) here for what the actor does not keep in
     /// memory: old incidents, the alert history.
     state_db: PathBuf,
+    tasks: Option<crate::daemon::tasks::Tasks>,
 }
 
 impl Router {
+    /// With the task engine (task requests are refused without one).
+    pub fn with_tasks(mut self, tasks: crate::daemon::tasks::Tasks) -> Self {
+        self.tasks = Some(tasks);
+        self
+    }
+
     pub fn new(
         sup: Supervisor,
         recovery: Option<Arc<Settings>>,
@@ -44,6 +51,7 @@ impl Router {
             recovery,
             audit,
             state_db,
+            tasks: None,
         }
     }
 
@@ -148,7 +156,44 @@ impl Router {
                 })
                 .map_err(|e| err(ErrorKind::Storage, e)),
             Request::AuditRotateKey => self.rotate_key().await,
+            Request::TaskSubmit(_)
+            | Request::TaskList { .. }
+            | Request::TaskGet { .. }
+            | Request::TaskCancel { .. }
+            | Request::TaskRetry { .. } => self.task(req).await,
             req => self.sup.request_as(req, who).await,
+        }
+    }
+
+    /// A task request, answered by the task engine.
+    async fn task(&self, req: Request) -> Result<Response, ErrorReply> {
+        use crate::daemon::tasks::Msg;
+        let Some(t) = &self.tasks else {
+            return Err(err(
+                ErrorKind::NotAvailable,
+                "this daemon runs no task engine",
+            ));
+        };
+        match req {
+            Request::TaskSubmit(s) => t.ask(|a| Msg::Submit(s, a)).await,
+            Request::TaskList {
+                agent,
+                state,
+                limit,
+            } => {
+                let limit = limit.clamp(1, 10_000);
+                t.ask(|answer| Msg::List {
+                    agent,
+                    state,
+                    limit,
+                    answer,
+                })
+                .await
+            }
+            Request::TaskGet { id } => t.ask(|a| Msg::Get(id, a)).await,
+            Request::TaskCancel { id } => t.ask(|a| Msg::Cancel(id, a)).await,
+            Request::TaskRetry { id } => t.ask(|a| Msg::Retry(id, a)).await,
+            _ => Err(err(ErrorKind::Protocol, "not a task request")),
         }
     }
 

@@ -42,6 +42,21 @@ impl fmt::Display for Request {
             Request::IncidentResolve { id, .. } => write!(f, "resolve incident #{id}"),
             Request::AuditCheckpoint => f.write_str("audit checkpoint"),
             Request::AuditRotateKey => f.write_str("audit rotate-key"),
+            Request::TaskSubmit(s) => {
+                let to = match (&s.agent, &s.skill) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(k)) => format!("skill {k}"),
+                    (None, None) => "?".into(),
+                };
+                match s.tasks.len() {
+                    1 => write!(f, "submit a task to {to}"),
+                    n => write!(f, "submit {n} tasks to {to}"),
+                }
+            }
+            Request::TaskList { .. } => f.write_str("task list"),
+            Request::TaskGet { id } => write!(f, "task {id}"),
+            Request::TaskCancel { id } => write!(f, "cancel task {id}"),
+            Request::TaskRetry { id } => write!(f, "retry task {id}"),
             Request::Restore { agent, .. } => match agent {
                 Some(a) => write!(f, "restore {a}"),
                 None => f.write_str("restore"),

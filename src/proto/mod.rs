@@ -8,8 +8,10 @@
 
 mod describe;
 pub mod status;
+pub mod task;
 
 pub use status::*;
+pub use task::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +162,27 @@ pub enum Request {
     /// Replace the audit signing key (the old key's last checkpoint is
     /// signed by the new one; both sign the rotation).
     AuditRotateKey,
+    /// Queue tasks (durable once answered).
+    TaskSubmit(Submit),
+    /// Tasks, newest first: of one agent and/or in one state.
+    TaskList {
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        state: Option<crate::core::task::TaskState>,
+        limit: usize,
+    },
+    TaskGet {
+        id: String,
+    },
+    /// Cancel a waiting or running task (the agent is told).
+    TaskCancel {
+        id: String,
+    },
+    /// Queue a failed, rejected or canceled task again (attempts start over).
+    TaskRetry {
+        id: String,
+    },
     /// Run the recovery workflow for an agent (or, without one, every agent
     /// whose context the snapshot holds): the snapshot `snapshot` (an id
     /// prefix), or the newest at or before `at` (ms), or the newest.
@@ -186,6 +209,8 @@ impl Request {
                 | Request::Incidents { .. }
                 | Request::Incident { .. }
                 | Request::AlertHistory { .. }
+                | Request::TaskList { .. }
+                | Request::TaskGet { .. }
         )
     }
 }
@@ -255,6 +280,11 @@ pub enum Response {
     },
     Checkpoint {
         checkpoint: Box<crate::core::audit::Checkpoint>,
+    },
+    /// Submitted (ids in input order; an idempotent resubmit names the
+    /// existing task), listed, or one task.
+    Tasks {
+        tasks: Vec<TaskStatus>,
     },
 }
 

@@ -134,6 +134,7 @@ pub(super) struct Actor {
     pub tick_seconds: f64,
     pub backups: Option<BackupWatch>,
     pub recoveries: Option<mpsc::UnboundedSender<RecoveryJob>>,
+    pub tasks: Option<crate::daemon::tasks::Tasks>,
     /// When each agent's automatic recovery ran in this daemon's life.
     pub recovered: HashMap<String, Vec<Millis>>,
     /// What clients last heard of the audit trail and backups: (newest
@@ -221,6 +222,7 @@ impl Actor {
             tick_seconds: 0.0,
             backups: services.backups,
             recoveries: services.recoveries,
+            tasks: services.tasks,
             recovered: Default::default(),
             audit_seen: (0, false, None),
             notifiers_seen: 0,

@@ -70,7 +70,12 @@ impl Actor {
             | Request::Restore { .. }
             | Request::AlertHistory { .. }
             | Request::AuditCheckpoint
-            | Request::AuditRotateKey => {
+            | Request::AuditRotateKey
+            | Request::TaskSubmit(_)
+            | Request::TaskList { .. }
+            | Request::TaskGet { .. }
+            | Request::TaskCancel { .. }
+            | Request::TaskRetry { .. } => {
                 // Answered by `daemon::router` before reaching the actor.
                 let _ = answer.send(Err(err(ErrorKind::Protocol, "not an actor request")));
             }

@@ -120,6 +120,8 @@ pub struct Services {
     pub recoveries: Option<mpsc::UnboundedSender<RecoveryJob>>,
     /// Whether the data dir takes writes.
     pub health: Health,
+    /// The task engine, told when task agents' replicas come and go.
+    pub tasks: Option<crate::daemon::tasks::Tasks>,
 }
 
 /// Starts the actor, its collector and its SIGCHLD watcher. The returned

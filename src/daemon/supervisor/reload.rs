@@ -46,6 +46,11 @@ impl Actor {
         self.pool.set_spec(cfg.pool);
         self.observe.reconfigure(&cfg);
         let backup_changed = hook(&cfg);
+        if let Some(t) = &self.tasks {
+            t.send(crate::daemon::tasks::Msg::Reconfigure(Box::new(
+                cfg.clone(),
+            )));
+        }
         self.cfg = cfg;
         self.events.emit(ServerEvent::FleetChanged);
         let list = |v: &[String]| {

@@ -33,10 +33,13 @@ impl Actor {
         // Unique per spawn: tells this run's processes from the next run's.
         let run_id = self.next_run_id;
         self.next_run_id += 1;
+        // A task agent speaks JSON-RPC on stdin and stdout.
+        let tasks = self.tasks.clone().filter(|_| a.spec.tasks.is_some());
         let spec = SpawnSpec {
             argv: a.spec.command.clone(),
             cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
             env: self.environment(ai, index, &ctx_str, run_id),
+            stdin: tasks.is_some(),
         };
         let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
         let output = a.output.clone();
@@ -63,20 +66,9 @@ impl Actor {
         r.rss_bytes = 0;
         r.processes = 1;
         let ring = r.ring.clone();
-        tokio::spawn(output::drain(
-            spawned.stdout,
-            Stream::Stdout,
-            index,
-            output.clone(),
-            ring.clone(),
-        ));
-        tokio::spawn(output::drain(
-            spawned.stderr,
-            Stream::Stderr,
-            index,
-            output,
-            ring,
-        ));
+        let name = self.agents[ai].spec.name.clone();
+        let pipes = (spawned.stdout, spawned.stderr, spawned.stdin);
+        drain_output(pipes, tasks, (name, index, run_id), output, ring);
         let tx = self.tx.clone();
         let marker = Marker {
             context_dir: ctx_str,
@@ -138,4 +130,50 @@ impl Actor {
         env.push(("AUTONOMOS_RUN".into(), run_id.to_string()));
         env
     }
+}
+
+/// Reads a replica's stdout and stderr into its log; a task agent's stdout
+/// carries JSON-RPC to the task engine, which is told the replica is up
+/// (with its stdin) and, when its stdout ends, down.
+fn drain_output(
+    (stdout, stderr, stdin): (
+        tokio::net::unix::pipe::Receiver,
+        tokio::net::unix::pipe::Receiver,
+        Option<tokio::net::unix::pipe::Sender>,
+    ),
+    tasks: Option<crate::daemon::tasks::Tasks>,
+    (name, index, run_id): (String, u32, u64),
+    output: std::sync::Arc<output::AgentOutput>,
+    ring: std::sync::Arc<std::sync::Mutex<output::Ring>>,
+) {
+    use crate::daemon::tasks::{Msg, ReplicaLink, rpc_filter};
+    let filter = tasks.as_ref().map(|t| rpc_filter(t, &name, index, run_id));
+    let out = output::drain(
+        stdout,
+        Stream::Stdout,
+        index,
+        output.clone(),
+        ring.clone(),
+        filter,
+    );
+    match (tasks, stdin) {
+        (Some(t), Some(stdin)) => {
+            // The engine routes to it from now; its stdout's end is its end.
+            t.send(Msg::Up(ReplicaLink::open(&name, index, run_id, stdin)));
+            tokio::spawn(async move {
+                out.await;
+                let (agent, run) = (name, run_id);
+                t.send(Msg::Down { agent, index, run });
+            });
+        }
+        _ => drop(tokio::spawn(out)),
+    }
+    tokio::spawn(output::drain(
+        stderr,
+        Stream::Stderr,
+        index,
+        output,
+        ring,
+        None,
+    ));
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""A complete Autonomos task agent in Python, standard library only.
+
+Run it under Autonomos with `protocol = "jsonrpc"` (see
+docs/agent-protocol.md). It reads JSON-RPC 2.0 messages, one per line, on
+stdin and answers on stdout; anything for people goes to stderr (the log).
+
+What it does with a task's input (a JSON object; anything else is echoed):
+  {"sleep": 0.5}         works that long first, sending progress
+  {"fail": "why"}        answers with an error (retried by the daemon)
+  {"fail_final": "why"}  an error the daemon must not retry
+  {"refuse": "why"}      refuses the task (-32010: it ends "rejected")
+anything else: the result is {"echo": input, "replica": N, "context_new": b}.
+Several tasks run at once (one thread each), up to the agent's concurrency.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+REPLICA = os.environ.get("AUTONOMOS_REPLICA", "0")
+out_lock = threading.Lock()
+canceled = set()
+
+
+def send(msg):
+    """One JSON-RPC message per line; one writer at a time."""
+    line = json.dumps(msg, separators=(",", ":"))
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def log(text):
+    print(f"[task-agent {REPLICA}] {text}", file=sys.stderr, flush=True)
+
+
+def run(req_id, task):
+    tid, inp = task["id"], task.get("input")
+    if isinstance(inp, dict) and "sleep" in inp:
+        steps = 5
+        for i in range(steps):
+            if tid in canceled:
+                log(f"{tid} canceled")
+                return  # a canceled task needs no answer
+            time.sleep(float(inp["sleep"]) / steps)
+            send({"jsonrpc": "2.0", "method": "task.progress",
+                  "params": {"id": tid, "fraction": (i + 1) / steps, "message": f"step {i + 1}"}})
+    if isinstance(inp, dict) and "refuse" in inp:
+        send({"jsonrpc": "2.0", "id": req_id,
+              "error": {"code": -32010, "message": str(inp["refuse"])}})
+    elif isinstance(inp, dict) and "fail_final" in inp:
+        send({"jsonrpc": "2.0", "id": req_id,
+              "error": {"code": 1, "message": str(inp["fail_final"]), "data": {"retryable": False}}})
+    elif isinstance(inp, dict) and "fail" in inp:
+        send({"jsonrpc": "2.0", "id": req_id, "error": {"code": 1, "message": str(inp["fail"])}})
+    else:
+        send({"jsonrpc": "2.0", "id": req_id,
+              "result": {"echo": inp, "replica": int(REPLICA), "context_new": task.get("context_new")}})
+
+
+def main():
+    log("started")
+    send({"jsonrpc": "2.0", "method": "agent.ready", "params": {"skills": ["echo"]}})
+    for line in sys.stdin:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            log(f"not JSON: {line.strip()[:80]}")
+            continue
+        method = msg.get("method")
+        if method == "task.run":
+            task = msg["params"]["task"]
+            threading.Thread(target=run, args=(msg["id"], task), daemon=True).start()
+        elif method == "task.cancel":
+            canceled.add(msg["params"]["id"])
+        elif method == "shutdown":
+            break
+    log("stdin closed; bye")
+
+
+if __name__ == "__main__":
+    main()

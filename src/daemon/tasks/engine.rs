@@ -1,0 +1,296 @@
+//! The task engine: one actor that owns the queues, the replicas it routes
+//! to and every kept task. Requests from clients (`ops.rs`), and the flow
+//! of work to and from replicas (`flow.rs`).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Msg;
+use super::store::{Row, TaskStore, Write};
+use crate::config::{Config, TaskSpec};
+use crate::core::lifecycle::Millis;
+use crate::core::task::outcome::{Decision, Ending, RetryPolicy, decide};
+use crate::core::task::route::Contexts;
+use crate::core::task::{Queue, Rank, TaskState};
+use crate::proto::TaskStatus;
+
+/// Finished tasks kept for inspection (the newest).
+pub(super) const KEEP: usize = 10_000;
+/// Largest input or result, bytes of JSON.
+pub(super) const MAX_INPUT: usize = 1 << 20;
+pub(super) const MAX_RESULT: usize = 1 << 20;
+/// How often timeouts and retry delays are looked at.
+const TICK: Duration = Duration::from_millis(100);
+
+/// One replica the engine routes to.
+pub(super) struct Rep {
+    pub run: u64,
+    pub stdin: mpsc::UnboundedSender<Vec<u8>>,
+    pub in_flight: HashSet<String>,
+    /// Running (or announced ready, for `ready = "announce"`).
+    pub ready: bool,
+}
+
+/// One task agent's side of the engine.
+pub(super) struct AgentQ {
+    pub spec: TaskSpec,
+    pub queue: Queue,
+    pub replicas: BTreeMap<u32, Rep>,
+    pub contexts: Contexts,
+    pub policy: RetryPolicy,
+    /// Answers for tasks no longer running on that replica.
+    pub ignored: u64,
+}
+
+impl AgentQ {
+    fn new(spec: &TaskSpec) -> AgentQ {
+        AgentQ {
+            spec: spec.clone(),
+            queue: Queue::new(spec.max_queue),
+            replicas: BTreeMap::new(),
+            contexts: Contexts::default(),
+            policy: policy(spec),
+            ignored: 0,
+        }
+    }
+}
+
+fn policy(spec: &TaskSpec) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: spec.max_attempts,
+        ..RetryPolicy::default()
+    }
+}
+
+/// A kept task and what the engine needs besides its status.
+pub(super) struct Entry {
+    pub t: TaskStatus,
+    pub seq: u64,
+    /// Submitted, its write not yet durable: not routed, not listed.
+    pub pending: bool,
+    /// When the running attempt times out.
+    pub deadline: Option<Millis>,
+}
+
+impl Entry {
+    pub fn rank(&self, not_before: Millis) -> Rank {
+        Rank {
+            priority: self.t.priority,
+            seq: self.seq,
+            not_before,
+        }
+    }
+}
+
+pub(crate) struct Engine {
+    pub(super) agents: HashMap<String, AgentQ>,
+    pub(super) tasks: HashMap<String, Entry>,
+    /// Final tasks, oldest first (trimmed past `KEEP`).
+    pub(super) finished: VecDeque<String>,
+    pub(super) store: TaskStore,
+    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) next_seq: u64,
+    pub(super) next_id: u64,
+}
+
+pub(super) fn now_ms() -> Millis {
+    crate::clock::now_ms()
+}
+
+impl Engine {
+    pub fn new(
+        cfg: &Config,
+        store: TaskStore,
+        rows: Vec<Row>,
+        tx: mpsc::UnboundedSender<Msg>,
+    ) -> Engine {
+        let mut e = Engine {
+            agents: HashMap::new(),
+            tasks: HashMap::new(),
+            finished: VecDeque::new(),
+            store,
+            tx,
+            next_seq: 1,
+            next_id: 0,
+        };
+        e.reconfigure(cfg);
+        e.recover(rows);
+        e
+    }
+
+    /// New agents get a queue; changed ones their new settings.
+    pub(super) fn reconfigure(&mut self, cfg: &Config) {
+        for a in &cfg.agents {
+            let Some(spec) = &a.tasks else { continue };
+            match self.agents.get_mut(&a.name) {
+                Some(q) => {
+                    q.spec = spec.clone();
+                    q.queue.set_max(spec.max_queue);
+                    q.policy = policy(spec);
+                }
+                None => {
+                    self.agents.insert(a.name.clone(), AgentQ::new(spec));
+                }
+            }
+        }
+    }
+
+    /// Tasks found in the table at start: waiting ones queue again; one
+    /// that was running when the daemon stopped ended with it (an attempt
+    /// counted) and is retried or failed by its agent's policy.
+    fn recover(&mut self, rows: Vec<Row>) {
+        let now = now_ms();
+        for Row { seq, mut task } in rows {
+            self.next_seq = self.next_seq.max(seq + 1);
+            let id = task.id.clone();
+            let Some(q) = self.agents.get_mut(&task.agent) else {
+                if !task.state.is_final() {
+                    task.state = TaskState::Failed;
+                    task.error = Some("its agent is no longer a task agent in the config".into());
+                    task.finished_at = Some(now);
+                    self.store.write_soon(Write::Put {
+                        seq,
+                        task: Box::new(task.clone()),
+                    });
+                }
+                self.finished.push_back(id.clone());
+                self.tasks.insert(id, entry(task, seq));
+                continue;
+            };
+            if let Some(k) = &task.key {
+                q.queue.remember_key(k.clone(), id.clone());
+            }
+            let mut not_before = 0;
+            if task.state == TaskState::Working {
+                let why = Ending::Lost("the daemon stopped while it ran".into());
+                match decide(why, task.attempts, &q.policy) {
+                    Decision::Retry { after, reason } => {
+                        task.state = TaskState::Submitted;
+                        task.error = Some(reason);
+                        not_before = now + after;
+                    }
+                    Decision::Fail(reason) => {
+                        task.state = TaskState::Failed;
+                        task.error = Some(reason);
+                        task.finished_at = Some(now);
+                    }
+                    _ => {}
+                }
+                self.store.write_soon(Write::Put {
+                    seq,
+                    task: Box::new(task.clone()),
+                });
+            }
+            if task.state == TaskState::Submitted {
+                let e = entry(task, seq);
+                q.queue.push_back(id.clone(), e.rank(not_before));
+                self.tasks.insert(id, e);
+            } else {
+                self.finished.push_back(id.clone());
+                self.tasks.insert(id, entry(task, seq));
+            }
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m),
+                    None => return,
+                },
+                _ = tick.tick() => self.tick(),
+            }
+        }
+    }
+
+    fn handle(&mut self, m: Msg) {
+        match m {
+            Msg::Submit(s, answer) => self.submit(s, answer),
+            Msg::Committed {
+                ids,
+                result,
+                answer,
+            } => self.committed(ids, result, answer),
+            Msg::List {
+                agent,
+                state,
+                limit,
+                answer,
+            } => {
+                let _ = answer.send(Ok(self.list(agent.as_deref(), state, limit)));
+            }
+            Msg::Get(id, answer) => {
+                let _ = answer.send(self.get(&id));
+            }
+            Msg::Cancel(id, answer) => {
+                let _ = answer.send(self.cancel(&id));
+            }
+            Msg::Retry(id, answer) => {
+                let _ = answer.send(self.retry(&id));
+            }
+            Msg::Up(link) => self.up(link),
+            Msg::Down { agent, index, run } => self.down(&agent, index, run),
+            Msg::FromAgent {
+                agent,
+                index,
+                run,
+                msg,
+            } => self.on_agent_message(&agent, index, run, &msg),
+            Msg::Reconfigure(cfg) => {
+                self.reconfigure(&cfg);
+                let names: Vec<String> = self.agents.keys().cloned().collect();
+                for a in names {
+                    self.dispatch(&a);
+                }
+            }
+        }
+    }
+
+    /// A task reached a final state: kept for inspection, the oldest
+    /// finished ones trimmed (with their idempotency keys).
+    pub(super) fn finished(&mut self, id: String) {
+        self.finished.push_back(id);
+        let mut gone = Vec::new();
+        while self.finished.len() > KEEP {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.tasks.get(&old)
+                && e.t.state.is_final()
+                && let Some(e) = self.tasks.remove(&old)
+            {
+                if let (Some(k), Some(q)) = (&e.t.key, self.agents.get_mut(&e.t.agent)) {
+                    q.queue.forget_key(k);
+                }
+                gone.push(old);
+            }
+        }
+        if !gone.is_empty() {
+            self.store.write_soon(Write::Delete(gone));
+        }
+    }
+
+    /// Writes a task's current state (ordered; durable with the next batch).
+    pub(super) fn save(&self, id: &str) {
+        if let Some(e) = self.tasks.get(id) {
+            self.store.write_soon(Write::Put {
+                seq: e.seq,
+                task: Box::new(e.t.clone()),
+            });
+        }
+    }
+}
+
+fn entry(t: TaskStatus, seq: u64) -> Entry {
+    Entry {
+        t,
+        seq,
+        pending: false,
+        deadline: None,
+    }
+}

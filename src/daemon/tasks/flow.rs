@@ -1,0 +1,302 @@
+//! Work to and from replicas: routing queued tasks, the agents' answers
+//! and notifications, timeouts, replicas that come and go.
+
+use serde_json::{Value, json};
+
+use super::ReplicaLink;
+use super::engine::{Engine, MAX_RESULT, Rep, now_ms};
+use crate::core::task::TaskState;
+use crate::core::task::outcome::{Decision, Ending, decide};
+use crate::core::task::route::{Slot, pick};
+use crate::proto::Progress;
+
+/// One JSON-RPC notification or request line (with its newline).
+pub(super) fn rpc_line(method: &str, params: Value) -> Vec<u8> {
+    let mut v =
+        serde_json::to_vec(&json!({ "jsonrpc": "2.0", "method": method, "params": params }))
+            .unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// RFC 3339 for a deadline.
+fn rfc3339(ms: u64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+impl Engine {
+    /// Hands queued tasks to replicas with room, as the router picks.
+    pub(super) fn dispatch(&mut self, agent: &str) {
+        let now = now_ms();
+        loop {
+            let Some(q) = self.agents.get_mut(agent) else {
+                return;
+            };
+            let slots: Vec<Slot> = q
+                .replicas
+                .iter()
+                .map(|(i, r)| Slot {
+                    index: *i,
+                    concurrency: q.spec.concurrency,
+                    in_flight: r.in_flight.len() as u32,
+                    routable: r.ready,
+                })
+                .collect();
+            if !slots
+                .iter()
+                .any(|s| s.routable && s.in_flight < s.concurrency)
+            {
+                return;
+            }
+            let Some(id) = q.queue.pop(now) else { return };
+            let Some(e) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            let Some(index) = pick(&slots, e.t.context_id.as_deref(), rand::random()) else {
+                // Its context's replica is busy: it keeps its place.
+                q.queue.unpop(id, e.rank(0));
+                return;
+            };
+            let Some(r) = q.replicas.get_mut(&index) else {
+                return;
+            };
+            let context_new =
+                e.t.context_id
+                    .as_deref()
+                    .map(|c| q.contexts.serve(c, index, r.run))
+                    .unwrap_or(false);
+            e.t.attempts += 1;
+            e.t.state = TaskState::Working;
+            e.t.replica = Some(index);
+            e.t.started_at = Some(now);
+            e.t.progress = None;
+            e.deadline = e.t.timeout_ms.map(|t| now + t);
+            let task = json!({
+                "id": e.t.id,
+                "input": e.t.input,
+                "context_id": e.t.context_id,
+                "context_new": context_new,
+                "attempt": e.t.attempts,
+                "deadline": e.deadline.and_then(rfc3339),
+            });
+            let mut line = serde_json::to_vec(&json!({
+                "jsonrpc": "2.0",
+                "id": format!("{}#{}", e.t.id, e.t.attempts),
+                "method": "task.run",
+                "params": { "task": task },
+            }))
+            .unwrap_or_default();
+            line.push(b'\n');
+            r.in_flight.insert(id.clone());
+            if r.stdin.send(line).is_err() {
+                // The writer is gone: the replica's end is on its way.
+                r.ready = false;
+            }
+            self.save(&id);
+        }
+    }
+
+    pub(super) fn up(&mut self, link: ReplicaLink) {
+        let Some(q) = self.agents.get_mut(&link.agent) else {
+            return;
+        };
+        q.replicas.insert(
+            link.index,
+            Rep {
+                run: link.run,
+                stdin: link.stdin,
+                in_flight: Default::default(),
+                ready: !q.spec.announce,
+            },
+        );
+        self.dispatch(&link.agent);
+    }
+
+    /// A replica's stdout ended: its tasks in flight are lost and go back
+    /// to the queue (or fail past `max_attempts`).
+    pub(super) fn down(&mut self, agent: &str, index: u32, run: u64) {
+        let Some(q) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if q.replicas.get(&index).is_none_or(|r| r.run != run) {
+            return;
+        }
+        let Some(r) = q.replicas.remove(&index) else {
+            return;
+        };
+        let live: Vec<(u32, u64)> = q.replicas.iter().map(|(i, r)| (*i, r.run)).collect();
+        q.contexts.retain_live(&live);
+        for id in r.in_flight {
+            let why = format!("replica {index} went away while running it");
+            self.end_attempt(agent, &id, Ending::Lost(why));
+        }
+        self.dispatch(agent);
+    }
+
+    /// A message from a replica: an answer to `task.run`, or a
+    /// notification (`agent.ready`, `task.progress`, `heartbeat`).
+    pub(super) fn on_agent_message(&mut self, agent: &str, index: u32, run: u64, msg: &Value) {
+        if let Some(method) = msg.get("method").and_then(Value::as_str) {
+            let params = msg.get("params").cloned().unwrap_or(Value::Null);
+            match method {
+                "agent.ready" => {
+                    if let Some(r) = self.rep(agent, index, run) {
+                        r.ready = true;
+                    }
+                    self.dispatch(agent);
+                }
+                "task.progress" => self.progress(agent, index, &params),
+                _ => {} // heartbeat, and what later versions add
+            }
+            return;
+        }
+        let id = msg.get("id").and_then(Value::as_str).unwrap_or_default();
+        let (task, attempt) = id.rsplit_once('#').unwrap_or((id, ""));
+        let running_here = self.tasks.get(task).is_some_and(|e| {
+            e.t.state == TaskState::Working
+                && e.t.replica == Some(index)
+                && e.t.attempts.to_string() == attempt
+        }) && self
+            .rep(agent, index, run)
+            .is_some_and(|r| r.in_flight.contains(task));
+        if !running_here {
+            if let Some(q) = self.agents.get_mut(agent) {
+                q.ignored += 1;
+            }
+            return;
+        }
+        let ending = match (msg.get("result"), msg.get("error")) {
+            (Some(r), None) => Ending::Result(r.clone()),
+            (_, Some(e)) => Ending::Error {
+                code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
+                    .to_string(),
+                retryable: e.pointer("/data/retryable").and_then(Value::as_bool),
+            },
+            (None, None) => Ending::Error {
+                code: -32600,
+                message: "an answer with neither result nor error".into(),
+                retryable: None,
+            },
+        };
+        if let Some(r) = self.rep(agent, index, run) {
+            r.in_flight.remove(task);
+        }
+        self.end_attempt(agent, task, ending);
+        self.dispatch(agent);
+    }
+
+    fn rep(&mut self, agent: &str, index: u32, run: u64) -> Option<&mut Rep> {
+        self.agents
+            .get_mut(agent)?
+            .replicas
+            .get_mut(&index)
+            .filter(|r| r.run == run)
+    }
+
+    fn progress(&mut self, agent: &str, index: u32, params: &Value) {
+        let id = params.get("id").and_then(Value::as_str).unwrap_or_default();
+        if let Some(e) = self.tasks.get_mut(id)
+            && e.t.agent == agent
+            && e.t.state == TaskState::Working
+            && e.t.replica == Some(index)
+        {
+            e.t.progress = Some(Progress {
+                fraction: params
+                    .get("fraction")
+                    .and_then(Value::as_f64)
+                    .map(|f| f.clamp(0.0, 1.0)),
+                message: params
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(|m| m.chars().take(500).collect()),
+            });
+        }
+    }
+
+    /// An attempt ended: the task completes, is rejected, fails, or waits
+    /// for another attempt, as `core::task::outcome` decides.
+    pub(super) fn end_attempt(&mut self, agent: &str, id: &str, ending: Ending) {
+        let now = now_ms();
+        let Some(q) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let Some(e) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let ending = match ending {
+            Ending::Result(v) if serde_json::to_string(&v).map_or(0, |s| s.len()) > MAX_RESULT => {
+                Ending::Error {
+                    code: 0,
+                    message: format!("its result is larger than max_result ({MAX_RESULT} bytes)"),
+                    retryable: Some(false),
+                }
+            }
+            other => other,
+        };
+        e.deadline = None;
+        let mut final_state = true;
+        match decide(ending, e.t.attempts, &q.policy) {
+            Decision::Complete(v) => {
+                e.t.state = TaskState::Completed;
+                e.t.result = Some(v);
+                e.t.error = None;
+            }
+            Decision::Reject(why) => {
+                e.t.state = TaskState::Rejected;
+                e.t.error = Some(why);
+            }
+            Decision::Fail(why) => {
+                e.t.state = TaskState::Failed;
+                e.t.error = Some(why);
+            }
+            Decision::Retry { after, reason } => {
+                e.t.state = TaskState::Submitted;
+                e.t.error = Some(reason);
+                q.queue.push_back(id.to_string(), e.rank(now + after));
+                final_state = false;
+            }
+        }
+        if final_state {
+            e.t.finished_at = Some(now);
+        }
+        self.save(id);
+        if final_state {
+            self.finished(id.to_string());
+        }
+    }
+
+    /// Timeouts (the agent is sent `task.cancel`) and tasks whose retry
+    /// delay is over.
+    pub(super) fn tick(&mut self) {
+        let now = now_ms();
+        let late: Vec<(String, String, Option<u32>)> = self
+            .tasks
+            .values()
+            .filter(|e| e.t.state == TaskState::Working && e.deadline.is_some_and(|d| d <= now))
+            .map(|e| (e.t.agent.clone(), e.t.id.clone(), e.t.replica))
+            .collect();
+        for (agent, id, replica) in late {
+            if let Some(r) = replica.and_then(|i| self.agents.get_mut(&agent)?.replicas.get_mut(&i))
+            {
+                r.in_flight.remove(&id);
+                let _ = r.stdin.send(rpc_line("task.cancel", json!({ "id": id })));
+            }
+            self.end_attempt(&agent, &id, Ending::Timeout);
+        }
+        let waiting: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, q)| q.queue.next_ready_at(now).is_some_and(|t| t <= now))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in waiting {
+            self.dispatch(&a);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The task layer's daemon side: one actor (`engine.rs`) owns every
+//! agent's queue, the replicas it may route to and the tasks in flight;
+//! `store.rs` makes submits and state changes durable (group commit);
+//! `channel.rs` speaks JSON-RPC with each replica over its stdin and
+//! stdout. Routing, queue order and retry decisions are `core::task`.
+
+mod channel;
+mod engine;
+mod flow;
+mod ops;
+pub mod store;
+
+pub use channel::{ReplicaLink, rpc_filter};
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::proto::{ErrorReply, Response, Submit};
+
+/// What the engine is asked or told.
+pub enum Msg {
+    Submit(Submit, oneshot::Sender<Result<Response, ErrorReply>>),
+    /// The submit's write is durable (or failed).
+    Committed {
+        ids: Vec<String>,
+        result: Result<(), String>,
+        answer: oneshot::Sender<Result<Response, ErrorReply>>,
+    },
+    List {
+        agent: Option<String>,
+        state: Option<crate::core::task::TaskState>,
+        limit: usize,
+        answer: oneshot::Sender<Result<Response, ErrorReply>>,
+    },
+    Get(String, oneshot::Sender<Result<Response, ErrorReply>>),
+    Cancel(String, oneshot::Sender<Result<Response, ErrorReply>>),
+    Retry(String, oneshot::Sender<Result<Response, ErrorReply>>),
+    /// A replica of a task agent started: its stdin, where to send lines.
+    Up(ReplicaLink),
+    /// Its stdout ended: it is gone.
+    Down {
+        agent: String,
+        index: u32,
+        run: u64,
+    },
+    /// A JSON-RPC message from a replica.
+    FromAgent {
+        agent: String,
+        index: u32,
+        run: u64,
+        msg: serde_json::Value,
+    },
+    /// A reload: new agents, changed task settings.
+    Reconfigure(Box<Config>),
+}
+
+/// Counts per agent that the stdout readers bump without a message.
+#[derive(Default)]
+pub struct Counters {
+    /// stdout lines of task agents that were not JSON-RPC.
+    pub noise: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+impl Counters {
+    pub fn noise(&self, agent: &str) -> Arc<AtomicU64> {
+        let mut m = self.noise.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(agent.to_string()).or_default().clone()
+    }
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tasks")
+    }
+}
+
+/// A cheap handle to the engine.
+#[derive(Clone)]
+pub struct Tasks {
+    tx: mpsc::UnboundedSender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl Tasks {
+    /// Opens the task table in `state_db`, recovers what was in flight when
+    /// the daemon stopped (back to the queue, the attempt counted), and
+    /// starts the engine.
+    pub fn start(state_db: &std::path::Path, cfg: &Config) -> Result<Tasks, String> {
+        let (store, rows) = store::TaskStore::start(state_db)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let engine = engine::Engine::new(cfg, store, rows, tx.clone());
+        tokio::spawn(engine.run(rx));
+        Ok(Tasks { tx, counters })
+    }
+
+    pub(crate) fn send(&self, m: Msg) {
+        let _ = self.tx.send(m);
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Asks and waits for the answer.
+    pub async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<Response, ErrorReply>>) -> Msg,
+    ) -> Result<Response, ErrorReply> {
+        let (answer, rx) = oneshot::channel();
+        self.send(make(answer));
+        rx.await.unwrap_or_else(|_| {
+            Err(ErrorReply {
+                kind: crate::proto::ErrorKind::ShuttingDown,
+                message: "the task engine stopped".into(),
+            })
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Client requests to the engine: submit (acknowledged once durable),
+//! list, get, cancel, retry.
+
+use tokio::sync::oneshot;
+
+use super::Msg;
+use super::engine::{Engine, Entry, MAX_INPUT, now_ms};
+use super::store::Write;
+use crate::core::task::TaskState;
+use crate::proto::{ErrorKind, ErrorReply, Response, Submit, TaskStatus};
+
+type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
+
+fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl Engine {
+    /// The agent a submit goes to: the one named, or among those offering
+    /// the skill the one with the shortest expected wait (waiting tasks per
+    /// ready replica).
+    fn target(&self, s: &Submit) -> Result<String, ErrorReply> {
+        if let Some(a) = &s.agent {
+            return if self.agents.contains_key(a) {
+                Ok(a.clone())
+            } else {
+                Err(err(
+                    ErrorKind::UnknownAgent,
+                    format!("`{a}` is not a task agent (give it protocol = \"jsonrpc\")"),
+                ))
+            };
+        }
+        let skill = s.skill.as_deref().unwrap_or_default();
+        self.agents
+            .iter()
+            .filter(|(_, q)| q.spec.skills.iter().any(|k| k == skill))
+            .min_by_key(|(name, q)| {
+                let ready = q.replicas.values().filter(|r| r.ready).count().max(1);
+                ((q.queue.len() * 1000) / ready, (*name).clone())
+            })
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| {
+                err(
+                    ErrorKind::Invalid,
+                    format!("no agent offers the skill `{skill}`"),
+                )
+            })
+    }
+
+    pub(super) fn submit(&mut self, s: Submit, answer: Answer) {
+        let agent = match self.target(&s) {
+            Ok(a) => a,
+            Err(e) => return drop(answer.send(Err(e))),
+        };
+        if s.tasks.is_empty() {
+            return drop(answer.send(Err(err(ErrorKind::Invalid, "no tasks to submit"))));
+        }
+        for (i, t) in s.tasks.iter().enumerate() {
+            let size = serde_json::to_string(&t.input).map_or(0, |j| j.len());
+            if size > MAX_INPUT {
+                let msg = format!(
+                    "task {} of the batch: its input is {size} bytes, more than max_input ({MAX_INPUT} bytes); nothing was queued",
+                    i + 1
+                );
+                return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
+            }
+        }
+        let Some(q) = self.agents.get(&agent) else {
+            return;
+        };
+        // Idempotency: a known key names its task; only the others are new.
+        let fresh = s
+            .tasks
+            .iter()
+            .filter(|t| t.key.as_deref().and_then(|k| q.queue.by_key(k)).is_none())
+            .count();
+        if let Err(r) = q.queue.room_for(fresh) {
+            let msg = format!("{agent}: {r}; nothing was queued");
+            return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
+        }
+        let now = now_ms();
+        let timeout_ms = s
+            .timeout_ms
+            .or(q.spec.task_timeout.map(|d| d.as_millis() as u64));
+        let mut ids = Vec::with_capacity(s.tasks.len());
+        let mut acks = Vec::new();
+        for t in s.tasks {
+            let existing = t
+                .key
+                .as_deref()
+                .and_then(|k| self.agents.get(&agent)?.queue.by_key(k))
+                .map(str::to_string);
+            if let Some(id) = existing {
+                ids.push(id);
+                continue;
+            }
+            let id = format!("{:011x}{:05x}", now, self.next_id & 0xf_ffff);
+            self.next_id += 1;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let status = TaskStatus {
+                id: id.clone(),
+                agent: agent.clone(),
+                state: TaskState::Submitted,
+                attempts: 0,
+                replica: None,
+                priority: s.priority,
+                key: t.key.clone(),
+                context_id: t.context_id,
+                input: t.input,
+                result: None,
+                error: None,
+                progress: None,
+                submitted_at: now,
+                started_at: None,
+                finished_at: None,
+                timeout_ms,
+            };
+            if let (Some(k), Some(q)) = (&t.key, self.agents.get_mut(&agent)) {
+                q.queue.remember_key(k.clone(), id.clone());
+            }
+            acks.push(self.store.write(Write::Put {
+                seq,
+                task: Box::new(status.clone()),
+            }));
+            let entry = Entry {
+                t: status,
+                seq,
+                pending: true,
+                deadline: None,
+            };
+            self.tasks.insert(id.clone(), entry);
+            ids.push(id);
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut result = Ok(());
+            for a in acks {
+                let r = a
+                    .await
+                    .unwrap_or_else(|_| Err("the task writer stopped".into()));
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            let _ = tx.send(Msg::Committed {
+                ids,
+                result,
+                answer,
+            });
+        });
+    }
+
+    /// The submit is durable: its tasks join the queue and the client hears.
+    pub(super) fn committed(
+        &mut self,
+        ids: Vec<String>,
+        result: Result<(), String>,
+        answer: Answer,
+    ) {
+        let mut agents = Vec::new();
+        if let Err(e) = result {
+            for id in &ids {
+                if let Some(e) = self.tasks.get(id).filter(|e| e.pending)
+                    && let Some(q) = self.agents.get_mut(&e.t.agent)
+                {
+                    if let Some(k) = &e.t.key {
+                        q.queue.forget_key(k);
+                    }
+                    self.tasks.remove(id);
+                }
+            }
+            let msg = format!("the tasks could not be stored, so none was queued: {e}");
+            return drop(answer.send(Err(err(ErrorKind::Storage, msg))));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some(e) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            if e.pending {
+                e.pending = false;
+                let rank = e.rank(0);
+                if let Some(q) = self.agents.get_mut(&e.t.agent) {
+                    q.queue.push_back(id.clone(), rank);
+                }
+                if !agents.contains(&e.t.agent) {
+                    agents.push(e.t.agent.clone());
+                }
+            }
+            out.push(e.t.clone());
+        }
+        let _ = answer.send(Ok(Response::Tasks { tasks: out }));
+        for a in agents {
+            self.dispatch(&a);
+        }
+    }
+
+    pub(super) fn list(
+        &self,
+        agent: Option<&str>,
+        state: Option<TaskState>,
+        limit: usize,
+    ) -> Response {
+        let mut v: Vec<&Entry> = self
+            .tasks
+            .values()
+            .filter(|e| !e.pending)
+            .filter(|e| agent.is_none_or(|a| e.t.agent == a))
+            .filter(|e| state.is_none_or(|s| e.t.state == s))
+            .collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        Response::Tasks {
+            tasks: v
+                .into_iter()
+                .take(limit.max(1))
+                .map(|e| e.t.clone())
+                .collect(),
+        }
+    }
+
+    pub(super) fn get(&self, id: &str) -> Result<Response, ErrorReply> {
+        match self.tasks.get(id).filter(|e| !e.pending) {
+            Some(e) => Ok(Response::Tasks {
+                tasks: vec![e.t.clone()],
+            }),
+            None => Err(no_task(id)),
+        }
+    }
+
+    /// Cancels a waiting or running task: it ends now, and a running one's
+    /// agent is sent `task.cancel` (an answer it sends anyway is ignored).
+    pub(super) fn cancel(&mut self, id: &str) -> Result<Response, ErrorReply> {
+        let Some(e) = self.tasks.get(id).filter(|e| !e.pending) else {
+            return Err(no_task(id));
+        };
+        let (agent, state, replica) = (e.t.agent.clone(), e.t.state, e.t.replica);
+        if state.is_final() {
+            let msg = format!("task {id} is already {state}");
+            return Err(err(ErrorKind::Invalid, msg));
+        }
+        if let Some(q) = self.agents.get_mut(&agent) {
+            q.queue.remove(id);
+            if state == TaskState::Working
+                && let Some(r) = replica.and_then(|i| q.replicas.get_mut(&i))
+                && r.in_flight.remove(id)
+            {
+                let _ = r.stdin.send(super::flow::rpc_line(
+                    "task.cancel",
+                    serde_json::json!({ "id": id }),
+                ));
+            }
+        }
+        let now = now_ms();
+        if let Some(e) = self.tasks.get_mut(id) {
+            e.t.state = TaskState::Canceled;
+            e.t.finished_at = Some(now);
+            e.t.error = Some("canceled by an operator".into());
+            e.deadline = None;
+        }
+        self.save(id);
+        self.finished(id.to_string());
+        self.dispatch(&agent);
+        self.get(id)
+    }
+
+    /// An operator runs a failed, rejected or canceled task again.
+    pub(super) fn retry(&mut self, id: &str) -> Result<Response, ErrorReply> {
+        let Some(e) = self.tasks.get_mut(id).filter(|e| !e.pending) else {
+            return Err(no_task(id));
+        };
+        if !e.t.state.may_become(TaskState::Submitted) || e.t.state == TaskState::Working {
+            let msg = format!(
+                "task {id} is {}: only a failed, rejected or canceled task is retried",
+                e.t.state
+            );
+            return Err(err(ErrorKind::Invalid, msg));
+        }
+        e.t.state = TaskState::Submitted;
+        e.t.attempts = 0;
+        e.t.error = None;
+        e.t.result = None;
+        e.t.finished_at = None;
+        let rank = e.rank(0);
+        let agent = e.t.agent.clone();
+        if let Some(q) = self.agents.get_mut(&agent) {
+            q.queue.push_back(id.to_string(), rank);
+        }
+        self.finished.retain(|f| f != id);
+        self.save(id);
+        self.dispatch(&agent);
+        self.get(id)
+    }
+}
+
+fn no_task(id: &str) -> ErrorReply {
+    err(
+        ErrorKind::Invalid,
+        format!("no task `{id}` (finished tasks are kept up to the newest 10,000)"),
+    )
+}

@@ -1,0 +1,163 @@
+//! Tasks in `state.db`, their own table, written by their own thread with
+//! group commit: every write waiting when a transaction starts goes into
+//! it, so one fsync (`synchronous = FULL`) makes many submits and state
+//! changes durable. A write whose sender waits for the acknowledgement is
+//! on disk when it arrives.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use crate::proto::TaskStatus;
+
+/// Writes waiting before senders block.
+const QUEUE: usize = 65_536;
+/// Writes per transaction at most.
+const BATCH: usize = 8192;
+
+/// One change to the table.
+#[derive(Debug)]
+pub enum Write {
+    /// Insert or replace (`seq` orders the queue across restarts).
+    Put { seq: u64, task: Box<TaskStatus> },
+    /// Forget trimmed tasks.
+    Delete(Vec<String>),
+}
+
+type Ack = Option<oneshot::Sender<Result<(), String>>>;
+
+/// Handle to the writer thread.
+#[derive(Debug, Clone)]
+pub struct TaskStore {
+    tx: mpsc::SyncSender<(Write, Ack)>,
+}
+
+/// A stored task with its queue position.
+pub struct Row {
+    pub seq: u64,
+    pub task: TaskStatus,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS tasks (
+             id TEXT PRIMARY KEY,
+             seq INTEGER NOT NULL,
+             agent TEXT NOT NULL,
+             state TEXT NOT NULL,
+             body TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);",
+    )?;
+    Ok(conn)
+}
+
+impl TaskStore {
+    /// Opens the table, loads every kept task (oldest first) and starts the
+    /// writer.
+    pub fn start(path: &Path) -> Result<(TaskStore, Vec<Row>), String> {
+        let what = |e: rusqlite::Error| format!("task table in {}: {e}", path.display());
+        let conn = open(path).map_err(what)?;
+        let rows = load(&conn).map_err(what)?;
+        let (tx, rx) = mpsc::sync_channel::<(Write, Ack)>(QUEUE);
+        std::thread::Builder::new()
+            .name("autonomos-tasks-db".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| format!("cannot start the task writer: {e}"))?;
+        Ok((TaskStore { tx }, rows))
+    }
+
+    /// Queues a write; the answer says when it is durable (or why not).
+    pub fn write(&self, w: Write) -> oneshot::Receiver<Result<(), String>> {
+        let (ack, rx) = oneshot::channel();
+        if let Err(mpsc::SendError((_, Some(ack)))) = self.tx.send((w, Some(ack))) {
+            let _ = ack.send(Err("the task writer stopped".into()));
+        }
+        rx
+    }
+
+    /// Queues a write nobody waits for (it is still ordered after earlier
+    /// writes and committed with the next batch).
+    pub fn write_soon(&self, w: Write) {
+        let _ = self.tx.send((w, None));
+    }
+}
+
+fn load(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare("SELECT seq, body FROM tasks ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        let seq: i64 = r.get(0)?;
+        let body: String = r.get(1)?;
+        Ok((seq, body))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, body) = row?;
+        // A row this build cannot read is skipped, not fatal.
+        if let Ok(task) = serde_json::from_str::<TaskStatus>(&body) {
+            out.push(Row {
+                seq: seq as u64,
+                task,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn writer(mut conn: Connection, rx: mpsc::Receiver<(Write, Ack)>) {
+    let mut batch: Vec<(Write, Ack)> = Vec::with_capacity(BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &batch).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = batch.len(), "task writes failed");
+        }
+        for (_, ack) in batch.drain(..) {
+            if let Some(ack) = ack {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO tasks (id, seq, agent, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut del = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+        for (w, _) in batch {
+            match w {
+                Write::Put { seq, task } => {
+                    let body = serde_json::to_string(task).unwrap_or_default();
+                    put.execute(params![
+                        task.id,
+                        *seq as i64,
+                        task.agent,
+                        task.state.name(),
+                        body
+                    ])?;
+                }
+                Write::Delete(ids) => {
+                    for id in ids {
+                        del.execute(params![id])?;
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()
+}

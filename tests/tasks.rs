@@ -1,0 +1,198 @@
+//! The task layer end to end: the real daemon, real agent processes
+//! speaking JSON-RPC on stdin/stdout (`examples/task_agent.py`), the CLI.
+//! Needs python3 (Debian package python3).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn fleet(extra: &str) -> String {
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
+    format!(
+        r#"
+[agents.echo]
+command = ["python3", "{agent}"]
+protocol = "jsonrpc"
+replicas = 2
+concurrency = 2
+max_attempts = 2
+max_queue = 50
+skills = ["echo"]
+{extra}
+"#
+    )
+}
+
+fn submit(d: &BinDaemon, args: &[&str]) -> Value {
+    let mut a = vec!["task", "submit"];
+    a.extend_from_slice(args);
+    d.json(&a)
+}
+
+fn wait_task(d: &BinDaemon, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let v = d.json(&["task", "show", id]);
+        if pred(&v) {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_task_is_durable_routed_answered_retried_refused_and_canceled() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet(""));
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 2
+    });
+
+    // Submit and wait: completed, with the agent's result.
+    let (code, out, err) = d.cli(&[
+        "task",
+        "submit",
+        "echo",
+        "--input",
+        r#"{"hello": 1}"#,
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let t: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(t["state"], "completed", "{t:#}");
+    assert_eq!(t["result"]["echo"]["hello"], 1);
+    assert_eq!(t["attempts"], 1);
+    assert!(t["replica"].as_u64().is_some() && t["finished_at"].as_u64().is_some());
+
+    // By skill, and with progress on the way.
+    let v = submit(&d, &["--skill", "echo", "--input", r#"{"sleep": 0.3}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = wait_task(&d, &id, |t| t["state"] == "completed");
+    assert!(t["result"]["echo"]["sleep"].is_number());
+
+    // A failing task is retried, then failed with the reason.
+    let v = submit(&d, &["echo", "--input", r#"{"fail": "boom"}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = wait_task(&d, &id, |t| t["state"] == "failed");
+    assert_eq!(t["attempts"], 2, "max_attempts = 2: {t:#}");
+    assert!(
+        t["error"].as_str().is_some_and(|e| e.contains("boom")),
+        "{t:#}"
+    );
+
+    // A refused task ends rejected at once; a final error fails at once.
+    let v = submit(&d, &["echo", "--input", r#"{"refuse": "not mine"}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = wait_task(&d, &id, |t| t["state"] == "rejected");
+    assert_eq!(t["attempts"], 1);
+    let v = submit(&d, &["echo", "--input", r#"{"fail_final": "bad input"}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = wait_task(&d, &id, |t| t["state"] == "failed");
+    assert_eq!(t["attempts"], 1, "not retried: {t:#}");
+
+    // Cancel a running task: it ends canceled although the agent goes on.
+    let v = submit(&d, &["echo", "--input", r#"{"sleep": 5}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    wait_task(&d, &id, |t| t["state"] == "working");
+    let (code, _, err) = d.cli(&["task", "cancel", &id]);
+    assert_eq!(code, 0, "{err}");
+    let t = d.json(&["task", "show", &id]);
+    assert_eq!(t["state"], "canceled");
+
+    // Idempotency: the same key returns the same task.
+    let a = submit(&d, &["echo", "--input", "1", "--key", "k-1"]);
+    let b = submit(&d, &["echo", "--input", "2", "--key", "k-1"]);
+    assert_eq!(a[0]["id"], b[0]["id"]);
+
+    // Refusals at submit: unknown agent, unknown skill, oversized input.
+    let (code, _, err) = d.cli(&["task", "submit", "nope", "--input", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a task agent"), "{err}");
+    let (_, _, err) = d.cli(&["task", "submit", "--skill", "juggling", "--input", "1"]);
+    assert!(
+        err.contains("no agent offers the skill `juggling`"),
+        "{err}"
+    );
+    let big = d.dir.path().join("big.json");
+    std::fs::write(&big, format!("\"{}\"", "x".repeat(1_100_000))).expect("write");
+    let (_, _, err) = d.cli(&[
+        "task",
+        "submit",
+        "echo",
+        "--input-file",
+        big.to_str().expect("utf-8"),
+    ]);
+    assert!(err.contains("more than max_input"), "{err}");
+
+    // A non-JSON line on stdout is logged, and the agent keeps working.
+    let t = d.json(&["task", "submit", "echo", "--input", "\"after\"", "--wait"]);
+    assert_eq!(t["state"], "completed");
+}
+
+#[test]
+fn a_batch_beyond_max_queue_is_refused_whole_and_tasks_survive_a_daemon_restart() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    // No replicas: everything waits in the queue.
+    let mut d = BinDaemon::start(&fleet("").replace("replicas = 2", "replicas = 0"));
+    let batch = d.dir.path().join("batch.jsonl");
+    let lines: Vec<String> = (0..60).map(|i| format!("{{\"n\": {i}}}")).collect();
+    std::fs::write(&batch, lines.join("\n")).expect("write");
+    let (code, _, err) = d.cli(&[
+        "task",
+        "submit",
+        "echo",
+        "--batch",
+        batch.to_str().expect("utf-8"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("max_queue = 50") && err.contains("nothing was queued"),
+        "{err}"
+    );
+    let listed = d.json(&["task", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    std::fs::write(&batch, lines[..30].join("\n")).expect("write");
+    let ids = d.json(&[
+        "task",
+        "submit",
+        "echo",
+        "--batch",
+        batch.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(ids.as_array().map(Vec::len), Some(30));
+
+    // Acknowledged means durable: a daemon killed with SIGKILL keeps them.
+    let pid = d.pid();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    d.stop();
+    d.spawn();
+    let listed = d.json(&["task", "list", "-n", "100"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(30), "{listed}");
+    // Scaled up, the agent works them all, each once.
+    d.cli(&["scale", "echo", "2"]);
+    let t = Instant::now();
+    loop {
+        let done = d.json(&["task", "list", "--state", "completed", "-n", "100"]);
+        if done.as_array().map(Vec::len) == Some(30) {
+            for x in done.as_array().expect("list") {
+                assert_eq!(x["attempts"], 1, "{x:#}");
+            }
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{done:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
