@@ -196,3 +196,76 @@ fn a_batch_beyond_max_queue_is_refused_whole_and_tasks_survive_a_daemon_restart(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn task_metrics_are_on_the_prometheus_endpoint_and_promtool_takes_them() {
+    if !have_tool("python3", "python3") || !have_tool("promtool", "prometheus") {
+        return;
+    }
+    let port = free_port();
+    let cfg = format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\ninterval = \"200ms\"\n{}",
+        fleet("")
+    );
+    let d = BinDaemon::start(&cfg);
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 2
+    });
+    for i in 0..3 {
+        let input = format!("{{\"n\": {i}}}");
+        let t = d.json(&["task", "submit", "echo", "--input", &input, "--wait"]);
+        assert_eq!(t["state"], "completed");
+    }
+    let t = d.json(&[
+        "task",
+        "submit",
+        "echo",
+        "--input",
+        r#"{"refuse": "no"}"#,
+        "--wait",
+    ]);
+    assert_eq!(t["state"], "rejected");
+    let addr = format!("127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let body = loop {
+        let (_, body) = http_get(&addr, "/metrics").expect("scrape");
+        if body.contains("autonomos_tasks_completed_total{agent=\"echo\"} 3") {
+            break body;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for want in [
+        "autonomos_tasks_submitted_total{agent=\"echo\"} 4",
+        "autonomos_tasks_rejected_total{agent=\"echo\"} 1",
+        "autonomos_task_queue_length{agent=\"echo\"} 0",
+        "# TYPE autonomos_task_wait_seconds histogram",
+        "autonomos_task_run_seconds_count{agent=\"echo\"} 4",
+        "autonomos_task_run_seconds_bucket{agent=\"echo\",le=\"+Inf\"} 4",
+        "autonomos_replica_tasks_in_flight{agent=\"echo\",replica=\"0\"} 0",
+    ] {
+        assert!(body.contains(want), "scrape lacks {want:?}:\n{body}");
+    }
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    {
+        use std::io::Write;
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write");
+    }
+    let out = p.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics complained:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -8,6 +8,7 @@
 //! notifier name — never a pid or error text.
 
 mod http;
+mod tasks;
 
 pub use http::{routes, serve};
 
@@ -32,6 +33,8 @@ pub struct Scrape {
     pub incidents_open: [u64; 3],
     /// Failed writes to the data dir since start: (part, count).
     pub storage_errors: Vec<(&'static str, u64)>,
+    /// Task agents' figures.
+    pub tasks: crate::daemon::tasks::stats::Stats,
 }
 
 /// The latest scrape, shared between the supervisor and the server.
@@ -89,6 +92,7 @@ impl Collector for ScrapeCollector {
         encode_host(&mut enc, &s.status)?;
         encode_agents(&mut enc, &s.status)?;
         encode_replicas(&mut enc, &s.status)?;
+        tasks::encode_tasks(&mut enc, &s.tasks)?;
         encode_alerts(&mut enc, s)
     }
 }

@@ -246,6 +246,7 @@ impl Actor {
                 storage_errors: [Part::State, Part::Audit]
                     .map(|p| (p.name(), self.health.errors(p)))
                     .to_vec(),
+                tasks: self.tasks.as_ref().map(|t| t.stats()).unwrap_or_default(),
             };
             if let Ok(mut p) = slot.lock() {
                 *p = Some(Arc::new(scrape));

@@ -3,12 +3,14 @@
 //! of work to and from replicas (`flow.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Msg;
+use super::stats::AgentStats;
 use super::store::{Row, TaskStore, Write};
+use super::{Counters, Msg};
 use crate::config::{Config, TaskSpec};
 use crate::core::lifecycle::Millis;
 use crate::core::task::outcome::{Decision, Ending, RetryPolicy, decide};
@@ -40,8 +42,8 @@ pub(super) struct AgentQ {
     pub replicas: BTreeMap<u32, Rep>,
     pub contexts: Contexts,
     pub policy: RetryPolicy,
-    /// Answers for tasks no longer running on that replica.
-    pub ignored: u64,
+    /// Its figures (totals and histograms; gauges filled at publish).
+    pub stats: AgentStats,
 }
 
 impl AgentQ {
@@ -52,7 +54,7 @@ impl AgentQ {
             replicas: BTreeMap::new(),
             contexts: Contexts::default(),
             policy: policy(spec),
-            ignored: 0,
+            stats: AgentStats::default(),
         }
     }
 }
@@ -72,6 +74,8 @@ pub(super) struct Entry {
     pub pending: bool,
     /// When the running attempt times out.
     pub deadline: Option<Millis>,
+    /// Since when it waits in the queue (for the wait histogram).
+    pub queued_at: Millis,
 }
 
 impl Entry {
@@ -91,6 +95,7 @@ pub(crate) struct Engine {
     pub(super) finished: VecDeque<String>,
     pub(super) store: TaskStore,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
+    pub(super) counters: Arc<Counters>,
     pub(super) next_seq: u64,
     pub(super) next_id: u64,
 }
@@ -105,6 +110,7 @@ impl Engine {
         store: TaskStore,
         rows: Vec<Row>,
         tx: mpsc::UnboundedSender<Msg>,
+        counters: Arc<Counters>,
     ) -> Engine {
         let mut e = Engine {
             agents: HashMap::new(),
@@ -112,6 +118,7 @@ impl Engine {
             finished: VecDeque::new(),
             store,
             tx,
+            counters,
             next_seq: 1,
             next_id: 0,
         };
@@ -203,7 +210,10 @@ impl Engine {
                     Some(m) => self.handle(m),
                     None => return,
                 },
-                _ = tick.tick() => self.tick(),
+                _ = tick.tick() => {
+                    self.tick();
+                    self.publish();
+                }
             }
         }
     }
@@ -275,6 +285,38 @@ impl Engine {
         }
     }
 
+    /// Refreshes the shared figures: totals, and the gauges now.
+    fn publish(&self) {
+        let now = now_ms();
+        let mut out = super::stats::Stats::new();
+        for (name, q) in &self.agents {
+            let mut s = q.stats.clone();
+            s.queue = q.queue.len() as u64;
+            s.replicas = q
+                .replicas
+                .iter()
+                .map(|(i, r)| (*i, r.in_flight.len() as u64))
+                .collect();
+            s.in_flight = s.replicas.iter().map(|(_, n)| n).sum();
+            s.oldest_wait = q
+                .queue
+                .ids()
+                .filter_map(|id| self.tasks.get(id))
+                .map(|e| now.saturating_sub(e.t.submitted_at))
+                .max()
+                .unwrap_or(0) as f64
+                / 1000.0;
+            s.noise = self
+                .counters
+                .noise(name)
+                .load(std::sync::atomic::Ordering::Relaxed);
+            out.insert(name.clone(), s);
+        }
+        if let Ok(mut shared) = self.counters.stats.lock() {
+            *shared = out;
+        }
+    }
+
     /// Writes a task's current state (ordered; durable with the next batch).
     pub(super) fn save(&self, id: &str) {
         if let Some(e) = self.tasks.get(id) {
@@ -288,6 +330,7 @@ impl Engine {
 
 fn entry(t: TaskStatus, seq: u64) -> Entry {
     Entry {
+        queued_at: t.submitted_at,
         t,
         seq,
         pending: false,

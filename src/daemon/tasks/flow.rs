@@ -67,6 +67,9 @@ impl Engine {
                     .as_deref()
                     .map(|c| q.contexts.serve(c, index, r.run))
                     .unwrap_or(false);
+            q.stats
+                .wait
+                .observe(now.saturating_sub(e.queued_at) as f64 / 1000.0);
             e.t.attempts += 1;
             e.t.state = TaskState::Working;
             e.t.replica = Some(index);
@@ -163,7 +166,7 @@ impl Engine {
             .is_some_and(|r| r.in_flight.contains(task));
         if !running_here {
             if let Some(q) = self.agents.get_mut(agent) {
-                q.ignored += 1;
+                q.stats.ignored += 1;
             }
             return;
         }
@@ -240,25 +243,35 @@ impl Engine {
             other => other,
         };
         e.deadline = None;
+        if let Some(started) = e.t.started_at {
+            q.stats
+                .run
+                .observe(now.saturating_sub(started) as f64 / 1000.0);
+        }
         let mut final_state = true;
         match decide(ending, e.t.attempts, &q.policy) {
             Decision::Complete(v) => {
                 e.t.state = TaskState::Completed;
                 e.t.result = Some(v);
                 e.t.error = None;
+                q.stats.completed += 1;
             }
             Decision::Reject(why) => {
                 e.t.state = TaskState::Rejected;
                 e.t.error = Some(why);
+                q.stats.rejected += 1;
             }
             Decision::Fail(why) => {
                 e.t.state = TaskState::Failed;
                 e.t.error = Some(why);
+                q.stats.failed += 1;
             }
             Decision::Retry { after, reason } => {
                 e.t.state = TaskState::Submitted;
                 e.t.error = Some(reason);
+                e.queued_at = now + after;
                 q.queue.push_back(id.to_string(), e.rank(now + after));
+                q.stats.retried += 1;
                 final_state = false;
             }
         }

@@ -8,6 +8,7 @@ mod channel;
 mod engine;
 mod flow;
 mod ops;
+pub mod stats;
 pub mod store;
 
 pub use channel::{ReplicaLink, rpc_filter};
@@ -63,6 +64,8 @@ pub enum Msg {
 pub struct Counters {
     /// stdout lines of task agents that were not JSON-RPC.
     pub noise: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    /// The engine's figures, refreshed at its tick (for /metrics).
+    pub stats: Mutex<stats::Stats>,
 }
 
 impl Counters {
@@ -93,7 +96,7 @@ impl Tasks {
         let (store, rows) = store::TaskStore::start(state_db)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let engine = engine::Engine::new(cfg, store, rows, tx.clone());
+        let engine = engine::Engine::new(cfg, store, rows, tx.clone(), counters.clone());
         tokio::spawn(engine.run(rx));
         Ok(Tasks { tx, counters })
     }
@@ -104,6 +107,15 @@ impl Tasks {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Every task agent's figures as of the engine's last tick.
+    pub fn stats(&self) -> stats::Stats {
+        self.counters
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Asks and waits for the answer.

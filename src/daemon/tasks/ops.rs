@@ -127,6 +127,7 @@ impl Engine {
                 task: Box::new(status.clone()),
             }));
             let entry = Entry {
+                queued_at: now,
                 t: status,
                 seq,
                 pending: true,
@@ -186,6 +187,7 @@ impl Engine {
                 let rank = e.rank(0);
                 if let Some(q) = self.agents.get_mut(&e.t.agent) {
                     q.queue.push_back(id.clone(), rank);
+                    q.stats.submitted += 1;
                 }
                 if !agents.contains(&e.t.agent) {
                     agents.push(e.t.agent.clone());
@@ -244,6 +246,7 @@ impl Engine {
         }
         if let Some(q) = self.agents.get_mut(&agent) {
             q.queue.remove(id);
+            q.stats.canceled += 1;
             if state == TaskState::Working
                 && let Some(r) = replica.and_then(|i| q.replicas.get_mut(&i))
                 && r.in_flight.remove(id)
@@ -284,6 +287,7 @@ impl Engine {
         e.t.error = None;
         e.t.result = None;
         e.t.finished_at = None;
+        e.queued_at = crate::clock::now_ms();
         let rank = e.rank(0);
         let agent = e.t.agent.clone();
         if let Some(q) = self.agents.get_mut(&agent) {
