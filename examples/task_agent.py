@@ -7,6 +7,7 @@ stdin and answers on stdout; anything for people goes to stderr (the log).
 
 What it does with a task's input (a JSON object; anything else is echoed):
   {"sleep": 0.5}         works that long first, sending progress
+                         ({"sleep": {"0": 0.01, "1": 0.05}}: per replica)
   {"fail": "why"}        answers with an error (retried by the daemon)
   {"fail_final": "why"}  an error the daemon must not retry
   {"refuse": "why"}      refuses the task (-32010: it ends "rejected")
@@ -40,12 +41,15 @@ def log(text):
 def run(req_id, task):
     tid, inp = task["id"], task.get("input")
     if isinstance(inp, dict) and "sleep" in inp:
+        secs = inp["sleep"]
+        if isinstance(secs, dict):
+            secs = secs.get(REPLICA, 0)
         steps = 5
         for i in range(steps):
             if tid in canceled:
                 log(f"{tid} canceled")
                 return  # a canceled task needs no answer
-            time.sleep(float(inp["sleep"]) / steps)
+            time.sleep(float(secs) / steps)
             send({"jsonrpc": "2.0", "method": "task.progress",
                   "params": {"id": tid, "fraction": (i + 1) / steps, "message": f"step {i + 1}"}})
     if isinstance(inp, dict) and "refuse" in inp:

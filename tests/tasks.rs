@@ -269,3 +269,160 @@ fn task_metrics_are_on_the_prometheus_endpoint_and_promtool_takes_them() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn replica_pid(d: &BinDaemon, index: u32) -> i32 {
+    let s = d.status();
+    running_pid(&s, "echo", index).expect("running")
+}
+
+#[test]
+fn a_replica_killed_mid_task_has_its_task_retried_elsewhere_then_failed_past_max_attempts() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet(""));
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 2
+    });
+    let kill = |pid: i32| {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).expect("pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+    };
+    // Killed once: retried (on a replica that runs), completed on attempt 2.
+    let v = submit(&d, &["echo", "--input", r#"{"sleep": 1.5}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = wait_task(&d, &id, |t| t["state"] == "working");
+    let first = t["replica"].as_u64().expect("replica") as u32;
+    kill(replica_pid(&d, first));
+    let t = wait_task(&d, &id, |t| t["state"] == "completed");
+    assert_eq!(t["attempts"], 2, "{t:#}");
+
+    // Killed on both attempts: failed, with the reason.
+    let v = submit(&d, &["echo", "--input", r#"{"sleep": 3}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    for attempt in 1..=2 {
+        let t = wait_task(&d, &id, |t| {
+            t["state"] == "working" && t["attempts"] == attempt
+        });
+        let r = t["replica"].as_u64().expect("replica") as u32;
+        d.wait_status("it runs", Duration::from_secs(15), |s| {
+            running_pid(s, "echo", r).is_some()
+        });
+        kill(replica_pid(&d, r));
+    }
+    let t = wait_task(&d, &id, |t| t["state"] == "failed");
+    assert!(
+        t["error"].as_str().is_some_and(
+            |e| e.contains("went away while running it") && e.contains("attempt 2 of 2")
+        ),
+        "{t:#}"
+    );
+}
+
+#[test]
+fn contexts_stay_on_one_replica_and_faster_replicas_take_more() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(
+        &fleet("")
+            .replace("replicas = 2", "replicas = 4")
+            .replace("max_queue = 50", "max_queue = 5000"),
+    );
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 4
+    });
+    // 1,000 tasks over 50 contexts, as one batch.
+    let batch = d.dir.path().join("ctx.jsonl");
+    let lines: Vec<String> = (0..1000).map(|i| format!("{{\"n\": {i}}}")).collect();
+    std::fs::write(&batch, lines.join("\n")).expect("write");
+    let mut by_context: std::collections::HashMap<String, std::collections::HashSet<u64>> =
+        Default::default();
+    for c in 0..50 {
+        let ctx = format!("conv-{c}");
+        let part: Vec<String> = lines[c * 20..(c + 1) * 20].to_vec();
+        std::fs::write(&batch, part.join("\n")).expect("write");
+        let ids = d.json(&[
+            "task",
+            "submit",
+            "echo",
+            "--batch",
+            batch.to_str().expect("utf-8"),
+            "--context",
+            &ctx,
+        ]);
+        assert_eq!(ids.as_array().map(Vec::len), Some(20));
+    }
+    let t = Instant::now();
+    let done = loop {
+        let done = d.json(&["task", "list", "--state", "completed", "-n", "2000"]);
+        if done.as_array().map(Vec::len) == Some(1000) {
+            break done;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "only {:?} done",
+            done.as_array().map(Vec::len)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for x in done.as_array().expect("list") {
+        let ctx = x["context_id"].as_str().expect("context").to_string();
+        by_context
+            .entry(ctx)
+            .or_default()
+            .insert(x["replica"].as_u64().expect("replica"));
+    }
+    assert_eq!(by_context.len(), 50);
+    assert!(
+        by_context.values().all(|r| r.len() == 1),
+        "a context ran on more than one replica: {by_context:?}"
+    );
+    let used: std::collections::HashSet<u64> = by_context.values().flatten().copied().collect();
+    assert!(
+        used.len() >= 3,
+        "contexts spread over the replicas: {used:?}"
+    );
+
+    // Unequal speed, no contexts: replica 0 is 5x faster and takes more.
+    let input = r#"{"sleep": {"0": 0.01, "1": 0.05, "2": 0.05, "3": 0.05}}"#;
+    let lines: Vec<&str> = (0..200).map(|_| input).collect();
+    std::fs::write(&batch, lines.join("\n")).expect("write");
+    let ids = d.json(&[
+        "task",
+        "submit",
+        "echo",
+        "--batch",
+        batch.to_str().expect("utf-8"),
+    ]);
+    let ids: std::collections::HashSet<String> = ids
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_string())
+        .collect();
+    let t = Instant::now();
+    let mut per: [u32; 4] = [0; 4];
+    loop {
+        let done = d.json(&["task", "list", "--state", "completed", "-n", "1300"]);
+        let mine: Vec<&Value> = done
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|x| ids.contains(x["id"].as_str().unwrap_or_default()))
+            .collect();
+        if mine.len() == 200 {
+            for x in mine {
+                per[x["replica"].as_u64().expect("replica") as usize] += 1;
+            }
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let slow_max = per[1..].iter().max().copied().unwrap_or(0);
+    assert!(per[0] > 2 * slow_max, "the fast replica took {per:?}");
+}
