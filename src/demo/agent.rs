@@ -67,6 +67,8 @@ impl Agent {
             },
             Role::Flaky => self.flaky(),
             Role::Leaky => self.leaky(),
+            // Runs its own loop (`demo::echo`), never this one.
+            Role::Echo => Ok(super::echo::run()),
         }
     }
 

@@ -30,6 +30,7 @@
 //! once, which is all a stop needs.
 
 mod agent;
+mod echo;
 mod lines;
 mod notes;
 use agent::*;
@@ -67,6 +68,9 @@ pub enum Role {
     Flaky,
     /// An indexer whose memory grows a few MiB a second and never shrinks.
     Leaky,
+    /// A task agent (`protocol = "jsonrpc"`) that answers every `task.run`
+    /// at once with its input: for benchmarks and tests of the task layer.
+    Echo,
 }
 
 impl Role {
@@ -78,6 +82,7 @@ impl Role {
             Role::Coder => "coder",
             Role::Flaky => "flaky",
             Role::Leaky => "leaky",
+            Role::Echo => "echo",
         }
     }
 
@@ -90,6 +95,7 @@ impl Role {
             Role::Coder => "coder",
             Role::Flaky => "flaky-tool",
             Role::Leaky => "leaky-indexer",
+            Role::Echo => "echo",
         }
     }
 }
@@ -111,6 +117,9 @@ impl fmt::Display for Role {
 ///
 /// Failing to write the notes file is not an error: it is logged as a warning.
 pub fn run(role: Role) -> i32 {
+    if role == Role::Echo {
+        return echo::run();
+    }
     let identity = Identity::new(
         role,
         std::env::var("AUTONOMOS_AGENT").ok(),

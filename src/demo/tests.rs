@@ -168,6 +168,7 @@ fn roles_parse_from_their_names() {
         Role::Coder,
         Role::Flaky,
         Role::Leaky,
+        Role::Echo,
     ] {
         assert_eq!(Role::from_str(role.as_str(), false), Ok(role));
         assert_eq!(role.to_string(), role.as_str());

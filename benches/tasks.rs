@@ -1,0 +1,150 @@
+//! Task-layer benchmark. Run: `cargo bench --bench tasks` (about a minute;
+//! `BENCH_SECS` sets the measured window, default 30).
+//!
+//! The real daemon binary with 8 replicas of `autonomos demo-agent --role
+//! echo` (answers every task at once), `concurrency = 64`. A client submits
+//! batches of 2,000 tasks over the Unix socket (each answered once
+//! durable), keeping at most 100,000 not yet completed; completions are
+//! read from `/metrics`. Prints durable submit → complete throughput and
+//! the daemon's RSS at the start and end of the window.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use autonomos::client::Client;
+use autonomos::proto::{NewTask, Request, Response, Submit};
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(p) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn completed(port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .find(|l| l.starts_with("autonomos_tasks_completed_total{agent=\"echo\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.toml"),
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
+             protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n"
+        ),
+    )
+    .expect("config");
+    let child = Command::new(bin)
+        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
+        .args(["daemon", "--config"])
+        .arg(dir.path().join("a.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let d = Daemon { child, dir };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let run = d.dir.path().join("rt/autonomos");
+        let data = d.dir.path().join("data");
+        let t = Instant::now();
+        let mut c = loop {
+            if let Ok(c) = Client::connect_local(&run, &data).await {
+                break c;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "daemon did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await; // replicas up
+        let batch = |n: usize| Submit {
+            agent: Some("echo".into()),
+            skill: None,
+            tasks: (0..n)
+                .map(|i| NewTask {
+                    input: serde_json::json!({ "n": i }),
+                    key: None,
+                    context_id: None,
+                })
+                .collect(),
+            priority: 0,
+            timeout_ms: None,
+        };
+        let (mut submitted, mut acks) = (0u64, Vec::new());
+        let mut done = completed(port);
+        let start = Instant::now();
+        let (done0, rss0) = (done, rss_mib(d.child.id()));
+        let window = Duration::from_secs(secs);
+        while start.elapsed() < window {
+            if submitted - (done - done0) > 100_000 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                done = completed(port);
+                continue;
+            }
+            let t = Instant::now();
+            match c.request(Request::TaskSubmit(batch(2000))).await {
+                Ok(Response::Tasks { tasks }) => submitted += tasks.len() as u64,
+                other => panic!("submit failed: {other:?}"),
+            }
+            acks.push(t.elapsed().as_secs_f64() * 1000.0);
+            done = completed(port);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let done = completed(port) - done0;
+        let rss1 = rss_mib(d.child.id());
+        acks.sort_by(f64::total_cmp);
+        let p = |q: f64| acks[((acks.len() - 1) as f64 * q) as usize];
+        println!("| what | measured |");
+        println!("| --- | --- |");
+        println!(
+            "| durable submit → complete, 8 echo replicas, batches of 2,000, {secs} s | {:.0} tasks/s completed ({done} tasks; {submitted} submitted) |",
+            done as f64 / elapsed
+        );
+        println!(
+            "| batch of 2,000 acknowledged (durable) | p50 {:.1} ms, p99 {:.1} ms |",
+            p(0.5),
+            p(0.99)
+        );
+        println!("| daemon RSS at the start and end of the window | {rss0:.0} MiB → {rss1:.0} MiB |");
+    });
+}
