@@ -426,3 +426,90 @@ fn contexts_stay_on_one_replica_and_faster_replicas_take_more() {
     let slow_max = per[1..].iter().max().copied().unwrap_or(0);
     assert!(per[0] > 2 * slow_max, "the fast replica took {per:?}");
 }
+
+/// kill -9 of the daemon, again and again, while tasks are submitted and
+/// worked: every acknowledged task ends completed, none is lost; re-runs
+/// (an answer given but not yet committed when the daemon died) are counted.
+#[test]
+fn kill_9_of_the_daemon_while_tasks_flow_loses_no_acknowledged_task() {
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("answered.log");
+    let cfg = format!(
+        "[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
+         env = {{ ECHO_RECORD = \"{}\" }}\nprotocol = \"jsonrpc\"\nreplicas = 2\nconcurrency = 8\n\
+         max_attempts = 10\nmax_queue = 100000\n",
+        record.display()
+    );
+    let mut d = BinDaemon::start(&cfg);
+    let batch = d.dir.path().join("b.jsonl");
+    let lines: Vec<String> = (0..200).map(|i| format!("{{\"n\": {i}}}")).collect();
+    std::fs::write(&batch, lines.join("\n")).expect("write");
+    let mut acked: Vec<String> = Vec::new();
+    for round in 0..4u64 {
+        d.wait_status("replicas up", Duration::from_secs(20), |s| {
+            s.agents[0].running == 2
+        });
+        // Submit batches for a while, then SIGKILL the daemon mid-flow.
+        // (At most 8,000 in all: finished tasks are kept up to 10,000.)
+        let until = Instant::now() + Duration::from_millis(300 + 150 * round);
+        while Instant::now() < until && acked.len() < 2000 * (round as usize + 1) {
+            let (code, out, _) = d.cli(&[
+                "task",
+                "submit",
+                "echo",
+                "--batch",
+                batch.to_str().expect("utf-8"),
+            ]);
+            if code == 0 {
+                acked.extend(out.lines().map(str::to_string));
+            }
+        }
+        let pid = d.pid();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).expect("pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+        d.stop();
+        d.spawn();
+    }
+    let t = Instant::now();
+    let want = acked.len();
+    loop {
+        let v = d.json(&["task", "list", "--state", "completed", "-n", "10000"]);
+        let n = v.as_array().map_or(0, Vec::len);
+        if n >= want.min(10_000) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{n} of {want} completed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every acknowledged task: completed (read one by one from the daemon).
+    for id in acked.iter().step_by(acked.len().div_ceil(300).max(1)) {
+        let t = d.json(&["task", "show", id]);
+        assert_eq!(t["state"], "completed", "{t:#}");
+    }
+    let answered = std::fs::read_to_string(&record).expect("record");
+    let mut seen: std::collections::HashMap<&str, u32> = Default::default();
+    for l in answered.lines() {
+        *seen.entry(l.split(' ').next().unwrap_or("")).or_default() += 1;
+    }
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !seen.contains_key(id.as_str()))
+        .collect();
+    for id in missing.iter().take(3) {
+        eprintln!("missing {id}: {:#}", d.json(&["task", "show", id]));
+    }
+    assert_eq!(missing.len(), 0, "acknowledged tasks the agent never saw");
+    let reruns: u32 = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{} acknowledged tasks over 4 kills: {reruns} re-runs ({:.2}%)",
+        acked.len(),
+        f64::from(reruns) * 100.0 / acked.len() as f64
+    );
+}

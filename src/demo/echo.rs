@@ -1,7 +1,9 @@
 //! `demo-agent --role echo`: the smallest useful task agent. It reads
 //! JSON-RPC lines on stdin and answers each `task.run` at once with
 //! `{"echo": input}`; it buffers its answers and flushes when stdin has
-//! nothing more for it, so a busy stream costs few writes.
+//! nothing more for it, so a busy stream costs few writes. With
+//! `ECHO_RECORD` set it appends `ID ATTEMPT` to that file for every task
+//! it answers (tests count re-runs with it).
 
 use std::io::{BufRead, BufWriter, Write};
 
@@ -10,6 +12,13 @@ use serde_json::{Value, json};
 pub fn run() -> i32 {
     let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut record = std::env::var_os("ECHO_RECORD").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
     let mut line = String::new();
     loop {
         line.clear();
@@ -21,6 +30,14 @@ pub fn run() -> i32 {
             continue;
         };
         if msg.get("method").and_then(Value::as_str) == Some("task.run") {
+            if let Some(f) = record.as_mut() {
+                let task = msg.pointer("/params/task");
+                let id = task.and_then(|t| t.get("id")).and_then(Value::as_str);
+                let attempt = task.and_then(|t| t.get("attempt")).and_then(Value::as_u64);
+                // One write per line: replicas append to the same file.
+                let rec = format!("{} {}\n", id.unwrap_or("?"), attempt.unwrap_or(0));
+                let _ = f.write_all(rec.as_bytes());
+            }
             let answer = json!({
                 "jsonrpc": "2.0",
                 "id": msg.get("id"),
