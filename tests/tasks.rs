@@ -229,7 +229,9 @@ fn task_metrics_are_on_the_prometheus_endpoint_and_promtool_takes_them() {
     let t0 = Instant::now();
     let body = loop {
         let (_, body) = http_get(&addr, "/metrics").expect("scrape");
-        if body.contains("autonomos_tasks_completed_total{agent=\"echo\"} 3") {
+        if body.contains("autonomos_tasks_completed_total{agent=\"echo\"} 3")
+            && body.contains("autonomos_tasks_rejected_total{agent=\"echo\"} 1")
+        {
             break body;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "{body}");
@@ -512,4 +514,43 @@ fn kill_9_of_the_daemon_while_tasks_flow_loses_no_acknowledged_task() {
         acked.len(),
         f64::from(reruns) * 100.0 / acked.len() as f64
     );
+}
+
+#[test]
+fn a_scale_down_takes_no_new_tasks_on_the_stopping_replica_and_requeues_its_work() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet(""));
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 2
+    });
+    // Two long tasks: one per replica (least outstanding work).
+    let a = submit(&d, &["echo", "--input", r#"{"sleep": 2}"#]);
+    let b = submit(&d, &["echo", "--input", r#"{"sleep": 2}"#]);
+    let ids = [
+        a[0]["id"].as_str().expect("id"),
+        b[0]["id"].as_str().expect("id"),
+    ];
+    let on: Vec<u64> = ids
+        .iter()
+        .map(|id| {
+            wait_task(&d, id, |t| t["state"] == "working")["replica"]
+                .as_u64()
+                .expect("r")
+        })
+        .collect();
+    assert_ne!(on[0], on[1], "one per replica: {on:?}");
+    let (code, _, err) = d.cli(&["scale", "echo", "1"]);
+    assert_eq!(code, 0, "{err}");
+    for id in ids {
+        let t = wait_task(&d, id, |t| t["state"] == "completed");
+        assert_eq!(t["replica"], 0, "finished on the replica that stays: {t:#}");
+    }
+    let moved = ids
+        .iter()
+        .map(|id| d.json(&["task", "show", id]))
+        .filter(|t| t["attempts"] == 2)
+        .count();
+    assert_eq!(moved, 1, "the stopped replica's task ran again");
 }

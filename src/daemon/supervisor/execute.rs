@@ -70,6 +70,18 @@ impl Actor {
                     && let Some(cmds) = &r.cmds
                 {
                     let _ = cmds.try_send(stop);
+                    // A task agent's replica gets no new tasks from now.
+                    if let (Some(t), Some(run), true) = (
+                        &self.tasks,
+                        r.s.run.as_ref(),
+                        self.agents[ai].spec.tasks.is_some(),
+                    ) {
+                        t.send(crate::daemon::tasks::Msg::Draining {
+                            agent: self.agents[ai].spec.name.clone(),
+                            index,
+                            run: run.id,
+                        });
+                    }
                 }
             }
             Effect::RunEnded => {

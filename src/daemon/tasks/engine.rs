@@ -33,6 +33,8 @@ pub(super) struct Rep {
     pub in_flight: HashSet<String>,
     /// Running (or announced ready, for `ready = "announce"`).
     pub ready: bool,
+    /// Being stopped: never ready again.
+    pub draining: bool,
 }
 
 /// One task agent's side of the engine.
@@ -245,6 +247,7 @@ impl Engine {
             }
             Msg::Up(link) => self.up(link),
             Msg::Down { agent, index, run } => self.down(&agent, index, run),
+            Msg::Draining { agent, index, run } => self.draining(&agent, index, run),
             Msg::FromAgent {
                 agent,
                 index,

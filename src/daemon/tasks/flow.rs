@@ -112,9 +112,20 @@ impl Engine {
                 stdin: link.stdin,
                 in_flight: Default::default(),
                 ready: !q.spec.announce,
+                draining: false,
             },
         );
         self.dispatch(&link.agent);
+    }
+
+    /// A replica is being stopped: it gets no new tasks, and is told
+    /// `shutdown` (its tasks in flight count until it answers or goes).
+    pub(super) fn draining(&mut self, agent: &str, index: u32, run: u64) {
+        if let Some(r) = self.rep(agent, index, run) {
+            r.ready = false;
+            r.draining = true;
+            let _ = r.stdin.send(rpc_line("shutdown", json!({})));
+        }
     }
 
     /// A replica's stdout ended: its tasks in flight are lost and go back
@@ -146,7 +157,7 @@ impl Engine {
             match method {
                 "agent.ready" => {
                     if let Some(r) = self.rep(agent, index, run) {
-                        r.ready = true;
+                        r.ready = !r.draining;
                     }
                     self.dispatch(agent);
                 }

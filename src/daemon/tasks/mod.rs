@@ -42,6 +42,12 @@ pub enum Msg {
     Retry(String, oneshot::Sender<Result<Response, ErrorReply>>),
     /// A replica of a task agent started: its stdin, where to send lines.
     Up(ReplicaLink),
+    /// It is being stopped: no new tasks; it is sent `shutdown`.
+    Draining {
+        agent: String,
+        index: u32,
+        run: u64,
+    },
     /// Its stdout ended: it is gone.
     Down {
         agent: String,
