@@ -58,6 +58,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             memory_request: 0,
             memory_limit: None,
             memory_limit_action: "restart".into(),
+            tasks: None,
         })
         .collect();
     FleetStatus {

@@ -11,6 +11,8 @@ What it does with a task's input (a JSON object; anything else is echoed):
   {"fail": "why"}        answers with an error (retried by the daemon)
   {"fail_final": "why"}  an error the daemon must not retry
   {"refuse": "why"}      refuses the task (-32010: it ends "rejected")
+  {"noise": "text"}      first prints text on stdout, not JSON-RPC (it is
+                         logged and counted; the agent keeps working)
 anything else: the result is {"echo": input, "replica": N, "context_new": b}.
 Several tasks run at once (one thread each), up to the agent's concurrency.
 """
@@ -52,6 +54,10 @@ def run(req_id, task):
             time.sleep(float(secs) / steps)
             send({"jsonrpc": "2.0", "method": "task.progress",
                   "params": {"id": tid, "fraction": (i + 1) / steps, "message": f"step {i + 1}"}})
+    if isinstance(inp, dict) and "noise" in inp:
+        with out_lock:
+            sys.stdout.write(str(inp["noise"]) + "\n")
+            sys.stdout.flush()
     if isinstance(inp, dict) and "refuse" in inp:
         send({"jsonrpc": "2.0", "id": req_id,
               "error": {"code": -32010, "message": str(inp["refuse"])}})

@@ -131,7 +131,31 @@ fn a_task_is_durable_routed_answered_retried_refused_and_canceled() {
     ]);
     assert!(err.contains("more than max_input"), "{err}");
 
+    // status shows the queue of task agents.
+    let (_, out, _) = d.cli(&["status"]);
+    assert!(
+        out.contains("TASK AGENT")
+            && out
+                .lines()
+                .any(|l| l.starts_with("echo ") && l.contains(" 0 ")),
+        "{out}"
+    );
     // A non-JSON line on stdout is logged, and the agent keeps working.
+    let t = d.json(&[
+        "task",
+        "submit",
+        "echo",
+        "--input",
+        r#"{"noise": "plain words, not JSON-RPC"}"#,
+        "--wait",
+    ]);
+    assert_eq!(t["state"], "completed");
+    let (_, logs, _) = d.cli(&["logs", "echo", "-n", "200"]);
+    assert!(logs.contains("out plain words, not JSON-RPC"), "{logs}");
+    assert!(
+        !logs.contains("\"jsonrpc\""),
+        "JSON-RPC stays out of the log: {logs}"
+    );
     let t = d.json(&["task", "submit", "echo", "--input", "\"after\"", "--wait"]);
     assert_eq!(t["state"], "completed");
 }

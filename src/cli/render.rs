@@ -2,6 +2,31 @@
 
 use super::*;
 
+/// The task agents' queues, under the fleet table (nothing without any).
+fn task_table(s: &FleetStatus) -> String {
+    let rows: Vec<(&str, &crate::proto::TaskSummary)> = s
+        .agents
+        .iter()
+        .filter_map(|a| Some((a.name.as_str(), a.tasks.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let w = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(10);
+    let mut out = format!(
+        "\n{:<w$}  {:>7}  {:>7}  {:>9}  {:>6}  {:>8}\n",
+        "TASK AGENT", "QUEUE", "RUNNING", "COMPLETED", "FAILED", "RUN P95"
+    );
+    for (name, t) in rows {
+        let p95 = t.run_p95_ms.map_or("-".into(), crate::core::units::fmt_ms);
+        out.push_str(&format!(
+            "{name:<w$}  {:>7}  {:>7}  {:>9}  {:>6}  {:>8}\n",
+            t.queue, t.in_flight, t.completed, t.failed, p95
+        ));
+    }
+    out
+}
+
 /// Why a replica waits or failed, for the line under its row.
 fn replica_note(r: &crate::proto::ReplicaStatus) -> Option<String> {
     match (&r.waiting, &r.error) {
@@ -116,6 +141,7 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
             out.push_str(&format!("      └ {note}\n"));
         }
     }
+    out.push_str(&task_table(s));
     let rows_omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
     if replicas && rows_omitted > 0 {
         out.push_str(&format!(

@@ -82,6 +82,20 @@ pub struct AgentStatus {
     pub memory_limit: Option<u64>,
     #[serde(default)]
     pub memory_limit_action: String,
+    /// For task agents (`protocol = "jsonrpc"`): the queue and how it goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TaskSummary>,
+}
+
+/// A task agent's queue at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    pub queue: u64,
+    pub in_flight: u64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Run time's 95th percentile, ms (a histogram bucket's upper bound).
+    pub run_p95_ms: Option<u64>,
 }
 
 /// An alert as clients see it.
@@ -617,6 +631,7 @@ mod tests {
                     memory_request: 0,
                     memory_limit: None,
                     memory_limit_action: "restart".into(),
+                    tasks: None,
                 })
                 .collect(),
             host: HostStatus::default(),

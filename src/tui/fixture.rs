@@ -74,6 +74,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         memory_request: 256 << 20,
         memory_limit: Some(1 << 30),
         memory_limit_action: "restart".into(),
+        tasks: None,
     }
 }
 

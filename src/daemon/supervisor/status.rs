@@ -101,6 +101,7 @@ impl Actor {
             memory_limit: res.memory_limit,
             memory_limit_action: format!("{:?}", res.memory_limit_action).to_lowercase(),
             log_dropped: a.output.stats.dropped.load(Ordering::Relaxed),
+            tasks: self.tasks.as_ref().and_then(|t| t.summary(&a.spec.name)),
             replicas_omitted: 0,
             replicas: a
                 .replicas

@@ -115,6 +115,19 @@ impl Tasks {
         &self.counters
     }
 
+    /// One task agent's queue at a glance (None for other agents).
+    pub fn summary(&self, agent: &str) -> Option<crate::proto::TaskSummary> {
+        let stats = self.counters.stats.lock().ok()?;
+        let s = stats.get(agent)?;
+        Some(crate::proto::TaskSummary {
+            queue: s.queue,
+            in_flight: s.in_flight,
+            completed: s.completed,
+            failed: s.failed,
+            run_p95_ms: s.run.quantile(0.95).map(|q| (q * 1000.0).round() as u64),
+        })
+    }
+
     /// Every task agent's figures as of the engine's last tick.
     pub fn stats(&self) -> stats::Stats {
         self.counters

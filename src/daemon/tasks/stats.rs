@@ -30,6 +30,28 @@ impl Histogram {
         self.count += 1;
     }
 
+    /// The upper bound of the bucket holding quantile `q` (None without
+    /// observations; the largest finite bound for the overflow bucket).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let want = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(
+                    BUCKETS
+                        .get(i)
+                        .copied()
+                        .unwrap_or(BUCKETS[BUCKETS.len() - 1]),
+                );
+            }
+        }
+        BUCKETS.last().copied()
+    }
+
     /// (upper bound, count in that bucket), +Inf last: what the text
     /// encoder takes.
     pub fn buckets(&self) -> Vec<(f64, u64)> {
@@ -86,6 +108,14 @@ mod tests {
         assert_eq!(b[2], (0.0025, 1));
         assert_eq!(b[BUCKETS.len()], (f64::INFINITY, 1));
         assert_eq!(h.count, 3);
+        assert_eq!(h.quantile(0.3), Some(0.0005));
+        assert_eq!(h.quantile(0.5), Some(0.0025));
+        assert_eq!(
+            h.quantile(0.95),
+            Some(300.0),
+            "the overflow: the largest bound"
+        );
+        assert_eq!(Histogram::default().quantile(0.5), None);
         assert!((h.sum - 1000.0024).abs() < 1e-9);
     }
 }

@@ -102,6 +102,16 @@ pub(super) fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         ),
     ));
     lines.push(kv("restart", a.restart.clone()));
+    if let Some(t) = &a.tasks {
+        let p95 = t.run_p95_ms.map_or("-".into(), crate::core::units::fmt_ms);
+        lines.push(kv(
+            "tasks",
+            format!(
+                "queue {} · running {} · completed {} · failed {} · p95 {p95}",
+                t.queue, t.in_flight, t.completed, t.failed
+            ),
+        ));
+    }
     if !a.env.is_empty() {
         let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         lines.push(kv("env", sanitize_line(env.join(" ").as_bytes())));
