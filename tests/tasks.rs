@@ -578,3 +578,68 @@ fn a_scale_down_takes_no_new_tasks_on_the_stopping_replica_and_requeues_its_work
         .count();
     assert_eq!(moved, 1, "the stopped replica's task ran again");
 }
+
+#[test]
+fn alert_rules_read_the_task_figures() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let cfg = format!(
+        "[metrics]\ninterval = \"200ms\"\n\n[alerting]\ndefaults = false\n\n\
+         [[alerts]]\nname = \"errors\"\nexpr = \"task_error_rate > 0.5\"\nseverity = \"minor\"\n\
+         summary = \"{{agent}} error rate {{value}}\"\n\n\
+         [[alerts]]\nname = \"backlog\"\nexpr = \"queue_length >= 3\"\nseverity = \"minor\"\n{}",
+        fleet("").replace("replicas = 2", "replicas = 1")
+    );
+    let d = BinDaemon::start(&cfg);
+    d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
+    for _ in 0..4 {
+        let t = d.json(&[
+            "task",
+            "submit",
+            "echo",
+            "--input",
+            r#"{"fail_final": "x"}"#,
+            "--wait",
+        ]);
+        assert_eq!(t["state"], "failed");
+    }
+    let t = d.json(&["task", "submit", "echo", "--input", "1", "--wait"]);
+    assert_eq!(t["state"], "completed");
+    let r = d.wait_json(
+        &["alerts"],
+        "the error-rate alert",
+        Duration::from_secs(15),
+        |r| {
+            r["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == "errors/echo" && x["state"] == "firing")
+            })
+        },
+    );
+    let a = r["alerts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "errors/echo"))
+        .expect("listed");
+    assert!(
+        a["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("error rate 0.8")),
+        "{a}"
+    );
+    // Five slow tasks on one replica (concurrency 2): three wait.
+    for _ in 0..5 {
+        submit(&d, &["echo", "--input", r#"{"sleep": 3}"#]);
+    }
+    d.wait_json(
+        &["alerts"],
+        "the backlog alert",
+        Duration::from_secs(15),
+        |r| {
+            r["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == "backlog/echo" && x["state"] == "firing")
+            })
+        },
+    );
+}

@@ -663,6 +663,8 @@ mod tests {
             "memory-near-limit",
             "host-cpu",
             "host-memory",
+            "task-queue-backlog",
+            "task-errors",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

@@ -59,6 +59,15 @@ pub enum Metric {
     Uptime,
     /// Output lines dropped (a counter).
     LogDropped,
+    /// Task agents: tasks waiting.
+    QueueLength,
+    /// Task agents: tasks completed / failed (counters).
+    TasksCompleted,
+    TasksFailed,
+    /// Task agents: failed ÷ (completed + failed) over the last 5 minutes.
+    TaskErrorRate,
+    /// Task agents: run time's 95th percentile over the last 5 minutes, s.
+    TaskLatencyP95,
 }
 
 pub const METRICS: &[(&str, Metric, &str)] = &[
@@ -103,6 +112,31 @@ pub const METRICS: &[(&str, Metric, &str)] = &[
         "log_dropped",
         Metric::LogDropped,
         "dropped output lines (counter)",
+    ),
+    (
+        "queue_length",
+        Metric::QueueLength,
+        "task agents: tasks waiting",
+    ),
+    (
+        "tasks_completed",
+        Metric::TasksCompleted,
+        "task agents: tasks completed (counter)",
+    ),
+    (
+        "tasks_failed",
+        Metric::TasksFailed,
+        "task agents: tasks failed (counter)",
+    ),
+    (
+        "task_error_rate",
+        Metric::TaskErrorRate,
+        "task agents: failed / finished over the last 5 minutes, 0-1",
+    ),
+    (
+        "task_latency_p95",
+        Metric::TaskLatencyP95,
+        "task agents: run time's 95th percentile over the last 5 minutes, seconds",
     ),
 ];
 

@@ -59,9 +59,14 @@ pub struct AgentFacts {
     pub backoff: f64,
     pub uptime: f64,
     pub log_dropped: f64,
+    pub queue_length: f64,
+    pub tasks_completed: f64,
+    pub tasks_failed: f64,
+    pub task_error_rate: f64,
+    pub task_latency_p95: f64,
 }
 
-const AGENT_METRICS: [Metric; 11] = [
+const AGENT_METRICS: [Metric; 16] = [
     Metric::Cpu,
     Metric::Memory,
     Metric::MemoryPct,
@@ -73,6 +78,11 @@ const AGENT_METRICS: [Metric; 11] = [
     Metric::Backoff,
     Metric::Uptime,
     Metric::LogDropped,
+    Metric::QueueLength,
+    Metric::TasksCompleted,
+    Metric::TasksFailed,
+    Metric::TaskErrorRate,
+    Metric::TaskLatencyP95,
 ];
 
 fn agent_slot(m: Metric) -> Option<usize> {
@@ -80,7 +90,7 @@ fn agent_slot(m: Metric) -> Option<usize> {
 }
 
 impl AgentFacts {
-    fn values(&self) -> [f64; 11] {
+    fn values(&self) -> [f64; 16] {
         [
             self.cpu,
             self.memory,
@@ -93,6 +103,11 @@ impl AgentFacts {
             self.backoff,
             self.uptime,
             self.log_dropped,
+            self.queue_length,
+            self.tasks_completed,
+            self.tasks_failed,
+            self.task_error_rate,
+            self.task_latency_p95,
         ]
     }
 }

@@ -187,6 +187,7 @@ impl Actor {
 
     /// The per-agent figures rules read.
     fn facts(&self, now: Millis) -> Vec<AgentFacts> {
+        let tasks = self.tasks.as_ref().map(|t| t.stats()).unwrap_or_default();
         self.agents
             .iter()
             .filter(|a| !a.removed)
@@ -197,6 +198,13 @@ impl Actor {
                     log_dropped: a.output.stats.dropped.load(Ordering::Relaxed) as f64,
                     ..AgentFacts::default()
                 };
+                if let Some(t) = tasks.get(&a.spec.name) {
+                    f.queue_length = t.queue as f64;
+                    f.tasks_completed = t.completed as f64;
+                    f.tasks_failed = t.failed as f64;
+                    f.task_error_rate = t.error_rate;
+                    f.task_latency_p95 = t.run_p95;
+                }
                 let mut youngest: Option<Millis> = None;
                 for r in a.replicas.values() {
                     f.cpu += r.cpu_percent;

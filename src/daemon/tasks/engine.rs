@@ -46,6 +46,8 @@ pub(super) struct AgentQ {
     pub policy: RetryPolicy,
     /// Its figures (totals and histograms; gauges filled at publish).
     pub stats: AgentStats,
+    /// For the windowed figures.
+    pub window: super::stats::Window,
 }
 
 impl AgentQ {
@@ -57,6 +59,7 @@ impl AgentQ {
             contexts: Contexts::default(),
             policy: policy(spec),
             stats: AgentStats::default(),
+            window: Default::default(),
         }
     }
 }
@@ -289,11 +292,12 @@ impl Engine {
     }
 
     /// Refreshes the shared figures: totals, and the gauges now.
-    fn publish(&self) {
+    fn publish(&mut self) {
         let now = now_ms();
         let mut out = super::stats::Stats::new();
-        for (name, q) in &self.agents {
+        for (name, q) in self.agents.iter_mut() {
             let mut s = q.stats.clone();
+            q.window.update(now, &mut s);
             s.queue = q.queue.len() as u64;
             s.replicas = q
                 .replicas

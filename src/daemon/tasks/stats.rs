@@ -88,6 +88,54 @@ pub struct AgentStats {
     pub run: Histogram,
     /// In flight per replica.
     pub replicas: Vec<(u32, u64)>,
+    /// Failed ÷ (completed + failed) over the last 5 minutes (0 without any).
+    pub error_rate: f64,
+    /// Run time's 95th percentile over the last 5 minutes, seconds (0
+    /// without any).
+    pub run_p95: f64,
+}
+
+/// How far back the windowed figures look, and how often a point is kept.
+pub const WINDOW_MS: u64 = 300_000;
+const POINT_MS: u64 = 5_000;
+
+/// Snapshots of the totals, to take windowed figures from.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    points: std::collections::VecDeque<(u64, u64, u64, Histogram)>,
+}
+
+impl Window {
+    /// Records the totals at `now` (at most a point every 5 s) and fills
+    /// the windowed figures of `s` from the change since the window began.
+    pub fn update(&mut self, now: u64, s: &mut AgentStats) {
+        if self.points.back().is_none_or(|p| now >= p.0 + POINT_MS) {
+            self.points
+                .push_back((now, s.completed, s.failed, s.run.clone()));
+        }
+        while self
+            .points
+            .front()
+            .is_some_and(|p| now.saturating_sub(p.0) > WINDOW_MS)
+        {
+            self.points.pop_front();
+        }
+        let Some((_, c0, f0, h0)) = self.points.front() else {
+            return;
+        };
+        let (dc, df) = (s.completed - c0, s.failed - f0);
+        s.error_rate = if dc + df == 0 {
+            0.0
+        } else {
+            df as f64 / (dc + df) as f64
+        };
+        let mut d = s.run.clone();
+        for (a, b) in d.counts.iter_mut().zip(h0.counts) {
+            *a -= b;
+        }
+        d.count -= h0.count;
+        s.run_p95 = d.quantile(0.95).unwrap_or(0.0);
+    }
 }
 
 /// Every task agent's figures by name.
@@ -96,6 +144,31 @@ pub type Stats = BTreeMap<String, AgentStats>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_counts_only_its_last_five_minutes() {
+        let mut w = Window::default();
+        let mut s = AgentStats::default();
+        s.completed = 100;
+        s.failed = 100;
+        w.update(0, &mut s);
+        // Later: 90 more completed, 10 more failed; old history drops out.
+        s.completed = 190;
+        s.failed = 110;
+        for _ in 0..10 {
+            s.run.observe(0.002);
+        }
+        w.update(WINDOW_MS + 10_000, &mut s);
+        w.update(WINDOW_MS + 20_000, &mut s);
+        assert_eq!(s.error_rate, 0.0, "nothing changed within the window");
+        let mut s2 = s.clone();
+        s2.failed += 5;
+        s2.completed += 15;
+        s2.run.observe(3.0);
+        w.update(WINDOW_MS + 30_000, &mut s2);
+        assert!((s2.error_rate - 0.25).abs() < 1e-9, "{}", s2.error_rate);
+        assert_eq!(s2.run_p95, 5.0, "only the new observation counts");
+    }
 
     #[test]
     fn observations_land_in_their_bucket_and_overflow_last() {
