@@ -148,9 +148,11 @@ mod tests {
     #[test]
     fn the_window_counts_only_its_last_five_minutes() {
         let mut w = Window::default();
-        let mut s = AgentStats::default();
-        s.completed = 100;
-        s.failed = 100;
+        let mut s = AgentStats {
+            completed: 100,
+            failed: 100,
+            ..AgentStats::default()
+        };
         w.update(0, &mut s);
         // Later: 90 more completed, 10 more failed; old history drops out.
         s.completed = 190;
