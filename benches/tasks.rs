@@ -6,7 +6,9 @@
 //! batches of 2,000 tasks over the Unix socket (each answered once
 //! durable), keeping at most 100,000 not yet completed; completions are
 //! read from `/metrics`. Prints durable submit → complete throughput and
-//! the daemon's RSS at the start and end of the window.
+//! the daemon's RSS at the start and end of the window. Then dispatch:
+//! single tasks at 1,000/s for 5 s; the agent records when each
+//! `task.run` arrived, compared with when the client had its answer.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +45,16 @@ fn completed(port: u16) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+fn record_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("autonomos-bench-tasks-{}.log", std::process::id()))
+}
+
+fn micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -69,7 +81,9 @@ fn main() {
         dir.path().join("a.toml"),
         format!(
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
-             protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n"
+             protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n\
+             env = {{ ECHO_RECORD = \"{}\" }}\n",
+            record_path().display()
         ),
     )
     .expect("config");
@@ -146,5 +160,44 @@ fn main() {
             p(0.99)
         );
         println!("| daemon RSS at the start and end of the window | {rss0:.0} MiB → {rss1:.0} MiB |");
+        // Dispatch: let the backlog drain, then single tasks at 1,000/s.
+        while completed(port) - done0 < submitted {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut acked: Vec<(String, i64)> = Vec::new();
+        let t0 = Instant::now();
+        for i in 0..5000u64 {
+            let due = t0 + Duration::from_micros(i * 1000);
+            tokio::time::sleep_until(due.into()).await;
+            if let Ok(Response::Tasks { tasks }) = c.request(Request::TaskSubmit(batch(1))).await {
+                acked.push((tasks[0].id.clone(), micros_now()));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rec = std::fs::read_to_string(record_path()).unwrap_or_default();
+        let got: std::collections::HashMap<&str, i64> = rec
+            .lines()
+            .filter_map(|l| {
+                let mut p = l.split(' ');
+                let id = p.next()?;
+                let _attempt = p.next()?;
+                Some((id, p.next()?.parse().ok()?))
+            })
+            .collect();
+        let mut lag: Vec<f64> = acked
+            .iter()
+            .filter_map(|(id, at)| got.get(id.as_str()).map(|r| (r - at) as f64 / 1000.0))
+            .collect();
+        lag.sort_by(f64::total_cmp);
+        if !lag.is_empty() {
+            let q = |x: f64| lag[((lag.len() - 1) as f64 * x) as usize];
+            println!(
+                "| dispatch at 1,000 tasks/s: agent receives task.run minus client has the answer ({} tasks) | p50 {:.2} ms, p99 {:.2} ms (negative: the agent had it first) |",
+                lag.len(),
+                q(0.5),
+                q(0.99)
+            );
+        }
+        let _ = std::fs::remove_file(record_path());
     });
 }

@@ -2,8 +2,9 @@
 //! JSON-RPC lines on stdin and answers each `task.run` at once with
 //! `{"echo": input}`; it buffers its answers and flushes when stdin has
 //! nothing more for it, so a busy stream costs few writes. With
-//! `ECHO_RECORD` set it appends `ID ATTEMPT` to that file for every task
-//! it answers (tests count re-runs with it).
+//! `ECHO_RECORD` set it appends `ID ATTEMPT MICROS` to that file for every
+//! task it gets (MICROS: when, µs since the epoch; tests count re-runs and
+//! the benchmark measures dispatch with it).
 
 use std::io::{BufRead, BufWriter, Write};
 
@@ -35,7 +36,10 @@ pub fn run() -> i32 {
                 let id = task.and_then(|t| t.get("id")).and_then(Value::as_str);
                 let attempt = task.and_then(|t| t.get("attempt")).and_then(Value::as_u64);
                 // One write per line: replicas append to the same file.
-                let rec = format!("{} {}\n", id.unwrap_or("?"), attempt.unwrap_or(0));
+                let micros = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                let rec = format!("{} {} {micros}\n", id.unwrap_or("?"), attempt.unwrap_or(0));
                 let _ = f.write_all(rec.as_bytes());
             }
             let answer = json!({
