@@ -131,6 +131,13 @@ fn a_task_is_durable_routed_answered_retried_refused_and_canceled() {
     ]);
     assert!(err.contains("more than max_input"), "{err}");
 
+    // An answer far longer than a log line (64 KiB) arrives whole.
+    let file = d.dir.path().join("long.json");
+    std::fs::write(&file, format!("\"{}\"", "y".repeat(300_000))).expect("write");
+    let file = file.to_str().expect("utf-8");
+    let t = d.json(&["task", "submit", "echo", "--input-file", file, "--wait"]);
+    assert_eq!(t["state"], "completed", "{}", t["error"]);
+    assert_eq!(t["result"]["echo"].as_str().map(str::len), Some(300_000));
     // status shows the queue of task agents.
     let (_, out, _) = d.cli(&["status"]);
     assert!(

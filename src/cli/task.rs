@@ -23,6 +23,10 @@ pub async fn task(g: &Global, cmd: TaskCommand, json: bool) -> ExitCode {
             if agent.is_none() && skill.is_none() {
                 return refuse(json, ExitCode::from(2), "name an agent, or --skill");
             }
+            if key.is_some() && batch.is_some() {
+                let msg = "--key names one task; a batch's lines would all be that task";
+                return refuse(json, ExitCode::from(2), msg);
+            }
             let inputs = match inputs(input, input_file, batch.as_deref()) {
                 Ok(v) => v,
                 Err(e) => return refuse(json, ExitCode::from(2), e),

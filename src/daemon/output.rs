@@ -173,12 +173,31 @@ pub struct AgentOutput {
 }
 
 /// Splits a byte stream into lines of at most [`MAX_LINE`] bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LineSplitter {
     partial: Vec<u8>,
+    max: usize,
 }
 
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter::with_max(MAX_LINE)
+    }
+}
+
+/// The longest line of a task agent's stdout: a JSON-RPC answer carries a
+/// result of up to 1 MiB.
+pub const TASK_LINE: usize = (1 << 20) + 64 * 1024;
+
 impl LineSplitter {
+    /// Lines of at most `max` bytes (longer ones are split).
+    pub fn with_max(max: usize) -> Self {
+        LineSplitter {
+            partial: Vec::new(),
+            max: max.max(1),
+        }
+    }
+
     /// Feeds `chunk`, calling `emit` for each complete line (without `\n`).
     pub fn feed(&mut self, mut chunk: &[u8], mut emit: impl FnMut(&[u8])) {
         while !chunk.is_empty() {
@@ -198,8 +217,8 @@ impl LineSplitter {
                 }
                 None => {
                     self.partial.extend_from_slice(chunk);
-                    while self.partial.len() >= MAX_LINE {
-                        let rest = self.partial.split_off(MAX_LINE);
+                    while self.partial.len() >= self.max {
+                        let rest = self.partial.split_off(self.max);
                         emit(&self.partial);
                         self.partial = rest;
                     }
@@ -210,9 +229,9 @@ impl LineSplitter {
     }
 
     fn emit_split(&self, mut line: &[u8], emit: &mut impl FnMut(&[u8])) {
-        while line.len() > MAX_LINE {
-            emit(&line[..MAX_LINE]);
-            line = &line[MAX_LINE..];
+        while line.len() > self.max {
+            emit(&line[..self.max]);
+            line = &line[self.max..];
         }
         emit(line);
     }
@@ -242,9 +261,13 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     ring: Arc<Mutex<Ring>>,
     mut take: Option<LineFilter>,
 ) {
+    let mut splitter = if take.is_some() {
+        LineSplitter::with_max(TASK_LINE)
+    } else {
+        LineSplitter::default()
+    };
     let mut keep = |line: &[u8]| take.as_mut().is_none_or(|t| !t(line));
     let mut buf = vec![0u8; FIRST_READ];
-    let mut splitter = LineSplitter::default();
     let mut file_buf: Vec<u8> = Vec::new();
     let mut recent: Vec<(usize, usize)> = Vec::new();
     let tag = tag(stream);

@@ -23,6 +23,8 @@ pub(super) const KEEP: usize = 10_000;
 /// Largest input or result, bytes of JSON.
 pub(super) const MAX_INPUT: usize = 1 << 20;
 pub(super) const MAX_RESULT: usize = 1 << 20;
+/// Longest per-attempt timeout a client may ask for (a day).
+pub(super) const MAX_TIMEOUT_MS: u64 = 86_400_000;
 /// How often timeouts and retry delays are looked at.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -48,6 +50,9 @@ pub(super) struct AgentQ {
     pub stats: AgentStats,
     /// For the windowed figures.
     pub window: super::stats::Window,
+    /// Submitted tasks whose write is not yet durable (count toward
+    /// `max_queue`).
+    pub pending: usize,
 }
 
 impl AgentQ {
@@ -60,6 +65,7 @@ impl AgentQ {
             policy: policy(spec),
             stats: AgentStats::default(),
             window: Default::default(),
+            pending: 0,
         }
     }
 }
@@ -81,6 +87,12 @@ pub(super) struct Entry {
     pub deadline: Option<Millis>,
     /// Since when it waits in the queue (for the wait histogram).
     pub queued_at: Millis,
+    /// `task.run` requests sent for it (never reset: each gets its own
+    /// JSON-RPC id, so a late answer to an old one cannot end a new one).
+    pub dispatches: u64,
+    /// Submits that named it by its idempotency key while its own write
+    /// was pending: told when that write is durable.
+    pub waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 impl Entry {
@@ -102,7 +114,6 @@ pub(crate) struct Engine {
     pub(super) tx: mpsc::UnboundedSender<Msg>,
     pub(super) counters: Arc<Counters>,
     pub(super) next_seq: u64,
-    pub(super) next_id: u64,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -125,7 +136,6 @@ impl Engine {
             tx,
             counters,
             next_seq: 1,
-            next_id: 0,
         };
         e.reconfigure(cfg);
         e.recover(rows);
@@ -227,10 +237,11 @@ impl Engine {
         match m {
             Msg::Submit(s, answer) => self.submit(s, answer),
             Msg::Committed {
+                own,
                 ids,
                 result,
                 answer,
-            } => self.committed(ids, result, answer),
+            } => self.committed(own, ids, result, answer),
             Msg::List {
                 agent,
                 state,
@@ -337,6 +348,8 @@ impl Engine {
 
 fn entry(t: TaskStatus, seq: u64) -> Entry {
     Entry {
+        dispatches: u64::from(t.attempts),
+        waiters: Vec::new(),
         queued_at: t.submitted_at,
         t,
         seq,

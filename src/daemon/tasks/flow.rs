@@ -71,11 +71,12 @@ impl Engine {
                 .wait
                 .observe(now.saturating_sub(e.queued_at) as f64 / 1000.0);
             e.t.attempts += 1;
+            e.dispatches += 1;
             e.t.state = TaskState::Working;
             e.t.replica = Some(index);
             e.t.started_at = Some(now);
             e.t.progress = None;
-            e.deadline = e.t.timeout_ms.map(|t| now + t);
+            e.deadline = e.t.timeout_ms.map(|t| now.saturating_add(t));
             let task = json!({
                 "id": e.t.id,
                 "input": e.t.input,
@@ -86,7 +87,7 @@ impl Engine {
             });
             let mut line = serde_json::to_vec(&json!({
                 "jsonrpc": "2.0",
-                "id": format!("{}#{}", e.t.id, e.t.attempts),
+                "id": format!("{}#{}", e.t.id, e.dispatches),
                 "method": "task.run",
                 "params": { "task": task },
             }))
@@ -171,7 +172,7 @@ impl Engine {
         let running_here = self.tasks.get(task).is_some_and(|e| {
             e.t.state == TaskState::Working
                 && e.t.replica == Some(index)
-                && e.t.attempts.to_string() == attempt
+                && e.dispatches.to_string() == attempt
         }) && self
             .rep(agent, index, run)
             .is_some_and(|r| r.in_flight.contains(task));
@@ -181,7 +182,8 @@ impl Engine {
             }
             return;
         }
-        let ending = match (msg.get("result"), msg.get("error")) {
+        let error = msg.get("error").filter(|e| !e.is_null());
+        let ending = match (msg.get("result"), error) {
             (Some(r), None) => Ending::Result(r.clone()),
             (_, Some(e)) => Ending::Error {
                 code: e.get("code").and_then(Value::as_i64).unwrap_or(0),

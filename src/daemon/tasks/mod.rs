@@ -25,8 +25,11 @@ use crate::proto::{ErrorReply, Response, Submit};
 /// What the engine is asked or told.
 pub enum Msg {
     Submit(Submit, oneshot::Sender<Result<Response, ErrorReply>>),
-    /// The submit's write is durable (or failed).
+    /// The submit's write is durable (or failed). `own`: the tasks it
+    /// wrote; `ids`: every task it names (an idempotent resubmit names
+    /// tasks written by an earlier submit).
     Committed {
+        own: Vec<String>,
         ids: Vec<String>,
         result: Result<(), String>,
         answer: oneshot::Sender<Result<Response, ErrorReply>>,

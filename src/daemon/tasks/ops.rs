@@ -4,7 +4,7 @@
 use tokio::sync::oneshot;
 
 use super::Msg;
-use super::engine::{Engine, Entry, MAX_INPUT, now_ms};
+use super::engine::{Engine, Entry, MAX_INPUT, MAX_TIMEOUT_MS, now_ms};
 use super::store::Write;
 use crate::core::task::TaskState;
 use crate::proto::{ErrorKind, ErrorReply, Response, Submit, TaskStatus};
@@ -77,16 +77,19 @@ impl Engine {
             .iter()
             .filter(|t| t.key.as_deref().and_then(|k| q.queue.by_key(k)).is_none())
             .count();
-        if let Err(r) = q.queue.room_for(fresh) {
+        if let Err(r) = q.queue.room_for(fresh + q.pending) {
             let msg = format!("{agent}: {r}; nothing was queued");
             return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
         }
         let now = now_ms();
         let timeout_ms = s
             .timeout_ms
-            .or(q.spec.task_timeout.map(|d| d.as_millis() as u64));
+            .or(q.spec.task_timeout.map(|d| d.as_millis() as u64))
+            .map(|t| t.min(MAX_TIMEOUT_MS));
         let mut ids = Vec::with_capacity(s.tasks.len());
-        let mut acks = Vec::new();
+        let mut own = Vec::new();
+        let mut rows = Vec::new();
+        let mut waits = Vec::new();
         for t in s.tasks {
             let existing = t
                 .key
@@ -94,13 +97,19 @@ impl Engine {
                 .and_then(|k| self.agents.get(&agent)?.queue.by_key(k))
                 .map(str::to_string);
             if let Some(id) = existing {
+                // Its write may still be pending: answer only once it is durable.
+                if let Some(e) = self.tasks.get_mut(&id).filter(|e| e.pending) {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    e.waiters.push(tx);
+                    waits.push(rx);
+                }
                 ids.push(id);
                 continue;
             }
-            let id = format!("{:011x}{:05x}", now, self.next_id & 0xf_ffff);
-            self.next_id += 1;
             let seq = self.next_seq;
             self.next_seq += 1;
+            // Time and sequence: unique across restarts (seq only grows).
+            let id = format!("{:011x}{:05x}", now, seq & 0xf_ffff);
             let status = TaskStatus {
                 id: id.clone(),
                 agent: agent.clone(),
@@ -122,32 +131,43 @@ impl Engine {
             if let (Some(k), Some(q)) = (&t.key, self.agents.get_mut(&agent)) {
                 q.queue.remember_key(k.clone(), id.clone());
             }
-            acks.push(self.store.write(Write::Put {
-                seq,
-                task: Box::new(status.clone()),
-            }));
+            rows.push((seq, status.clone()));
             let entry = Entry {
                 queued_at: now,
                 t: status,
                 seq,
                 pending: true,
                 deadline: None,
+                dispatches: 0,
+                waiters: Vec::new(),
             };
             self.tasks.insert(id.clone(), entry);
+            own.push(id.clone());
             ids.push(id);
         }
+        if let Some(q) = self.agents.get_mut(&agent) {
+            q.pending += own.len();
+        }
+        // One transaction for the whole submit.
+        let ack = (!rows.is_empty()).then(|| self.store.write(Write::PutMany(rows)));
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let mut result = Ok(());
-            for a in acks {
-                let r = a
+            let mut result = match ack {
+                Some(a) => a
                     .await
-                    .unwrap_or_else(|_| Err("the task writer stopped".into()));
+                    .unwrap_or_else(|_| Err("the task writer stopped".into())),
+                None => Ok(()),
+            };
+            for w in waits {
+                let r = w
+                    .await
+                    .unwrap_or_else(|_| Err("the earlier submit was not stored".into()));
                 if result.is_ok() {
                     result = r;
                 }
             }
             let _ = tx.send(Msg::Committed {
+                own,
                 ids,
                 result,
                 answer,
@@ -155,46 +175,62 @@ impl Engine {
         });
     }
 
-    /// The submit is durable: its tasks join the queue and the client hears.
+    /// The submit is durable: the tasks it wrote join the queue, earlier
+    /// submits waiting on them hear, and the client gets the tasks it named
+    /// (ids and states; inputs are not sent back).
     pub(super) fn committed(
         &mut self,
+        own: Vec<String>,
         ids: Vec<String>,
         result: Result<(), String>,
         answer: Answer,
     ) {
         let mut agents = Vec::new();
+        for id in &own {
+            let Some(e) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            for w in e.waiters.drain(..) {
+                let _ = w.send(result.clone());
+            }
+            if let Some(q) = self.agents.get_mut(&e.t.agent) {
+                q.pending = q.pending.saturating_sub(1);
+            }
+        }
         if let Err(e) = result {
-            for id in &ids {
-                if let Some(e) = self.tasks.get(id).filter(|e| e.pending)
-                    && let Some(q) = self.agents.get_mut(&e.t.agent)
+            for id in &own {
+                if let Some(e) = self.tasks.remove(id)
+                    && let (Some(k), Some(q)) = (&e.t.key, self.agents.get_mut(&e.t.agent))
                 {
-                    if let Some(k) = &e.t.key {
-                        q.queue.forget_key(k);
-                    }
-                    self.tasks.remove(id);
+                    q.queue.forget_key(k);
                 }
             }
             let msg = format!("the tasks could not be stored, so none was queued: {e}");
             return drop(answer.send(Err(err(ErrorKind::Storage, msg))));
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
+        for id in &own {
             let Some(e) = self.tasks.get_mut(id) else {
                 continue;
             };
-            if e.pending {
-                e.pending = false;
-                let rank = e.rank(0);
-                if let Some(q) = self.agents.get_mut(&e.t.agent) {
-                    q.queue.push_back(id.clone(), rank);
-                    q.stats.submitted += 1;
-                }
-                if !agents.contains(&e.t.agent) {
-                    agents.push(e.t.agent.clone());
-                }
+            e.pending = false;
+            let rank = e.rank(0);
+            if let Some(q) = self.agents.get_mut(&e.t.agent) {
+                q.queue.push_back(id.clone(), rank);
+                q.stats.submitted += 1;
             }
-            out.push(e.t.clone());
+            if !agents.contains(&e.t.agent) {
+                agents.push(e.t.agent.clone());
+            }
         }
+        let out: Vec<TaskStatus> = ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .map(|e| TaskStatus {
+                input: serde_json::Value::Null,
+                result: None,
+                ..e.t.clone()
+            })
+            .collect();
         let _ = answer.send(Ok(Response::Tasks { tasks: out }));
         for a in agents {
             self.dispatch(&a);

@@ -5,16 +5,13 @@
 //! on disk when it arrives.
 
 use std::path::Path;
-use std::sync::mpsc;
 
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 use crate::proto::TaskStatus;
 
-/// Writes waiting before senders block.
-const QUEUE: usize = 65_536;
-/// Writes per transaction at most.
+/// Writes per transaction at most (a `PutMany` counts as one).
 const BATCH: usize = 8192;
 
 /// One change to the table.
@@ -22,16 +19,20 @@ const BATCH: usize = 8192;
 pub enum Write {
     /// Insert or replace (`seq` orders the queue across restarts).
     Put { seq: u64, task: Box<TaskStatus> },
+    /// A whole submit, in one transaction.
+    PutMany(Vec<(u64, TaskStatus)>),
     /// Forget trimmed tasks.
     Delete(Vec<String>),
 }
 
 type Ack = Option<oneshot::Sender<Result<(), String>>>;
 
-/// Handle to the writer thread.
+/// Handle to the writer thread. The channel is unbounded so the engine
+/// never blocks on it (it runs on the async runtime); what waits there is
+/// bounded by the work the engine has taken.
 #[derive(Debug, Clone)]
 pub struct TaskStore {
-    tx: mpsc::SyncSender<(Write, Ack)>,
+    tx: tokio::sync::mpsc::UnboundedSender<(Write, Ack)>,
 }
 
 /// A stored task with its queue position.
@@ -65,7 +66,7 @@ impl TaskStore {
         let what = |e: rusqlite::Error| format!("task table in {}: {e}", path.display());
         let conn = open(path).map_err(what)?;
         let rows = load(&conn).map_err(what)?;
-        let (tx, rx) = mpsc::sync_channel::<(Write, Ack)>(QUEUE);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Write, Ack)>();
         std::thread::Builder::new()
             .name("autonomos-tasks-db".into())
             .spawn(move || writer(conn, rx))
@@ -76,7 +77,9 @@ impl TaskStore {
     /// Queues a write; the answer says when it is durable (or why not).
     pub fn write(&self, w: Write) -> oneshot::Receiver<Result<(), String>> {
         let (ack, rx) = oneshot::channel();
-        if let Err(mpsc::SendError((_, Some(ack)))) = self.tx.send((w, Some(ack))) {
+        if let Err(tokio::sync::mpsc::error::SendError((_, Some(ack)))) =
+            self.tx.send((w, Some(ack)))
+        {
             let _ = ack.send(Err("the task writer stopped".into()));
         }
         rx
@@ -110,9 +113,9 @@ fn load(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
     Ok(out)
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<(Write, Ack)>) {
+fn writer(mut conn: Connection, mut rx: tokio::sync::mpsc::UnboundedReceiver<(Write, Ack)>) {
     let mut batch: Vec<(Write, Ack)> = Vec::with_capacity(BATCH);
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -150,6 +153,18 @@ fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()>
                         task.state.name(),
                         body
                     ])?;
+                }
+                Write::PutMany(tasks) => {
+                    for (seq, task) in tasks {
+                        let body = serde_json::to_string(task).unwrap_or_default();
+                        put.execute(params![
+                            task.id,
+                            *seq as i64,
+                            task.agent,
+                            task.state.name(),
+                            body
+                        ])?;
+                    }
                 }
                 Write::Delete(ids) => {
                     for id in ids {
