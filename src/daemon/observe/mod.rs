@@ -7,7 +7,9 @@
 //! alert changes into incidents, notifications and stored history, and
 //! builds what clients see.
 
+mod facts;
 mod report;
+pub use facts::*;
 pub use report::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,74 +45,6 @@ const RECENT_ENTRIES: usize = 8;
 /// keep an answer well inside one frame whatever the fleet does).
 pub const ALERTS_REPORTED: usize = 2000;
 pub const INCIDENTS_REPORTED: usize = 1000;
-
-/// What the actor measures of one agent on a tick.
-#[derive(Debug, Clone, Default)]
-pub struct AgentFacts {
-    pub name: String,
-    pub cpu: f64,
-    pub memory: f64,
-    pub memory_pct: f64,
-    pub restarts: f64,
-    pub failures: f64,
-    pub running: f64,
-    pub desired: f64,
-    pub failed: f64,
-    pub backoff: f64,
-    pub uptime: f64,
-    pub log_dropped: f64,
-    pub queue_length: f64,
-    pub tasks_completed: f64,
-    pub tasks_failed: f64,
-    pub task_error_rate: f64,
-    pub task_latency_p95: f64,
-}
-
-const AGENT_METRICS: [Metric; 16] = [
-    Metric::Cpu,
-    Metric::Memory,
-    Metric::MemoryPct,
-    Metric::Restarts,
-    Metric::Failures,
-    Metric::Running,
-    Metric::Desired,
-    Metric::Failed,
-    Metric::Backoff,
-    Metric::Uptime,
-    Metric::LogDropped,
-    Metric::QueueLength,
-    Metric::TasksCompleted,
-    Metric::TasksFailed,
-    Metric::TaskErrorRate,
-    Metric::TaskLatencyP95,
-];
-
-fn agent_slot(m: Metric) -> Option<usize> {
-    AGENT_METRICS.iter().position(|x| *x == m)
-}
-
-impl AgentFacts {
-    fn values(&self) -> [f64; 16] {
-        [
-            self.cpu,
-            self.memory,
-            self.memory_pct,
-            self.restarts,
-            self.failures,
-            self.running,
-            self.desired,
-            self.failed,
-            self.backoff,
-            self.uptime,
-            self.log_dropped,
-            self.queue_length,
-            self.tasks_completed,
-            self.tasks_failed,
-            self.task_error_rate,
-            self.task_latency_p95,
-        ]
-    }
-}
 
 const HOST_METRICS: [Metric; 7] = [
     Metric::HostCpu,

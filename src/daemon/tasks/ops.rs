@@ -108,26 +108,8 @@ impl Engine {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            // Time and sequence: unique across restarts (seq only grows).
-            let id = format!("{:011x}{:05x}", now, seq & 0xf_ffff);
-            let status = TaskStatus {
-                id: id.clone(),
-                agent: agent.clone(),
-                state: TaskState::Submitted,
-                attempts: 0,
-                replica: None,
-                priority: s.priority,
-                key: t.key.clone(),
-                context_id: t.context_id,
-                input: t.input,
-                result: None,
-                error: None,
-                progress: None,
-                submitted_at: now,
-                started_at: None,
-                finished_at: None,
-                timeout_ms,
-            };
+            let status = new_task(seq, now, &agent, s.priority, timeout_ms, &t);
+            let id = status.id.clone();
             if let (Some(k), Some(q)) = (&t.key, self.agents.get_mut(&agent)) {
                 q.queue.remember_key(k.clone(), id.clone());
             }
@@ -333,6 +315,36 @@ impl Engine {
         self.save(id);
         self.dispatch(&agent);
         self.get(id)
+    }
+}
+
+/// A new task's status. The id is the time and the sequence: unique across
+/// restarts, since the sequence only grows.
+fn new_task(
+    seq: u64,
+    now: u64,
+    agent: &str,
+    priority: i32,
+    timeout_ms: Option<u64>,
+    t: &crate::proto::NewTask,
+) -> TaskStatus {
+    TaskStatus {
+        id: format!("{:011x}{:05x}", now, seq & 0xf_ffff),
+        agent: agent.to_string(),
+        state: TaskState::Submitted,
+        attempts: 0,
+        replica: None,
+        priority,
+        key: t.key.clone(),
+        context_id: t.context_id.clone(),
+        input: t.input.clone(),
+        result: None,
+        error: None,
+        progress: None,
+        submitted_at: now,
+        started_at: None,
+        finished_at: None,
+        timeout_ms,
     }
 }
 
