@@ -693,28 +693,7 @@ fn the_metrics_endpoint_is_clean_for_promtool() {
     ] {
         assert!(body.contains(want), "scrape lacks {want:?}:\n{body}");
     }
-    let mut p = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    {
-        use std::io::Write;
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write");
-    }
-    let out = p.wait_with_output().expect("promtool finishes");
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics complained:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::promtool_check(&body);
     // Other paths and methods get proper answers.
     assert_eq!(http_get(&addr, "/nope").expect("answer").0, 404);
     d.stop();

@@ -279,28 +279,7 @@ fn task_metrics_are_on_the_prometheus_endpoint_and_promtool_takes_them() {
     ] {
         assert!(body.contains(want), "scrape lacks {want:?}:\n{body}");
     }
-    let mut p = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    {
-        use std::io::Write;
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(body.as_bytes())
-            .expect("write");
-    }
-    let out = p.wait_with_output().expect("promtool finishes");
-    assert!(
-        out.status.success(),
-        "promtool check metrics complained:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::promtool_check(&body);
 }
 
 fn replica_pid(d: &BinDaemon, index: u32) -> i32 {
