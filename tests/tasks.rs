@@ -623,3 +623,25 @@ fn alert_rules_read_the_task_figures() {
         },
     );
 }
+
+#[test]
+fn a_context_waiting_for_its_busy_replica_does_not_hold_up_other_tasks() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet("").replace("concurrency = 2", "concurrency = 1"));
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents[0].running == 2
+    });
+    let long = r#"{"sleep": 2}"#;
+    let a = submit(&d, &["echo", "--input", long, "--context", "c1"]);
+    let b = submit(&d, &["echo", "--input", long, "--context", "c1"]);
+    wait_task(&d, a[0]["id"].as_str().expect("id"), |t| {
+        t["state"] == "working"
+    });
+    // b waits for c1's replica; a task without a context takes the other.
+    let c = d.json(&["task", "submit", "echo", "--input", "3", "--wait"]);
+    assert_eq!(c["state"], "completed");
+    let b = d.json(&["task", "show", b[0]["id"].as_str().expect("id")]);
+    assert_eq!(b["state"], "submitted", "{b:#}");
+}

@@ -27,12 +27,16 @@ fn rfc3339(ms: u64) -> Option<String> {
 }
 
 impl Engine {
-    /// Hands queued tasks to replicas with room, as the router picks.
+    /// Hands queued tasks to replicas with room, as the router picks. A task
+    /// whose context's replica is busy keeps its place while the tasks
+    /// behind it go on (a bounded number skipped per round).
     pub(super) fn dispatch(&mut self, agent: &str) {
+        const SKIP: usize = 256;
         let now = now_ms();
+        let mut skipped: Vec<(String, crate::core::task::Rank)> = Vec::new();
         loop {
             let Some(q) = self.agents.get_mut(agent) else {
-                return;
+                break;
             };
             let slots: Vec<Slot> = q
                 .replicas
@@ -44,23 +48,24 @@ impl Engine {
                     routable: r.ready,
                 })
                 .collect();
-            if !slots
-                .iter()
-                .any(|s| s.routable && s.in_flight < s.concurrency)
+            if skipped.len() >= SKIP
+                || !slots
+                    .iter()
+                    .any(|s| s.routable && s.in_flight < s.concurrency)
             {
-                return;
+                break;
             }
-            let Some(id) = q.queue.pop(now) else { return };
+            let Some(id) = q.queue.pop(now) else { break };
             let Some(e) = self.tasks.get_mut(&id) else {
                 continue;
             };
             let Some(index) = pick(&slots, e.t.context_id.as_deref(), rand::random()) else {
                 // Its context's replica is busy: it keeps its place.
-                q.queue.unpop(id, e.rank(0));
-                return;
+                skipped.push((id, e.rank(0)));
+                continue;
             };
             let Some(r) = q.replicas.get_mut(&index) else {
-                return;
+                break;
             };
             let context_new =
                 e.t.context_id
@@ -100,9 +105,25 @@ impl Engine {
             }
             self.save(&id);
         }
+        if let Some(q) = self.agents.get_mut(agent) {
+            for (id, rank) in skipped {
+                q.queue.unpop(id, rank);
+            }
+        }
     }
 
     pub(super) fn up(&mut self, link: ReplicaLink) {
+        // A new run whose predecessor's end has not been seen yet: that
+        // run is gone, and so is its work.
+        let old = self
+            .agents
+            .get(&link.agent)
+            .and_then(|q| q.replicas.get(&link.index))
+            .filter(|r| r.run != link.run)
+            .map(|r| r.run);
+        if let Some(run) = old {
+            self.down(&link.agent, link.index, run);
+        }
         let Some(q) = self.agents.get_mut(&link.agent) else {
             return;
         };
