@@ -34,10 +34,7 @@ impl Engine {
         const SKIP: usize = 256;
         let now = now_ms();
         let mut skipped: Vec<(String, crate::core::task::Rank)> = Vec::new();
-        loop {
-            let Some(q) = self.agents.get_mut(agent) else {
-                break;
-            };
+        while let Some(q) = self.agents.get_mut(agent) {
             let slots: Vec<Slot> = q
                 .replicas
                 .iter()
