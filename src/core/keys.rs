@@ -2,7 +2,7 @@
 //! terminal crate), turned into terminal key codes by the console.
 
 /// Console actions whose keys can be rebound, with the config name.
-pub const ACTIONS: [&str; 29] = [
+pub const ACTIONS: [&str; 30] = [
     "detach",
     "shutdown",
     "focus_next",
@@ -32,6 +32,7 @@ pub const ACTIONS: [&str; 29] = [
     "prev_match",
     "log_filter",
     "wrap",
+    "submit_task",
 ];
 
 /// A key: a printable character or a named key, with modifiers.

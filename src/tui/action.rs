@@ -44,6 +44,8 @@ pub enum Action {
     LogFilter,
     /// Logs: wrap long lines.
     Wrap,
+    /// Submit a task to the selected agent (a one-line prompt).
+    SubmitTask,
     // Input modes.
     Char(char),
     Backspace,
@@ -283,6 +285,13 @@ pub fn keymap() -> Vec<Binding> {
             &[(Char('>'), NONE), (Char('>'), SHIFT)],
         ),
         b(
+            "submit_task",
+            "T",
+            Action::SubmitTask,
+            "submit a task to the selected task agent (a one-line prompt)",
+            &[(Char('T'), SHIFT), (Char('T'), NONE)],
+        ),
+        b(
             "log_filter",
             "f",
             Action::LogFilter,
@@ -476,7 +485,7 @@ pub fn help_rows(map: &[Binding]) -> Vec<(String, &'static str)> {
 }
 
 /// The palette's verbs, for completion: (verb, argument hint).
-pub const VERBS: [(&str, &str); 15] = [
+pub const VERBS: [(&str, &str); 16] = [
     ("scale", "AGENT N"),
     ("restart", "AGENT[/N]"),
     ("stop", "AGENT"),
@@ -484,6 +493,7 @@ pub const VERBS: [(&str, &str); 15] = [
     ("logs", "AGENT"),
     ("reload", ""),
     ("backup", ""),
+    ("task", "AGENT INPUT…"),
     ("ack", "ALERT"),
     ("silence", "ALERT DURATION"),
     ("incident", "LEVEL TITLE…"),

@@ -38,6 +38,11 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 }
             }
             (Request::Status, Ok(Response::Status { status })) => fleet_changed(m, *status),
+            (Request::TaskSubmit(_), Ok(Response::Tasks { tasks })) => {
+                for t in tasks {
+                    m.notify(format!("task {} queued for {}", t.id, t.agent), false);
+                }
+            }
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }

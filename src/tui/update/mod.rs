@@ -174,6 +174,20 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             log_toggle(m, action);
             vec![]
         }
+        Action::SubmitTask => {
+            match m
+                .selected_agent()
+                .map(|a| (a.name.clone(), a.tasks.is_some()))
+            {
+                Some((name, true)) => m.mode = Mode::Palette(format!("task {name} ")),
+                Some((name, false)) => m.notify(
+                    format!("{name} takes no tasks (it has no protocol = \"jsonrpc\")"),
+                    true,
+                ),
+                None => m.notify("no agent selected", true),
+            }
+            vec![]
+        }
         Action::Ack | Action::Note | Action::Advance => incident_action(m, action),
         Action::Char(_)
         | Action::Backspace

@@ -41,6 +41,22 @@ pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
             return vec![];
         }
         ["backup"] => Request::Backup,
+        ["task", a, _, ..] if known(m, a) => {
+            // The rest of the line is the input: JSON, else a JSON string.
+            let text = rest_after(line, 2);
+            let input = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            Request::TaskSubmit(crate::proto::Submit {
+                agent: Some(a.to_string()),
+                skill: None,
+                tasks: vec![crate::proto::NewTask {
+                    input,
+                    key: None,
+                    context_id: None,
+                }],
+                priority: 0,
+                timeout_ms: None,
+            })
+        }
         ["ack", pattern] => Request::Ack {
             pattern: pattern.to_string(),
         },

@@ -107,3 +107,39 @@ fn a_message_too_long_for_the_footer_stays_whole_until_dismissed() {
     m.notify("scaled x from 1 to 2", false);
     assert!(m.message.is_none());
 }
+
+#[test]
+fn shift_t_prompts_for_a_task_and_the_palette_submits_it() {
+    let mut m = model();
+    // The fixture's agents take no tasks: T says so.
+    update(&mut m, Action::SubmitTask);
+    assert!(
+        m.notices
+            .back()
+            .is_some_and(|n| n.error && n.text.contains("takes no tasks"))
+    );
+    if let Some(s) = m.status.as_mut() {
+        s.agents[0].tasks = Some(crate::proto::TaskSummary::default());
+    }
+    update(&mut m, Action::SubmitTask);
+    assert_eq!(m.mode, Mode::Palette("task planner ".into()));
+    for c in r#"{"goal": "ship it"}"#.chars() {
+        update(&mut m, Action::Char(c));
+    }
+    let sent = update(&mut m, Action::Submit);
+    match sent.as_slice() {
+        [Request::TaskSubmit(s)] => {
+            assert_eq!(s.agent.as_deref(), Some("planner"));
+            assert_eq!(s.tasks[0].input, serde_json::json!({"goal": "ship it"}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Text that is not JSON goes as a JSON string.
+    m.mode = Mode::Palette("task planner summarize the logs".into());
+    match update(&mut m, Action::Submit).as_slice() {
+        [Request::TaskSubmit(s)] => {
+            assert_eq!(s.tasks[0].input, serde_json::json!("summarize the logs"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
