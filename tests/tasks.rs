@@ -645,3 +645,46 @@ fn a_context_waiting_for_its_busy_replica_does_not_hold_up_other_tasks() {
     let b = d.json(&["task", "show", b[0]["id"].as_str().expect("id")]);
     assert_eq!(b["state"], "submitted", "{b:#}");
 }
+
+#[test]
+fn a_failed_task_joins_its_agent_s_open_incident() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet("").replace("replicas = 2", "replicas = 1"));
+    d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
+    let (code, _, err) = d.cli(&[
+        "incidents",
+        "open",
+        "echo misbehaves",
+        "--level",
+        "2",
+        "--agent",
+        "echo",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let t = d.json(&[
+        "task",
+        "submit",
+        "echo",
+        "--input",
+        r#"{"fail_final": "bad input"}"#,
+        "--wait",
+    ]);
+    assert_eq!(t["state"], "failed");
+    let id = t["id"].as_str().expect("id").to_string();
+    d.wait_json(
+        &["incidents", "show", "1"],
+        "the task on the timeline",
+        Duration::from_secs(10),
+        |i| {
+            i["timeline"].as_array().is_some_and(|tl| {
+                tl.iter().any(|e| {
+                    e["text"].as_str().is_some_and(|x| {
+                        x.starts_with(&format!("task {id} failed")) && x.contains("bad input")
+                    })
+                })
+            })
+        },
+    );
+}

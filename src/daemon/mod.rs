@@ -184,6 +184,13 @@ impl Daemon {
             },
         )
         .map_err(io("cannot open agent log files"))?;
+        {
+            // Failed tasks join their agent's incident timelines.
+            let sup = supervisor.clone();
+            tasks.send(tasks::Msg::OnFailure(Box::new(move |agent, text| {
+                sup.note_task_failed(agent, text)
+            })));
+        }
         tokio::spawn(recovery::schedule(supervisor.clone(), settings.clone()));
         tokio::spawn(recovery::automatic(
             supervisor.clone(),

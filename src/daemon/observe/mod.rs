@@ -447,6 +447,18 @@ impl Observe {
         }
     }
 
+    /// A failed task joins the timelines of its agent's open incidents
+    /// (only those about that agent: a host incident is not flooded).
+    pub fn on_task_failed(&mut self, agent: &str, text: &str, now: Millis) {
+        for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
+            if inc.agent.as_deref() == Some(agent) {
+                inc.record(now, EntryKind::State, "autonomos", text);
+                self.dirty.insert(inc.id);
+                self.changed = true;
+            }
+        }
+    }
+
     pub fn ack(&mut self, pattern: &str, by: &str) -> Vec<String> {
         let ids = self.engine.ack(pattern, by);
         if !ids.is_empty() {

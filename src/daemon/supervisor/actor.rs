@@ -44,6 +44,8 @@ pub(super) enum Msg {
     Sigchld,
     /// A recovery workflow step for the agent's incident timelines.
     Recovery(String, String),
+    /// A task of the agent failed: (agent, what), for its incidents.
+    TaskFailed(String, String),
     /// An agent change was written to `state.db` (or failed to be): apply
     /// it and answer, or refuse it.
     Persisted {
@@ -381,9 +383,11 @@ impl Actor {
         match &msg {
             Msg::Run { agent, .. } => self.touch(*agent),
             Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) | Msg::Sigchld => {}
-            Msg::Api(..) | Msg::Reload(..) | Msg::Recovery(..) | Msg::Persisted { .. } => {
-                self.dirty_all = true
-            }
+            Msg::Api(..)
+            | Msg::Reload(..)
+            | Msg::Recovery(..)
+            | Msg::TaskFailed(..)
+            | Msg::Persisted { .. } => self.dirty_all = true,
         }
         match msg {
             Msg::Api(req, answer, who) => self.api(req, answer, &who),
@@ -433,6 +437,10 @@ impl Actor {
                 self.observe
                     .on_action(Some(&agent), "autonomos (recovery)", &text, now);
                 self.observe.flush();
+            }
+            Msg::TaskFailed(agent, text) => {
+                let now = self.clock.now();
+                self.observe.on_task_failed(&agent, &text, now);
             }
             Msg::Persisted {
                 agent,

@@ -42,6 +42,14 @@ impl Supervisor {
             .map_err(|_| shutting_down())
     }
 
+    /// A failed task, for the timelines of the agent's open incidents
+    /// (never waits; dropped if the actor's inbox is full).
+    pub fn note_task_failed(&self, agent: &str, text: &str) {
+        let _ = self
+            .tx
+            .try_send(Msg::TaskFailed(agent.to_string(), text.to_string()));
+    }
+
     /// Appends to the audit trail (never waits).
     pub fn audit(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         if let Some(a) = &self.audit {

@@ -114,6 +114,8 @@ pub(crate) struct Engine {
     pub(super) tx: mpsc::UnboundedSender<Msg>,
     pub(super) counters: Arc<Counters>,
     pub(super) next_seq: u64,
+    /// Told of failed and rejected tasks (the agent's incidents).
+    pub(super) on_failure: Option<super::FailureHook>,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -136,6 +138,7 @@ impl Engine {
             tx,
             counters,
             next_seq: 1,
+            on_failure: None,
         };
         e.reconfigure(cfg);
         e.recover(rows);
@@ -268,6 +271,7 @@ impl Engine {
                 run,
                 msg,
             } => self.on_agent_message(&agent, index, run, &msg),
+            Msg::OnFailure(hook) => self.on_failure = Some(hook),
             Msg::Reconfigure(cfg) => {
                 self.reconfigure(&cfg);
                 let names: Vec<String> = self.agents.keys().cloned().collect();

@@ -308,6 +308,13 @@ impl Engine {
         }
         if final_state {
             e.t.finished_at = Some(now);
+            if let (TaskState::Failed | TaskState::Rejected, Some(hook)) =
+                (e.t.state, &self.on_failure)
+            {
+                let why = e.t.error.as_deref().unwrap_or("no reason given");
+                let text = format!("task {} {}: {why}", e.t.id, e.t.state);
+                hook(agent, &text);
+            }
         }
         self.save(id);
         if final_state {

@@ -66,7 +66,13 @@ pub enum Msg {
     },
     /// A reload: new agents, changed task settings.
     Reconfigure(Box<Config>),
+    /// Who hears of failed tasks: (agent, what happened), for the agent's
+    /// incident timelines.
+    OnFailure(FailureHook),
 }
+
+/// Told of every task that ends failed or rejected: (agent, text).
+pub type FailureHook = Box<dyn Fn(&str, &str) + Send>;
 
 /// Counts per agent that the stdout readers bump without a message.
 #[derive(Default)]
