@@ -81,6 +81,7 @@ pub struct Daemon {
     /// The control socket's path.
     pub socket: PathBuf,
     data_dir: PathBuf,
+    tasks: tasks::Tasks,
     /// Where `/metrics` is served, when it is.
     pub metrics_addr: Option<std::net::SocketAddr>,
     audit: audit::Audit,
@@ -198,7 +199,7 @@ impl Daemon {
             jobs,
         ));
         let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db)
-            .with_tasks(tasks);
+            .with_tasks(tasks.clone());
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,
@@ -207,6 +208,7 @@ impl Daemon {
             stop_server.clone(),
         ));
         Ok(Daemon {
+            tasks,
             data_dir: opts.data_dir.clone(),
             router,
             join,
@@ -223,6 +225,7 @@ impl Daemon {
         let _ = self.router.request(Request::Shutdown).await;
         let _ = self.join.await;
         self.stop_server.cancel();
+        self.tasks.flush(Duration::from_secs(5)).await;
         unpublish(&self.socket, &self.data_dir);
         close_audit(self.audit).await;
     }
@@ -232,6 +235,7 @@ impl Daemon {
     pub async fn finished(self) {
         let _ = self.join.await;
         self.stop_server.cancel();
+        self.tasks.flush(Duration::from_secs(5)).await;
         unpublish(&self.socket, &self.data_dir);
         close_audit(self.audit).await;
     }
@@ -270,6 +274,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
                 // connection that asked a moment to write its answer.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 daemon.stop_server.cancel();
+                daemon.tasks.flush(Duration::from_secs(5)).await;
                 unpublish(&daemon.socket, &daemon.data_dir);
                 close_audit(daemon.audit).await;
                 tracing::info!("daemon stopped");

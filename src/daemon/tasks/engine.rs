@@ -272,6 +272,15 @@ impl Engine {
                 msg,
             } => self.on_agent_message(&agent, index, run, &msg),
             Msg::OnFailure(hook) => self.on_failure = Some(hook),
+            Msg::Flush(done) => {
+                // The writes are ordered: when this empty one is durable,
+                // so is everything sent before it.
+                let ack = self.store.write(Write::Delete(Vec::new()));
+                tokio::spawn(async move {
+                    let _ = ack.await;
+                    let _ = done.send(());
+                });
+            }
             Msg::Reconfigure(cfg) => {
                 self.reconfigure(&cfg);
                 let names: Vec<String> = self.agents.keys().cloned().collect();

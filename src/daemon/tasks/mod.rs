@@ -69,6 +69,8 @@ pub enum Msg {
     /// Who hears of failed tasks: (agent, what happened), for the agent's
     /// incident timelines.
     OnFailure(FailureHook),
+    /// Answered once every write sent so far is durable (at shutdown).
+    Flush(oneshot::Sender<()>),
 }
 
 /// Told of every task that ends failed or rejected: (agent, text).
@@ -144,6 +146,14 @@ impl Tasks {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// Waits until every task write so far is durable (at most `within`):
+    /// a daemon that stops cleanly re-runs nothing it saw finish.
+    pub async fn flush(&self, within: std::time::Duration) {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Flush(tx));
+        let _ = tokio::time::timeout(within, rx).await;
     }
 
     /// Asks and waits for the answer.
