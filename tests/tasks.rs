@@ -122,6 +122,7 @@ fn a_task_is_durable_routed_answered_retried_refused_and_canceled() {
     );
     let big = d.dir.path().join("big.json");
     std::fs::write(&big, format!("\"{}\"", "x".repeat(1_100_000))).expect("write");
+    // (The limit is [tasks] max_input, 1 MiB by default.)
     let (_, _, err) = d.cli(&[
         "task",
         "submit",
@@ -739,4 +740,18 @@ fn a_clean_shutdown_re_runs_nothing_that_finished() {
     assert_eq!(answered, 2000, "tasks ran again after a clean restart");
     let done = d.json(&["task", "list", "--state", "completed", "-n", "5000"]);
     assert_eq!(done.as_array().map(Vec::len), Some(2000));
+}
+
+#[test]
+fn tasks_section_limits_apply_to_submits() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&format!("[tasks]\nmax_input = \"2KiB\"\n{}", fleet("")));
+    let input = format!("\"{}\"", "z".repeat(3000));
+    let (code, _, err) = d.cli(&["task", "submit", "echo", "--input", &input]);
+    assert_ne!(code, 0);
+    assert!(err.contains("more than max_input (2048 bytes)"), "{err}");
+    let small = d.json(&["task", "submit", "echo", "--input", "\"ok\""]);
+    assert_eq!(small.as_array().map(Vec::len), Some(1));
 }

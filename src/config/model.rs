@@ -33,6 +33,28 @@ pub struct Config {
     pub alerts: Vec<crate::core::alert::Rule>,
     pub notifiers: Vec<NotifierSpec>,
     pub backup: BackupSpec,
+    pub tasks: TasksSpec,
+}
+
+/// `[tasks]`: what the task engine keeps and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TasksSpec {
+    /// Finished tasks kept for inspection (the newest).
+    pub keep: usize,
+    /// Largest task input, bytes of JSON (a larger one is refused at submit).
+    pub max_input: u64,
+    /// Largest result, bytes of JSON (a larger one fails the task).
+    pub max_result: u64,
+}
+
+impl Default for TasksSpec {
+    fn default() -> Self {
+        TasksSpec {
+            keep: 10_000,
+            max_input: 1 << 20,
+            max_result: 1 << 20,
+        }
+    }
 }
 
 /// `[backup]`.

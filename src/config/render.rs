@@ -72,6 +72,17 @@ impl Config {
         line(
             &mut out,
             "",
+            "tasks",
+            &format!(
+                "keep {}, max_input {}, max_result {}",
+                self.tasks.keep,
+                format_size(self.tasks.max_input),
+                format_size(self.tasks.max_result)
+            ),
+        );
+        line(
+            &mut out,
+            "",
             "logs",
             &format!(
                 "max_size {}, max_files {}, ring_lines {}",

@@ -248,6 +248,7 @@ mod tests {
             alerts: Vec::new(),
             notifiers: Vec::new(),
             backup: Default::default(),
+            tasks: Default::default(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),

@@ -19,7 +19,7 @@ use super::hints::{
 use super::model::{
     AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
     MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy,
-    StartLimitSpec, TaskSpec,
+    StartLimitSpec, TaskSpec, TasksSpec,
 };
 use crate::core::alert::Rule;
 
@@ -163,6 +163,7 @@ struct Built {
     alerts: Vec<Rule>,
     notifiers: Vec<NotifierSpec>,
     backup: BackupSpec,
+    tasks: TasksSpec,
 }
 
 struct Checker<'t> {
@@ -218,6 +219,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             alerts,
             notifiers,
             backup,
+            tasks,
         } = built;
         return Ok(Config {
             source: origin.source,
@@ -230,6 +232,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             alerts,
             notifiers,
             backup,
+            tasks,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -520,6 +523,7 @@ impl Checker<'_> {
             alerts,
             notifiers,
             backup,
+            tasks,
         ] = self.fields(
             root,
             "",
@@ -534,6 +538,7 @@ impl Checker<'_> {
                 "alerts",
                 "notifiers",
                 "backup",
+                "tasks",
             ],
             top_hint,
         );
@@ -607,6 +612,7 @@ impl Checker<'_> {
             .unwrap_or_default();
         let backup_spec: BackupSpec =
             self.section(backup, "backup", |this, t, spec| this.backup(t, spec));
+        let tasks_spec: TasksSpec = self.section(tasks, "tasks", |this, t, s| this.tasks(t, s));
         Built {
             agents,
             pool: pool_facts.spec,
@@ -617,6 +623,7 @@ impl Checker<'_> {
             alerts: rules,
             notifiers: notifier_specs,
             backup: backup_spec,
+            tasks: tasks_spec,
         }
     }
 }

@@ -20,6 +20,32 @@ pub(super) const TASK_KEYS: [&str; 7] = [
 const MAX_QUEUE: i128 = 1_000_000;
 
 impl Checker<'_> {
+    /// `[tasks]`: finished tasks kept, input and result limits (at most
+    /// 1 MiB each: an answer is one line of a task agent's stdout).
+    pub(super) fn tasks(&mut self, t: &DeTable<'_>, spec: &mut TasksSpec) {
+        let [keep, max_input, max_result] =
+            self.fields(t, "tasks", ["keep", "max_input", "max_result"], |_| None);
+        let field = |key| Field {
+            key,
+            table: "tasks",
+        };
+        if let Some((_, v)) = keep
+            && let Some(n) = self.int_in(v, field("keep"), 100, 1_000_000)
+        {
+            spec.keep = n as usize;
+        }
+        if let Some((_, v)) = max_input
+            && let Some(n) = self.size_in(v, field("max_input"), 1024, 1 << 20)
+        {
+            spec.max_input = n;
+        }
+        if let Some((_, v)) = max_result
+            && let Some(n) = self.size_in(v, field("max_result"), 1024, 1 << 20)
+        {
+            spec.max_result = n;
+        }
+    }
+
     pub(super) fn task_keys(
         &mut self,
         keys: [Option<Entry<'_, '_>>; 7],

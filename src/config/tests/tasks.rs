@@ -62,3 +62,23 @@ fn task_keys_on_a_plain_process_and_bad_values_are_located() {
         errors("[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nskills = [\"two words\"]\n");
     assert!(e[0].message.contains("without spaces"), "{}", e[0]);
 }
+
+#[test]
+fn the_tasks_section_sets_what_is_kept_and_the_size_limits() {
+    let cfg = ok("[tasks]\nkeep = 500\nmax_input = \"64KiB\"\nmax_result = \"512KiB\"\n");
+    assert_eq!(cfg.tasks.keep, 500);
+    assert_eq!(cfg.tasks.max_input, 64 << 10);
+    assert_eq!(cfg.tasks.max_result, 512 << 10);
+    assert_eq!(ok("").tasks, TasksSpec::default());
+    assert!(
+        cfg.render_effective()
+            .contains("tasks: keep 500, max_input 64KiB, max_result 512KiB")
+            || cfg
+                .render_effective()
+                .contains("keep 500, max_input 64KiB, max_result 512KiB")
+    );
+    let e = errors("[tasks]\nmax_result = \"2MiB\"\n");
+    assert!(e[0].message.contains("between 1KiB and 1MiB"), "{}", e[0]);
+    let e = errors("[tasks]\nkept = 5\n");
+    assert!(e[0].message.contains("unknown key `kept`"), "{}", e[0]);
+}

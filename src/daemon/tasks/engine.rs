@@ -18,11 +18,6 @@ use crate::core::task::route::Contexts;
 use crate::core::task::{Queue, Rank, TaskState};
 use crate::proto::TaskStatus;
 
-/// Finished tasks kept for inspection (the newest).
-pub(super) const KEEP: usize = 10_000;
-/// Largest input or result, bytes of JSON.
-pub(super) const MAX_INPUT: usize = 1 << 20;
-pub(super) const MAX_RESULT: usize = 1 << 20;
 /// Longest per-attempt timeout a client may ask for (a day).
 pub(super) const MAX_TIMEOUT_MS: u64 = 86_400_000;
 /// How often timeouts and retry delays are looked at.
@@ -108,11 +103,13 @@ impl Entry {
 pub(crate) struct Engine {
     pub(super) agents: HashMap<String, AgentQ>,
     pub(super) tasks: HashMap<String, Entry>,
-    /// Final tasks, oldest first (trimmed past `KEEP`).
+    /// Final tasks, oldest first (trimmed past `[tasks] keep`).
     pub(super) finished: VecDeque<String>,
     pub(super) store: TaskStore,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
     pub(super) counters: Arc<Counters>,
+    /// `[tasks]`: kept tasks, input and result limits.
+    pub(super) limits: crate::config::TasksSpec,
     pub(super) next_seq: u64,
     /// Told of failed and rejected tasks (the agent's incidents).
     pub(super) on_failure: Option<super::FailureHook>,
@@ -137,6 +134,7 @@ impl Engine {
             store,
             tx,
             counters,
+            limits: cfg.tasks,
             next_seq: 1,
             on_failure: None,
         };
@@ -147,6 +145,7 @@ impl Engine {
 
     /// New agents get a queue; changed ones their new settings.
     pub(super) fn reconfigure(&mut self, cfg: &Config) {
+        self.limits = cfg.tasks;
         for a in &cfg.agents {
             let Some(spec) = &a.tasks else { continue };
             match self.agents.get_mut(&a.name) {
@@ -296,7 +295,7 @@ impl Engine {
     pub(super) fn finished(&mut self, id: String) {
         self.finished.push_back(id);
         let mut gone = Vec::new();
-        while self.finished.len() > KEEP {
+        while self.finished.len() > self.limits.keep {
             let Some(old) = self.finished.pop_front() else {
                 break;
             };

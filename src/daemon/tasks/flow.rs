@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::ReplicaLink;
-use super::engine::{Engine, MAX_RESULT, Rep, now_ms};
+use super::engine::{Engine, Rep, now_ms};
 use crate::core::task::TaskState;
 use crate::core::task::outcome::{Decision, Ending, decide};
 use crate::core::task::route::{Slot, pick};
@@ -263,11 +263,12 @@ impl Engine {
         let Some(e) = self.tasks.get_mut(id) else {
             return;
         };
+        let max = self.limits.max_result;
         let ending = match ending {
-            Ending::Result(v) if serde_json::to_string(&v).map_or(0, |s| s.len()) > MAX_RESULT => {
+            Ending::Result(v) if serde_json::to_string(&v).map_or(0, |s| s.len() as u64) > max => {
                 Ending::Error {
                     code: 0,
-                    message: format!("its result is larger than max_result ({MAX_RESULT} bytes)"),
+                    message: format!("its result is larger than max_result ({max} bytes)"),
                     retryable: Some(false),
                 }
             }

@@ -4,7 +4,7 @@
 use tokio::sync::oneshot;
 
 use super::Msg;
-use super::engine::{Engine, Entry, MAX_INPUT, MAX_TIMEOUT_MS, now_ms};
+use super::engine::{Engine, Entry, MAX_TIMEOUT_MS, now_ms};
 use super::store::Write;
 use crate::core::task::TaskState;
 use crate::proto::{ErrorKind, ErrorReply, Response, Submit, TaskStatus};
@@ -58,11 +58,12 @@ impl Engine {
         if s.tasks.is_empty() {
             return drop(answer.send(Err(err(ErrorKind::Invalid, "no tasks to submit"))));
         }
+        let max = self.limits.max_input;
         for (i, t) in s.tasks.iter().enumerate() {
-            let size = serde_json::to_string(&t.input).map_or(0, |j| j.len());
-            if size > MAX_INPUT {
+            let size = serde_json::to_string(&t.input).map_or(0, |j| j.len() as u64);
+            if size > max {
                 let msg = format!(
-                    "task {} of the batch: its input is {size} bytes, more than max_input ({MAX_INPUT} bytes); nothing was queued",
+                    "task {} of the batch: its input is {size} bytes, more than max_input ({max} bytes); nothing was queued",
                     i + 1
                 );
                 return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
@@ -351,6 +352,6 @@ fn new_task(
 fn no_task(id: &str) -> ErrorReply {
     err(
         ErrorKind::Invalid,
-        format!("no task `{id}` (finished tasks are kept up to the newest 10,000)"),
+        format!("no task `{id}` (finished tasks are kept up to `[tasks] keep`, the newest)"),
     )
 }
