@@ -26,6 +26,15 @@ skills = ["echo"]
     )
 }
 
+/// SIGKILL to a process (the daemon, a replica).
+fn kill9(pid: i32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+}
+
 fn submit(d: &BinDaemon, args: &[&str]) -> Value {
     let mut a = vec!["task", "submit"];
     a.extend_from_slice(args);
@@ -203,12 +212,7 @@ fn a_batch_beyond_max_queue_is_refused_whole_and_tasks_survive_a_daemon_restart(
     assert_eq!(ids.as_array().map(Vec::len), Some(30));
 
     // Acknowledged means durable: a daemon killed with SIGKILL keeps them.
-    let pid = d.pid();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid).expect("pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
+    kill9(d.pid());
     d.stop();
     d.spawn();
     let listed = d.json(&["task", "list", "-n", "100"]);
@@ -297,19 +301,12 @@ fn a_replica_killed_mid_task_has_its_task_retried_elsewhere_then_failed_past_max
     d.wait_status("replicas up", Duration::from_secs(15), |s| {
         s.agents[0].running == 2
     });
-    let kill = |pid: i32| {
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid).expect("pid"),
-            rustix::process::Signal::KILL,
-        )
-        .expect("kill");
-    };
     // Killed once: retried (on a replica that runs), completed on attempt 2.
     let v = submit(&d, &["echo", "--input", r#"{"sleep": 1.5}"#]);
     let id = v[0]["id"].as_str().expect("id").to_string();
     let t = wait_task(&d, &id, |t| t["state"] == "working");
     let first = t["replica"].as_u64().expect("replica") as u32;
-    kill(replica_pid(&d, first));
+    kill9(replica_pid(&d, first));
     let t = wait_task(&d, &id, |t| t["state"] == "completed");
     assert_eq!(t["attempts"], 2, "{t:#}");
 
@@ -324,7 +321,7 @@ fn a_replica_killed_mid_task_has_its_task_retried_elsewhere_then_failed_past_max
         d.wait_status("it runs", Duration::from_secs(15), |s| {
             running_pid(s, "echo", r).is_some()
         });
-        kill(replica_pid(&d, r));
+        kill9(replica_pid(&d, r));
     }
     let t = wait_task(&d, &id, |t| t["state"] == "failed");
     assert!(
@@ -478,12 +475,7 @@ fn kill_9_of_the_daemon_while_tasks_flow_loses_no_acknowledged_task() {
                 acked.extend(out.lines().map(str::to_string));
             }
         }
-        let pid = d.pid();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid).expect("pid"),
-            rustix::process::Signal::KILL,
-        )
-        .expect("kill");
+        kill9(d.pid());
         d.stop();
         d.spawn();
     }

@@ -142,28 +142,18 @@ fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()>
             "INSERT OR REPLACE INTO tasks (id, seq, agent, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut del = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
+        let mut put_row = |seq: u64, task: &TaskStatus| -> rusqlite::Result<()> {
+            let body = serde_json::to_string(task).unwrap_or_default();
+            let state = task.state.name();
+            put.execute(params![task.id, seq as i64, task.agent, state, body])?;
+            Ok(())
+        };
         for (w, _) in batch {
             match w {
-                Write::Put { seq, task } => {
-                    let body = serde_json::to_string(task).unwrap_or_default();
-                    put.execute(params![
-                        task.id,
-                        *seq as i64,
-                        task.agent,
-                        task.state.name(),
-                        body
-                    ])?;
-                }
+                Write::Put { seq, task } => put_row(*seq, task)?,
                 Write::PutMany(tasks) => {
                     for (seq, task) in tasks {
-                        let body = serde_json::to_string(task).unwrap_or_default();
-                        put.execute(params![
-                            task.id,
-                            *seq as i64,
-                            task.agent,
-                            task.state.name(),
-                            body
-                        ])?;
+                        put_row(*seq, task)?;
                     }
                 }
                 Write::Delete(ids) => {
