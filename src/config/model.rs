@@ -34,6 +34,37 @@ pub struct Config {
     pub notifiers: Vec<NotifierSpec>,
     pub backup: BackupSpec,
     pub tasks: TasksSpec,
+    pub gateway: GatewaySpec,
+}
+
+/// `[gateway]`: the A2A HTTP gateway to the task agents (off by default).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewaySpec {
+    /// Where it listens; off when `None`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// TLS certificate chain and private key (PEM); both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// A file holding the bearer token every request must carry.
+    pub token_file: Option<PathBuf>,
+    /// Connections served at once (more wait in the accept queue).
+    pub max_connections: usize,
+    /// The longest a request may take (a blocking send included); a
+    /// stream ends after this much time without an event.
+    pub request_timeout: Duration,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        GatewaySpec {
+            listen: None,
+            cert: None,
+            key: None,
+            token_file: None,
+            max_connections: 64,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `[tasks]`: what the task engine keeps and accepts.
@@ -186,6 +217,8 @@ pub struct AgentSpec {
     pub depends_on: Vec<String>,
     /// `protocol = "jsonrpc"`: the agent takes tasks (None: a plain process).
     pub tasks: Option<TaskSpec>,
+    /// What it is for, in a sentence (the console, the A2A Agent Card).
+    pub description: Option<String>,
 }
 
 /// How a task agent (`protocol = "jsonrpc"`) takes work.

@@ -104,6 +104,22 @@ impl Config {
                 format_duration(self.metrics.interval)
             ),
         );
+        let g = &self.gateway;
+        let gateway = match g.listen {
+            None => "off".to_owned(),
+            Some(a) => format!(
+                "{}://{a}/agents/NAME/, {}, max_connections {}, request_timeout {}",
+                if g.cert.is_some() { "https" } else { "http" },
+                if g.token_file.is_some() {
+                    "bearer token required"
+                } else {
+                    "no token"
+                },
+                g.max_connections,
+                format_duration(g.request_timeout)
+            ),
+        };
+        line(&mut out, "", "gateway", &gateway);
         self.render_alerting(&mut out);
         let agents = match self.agents.len() {
             0 => "none".to_owned(),
@@ -171,6 +187,9 @@ impl Config {
 fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
     let _ = writeln!(out, "\n[agents.{}]", a.name);
     let ind = "  ";
+    if let Some(d) = &a.description {
+        line(out, ind, "description", d);
+    }
     let command: Vec<String> = a.command.iter().map(|w| shell_quote(w)).collect();
     line(out, ind, "command", &command.join(" "));
     let cwd = a.cwd.as_deref().map_or_else(

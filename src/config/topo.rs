@@ -237,6 +237,7 @@ mod tests {
             },
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
             tasks: None,
+            description: None,
         }
     }
 
@@ -249,6 +250,7 @@ mod tests {
             notifiers: Vec::new(),
             backup: Default::default(),
             tasks: Default::default(),
+            gateway: Default::default(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod collector;
 pub mod damage;
+pub mod gateway;
 pub mod health;
 pub mod lock;
 pub mod logging;
@@ -164,6 +165,7 @@ impl Daemon {
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
         let (recoveries, jobs) = tokio::sync::mpsc::unbounded_channel();
         let state_db = layout.state_db();
+        let gateway_spec = (opts.config.gateway.clone(), opts.config.tasks.max_input);
         let tasks = tasks::Tasks::start(&state_db, &opts.config)
             .map_err(|e| io("cannot start the task engine")(std::io::Error::other(e)))?;
         let (supervisor, join) = supervisor::start(
@@ -200,6 +202,17 @@ impl Daemon {
         ));
         let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db)
             .with_tasks(tasks.clone());
+        let gateway = gateway::start(
+            &gateway_spec.0,
+            gateway_spec.1,
+            tasks.clone(),
+            router.clone(),
+        )
+        .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
+        if let Some(g) = &gateway {
+            let scheme = if g.tls { "https" } else { "http" };
+            tracing::info!(url = %format!("{scheme}://{}/agents/", g.addr), "A2A gateway listening");
+        }
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

@@ -160,13 +160,46 @@ impl Router {
             | Request::TaskList { .. }
             | Request::TaskGet { .. }
             | Request::TaskCancel { .. }
-            | Request::TaskRetry { .. } => self.task(req).await,
+            | Request::TaskRetry { .. } => self.task(req, who).await,
             req => self.sup.request_as(req, who).await,
         }
     }
 
-    /// A task request, answered by the task engine.
-    async fn task(&self, req: Request) -> Result<Response, ErrorReply> {
+    /// A task request, answered by the task engine; submits, cancels and
+    /// retries go on the audit trail with their outcome.
+    async fn task(&self, req: Request, who: String) -> Result<Response, ErrorReply> {
+        let audited = match &req {
+            Request::TaskSubmit(s) => Some((
+                "task-submit",
+                serde_json::json!({
+                    "agent": s.agent, "skill": s.skill, "tasks": s.tasks.len(),
+                    "priority": s.priority,
+                }),
+            )),
+            Request::TaskCancel { id } => Some(("task-cancel", serde_json::json!({ "id": id }))),
+            Request::TaskRetry { id } => Some(("task-retry", serde_json::json!({ "id": id }))),
+            _ => None,
+        };
+        let answer = self.task_answer(req).await;
+        if let Some((action, mut args)) = audited {
+            let result = match &answer {
+                Ok(Response::Tasks { tasks }) => {
+                    // A batch names its first and last task, not each.
+                    if let (Some(first), Some(last)) = (tasks.first(), tasks.last()) {
+                        args["first"] = first.id.clone().into();
+                        args["last"] = last.id.clone().into();
+                    }
+                    "ok".to_owned()
+                }
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("refused: {}", e.message),
+            };
+            self.audit(&who, action, args, &result);
+        }
+        answer
+    }
+
+    async fn task_answer(&self, req: Request) -> Result<Response, ErrorReply> {
         use crate::daemon::tasks::Msg;
         let Some(t) = &self.tasks else {
             return Err(err(

@@ -226,6 +226,11 @@ pub enum ErrorKind {
     ConfigRejected,
     NotAvailable,
     Protocol,
+    /// No such thing (a task that is not kept).
+    NotFound,
+    /// A limit refused it (a full queue, an input too large); the message
+    /// names the limit.
+    Limit,
 }
 
 /// A refused request, with a message meant for the operator.

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-pub(super) const AGENT_KEYS: [&str; 21] = [
+pub(super) const AGENT_KEYS: [&str; 22] = [
     "command",
     "cwd",
     "env",
@@ -19,6 +19,7 @@ pub(super) const AGENT_KEYS: [&str; 21] = [
     "resources",
     "depends_on",
     "recovery",
+    "description",
     // Task agents (`tasks.rs`), in `TASK_KEYS` order.
     "protocol",
     "concurrency",
@@ -94,6 +95,7 @@ impl Checker<'_> {
             resources,
             depends_on,
             recovery,
+            description,
             task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
@@ -128,6 +130,19 @@ impl Checker<'_> {
         }
         if let Some((_, v)) = replicas {
             spec.replicas = self.replicas(v, field("replicas")).unwrap_or(spec.replicas);
+        }
+        if let Some((_, v)) = description
+            && let Some(s) = self.string(v, field("description"))
+        {
+            if s.chars().count() > 500 {
+                let message = format!(
+                    "{} is longer than 500 characters",
+                    field("description").what()
+                );
+                self.problem(v.span(), message, None);
+            } else {
+                spec.description = Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+            }
         }
         if let Some((_, v)) = recovery {
             let options = [("none", false), ("restore-latest", true)];

@@ -17,13 +17,14 @@ use super::hints::{
     top_hint,
 };
 use super::model::{
-    AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, LimitAction, LogSpec, MAX_POOL_AGENTS,
-    MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec, RestartPolicy,
-    StartLimitSpec, TaskSpec, TasksSpec,
+    AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, GatewaySpec, LimitAction, LogSpec,
+    MAX_POOL_AGENTS, MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec,
+    RestartPolicy, StartLimitSpec, TaskSpec, TasksSpec,
 };
 use crate::core::alert::Rule;
 
 mod agents;
+mod gateway;
 mod observe;
 mod sections;
 mod tasks;
@@ -97,6 +98,7 @@ fn default_agent(name: String) -> AgentSpec {
         },
         depends_on: Vec::new(),
         tasks: None,
+        description: None,
     }
 }
 
@@ -164,6 +166,7 @@ struct Built {
     notifiers: Vec<NotifierSpec>,
     backup: BackupSpec,
     tasks: TasksSpec,
+    gateway: GatewaySpec,
 }
 
 struct Checker<'t> {
@@ -220,6 +223,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             notifiers,
             backup,
             tasks,
+            gateway,
         } = built;
         return Ok(Config {
             source: origin.source,
@@ -233,6 +237,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             notifiers,
             backup,
             tasks,
+            gateway,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -524,6 +529,7 @@ impl Checker<'_> {
             notifiers,
             backup,
             tasks,
+            gateway,
         ] = self.fields(
             root,
             "",
@@ -539,6 +545,7 @@ impl Checker<'_> {
                 "notifiers",
                 "backup",
                 "tasks",
+                "gateway",
             ],
             top_hint,
         );
@@ -613,6 +620,8 @@ impl Checker<'_> {
         let backup_spec: BackupSpec =
             self.section(backup, "backup", |this, t, spec| this.backup(t, spec));
         let tasks_spec: TasksSpec = self.section(tasks, "tasks", |this, t, s| this.tasks(t, s));
+        let gateway_spec: GatewaySpec =
+            self.section(gateway, "gateway", |this, t, s| this.gateway(t, s));
         Built {
             agents,
             pool: pool_facts.spec,
@@ -624,6 +633,7 @@ impl Checker<'_> {
             notifiers: notifier_specs,
             backup: backup_spec,
             tasks: tasks_spec,
+            gateway: gateway_spec,
         }
     }
 }

@@ -82,3 +82,51 @@ fn the_tasks_section_sets_what_is_kept_and_the_size_limits() {
     let e = errors("[tasks]\nkept = 5\n");
     assert!(e[0].message.contains("unknown key `kept`"), "{}", e[0]);
 }
+
+#[test]
+fn the_gateway_loads_and_refuses_to_listen_beyond_loopback_unguarded() {
+    let cfg = ok(r#"
+[gateway]
+listen = "127.0.0.1:8080"
+token_file = "/etc/autonomos/token"
+max_connections = 8
+request_timeout = "10s"
+
+[agents.coder]
+command = ["x"]
+protocol = "jsonrpc"
+description = "Writes code"
+"#);
+    assert_eq!(
+        cfg.gateway.listen,
+        Some("127.0.0.1:8080".parse().expect("addr"))
+    );
+    assert_eq!(cfg.gateway.max_connections, 8);
+    assert_eq!(cfg.gateway.request_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.agents[0].description.as_deref(), Some("Writes code"));
+    let shown = cfg.render_effective();
+    assert!(
+        shown.contains("http://127.0.0.1:8080/agents/NAME/, bearer token required"),
+        "{shown}"
+    );
+    assert_eq!(ok("").gateway.listen, None, "off by default");
+
+    let e = errors("[gateway]\nlisten = \"0.0.0.0:8080\"\n");
+    assert!(e[0].message.contains("beyond this machine"), "{}", e[0]);
+    assert!(e[0].message.contains("token_file"), "{}", e[0]);
+    let e = errors("[gateway]\nlisten = \"0.0.0.0:8080\"\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n");
+    assert!(e[0].message.contains("beyond this machine"), "{}", e[0]);
+    ok(
+        "[gateway]\nlisten = \"0.0.0.0:8080\"\ncert = \"/c.pem\"\nkey = \"/k.pem\"\ntoken_file = \"/t\"\n",
+    );
+    let e = errors("[gateway]\nlisten = \"127.0.0.1:8080\"\ncert = \"/c.pem\"\n");
+    assert!(e[0].message.contains("both `cert` and `key`"), "{}", e[0]);
+    let e = errors("[gateway]\ntoken = \"abc\"\n");
+    assert!(
+        e[0].help
+            .as_deref()
+            .is_some_and(|h| h.contains("token_file")),
+        "{}",
+        e[0]
+    );
+}

@@ -48,6 +48,10 @@ pub(super) struct AgentQ {
     /// Submitted tasks whose write is not yet durable (count toward
     /// `max_queue`).
     pub pending: usize,
+    /// The agent's `description`.
+    pub description: Option<String>,
+    /// Still a task agent in the config (a removed one keeps its tasks).
+    pub configured: bool,
 }
 
 impl AgentQ {
@@ -61,6 +65,8 @@ impl AgentQ {
             stats: AgentStats::default(),
             window: Default::default(),
             pending: 0,
+            description: None,
+            configured: true,
         }
     }
 }
@@ -113,6 +119,8 @@ pub(crate) struct Engine {
     pub(super) next_seq: u64,
     /// Told of failed and rejected tasks (the agent's incidents).
     pub(super) on_failure: Option<super::FailureHook>,
+    /// Who follows which task (`Msg::Watch`).
+    pub(super) watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskStatus>>>,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -137,6 +145,7 @@ impl Engine {
             limits: cfg.tasks,
             next_seq: 1,
             on_failure: None,
+            watchers: HashMap::new(),
         };
         e.reconfigure(cfg);
         e.recover(rows);
@@ -146,18 +155,25 @@ impl Engine {
     /// New agents get a queue; changed ones their new settings.
     pub(super) fn reconfigure(&mut self, cfg: &Config) {
         self.limits = cfg.tasks;
+        for q in self.agents.values_mut() {
+            q.configured = false;
+        }
         for a in &cfg.agents {
             let Some(spec) = &a.tasks else { continue };
-            match self.agents.get_mut(&a.name) {
+            let q = match self.agents.get_mut(&a.name) {
                 Some(q) => {
                     q.spec = spec.clone();
                     q.queue.set_max(spec.max_queue);
                     q.policy = policy(spec);
+                    q
                 }
-                None => {
-                    self.agents.insert(a.name.clone(), AgentQ::new(spec));
-                }
-            }
+                None => self
+                    .agents
+                    .entry(a.name.clone())
+                    .or_insert_with(|| AgentQ::new(spec)),
+            };
+            q.description = a.description.clone();
+            q.configured = true;
         }
     }
 
@@ -230,6 +246,11 @@ impl Engine {
                 _ = tick.tick() => {
                     self.tick();
                     self.publish();
+                    // Followers that went away (a client that disconnected).
+                    self.watchers.retain(|_, l| {
+                        l.retain(|w| !w.is_closed());
+                        !l.is_empty()
+                    });
                 }
             }
         }
@@ -279,6 +300,23 @@ impl Engine {
                     let _ = ack.await;
                     let _ = done.send(());
                 });
+            }
+            Msg::Watch(id, to) => self.watch(id, to),
+            Msg::Agents(answer) => {
+                let mut out: Vec<super::AgentInfo> = self
+                    .agents
+                    .iter()
+                    .filter(|(_, q)| q.configured)
+                    .map(|(name, q)| super::AgentInfo {
+                        name: name.clone(),
+                        description: q.description.clone(),
+                        skills: q.spec.skills.clone(),
+                        concurrency: q.spec.concurrency,
+                        ready: q.replicas.values().filter(|r| r.ready).count(),
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                let _ = answer.send(out);
             }
             Msg::Reconfigure(cfg) => {
                 self.reconfigure(&cfg);
@@ -347,13 +385,43 @@ impl Engine {
         }
     }
 
-    /// Writes a task's current state (ordered; durable with the next batch).
-    pub(super) fn save(&self, id: &str) {
+    /// Writes a task's current state (ordered; durable with the next batch)
+    /// and tells those who follow it.
+    pub(super) fn save(&mut self, id: &str) {
         if let Some(e) = self.tasks.get(id) {
             self.store.write_soon(Write::Put {
                 seq: e.seq,
                 task: Box::new(e.t.clone()),
             });
+        }
+        self.notify(id);
+    }
+
+    /// Starts following a task: its status now, then its changes.
+    fn watch(&mut self, id: String, to: mpsc::UnboundedSender<TaskStatus>) {
+        let Some(e) = self.tasks.get(&id).filter(|e| !e.pending) else {
+            return; // the sender drops: the channel closes
+        };
+        if to.send(e.t.clone()).is_err() || e.t.state.is_final() {
+            return;
+        }
+        let list = self.watchers.entry(id).or_default();
+        list.retain(|w| !w.is_closed());
+        list.push(to);
+    }
+
+    /// Sends a followed task's status; a final one ends the following.
+    pub(super) fn notify(&mut self, id: &str) {
+        let Some(list) = self.watchers.get_mut(id) else {
+            return;
+        };
+        let Some(e) = self.tasks.get(id) else {
+            self.watchers.remove(id);
+            return;
+        };
+        list.retain(|w| w.send(e.t.clone()).is_ok());
+        if list.is_empty() || e.t.state.is_final() {
+            self.watchers.remove(id);
         }
     }
 }

@@ -250,6 +250,7 @@ impl Engine {
                     .and_then(Value::as_str)
                     .map(|m| m.chars().take(500).collect()),
             });
+            self.notify(id);
         }
     }
 

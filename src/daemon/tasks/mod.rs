@@ -71,6 +71,23 @@ pub enum Msg {
     OnFailure(FailureHook),
     /// Answered once every write sent so far is durable (at shutdown).
     Flush(oneshot::Sender<()>),
+    /// Follows one task: its status now, then at every change (state,
+    /// progress); the channel closes once the task is final, or at once
+    /// for an unknown id.
+    Watch(String, mpsc::UnboundedSender<crate::proto::TaskStatus>),
+    /// The task agents, for the gateway's Agent Cards.
+    Agents(oneshot::Sender<Vec<AgentInfo>>),
+}
+
+/// A task agent as the outside sees it.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub skills: Vec<String>,
+    pub concurrency: u32,
+    /// Replicas it routes to now.
+    pub ready: usize,
 }
 
 /// Told of every task that ends failed or rejected: (agent, text).
@@ -154,6 +171,20 @@ impl Tasks {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Flush(tx));
         let _ = tokio::time::timeout(within, rx).await;
+    }
+
+    /// The task agents of the current config, by name.
+    pub async fn agents(&self) -> Vec<AgentInfo> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Agents(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Follows one task (see `Msg::Watch`).
+    pub fn watch(&self, id: &str) -> mpsc::UnboundedReceiver<crate::proto::TaskStatus> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(Msg::Watch(id.to_string(), tx));
+        rx
     }
 
     /// Asks and waits for the answer.

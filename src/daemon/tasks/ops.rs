@@ -24,7 +24,7 @@ impl Engine {
     /// ready replica).
     fn target(&self, s: &Submit) -> Result<String, ErrorReply> {
         if let Some(a) = &s.agent {
-            return if self.agents.contains_key(a) {
+            return if self.agents.get(a).is_some_and(|q| q.configured) {
                 Ok(a.clone())
             } else {
                 Err(err(
@@ -36,7 +36,7 @@ impl Engine {
         let skill = s.skill.as_deref().unwrap_or_default();
         self.agents
             .iter()
-            .filter(|(_, q)| q.spec.skills.iter().any(|k| k == skill))
+            .filter(|(_, q)| q.configured && q.spec.skills.iter().any(|k| k == skill))
             .min_by_key(|(name, q)| {
                 let ready = q.replicas.values().filter(|r| r.ready).count().max(1);
                 ((q.queue.len() * 1000) / ready, (*name).clone())
@@ -66,7 +66,7 @@ impl Engine {
                     "task {} of the batch: its input is {size} bytes, more than max_input ({max} bytes); nothing was queued",
                     i + 1
                 );
-                return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
+                return drop(answer.send(Err(err(ErrorKind::Limit, msg))));
             }
         }
         let Some(q) = self.agents.get(&agent) else {
@@ -80,7 +80,7 @@ impl Engine {
             .count();
         if let Err(r) = q.queue.room_for(fresh + q.pending) {
             let msg = format!("{agent}: {r}; nothing was queued");
-            return drop(answer.send(Err(err(ErrorKind::Invalid, msg))));
+            return drop(answer.send(Err(err(ErrorKind::Limit, msg))));
         }
         let now = now_ms();
         let timeout_ms = s
@@ -351,7 +351,7 @@ fn new_task(
 
 fn no_task(id: &str) -> ErrorReply {
     err(
-        ErrorKind::Invalid,
+        ErrorKind::NotFound,
         format!("no task `{id}` (finished tasks are kept up to `[tasks] keep`, the newest)"),
     )
 }
