@@ -283,10 +283,10 @@ start_limit = { burst = 100, interval = "60s" }
     let t = Instant::now();
     let after = loop {
         assert!(t.elapsed() < SECS(15), "no restart after the long run");
-        if let Some(l) = long_start() {
-            if let Some(next) = starts(&ctx).into_iter().find(|s| *s > l + 1.0) {
-                break next - l;
-            }
+        if let Some(l) = long_start()
+            && let Some(next) = starts(&ctx).into_iter().find(|s| *s > l + 1.0)
+        {
+            break next - l;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };

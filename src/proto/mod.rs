@@ -333,10 +333,13 @@ pub enum ServerEvent {
         replica: u32,
         transition: Transition,
     },
-    /// A collector tick: the host and every live replica.
+    /// A collector tick: the host, every live replica, and each task
+    /// agent's queue.
     Samples {
         host: HostStatus,
         replicas: Vec<ReplicaSample>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tasks: Vec<(String, TaskSummary)>,
     },
     /// Desired replicas or started/stopped intent changed.
     Agent {

@@ -94,8 +94,21 @@ pub struct TaskSummary {
     pub in_flight: u64,
     pub completed: u64,
     pub failed: u64,
-    /// Run time's 95th percentile, ms (a histogram bucket's upper bound).
+    /// Run time's 95th percentile, ms (a histogram bucket's upper bound):
+    /// over the last 5 minutes, else since the daemon started.
     pub run_p95_ms: Option<u64>,
+    /// Queue wait's 95th percentile since the daemon started, ms.
+    #[serde(default)]
+    pub wait_p95_ms: Option<u64>,
+    /// How long the oldest waiting task has waited, ms.
+    #[serde(default)]
+    pub oldest_wait_ms: u64,
+    /// Tasks the ready replicas may run at once (replicas × concurrency).
+    #[serde(default)]
+    pub capacity: u64,
+    /// Failed ÷ finished over the last 5 minutes.
+    #[serde(default)]
+    pub error_rate: f64,
 }
 
 /// An alert as clients see it.

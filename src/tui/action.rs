@@ -117,7 +117,7 @@ pub fn keymap() -> Vec<Binding> {
         ),
         b(
             "",
-            "1-7",
+            "1-8",
             Action::Focus(Panel::Fleet),
             "jump to a panel",
             &[(Char('1'), NONE)],
@@ -157,6 +157,13 @@ pub fn keymap() -> Vec<Binding> {
             Action::Focus(Panel::Diagnostics),
             "",
             &[(Char('7'), NONE)],
+        ),
+        b(
+            "",
+            "",
+            Action::Focus(Panel::Tasks),
+            "",
+            &[(Char('8'), NONE)],
         ),
         b(
             "up",

@@ -250,6 +250,74 @@ pub fn model() -> Model {
         });
     }
     m.log_cursor = Some(30);
+    // The planner takes tasks: figures, graphs, and its newest tasks.
+    if let Some(a) = m.status.as_mut().and_then(|s| s.agents.first_mut()) {
+        a.tasks = Some(crate::proto::TaskSummary {
+            queue: 4,
+            in_flight: 1,
+            completed: 1520,
+            failed: 3,
+            run_p95_ms: Some(500),
+            wait_p95_ms: Some(10),
+            oldest_wait_ms: 2_300,
+            capacity: 2,
+            error_rate: 0.002,
+        });
+    }
+    for i in 0..300u64 {
+        let at = NOW - (300 - i) * 1000;
+        let q = m.tasks.queue.entry("planner".into()).or_default();
+        push(q, at, ((i as f64) / 15.0).sin().abs() * 8.0);
+        let r = m.tasks.rate.entry("planner".into()).or_default();
+        push(r, at, 5.0 + 3.0 * ((i as f64) / 25.0).cos());
+    }
+    m.tasks.agent = Some("planner".into());
+    m.tasks.list = vec![
+        task(
+            "1a2b3c4d5e600003",
+            crate::core::task::TaskState::Working,
+            None,
+        ),
+        task(
+            "1a2b3c4d5e600002",
+            crate::core::task::TaskState::Completed,
+            Some(serde_json::json!({"steps": ["research", "code"]})),
+        ),
+        task(
+            "1a2b3c4d5e600001",
+            crate::core::task::TaskState::Failed,
+            None,
+        ),
+    ];
     m.dirty = false;
     m
+}
+
+fn task(
+    id: &str,
+    state: crate::core::task::TaskState,
+    result: Option<serde_json::Value>,
+) -> crate::proto::TaskStatus {
+    use crate::core::task::TaskState;
+    crate::proto::TaskStatus {
+        id: id.into(),
+        agent: "planner".into(),
+        state,
+        attempts: if state == TaskState::Failed { 3 } else { 1 },
+        replica: Some(0),
+        priority: 0,
+        key: None,
+        context_id: Some("ticket-42".into()),
+        input: serde_json::json!("plan: add retries to the crawler"),
+        result,
+        error: (state == TaskState::Failed).then(|| "attempt 3 of 3: timeout".into()),
+        progress: (state == TaskState::Working).then(|| crate::proto::Progress {
+            fraction: Some(0.4),
+            message: Some("asked researcher".into()),
+        }),
+        submitted_at: NOW - 9_000,
+        started_at: Some(NOW - 8_000),
+        finished_at: (state != TaskState::Working).then_some(NOW - 7_500),
+        timeout_ms: None,
+    }
 }

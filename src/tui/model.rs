@@ -27,10 +27,11 @@ pub enum Panel {
     Incidents,
     Logs,
     Diagnostics,
+    Tasks,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 7] = [
+    pub const ALL: [Panel; 8] = [
         Panel::Fleet,
         Panel::Graphs,
         Panel::Detail,
@@ -38,6 +39,7 @@ impl Panel {
         Panel::Incidents,
         Panel::Logs,
         Panel::Diagnostics,
+        Panel::Tasks,
     ];
 
     pub fn title(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Panel {
             Panel::Incidents => "Incidents",
             Panel::Logs => "Logs",
             Panel::Diagnostics => "Diagnostics",
+            Panel::Tasks => "Tasks",
         }
     }
 
@@ -210,6 +213,25 @@ pub fn push(series: &mut Series, at: Millis, v: f64) {
     series.push_back((at, v));
 }
 
+/// What the Tasks panel shows and keeps.
+#[derive(Debug, Clone, Default)]
+pub struct TaskView {
+    /// Whose tasks `list` holds.
+    pub agent: Option<String>,
+    /// Newest first.
+    pub list: Vec<crate::proto::TaskStatus>,
+    pub selected: usize,
+    /// The selected task in full (input and result), after Enter.
+    pub detail: Option<crate::proto::TaskStatus>,
+    /// When the list was last asked for.
+    pub asked_at: Millis,
+    /// Per agent: tasks waiting, tasks finished per second.
+    pub queue: std::collections::HashMap<String, Series>,
+    pub rate: std::collections::HashMap<String, Series>,
+    /// Per agent: (when, completed + failed) at the last figures.
+    pub last: std::collections::HashMap<String, (Millis, u64)>,
+}
+
 /// Everything the console draws from.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -266,6 +288,9 @@ pub struct Model {
     /// The host graphs show the last 24 hours instead of 5 minutes.
     pub day_view: bool,
     pub notices: VecDeque<Notice>,
+    /// The Tasks panel: the selected task agent's newest tasks, the one
+    /// selected, and its whole record once asked for.
+    pub tasks: TaskView,
     /// Set by `q` (detach) or after a confirmed shutdown.
     pub quit: bool,
     /// Something changed since the last frame.
@@ -312,6 +337,7 @@ impl Model {
             day_acc: (None, None),
             day_view: false,
             notices: VecDeque::new(),
+            tasks: TaskView::default(),
             quit: false,
             dirty: true,
         }

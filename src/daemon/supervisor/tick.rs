@@ -37,7 +37,16 @@ impl Actor {
             self.on_sample(s);
         }
         if publish {
-            self.events.emit(ServerEvent::Samples { host, replicas });
+            let tasks = self
+                .tasks
+                .as_ref()
+                .map(|t| t.summaries())
+                .unwrap_or_default();
+            self.events.emit(ServerEvent::Samples {
+                host,
+                replicas,
+                tasks,
+            });
         }
         self.observe_tick();
     }

@@ -366,6 +366,12 @@ impl Engine {
                 .map(|(i, r)| (*i, r.in_flight.len() as u64))
                 .collect();
             s.in_flight = s.replicas.iter().map(|(_, n)| n).sum();
+            s.capacity = q
+                .replicas
+                .values()
+                .filter(|r| r.ready && !r.draining)
+                .count() as u64
+                * u64::from(q.spec.concurrency);
             s.oldest_wait = q
                 .queue
                 .ids()

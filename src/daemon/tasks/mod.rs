@@ -109,6 +109,25 @@ impl Counters {
     }
 }
 
+fn summary(s: &stats::AgentStats) -> crate::proto::TaskSummary {
+    let ms = |q: f64| (q * 1000.0).round() as u64;
+    crate::proto::TaskSummary {
+        queue: s.queue,
+        in_flight: s.in_flight,
+        completed: s.completed,
+        failed: s.failed,
+        run_p95_ms: if s.run_p95 > 0.0 {
+            Some(ms(s.run_p95))
+        } else {
+            s.run.quantile(0.95).map(ms)
+        },
+        wait_p95_ms: s.wait.quantile(0.95).map(ms),
+        oldest_wait_ms: ms(s.oldest_wait),
+        capacity: s.capacity,
+        error_rate: s.error_rate,
+    }
+}
+
 impl std::fmt::Debug for Tasks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Tasks")
@@ -146,14 +165,15 @@ impl Tasks {
     /// One task agent's queue at a glance (None for other agents).
     pub fn summary(&self, agent: &str) -> Option<crate::proto::TaskSummary> {
         let stats = self.counters.stats.lock().ok()?;
-        let s = stats.get(agent)?;
-        Some(crate::proto::TaskSummary {
-            queue: s.queue,
-            in_flight: s.in_flight,
-            completed: s.completed,
-            failed: s.failed,
-            run_p95_ms: s.run.quantile(0.95).map(|q| (q * 1000.0).round() as u64),
-        })
+        stats.get(agent).map(summary)
+    }
+
+    /// Every task agent's queue at a glance, by name.
+    pub fn summaries(&self) -> Vec<(String, crate::proto::TaskSummary)> {
+        let Ok(stats) = self.counters.stats.lock() else {
+            return Vec::new();
+        };
+        stats.iter().map(|(n, s)| (n.clone(), summary(s))).collect()
     }
 
     /// Every task agent's figures as of the engine's last tick.

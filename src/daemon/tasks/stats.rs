@@ -88,6 +88,8 @@ pub struct AgentStats {
     pub run: Histogram,
     /// In flight per replica.
     pub replicas: Vec<(u32, u64)>,
+    /// Tasks the ready replicas may run at once.
+    pub capacity: u64,
     /// Failed ÷ (completed + failed) over the last 5 minutes (0 without any).
     pub error_rate: f64,
     /// Run time's 95th percentile over the last 5 minutes, seconds (0

@@ -38,6 +38,12 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 }
             }
             (Request::Status, Ok(Response::Status { status })) => fleet_changed(m, *status),
+            (Request::TaskList { agent, .. }, Ok(Response::Tasks { tasks })) => {
+                super::tasks::on_task_list(m, agent, tasks);
+            }
+            (Request::TaskGet { .. }, Ok(Response::Tasks { tasks })) => {
+                super::tasks::on_task_detail(m, tasks);
+            }
             (Request::TaskSubmit(_), Ok(Response::Tasks { tasks })) => {
                 for t in tasks {
                     m.notify(format!("task {} queued for {}", t.id, t.agent), false);
@@ -222,7 +228,14 @@ pub(super) fn apply_event(m: &mut Model, event: ServerEvent) {
             replica,
             transition,
         } => on_transition(status, &agent, replica, transition),
-        ServerEvent::Samples { host, replicas } => on_samples(m, host, replicas),
+        ServerEvent::Samples {
+            host,
+            replicas,
+            tasks,
+        } => {
+            on_samples(m, host, replicas);
+            super::tasks::on_task_figures(m, tasks);
+        }
         ServerEvent::Audit {
             records,
             backup_running,

@@ -4,6 +4,7 @@
 
 mod incoming;
 mod palette;
+pub mod tasks;
 pub use incoming::*;
 pub use palette::*;
 
@@ -222,12 +223,20 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             };
             let opened = Panel::ALL[j] == Panel::Detail && m.focus != Panel::Detail;
             m.focus = Panel::ALL[j];
-            if opened { history_request(m) } else { vec![] }
+            if opened {
+                history_request(m)
+            } else {
+                tasks::task_poll(m).into_iter().collect()
+            }
         }
         Action::Focus(p) => {
             let opened = p == Panel::Detail && m.focus != Panel::Detail;
             m.focus = p;
-            if opened { history_request(m) } else { vec![] }
+            if opened {
+                history_request(m)
+            } else {
+                tasks::task_poll(m).into_iter().collect()
+            }
         }
         Action::Up
         | Action::Down
@@ -239,6 +248,9 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             vec![]
         }
         Action::Enter => {
+            if m.focus == Panel::Tasks {
+                return tasks::enter(m);
+            }
             if m.focus != Panel::Fleet {
                 return vec![];
             }
@@ -246,6 +258,9 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             history_request(m)
         }
         Action::Back => {
+            if m.focus == Panel::Tasks && tasks::back(m) {
+                return vec![];
+            }
             if m.focus == Panel::Logs && !m.search.is_empty() {
                 // Esc clears the log search first, then leaves the logs.
                 m.search.clear();
@@ -412,10 +427,12 @@ fn send_pending_scale(m: &mut Model) -> Vec<Request> {
 
 /// What is due now: a staged scale whose delay is over.
 pub fn due(m: &mut Model) -> Vec<Request> {
-    match &m.pending_scale {
+    let mut out = match &m.pending_scale {
         Some(p) if m.now >= p.due => send_pending_scale(m),
         _ => vec![],
-    }
+    };
+    out.extend(tasks::task_poll(m));
+    out
 }
 
 /// Log lines that match the search (case-insensitive), oldest first.
@@ -599,6 +616,9 @@ fn selected_incident(m: &Model) -> Option<(u64, String, bool)> {
 
 fn move_cursor(m: &mut Model, action: &Action, rows: usize) {
     let page = 10;
+    if m.focus == Panel::Tasks {
+        return tasks::move_cursor(m, action);
+    }
     if matches!(m.focus, Panel::Alerts | Panel::Incidents) {
         let (len, cur) = match (m.focus, m.status.as_ref()) {
             (Panel::Alerts, Some(s)) => (s.alerts.len(), &mut m.alert_selected),
@@ -688,3 +708,5 @@ mod tests;
 mod tests_incoming;
 #[cfg(test)]
 mod tests_logs;
+#[cfg(test)]
+mod tests_tasks;

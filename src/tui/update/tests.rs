@@ -40,7 +40,7 @@ fn focus_moves_with_tab_shift_tab_and_digits() {
     assert_eq!(m.focus, Panel::Graphs);
     update(&mut m, Action::FocusPrev);
     update(&mut m, Action::FocusPrev);
-    assert_eq!(m.focus, Panel::Diagnostics, "wraps around");
+    assert_eq!(m.focus, Panel::Tasks, "wraps around");
     update(&mut m, Action::Focus(Panel::Logs));
     assert_eq!(m.focus, Panel::Logs);
 }
@@ -657,6 +657,7 @@ fn events_update_the_replica_and_samples_feed_the_graphs() {
                     rss_bytes: 7,
                     processes: 2,
                 }],
+                tasks: vec![],
             },
         )),
     );

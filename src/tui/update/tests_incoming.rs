@@ -111,7 +111,10 @@ fn a_message_too_long_for_the_footer_stays_whole_until_dismissed() {
 #[test]
 fn shift_t_prompts_for_a_task_and_the_palette_submits_it() {
     let mut m = model();
-    // The fixture's agents take no tasks: T says so.
+    // Only the fixture's planner takes tasks: T on another says so.
+    if let Some(s) = m.status.as_mut() {
+        s.agents[0].tasks = None;
+    }
     update(&mut m, Action::SubmitTask);
     assert!(
         m.notices

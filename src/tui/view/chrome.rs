@@ -197,10 +197,10 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         draw_fleet(m, t, f, fleet);
         draw_alerts(m, t, f, alerts_a);
         draw_incidents(m, t, f, incidents_a);
-        if m.focus == Panel::Diagnostics {
-            draw_diagnostics(m, t, f, bottom);
-        } else {
-            draw_logs(m, t, f, bottom);
+        match m.focus {
+            Panel::Diagnostics => draw_diagnostics(m, t, f, bottom),
+            Panel::Tasks => draw_tasks(m, t, f, bottom),
+            _ => draw_logs(m, t, f, bottom),
         }
         let [graphs, detail] = Layout::vertical([
             Constraint::Length(right.height * 45 / 100),
@@ -247,6 +247,7 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             }
             Panel::Logs => draw_logs(m, t, f, other),
             Panel::Diagnostics => draw_diagnostics(m, t, f, other),
+            Panel::Tasks => draw_tasks(m, t, f, other),
         }
     }
 }

@@ -6,12 +6,15 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     let agents = m.agents();
     let now = m.status.as_ref().map(|s| s.now).unwrap_or(m.now);
     let wide = area.width >= 90;
+    // Task agents' queues, when the fleet has any: the queue always, its
+    // p95 too when wide (narrow tables make room with tighter columns).
+    let tasks = agents.iter().any(|a| a.tasks.is_some());
     let rows: Vec<TRow> = m
         .rows()
         .iter()
         .map(|row| match *row {
-            Row::Agent(i) => agent_row(m, t, &agents[i], now, wide),
-            Row::Replica(i, j) => replica_row(t, &agents[i].replicas[j], now, wide),
+            Row::Agent(i) => agent_row(m, t, &agents[i], now, wide, tasks),
+            Row::Replica(i, j) => replica_row(t, &agents[i].replicas[j], now, wide, tasks),
         })
         .collect();
     let name_w = agents
@@ -20,25 +23,33 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .max()
         .unwrap_or(5)
         .clamp(8, 26) as u16;
+    let tight = tasks && !wide;
     let mut widths = vec![
         if wide {
             Constraint::Length(name_w)
         } else {
             Constraint::Min(name_w.min(14))
         },
-        Constraint::Length(7),
+        Constraint::Length(if tight { 5 } else { 7 }),
         Constraint::Length(if wide { 19 } else { 9 }),
-        Constraint::Length(7),
-        Constraint::Length(9),
+        Constraint::Length(if tight { 6 } else { 7 }),
+        Constraint::Length(if tight { 7 } else { 9 }),
         Constraint::Length(8),
         Constraint::Length(7),
     ];
     let mut header = vec![
         "AGENT", "REPL", "STATE", "CPU", "MEMORY", "RESTARTS", "UPTIME",
     ];
+    if tight {
+        widths.push(Constraint::Length(5));
+        header.push("QUEUE");
+    } else if tasks {
+        widths.extend([Constraint::Length(6), Constraint::Length(7)]);
+        header.extend(["QUEUE", "P95"]);
+    }
     if wide {
         widths.push(Constraint::Fill(1));
-        let fixed = name_w + 7 + 19 + 7 + 9 + 8 + 7 + 7 + 2;
+        let fixed = name_w + 7 + 19 + 7 + 9 + 8 + 7 + 7 + 2 + if tasks { 15 } else { 0 };
         header.push(if area.width >= fixed + 19 {
             "LAST EXIT · WAITING"
         } else {
@@ -91,6 +102,7 @@ fn agent_row<'a>(
     a: &crate::proto::AgentStatus,
     now: u64,
     wide: bool,
+    tasks: bool,
 ) -> TRow<'a> {
     let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
     let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
@@ -127,6 +139,20 @@ fn agent_row<'a>(
                 .unwrap_or_else(|| "-".into()),
         ),
     ];
+    if tasks {
+        match &a.tasks {
+            Some(s) => {
+                let q = Cell::from(s.queue.to_string());
+                cells.push(if s.queue > 0 { q.style(t.warn) } else { q });
+                let p95 = s.run_p95_ms.map_or("-".into(), crate::core::units::fmt_ms);
+                cells.push(Cell::from(p95));
+            }
+            None => cells.extend([Cell::from("-"), Cell::from("-")]),
+        }
+        if !wide {
+            cells.pop(); // the p95 needs a wide table
+        }
+    }
     if wide {
         let last = a
             .replicas
@@ -141,7 +167,13 @@ fn agent_row<'a>(
 }
 
 /// A replica's row, under its agent.
-fn replica_row<'a>(t: &Theme, r: &crate::proto::ReplicaStatus, now: u64, wide: bool) -> TRow<'a> {
+fn replica_row<'a>(
+    t: &Theme,
+    r: &crate::proto::ReplicaStatus,
+    now: u64,
+    wide: bool,
+    tasks: bool,
+) -> TRow<'a> {
     let state = label(r.state, wide).to_string();
     let mut cells = vec![
         Cell::from(format!("   /{}", r.index)),
@@ -156,6 +188,12 @@ fn replica_row<'a>(t: &Theme, r: &crate::proto::ReplicaStatus, now: u64, wide: b
                 .unwrap_or_else(|| "-".into()),
         ),
     ];
+    if tasks {
+        cells.push(Cell::from(""));
+        if wide {
+            cells.push(Cell::from(""));
+        }
+    }
     if wide {
         // Why it waits or failed, else how it last ended.
         let note = match (&r.waiting, &r.error, &r.last_exit) {

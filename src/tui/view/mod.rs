@@ -9,6 +9,7 @@ mod fleet;
 mod graphs;
 mod incidents;
 mod logs;
+mod tasks;
 use alerts::*;
 use area::*;
 use chrome::*;
@@ -17,6 +18,7 @@ use fleet::*;
 use graphs::*;
 use incidents::*;
 use logs::*;
+use tasks::*;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
