@@ -13,6 +13,10 @@ What it does with a task's input (a JSON object; anything else is echoed):
   {"refuse": "why"}      refuses the task (-32010: it ends "rejected")
   {"noise": "text"}      first prints text on stdout, not JSON-RPC (it is
                          logged and counted; the agent keeps working)
+  {"delegate": {...}}    hands work to another agent through the daemon's
+                         queue (`task.submit` with these params, e.g.
+                         {"skill": "echo", "input": 1}), waits for its
+                         `task.finished`, and answers with what it heard
 anything else: the result is {"echo": input, "replica": N, "context_new": b}.
 Several tasks run at once (one thread each), up to the agent's concurrency.
 """
@@ -26,6 +30,11 @@ import time
 REPLICA = os.environ.get("AUTONOMOS_REPLICA", "0")
 out_lock = threading.Lock()
 canceled = set()
+# Requests this agent made to the daemon, by JSON-RPC id: (event, answer).
+asked = {}
+# Delegated tasks' ends, by task id: (event, params).
+finished = {}
+ids = iter(range(1, 1 << 62))
 
 
 def send(msg):
@@ -40,8 +49,27 @@ def log(text):
     print(f"[task-agent {REPLICA}] {text}", file=sys.stderr, flush=True)
 
 
+def delegate(params):
+    """task.submit to the daemon; then wait for that task's task.finished."""
+    rid = f"sub-{next(ids)}"
+    done = threading.Event()
+    asked[rid] = [done, None]
+    send({"jsonrpc": "2.0", "id": rid, "method": "task.submit", "params": params})
+    done.wait(30)
+    answer = asked.pop(rid)[1] or {}
+    if "error" in answer:
+        return {"submit_error": answer["error"]["message"]}
+    sub = answer["result"]["id"]
+    ended = finished.setdefault(sub, [threading.Event(), None])
+    ended[0].wait(60)
+    return {"delegated": finished.pop(sub)[1]}
+
+
 def run(req_id, task):
     tid, inp = task["id"], task.get("input")
+    if isinstance(inp, dict) and "delegate" in inp:
+        send({"jsonrpc": "2.0", "id": req_id, "result": delegate(inp["delegate"])})
+        return
     if isinstance(inp, dict) and "sleep" in inp:
         secs = inp["sleep"]
         if isinstance(secs, dict):
@@ -81,7 +109,15 @@ def main():
             log(f"not JSON: {line.strip()[:80]}")
             continue
         method = msg.get("method")
-        if method == "task.run":
+        if method is None and msg.get("id") in asked:
+            entry = asked[msg["id"]]
+            entry[1] = msg
+            entry[0].set()
+        elif method == "task.finished":
+            entry = finished.setdefault(msg["params"]["id"], [threading.Event(), None])
+            entry[1] = msg["params"]
+            entry[0].set()
+        elif method == "task.run":
             task = msg["params"]["task"]
             threading.Thread(target=run, args=(msg["id"], task), daemon=True).start()
         elif method == "task.cancel":

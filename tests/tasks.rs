@@ -747,3 +747,33 @@ fn tasks_section_limits_apply_to_submits() {
     let small = d.json(&["task", "submit", "echo", "--input", "\"ok\""]);
     assert_eq!(small.as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn an_agent_delegates_through_the_queue_and_hears_how_its_task_ended() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
+    let helper = format!(
+        "[agents.helper]\ncommand = [\"python3\", \"{agent}\"]\nprotocol = \"jsonrpc\"\nskills = [\"help\"]\n"
+    );
+    let d = BinDaemon::start(&fleet(&helper));
+    d.wait_status("replicas up", Duration::from_secs(15), |s| {
+        s.agents.iter().all(|a| a.running == a.desired)
+    });
+    let input = r#"{"delegate": {"skill": "help", "input": {"n": 7}, "context_id": "goal-1"}}"#;
+    let t = d.json(&["task", "submit", "echo", "--input", input, "--wait"]);
+    assert_eq!(t["state"], "completed", "{t:#}");
+    let heard = &t["result"]["delegated"];
+    assert_eq!(heard["state"], "completed", "{t:#}");
+    assert_eq!(heard["agent"], "helper");
+    assert_eq!(heard["result"]["echo"]["n"], 7);
+    // The delegated task is an ordinary task of the helper, in its context.
+    let sub = d.json(&["task", "show", heard["id"].as_str().expect("id")]);
+    assert_eq!(sub["context_id"], "goal-1");
+    // A skill nobody offers: the submit is refused, and the agent hears why.
+    let input = r#"{"delegate": {"skill": "nobody", "input": 1}}"#;
+    let t = d.json(&["task", "submit", "echo", "--input", input, "--wait"]);
+    let why = t["result"]["submit_error"].as_str().unwrap_or_default();
+    assert!(why.contains("no agent offers the skill `nobody`"), "{t:#}");
+}

@@ -94,6 +94,8 @@ pub(super) struct Entry {
     /// Submits that named it by its idempotency key while its own write
     /// was pending: told when that write is durable.
     pub waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// The replica that submitted it (`task.submit`), told when it ends.
+    pub parent: Option<super::delegate::Parent>,
 }
 
 impl Entry {
@@ -302,6 +304,7 @@ impl Engine {
                 });
             }
             Msg::Watch(id, to) => self.watch(id, to),
+            Msg::Delegated { id, parent } => self.delegated(id, parent),
             Msg::Agents(answer) => {
                 let mut out: Vec<super::AgentInfo> = self
                     .agents
@@ -401,6 +404,7 @@ impl Engine {
             });
         }
         self.notify(id);
+        self.tell_parent(id);
     }
 
     /// Starts following a task: its status now, then its changes.
@@ -436,6 +440,7 @@ fn entry(t: TaskStatus, seq: u64) -> Entry {
     Entry {
         dispatches: u64::from(t.attempts),
         waiters: Vec::new(),
+        parent: None,
         queued_at: t.submitted_at,
         t,
         seq,

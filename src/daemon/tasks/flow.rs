@@ -173,6 +173,14 @@ impl Engine {
     pub(super) fn on_agent_message(&mut self, agent: &str, index: u32, run: u64, msg: &Value) {
         if let Some(method) = msg.get("method").and_then(Value::as_str) {
             let params = msg.get("params").cloned().unwrap_or(Value::Null);
+            if let Some(id) = msg.get("id").filter(|i| !i.is_null()) {
+                let from = super::delegate::Parent {
+                    agent: agent.to_string(),
+                    index,
+                    run,
+                };
+                return self.agent_request(from, method, id, &params);
+            }
             match method {
                 "agent.ready" => {
                     if let Some(r) = self.rep(agent, index, run) {

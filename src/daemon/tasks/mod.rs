@@ -5,6 +5,7 @@
 //! stdout. Routing, queue order and retry decisions are `core::task`.
 
 mod channel;
+pub mod delegate;
 mod engine;
 mod flow;
 mod ops;
@@ -75,6 +76,11 @@ pub enum Msg {
     /// progress); the channel closes once the task is final, or at once
     /// for an unknown id.
     Watch(String, mpsc::UnboundedSender<crate::proto::TaskStatus>),
+    /// A replica's `task.submit` was answered: tell it when `id` ends.
+    Delegated {
+        id: String,
+        parent: delegate::Parent,
+    },
     /// The task agents, for the gateway's Agent Cards.
     Agents(oneshot::Sender<Vec<AgentInfo>>),
 }

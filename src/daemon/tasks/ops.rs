@@ -123,6 +123,7 @@ impl Engine {
                 deadline: None,
                 dispatches: 0,
                 waiters: Vec::new(),
+                parent: None,
             };
             self.tasks.insert(id.clone(), entry);
             own.push(id.clone());
