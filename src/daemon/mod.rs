@@ -58,6 +58,21 @@ pub enum DaemonError {
     },
 }
 
+/// Starts the A2A gateway when `[gateway] listen` is set.
+fn start_gateway(
+    (spec, max_input): (crate::config::GatewaySpec, u64),
+    tasks: &tasks::Tasks,
+    router: &Router,
+) -> Result<(), DaemonError> {
+    let started = gateway::start(&spec, max_input, tasks.clone(), router.clone())
+        .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
+    if let Some(g) = started {
+        let scheme = if g.tls { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{}/agents/", g.addr), "A2A gateway listening");
+    }
+    Ok(())
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let what = what.into();
     move |source| DaemonError::Io { what, source }
@@ -202,17 +217,7 @@ impl Daemon {
         ));
         let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db)
             .with_tasks(tasks.clone());
-        let gateway = gateway::start(
-            &gateway_spec.0,
-            gateway_spec.1,
-            tasks.clone(),
-            router.clone(),
-        )
-        .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
-        if let Some(g) = &gateway {
-            let scheme = if g.tls { "https" } else { "http" };
-            tracing::info!(url = %format!("{scheme}://{}/agents/", g.addr), "A2A gateway listening");
-        }
+        start_gateway(gateway_spec, &tasks, &router)?;
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

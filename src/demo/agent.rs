@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod taskmode;
+
 /// How many entries the notes file lists.
 pub(super) const RECENT_CAP: usize = 8;
 
@@ -20,6 +22,14 @@ pub(super) struct Agent {
     recent: VecDeque<String>,
     last_notes: Option<Instant>,
     notes_failed: bool,
+    /// As a task agent: the link to the daemon (stdout is JSON-RPC then).
+    pub(super) wire: Option<super::wire::Wire>,
+    /// The task being worked on, for its progress notifications.
+    pub(super) current: Option<String>,
+    /// Messages read while waiting for another, for later.
+    stash: VecDeque<super::wire::Inbound>,
+    /// Tasks canceled while they ran.
+    canceled: std::collections::HashSet<String>,
 }
 
 impl Agent {
@@ -36,6 +46,10 @@ impl Agent {
             recent: VecDeque::new(),
             last_notes: None,
             notes_failed: false,
+            wire: None,
+            current: None,
+            stash: VecDeque::new(),
+            canceled: Default::default(),
         }
     }
 
@@ -55,6 +69,11 @@ impl Agent {
         )?;
         // So the context dir has content from the first second.
         self.maybe_write_notes()?;
+        let tasks = std::env::var("AUTONOMOS_PROTOCOL").is_ok_and(|p| p == "jsonrpc");
+        if tasks && matches!(self.role, Role::Planner | Role::Researcher | Role::Coder) {
+            self.wire = Some(super::wire::Wire::start());
+            return self.take_tasks();
+        }
         match self.role {
             Role::Planner => loop {
                 self.planner_round()?;
@@ -79,7 +98,8 @@ impl Agent {
     fn say(&mut self, level: Level, target: &str, msg: impl AsRef<str>) -> io::Result<()> {
         let mut line = format_line(level, target, msg.as_ref());
         line.push('\n');
-        if level.to_stderr() {
+        // A task agent's stdout is for JSON-RPC only.
+        if level.to_stderr() || self.wire.is_some() {
             let mut err = io::stderr().lock();
             err.write_all(line.as_bytes())?;
             err.flush()
@@ -87,6 +107,17 @@ impl Agent {
             let mut out = io::stdout().lock();
             out.write_all(line.as_bytes())?;
             out.flush()
+        }
+    }
+
+    /// Tells the daemon how the current task is going (task agents only).
+    pub(super) fn progress(&mut self, fraction: f64, message: &str) -> io::Result<()> {
+        match (&self.wire, &self.current) {
+            (Some(_), Some(id)) => super::wire::notify(
+                "task.progress",
+                serde_json::json!({ "id": id, "fraction": fraction.clamp(0.0, 1.0), "message": message }),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -268,6 +299,15 @@ impl Agent {
             self.rng.random_range(1..=6u32)
         );
         let topic = pick(&mut self.rng, RESEARCH_TOPICS);
+        if self.research(&task, topic)?.is_none() {
+            return self.idle((1, 2), "idle: polling planner for open research steps");
+        }
+        self.idle((1, 3), "idle: polling planner for open research steps")
+    }
+
+    /// One research step: fetch sources, embed, summarize. The summary, or
+    /// None when no source could be reached.
+    pub(super) fn research(&mut self, task: &str, topic: &str) -> io::Result<Option<String>> {
         self.say(Level::Info, "research", format!("claimed {task}: {topic}"))?;
         self.memory_mib(6, 10)?;
         let n = self.rng.random_range(2..=4usize);
@@ -285,6 +325,10 @@ impl Agent {
             let line = fetch_ok_line(&mut self.rng, source, start.elapsed());
             self.say(Level::Info, "fetch", line)?;
             fetched += 1;
+            self.progress(
+                fetched as f64 / (n + 1) as f64,
+                &format!("fetched {source}"),
+            )?;
             let grow = self.rng.random_range(2..=6usize) * MIB;
             self.memory_bytes(self.ws.len() + grow)?;
         }
@@ -295,7 +339,7 @@ impl Agent {
                 format!("no source reachable for {task}; handing it back to the planner"),
             )?;
             self.memory_mib(4, 8)?;
-            return self.idle((1, 2), "idle: polling planner for open research steps");
+            return Ok(None);
         }
         let chunks = fetched * self.rng.random_range(20..=90usize);
         self.say(
@@ -319,12 +363,12 @@ impl Agent {
         )?;
         self.pause(100, 400);
         self.llm((1500, 6000), (800, 2200), (150, 600))?;
-        let line = summary_line(&mut self.rng, &task, fetched);
+        let line = summary_line(&mut self.rng, task, fetched);
         self.say(Level::Info, "research", line.clone())?;
-        self.finish_task(line);
+        self.finish_task(line.clone());
         self.memory_mib(4, 8)?;
         self.maybe_write_notes()?;
-        self.idle((1, 3), "idle: polling planner for open research steps")
+        Ok(Some(line))
     }
 
     // -- coder --------------------------------------------------------------
@@ -336,6 +380,12 @@ impl Agent {
             self.rng.random_range(1..=6u32)
         );
         let change = pick(&mut self.rng, CODE_CHANGES);
+        self.code(&task, change)?;
+        self.idle((1, 3), "idle: waiting for a coding step")
+    }
+
+    /// One coding step: read, edit, test until green. What was done.
+    pub(super) fn code(&mut self, task: &str, change: &str) -> io::Result<String> {
         self.say(Level::Info, "code", format!("picked up {task}: {change}"))?;
         self.say(Level::Info, "code", "loading repo index")?;
         self.memory_mib(14, 28)?;
@@ -363,6 +413,7 @@ impl Agent {
         let total = self.rng.random_range(20..260u32);
         let mut attempt = 1;
         loop {
+            self.progress(0.5, &format!("tests, attempt {attempt}"))?;
             self.say(Level::Info, "tests", format!("running `{cmd}`"))?;
             let grow = self.rng.random_range(6..=14usize) * MIB;
             self.memory_bytes(self.ws.len() + grow)?;
@@ -398,12 +449,11 @@ impl Agent {
             "code",
             format!("{task} ready for review: {files_n} file(s), {total} tests green"),
         )?;
-        self.finish_task(format!(
-            "{task}: {change} ({files_n} files, {attempt} attempt(s))"
-        ));
+        let done = format!("{task}: {change} ({files_n} files, {attempt} attempt(s))");
+        self.finish_task(done.clone());
         self.memory_mib(4, 10)?;
         self.maybe_write_notes()?;
-        self.idle((1, 3), "idle: waiting for a coding step")
+        Ok(done)
     }
 
     // -- flaky --------------------------------------------------------------

@@ -33,6 +33,7 @@ mod agent;
 mod echo;
 mod lines;
 mod notes;
+mod wire;
 use agent::*;
 use lines::*;
 use notes::*;

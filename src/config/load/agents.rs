@@ -31,6 +31,17 @@ pub(super) const AGENT_KEYS: [&str; 22] = [
 ];
 
 impl Checker<'_> {
+    /// `description`: one sentence or so (at most 500 characters).
+    fn description(&mut self, v: &Value<'_>, field: Field<'_>) -> Option<String> {
+        let s = self.string(v, field)?;
+        if s.chars().count() > 500 {
+            let message = format!("{} is longer than 500 characters", field.what());
+            self.problem(v.span(), message, None);
+            return None;
+        }
+        Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
     /// `[agents]`: every agent, then the checks across agents.
     pub(super) fn agents(&mut self, t: &DeTable<'_>, pool: &PoolFacts) -> Vec<Draft> {
         let mut entries: Vec<(usize, Entry<'_, '_>)> = t
@@ -131,18 +142,8 @@ impl Checker<'_> {
         if let Some((_, v)) = replicas {
             spec.replicas = self.replicas(v, field("replicas")).unwrap_or(spec.replicas);
         }
-        if let Some((_, v)) = description
-            && let Some(s) = self.string(v, field("description"))
-        {
-            if s.chars().count() > 500 {
-                let message = format!(
-                    "{} is longer than 500 characters",
-                    field("description").what()
-                );
-                self.problem(v.span(), message, None);
-            } else {
-                spec.description = Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-            }
+        if let Some((_, v)) = description {
+            spec.description = self.description(v, field("description"));
         }
         if let Some((_, v)) = recovery {
             let options = [("none", false), ("restore-latest", true)];

@@ -128,6 +128,10 @@ impl Actor {
         env.push(("AUTONOMOS_REPLICA".into(), index.to_string()));
         env.push(("AUTONOMOS_CONTEXT_DIR".into(), ctx.to_string()));
         env.push(("AUTONOMOS_RUN".into(), run_id.to_string()));
+        if spec.tasks.is_some() {
+            // An agent that can run either way learns it takes tasks.
+            env.push(("AUTONOMOS_PROTOCOL".into(), "jsonrpc".into()));
+        }
         env
     }
 }

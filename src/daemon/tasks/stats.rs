@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 /// Histogram bucket bounds, seconds (the last bucket is +Inf).
-pub const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0,
+pub const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// A fixed-bucket histogram: counts per bucket (not cumulative), the

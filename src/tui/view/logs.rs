@@ -29,10 +29,15 @@ pub(super) fn draw_logs(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         let cap = if m.log_wrap { width * 8 } else { width * 4 };
         let raw = &l.text.as_bytes()[..l.text.len().min(cap + 64)];
         let text = sanitize_line(raw);
-        let base = if l.stream == crate::proto::Stream::Stderr {
-            t.warn
-        } else {
-            t.text
+        // A line that names its level is styled by it (task agents log
+        // everything to stderr); others by their stream.
+        let base = match level_of(&text) {
+            Some(Level::Error) => t.bad,
+            Some(Level::Warn) => t.warn,
+            Some(Level::Debug) => t.muted,
+            Some(Level::Info) => t.text,
+            None if l.stream == crate::proto::Stream::Stderr => t.warn,
+            None => t.text,
         };
         let marker = if m.search_hit == Some(i) { "▶" } else { " " };
         let mut spans = vec![Span::styled(format!("{marker}{} ", l.replica), t.muted)];
@@ -144,4 +149,46 @@ pub(super) fn draw_diagnostics(m: &Model, t: &Theme, f: &mut Frame, area: Rect) 
         .border_style(t.border)
         .title_style(t.accent);
     f.render_widget(Paragraph::new(lines).block(b), bottom);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// The level a line starts with (`ERROR`, `WARN`, `[info]`, `debug:` …).
+fn level_of(text: &str) -> Option<Level> {
+    let word: String = text
+        .trim_start_matches(|c: char| c == '[' || c.is_whitespace())
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .take(8)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match word.as_str() {
+        "ERROR" | "ERR" | "FATAL" | "CRITICAL" => Some(Level::Error),
+        "WARN" | "WARNING" => Some(Level::Warn),
+        "INFO" | "NOTICE" => Some(Level::Info),
+        "DEBUG" | "TRACE" => Some(Level::Debug),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_level_word_is_recognized() {
+        assert_eq!(level_of("ERROR tool: crashed"), Some(Level::Error));
+        assert_eq!(level_of("[warn] disk"), Some(Level::Warn));
+        assert_eq!(level_of("INFO  plan: goal"), Some(Level::Info));
+        assert_eq!(level_of("debug: x"), Some(Level::Debug));
+        assert_eq!(level_of("Errors found: 3"), None, "a whole word only");
+        assert_eq!(level_of("information"), None);
+        assert_eq!(level_of("plain text"), None);
+    }
 }
