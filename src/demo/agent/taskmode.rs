@@ -52,7 +52,7 @@ impl Agent {
                 }
                 None => {
                     idle_rounds += 1;
-                    if idle_rounds % 4 == 0 {
+                    if idle_rounds.is_multiple_of(4) {
                         self.say(
                             Level::Debug,
                             "agent",
