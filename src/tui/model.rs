@@ -228,8 +228,9 @@ pub struct TaskView {
     /// Per agent: tasks waiting, tasks finished per second.
     pub queue: std::collections::HashMap<String, Series>,
     pub rate: std::collections::HashMap<String, Series>,
-    /// Per agent: (when, completed + failed) at the last figures.
-    pub last: std::collections::HashMap<String, (Millis, u64)>,
+    /// Per agent: finished tasks so far (completed + failed), the last
+    /// 10 s of ticks, for the rate.
+    pub done: std::collections::HashMap<String, Series>,
 }
 
 /// Everything the console draws from.

@@ -8,6 +8,8 @@ use crate::proto::{TaskStatus, TaskSummary};
 
 /// How often the panel asks for the newest tasks.
 const LIST_EVERY_MS: Millis = 1000;
+/// The span the finishing rate is measured over.
+const RATE_WINDOW_MS: Millis = 10_000;
 /// Tasks the panel lists.
 pub const LIST_LEN: usize = 50;
 
@@ -21,14 +23,23 @@ pub fn on_task_figures(m: &mut Model, figures: Vec<(String, TaskSummary)>) {
             now,
             s.queue as f64,
         );
-        let done = s.completed + s.failed;
-        if let Some((at, before)) = m.tasks.last.get(&name).copied()
+        // The finishing rate over the last 10 s (slow agents finish a task
+        // now and then: a per-tick rate would be mostly zeros).
+        let done = (s.completed + s.failed) as f64;
+        let counts = m.tasks.done.entry(name.clone()).or_default();
+        while counts
+            .front()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) > RATE_WINDOW_MS)
+        {
+            counts.pop_front();
+        }
+        if let Some((at, before)) = counts.front().copied()
             && now > at
         {
-            let rate = done.saturating_sub(before) as f64 * 1000.0 / (now - at) as f64;
+            let rate = (done - before).max(0.0) * 1000.0 / (now - at) as f64;
             push(m.tasks.rate.entry(name.clone()).or_default(), now, rate);
         }
-        m.tasks.last.insert(name.clone(), (now, done));
+        counts.push_back((now, done));
         if let Some(a) = m
             .status
             .as_mut()

@@ -26,12 +26,18 @@ fn each_tick_updates_the_agent_s_queue_and_the_finishing_rate() {
     tasks::on_task_figures(&mut m, figures(7, 100));
     m.now = NOW + 2000;
     tasks::on_task_figures(&mut m, figures(3, 140));
+    m.now = NOW + 12_000;
+    tasks::on_task_figures(&mut m, figures(0, 160));
     let a = &m.agents()[0];
-    assert_eq!(a.tasks.as_ref().map(|t| t.queue), Some(3));
+    assert_eq!(a.tasks.as_ref().map(|t| t.queue), Some(0));
     let q: Vec<f64> = m.tasks.queue["planner"].iter().map(|p| p.1).collect();
-    assert_eq!(q, [7.0, 3.0]);
+    assert_eq!(q, [7.0, 3.0, 0.0]);
     let r: Vec<f64> = m.tasks.rate["planner"].iter().map(|p| p.1).collect();
-    assert_eq!(r, [20.0], "40 finished in 2 s");
+    assert_eq!(
+        r,
+        [20.0, 2.0],
+        "40 finished in 2 s; then 20 in the last 10 s"
+    );
 }
 
 #[test]

@@ -178,7 +178,7 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         // the whole left width so ids, levels, ages and titles show), the
         // logs take the rest.
         let [left, right] =
-            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(area);
         let s = m.status.as_ref();
         let alerts = s.map_or(0, |s| s.alerts.len());
