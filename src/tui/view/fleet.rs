@@ -33,9 +33,9 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         Constraint::Length(if tight { 5 } else { 7 }),
         Constraint::Length(if wide { 19 } else { 9 }),
         Constraint::Length(if tight { 6 } else { 7 }),
-        Constraint::Length(if tight { 7 } else { 9 }),
+        Constraint::Length(if tight { 8 } else { 9 }),
         Constraint::Length(8),
-        Constraint::Length(7),
+        Constraint::Length(if tight { 6 } else { 7 }),
     ];
     let mut header = vec![
         "AGENT", "REPL", "STATE", "CPU", "MEMORY", "RESTARTS", "UPTIME",
