@@ -100,6 +100,7 @@ def run(req_id, task):
 
 
 def main():
+    running = []
     log("started")
     send({"jsonrpc": "2.0", "method": "agent.ready", "params": {"skills": ["echo"]}})
     for line in sys.stdin:
@@ -119,10 +120,17 @@ def main():
             entry[0].set()
         elif method == "task.run":
             task = msg["params"]["task"]
-            threading.Thread(target=run, args=(msg["id"], task), daemon=True).start()
+            t = threading.Thread(target=run, args=(msg["id"], task), daemon=True)
+            t.start()
+            running.append(t)
         elif method == "task.cancel":
             canceled.add(msg["params"]["id"])
         elif method == "shutdown":
+            # Drain: no new tasks come now; finish the ones in hand, then go.
+            # (The daemon sends the stop signal after stop_timeout anyway.)
+            log("shutdown: finishing the tasks in hand")
+            for t in running:
+                t.join()
             break
     log("stdin closed; bye")
 

@@ -519,26 +519,25 @@ fn kill_9_of_the_daemon_while_tasks_flow_loses_no_acknowledged_task() {
     );
 }
 
-#[test]
-fn a_scale_down_takes_no_new_tasks_on_the_stopping_replica_and_requeues_its_work() {
-    if !have_tool("python3", "python3") {
-        return;
-    }
-    let d = BinDaemon::start(&fleet(""));
+/// Two tasks of `secs` seconds, one per replica (least outstanding work),
+/// then a scale down to one replica; the tasks once both completed.
+fn scale_down_during(d: &BinDaemon, secs: f64) -> Vec<Value> {
     d.wait_status("replicas up", Duration::from_secs(15), |s| {
         s.agents[0].running == 2
     });
-    // Two long tasks: one per replica (least outstanding work).
-    let a = submit(&d, &["echo", "--input", r#"{"sleep": 2}"#]);
-    let b = submit(&d, &["echo", "--input", r#"{"sleep": 2}"#]);
-    let ids = [
-        a[0]["id"].as_str().expect("id"),
-        b[0]["id"].as_str().expect("id"),
-    ];
+    let input = format!(r#"{{"sleep": {secs}}}"#);
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            submit(d, &["echo", "--input", &input])[0]["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
     let on: Vec<u64> = ids
         .iter()
         .map(|id| {
-            wait_task(&d, id, |t| t["state"] == "working")["replica"]
+            wait_task(d, id, |t| t["state"] == "working")["replica"]
                 .as_u64()
                 .expect("r")
         })
@@ -546,16 +545,35 @@ fn a_scale_down_takes_no_new_tasks_on_the_stopping_replica_and_requeues_its_work
     assert_ne!(on[0], on[1], "one per replica: {on:?}");
     let (code, _, err) = d.cli(&["scale", "echo", "1"]);
     assert_eq!(code, 0, "{err}");
-    for id in ids {
-        let t = wait_task(&d, id, |t| t["state"] == "completed");
+    ids.iter()
+        .map(|id| wait_task(d, id, |t| t["state"] == "completed"))
+        .collect()
+}
+
+#[test]
+fn a_stopping_replica_finishes_its_tasks_and_what_outlives_stop_timeout_is_requeued() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let d = BinDaemon::start(&fleet("stop_timeout = \"1500ms\""));
+    // Short tasks: the stopping replica gets no new work, finishes what it
+    // has (the stop signal waits for it), and nothing runs twice.
+    let done = scale_down_during(&d, 0.8);
+    assert!(done.iter().all(|t| t["attempts"] == 1), "{done:#?}");
+    assert!(
+        done.iter().any(|t| t["replica"] == 1),
+        "the stopping replica finished its own: {done:#?}"
+    );
+    let (code, _, err) = d.cli(&["scale", "echo", "2"]);
+    assert_eq!(code, 0, "{err}");
+    // Long tasks: after stop_timeout the replica is stopped and its task
+    // runs again on the replica that stays.
+    let done = scale_down_during(&d, 4.0);
+    for t in &done {
         assert_eq!(t["replica"], 0, "finished on the replica that stays: {t:#}");
     }
-    let moved = ids
-        .iter()
-        .map(|id| d.json(&["task", "show", id]))
-        .filter(|t| t["attempts"] == 2)
-        .count();
-    assert_eq!(moved, 1, "the stopped replica's task ran again");
+    let moved = done.iter().filter(|t| t["attempts"] == 2).count();
+    assert_eq!(moved, 1, "the stopped replica's task ran again: {done:#?}");
 }
 
 #[test]

@@ -64,26 +64,7 @@ impl Actor {
                 self.pool.release(&(name.to_string(), index));
             }
             Effect::Spawn => self.spawn(ai, index, now),
-            Effect::Stop => {
-                let stop = self.stop_cmd(ai);
-                if let Some(r) = self.agents[ai].replicas.get(&index)
-                    && let Some(cmds) = &r.cmds
-                {
-                    let _ = cmds.try_send(stop);
-                    // A task agent's replica gets no new tasks from now.
-                    if let (Some(t), Some(run), true) = (
-                        &self.tasks,
-                        r.s.run.as_ref(),
-                        self.agents[ai].spec.tasks.is_some(),
-                    ) {
-                        t.send(crate::daemon::tasks::Msg::Draining {
-                            agent: self.agents[ai].spec.name.clone(),
-                            index,
-                            run: run.id,
-                        });
-                    }
-                }
-            }
+            Effect::Stop => self.stop_replica(ai, index),
             Effect::RunEnded => {
                 if let Some(r) = self.agents[ai].replicas.get_mut(&index) {
                     r.cmds = None;
@@ -231,6 +212,38 @@ impl Actor {
         } else {
             None
         }
+    }
+
+    /// Stops a replica. A task agent's replica drains first: it gets no
+    /// new tasks and is sent `shutdown`, and the stop signal waits until
+    /// its tasks in flight are answered (at most `stop_timeout`; what is
+    /// still running then goes back to the queue when the replica ends).
+    fn stop_replica(&mut self, ai: usize, index: u32) {
+        let stop = self.stop_cmd(ai);
+        let Some(r) = self.agents[ai].replicas.get(&index) else {
+            return;
+        };
+        let Some(cmds) = &r.cmds else { return };
+        let (Some(t), Some(run), true) = (
+            &self.tasks,
+            r.s.run.as_ref(),
+            self.agents[ai].spec.tasks.is_some(),
+        ) else {
+            let _ = cmds.try_send(stop);
+            return;
+        };
+        let (done, drained) = tokio::sync::oneshot::channel();
+        t.send(crate::daemon::tasks::Msg::Draining {
+            agent: self.agents[ai].spec.name.clone(),
+            index,
+            run: run.id,
+            done: Some(done),
+        });
+        let (cmds, grace) = (cmds.clone(), self.agents[ai].spec.stop_timeout);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(grace, drained).await;
+            let _ = cmds.send(stop).await;
+        });
     }
 
     pub(super) fn stop_cmd(&self, ai: usize) -> RunCmd {

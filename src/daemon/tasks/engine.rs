@@ -32,6 +32,8 @@ pub(super) struct Rep {
     pub ready: bool,
     /// Being stopped: never ready again.
     pub draining: bool,
+    /// Told when a draining replica has no task in flight.
+    pub drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// One task agent's side of the engine.
@@ -121,6 +123,8 @@ pub(crate) struct Engine {
     pub(super) next_seq: u64,
     /// Told of failed and rejected tasks (the agent's incidents).
     pub(super) on_failure: Option<super::FailureHook>,
+    /// Draining replicas waiting for their tasks (see `tell_drained`).
+    pub(super) draining_waiters: usize,
     /// Who follows which task (`Msg::Watch`).
     pub(super) watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskStatus>>>,
 }
@@ -148,6 +152,7 @@ impl Engine {
             next_seq: 1,
             on_failure: None,
             watchers: HashMap::new(),
+            draining_waiters: 0,
         };
         e.reconfigure(cfg);
         e.recover(rows);
@@ -247,6 +252,9 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     self.tick();
+                    if self.draining_waiters > 0 {
+                        self.tell_drained();
+                    }
                     self.publish();
                     // Followers that went away (a client that disconnected).
                     self.watchers.retain(|_, l| {
@@ -259,6 +267,29 @@ impl Engine {
     }
 
     fn handle(&mut self, m: Msg) {
+        self.handle_one(m);
+        if self.draining_waiters > 0 {
+            self.tell_drained();
+        }
+    }
+
+    /// Draining replicas with nothing in flight any more: their stop goes on.
+    fn tell_drained(&mut self) {
+        let mut left = 0;
+        for q in self.agents.values_mut() {
+            for r in q.replicas.values_mut() {
+                if r.in_flight.is_empty() {
+                    for done in r.drained.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+                left += r.drained.len();
+            }
+        }
+        self.draining_waiters = left;
+    }
+
+    fn handle_one(&mut self, m: Msg) {
         match m {
             Msg::Submit(s, answer) => self.submit(s, answer),
             Msg::Committed {
@@ -286,7 +317,12 @@ impl Engine {
             }
             Msg::Up(link) => self.up(link),
             Msg::Down { agent, index, run } => self.down(&agent, index, run),
-            Msg::Draining { agent, index, run } => self.draining(&agent, index, run),
+            Msg::Draining {
+                agent,
+                index,
+                run,
+                done,
+            } => self.draining(&agent, index, run, done),
             Msg::FromAgent {
                 agent,
                 index,

@@ -132,6 +132,7 @@ impl Engine {
                 in_flight: Default::default(),
                 ready: !q.spec.announce,
                 draining: false,
+                drained: Vec::new(),
             },
         );
         self.dispatch(&link.agent);
@@ -139,11 +140,25 @@ impl Engine {
 
     /// A replica is being stopped: it gets no new tasks, and is told
     /// `shutdown` (its tasks in flight count until it answers or goes).
-    pub(super) fn draining(&mut self, agent: &str, index: u32, run: u64) {
-        if let Some(r) = self.rep(agent, index, run) {
-            r.ready = false;
+    pub(super) fn draining(
+        &mut self,
+        agent: &str,
+        index: u32,
+        run: u64,
+        done: Option<tokio::sync::oneshot::Sender<()>>,
+    ) {
+        let Some(r) = self.rep(agent, index, run) else {
+            // Gone already: nothing to wait for (the sender drops).
+            return;
+        };
+        r.ready = false;
+        if !r.draining {
             r.draining = true;
             let _ = r.stdin.send(rpc_line("shutdown", json!({})));
+        }
+        if let Some(done) = done {
+            r.drained.push(done);
+            self.draining_waiters += 1;
         }
     }
 

@@ -46,11 +46,13 @@ pub enum Msg {
     Retry(String, oneshot::Sender<Result<Response, ErrorReply>>),
     /// A replica of a task agent started: its stdin, where to send lines.
     Up(ReplicaLink),
-    /// It is being stopped: no new tasks; it is sent `shutdown`.
+    /// It is being stopped: no new tasks; it is sent `shutdown`. `done`
+    /// hears once it has no task in flight (at once if it has none).
     Draining {
         agent: String,
         index: u32,
         run: u64,
+        done: Option<oneshot::Sender<()>>,
     },
     /// Its stdout ended: it is gone.
     Down {
