@@ -102,7 +102,9 @@ def run(req_id, task):
 def main():
     running = []
     log("started")
-    send({"jsonrpc": "2.0", "method": "agent.ready", "params": {"skills": ["echo"]}})
+    # What it announces: skills it offers, and (optionally) its concurrency.
+    ready = json.loads(os.environ.get("TASK_AGENT_READY", '{"skills": ["echo"]}'))
+    send({"jsonrpc": "2.0", "method": "agent.ready", "params": ready})
     for line in sys.stdin:
         try:
             msg = json.loads(line)

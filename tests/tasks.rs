@@ -795,3 +795,52 @@ fn an_agent_delegates_through_the_queue_and_hears_how_its_task_ended() {
     let why = t["result"]["submit_error"].as_str().unwrap_or_default();
     assert!(why.contains("no agent offers the skill `nobody`"), "{t:#}");
 }
+
+#[test]
+fn agent_ready_announces_skills_and_concurrency() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
+    let cfg = format!(
+        "[agents.solo]\ncommand = [\"python3\", \"{agent}\"]\nprotocol = \"jsonrpc\"\n\
+         ready = \"announce\"\n\
+         env = {{ TASK_AGENT_READY = '{{\"skills\": [\"translate\"], \"concurrency\": 3}}' }}\n"
+    );
+    let d = BinDaemon::start(&cfg);
+    // Routable once it announced, with the room it announced.
+    d.wait_status("announced", Duration::from_secs(15), |s| {
+        s.agents[0].tasks.as_ref().is_some_and(|t| t.capacity == 3)
+    });
+    // The skill it announced routes; three tasks run at once on its one
+    // replica (the config set no concurrency, so its own 3 applies).
+    let ids: Vec<String> = (0..4)
+        .map(|_| {
+            let t = d.json(&[
+                "task",
+                "submit",
+                "--skill",
+                "translate",
+                "--input",
+                r#"{"sleep": 1.5}"#,
+            ]);
+            t[0]["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    let t = Instant::now();
+    loop {
+        let working = ids
+            .iter()
+            .filter(|id| d.json(&["task", "show", id])["state"] == "working")
+            .count();
+        if working == 3 {
+            break;
+        }
+        assert!(working <= 3, "more than the announced concurrency");
+        assert!(t.elapsed() < Duration::from_secs(10), "never 3 at once");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for id in &ids {
+        wait_task(&d, id, |t| t["state"] == "completed");
+    }
+}

@@ -226,6 +226,9 @@ pub struct AgentSpec {
 pub struct TaskSpec {
     /// Tasks one replica runs at once.
     pub concurrency: u32,
+    /// `concurrency` was set in the file: an agent's `agent.ready` may
+    /// lower it, not raise it (else the agent's own figure is taken).
+    pub concurrency_set: bool,
     /// `ready = "announce"`: routable only after the replica sent
     /// `agent.ready` (else once it runs).
     pub announce: bool,
@@ -243,6 +246,7 @@ impl Default for TaskSpec {
     fn default() -> Self {
         TaskSpec {
             concurrency: 1,
+            concurrency_set: false,
             announce: false,
             skills: Vec::new(),
             max_attempts: 3,

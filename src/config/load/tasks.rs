@@ -98,6 +98,7 @@ impl Checker<'_> {
             let max = i128::from(crate::core::pool::MAX_REPLICAS);
             if let Some(n) = self.int_in(v, field("concurrency"), 1, max) {
                 t.concurrency = n as u32;
+                t.concurrency_set = true;
             }
         }
         if let Some((_, v)) = ready {

@@ -34,6 +34,21 @@ pub(super) struct Rep {
     pub draining: bool,
     /// Told when a draining replica has no task in flight.
     pub drained: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Tasks it may run at once (the config's, or what it announced).
+    pub concurrency: u32,
+    /// The concurrency its `agent.ready` announced.
+    pub announced: Option<u32>,
+}
+
+/// A replica's concurrency: the config's, unless the agent announced its
+/// own; an explicit `concurrency` in the config is a ceiling.
+pub(super) fn concurrency(spec: &TaskSpec, announced: Option<u32>) -> u32 {
+    let max = crate::core::pool::MAX_REPLICAS;
+    match announced {
+        Some(n) if spec.concurrency_set => n.clamp(1, spec.concurrency),
+        Some(n) => n.clamp(1, max),
+        None => spec.concurrency,
+    }
 }
 
 /// One task agent's side of the engine.
@@ -54,6 +69,28 @@ pub(super) struct AgentQ {
     pub description: Option<String>,
     /// Still a task agent in the config (a removed one keeps its tasks).
     pub configured: bool,
+    /// Skills its replicas announced (`agent.ready`), besides the config's.
+    pub announced: std::collections::BTreeSet<String>,
+}
+
+impl AgentQ {
+    /// Whether it offers `skill` (configured or announced).
+    pub fn offers(&self, skill: &str) -> bool {
+        self.spec.skills.iter().any(|s| s == skill) || self.announced.contains(skill)
+    }
+
+    /// Configured skills, then announced ones.
+    pub fn skills(&self) -> Vec<String> {
+        let mut out = self.spec.skills.clone();
+        out.extend(
+            self.announced
+                .iter()
+                .filter(|s| !out.contains(s))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        out
+    }
 }
 
 impl AgentQ {
@@ -69,6 +106,7 @@ impl AgentQ {
             pending: 0,
             description: None,
             configured: true,
+            announced: Default::default(),
         }
     }
 }
@@ -172,6 +210,9 @@ impl Engine {
                     q.spec = spec.clone();
                     q.queue.set_max(spec.max_queue);
                     q.policy = policy(spec);
+                    for r in q.replicas.values_mut() {
+                        r.concurrency = concurrency(spec, r.announced);
+                    }
                     q
                 }
                 None => self
@@ -349,7 +390,7 @@ impl Engine {
                     .map(|(name, q)| super::AgentInfo {
                         name: name.clone(),
                         description: q.description.clone(),
-                        skills: q.spec.skills.clone(),
+                        skills: q.skills(),
                         concurrency: q.spec.concurrency,
                         ready: q.replicas.values().filter(|r| r.ready).count(),
                     })
@@ -409,8 +450,8 @@ impl Engine {
                 .replicas
                 .values()
                 .filter(|r| r.ready && !r.draining)
-                .count() as u64
-                * u64::from(q.spec.concurrency);
+                .map(|r| u64::from(r.concurrency))
+                .sum();
             s.oldest_wait = q
                 .queue
                 .ids()
@@ -482,5 +523,30 @@ fn entry(t: TaskStatus, seq: u64) -> Entry {
         seq,
         pending: false,
         deadline: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announced_concurrency_applies_under_the_config_s_ceiling() {
+        let open = TaskSpec::default();
+        assert_eq!(concurrency(&open, None), 1);
+        assert_eq!(
+            concurrency(&open, Some(8)),
+            8,
+            "no ceiling set: the agent's own"
+        );
+        assert_eq!(concurrency(&open, Some(0)), 1);
+        let capped = TaskSpec {
+            concurrency: 4,
+            concurrency_set: true,
+            ..TaskSpec::default()
+        };
+        assert_eq!(concurrency(&capped, Some(8)), 4);
+        assert_eq!(concurrency(&capped, Some(2)), 2);
+        assert_eq!(concurrency(&capped, None), 4);
     }
 }

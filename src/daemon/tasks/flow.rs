@@ -40,7 +40,7 @@ impl Engine {
                 .iter()
                 .map(|(i, r)| Slot {
                     index: *i,
-                    concurrency: q.spec.concurrency,
+                    concurrency: r.concurrency,
                     in_flight: r.in_flight.len() as u32,
                     routable: r.ready,
                 })
@@ -133,6 +133,8 @@ impl Engine {
                 ready: !q.spec.announce,
                 draining: false,
                 drained: Vec::new(),
+                concurrency: q.spec.concurrency,
+                announced: None,
             },
         );
         self.dispatch(&link.agent);
@@ -198,9 +200,7 @@ impl Engine {
             }
             match method {
                 "agent.ready" => {
-                    if let Some(r) = self.rep(agent, index, run) {
-                        r.ready = !r.draining;
-                    }
+                    self.ready(agent, index, run, &params);
                     self.dispatch(agent);
                 }
                 "task.progress" => self.progress(agent, index, &params),
@@ -246,6 +246,29 @@ impl Engine {
         }
         self.end_attempt(agent, task, ending);
         self.dispatch(agent);
+    }
+
+    /// `agent.ready`: routable now; the skills it offers and how many
+    /// tasks it runs at once, if it says.
+    fn ready(&mut self, agent: &str, index: u32, run: u64, params: &Value) {
+        let Some(q) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let Some(r) = q.replicas.get_mut(&index).filter(|r| r.run == run) else {
+            return;
+        };
+        r.ready = !r.draining;
+        if let Some(n) = params.get("concurrency").and_then(Value::as_u64) {
+            r.announced = Some(n.min(u64::from(u32::MAX)) as u32);
+            r.concurrency = super::engine::concurrency(&q.spec, r.announced);
+        }
+        if let Some(list) = params.get("skills").and_then(Value::as_array) {
+            for s in list.iter().filter_map(Value::as_str).take(64) {
+                if !s.is_empty() && s.len() <= 64 && !s.contains(char::is_whitespace) {
+                    q.announced.insert(s.to_string());
+                }
+            }
+        }
     }
 
     fn rep(&mut self, agent: &str, index: u32, run: u64) -> Option<&mut Rep> {

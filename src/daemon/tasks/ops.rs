@@ -36,7 +36,7 @@ impl Engine {
         let skill = s.skill.as_deref().unwrap_or_default();
         self.agents
             .iter()
-            .filter(|(_, q)| q.configured && q.spec.skills.iter().any(|k| k == skill))
+            .filter(|(_, q)| q.configured && q.offers(skill))
             .min_by_key(|(name, q)| {
                 let ready = q.replicas.values().filter(|r| r.ready).count().max(1);
                 ((q.queue.len() * 1000) / ready, (*name).clone())
