@@ -135,6 +135,54 @@ fn writer(mut conn: Connection, mut rx: tokio::sync::mpsc::UnboundedReceiver<(Wr
     }
 }
 
+/// What a batch leaves of one task: its last state, or nothing.
+enum Last<'a> {
+    Put(u64, &'a TaskStatus),
+    Delete,
+}
+
+/// The batch's net effect per task: a task submitted, started and
+/// finished within one batch is written once, in its final state (the
+/// table ends the same as if each write were applied in order).
+fn net(batch: &[(Write, Ack)]) -> Vec<(&str, Last<'_>)> {
+    let mut n = Net::default();
+    for (w, _) in batch {
+        match w {
+            Write::Put { seq, task } => n.record(&task.id, Last::Put(*seq, task)),
+            Write::PutMany(tasks) => {
+                for (seq, task) in tasks {
+                    n.record(&task.id, Last::Put(*seq, task));
+                }
+            }
+            Write::Delete(ids) => {
+                for id in ids {
+                    n.record(id, Last::Delete);
+                }
+            }
+        }
+    }
+    n.out
+}
+
+/// Each task's last write, in order of first appearance.
+#[derive(Default)]
+struct Net<'a> {
+    at: std::collections::HashMap<&'a str, usize>,
+    out: Vec<(&'a str, Last<'a>)>,
+}
+
+impl<'a> Net<'a> {
+    fn record(&mut self, id: &'a str, last: Last<'a>) {
+        match self.at.get(id) {
+            Some(&i) => self.out[i].1 = last,
+            None => {
+                self.at.insert(id, self.out.len());
+                self.out.push((id, last));
+            }
+        }
+    }
+}
+
 fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
@@ -142,27 +190,114 @@ fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()>
             "INSERT OR REPLACE INTO tasks (id, seq, agent, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut del = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
-        let mut put_row = |seq: u64, task: &TaskStatus| -> rusqlite::Result<()> {
-            let body = serde_json::to_string(task).unwrap_or_default();
-            let state = task.state.name();
-            put.execute(params![task.id, seq as i64, task.agent, state, body])?;
-            Ok(())
-        };
-        for (w, _) in batch {
-            match w {
-                Write::Put { seq, task } => put_row(*seq, task)?,
-                Write::PutMany(tasks) => {
-                    for (seq, task) in tasks {
-                        put_row(*seq, task)?;
-                    }
+        for (id, last) in net(batch) {
+            match last {
+                Last::Put(seq, task) => {
+                    let body = serde_json::to_string(task).unwrap_or_default();
+                    let state = task.state.name();
+                    put.execute(params![task.id, seq as i64, task.agent, state, body])?;
                 }
-                Write::Delete(ids) => {
-                    for id in ids {
-                        del.execute(params![id])?;
-                    }
+                Last::Delete => {
+                    del.execute(params![id])?;
                 }
             }
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::task::TaskState;
+
+    fn task(id: &str, state: TaskState) -> TaskStatus {
+        TaskStatus {
+            id: id.into(),
+            agent: "a".into(),
+            state,
+            attempts: 0,
+            replica: None,
+            priority: 0,
+            key: None,
+            context_id: None,
+            input: serde_json::Value::Null,
+            result: None,
+            error: None,
+            progress: None,
+            submitted_at: 0,
+            started_at: None,
+            finished_at: None,
+            timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_each_task_once_in_its_last_state() {
+        let batch: Vec<(Write, Ack)> = vec![
+            (
+                Write::PutMany(vec![
+                    (1, task("x", TaskState::Submitted)),
+                    (2, task("y", TaskState::Submitted)),
+                ]),
+                None,
+            ),
+            (
+                Write::Put {
+                    seq: 1,
+                    task: Box::new(task("x", TaskState::Working)),
+                },
+                None,
+            ),
+            (
+                Write::Put {
+                    seq: 1,
+                    task: Box::new(task("x", TaskState::Completed)),
+                },
+                None,
+            ),
+            (Write::Delete(vec!["y".into(), "z".into()]), None),
+        ];
+        let n = net(&batch);
+        let shown: Vec<String> = n
+            .iter()
+            .map(|(id, l)| match l {
+                Last::Put(seq, t) => format!("{id} put {seq} {}", t.state.name()),
+                Last::Delete => format!("{id} delete"),
+            })
+            .collect();
+        assert_eq!(shown, ["x put 1 completed", "y delete", "z delete"]);
+    }
+
+    #[test]
+    fn the_table_ends_as_if_every_write_were_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = open(&dir.path().join("state.db")).expect("open");
+        let first: Vec<(Write, Ack)> = vec![(
+            Write::PutMany(vec![(1, task("old", TaskState::Completed))]),
+            None,
+        )];
+        commit(&mut conn, &first).expect("commit");
+        let second: Vec<(Write, Ack)> = vec![
+            (
+                Write::PutMany(vec![(2, task("new", TaskState::Submitted))]),
+                None,
+            ),
+            (
+                Write::Put {
+                    seq: 2,
+                    task: Box::new(task("new", TaskState::Working)),
+                },
+                None,
+            ),
+            (Write::Delete(vec!["old".into()]), None),
+        ];
+        commit(&mut conn, &second).expect("commit");
+        let rows = load(&conn).expect("load");
+        let got: Vec<(u64, String, &str)> = rows
+            .iter()
+            .map(|r| (r.seq, r.task.id.clone(), r.task.state.name()))
+            .collect();
+        assert_eq!(got, [(2, "new".to_string(), "working")]);
+    }
 }
