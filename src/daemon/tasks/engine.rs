@@ -22,6 +22,8 @@ use crate::proto::TaskStatus;
 pub(super) const MAX_TIMEOUT_MS: u64 = 86_400_000;
 /// How often timeouts and retry delays are looked at.
 const TICK: Duration = Duration::from_millis(100);
+/// Ticks between refreshes of the shared figures (500 ms).
+const PUBLISH_EVERY: u64 = 5;
 
 /// One replica the engine routes to.
 pub(super) struct Rep {
@@ -285,6 +287,7 @@ impl Engine {
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
@@ -296,7 +299,13 @@ impl Engine {
                     if self.draining_waiters > 0 {
                         self.tell_drained();
                     }
-                    self.publish();
+                    // The figures are read once a second (the collector,
+                    // /metrics); refreshing them every tick costs an idle
+                    // daemon for nothing.
+                    ticks += 1;
+                    if ticks.is_multiple_of(PUBLISH_EVERY) {
+                        self.publish();
+                    }
                     // Followers that went away (a client that disconnected).
                     self.watchers.retain(|_, l| {
                         l.retain(|w| !w.is_closed());

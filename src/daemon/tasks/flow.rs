@@ -374,9 +374,14 @@ impl Engine {
     /// delay is over.
     pub(super) fn tick(&mut self) {
         let now = now_ms();
+        // Only tasks in flight can time out: look at those, not at every
+        // kept task.
         let late: Vec<(String, String, Option<u32>)> = self
-            .tasks
+            .agents
             .values()
+            .flat_map(|q| q.replicas.values())
+            .flat_map(|r| r.in_flight.iter())
+            .filter_map(|id| self.tasks.get(id))
             .filter(|e| e.t.state == TaskState::Working && e.deadline.is_some_and(|d| d <= now))
             .map(|e| (e.t.agent.clone(), e.t.id.clone(), e.t.replica))
             .collect();
