@@ -104,7 +104,7 @@ impl AgentQ {
             contexts: Contexts::default(),
             policy: policy(spec),
             stats: AgentStats::default(),
-            window: Default::default(),
+            window: super::stats::Window::starting(now_ms()),
             pending: 0,
             description: None,
             configured: true,

@@ -108,6 +108,15 @@ pub struct Window {
 }
 
 impl Window {
+    /// A window whose figures count from `now` (an agent just configured:
+    /// nothing finished yet), so tasks that end before the first refresh
+    /// are in its rates.
+    pub fn starting(now: u64) -> Window {
+        let mut w = Window::default();
+        w.points.push_back((now, 0, 0, Histogram::default()));
+        w
+    }
+
     /// Records the totals at `now` (at most a point every 5 s) and fills
     /// the windowed figures of `s` from the change since the window began.
     pub fn update(&mut self, now: u64, s: &mut AgentStats) {
