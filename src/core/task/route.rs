@@ -118,3 +118,64 @@ impl Contexts {
         self.served.is_empty()
     }
 }
+
+/// What skill routing knows of one agent offering the skill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Offer {
+    /// Tasks waiting in its queue.
+    pub queue: u64,
+    /// Tasks in flight now.
+    pub in_flight: u64,
+    /// Tasks its ready replicas may run at once.
+    pub capacity: u64,
+    /// Its mean run time so far, seconds (None before any task finished).
+    pub mean_secs: Option<f64>,
+}
+
+/// How long a new task would wait at this agent: the work ahead of it
+/// (waiting plus in flight beyond its room) times its mean run time,
+/// spread over its room. An agent with no ready replica waits as if it had
+/// one; one without history is taken to run tasks in `default_secs`.
+pub fn expected_wait(o: &Offer, default_secs: f64) -> f64 {
+    let room = o.capacity.max(1) as f64;
+    let ahead = o.queue as f64 + (o.in_flight as f64 - room).max(0.0) + 1.0;
+    let free_now = o.capacity > o.in_flight && o.queue == 0;
+    if free_now {
+        return 0.0;
+    }
+    ahead * o.mean_secs.unwrap_or(default_secs) / room
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    fn offer(queue: u64, in_flight: u64, capacity: u64, mean: f64) -> Offer {
+        Offer {
+            queue,
+            in_flight,
+            capacity,
+            mean_secs: Some(mean),
+        }
+    }
+
+    #[test]
+    fn the_shortest_expected_wait_weighs_queue_speed_and_room() {
+        // Free room and nothing waiting: no wait at all.
+        assert_eq!(expected_wait(&offer(0, 1, 4, 10.0), 1.0), 0.0);
+        // Same queue: the faster agent waits less.
+        let slow = expected_wait(&offer(10, 4, 4, 2.0), 1.0);
+        let fast = expected_wait(&offer(10, 4, 4, 0.5), 1.0);
+        assert!(fast < slow);
+        // A longer queue on a fast agent can still beat a short one on a
+        // slow agent, and more room shortens the wait.
+        assert!(
+            expected_wait(&offer(40, 8, 8, 0.1), 1.0) < expected_wait(&offer(2, 1, 1, 5.0), 1.0)
+        );
+        assert!(
+            expected_wait(&offer(10, 8, 8, 1.0), 1.0) < expected_wait(&offer(10, 2, 2, 1.0), 1.0)
+        );
+        // No ready replica: as if it had one.
+        assert_eq!(expected_wait(&offer(3, 0, 0, 1.0), 1.0), 4.0);
+    }
+}

@@ -20,8 +20,8 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> ErrorReply {
 
 impl Engine {
     /// The agent a submit goes to: the one named, or among those offering
-    /// the skill the one with the shortest expected wait (waiting tasks per
-    /// ready replica).
+    /// the skill the one with the shortest expected wait (the work ahead
+    /// times its mean run time, over its room: `route::expected_wait`).
     fn target(&self, s: &Submit) -> Result<String, ErrorReply> {
         if let Some(a) = &s.agent {
             return if self.agents.get(a).is_some_and(|q| q.configured) {
@@ -34,13 +34,22 @@ impl Engine {
             };
         }
         let skill = s.skill.as_deref().unwrap_or_default();
+        use crate::core::task::route::{Offer, expected_wait};
+        let wait = |q: &super::engine::AgentQ| {
+            let ready = q.replicas.values().filter(|r| r.ready && !r.draining);
+            let offer = Offer {
+                queue: (q.queue.len() + q.pending) as u64,
+                in_flight: q.replicas.values().map(|r| r.in_flight.len() as u64).sum(),
+                capacity: ready.map(|r| u64::from(r.concurrency)).sum(),
+                mean_secs: (q.stats.run.count > 0)
+                    .then(|| q.stats.run.sum / q.stats.run.count as f64),
+            };
+            expected_wait(&offer, 1.0)
+        };
         self.agents
             .iter()
             .filter(|(_, q)| q.configured && q.offers(skill))
-            .min_by_key(|(name, q)| {
-                let ready = q.replicas.values().filter(|r| r.ready).count().max(1);
-                ((q.queue.len() * 1000) / ready, (*name).clone())
-            })
+            .min_by(|(a, qa), (b, qb)| wait(qa).total_cmp(&wait(qb)).then_with(|| a.cmp(b)))
             .map(|(n, _)| n.clone())
             .ok_or_else(|| {
                 err(
