@@ -226,6 +226,9 @@ fn main() {
         let _ = std::fs::remove_file(record_path());
     });
     drop(d);
+    if std::env::var("BENCH_KILL").as_deref() != Ok("0") {
+        kill_rerun(bin);
+    }
     if std::env::var("BENCH_IDLE").as_deref() != Ok("0") {
         let plain = format!("command = [\"sleep\", \"100000\"]\n");
         let task = format!(
@@ -273,4 +276,130 @@ fn idle_cpu(bin: &str, agent: &str) -> f64 {
     std::thread::sleep(Duration::from_secs(30));
     let used = (ticks(d.child.id()) - c0) / 100.0;
     used / t0.elapsed().as_secs_f64() * 100.0
+}
+
+/// A metric's value for agent `echo` from /metrics (0 when absent).
+fn gauge(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let prefix = format!("{name}{{agent=\"echo\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Re-runs after a kill -9 at full speed: batches submitted as fast as
+/// the daemon takes them for 5 s, SIGKILL, a restart on the same data dir,
+/// then every acknowledged task must have run, and the agent's record
+/// says how many ran twice.
+fn kill_rerun(bin: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("record.log");
+    std::fs::write(
+        dir.path().join("a.toml"),
+        format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
+             protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n\
+             env = {{ ECHO_RECORD = \"{}\" }}\n",
+            record.display()
+        ),
+    )
+    .expect("config");
+    let spawn = || {
+        Command::new(bin)
+            .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
+            .args(["daemon", "--config"])
+            .arg(dir.path().join("a.toml"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("daemon")
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut child = spawn();
+    let acked: Vec<String> = rt.block_on(async {
+        let (run, data) = (dir.path().join("rt/autonomos"), dir.path().join("data"));
+        let t = Instant::now();
+        let mut c = loop {
+            if let Ok(c) = Client::connect_local(&run, &data).await {
+                break c;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "daemon did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut acked = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            let s = Submit {
+                agent: Some("echo".into()),
+                skill: None,
+                tasks: (0..2000)
+                    .map(|i| NewTask {
+                        input: serde_json::json!({ "n": i }),
+                        key: None,
+                        context_id: None,
+                    })
+                    .collect(),
+                priority: 0,
+                timeout_ms: None,
+            };
+            if let Ok(Response::Tasks { tasks }) = c.request(Request::TaskSubmit(s)).await {
+                acked.extend(tasks.into_iter().map(|t| t.id));
+            }
+        }
+        acked
+    });
+    if let Some(p) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let d = Daemon {
+        child: spawn(),
+        dir,
+    };
+    let t = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let q = gauge(port, "autonomos_task_queue_length");
+        let f = gauge(port, "autonomos_task_in_flight");
+        if q == Some(0.0) && f == Some(0.0) {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            println!("| kill -9 at full speed | the queue did not drain after the restart |");
+            return;
+        }
+    }
+    let rec = std::fs::read_to_string(&record).unwrap_or_default();
+    let mut runs: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    for l in rec.lines() {
+        if let Some(id) = l.split(' ').next() {
+            *runs.entry(id).or_default() += 1;
+        }
+    }
+    let missing = acked
+        .iter()
+        .filter(|id| !runs.contains_key(id.as_str()))
+        .count();
+    let twice = runs.values().filter(|n| **n > 1).count();
+    println!(
+        "| kill -9 at full speed (5 s of batches, then SIGKILL and a restart) | {} acknowledged, {missing} never ran, {twice} ran more than once ({:.2} %) |",
+        acked.len(),
+        twice as f64 * 100.0 / acked.len().max(1) as f64
+    );
+    drop(d);
 }

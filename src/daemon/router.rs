@@ -194,7 +194,15 @@ impl Router {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => format!("refused: {}", e.message),
             };
-            self.audit(&who, action, args, &result);
+            tracing::info!(target: "autonomos::audit", who = %who, action, args = %args, result = %result, "task request");
+            // The answer goes out once its record is on disk, as for every
+            // operator action.
+            if let Some(durable) = self.audit_durable(&who, action, args, &result) {
+                let wait = crate::daemon::server::AUDIT_WAIT;
+                if !matches!(tokio::time::timeout(wait, durable).await, Ok(Ok(Ok(_)))) {
+                    tracing::error!(target: "autonomos::audit", who = %who, action, "audit record not durable");
+                }
+            }
         }
         answer
     }

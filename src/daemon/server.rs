@@ -288,7 +288,7 @@ where
             }
         };
         if request.mutates() {
-            tracing::info!(target: "autonomos::audit", peer = %peer, uid = peer.uid, pid = peer.pid, ssh = peer.ssh.as_deref(), request = ?request, "operator request");
+            tracing::info!(target: "autonomos::audit", peer = %peer, uid = peer.uid, pid = peer.pid, ssh = peer.ssh.as_deref(), request = %request.describe(), "operator request");
         }
         if request == Request::Subscribe {
             let _ = sub_tx.try_send(());
@@ -382,9 +382,17 @@ async fn answer(
     peer: &Peer,
     request: Request,
 ) -> Result<Response, proto::ErrorReply> {
+    if request.audited_by_tasks() {
+        // The task layer keeps its own (compact) audit record.
+        return sup.request_as(request, peer.who()).await;
+    }
     let mutates = request.mutates();
-    let desc = format!("{request:?}");
-    let args = serde_json::to_value(&request).unwrap_or_default();
+    let desc = request.describe();
+    let args = if mutates {
+        serde_json::to_value(&request).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
     let mut result = sup.request_as(request, peer.who()).await;
     if mutates {
         let action = args["op"].as_str().unwrap_or("request").replace('_', "-");

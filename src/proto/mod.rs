@@ -197,6 +197,31 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request for a log line: a task submit by its size, not its
+    /// inputs (a batch may carry megabytes).
+    pub fn describe(&self) -> String {
+        match self {
+            Request::TaskSubmit(s) => format!(
+                "TaskSubmit {{ agent: {:?}, skill: {:?}, tasks: {}, priority: {} }}",
+                s.agent,
+                s.skill,
+                s.tasks.len(),
+                s.priority
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Task submits, cancels and retries: the task layer records them on
+    /// the audit trail itself (by size, with the ids), whatever door they
+    /// came through.
+    pub fn audited_by_tasks(&self) -> bool {
+        matches!(
+            self,
+            Request::TaskSubmit(_) | Request::TaskCancel { .. } | Request::TaskRetry { .. }
+        )
+    }
+
     /// True for requests that change something (recorded with the peer).
     pub fn mutates(&self) -> bool {
         !matches!(
