@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod autoscale;
 pub mod backoff;
 pub mod incident;
 pub mod keys;
