@@ -219,6 +219,9 @@ pub struct AgentSpec {
     pub tasks: Option<TaskSpec>,
     /// What it is for, in a sentence (the console, the A2A Agent Card).
     pub description: Option<String>,
+    /// `autoscale = { ... }`: the autoscaler sets its replicas.
+    #[serde(skip)]
+    pub autoscale: Option<crate::core::autoscale::Spec>,
 }
 
 /// How a task agent (`protocol = "jsonrpc"`) takes work.

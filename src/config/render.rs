@@ -298,6 +298,33 @@ fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
         ),
     };
     line(out, ind, "protocol", &protocol);
+    if let Some(s) = &a.autoscale {
+        line(out, ind, "autoscale", &autoscale_line(s));
+    }
+}
+
+/// `min 1, max 8, queue_per_replica 5, …` in the config's own words.
+fn autoscale_line(s: &crate::core::autoscale::Spec) -> String {
+    use crate::core::autoscale::Target;
+    let ms = |m: u64| format_duration(std::time::Duration::from_millis(m));
+    let mut parts = vec![format!("min {}, max {}", s.min, s.max)];
+    for t in &s.targets {
+        parts.push(match t {
+            Target::LatencyP95(v) => format!("latency_p95 {}", ms((v * 1000.0) as u64)),
+            other => format!("{} {}", other.name(), other.value()),
+        });
+    }
+    parts.push(format!("tolerance {}", s.tolerance));
+    parts.push(format!("scale_down_window {}", ms(s.scale_down_window_ms)));
+    parts.push(format!("cooldown {}", ms(s.cooldown_ms)));
+    parts.push(format!("max_step_up {}", s.max_step_up));
+    if let Some(h) = s.predict_horizon_ms {
+        parts.push(format!("predict {} ahead", ms(h)));
+    }
+    if s.min == 0 {
+        parts.push(format!("idle_window {}", ms(s.idle_window_ms)));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

@@ -238,6 +238,7 @@ mod tests {
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
             tasks: None,
             description: None,
+            autoscale: None,
         }
     }
 

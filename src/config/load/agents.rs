@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-pub(super) const AGENT_KEYS: [&str; 22] = [
+pub(super) const AGENT_KEYS: [&str; 23] = [
     "command",
     "cwd",
     "env",
@@ -20,6 +20,7 @@ pub(super) const AGENT_KEYS: [&str; 22] = [
     "depends_on",
     "recovery",
     "description",
+    "autoscale",
     // Task agents (`tasks.rs`), in `TASK_KEYS` order.
     "protocol",
     "concurrency",
@@ -107,6 +108,7 @@ impl Checker<'_> {
             depends_on,
             recovery,
             description,
+            autoscale,
             task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
@@ -196,6 +198,9 @@ impl Checker<'_> {
             self.resources(t, &name, &agent, &mut spec.resources, pool);
         }
         self.task_keys(task, table_name, &mut draft.spec);
+        if let Some((_, v)) = autoscale {
+            self.autoscale(v, table_name, &mut draft.spec);
+        }
         if let Some((_, v)) = depends_on {
             self.depends_on(v, field("depends_on"), draft);
         }

@@ -24,6 +24,7 @@ use super::model::{
 use crate::core::alert::Rule;
 
 mod agents;
+mod autoscale;
 mod gateway;
 mod observe;
 mod sections;
@@ -99,6 +100,7 @@ fn default_agent(name: String) -> AgentSpec {
         depends_on: Vec::new(),
         tasks: None,
         description: None,
+        autoscale: None,
     }
 }
 

@@ -130,3 +130,63 @@ description = "Writes code"
         e[0]
     );
 }
+
+#[test]
+fn autoscale_loads_with_its_targets_and_refuses_what_cannot_work() {
+    let cfg = ok(r#"
+[agents.coder]
+command = ["x"]
+protocol = "jsonrpc"
+autoscale = { min = 0, max = 6, queue_per_replica = 5, latency_p95 = "2s", predict = true, idle_window = "2m", cooldown = "10s" }
+
+[agents.web]
+command = ["x"]
+replicas = 1
+autoscale = { min = 2, max = 4, cpu = 0.5 }
+"#);
+    let s = cfg.agents[0].autoscale.as_ref().expect("autoscale");
+    assert_eq!((s.min, s.max), (0, 6));
+    assert_eq!(s.targets.len(), 2);
+    assert_eq!(s.predict_horizon_ms, Some(60_000));
+    assert_eq!(s.idle_window_ms, 120_000);
+    assert_eq!(s.cooldown_ms, 10_000);
+    assert_eq!(cfg.agents[1].replicas, 2, "starts at min");
+    let shown = cfg.render_effective();
+    assert!(
+        shown.contains("min 0, max 6, queue_per_replica 5, latency_p95 2s"),
+        "{shown}"
+    );
+
+    let e =
+        errors("[agents.a]\ncommand = [\"x\"]\nautoscale = { max = 4, queue_per_replica = 5 }\n");
+    assert!(e[0].message.contains("needs a task agent"), "{}", e[0]);
+    assert_eq!(e[0].line, 3);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nautoscale = { min = 1, max = 4 }\n");
+    assert!(e[0].message.contains("has no target"), "{}", e[0]);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nautoscale = { min = 5, max = 4, cpu = 1 }\n");
+    assert!(e[0].message.contains("more than `max`"), "{}", e[0]);
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nautoscale = { max = 4, cpu = 1, idle_window = \"1m\" }\n",
+    );
+    assert!(e[0].message.contains("only with min = 0"), "{}", e[0]);
+    let e =
+        errors("[agents.a]\ncommand = [\"x\"]\nreplicas = 9\nautoscale = { max = 4, cpu = 1 }\n");
+    assert!(
+        e[0].message.contains("more than autoscale's max"),
+        "{}",
+        e[0]
+    );
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nautoscale = { max = 4, utilization = 2 }\n",
+    );
+    assert!(e[0].message.contains("utilization"), "{}", e[0]);
+    let e =
+        errors("[agents.a]\ncommand = [\"x\"]\nautoscale = { max = 4, cpu = 1, targets = 3 }\n");
+    assert!(
+        e[0].help
+            .as_deref()
+            .is_some_and(|h| h.contains("queue_per_replica")),
+        "{}",
+        e[0]
+    );
+}
