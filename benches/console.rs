@@ -59,6 +59,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             memory_limit: None,
             memory_limit_action: "restart".into(),
             tasks: None,
+            autoscale: None,
         })
         .collect();
     FleetStatus {

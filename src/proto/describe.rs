@@ -57,6 +57,10 @@ impl fmt::Display for Request {
             Request::TaskGet { id } => write!(f, "task {id}"),
             Request::TaskCancel { id } => write!(f, "cancel task {id}"),
             Request::TaskRetry { id } => write!(f, "retry task {id}"),
+            Request::AutoscaleStatus { .. } => f.write_str("autoscale status"),
+            Request::AutoscaleSet { agent, on } => {
+                write!(f, "autoscale {} {agent}", if *on { "on" } else { "off" })
+            }
             Request::Restore { agent, .. } => match agent {
                 Some(a) => write!(f, "restore {a}"),
                 None => f.write_str("restore"),

@@ -183,6 +183,17 @@ pub enum Request {
     TaskRetry {
         id: String,
     },
+    /// The autoscaler's view of one agent (or every autoscaled agent).
+    AutoscaleStatus {
+        #[serde(default)]
+        agent: Option<String>,
+    },
+    /// Turns autoscaling on or off for an agent (a manual `scale` turns it
+    /// off).
+    AutoscaleSet {
+        agent: String,
+        on: bool,
+    },
     /// Run the recovery workflow for an agent (or, without one, every agent
     /// whose context the snapshot holds): the snapshot `snapshot` (an id
     /// prefix), or the newest at or before `at` (ms), or the newest.
@@ -236,6 +247,7 @@ impl Request {
                 | Request::AlertHistory { .. }
                 | Request::TaskList { .. }
                 | Request::TaskGet { .. }
+                | Request::AutoscaleStatus { .. }
         )
     }
 }
@@ -315,6 +327,9 @@ pub enum Response {
     /// existing task), listed, or one task.
     Tasks {
         tasks: Vec<TaskStatus>,
+    },
+    Autoscale {
+        agents: Vec<(String, AutoscaleStatus)>,
     },
 }
 

@@ -85,6 +85,48 @@ pub struct AgentStatus {
     /// For task agents (`protocol = "jsonrpc"`): the queue and how it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<TaskSummary>,
+    /// The autoscaler's view, for agents with `autoscale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
+}
+
+/// The autoscaler and one agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoscaleStatus {
+    /// Off after a manual `scale` until `autoscale on`.
+    pub enabled: bool,
+    pub min: u32,
+    pub max: u32,
+    /// Its current decision (the agent's desired replicas).
+    pub desired: u32,
+    /// Before stabilization: the largest recommendation (forecast included).
+    pub recommended: u32,
+    pub targets: Vec<TargetStatus>,
+    /// Why the last decision is what it is.
+    pub reason: String,
+    /// The latest changes it made, newest last.
+    pub recent: Vec<ScaleDecision>,
+    pub ups: u64,
+    pub downs: u64,
+}
+
+/// One target: what it aims for, what it measures now, what it asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub target: f64,
+    pub current: Option<f64>,
+    pub recommends: u32,
+    pub note: String,
+}
+
+/// A change the autoscaler made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleDecision {
+    pub at: Millis,
+    pub from: u32,
+    pub to: u32,
+    pub reason: String,
 }
 
 /// A task agent's queue at a glance.
@@ -645,6 +687,7 @@ mod tests {
                     memory_limit: None,
                     memory_limit_action: "restart".into(),
                     tasks: None,
+                    autoscale: None,
                 })
                 .collect(),
             host: HostStatus::default(),

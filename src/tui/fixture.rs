@@ -75,6 +75,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         memory_limit: Some(1 << 30),
         memory_limit_action: "restart".into(),
         tasks: None,
+        autoscale: None,
     }
 }
 

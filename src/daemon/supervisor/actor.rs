@@ -137,6 +137,8 @@ pub(super) struct Actor {
     pub backups: Option<BackupWatch>,
     pub recoveries: Option<mpsc::UnboundedSender<RecoveryJob>>,
     pub tasks: Option<crate::daemon::tasks::Tasks>,
+    /// The autoscaler's memory, per agent name.
+    pub autos: super::autoscale::Autos,
     /// When each agent's automatic recovery ran in this daemon's life.
     pub recovered: HashMap<String, Vec<Millis>>,
     /// What clients last heard of the audit trail and backups: (newest
@@ -225,6 +227,7 @@ impl Actor {
             backups: services.backups,
             recoveries: services.recoveries,
             tasks: services.tasks,
+            autos: Default::default(),
             recovered: Default::default(),
             audit_seen: (0, false, None),
             notifiers_seen: 0,

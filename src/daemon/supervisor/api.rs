@@ -28,6 +28,35 @@ impl Actor {
                 }));
             }
             Request::Scale { agent, replicas } => self.scale(&agent, replicas, answer, who),
+            Request::AutoscaleStatus { agent } => {
+                let agents = (0..self.agents.len())
+                    .filter(|&ai| !self.agents[ai].removed)
+                    .filter(|&ai| {
+                        agent
+                            .as_ref()
+                            .is_none_or(|n| *n == self.agents[ai].spec.name)
+                    })
+                    .filter_map(|ai| {
+                        let a = &self.agents[ai];
+                        Some((a.spec.name.clone(), self.autoscale_status(a)?))
+                    })
+                    .collect::<Vec<_>>();
+                let reply = match (&agent, agents.is_empty()) {
+                    (Some(a), true) => Err(err(
+                        ErrorKind::Invalid,
+                        format!("`{a}` is not an agent with `autoscale`"),
+                    )),
+                    _ => Ok(Response::Autoscale { agents }),
+                };
+                let _ = answer.send(reply);
+            }
+            Request::AutoscaleSet { agent, on } => {
+                let reply = self
+                    .autoscale_set(&agent, on)
+                    .map(|message| Response::Done { message })
+                    .map_err(|m| err(ErrorKind::Invalid, m));
+                let _ = answer.send(reply);
+            }
             Request::Start { agent } => self.start_or_stop(&agent, AgentChange::Start, answer, who),
             Request::Stop { agent } => self.start_or_stop(&agent, AgentChange::Stop, answer, who),
             Request::Restart { agent, replica } => self.restart(&agent, replica, answer),

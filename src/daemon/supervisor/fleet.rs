@@ -9,6 +9,7 @@ use crate::proto::{ErrorKind, Request, Response, ServerEvent};
 
 impl Actor {
     pub(super) fn scale(&mut self, agent: &str, replicas: u32, answer: Answer, who: &str) {
+        self.manual_scale(agent, who);
         let ai = match self.find(agent) {
             Ok(ai) => ai,
             Err(e) => return drop(answer.send(Err(e))),
@@ -149,7 +150,13 @@ impl Actor {
     /// answered) only once it is durable, so what runs always equals what
     /// a restarted daemon would run. Changes to one agent are written one
     /// at a time, in the order they arrived.
-    fn change_agent(&mut self, ai: usize, change: AgentChange, answer: Answer, who: &str) {
+    pub(super) fn change_agent(
+        &mut self,
+        ai: usize,
+        change: AgentChange,
+        answer: Answer,
+        who: &str,
+    ) {
         let who = who.to_string();
         let a = &self.agents[ai];
         let (desired, enabled) = match change {

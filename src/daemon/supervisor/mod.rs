@@ -15,6 +15,7 @@
 mod actor;
 mod alerts;
 mod api;
+mod autoscale;
 mod events;
 mod execute;
 mod fleet;

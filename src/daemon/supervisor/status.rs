@@ -102,6 +102,7 @@ impl Actor {
             memory_limit_action: format!("{:?}", res.memory_limit_action).to_lowercase(),
             log_dropped: a.output.stats.dropped.load(Ordering::Relaxed),
             tasks: self.tasks.as_ref().and_then(|t| t.summary(&a.spec.name)),
+            autoscale: self.autoscale_status(a),
             replicas_omitted: 0,
             replicas: a
                 .replicas

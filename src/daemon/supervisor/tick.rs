@@ -245,6 +245,7 @@ impl Actor {
     fn observe_tick(&mut self) {
         let started = Instant::now();
         let now = self.clock.now();
+        self.autoscale_tick(now);
         let facts = self.facts(now);
         self.observe
             .tick(now, &self.host, &facts, self.health.total_errors());
