@@ -83,6 +83,13 @@ fn http(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req.push_str("Content-Type: application/json\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -279,6 +286,16 @@ fn the_gateway_guards_itself_and_refuses_with_a2a_errors() {
         &send_body("m0", r#"[{"text":"x"}]"#, true),
     );
     assert_eq!(code, 404, "{body}");
+    // A body a browser page could send cross-origin without a preflight.
+    let plain = [a[0], ("Content-Type", "text/plain")];
+    let (code, body) = http(
+        port,
+        "POST",
+        "/agents/echo/message:send",
+        &plain,
+        &send_body("m-x", r#"[{"text":"x"}]"#, true),
+    );
+    assert_eq!(code, 415, "{body}");
     let (code, body) = http(port, "POST", "/agents/echo/message:send", &a, "{not json");
     assert_eq!(code, 400);
     assert!(body.contains("not JSON"), "{body}");

@@ -21,6 +21,10 @@ use tokio::sync::oneshot;
 use crate::core::audit::{Checkpoint, GENESIS, Record, Rotation, hex, unhex};
 use crate::daemon::health::{Health, Part};
 
+/// How long the answer to a mutating request waits for its audit record
+/// to reach the disk before it goes out with a warning instead.
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A signed checkpoint every this many records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
 const QUEUE: usize = 65_536;

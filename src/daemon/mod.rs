@@ -58,21 +58,6 @@ pub enum DaemonError {
     },
 }
 
-/// Starts the A2A gateway when `[gateway] listen` is set.
-fn start_gateway(
-    (spec, max_input): (crate::config::GatewaySpec, u64),
-    tasks: &tasks::Tasks,
-    router: &Router,
-) -> Result<(), DaemonError> {
-    let started = gateway::start(&spec, max_input, tasks.clone(), router.clone())
-        .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
-    if let Some(g) = started {
-        let scheme = if g.tls { "https" } else { "http" };
-        tracing::info!(url = %format!("{scheme}://{}/agents/", g.addr), "A2A gateway listening");
-    }
-    Ok(())
-}
-
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let what = what.into();
     move |source| DaemonError::Io { what, source }
@@ -180,7 +165,8 @@ impl Daemon {
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
         let (recoveries, jobs) = tokio::sync::mpsc::unbounded_channel();
         let state_db = layout.state_db();
-        let gateway_spec = (opts.config.gateway.clone(), opts.config.tasks.max_input);
+        let gateway = gateway::bind(&opts.config.gateway, opts.config.tasks.max_input)
+            .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
         let tasks = tasks::Tasks::start(&state_db, &opts.config)
             .map_err(|e| io("cannot start the task engine")(std::io::Error::other(e)))?;
         let (supervisor, join) = supervisor::start(
@@ -217,7 +203,11 @@ impl Daemon {
         ));
         let router = Router::new(supervisor, Some(settings), Some(audit.clone()), state_db)
             .with_tasks(tasks.clone());
-        start_gateway(gateway_spec, &tasks, &router)?;
+        if let Some(g) = gateway {
+            let g = g.serve(tasks.clone(), router.clone());
+            let scheme = if g.tls { "https" } else { "http" };
+            tracing::info!(url = %format!("{scheme}://{}/agents/", g.addr), "A2A gateway listening");
+        }
         let stop_server = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server::serve(
             listener,

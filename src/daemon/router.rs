@@ -180,6 +180,21 @@ impl Router {
             Request::TaskRetry { id } => Some(("task-retry", serde_json::json!({ "id": id }))),
             _ => None,
         };
+        // The request and its record run to the end even if the caller
+        // goes away meanwhile (a gateway client that disconnects): what
+        // the engine took is on the trail.
+        let this = self.clone();
+        let work = tokio::spawn(async move { this.task_done(req, who, audited).await });
+        work.await
+            .unwrap_or_else(|_| Err(err(ErrorKind::Storage, "the task request was interrupted")))
+    }
+
+    async fn task_done(
+        &self,
+        req: Request,
+        who: String,
+        audited: Option<(&'static str, serde_json::Value)>,
+    ) -> Result<Response, ErrorReply> {
         let answer = self.task_answer(req).await;
         if let Some((action, mut args)) = audited {
             let result = match &answer {
@@ -198,7 +213,7 @@ impl Router {
             // The answer goes out once its record is on disk, as for every
             // operator action.
             if let Some(durable) = self.audit_durable(&who, action, args, &result) {
-                let wait = crate::daemon::server::AUDIT_WAIT;
+                let wait = crate::daemon::audit::DURABLE_WAIT;
                 if !matches!(tokio::time::timeout(wait, durable).await, Ok(Ok(Ok(_)))) {
                     tracing::error!(target: "autonomos::audit", who = %who, action, "audit record not durable");
                 }

@@ -39,9 +39,7 @@ pub const MAX_PENDING: usize = 256;
 pub const MAX_CLIENTS: usize = 512;
 /// Responses waiting to be written to one client.
 const OUT_QUEUE: usize = 64;
-/// How long the answer to a mutating request waits for its audit record
-/// to reach the disk before it goes out with a warning instead.
-pub const AUDIT_WAIT: Duration = Duration::from_secs(10);
+pub use crate::daemon::audit::DURABLE_WAIT as AUDIT_WAIT;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -144,9 +144,7 @@ impl Checker<'_> {
         if let Some((_, v)) = replicas {
             spec.replicas = self.replicas(v, field("replicas")).unwrap_or(spec.replicas);
         }
-        if let Some((_, v)) = description {
-            spec.description = self.description(v, field("description"));
-        }
+        spec.description = description.and_then(|(_, v)| self.description(v, field("description")));
         if let Some((_, v)) = recovery {
             let options = [("none", false), ("restore-latest", true)];
             spec.restore_latest = self.choice(v, field("recovery"), &options).unwrap_or(false);

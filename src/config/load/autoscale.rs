@@ -76,39 +76,110 @@ impl Checker<'_> {
             s.max = n as u32;
         }
         let plain = agent.tasks.is_none();
-        if let Some(v) = self.target(queue, &name, plain)
-            && let Some(x) = self.number_in(v, field("queue_per_replica"), 0.1, 1e6)
-        {
-            s.targets.push(Target::QueuePerReplica(x));
-        }
-        if let Some(v) = self.target(util, &name, plain)
-            && let Some(x) = self.number_in(v, field("utilization"), 0.05, 1.0)
-        {
-            s.targets.push(Target::Utilization(x));
-        }
-        if let Some(v) = self.target(latency, &name, plain)
-            && let Some(d) = self.duration_max(v, field("latency_p95"), HOUR)
-        {
-            s.targets
-                .push(Target::LatencyP95(d.as_secs_f64().max(0.001)));
-        }
-        if let Some(v) = self.target(cpu, &name, false)
-            && let Some(x) = self.number_in(v, field("cpu"), 0.01, 1024.0)
-        {
-            s.targets.push(Target::Cpu(x));
-        }
-        if s.targets.is_empty()
-            && queue.is_none()
-            && util.is_none()
-            && latency.is_none()
-            && cpu.is_none()
-        {
+        self.autoscale_targets([queue, util, latency, cpu], &name, plain, &mut s);
+        if s.targets.is_empty() && [queue, util, latency, cpu].iter().all(Option::is_none) {
             self.problem(
                 v.span(),
                 format!("[{name}] has no target"),
                 Some("add one or more of queue_per_replica, utilization, latency_p95, cpu".into()),
             );
         }
+        self.autoscale_tuning(
+            [tolerance, window, cooldown, step, predict, idle, horizon],
+            &name,
+            plain,
+            &mut s,
+        );
+        if s.min > s.max {
+            let at = min.or(max).map_or(v.span(), |(_, v)| v.span());
+            self.problem(
+                at,
+                format!(
+                    "`min` ({}) in [{name}] is more than `max` ({})",
+                    s.min, s.max
+                ),
+                None,
+            );
+            return;
+        }
+        // `replicas` is the count it starts with, at least `min`.
+        agent.replicas = agent.replicas.max(s.min);
+        if agent.replicas > s.max {
+            self.problem(
+                v.span(),
+                format!(
+                    "`replicas` ({}) of [{table_name}] is more than autoscale's max ({})",
+                    agent.replicas, s.max
+                ),
+                Some("with autoscale, `replicas` is the count it starts with".into()),
+            );
+            return;
+        }
+        agent.autoscale = Some(s);
+    }
+
+    /// A target's value, unless it measures tasks and the agent is a plain
+    /// process (`plain`), which is reported.
+    fn target<'a, 'i>(
+        &mut self,
+        entry: Option<Entry<'a, 'i>>,
+        table: &str,
+        plain: bool,
+    ) -> Option<&'a Value<'i>> {
+        let (k, v) = entry?;
+        if plain {
+            let key: &str = k.get_ref();
+            self.problem(
+                k.span(),
+                format!("`{key}` in [{table}] needs a task agent (it measures the task queue)"),
+                Some("add protocol = \"jsonrpc\", or scale on cpu".into()),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// The targets of `autoscale`, in the order they are listed in `KEYS`.
+    fn autoscale_targets(
+        &mut self,
+        [queue, util, latency, cpu]: [Option<Entry<'_, '_>>; 4],
+        name: &str,
+        plain: bool,
+        s: &mut Spec,
+    ) {
+        let field = |key| Field { key, table: name };
+        if let Some(v) = self.target(queue, name, plain)
+            && let Some(x) = self.number_in(v, field("queue_per_replica"), 0.1, 1e6)
+        {
+            s.targets.push(Target::QueuePerReplica(x));
+        }
+        if let Some(v) = self.target(util, name, plain)
+            && let Some(x) = self.number_in(v, field("utilization"), 0.05, 1.0)
+        {
+            s.targets.push(Target::Utilization(x));
+        }
+        if let Some(v) = self.target(latency, name, plain)
+            && let Some(d) = self.duration_max(v, field("latency_p95"), HOUR)
+        {
+            s.targets
+                .push(Target::LatencyP95(d.as_secs_f64().max(0.001)));
+        }
+        if let Some(v) = self.target(cpu, name, false)
+            && let Some(x) = self.number_in(v, field("cpu"), 0.01, 1024.0)
+        {
+            s.targets.push(Target::Cpu(x));
+        }
+    }
+
+    /// How `autoscale` decides: tolerance, windows, step, forecast.
+    fn autoscale_tuning(
+        &mut self,
+        [tolerance, window, cooldown, step, predict, idle, horizon]: [Option<Entry<'_, '_>>; 7],
+        name: &str,
+        plain: bool,
+        s: &mut Spec,
+    ) {
+        let field = |key| Field { key, table: name };
         if let Some((_, v)) = tolerance
             && let Some(x) = self.number_in(v, field("tolerance"), 0.0, 0.9)
         {
@@ -160,52 +231,5 @@ impl Checker<'_> {
                 None => {}
             }
         }
-        if s.min > s.max {
-            let at = min.or(max).map_or(v.span(), |(_, v)| v.span());
-            self.problem(
-                at,
-                format!(
-                    "`min` ({}) in [{name}] is more than `max` ({})",
-                    s.min, s.max
-                ),
-                None,
-            );
-            return;
-        }
-        // `replicas` is the count it starts with, at least `min`.
-        agent.replicas = agent.replicas.max(s.min);
-        if agent.replicas > s.max {
-            self.problem(
-                v.span(),
-                format!(
-                    "`replicas` ({}) of [{table_name}] is more than autoscale's max ({})",
-                    agent.replicas, s.max
-                ),
-                Some("with autoscale, `replicas` is the count it starts with".into()),
-            );
-            return;
-        }
-        agent.autoscale = Some(s);
-    }
-
-    /// A target's value, unless it measures tasks and the agent is a plain
-    /// process (`plain`), which is reported.
-    fn target<'a, 'i>(
-        &mut self,
-        entry: Option<Entry<'a, 'i>>,
-        table: &str,
-        plain: bool,
-    ) -> Option<&'a Value<'i>> {
-        let (k, v) = entry?;
-        if plain {
-            let key: &str = k.get_ref();
-            self.problem(
-                k.span(),
-                format!("`{key}` in [{table}] needs a task agent (it measures the task queue)"),
-                Some("add protocol = \"jsonrpc\", or scale on cpu".into()),
-            );
-            return None;
-        }
-        Some(v)
     }
 }

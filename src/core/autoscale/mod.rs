@@ -293,21 +293,7 @@ pub fn decide(spec: &Spec, state: &mut State, now: Millis, m: &Metrics) -> Decis
         }
     }
     if spec.min == 0 {
-        let idle_long = state
-            .idle_since
-            .is_some_and(|s| now.saturating_sub(s) >= spec.idle_window_ms);
-        if idle_long {
-            if cur > 0 {
-                why.push(format!("idle for {}s: to zero", spec.idle_window_ms / 1000));
-            }
-            to = 0;
-        } else if cur == 0 && m.queue > 0.0 {
-            why.push("a task waits: waking".into());
-            to = to.max(1);
-        } else if to == 0 && cur > 0 {
-            // Not idle long enough: one stays.
-            to = 1;
-        }
+        to = sleep_or_wake(spec, state, now, m, to, &mut why);
     }
     if to < spec.min {
         why.push(format!("min {}", spec.min));
@@ -340,4 +326,33 @@ pub fn decide(spec: &Spec, state: &mut State, now: Millis, m: &Metrics) -> Decis
         recommendations: recs,
         reason,
     }
+}
+
+/// With `min = 0`: to zero once idle for the idle window; a waiting task
+/// wakes a sleeping agent; until the window ends one replica stays.
+fn sleep_or_wake(
+    spec: &Spec,
+    state: &State,
+    now: Millis,
+    m: &Metrics,
+    mut to: u32,
+    why: &mut Vec<String>,
+) -> u32 {
+    let cur = m.current;
+    let idle_long = state
+        .idle_since
+        .is_some_and(|s| now.saturating_sub(s) >= spec.idle_window_ms);
+    if idle_long {
+        if cur > 0 {
+            why.push(format!("idle for {}s: to zero", spec.idle_window_ms / 1000));
+        }
+        to = 0;
+    } else if cur == 0 && m.queue > 0.0 {
+        why.push("a task waits: waking".into());
+        to = to.max(1);
+    } else if to == 0 && cur > 0 {
+        // Not idle long enough: one stays.
+        to = 1;
+    }
+    to
 }

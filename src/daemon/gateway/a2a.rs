@@ -219,10 +219,10 @@ fn metadata(t: &TaskStatus) -> Value {
 
 /// A task object.
 pub fn task(t: &TaskStatus) -> Value {
-    let mut v = json!({ "id": t.id, "status": status(t), "metadata": metadata(t) });
-    if let Some(c) = &t.context_id {
-        v["contextId"] = c.clone().into();
-    }
+    // A2A requires a context: without one of its own, the task is its own.
+    let context = t.context_id.as_deref().unwrap_or(&t.id);
+    let mut v =
+        json!({ "id": t.id, "contextId": context, "status": status(t), "metadata": metadata(t) });
     if let Some(a) = artifact(t) {
         v["artifacts"] = json!([a]);
     }
@@ -233,9 +233,7 @@ pub fn task(t: &TaskStatus) -> Value {
 /// result artifact when the task completed.
 pub fn events(t: &TaskStatus) -> Vec<Value> {
     let ctx = |mut v: Value| {
-        if let Some(c) = &t.context_id {
-            v["contextId"] = c.clone().into();
-        }
+        v["contextId"] = t.context_id.as_deref().unwrap_or(&t.id).into();
         v
     };
     let mut out = Vec::new();

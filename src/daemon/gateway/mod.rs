@@ -48,14 +48,20 @@ pub struct Gateway {
     pub tls: bool,
 }
 
-/// Reads the TLS files and the token, binds, and serves until the runtime
-/// ends. Errors name the file or address at fault.
-pub fn start(
-    spec: &GatewaySpec,
+/// The gateway bound and its files read, not yet serving.
+pub struct Bound {
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    token: Option<[u8; 32]>,
+    spec: GatewaySpec,
     max_input: u64,
-    tasks: Tasks,
-    router: Router,
-) -> Result<Option<Gateway>, String> {
+    pub addr: SocketAddr,
+}
+
+/// Reads the TLS files and the token and binds (before any agent starts,
+/// so a mistake here stops the daemon with nothing running). Errors name
+/// the file or address at fault.
+pub fn bind(spec: &GatewaySpec, max_input: u64) -> Result<Option<Bound>, String> {
     let Some(addr) = spec.listen else {
         return Ok(None);
     };
@@ -74,17 +80,34 @@ pub fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("gateway on {addr}: {e}"))?;
-    let shared = Shared {
-        tasks,
-        router,
+    Ok(Some(Bound {
+        listener,
+        acceptor,
         token,
-        tls: acceptor.is_some(),
-        max_body: max_input as usize + 64 * 1024,
-        request_timeout: spec.request_timeout,
-    };
-    let tls = acceptor.is_some();
-    tokio::spawn(serve(listener, acceptor, shared, spec.clone()));
-    Ok(Some(Gateway { addr: bound, tls }))
+        spec: spec.clone(),
+        max_input,
+        addr: bound,
+    }))
+}
+
+impl Bound {
+    /// Serves until the runtime ends.
+    pub fn serve(self, tasks: Tasks, router: Router) -> Gateway {
+        let shared = Shared {
+            tasks,
+            router,
+            token: self.token,
+            tls: self.acceptor.is_some(),
+            max_body: self.max_input as usize + 64 * 1024,
+            request_timeout: self.spec.request_timeout,
+        };
+        let tls = self.acceptor.is_some();
+        tokio::spawn(serve(self.listener, self.acceptor, shared, self.spec));
+        Gateway {
+            addr: self.addr,
+            tls,
+        }
+    }
 }
 
 fn acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, String> {

@@ -103,6 +103,25 @@ async fn guard(State(c): State<Conn>, req: Request, next: Next) -> Response {
             return r;
         }
     }
+    // A browser page may send a "simple" cross-origin POST: only JSON
+    // bodies are taken (which a page cannot send without a preflight),
+    // and without a token only loopback host names (no DNS rebinding).
+    if req.method() == axum::http::Method::POST && !json_body(req.headers()) {
+        return fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "INVALID_ARGUMENT",
+            "CONTENT_TYPE_NOT_SUPPORTED",
+            "send the body as application/json (or application/a2a+json)",
+        );
+    }
+    if c.shared.token.is_none() && !loopback_host(req.headers()) {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "PERMISSION_DENIED",
+            "without a token this gateway answers only to a loopback Host (localhost, 127.0.0.1, [::1])",
+        );
+    }
     if let Some(v) = req
         .headers()
         .get("a2a-version")
@@ -132,6 +151,39 @@ async fn guard(State(c): State<Conn>, req: Request, next: Next) -> Response {
             "the request took longer than [gateway] request_timeout",
         ),
     }
+}
+
+/// A JSON body (the A2A media type included); an empty POST (cancel,
+/// subscribe) may have none.
+fn json_body(h: &HeaderMap) -> bool {
+    let Some(ct) = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|n| n.trim() == "0");
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || mime == a2a::MEDIA_TYPE
+}
+
+/// The Host header names this machine's loopback.
+fn loopback_host(h: &HeaderMap) -> bool {
+    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn not_found() -> Response {
@@ -202,6 +254,7 @@ async fn message(
     Path((name, call)): Path<(String, String)>,
     body: Body,
 ) -> Response {
+    let started = tokio::time::Instant::now();
     let stream = match call.as_str() {
         "message:send" => false,
         "message:stream" => true,
@@ -267,10 +320,11 @@ async fn message(
     if stream {
         return sse(c.shared.tasks.watch(&id), c.shared.request_timeout);
     }
+    // One deadline for the whole request, the submit included.
     let limit = if send.immediately {
         Duration::ZERO
     } else {
-        c.shared.request_timeout
+        c.shared.request_timeout.saturating_sub(started.elapsed())
     };
     match settle(&c, &id, limit).await {
         Some(t) => ok(json!({ "task": a2a::task(&t) })),
@@ -280,7 +334,7 @@ async fn message(
 
 fn internal(m: &str) -> ErrorReply {
     ErrorReply {
-        kind: ErrorKind::Protocol,
+        kind: ErrorKind::Storage,
         message: m.into(),
     }
 }
