@@ -36,6 +36,8 @@ pub(super) enum Inbound {
 pub(super) struct Wire {
     rx: mpsc::Receiver<Inbound>,
     next: u64,
+    /// The end of stdin was reported.
+    closed: std::cell::Cell<bool>,
 }
 
 impl Wire {
@@ -54,16 +56,29 @@ impl Wire {
             }
             let _ = tx.send(Inbound::Shutdown);
         });
-        Wire { rx, next: 1 }
+        Wire {
+            rx,
+            next: 1,
+            closed: std::cell::Cell::new(false),
+        }
     }
 
     /// The next message, waiting at most `d`.
+    /// After the end of stdin: one `Shutdown`, then nothing (after `d`).
     pub(super) fn recv(&self, d: Duration) -> Option<Inbound> {
-        match self.rx.recv_timeout(d) {
+        if self.closed.get() {
+            std::thread::sleep(d);
+            return None;
+        }
+        let m = match self.rx.recv_timeout(d) {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => Some(Inbound::Shutdown),
+        };
+        if m == Some(Inbound::Shutdown) {
+            self.closed.set(true);
         }
+        m
     }
 
     /// A new request id of this agent's own.

@@ -356,14 +356,14 @@ async fn settle(c: &Conn, id: &str, limit: Duration) -> Option<TaskStatus> {
 /// A task's events as server-sent events: the task first, then each
 /// change; the stream ends with the task (final) or after `quiet` without
 /// a change (the client may subscribe again).
-fn sse(rx: mpsc::UnboundedReceiver<TaskStatus>, quiet: Duration) -> Response {
+fn sse(rx: mpsc::Receiver<TaskStatus>, quiet: Duration) -> Response {
     Sse::new(events(rx, quiet))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 fn events(
-    rx: mpsc::UnboundedReceiver<TaskStatus>,
+    rx: mpsc::Receiver<TaskStatus>,
     quiet: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     use futures_util::StreamExt;

@@ -19,7 +19,7 @@ pub struct Parent {
 }
 
 /// One JSON-RPC answer line.
-fn reply(id: &Value, outcome: Result<Value, (i64, String)>) -> Vec<u8> {
+pub(super) fn reply(id: &Value, outcome: Result<Value, (i64, String)>) -> Vec<u8> {
     let msg = match outcome {
         Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
         Err((code, message)) => {
@@ -84,29 +84,47 @@ impl Engine {
         self.submit(s, answer);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let out = match rx.await {
+            match rx.await {
                 Ok(Ok(Response::Tasks { tasks })) if !tasks.is_empty() => {
-                    let id = tasks[0].id.clone();
-                    // Registered before the agent learns the id, so the
-                    // end is told even if it comes at once.
+                    // The engine answers, then registers the parent: the
+                    // answer always comes before `task.finished`.
                     let _ = tx.send(Msg::Delegated {
-                        id: id.clone(),
+                        id: tasks[0].id.clone(),
                         parent: from,
+                        req,
                     });
-                    Ok(json!({ "id": id, "state": tasks[0].state }))
                 }
-                Ok(Ok(_)) => Err((REFUSED, "the submit named no task".to_string())),
-                Ok(Err(e)) => Err((REFUSED, e.message)),
-                Err(_) => Err((REFUSED, "the task engine stopped".to_string())),
-            };
-            let _ = stdin.send(reply(&req, out));
+                other => {
+                    let why = match other {
+                        Ok(Err(e)) => e.message,
+                        Err(_) => "the task engine stopped".to_string(),
+                        _ => "the submit named no task".to_string(),
+                    };
+                    let _ = stdin.send(reply(&req, Err((REFUSED, why))));
+                }
+            }
         });
     }
 
-    /// Remembers who submitted `id`; a task already final is told at once.
-    pub(super) fn delegated(&mut self, id: String, parent: Parent) {
+    /// A replica's submit is durable: its answer, then who to tell when
+    /// the task ends (a task already final is told at once).
+    pub(super) fn delegated(&mut self, id: String, parent: Parent, req: Value) {
+        let state = self.tasks.get(&id).map(|e| e.t.state);
+        if let Some(r) = self
+            .agents
+            .get(&parent.agent)
+            .and_then(|q| q.replicas.get(&parent.index))
+            .filter(|r| r.run == parent.run)
+        {
+            let _ = r
+                .stdin
+                .send(reply(&req, Ok(json!({ "id": id, "state": state }))));
+        }
         if let Some(e) = self.tasks.get_mut(&id) {
-            e.parent = Some(parent);
+            // Two replicas submitting with one key share the task: both hear.
+            if !e.parents.contains(&parent) {
+                e.parents.push(parent);
+            }
             if e.t.state.is_final() {
                 self.tell_parent(&id);
             }
@@ -122,18 +140,24 @@ impl Engine {
         if !e.t.state.is_final() {
             return;
         }
-        let Some(p) = e.parent.take() else { return };
+        if e.parents.is_empty() {
+            return;
+        }
+        let parents = std::mem::take(&mut e.parents);
         let params = json!({
             "id": e.t.id, "agent": e.t.agent, "state": e.t.state,
             "result": e.t.result, "error": e.t.error,
         });
-        if let Some(r) = self
-            .agents
-            .get(&p.agent)
-            .and_then(|q| q.replicas.get(&p.index))
-            .filter(|r| r.run == p.run)
-        {
-            let _ = r.stdin.send(rpc_line("task.finished", params));
+        let line = rpc_line("task.finished", params);
+        for p in parents {
+            if let Some(r) = self
+                .agents
+                .get(&p.agent)
+                .and_then(|q| q.replicas.get(&p.index))
+                .filter(|r| r.run == p.run)
+            {
+                let _ = r.stdin.send(line.clone());
+            }
         }
     }
 }

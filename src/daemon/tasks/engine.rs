@@ -40,6 +40,8 @@ pub(super) struct Rep {
     pub concurrency: u32,
     /// The concurrency its `agent.ready` announced.
     pub announced: Option<u32>,
+    /// The skills its `agent.ready` announced.
+    pub skills: Vec<String>,
 }
 
 /// A replica's concurrency: the config's, unless the agent announced its
@@ -71,26 +73,29 @@ pub(super) struct AgentQ {
     pub description: Option<String>,
     /// Still a task agent in the config (a removed one keeps its tasks).
     pub configured: bool,
-    /// Skills its replicas announced (`agent.ready`), besides the config's.
-    pub announced: std::collections::BTreeSet<String>,
 }
 
 impl AgentQ {
-    /// Whether it offers `skill` (configured or announced).
+    /// Whether it offers `skill` (configured, or announced by a replica
+    /// that is there now).
     pub fn offers(&self, skill: &str) -> bool {
-        self.spec.skills.iter().any(|s| s == skill) || self.announced.contains(skill)
+        self.spec.skills.iter().any(|s| s == skill)
+            || self
+                .replicas
+                .values()
+                .any(|r| r.skills.iter().any(|s| s == skill))
     }
 
-    /// Configured skills, then announced ones.
+    /// Configured skills, then those its live replicas announced.
     pub fn skills(&self) -> Vec<String> {
         let mut out = self.spec.skills.clone();
-        out.extend(
-            self.announced
-                .iter()
-                .filter(|s| !out.contains(s))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        for r in self.replicas.values() {
+            for s in &r.skills {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+        }
         out
     }
 }
@@ -108,7 +113,6 @@ impl AgentQ {
             pending: 0,
             description: None,
             configured: true,
-            announced: Default::default(),
         }
     }
 }
@@ -136,8 +140,8 @@ pub(super) struct Entry {
     /// Submits that named it by its idempotency key while its own write
     /// was pending: told when that write is durable.
     pub waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
-    /// The replica that submitted it (`task.submit`), told when it ends.
-    pub parent: Option<super::delegate::Parent>,
+    /// The replicas that submitted it (`task.submit`), told when it ends.
+    pub parents: Vec<super::delegate::Parent>,
 }
 
 impl Entry {
@@ -166,7 +170,7 @@ pub(crate) struct Engine {
     /// Draining replicas waiting for their tasks (see `tell_drained`).
     pub(super) draining_waiters: usize,
     /// Who follows which task (`Msg::Watch`).
-    pub(super) watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskStatus>>>,
+    pub(super) watchers: HashMap<String, Vec<mpsc::Sender<TaskStatus>>>,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -390,7 +394,7 @@ impl Engine {
                 });
             }
             Msg::Watch(id, to) => self.watch(id, to),
-            Msg::Delegated { id, parent } => self.delegated(id, parent),
+            Msg::Delegated { id, parent, req } => self.delegated(id, parent, req),
             Msg::Agents(answer) => {
                 let mut out: Vec<super::AgentInfo> = self
                     .agents
@@ -494,11 +498,11 @@ impl Engine {
     }
 
     /// Starts following a task: its status now, then its changes.
-    fn watch(&mut self, id: String, to: mpsc::UnboundedSender<TaskStatus>) {
+    fn watch(&mut self, id: String, to: mpsc::Sender<TaskStatus>) {
         let Some(e) = self.tasks.get(&id).filter(|e| !e.pending) else {
             return; // the sender drops: the channel closes
         };
-        if to.send(e.t.clone()).is_err() || e.t.state.is_final() {
+        if to.try_send(without_input(&e.t)).is_err() || e.t.state.is_final() {
             return;
         }
         let list = self.watchers.entry(id).or_default();
@@ -515,10 +519,46 @@ impl Engine {
             self.watchers.remove(id);
             return;
         };
-        list.retain(|w| w.send(e.t.clone()).is_ok());
-        if list.is_empty() || e.t.state.is_final() {
+        let t = without_input(&e.t);
+        let last = t.state.is_final();
+        list.retain(|w| match w.try_send(t.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(t)) if last => {
+                // The end is never dropped: it waits for room.
+                let w = w.clone();
+                tokio::spawn(async move { w.send(t).await });
+                true
+            }
+            // A slow follower misses a progress step, not the end.
+            Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if list.is_empty() || last {
             self.watchers.remove(id);
         }
+    }
+}
+
+/// A status for followers: everything but the input (which may be large
+/// and which they have).
+fn without_input(t: &TaskStatus) -> TaskStatus {
+    TaskStatus {
+        id: t.id.clone(),
+        agent: t.agent.clone(),
+        state: t.state,
+        attempts: t.attempts,
+        replica: t.replica,
+        priority: t.priority,
+        key: t.key.clone(),
+        context_id: t.context_id.clone(),
+        input: serde_json::Value::Null,
+        result: t.result.clone(),
+        error: t.error.clone(),
+        progress: t.progress.clone(),
+        submitted_at: t.submitted_at,
+        started_at: t.started_at,
+        finished_at: t.finished_at,
+        timeout_ms: t.timeout_ms,
     }
 }
 
@@ -526,7 +566,7 @@ fn entry(t: TaskStatus, seq: u64) -> Entry {
     Entry {
         dispatches: u64::from(t.attempts),
         waiters: Vec::new(),
-        parent: None,
+        parents: Vec::new(),
         queued_at: t.submitted_at,
         t,
         seq,

@@ -135,6 +135,7 @@ impl Engine {
                 drained: Vec::new(),
                 concurrency: q.spec.concurrency,
                 announced: None,
+                skills: Vec::new(),
             },
         );
         self.dispatch(&link.agent);
@@ -190,13 +191,19 @@ impl Engine {
     pub(super) fn on_agent_message(&mut self, agent: &str, index: u32, run: u64, msg: &Value) {
         if let Some(method) = msg.get("method").and_then(Value::as_str) {
             let params = msg.get("params").cloned().unwrap_or(Value::Null);
-            if let Some(id) = msg.get("id").filter(|i| !i.is_null()) {
+            let id = msg.get("id").filter(|i| !i.is_null());
+            let notification = matches!(method, "agent.ready" | "task.progress" | "heartbeat");
+            if let (Some(id), false) = (id, notification) {
                 let from = super::delegate::Parent {
                     agent: agent.to_string(),
                     index,
                     run,
                 };
                 return self.agent_request(from, method, id, &params);
+            }
+            // A library that sends these as requests gets an empty answer.
+            if let (Some(id), Some(r)) = (id, self.rep(agent, index, run)) {
+                let _ = r.stdin.send(super::delegate::reply(id, Ok(Value::Null)));
             }
             match method {
                 "agent.ready" => {
@@ -263,11 +270,13 @@ impl Engine {
             r.concurrency = super::engine::concurrency(&q.spec, r.announced);
         }
         if let Some(list) = params.get("skills").and_then(Value::as_array) {
-            for s in list.iter().filter_map(Value::as_str).take(64) {
-                if !s.is_empty() && s.len() <= 64 && !s.contains(char::is_whitespace) {
-                    q.announced.insert(s.to_string());
-                }
-            }
+            r.skills = list
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= 64 && !s.contains(char::is_whitespace))
+                .take(64)
+                .map(str::to_owned)
+                .collect();
         }
     }
 

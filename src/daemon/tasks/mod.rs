@@ -77,11 +77,13 @@ pub enum Msg {
     /// Follows one task: its status now, then at every change (state,
     /// progress); the channel closes once the task is final, or at once
     /// for an unknown id.
-    Watch(String, mpsc::UnboundedSender<crate::proto::TaskStatus>),
+    Watch(String, mpsc::Sender<crate::proto::TaskStatus>),
     /// A replica's `task.submit` was answered: tell it when `id` ends.
     Delegated {
         id: String,
         parent: delegate::Parent,
+        /// The replica's request id, answered with the task's id.
+        req: serde_json::Value,
     },
     /// The task agents, for the gateway's Agent Cards.
     Agents(oneshot::Sender<Vec<AgentInfo>>),
@@ -209,8 +211,10 @@ impl Tasks {
     }
 
     /// Follows one task (see `Msg::Watch`).
-    pub fn watch(&self, id: &str) -> mpsc::UnboundedReceiver<crate::proto::TaskStatus> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// The statuses carry no input. A follower that does not keep up
+    /// misses intermediate changes (progress), never the final state.
+    pub fn watch(&self, id: &str) -> mpsc::Receiver<crate::proto::TaskStatus> {
+        let (tx, rx) = mpsc::channel(32);
         self.send(Msg::Watch(id.to_string(), tx));
         rx
     }

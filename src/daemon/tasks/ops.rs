@@ -132,7 +132,7 @@ impl Engine {
                 deadline: None,
                 dispatches: 0,
                 waiters: Vec::new(),
-                parent: None,
+                parents: Vec::new(),
             };
             self.tasks.insert(id.clone(), entry);
             own.push(id.clone());

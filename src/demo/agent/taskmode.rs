@@ -112,6 +112,10 @@ impl Agent {
         d: Duration,
         mut want: impl FnMut(&Inbound) -> bool,
     ) -> Option<Inbound> {
+        // One set aside earlier may be the one wanted.
+        if let Some(i) = self.stash.iter().position(&mut want) {
+            return self.stash.remove(i);
+        }
         let until = Instant::now() + d;
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -121,6 +125,11 @@ impl Agent {
                     self.canceled.insert(id);
                 }
                 m if want(&m) => return Some(m),
+                Inbound::Shutdown => {
+                    // Nothing more will come: stop waiting.
+                    self.stash.push_back(Inbound::Shutdown);
+                    return None;
+                }
                 m => self.stash.push_back(m),
             }
             if Instant::now() >= until && d > Duration::ZERO {

@@ -61,7 +61,11 @@ pub fn on_task_list(m: &mut Model, agent: Option<String>, list: Vec<TaskStatus>)
 
 /// A task in full arrived.
 pub fn on_task_detail(m: &mut Model, tasks: Vec<TaskStatus>) {
-    if let Some(t) = tasks.into_iter().next() {
+    // A late answer for a task no longer selected is dropped.
+    let selected = m.tasks.list.get(m.tasks.selected).map(|t| t.id.clone());
+    if let Some(t) = tasks.into_iter().next()
+        && Some(&t.id) == selected.as_ref()
+    {
         m.tasks.detail = Some(t);
     }
 }

@@ -196,9 +196,12 @@ fn took(t: &TaskStatus, now: u64) -> String {
 }
 
 fn excerpt(v: &serde_json::Value, n: usize) -> String {
+    // Only the head of a large value is looked at (a task's input or
+    // result may be a megabyte; the row shows a few dozen characters).
+    let head = |s: &str| -> String { s.chars().take(n * 4 + 16).collect() };
     let s = match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+        serde_json::Value::String(s) => head(s),
+        other => head(&other.to_string()),
     };
     let s = sanitize_line(s.as_bytes());
     if s.chars().count() > n {
@@ -302,7 +305,7 @@ fn draw_task_detail(t: &Theme, f: &mut Frame, area: Rect, d: &TaskStatus) {
             .unwrap_or_default();
         lines.push(kv(
             "progress",
-            format!("{pct}{}", p.message.clone().unwrap_or_default()),
+            sanitize_line(format!("{pct}{}", p.message.clone().unwrap_or_default()).as_bytes()),
             t.accent,
         ));
     }
