@@ -161,6 +161,14 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The autoscaler: each agent's targets, decision and why (status,
+    /// the default); `on`/`off` per agent.
+    Autoscale {
+        #[command(subcommand)]
+        command: Option<AutoscaleCommand>,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The tamper-evident audit trail: verify (default), checkpoint, log.
     Audit {
         #[command(subcommand)]
@@ -260,6 +268,16 @@ pub enum AuditCommand {
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutoscaleCommand {
+    /// Targets, current values, the decision and why, recent changes.
+    Status { agent: Option<String> },
+    /// Let the autoscaler set the agent's replicas again (after a manual `scale`).
+    On { agent: String },
+    /// Leave the agent's replicas to operators.
+    Off { agent: String },
 }
 
 #[derive(Debug, Subcommand)]

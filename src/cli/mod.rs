@@ -6,6 +6,7 @@
 mod alerts;
 mod args;
 mod audit;
+mod autoscale;
 mod backup;
 mod common;
 mod daemon;
@@ -20,6 +21,7 @@ pub use args::*;
 
 use alerts::*;
 use audit::*;
+use autoscale::*;
 use backup::*;
 use common::*;
 use fleet::*;
@@ -133,6 +135,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(client_runtime()?.block_on(incidents(&g, command, json)))
         }
         Command::Task { command, json } => Ok(client_runtime()?.block_on(task(&g, command, json))),
+        Command::Autoscale { command, json } => {
+            Ok(client_runtime()?.block_on(autoscale(&g, command, json)))
+        }
         Command::Audit { command, json } => {
             Ok(client_runtime()?.block_on(audit(&g, command, json)))
         }

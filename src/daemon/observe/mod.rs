@@ -374,8 +374,13 @@ impl Observe {
 
     /// A system event for the audit trail.
     pub fn audit(&self, action: &str, args: serde_json::Value, result: &str) {
+        self.audit_as("autonomos", action, args, result);
+    }
+
+    /// A system action by one of the daemon's own parts (the autoscaler).
+    pub fn audit_as(&self, actor: &str, action: &str, args: serde_json::Value, result: &str) {
         if let Some(a) = &self.audit {
-            a.record("autonomos", action, args, result);
+            a.record(actor, action, args, result);
         }
     }
 
@@ -449,7 +454,7 @@ impl Observe {
 
     /// A failed task joins the timelines of its agent's open incidents
     /// (only those about that agent: a host incident is not flooded).
-    pub fn on_task_failed(&mut self, agent: &str, text: &str, now: Millis) {
+    pub fn note_on_open_incidents(&mut self, agent: &str, text: &str, now: Millis) {
         for inc in self.incidents.values_mut().filter(|i| i.is_open()) {
             if inc.agent.as_deref() == Some(agent) {
                 inc.record(now, EntryKind::State, "autonomos", text);

@@ -443,7 +443,7 @@ impl Actor {
             }
             Msg::TaskFailed(agent, text) => {
                 let now = self.clock.now();
-                self.observe.on_task_failed(&agent, &text, now);
+                self.observe.note_on_open_incidents(&agent, &text, now);
             }
             Msg::Persisted {
                 agent,

@@ -101,7 +101,9 @@ impl Actor {
                 });
                 tracing::info!(agent = %name, from = desired, to, reason = %reason, "autoscale");
                 let text = format!("autoscaler: {desired} → {to} replicas ({reason})");
-                self.observe.on_task_failed(&name, &text, now);
+                self.observe.note_on_open_incidents(&name, &text, now);
+                let args = serde_json::json!({ "agent": name, "from": desired, "to": to });
+                self.observe.audit_as(WHO, "autoscale", args, &reason);
                 let (answer, _) = tokio::sync::oneshot::channel();
                 self.change_agent(ai, AgentChange::Scale(to), answer, WHO);
             }
