@@ -128,8 +128,15 @@ fn a_manual_scale_turns_the_autoscaler_off_until_autoscale_on() {
     if !have_tool("python3", "python3") {
         return;
     }
-    let d = BinDaemon::start(&agent(
-        "{ min = 1, max = 3, queue_per_replica = 5, cooldown = \"1s\", scale_down_window = \"1s\" }",
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let d = BinDaemon::start(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        agent(
+            "{ min = 1, max = 3, queue_per_replica = 5, cooldown = \"1s\", scale_down_window = \"1s\" }"
+        )
     ));
     d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
     let (code, _, err) = d.cli(&["scale", "w", "3"]);
@@ -156,6 +163,34 @@ fn a_manual_scale_turns_the_autoscaler_off_until_autoscale_on() {
     d.wait_status("back to 1", Duration::from_secs(20), |s| {
         s.agents[0].desired == 1
     });
+    // The decisions on /metrics, in a form promtool takes.
+    let addr = format!("127.0.0.1:{port}");
+    let value = |body: &str, series: &str| -> Option<f64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let t = Instant::now();
+    let body = loop {
+        let (_, body) = http_get(&addr, "/metrics").expect("scrape");
+        if value(&body, "autonomos_autoscale_desired_replicas{agent=\"w\"}") == Some(1.0) {
+            break body;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let downs = value(
+        &body,
+        "autonomos_autoscale_decisions_total{agent=\"w\",direction=\"down\"}",
+    );
+    assert!(downs >= Some(1.0), "{body}");
+    assert_eq!(
+        value(&body, "autonomos_autoscale_enabled{agent=\"w\"}"),
+        Some(1.0)
+    );
+    if have_tool("promtool", "prometheus") {
+        promtool_check(&body);
+    }
     let (code, _, err) = d.cli(&["autoscale", "off", "nobody"]);
     assert_ne!(code, 0);
     assert!(err.contains("nobody"), "{err}");

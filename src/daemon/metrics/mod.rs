@@ -93,6 +93,7 @@ impl Collector for ScrapeCollector {
         encode_agents(&mut enc, &s.status)?;
         encode_replicas(&mut enc, &s.status)?;
         tasks::encode_tasks(&mut enc, &s.tasks)?;
+        tasks::encode_autoscale(&mut enc, &s.status)?;
         encode_alerts(&mut enc, s)
     }
 }

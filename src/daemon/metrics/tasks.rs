@@ -121,3 +121,43 @@ fn histogram<'a>(
     }
     Ok(())
 }
+
+/// The autoscaler: each autoscaled agent's decision and its changes.
+pub(super) fn encode_autoscale(
+    e: &mut DescriptorEncoder,
+    status: &crate::proto::FleetStatus,
+) -> Result<(), std::fmt::Error> {
+    let autoscaled = || {
+        status
+            .agents
+            .iter()
+            .filter_map(|a| a.autoscale.as_ref().map(|x| (a.name.as_str(), x)))
+    };
+    family(
+        e,
+        "autonomos_autoscale_desired_replicas",
+        "The autoscaler's current decision per agent.",
+        MetricType::Gauge,
+        autoscaled().map(|(a, x)| (agent(a), f64::from(x.desired))),
+    )?;
+    family(
+        e,
+        "autonomos_autoscale_enabled",
+        "1 while the autoscaler sets the agent's replicas (0 after a manual scale).",
+        MetricType::Gauge,
+        autoscaled().map(|(a, x)| (agent(a), if x.enabled { 1.0 } else { 0.0 })),
+    )?;
+    family(
+        e,
+        "autonomos_autoscale_decisions",
+        "Changes the autoscaler made, by direction.",
+        MetricType::Counter,
+        autoscaled().flat_map(|(a, x)| {
+            [("up", x.ups), ("down", x.downs)].map(|(dir, n)| {
+                let mut l = agent(a);
+                l.push(("direction", dir.to_string()));
+                (l, n as f64)
+            })
+        }),
+    )
+}
