@@ -230,7 +230,7 @@ fn main() {
         kill_rerun(bin);
     }
     if std::env::var("BENCH_IDLE").as_deref() != Ok("0") {
-        let plain = format!("command = [\"sleep\", \"100000\"]\n");
+        let plain = "command = [\"sleep\", \"100000\"]\n".to_string();
         let task = format!(
             "command = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\nprotocol = \"jsonrpc\"\n"
         );
