@@ -97,12 +97,17 @@ fn main() {
         max_step_up: 4.0,
         ..Spec::default()
     };
-    println!("| policy | mean wait | tasks that waited ≥ 1 s | p95 | p99 | max | replica-minutes | peak replicas |");
+    println!(
+        "| policy | mean wait | tasks that waited ≥ 1 s | p95 | p99 | max | replica-minutes | peak replicas |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rows = Vec::new();
     for util in [0.8, 0.7, 0.6, 0.5] {
         let targets = vec![Target::Utilization(util), Target::QueuePerReplica(2.0)];
-        rows.push((format!("reactive, utilization {util}"), base(targets.clone())));
+        rows.push((
+            format!("reactive, utilization {util}"),
+            base(targets.clone()),
+        ));
         if util == 0.8 {
             let mut p = base(targets);
             p.predict_horizon_ms = Some(30_000);

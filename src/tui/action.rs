@@ -46,6 +46,8 @@ pub enum Action {
     Wrap,
     /// Submit a task to the selected agent (a one-line prompt).
     SubmitTask,
+    /// Turn the selected agent's autoscaler on or off (asks first).
+    ToggleAutoscale,
     // Input modes.
     Char(char),
     Backspace,
@@ -290,6 +292,13 @@ pub fn keymap() -> Vec<Binding> {
             Action::Advance,
             "advance the selected incident's phase (5, asks first)",
             &[(Char('>'), NONE), (Char('>'), SHIFT)],
+        ),
+        b(
+            "autoscale",
+            "A",
+            Action::ToggleAutoscale,
+            "turn the selected agent's autoscaler on/off (asks first)",
+            &[(Char('A'), SHIFT), (Char('A'), NONE)],
         ),
         b(
             "submit_task",

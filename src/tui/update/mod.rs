@@ -189,6 +189,25 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             }
             vec![]
         }
+        Action::ToggleAutoscale => match m.selected_agent() {
+            Some(a) => match &a.autoscale {
+                Some(x) => {
+                    let (name, on) = (a.name.clone(), !x.enabled);
+                    let verb = if on { "on" } else { "off" };
+                    let prompt = format!("Turn the autoscaler {verb} for {name}? (y/n)");
+                    confirm(m, prompt, Request::AutoscaleSet { agent: name, on })
+                }
+                None => {
+                    let why = format!("{} has no `autoscale` in the config", a.name);
+                    m.notify(why, true);
+                    vec![]
+                }
+            },
+            None => {
+                m.notify("no agent selected", true);
+                vec![]
+            }
+        },
         Action::Ack | Action::Note | Action::Advance => incident_action(m, action),
         Action::Char(_)
         | Action::Backspace

@@ -103,3 +103,37 @@ fn enter_fetches_the_selected_task_and_esc_closes_it_before_leaving() {
     update(&mut m, Action::Back);
     assert_eq!(m.focus, Panel::Fleet);
 }
+
+#[test]
+fn a_toggles_the_autoscaler_after_a_confirmation() {
+    let mut m = model();
+    update(&mut m, Action::ToggleAutoscale);
+    assert!(
+        m.notices
+            .back()
+            .is_some_and(|n| n.text.contains("no `autoscale`")),
+        "the fixture's planner has none"
+    );
+    if let Some(s) = m.status.as_mut() {
+        s.agents[0].autoscale = Some(crate::proto::AutoscaleStatus {
+            enabled: true,
+            min: 1,
+            max: 4,
+            desired: 1,
+            recommended: 3,
+            ..Default::default()
+        });
+    }
+    update(&mut m, Action::ToggleAutoscale);
+    let Mode::Confirm { prompt, .. } = &m.mode else {
+        panic!("asks first: {:?}", m.mode);
+    };
+    assert!(prompt.contains("off for planner"), "{prompt}");
+    assert_eq!(
+        update(&mut m, Action::Yes),
+        vec![Request::AutoscaleSet {
+            agent: "planner".into(),
+            on: false
+        }]
+    );
+}

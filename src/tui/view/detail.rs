@@ -112,6 +112,35 @@ pub(super) fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             ),
         ));
     }
+    if let Some(x) = &a.autoscale {
+        let pending = if x.recommended != x.desired {
+            format!(" → {} pending", x.recommended.clamp(x.min, x.max))
+        } else {
+            String::new()
+        };
+        lines.push(kv(
+            "autoscale",
+            format!(
+                "{} · {}{pending} (min {}, max {}) · {}",
+                if x.enabled {
+                    "on"
+                } else {
+                    "OFF (A turns it on)"
+                },
+                x.desired,
+                x.min,
+                x.max,
+                sanitize_line(x.reason.as_bytes())
+            ),
+        ));
+        for t in &x.targets {
+            let cur = t.current.map_or("-".into(), |c| format!("{c:.2}"));
+            lines.push(kv(
+                "",
+                format!("{} {cur} / target {} → {}", t.name, t.target, t.recommends),
+            ));
+        }
+    }
     if !a.env.is_empty() {
         let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         lines.push(kv("env", sanitize_line(env.join(" ").as_bytes())));

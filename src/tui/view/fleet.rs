@@ -128,7 +128,17 @@ fn agent_row<'a>(
     };
     let mut cells = vec![
         Cell::from(format!("{marker}{}", a.name)),
-        Cell::from(format!("{}/{}", a.running, a.desired)),
+        // The autoscaler about to change the count: which way.
+        Cell::from(format!(
+            "{}/{}{}",
+            a.running,
+            a.desired,
+            match &a.autoscale {
+                Some(x) if x.enabled && x.recommended.clamp(x.min, x.max) > x.desired => "↑",
+                Some(x) if x.enabled && x.recommended.clamp(x.min, x.max) < x.desired => "↓",
+                _ => "",
+            }
+        )),
         Cell::from(state.clone()).style(st.map(|s| t.state(s)).unwrap_or(t.muted)),
         Cell::from(format!("{cpu:5.1}%")),
         Cell::from(format_size(mem)),
