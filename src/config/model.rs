@@ -37,6 +37,32 @@ pub struct Config {
     pub gateway: GatewaySpec,
 }
 
+/// `health = { ... }` of one agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSpec {
+    /// Between two probes of a replica.
+    pub interval: Duration,
+    /// A probe taking longer fails (an exec probe's tree is killed).
+    pub timeout: Duration,
+    /// Failures in a row that restart the replica.
+    pub failure_threshold: u32,
+    /// No probe this soon after the replica started.
+    pub start_period: Duration,
+    pub liveness: Probe,
+}
+
+/// How a replica is probed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// Runs this argv in the replica's environment and context: exit 0 is
+    /// healthy.
+    Exec(Vec<String>),
+    /// GET of a loopback URL: 2xx or 3xx is healthy.
+    Http(String),
+    /// A TCP connect to this loopback port.
+    Tcp(u16),
+}
+
 /// `[gateway]`: the A2A HTTP gateway to the task agents (off by default).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GatewaySpec {
@@ -219,6 +245,9 @@ pub struct AgentSpec {
     pub tasks: Option<TaskSpec>,
     /// What it is for, in a sentence (the console, the A2A Agent Card).
     pub description: Option<String>,
+    /// `health = { ... }`: probes of each replica.
+    #[serde(skip)]
+    pub health: Option<HealthSpec>,
     /// `autoscale = { ... }`: the autoscaler sets its replicas.
     #[serde(skip)]
     pub autoscale: Option<crate::core::autoscale::Spec>,

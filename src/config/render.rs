@@ -279,6 +279,11 @@ fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
         a.depends_on.join(", ")
     };
     line(out, ind, "depends_on", &deps);
+    render_work(out, ind, a);
+}
+
+/// How the agent takes work: its protocol, autoscaler and health probe.
+fn render_work(out: &mut String, ind: &str, a: &crate::config::AgentSpec) {
     let protocol = match &a.tasks {
         None => "none (a plain process)".to_owned(),
         Some(t) => format!(
@@ -300,6 +305,25 @@ fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
     line(out, ind, "protocol", &protocol);
     if let Some(s) = &a.autoscale {
         line(out, ind, "autoscale", &autoscale_line(s));
+    }
+    if let Some(h) = &a.health {
+        let probe = match &h.liveness {
+            crate::config::Probe::Exec(argv) => format!("exec {}", argv.join(" ")),
+            crate::config::Probe::Http(url) => format!("http {url}"),
+            crate::config::Probe::Tcp(port) => format!("tcp {port}"),
+        };
+        line(
+            out,
+            ind,
+            "health",
+            &format!(
+                "liveness {probe}, every {}, timeout {}, restart after {} failures, start_period {}",
+                format_duration(h.interval),
+                format_duration(h.timeout),
+                h.failure_threshold,
+                format_duration(h.start_period)
+            ),
+        );
     }
 }
 

@@ -239,6 +239,7 @@ mod tests {
             tasks: None,
             description: None,
             autoscale: None,
+            health: None,
         }
     }
 

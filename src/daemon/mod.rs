@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod output;
+pub mod probe;
 pub mod process;
 pub mod procfs;
 pub mod recovery;

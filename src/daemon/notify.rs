@@ -359,7 +359,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The client TLS settings: the public roots (webpki-roots) plus the
 /// certificates of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConfig, String> {
+pub(crate) fn tls_config(
+    ca_file: Option<&Path>,
+) -> Result<tokio_rustls::rustls::ClientConfig, String> {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-pub(super) const AGENT_KEYS: [&str; 23] = [
+pub(super) const AGENT_KEYS: [&str; 24] = [
     "command",
     "cwd",
     "env",
@@ -21,6 +21,7 @@ pub(super) const AGENT_KEYS: [&str; 23] = [
     "recovery",
     "description",
     "autoscale",
+    "health",
     // Task agents (`tasks.rs`), in `TASK_KEYS` order.
     "protocol",
     "concurrency",
@@ -109,6 +110,7 @@ impl Checker<'_> {
             recovery,
             description,
             autoscale,
+            health,
             task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
@@ -196,12 +198,25 @@ impl Checker<'_> {
             self.resources(t, &name, &agent, &mut spec.resources, pool);
         }
         self.task_keys(task, table_name, &mut draft.spec);
-        if let Some((_, v)) = autoscale {
-            self.autoscale(v, table_name, &mut draft.spec);
-        }
+        self.scaling_and_health(autoscale, health, table_name, &mut draft.spec);
         if let Some((_, v)) = depends_on {
             self.depends_on(v, field("depends_on"), draft);
         }
+    }
+
+    /// `autoscale` (after the task keys: its targets depend on them) and
+    /// `health`.
+    fn scaling_and_health(
+        &mut self,
+        autoscale: Option<Entry<'_, '_>>,
+        health: Option<Entry<'_, '_>>,
+        table_name: &str,
+        spec: &mut AgentSpec,
+    ) {
+        if let Some((_, v)) = autoscale {
+            self.autoscale(v, table_name, spec);
+        }
+        spec.health = health.and_then(|(_, v)| self.health(v, table_name));
     }
 
     /// `inherit_env`: valid variable names, each once.

@@ -26,6 +26,7 @@ use crate::core::alert::Rule;
 mod agents;
 mod autoscale;
 mod gateway;
+mod health;
 mod observe;
 mod sections;
 mod tasks;
@@ -101,6 +102,7 @@ fn default_agent(name: String) -> AgentSpec {
         tasks: None,
         description: None,
         autoscale: None,
+        health: None,
     }
 }
 

@@ -190,3 +190,38 @@ autoscale = { min = 2, max = 4, cpu = 0.5 }
         e[0]
     );
 }
+
+#[test]
+fn health_loads_a_liveness_probe_and_refuses_what_is_not_built_or_unsafe() {
+    let cfg = ok(r#"
+[agents.web]
+command = ["x"]
+health = { interval = "2s", timeout = "1s", failure_threshold = 4, start_period = "5s", liveness = { http = "http://127.0.0.1:8080/healthz" } }
+"#);
+    let h = cfg.agents[0].health.as_ref().expect("health");
+    assert_eq!(h.failure_threshold, 4);
+    assert_eq!(
+        h.liveness,
+        crate::config::Probe::Http("http://127.0.0.1:8080/healthz".into())
+    );
+    assert!(
+        cfg.render_effective()
+            .contains("liveness http http://127.0.0.1:8080/healthz, every 2s")
+    );
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { http = \"http://example.com/\" } }\n",
+    );
+    assert!(e[0].message.contains("loopback"), "{}", e[0]);
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 1, exec = [\"x\"] } }\n",
+    );
+    assert!(e[0].message.contains("exactly one probe kind"), "{}", e[0]);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nhealth = { interval = \"1s\" }\n");
+    assert!(e[0].message.contains("no `liveness`"), "{}", e[0]);
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 8080 }, readiness = { tcp = 8080 } }\n",
+    );
+    assert!(e[0].message.contains("not built yet"), "{}", e[0]);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 70000 } }\n");
+    assert_eq!(e[0].line, 3);
+}

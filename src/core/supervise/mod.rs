@@ -185,6 +185,8 @@ pub struct Slot {
     /// The stop of the last run escalated to SIGKILL this long after the
     /// stop signal (said when the replica reaches Stopped).
     pub sigkill: Option<Duration>,
+    /// In PerformanceMonitoring because its liveness probe fails.
+    pub probe_failing: bool,
 }
 
 impl Slot {
@@ -208,6 +210,7 @@ impl Slot {
             limit_stop: false,
             timer_gen: 0,
             sigkill: None,
+            probe_failing: false,
         }
     }
 
@@ -282,6 +285,14 @@ pub enum Observation {
     BackoffElapsed { generation: u64 },
     /// A memory sample of the run's process tree.
     Memory { run_id: u64, rss: u64 },
+    /// The run's liveness probe: `failing` failures in a row (0: it
+    /// passed) of the `threshold` that restarts it; why the last failed.
+    Liveness {
+        run_id: u64,
+        failing: u32,
+        threshold: u32,
+        reason: String,
+    },
     /// An operator (or a reload) restarts the replica.
     Restart { why: &'static str },
     /// An operator started the agent: a parked or Failed replica may run again.
@@ -419,6 +430,7 @@ pub fn decide(
             }
         }
         Observation::Memory { run_id, rss } => memory(slot, policy, ctx, run_id, rss, out),
+        obs @ Observation::Liveness { .. } => liveness(slot, ctx, obs, out),
         Observation::Restart { why } => restart(slot, ctx, why, out),
         Observation::Start => {
             slot.parked = false;
@@ -704,6 +716,46 @@ fn memory(
     } else if rss * 10 < limit * 8 && state == State::PerformanceMonitoring {
         let why = format!("memory back to {}% of its limit", rss * 100 / limit);
         go(slot, out, State::ActiveOperation, ctx.now, why);
+    }
+}
+
+/// A liveness probe result: failing `threshold` times in a row restarts
+/// the replica (a failure, for backoff and the crash-loop rules); failing
+/// fewer times shows it in PerformanceMonitoring with the reason.
+fn liveness(slot: &mut Slot, ctx: &Ctx, obs: Observation, out: &mut Vec<Effect>) {
+    let Observation::Liveness {
+        run_id,
+        failing,
+        threshold,
+        reason,
+    } = obs
+    else {
+        return;
+    };
+    let state = slot.state();
+    if slot.run.map(|r| r.id) != Some(run_id) || !state.is_running() {
+        return;
+    }
+    if failing >= threshold.max(1) {
+        slot.limit_restart = true;
+        slot.probe_failing = false;
+        let why = format!("liveness probe failed {failing}/{threshold} ({reason}): restarting");
+        out.push(Effect::Warn(why.clone()));
+        go(slot, out, State::Adaptation, ctx.now, why);
+        out.push(Effect::Stop);
+    } else if failing > 0 && state == State::ActiveOperation {
+        slot.probe_failing = true;
+        let why = format!("liveness probe failing {failing}/{threshold}: {reason}");
+        go(slot, out, State::PerformanceMonitoring, ctx.now, why);
+    } else if failing == 0 && slot.probe_failing && state == State::PerformanceMonitoring {
+        slot.probe_failing = false;
+        go(
+            slot,
+            out,
+            State::ActiveOperation,
+            ctx.now,
+            "liveness probe passes again",
+        );
     }
 }
 

@@ -46,6 +46,8 @@ pub(super) enum Msg {
     Recovery(String, String),
     /// A task of the agent failed: (agent, what), for its incidents.
     TaskFailed(String, String),
+    /// A liveness probe of a run: (agent, replica, run, failing, reason).
+    Probe(usize, u32, u64, u32, String),
     /// An agent change was written to `state.db` (or failed to be): apply
     /// it and answer, or refuse it.
     Persisted {
@@ -390,6 +392,7 @@ impl Actor {
             | Msg::Reload(..)
             | Msg::Recovery(..)
             | Msg::TaskFailed(..)
+            | Msg::Probe(..)
             | Msg::Persisted { .. } => self.dirty_all = true,
         }
         match msg {
@@ -440,6 +443,20 @@ impl Actor {
                 self.observe
                     .on_action(Some(&agent), "autonomos (recovery)", &text, now);
                 self.observe.flush();
+            }
+            Msg::Probe(ai, index, run_id, failing, reason) => {
+                let threshold = self
+                    .agents
+                    .get(ai)
+                    .and_then(|a| a.spec.health.as_ref())
+                    .map_or(1, |h| h.failure_threshold);
+                let obs = Observation::Liveness {
+                    run_id,
+                    failing,
+                    threshold,
+                    reason,
+                };
+                self.decide(ai, index, obs);
             }
             Msg::TaskFailed(agent, text) => {
                 let now = self.clock.now();

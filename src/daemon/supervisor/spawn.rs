@@ -41,6 +41,13 @@ impl Actor {
             env: self.environment(ai, index, &ctx_str, run_id),
             stdin: tasks.is_some(),
         };
+        let probe = a.spec.health.clone().map(|h| {
+            let target = crate::daemon::probe::Target {
+                env: spec.env.clone(),
+                cwd: spec.cwd.clone(),
+            };
+            (h, target)
+        });
         let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
         let output = a.output.clone();
         let spawned = match process::spawn(&spec, process::leaders()) {
@@ -61,6 +68,18 @@ impl Actor {
         let Some(r) = self.agents[ai].replicas.get_mut(&index) else {
             return;
         };
+        if let Some((health, target)) = probe {
+            // Probes while this run's command channel is open.
+            let (alive, tx) = (cmd_tx.clone(), self.tx.clone());
+            tokio::spawn(crate::daemon::probe::watch(
+                health,
+                target,
+                move || !alive.is_closed(),
+                move |failing, reason| {
+                    let _ = tx.try_send(Msg::Probe(ai, index, run_id, failing, reason));
+                },
+            ));
+        }
         r.cmds = Some(cmd_tx);
         r.cpu_percent = 0.0;
         r.rss_bytes = 0;

@@ -1,0 +1,115 @@
+//! Liveness probes of one replica's run: after `start_period`, every
+//! `interval`, one probe bounded by `timeout`. An exec probe runs in the
+//! replica's environment and context dir, in its own process group, and is
+//! killed as a group when it overruns. Results go to the supervisor when
+//! they change (a new failure in a row, or a pass after failures); the
+//! supervisor restarts the replica at `failure_threshold`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::config::{HealthSpec, Probe};
+
+/// What a probe needs of the replica.
+pub struct Target {
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// Probes until `alive` says the run is gone; `report(failing, reason)`.
+pub async fn watch(
+    spec: HealthSpec,
+    target: Target,
+    alive: impl Fn() -> bool,
+    report: impl Fn(u32, String),
+) {
+    tokio::time::sleep(spec.start_period).await;
+    let mut failing = 0u32;
+    while alive() {
+        match check(&spec.liveness, spec.timeout, &target).await {
+            Ok(()) => {
+                if failing > 0 {
+                    failing = 0;
+                    report(0, String::new());
+                }
+            }
+            Err(why) => {
+                failing += 1;
+                report(failing, why);
+                if failing >= spec.failure_threshold {
+                    // The supervisor restarts the replica: this run is over.
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(spec.interval).await;
+    }
+}
+
+/// One probe: Ok when healthy, else why not.
+pub async fn check(probe: &Probe, timeout: Duration, t: &Target) -> Result<(), String> {
+    match probe {
+        Probe::Tcp(port) => {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", *port));
+            match tokio::time::timeout(timeout, connect).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("tcp {port}: {e}")),
+                Err(_) => Err(format!("tcp {port}: no connection within {timeout:?}")),
+            }
+        }
+        Probe::Http(url) => http(url, timeout).await,
+        Probe::Exec(argv) => exec(argv, timeout, t).await,
+    }
+}
+
+async fn http(url: &str, timeout: Duration) -> Result<(), String> {
+    let tls = crate::daemon::notify::tls_config(None)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| format!("http {url}: {e}"))?;
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() || r.status().is_redirection() => Ok(()),
+        Ok(r) => Err(format!("http {url}: status {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err(format!("http {url}: no answer within {timeout:?}")),
+        Err(e) => Err(format!("http {url}: {e}")),
+    }
+}
+
+async fn exec(argv: &[String], timeout: Duration, t: &Target) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("exec: empty command".into());
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(t.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&t.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("exec {program}: {e}"))?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(st)) if st.success() => Ok(()),
+        Ok(Ok(st)) => Err(format!("exec {program}: {st}")),
+        Ok(Err(e)) => Err(format!("exec {program}: {e}")),
+        Err(_) => {
+            // It hangs: the probe and whatever it started go.
+            if let Some(pgid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+            let _ = child.wait().await;
+            Err(format!(
+                "exec {program}: no exit within {timeout:?} (killed)"
+            ))
+        }
+    }
+}
