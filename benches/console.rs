@@ -49,6 +49,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
                         reason: "memory at 91% of its limit".into(),
                     })
                     .collect(),
+                health: None,
             }],
             log_lines: 0,
             log_dropped: 0,

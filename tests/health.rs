@@ -74,6 +74,9 @@ health = { interval = "1s", timeout = "300ms", failure_threshold = 100, start_pe
     assert!(n <= 2, "{n} probe processes left behind");
     let (_, out, _) = d.cli(&["status", "-r", "--json"]);
     assert!(out.contains("liveness probe failing"), "{out}");
+    assert!(out.contains("\"health\": \"failing "), "{out}");
+    let (_, text, _) = d.cli(&["status", "-r"]);
+    assert!(text.contains("health: failing"), "{text}");
 }
 
 #[test]
@@ -108,4 +111,6 @@ health = {{ interval = "300ms", timeout = "300ms", failure_threshold = 2, start_
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(restarts(&d), 0, "the healthy web server was left alone");
+    let s = d.status();
+    assert_eq!(s.agents[0].replicas[0].health.as_deref(), Some("healthy"));
 }

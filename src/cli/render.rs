@@ -29,9 +29,10 @@ fn task_table(s: &FleetStatus) -> String {
 
 /// Why a replica waits or failed, for the line under its row.
 fn replica_note(r: &crate::proto::ReplicaStatus) -> Option<String> {
-    match (&r.waiting, &r.error) {
-        (Some(w), _) => Some(format!("waiting: {}", sanitize_line(w.as_bytes()))),
-        (None, Some(e)) => Some(format!("error: {}", sanitize_line(e.as_bytes()))),
+    match (&r.waiting, &r.error, &r.health) {
+        (Some(w), _, _) => Some(format!("waiting: {}", sanitize_line(w.as_bytes()))),
+        (None, Some(e), _) => Some(format!("error: {}", sanitize_line(e.as_bytes()))),
+        (None, None, Some(h)) if h != "healthy" => Some(format!("health: {h}")),
         _ => None,
     }
 }

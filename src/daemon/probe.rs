@@ -26,10 +26,11 @@ pub async fn watch(
 ) {
     tokio::time::sleep(spec.start_period).await;
     let mut failing = 0u32;
+    let mut first = true;
     while alive() {
         match check(&spec.liveness, spec.timeout, &target).await {
             Ok(()) => {
-                if failing > 0 {
+                if failing > 0 || first {
                     failing = 0;
                     report(0, String::new());
                 }
@@ -43,6 +44,7 @@ pub async fn watch(
                 }
             }
         }
+        first = false;
         tokio::time::sleep(spec.interval).await;
     }
 }

@@ -47,6 +47,9 @@ pub struct ReplicaStatus {
     /// Recent transitions, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Transition>,
+    /// With a liveness probe: `starting`, `healthy` or `failing N/M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// One agent and its replicas.
@@ -657,6 +660,7 @@ mod tests {
             processes: 3,
             cpu_seconds: 1234.5,
             history: vec![t; history],
+            health: None,
         }
     }
 

@@ -50,6 +50,7 @@ fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> R
         .into_iter()
         .filter(|t| t.from != t.to)
         .collect(),
+        health: None,
     }
 }
 

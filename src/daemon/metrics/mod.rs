@@ -309,6 +309,16 @@ fn encode_replicas(e: &mut DescriptorEncoder, st: &FleetStatus) -> Result<(), st
     }
     family(
         e,
+        "autonomos_replica_healthy",
+        "1 while the replica's liveness probe passes, 0 while it fails or has not run (probed replicas only).",
+        Gauge,
+        replicas().filter_map(|(n, r)| {
+            let h = r.health.as_deref()?;
+            Some((replica(n, r.index), if h == "healthy" { 1.0 } else { 0.0 }))
+        }),
+    )?;
+    family(
+        e,
         "autonomos_replica_restarts",
         "Restarts of the replica slot, any cause (crash, operator, reload).",
         Counter,

@@ -85,6 +85,8 @@ pub(super) struct Replica {
     pub processes: u32,
     /// CPU time of this slot's trees since the daemon started.
     pub cpu_seconds: f64,
+    /// The last liveness result: (run, failures in a row).
+    pub probe: Option<(u64, u32)>,
 }
 
 pub(super) struct Agent {
@@ -308,6 +310,7 @@ impl Actor {
             rss_bytes: 0,
             processes: 0,
             cpu_seconds: 0.0,
+            probe: None,
         }
     }
 
@@ -450,6 +453,13 @@ impl Actor {
                     .get(ai)
                     .and_then(|a| a.spec.health.as_ref())
                     .map_or(1, |h| h.failure_threshold);
+                if let Some(r) = self
+                    .agents
+                    .get_mut(ai)
+                    .and_then(|a| a.replicas.get_mut(&index))
+                {
+                    r.probe = Some((run_id, failing));
+                }
                 let obs = Observation::Liveness {
                     run_id,
                     failing,

@@ -129,8 +129,21 @@ impl Actor {
                             .cloned()
                             .collect()
                     },
+                    health: health_of(a, r),
                 })
                 .collect(),
         }
     }
+}
+
+/// A probed replica's health: `starting` before its first result,
+/// `healthy`, or `failing N/M` (None without a probe or a run).
+fn health_of(a: &super::actor::Agent, r: &super::actor::Replica) -> Option<String> {
+    let spec = a.spec.health.as_ref()?;
+    let run = r.s.run.as_ref()?.id;
+    Some(match r.probe {
+        Some((id, 0)) if id == run => "healthy".into(),
+        Some((id, n)) if id == run => format!("failing {n}/{}", spec.failure_threshold),
+        _ => "starting".into(),
+    })
 }

@@ -353,6 +353,7 @@ fn on_transition(
                     rss_bytes: 0,
                     processes: 0,
                     history: vec![transition],
+                    health: None,
                 });
                 a.replicas.sort_by_key(|r| r.index);
             }
