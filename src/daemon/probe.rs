@@ -24,7 +24,10 @@ pub async fn watch(
     alive: impl Fn() -> bool,
     report: impl Fn(u32, String),
 ) {
-    tokio::time::sleep(spec.start_period).await;
+    // A random phase within the interval: many replicas started together
+    // do not all probe in the same instant.
+    let phase = spec.interval.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(spec.start_period + phase).await;
     let mut failing = 0u32;
     let mut first = true;
     while alive() {
