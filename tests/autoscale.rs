@@ -128,10 +128,7 @@ fn a_manual_scale_turns_the_autoscaler_off_until_autoscale_on() {
     if !have_tool("python3", "python3") {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let d = BinDaemon::start(&format!(
         "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
         agent(

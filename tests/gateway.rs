@@ -16,14 +16,6 @@ use serde_json::Value;
 
 const TOKEN: &str = "gateway-test-token-0123456789";
 
-/// A port free now (the daemon binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn fleet(port: u16, extra: &str) -> String {
     let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
     format!(

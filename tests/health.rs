@@ -84,14 +84,8 @@ fn a_healthy_http_probe_leaves_the_replica_alone_and_a_dead_port_restarts_it() {
     if !have_tool("python3", "python3") {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
+    let dead = free_port();
     let d = BinDaemon::start(&format!(
         r#"
 [agents.web]

@@ -1,8 +1,6 @@
 //! `[gateway]`: where the A2A HTTP gateway listens and how it guards
 //! itself. Beyond loopback it needs TLS and a bearer token.
 
-use std::net::SocketAddr;
-
 use super::*;
 use crate::config::model::GatewaySpec;
 
@@ -38,17 +36,8 @@ impl Checker<'_> {
             key,
             table: "gateway",
         };
-        if let Some((_, v)) = listen
-            && let Some(s) = self.string(v, field("listen"))
-        {
-            match s.parse::<SocketAddr>() {
-                Ok(a) => spec.listen = Some(a),
-                Err(_) => self.problem(
-                    v.span(),
-                    format!("`{s}` is not an address for `listen` in [gateway]"),
-                    Some("write IP:PORT, e.g. listen = \"127.0.0.1:8080\"".into()),
-                ),
-            }
+        if let Some((_, v)) = listen {
+            spec.listen = self.listen_addr(v, "gateway", "127.0.0.1:8080");
         }
         if let Some((_, v)) = cert {
             spec.cert = self.path(v, field("cert"));

@@ -37,17 +37,8 @@ impl Checker<'_> {
             key,
             table: "metrics",
         };
-        if let Some((_, v)) = listen
-            && let Some(s) = self.string(v, field("listen"))
-        {
-            match s.parse::<SocketAddr>() {
-                Ok(a) => spec.listen = Some(a),
-                Err(_) => self.problem(
-                    v.span(),
-                    format!("`{s}` is not an address for `listen` in [metrics]"),
-                    Some("write IP:PORT, e.g. listen = \"127.0.0.1:9464\" (a host name is not resolved)".into()),
-                ),
-            }
+        if let Some((_, v)) = listen {
+            spec.listen = self.listen_addr(v, "metrics", "127.0.0.1:9464");
         }
         if let Some((_, v)) = interval
             && let Some(d) = self.duration_max(v, field("interval"), Duration::from_secs(60))
@@ -60,6 +51,35 @@ impl Checker<'_> {
                 );
             } else {
                 spec.interval = d;
+            }
+        }
+    }
+
+    /// `listen` of a server section: IP:PORT (a host name is not resolved).
+    pub(super) fn listen_addr(
+        &mut self,
+        v: &Value<'_>,
+        table: &str,
+        example: &str,
+    ) -> Option<SocketAddr> {
+        let s = self.string(
+            v,
+            Field {
+                key: "listen",
+                table,
+            },
+        )?;
+        match s.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    v.span(),
+                    format!("`{s}` is not an address for `listen` in [{table}]"),
+                    Some(format!(
+                        "write IP:PORT, e.g. listen = \"{example}\" (a host name is not resolved)"
+                    )),
+                );
+                None
             }
         }
     }
