@@ -3,28 +3,15 @@
 //! Prints the daemon's CPU over 20 s (its own, and its probes' as reaped
 //! children), then `status` round trips over the socket (p50, p99).
 
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use autonomos::client::Client;
 use autonomos::proto::Request;
-
-/// (own, children) CPU seconds of `pid`.
-fn cpu(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // utime, stime, cutime, cstime: fields 14-17 (the state is skipped).
-    let g = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
-    (g(10) + g(11), g(12) + g(13))
-}
+use common::{Daemon, cpu_seconds as cpu};
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_autonomos");
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = String::new();
     for i in 0..500 {
         cfg.push_str(&format!(
@@ -32,18 +19,8 @@ fn main() {
              health = {{ interval = \"1s\", timeout = \"2s\", start_period = \"1s\", liveness = {{ exec = [\"true\"] }} }}\n"
         ));
     }
-    std::fs::write(dir.path().join("a.toml"), cfg).expect("config");
-    let mut child = Command::new(bin)
-        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
-        .args(["daemon", "--config"])
-        .arg(dir.path().join("a.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    let pid = child.id();
+    let d = Daemon::start(bin, &cfg);
+    let pid = d.child.id();
     std::thread::sleep(Duration::from_secs(15));
     let (t0, (own0, kids0)) = (Instant::now(), cpu(pid));
     std::thread::sleep(Duration::from_secs(20));
@@ -58,8 +35,7 @@ fn main() {
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let (run, data) = (dir.path().join("rt/autonomos"), dir.path().join("data"));
-        let mut c = Client::connect_local(&run, &data).await.expect("connect");
+        let mut c = d.connect().await;
         let mut lat = Vec::new();
         for _ in 0..200 {
             let t = Instant::now();
@@ -75,8 +51,4 @@ fn main() {
             q(0.99)
         );
     });
-    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-    }
-    let _ = child.wait();
 }

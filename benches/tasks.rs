@@ -13,25 +13,12 @@
 //! 30 s with 50 plain agents, and with 50 idle task agents
 //! (`BENCH_IDLE=0` skips it).
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use autonomos::client::Client;
 use autonomos::proto::{NewTask, Request, Response, Submit};
-
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(p) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-        }
-        let _ = self.child.wait();
-    }
-}
+use common::{Daemon, cpu_seconds, free_port};
 
 fn completed(port: u16) -> u64 {
     use std::io::{Read, Write};
@@ -75,44 +62,19 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let bin = env!("CARGO_BIN_EXE_autonomos");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("a.toml"),
-        format!(
+    let port = free_port();
+    let d = Daemon::start(
+        bin,
+        &format!(
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
              protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n\
              env = {{ ECHO_RECORD = \"{}\" }}\n",
             record_path().display()
         ),
-    )
-    .expect("config");
-    let child = Command::new(bin)
-        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
-        .args(["daemon", "--config"])
-        .arg(dir.path().join("a.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    let d = Daemon { child, dir };
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let run = d.dir.path().join("rt/autonomos");
-        let data = d.dir.path().join("data");
-        let t = Instant::now();
-        let mut c = loop {
-            if let Ok(c) = Client::connect_local(&run, &data).await {
-                break c;
-            }
-            assert!(t.elapsed() < Duration::from_secs(10), "daemon did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let mut c = d.connect().await;
         tokio::time::sleep(Duration::from_secs(2)).await; // replicas up
         let batch = |n: usize| Submit {
             agent: Some("echo".into()),
@@ -244,34 +206,13 @@ fn main() {
 /// The daemon's CPU (% of one core) over 30 s with 50 agents of `agent`
 /// (the body of each `[agents.NAME]` table), after 5 s to settle.
 fn idle_cpu(bin: &str, agent: &str) -> f64 {
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = String::new();
     for i in 0..50 {
         cfg.push_str(&format!("[agents.a{i}]\n{agent}\n"));
     }
-    std::fs::write(dir.path().join("a.toml"), cfg).expect("config");
-    let child = Command::new(bin)
-        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
-        .args(["daemon", "--config"])
-        .arg(dir.path().join("a.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    let d = Daemon { child, dir };
+    let d = Daemon::start(bin, &cfg);
     std::thread::sleep(Duration::from_secs(5));
-    let ticks = |pid: u32| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = after
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        // utime and stime, fields 14 and 15 (the state, not a number, is skipped).
-        f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)
-    };
+    let ticks = |pid: u32| cpu_seconds(pid).0 * 100.0;
     let (t0, c0) = (Instant::now(), ticks(d.child.id()));
     std::thread::sleep(Duration::from_secs(30));
     let used = (ticks(d.child.id()) - c0) / 100.0;
@@ -296,49 +237,21 @@ fn gauge(port: u16, name: &str) -> Option<f64> {
 /// then every acknowledged task must have run, and the agent's record
 /// says how many ran twice.
 fn kill_rerun(bin: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let record = dir.path().join("record.log");
-    std::fs::write(
-        dir.path().join("a.toml"),
-        format!(
+    let port = free_port();
+    let record =
+        std::env::temp_dir().join(format!("autonomos-bench-kill-{}.log", std::process::id()));
+    let mut d = Daemon::start(
+        bin,
+        &format!(
             "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[agents.echo]\ncommand = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]\n\
              protocol = \"jsonrpc\"\nreplicas = 8\nconcurrency = 64\nmax_queue = 1000000\n\
              env = {{ ECHO_RECORD = \"{}\" }}\n",
             record.display()
         ),
-    )
-    .expect("config");
-    let spawn = || {
-        Command::new(bin)
-            .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
-            .args(["daemon", "--config"])
-            .arg(dir.path().join("a.toml"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon")
-    };
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut child = spawn();
     let acked: Vec<String> = rt.block_on(async {
-        let (run, data) = (dir.path().join("rt/autonomos"), dir.path().join("data"));
-        let t = Instant::now();
-        let mut c = loop {
-            if let Ok(c) = Client::connect_local(&run, &data).await {
-                break c;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "daemon did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let mut c = d.connect().await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut acked = Vec::new();
         let start = Instant::now();
@@ -362,15 +275,12 @@ fn kill_rerun(bin: &str) {
         }
         acked
     });
-    if let Some(p) = rustix::process::Pid::from_raw(child.id() as i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(d.child.id() as i32) {
         let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
     }
-    let _ = child.wait();
+    let _ = d.child.wait();
     std::thread::sleep(Duration::from_millis(500));
-    let d = Daemon {
-        child: spawn(),
-        dir,
-    };
+    d.respawn(bin);
     let t = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -402,4 +312,5 @@ fn kill_rerun(bin: &str) {
         twice as f64 * 100.0 / acked.len().max(1) as f64
     );
     drop(d);
+    let _ = std::fs::remove_file(&record);
 }
