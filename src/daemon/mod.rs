@@ -192,6 +192,10 @@ impl Daemon {
         {
             // Failed tasks join their agent's incident timelines.
             let sup = supervisor.clone();
+            let waker = supervisor.clone();
+            tasks.send(tasks::Msg::OnStarved(Box::new(move |agent| {
+                waker.wake(agent)
+            })));
             tasks.send(tasks::Msg::OnFailure(Box::new(move |agent, text| {
                 sup.note_task_failed(agent, text)
             })));

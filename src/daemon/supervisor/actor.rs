@@ -46,6 +46,8 @@ pub(super) enum Msg {
     Recovery(String, String),
     /// A task of the agent failed: (agent, what), for its incidents.
     TaskFailed(String, String),
+    /// Tasks wait for this agent and no replica runs: decide now.
+    Wake(String),
     /// A liveness probe of a run: (agent, replica, run, failing, reason).
     Probe(usize, u32, u64, u32, String),
     /// An agent change was written to `state.db` (or failed to be): apply
@@ -396,6 +398,7 @@ impl Actor {
             | Msg::Recovery(..)
             | Msg::TaskFailed(..)
             | Msg::Probe(..)
+            | Msg::Wake(..)
             | Msg::Persisted { .. } => self.dirty_all = true,
         }
         match msg {
@@ -446,6 +449,10 @@ impl Actor {
                 self.observe
                     .on_action(Some(&agent), "autonomos (recovery)", &text, now);
                 self.observe.flush();
+            }
+            Msg::Wake(agent) => {
+                let now = self.clock.now();
+                self.autoscale_one(&agent, now);
             }
             Msg::Probe(ai, index, run_id, failing, reason) => {
                 let threshold = self

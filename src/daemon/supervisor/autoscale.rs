@@ -36,8 +36,22 @@ pub(super) type Autos = HashMap<String, Auto>;
 impl Actor {
     /// One round of decisions.
     pub(super) fn autoscale_tick(&mut self, now: Millis) {
+        self.autoscale_agents(now, None);
+    }
+
+    /// A decision for one agent now (a task waits for a sleeping agent).
+    pub(super) fn autoscale_one(&mut self, agent: &str, now: Millis) {
+        self.autoscale_agents(now, Some(agent));
+    }
+
+    fn autoscale_agents(&mut self, now: Millis, only: Option<&str>) {
+        // The shared figures may predate the submit that woke us: a wake
+        // means at least one task waits.
         let stats = self.tasks.as_ref().map(|t| t.stats()).unwrap_or_default();
         for ai in 0..self.agents.len() {
+            if only.is_some_and(|n| n != self.agents[ai].spec.name) {
+                continue;
+            }
             let a = &self.agents[ai];
             let Some(spec) = a.spec.autoscale.clone() else {
                 continue;
@@ -72,7 +86,11 @@ impl Actor {
             auto.submitted = Some((now, submitted));
             let m = Metrics {
                 current: desired,
-                queue: s.map_or(0.0, |s| s.queue as f64),
+                queue: s.map_or(0.0, |s| s.queue as f64).max(if only.is_some() {
+                    1.0
+                } else {
+                    0.0
+                }),
                 in_flight: s.map_or(0.0, |s| s.in_flight as f64),
                 concurrency: f64::from(concurrency),
                 latency_p95: s.and_then(|s| (s.run_p95 > 0.0).then_some(s.run_p95)),

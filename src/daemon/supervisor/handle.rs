@@ -44,6 +44,12 @@ impl Supervisor {
 
     /// A failed task, for the timelines of the agent's open incidents
     /// (never waits; dropped if the actor's inbox is full).
+    /// Tasks wait for an agent with no replica: the autoscaler decides
+    /// now rather than at the next tick (never waits).
+    pub fn wake(&self, agent: &str) {
+        let _ = self.tx.try_send(Msg::Wake(agent.to_string()));
+    }
+
     pub fn note_task_failed(&self, agent: &str, text: &str) {
         let _ = self
             .tx

@@ -167,6 +167,8 @@ pub(crate) struct Engine {
     pub(super) next_seq: u64,
     /// Told of failed and rejected tasks (the agent's incidents).
     pub(super) on_failure: Option<super::FailureHook>,
+    /// Told of agents whose new tasks have no replica (the autoscaler).
+    pub(super) on_starved: Option<super::StarvedHook>,
     /// Draining replicas waiting for their tasks (see `tell_drained`).
     pub(super) draining_waiters: usize,
     /// Who follows which task (`Msg::Watch`).
@@ -195,6 +197,7 @@ impl Engine {
             limits: cfg.tasks,
             next_seq: 1,
             on_failure: None,
+            on_starved: None,
             watchers: HashMap::new(),
             draining_waiters: 0,
         };
@@ -384,6 +387,7 @@ impl Engine {
                 msg,
             } => self.on_agent_message(&agent, index, run, &msg),
             Msg::OnFailure(hook) => self.on_failure = Some(hook),
+            Msg::OnStarved(hook) => self.on_starved = Some(hook),
             Msg::Flush(done) => {
                 // The writes are ordered: when this empty one is durable,
                 // so is everything sent before it.

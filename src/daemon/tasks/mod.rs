@@ -72,6 +72,9 @@ pub enum Msg {
     /// Who hears of failed tasks: (agent, what happened), for the agent's
     /// incident timelines.
     OnFailure(FailureHook),
+    /// Who hears that tasks wait for an agent with no replica to run them
+    /// (the autoscaler wakes an agent scaled to zero at once).
+    OnStarved(StarvedHook),
     /// Answered once every write sent so far is durable (at shutdown).
     Flush(oneshot::Sender<()>),
     /// Follows one task: its status now, then at every change (state,
@@ -102,6 +105,9 @@ pub struct AgentInfo {
 
 /// Told of every task that ends failed or rejected: (agent, text).
 pub type FailureHook = Box<dyn Fn(&str, &str) + Send>;
+
+/// Told of an agent whose new tasks have no replica to run them.
+pub type StarvedHook = Box<dyn Fn(&str) + Send>;
 
 /// Counts per agent that the stdout readers bump without a message.
 #[derive(Default)]

@@ -227,6 +227,13 @@ impl Engine {
         let _ = answer.send(Ok(Response::Tasks { tasks: out }));
         for a in agents {
             self.dispatch(&a);
+            let starved = self
+                .agents
+                .get(&a)
+                .is_some_and(|q| q.replicas.is_empty() && !q.queue.is_empty());
+            if let (true, Some(hook)) = (starved, &self.on_starved) {
+                hook(&a);
+            }
         }
     }
 
