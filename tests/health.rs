@@ -65,9 +65,10 @@ health = { interval = "1s", timeout = "300ms", failure_threshold = 100, start_pe
         s.agents[0].running == 1
     });
     std::thread::sleep(Duration::from_millis(2500));
-    // Each overrun probe's group was killed: at most the running one lives.
+    // Each overrun probe's group was killed: at most the running probe's
+    // two sleeps live (its shell is not counted: `^sleep`).
     let out = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 4321"])
+        .args(["-f", "^sleep 4321"])
         .output()
         .expect("pgrep");
     let n = String::from_utf8_lossy(&out.stdout).lines().count();
