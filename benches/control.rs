@@ -6,64 +6,29 @@
 //! `AUTONOMOS_BIN` to run another build of the daemon side by side (the
 //! client speaks to older daemons of the same protocol version).
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use autonomos::client::{Client, Update};
 use autonomos::proto::{Request, ServerMsg};
+use common::Daemon;
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(p) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
+/// The daemon under test; `AUTONOMOS_BIN` runs another build (an older
+/// one, side by side).
 fn start(toml: &str) -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("a.toml"), toml).expect("config");
-    // AUTONOMOS_BIN runs another build (an older one, side by side).
     let bin =
         std::env::var("AUTONOMOS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_autonomos").into());
-    let child = Command::new(bin)
-        .env("XDG_RUNTIME_DIR", dir.path().join("rt"))
-        .args(["daemon", "--config"])
-        .arg(dir.path().join("a.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    Daemon { child, dir }
+    Daemon::start(&bin, toml)
 }
 
 async fn connect(d: &Daemon) -> Client {
-    let rt = d.dir.path().join("rt/autonomos");
-    let data = d.dir.path().join("data");
-    let t = Instant::now();
-    loop {
-        if let Ok(c) = Client::connect_local(&rt, &data).await {
-            return c;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "daemon never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    d.connect().await
 }
 
 fn fleet(n: usize, flood: bool) -> String {

@@ -56,6 +56,23 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// `n` tasks for the echo agent, inputs `{"n": i}`.
+fn batch(n: usize) -> Submit {
+    Submit {
+        agent: Some("echo".into()),
+        skill: None,
+        tasks: (0..n)
+            .map(|i| NewTask {
+                input: serde_json::json!({ "n": i }),
+                key: None,
+                context_id: None,
+            })
+            .collect(),
+        priority: 0,
+        timeout_ms: None,
+    }
+}
+
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
@@ -76,19 +93,6 @@ fn main() {
     rt.block_on(async {
         let mut c = d.connect().await;
         tokio::time::sleep(Duration::from_secs(2)).await; // replicas up
-        let batch = |n: usize| Submit {
-            agent: Some("echo".into()),
-            skill: None,
-            tasks: (0..n)
-                .map(|i| NewTask {
-                    input: serde_json::json!({ "n": i }),
-                    key: None,
-                    context_id: None,
-                })
-                .collect(),
-            priority: 0,
-            timeout_ms: None,
-        };
         let (mut submitted, mut acks) = (0u64, Vec::new());
         let mut done = completed(port);
         let start = Instant::now();
@@ -256,20 +260,8 @@ fn kill_rerun(bin: &str) {
         let mut acked = Vec::new();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
-            let s = Submit {
-                agent: Some("echo".into()),
-                skill: None,
-                tasks: (0..2000)
-                    .map(|i| NewTask {
-                        input: serde_json::json!({ "n": i }),
-                        key: None,
-                        context_id: None,
-                    })
-                    .collect(),
-                priority: 0,
-                timeout_ms: None,
-            };
-            if let Ok(Response::Tasks { tasks }) = c.request(Request::TaskSubmit(s)).await {
+            if let Ok(Response::Tasks { tasks }) = c.request(Request::TaskSubmit(batch(2000))).await
+            {
                 acked.extend(tasks.into_iter().map(|t| t.id));
             }
         }

@@ -37,7 +37,8 @@ impl Daemon {
         self.child = spawn(bin, &self.dir);
     }
 
-    /// A client, once the socket answers (at most 10 s).
+    /// A client, once the socket answers (at most 20 s: a fleet of 500
+    /// takes a while to start).
     pub async fn connect(&self) -> Client {
         let (run, data) = (
             self.dir.path().join("rt/autonomos"),
@@ -49,7 +50,7 @@ impl Daemon {
                 return c;
             }
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < Duration::from_secs(20),
                 "daemon did not start"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
