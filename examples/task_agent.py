@@ -13,6 +13,8 @@ What it does with a task's input (a JSON object; anything else is echoed):
   {"refuse": "why"}      refuses the task (-32010: it ends "rejected")
   {"noise": "text"}      first prints text on stdout, not JSON-RPC (it is
                          logged and counted; the agent keeps working)
+  {"hang": true}         stops reading stdin for good, process alive (a hung
+                         agent: the daemon's pings go unanswered)
   {"delegate": {...}}    hands work to another agent through the daemon's
                          queue (`task.submit` with these params, e.g.
                          {"skill": "echo", "input": 1}), waits for its
@@ -120,8 +122,15 @@ def main():
             entry = finished.setdefault(msg["params"]["id"], [threading.Event(), None])
             entry[1] = msg["params"]
             entry[0].set()
+        elif method == "ping":
+            # The daemon's heartbeat probe: any answer shows it alive.
+            send({"jsonrpc": "2.0", "id": msg.get("id"), "result": {}})
         elif method == "task.run":
             task = msg["params"]["task"]
+            inp = task.get("input")
+            if isinstance(inp, dict) and inp.get("hang"):
+                log("hanging (on purpose): no more reading")
+                time.sleep(1 << 20)
             t = threading.Thread(target=run, args=(msg["id"], task), daemon=True)
             t.start()
             running.append(t)

@@ -109,3 +109,221 @@ health = {{ interval = "300ms", timeout = "300ms", failure_threshold = 2, start_
     let s = d.status();
     assert_eq!(s.agents[0].replicas[0].health.as_deref(), Some("healthy"));
 }
+
+/// The `index`-th replica of the first agent, from `status -r --json`.
+fn replica_json(d: &BinDaemon, agent: usize, index: usize) -> serde_json::Value {
+    let (_, out, _) = d.cli(&["status", "-r", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    v["agents"][agent]["replicas"][index].clone()
+}
+
+#[test]
+fn readiness_keeps_tasks_from_an_unready_replica_until_it_passes() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
+    let port = free_port();
+    let d = BinDaemon::start(&format!(
+        r#"
+[metrics]
+listen = "127.0.0.1:{port}"
+interval = "200ms"
+
+[agents.echo]
+command = ["python3", "{agent}"]
+protocol = "jsonrpc"
+replicas = 2
+concurrency = 4
+health = {{ interval = "200ms", timeout = "1s", failure_threshold = 2, start_period = "0s", readiness = {{ exec = ["sh", "-c", "test -f ready-$AUTONOMOS_REPLICA"] }} }}
+"#
+    ));
+    let ctx = std::path::PathBuf::from(d.status().agents[0].context_dir.clone());
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(ctx.join("ready-0"), "").expect("ready-0");
+    d.wait_status("0 ready, 1 unready", Duration::from_secs(15), |s| {
+        let r = &s.agents[0].replicas;
+        r.len() == 2 && r[0].ready == Some(true) && r[1].health.as_deref() == Some("unready")
+    });
+    let s = d.status();
+    assert_eq!(s.agents[0].running, 2, "an unready replica still runs");
+    let r1 = replica_json(&d, 0, 1);
+    assert_eq!(r1["state"], "PerformanceMonitoring", "{r1:#}");
+    assert!(
+        r1["history"]
+            .to_string()
+            .contains("readiness probe failing"),
+        "{r1:#}"
+    );
+    // Every task goes to the ready replica.
+    let replicas_of = |n: usize| -> Vec<u64> {
+        let ids: Vec<String> = (0..n)
+            .map(|i| {
+                let input = format!("{{\"sleep\": 0.2, \"n\": {i}}}");
+                d.json(&["task", "submit", "echo", "--input", &input])[0]["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string()
+            })
+            .collect();
+        ids.iter()
+            .map(|id| {
+                let t = Instant::now();
+                loop {
+                    let v = d.json(&["task", "show", id]);
+                    if v["state"] == "completed" {
+                        return v["result"]["replica"].as_u64().expect("replica");
+                    }
+                    assert!(t.elapsed() < Duration::from_secs(20), "{v:#}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .collect()
+    };
+    let on = replicas_of(12);
+    assert!(on.iter().all(|&r| r == 0), "tasks went to {on:?}");
+    // Ready now: it takes work; replica 0 unready: none goes there.
+    std::fs::write(ctx.join("ready-1"), "").expect("ready-1");
+    std::fs::remove_file(ctx.join("ready-0")).expect("rm ready-0");
+    d.wait_status("1 ready, 0 unready", Duration::from_secs(15), |s| {
+        let r = &s.agents[0].replicas;
+        r[1].ready == Some(true) && r[0].ready == Some(false)
+    });
+    let r1 = replica_json(&d, 0, 1);
+    assert_eq!(r1["state"], "ActiveOperation", "{r1:#}");
+    let on = replicas_of(12);
+    assert!(on.iter().all(|&r| r == 1), "tasks went to {on:?}");
+    let t = Instant::now();
+    loop {
+        let (_, body) = http_get(&format!("127.0.0.1:{port}"), "/metrics").expect("scrape");
+        if body.contains("autonomos_replica_ready{agent=\"echo\",replica=\"0\"} 0")
+            && body.contains("autonomos_replica_ready{agent=\"echo\",replica=\"1\"} 1")
+        {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn depends_on_waits_for_the_dependency_s_readiness() {
+    let d = BinDaemon::start(
+        r#"
+[agents.db]
+command = ["sleep", "1000"]
+min_uptime = "100ms"
+health = { interval = "200ms", timeout = "1s", start_period = "0s", readiness = { exec = ["test", "-f", "up"] } }
+
+[agents.app]
+command = ["sleep", "1000"]
+depends_on = ["db"]
+"#,
+    );
+    d.wait_status("db runs", Duration::from_secs(10), |s| {
+        s.agents[0].running == 1 && s.agents[0].replicas[0].health.as_deref() == Some("unready")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = d.status();
+    assert_eq!(s.agents[1].running, 0, "app started before db was ready");
+    let waiting = s.agents[1].replicas[0].waiting.clone().unwrap_or_default();
+    assert!(waiting.contains("db"), "{waiting}");
+    let ctx = std::path::PathBuf::from(s.agents[0].context_dir.clone());
+    std::fs::write(ctx.join("up"), "").expect("up");
+    d.wait_status("app runs", Duration::from_secs(10), |s| {
+        s.agents[1].running == 1
+    });
+}
+
+#[test]
+fn a_task_agent_that_stops_reading_is_caught_by_its_heartbeat_probe() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/task_agent.py");
+    let d = BinDaemon::start(&format!(
+        r#"
+[agents.echo]
+command = ["python3", "{agent}"]
+protocol = "jsonrpc"
+max_attempts = 1
+health = {{ interval = "300ms", timeout = "300ms", failure_threshold = 2, start_period = "0s", liveness = {{ heartbeat = "500ms" }} }}
+"#
+    ));
+    d.wait_status("healthy", Duration::from_secs(10), |s| {
+        s.agents[0].replicas[0].health.as_deref() == Some("healthy")
+    });
+    // Idle but answering pings: left alone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(restarts(&d), 0, "{:#?}", replica_json(&d, 0, 0));
+    let v = d.json(&["task", "submit", "echo", "--input", "{\"hang\": true}"]);
+    assert!(v[0]["id"].is_string(), "{v:#}");
+    let t = Instant::now();
+    d.wait_status("restarted", Duration::from_secs(15), |s| {
+        s.agents[0]
+            .replicas
+            .first()
+            .is_some_and(|r| r.restarts >= 1)
+    });
+    // 500 ms heard + 2 × (300 ms interval + 300 ms timeout), and slack.
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(6), "restarted after {took:?}");
+    let history = replica_json(&d, 0, 0)["history"].to_string();
+    assert!(
+        history.contains("liveness probe failed 2/2") && history.contains("heartbeat"),
+        "{history}"
+    );
+}
+
+#[test]
+fn hung_http_and_tcp_servers_are_restarted() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let (web, tcp) = (free_port(), free_port());
+    // Answers for 2 s, then its one thread blocks for good (connections
+    // queue, nothing answers).
+    let hang_http = format!(
+        "import http.server,time,threading\n\
+         t0=time.time()\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20def do_GET(s):\n\
+         \x20 if time.time()-t0>2: time.sleep(10**6)\n\
+         \x20 s.send_response(200); s.end_headers()\n\
+         http.server.HTTPServer(('127.0.0.1',{web}),H).serve_forever()\n"
+    );
+    // Listens for 2 s, then closes the port and lives on.
+    let close_tcp = format!(
+        "import socket,time\n\
+         s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         s.bind(('127.0.0.1',{tcp})); s.listen()\n\
+         time.sleep(2); s.close(); time.sleep(10**6)\n"
+    );
+    let d = BinDaemon::start(&format!(
+        r#"
+[agents.web]
+command = ["python3", "-c", {hang_http:?}]
+health = {{ interval = "300ms", timeout = "300ms", failure_threshold = 2, start_period = "500ms", liveness = {{ http = "http://127.0.0.1:{web}/" }} }}
+
+[agents.port]
+command = ["python3", "-c", {close_tcp:?}]
+health = {{ interval = "300ms", timeout = "300ms", failure_threshold = 2, start_period = "500ms", liveness = {{ tcp = {tcp} }} }}
+"#
+    ));
+    d.wait_status("both healthy", Duration::from_secs(10), |s| {
+        s.agents
+            .iter()
+            .all(|a| a.replicas[0].health.as_deref() == Some("healthy"))
+    });
+    let t = Instant::now();
+    d.wait_status("both restarted", Duration::from_secs(15), |s| {
+        s.agents.iter().all(|a| a.replicas[0].restarts >= 1)
+    });
+    // 2 s healthy, then 2 failures 300 ms apart (+ timeouts, + slack).
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(7), "restarted after {took:?}");
+    for a in 0..2 {
+        let h = replica_json(&d, a, 0)["history"].to_string();
+        assert!(h.contains("liveness probe failed 2/2"), "{h}");
+    }
+}

@@ -48,7 +48,11 @@ pub struct HealthSpec {
     pub failure_threshold: u32,
     /// No probe this soon after the replica started.
     pub start_period: Duration,
-    pub liveness: Probe,
+    /// Restarts the replica when it fails `failure_threshold` times.
+    pub liveness: Option<Probe>,
+    /// Gates routing and `depends_on`: unready after `failure_threshold`
+    /// failures, ready again after one pass (and not before the first).
+    pub readiness: Option<Probe>,
 }
 
 /// How a replica is probed.
@@ -61,6 +65,22 @@ pub enum Probe {
     Http(String),
     /// A TCP connect to this loopback port.
     Tcp(u16),
+    /// A task agent heard from (any message, a `heartbeat`) within this
+    /// long, or answering a `ping` request within the timeout.
+    Heartbeat(Duration),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Exec(argv) => write!(f, "exec {}", argv.join(" ")),
+            Probe::Http(url) => write!(f, "http {url}"),
+            Probe::Tcp(port) => write!(f, "tcp {port}"),
+            Probe::Heartbeat(d) => {
+                write!(f, "heartbeat {}", crate::core::units::format_duration(*d))
+            }
+        }
+    }
 }
 
 /// `[gateway]`: the A2A HTTP gateway to the task agents (off by default).

@@ -307,17 +307,17 @@ fn render_work(out: &mut String, ind: &str, a: &crate::config::AgentSpec) {
         line(out, ind, "autoscale", &autoscale_line(s));
     }
     if let Some(h) = &a.health {
-        let probe = match &h.liveness {
-            crate::config::Probe::Exec(argv) => format!("exec {}", argv.join(" ")),
-            crate::config::Probe::Http(url) => format!("http {url}"),
-            crate::config::Probe::Tcp(port) => format!("tcp {port}"),
-        };
+        let probes: Vec<String> = [("liveness", &h.liveness), ("readiness", &h.readiness)]
+            .into_iter()
+            .filter_map(|(kind, p)| Some(format!("{kind} {}", p.as_ref()?)))
+            .collect();
         line(
             out,
             ind,
             "health",
             &format!(
-                "liveness {probe}, every {}, timeout {}, restart after {} failures, start_period {}",
+                "{}, every {}, timeout {}, {} failures in a row count, start_period {}",
+                probes.join(", "),
                 format_duration(h.interval),
                 format_duration(h.timeout),
                 h.failure_threshold,

@@ -1,9 +1,12 @@
-//! Liveness probes of one replica's run: after `start_period`, every
-//! `interval`, one probe bounded by `timeout`. An exec probe runs in the
-//! replica's environment and context dir, in its own process group, and is
-//! killed as a group when it overruns. Results go to the supervisor when
-//! they change (a new failure in a row, or a pass after failures); the
-//! supervisor restarts the replica at `failure_threshold`.
+//! The probes of one replica's run (liveness and readiness each on its
+//! own loop): after `start_period`, every `interval`, one probe bounded by
+//! `timeout`. An exec probe runs in the replica's environment and context
+//! dir, in its own process group, and is killed as a group when it
+//! overruns; a heartbeat probe asks the task engine when the replica was
+//! last heard from (and pings it if that is too long ago). Results go to
+//! the supervisor when they change (the first, a new failure in a row, a
+//! pass after failures); the supervisor restarts the replica when liveness
+//! fails `failure_threshold` times, and gates its routing on readiness.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,15 +18,40 @@ use crate::config::{HealthSpec, Probe};
 pub struct Target {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// For a task agent: the engine that hears from it.
+    pub link: Option<Heard>,
+}
+
+/// Where a heartbeat probe asks: the task engine, for this run.
+pub struct Heard {
+    pub tasks: crate::daemon::tasks::Tasks,
+    pub agent: String,
+    pub index: u32,
+    pub run: u64,
+}
+
+/// Which of the agent's probes a loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ends at `failure_threshold` failures (the replica is restarted).
+    Liveness,
+    /// Goes on for the whole run.
+    Readiness,
 }
 
 /// Probes until `alive` says the run is gone; `report(failing, reason)`.
 pub async fn watch(
     spec: HealthSpec,
-    target: Target,
+    kind: Kind,
+    target: std::sync::Arc<Target>,
     alive: impl Fn() -> bool,
     report: impl Fn(u32, String),
 ) {
+    let probe = match kind {
+        Kind::Liveness => spec.liveness.clone(),
+        Kind::Readiness => spec.readiness.clone(),
+    };
+    let Some(probe) = probe else { return };
     // A random phase within the interval: many replicas started together
     // do not all probe in the same instant.
     let phase = spec.interval.mul_f64(rand::random::<f64>());
@@ -31,7 +59,7 @@ pub async fn watch(
     let mut failing = 0u32;
     let mut first = true;
     while alive() {
-        match check(&spec.liveness, spec.timeout, &target).await {
+        match check(&probe, spec.timeout, &target).await {
             Ok(()) => {
                 if failing > 0 || first {
                     failing = 0;
@@ -41,7 +69,7 @@ pub async fn watch(
             Err(why) => {
                 failing += 1;
                 report(failing, why);
-                if failing >= spec.failure_threshold {
+                if kind == Kind::Liveness && failing >= spec.failure_threshold {
                     // The supervisor restarts the replica: this run is over.
                     return;
                 }
@@ -65,6 +93,19 @@ pub async fn check(probe: &Probe, timeout: Duration, t: &Target) -> Result<(), S
         }
         Probe::Http(url) => http(url, timeout).await,
         Probe::Exec(argv) => exec(argv, timeout, t).await,
+        Probe::Heartbeat(within) => {
+            let Some(l) = &t.link else {
+                return Err("heartbeat: not a task agent".into());
+            };
+            let asked = l.tasks.heard(&l.agent, l.index, l.run, *within);
+            match tokio::time::timeout(timeout, asked).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "heartbeat: nothing heard for {} and no answer to ping within {timeout:?}",
+                    crate::core::units::format_duration(*within)
+                )),
+            }
+        }
     }
 }
 

@@ -7,9 +7,11 @@
 //! `#[serde(default)]` so that older peers keep reading newer messages.
 
 mod describe;
+pub mod scaling;
 pub mod status;
 pub mod task;
 
+pub use scaling::*;
 pub use status::*;
 pub use task::*;
 

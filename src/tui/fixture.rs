@@ -51,6 +51,7 @@ fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> R
         .filter(|t| t.from != t.to)
         .collect(),
         health: None,
+        ready: None,
     }
 }
 

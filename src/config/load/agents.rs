@@ -216,7 +216,20 @@ impl Checker<'_> {
         if let Some((_, v)) = autoscale {
             self.autoscale(v, table_name, spec);
         }
-        spec.health = health.and_then(|(_, v)| self.health(v, table_name));
+        let Some((_, v)) = health else { return };
+        spec.health = self.health(v, table_name);
+        let heartbeat = spec.health.as_ref().is_some_and(|h| {
+            [&h.liveness, &h.readiness]
+                .iter()
+                .any(|p| matches!(p, Some(crate::config::Probe::Heartbeat(_))))
+        });
+        if heartbeat && spec.tasks.is_none() {
+            self.problem(
+                v.span(),
+                format!("a `heartbeat` probe in [{table_name}.health] needs a task agent"),
+                Some("set protocol = \"jsonrpc\", or probe with exec, http or tcp".into()),
+            );
+        }
     }
 
     /// `inherit_env`: valid variable names, each once.

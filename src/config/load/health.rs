@@ -1,4 +1,5 @@
-//! An agent's `health = { ... }`: the liveness probe of each replica.
+//! An agent's `health = { ... }`: the liveness and readiness probes of
+//! each replica.
 
 use super::*;
 use crate::config::model::{HealthSpec, Probe};
@@ -33,7 +34,8 @@ impl Checker<'_> {
             timeout: Duration::from_secs(2),
             failure_threshold: 3,
             start_period: Duration::from_secs(10),
-            liveness: Probe::Tcp(0),
+            liveness: None,
+            readiness: None,
         };
         if let Some((_, v)) = interval
             && let Some(d) = self.duration_max(v, field("interval"), HOUR)
@@ -55,37 +57,27 @@ impl Checker<'_> {
         {
             spec.start_period = d;
         }
-        if let Some((k, _)) = readiness {
-            self.problem(
-                k.span(),
-                format!("`readiness` in [{name}] is not built yet"),
-                Some("only a liveness probe restarts a hung replica today".into()),
-            );
-        }
-        let Some((k, v)) = liveness else {
-            let at = readiness.map_or(v.span(), |(k, _)| k.span());
-            self.problem(at, format!("[{name}] has no `liveness` probe"), Some(
-                "liveness = { exec = [\"cmd\"] }, { http = \"http://127.0.0.1:8080/healthz\" } or { tcp = 8080 }".into(),
+        if liveness.is_none() && readiness.is_none() {
+            self.problem(v.span(), format!("[{name}] has neither a `liveness` nor a `readiness` probe"), Some(
+                "liveness = { exec = [\"cmd\"] }, { http = \"http://127.0.0.1:8080/healthz\" }, { tcp = 8080 } or { heartbeat = \"15s\" }".into(),
             ));
             return None;
-        };
-        let _ = k;
-        spec.liveness = self.probe(v, &format!("{name}.liveness"))?;
+        }
+        if let Some((_, v)) = liveness {
+            spec.liveness = Some(self.probe(v, &name, "liveness")?);
+        }
+        if let Some((_, v)) = readiness {
+            spec.readiness = Some(self.probe(v, &name, "readiness")?);
+        }
         Some(spec)
     }
 
-    /// One probe: `{ exec = [...] }`, `{ http = "http://127.0.0.1:…" }` or
-    /// `{ tcp = PORT }`.
-    fn probe(&mut self, v: &Value<'_>, name: &str) -> Option<Probe> {
-        let help = Some("one of { exec = [\"cmd\"] }, { http = \"http://127.0.0.1:8080/healthz\" }, { tcp = 8080 }".to_owned());
-        let t = self.table(
-            v,
-            Field {
-                key: "liveness",
-                table: name,
-            },
-            help.clone(),
-        )?;
+    /// One probe: `{ exec = [...] }`, `{ http = "http://127.0.0.1:…" }`,
+    /// `{ tcp = PORT }` or `{ heartbeat = "15s" }`.
+    fn probe(&mut self, v: &Value<'_>, health: &str, key: &str) -> Option<Probe> {
+        let help = Some("one of { exec = [\"cmd\"] }, { http = \"http://127.0.0.1:8080/healthz\" }, { tcp = 8080 }, { heartbeat = \"15s\" }".to_owned());
+        let t = self.table(v, Field { key, table: health }, help.clone())?;
+        let name = &format!("{health}.{key}");
         let [exec, http, tcp, heartbeat] =
             self.fields(t, name, ["exec", "http", "tcp", "heartbeat"], |_| None);
         let field = |key| Field { key, table: name };
@@ -98,10 +90,10 @@ impl Checker<'_> {
             );
             return None;
         }
-        if let Some((k, _)) = heartbeat {
-            let message = format!("`heartbeat` in [{name}] is not built yet");
-            self.problem(k.span(), message, Some("use exec, http or tcp".into()));
-            return None;
+        if let Some((_, v)) = heartbeat {
+            return self
+                .duration_max(v, field("heartbeat"), HOUR)
+                .map(|d| Probe::Heartbeat(d.max(Duration::from_millis(100))));
         }
         if let Some((_, v)) = exec {
             return self.command(v, field("exec")).map(Probe::Exec);

@@ -202,7 +202,9 @@ health = { interval = "2s", timeout = "1s", failure_threshold = 4, start_period 
     assert_eq!(h.failure_threshold, 4);
     assert_eq!(
         h.liveness,
-        crate::config::Probe::Http("http://127.0.0.1:8080/healthz".into())
+        Some(crate::config::Probe::Http(
+            "http://127.0.0.1:8080/healthz".into()
+        ))
     );
     assert!(
         cfg.render_effective()
@@ -217,11 +219,39 @@ health = { interval = "2s", timeout = "1s", failure_threshold = 4, start_period 
     );
     assert!(e[0].message.contains("exactly one probe kind"), "{}", e[0]);
     let e = errors("[agents.a]\ncommand = [\"x\"]\nhealth = { interval = \"1s\" }\n");
-    assert!(e[0].message.contains("no `liveness`"), "{}", e[0]);
-    let e = errors(
-        "[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 8080 }, readiness = { tcp = 8080 } }\n",
+    assert!(
+        e[0].message.contains("neither a `liveness` nor"),
+        "{}",
+        e[0]
     );
-    assert!(e[0].message.contains("not built yet"), "{}", e[0]);
+    let e =
+        errors("[agents.a]\ncommand = [\"x\"]\nhealth = { readiness = { heartbeat = \"5s\" } }\n");
+    assert!(e[0].message.contains("needs a task agent"), "{}", e[0]);
+    assert_eq!(e[0].line, 3);
+    let e = errors(
+        "[agents.a]\ncommand = [\"x\"]\nprotocol = \"jsonrpc\"\nhealth = { readiness = { heartbeat = \"soon\" } }\n",
+    );
+    assert!(e[0].message.contains("heartbeat"), "{}", e[0]);
+    let cfg = ok(r#"
+[agents.t]
+command = ["x"]
+protocol = "jsonrpc"
+health = { liveness = { heartbeat = "15s" }, readiness = { tcp = 8080 } }
+"#);
+    let h = cfg.agents[0].health.as_ref().expect("health");
+    assert_eq!(
+        h.liveness,
+        Some(crate::config::Probe::Heartbeat(
+            std::time::Duration::from_secs(15)
+        ))
+    );
+    assert_eq!(h.readiness, Some(crate::config::Probe::Tcp(8080)));
+    assert!(
+        cfg.render_effective()
+            .contains("liveness heartbeat 15s, readiness tcp 8080"),
+        "{}",
+        cfg.render_effective()
+    );
     let e = errors("[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 70000 } }\n");
     assert_eq!(e[0].line, 3);
 }

@@ -17,6 +17,7 @@ use crate::core::backoff::{Backoff, BackoffSpec, StartLimit, StartLimitSpec};
 use crate::core::lifecycle::{Lifecycle, Millis, State, Transition};
 use crate::core::units::fmt_ms;
 
+mod probes;
 #[cfg(test)]
 mod tests;
 
@@ -187,6 +188,8 @@ pub struct Slot {
     pub sigkill: Option<Duration>,
     /// In PerformanceMonitoring because its liveness probe fails.
     pub probe_failing: bool,
+    /// Its readiness probe fails (PerformanceMonitoring while running).
+    pub unready: bool,
 }
 
 impl Slot {
@@ -211,6 +214,7 @@ impl Slot {
             timer_gen: 0,
             sigkill: None,
             probe_failing: false,
+            unready: false,
         }
     }
 
@@ -293,6 +297,12 @@ pub enum Observation {
         threshold: u32,
         reason: String,
     },
+    /// The run's readiness probe passes (`ready`) or fails (why).
+    Readiness {
+        run_id: u64,
+        ready: bool,
+        reason: String,
+    },
     /// An operator (or a reload) restarts the replica.
     Restart { why: &'static str },
     /// An operator started the agent: a parked or Failed replica may run again.
@@ -358,6 +368,7 @@ pub fn decide(
             slot.start_limit.record(&policy.start_limit, ctx.now);
             slot.error = None;
             slot.run = Some(run);
+            (slot.probe_failing, slot.unready) = (false, false);
             let reason = format!("spawned pid {}", run.pid);
             go(slot, out, State::ActiveOperation, ctx.now, reason);
             out.push(Effect::Healthy {
@@ -430,7 +441,8 @@ pub fn decide(
             }
         }
         Observation::Memory { run_id, rss } => memory(slot, policy, ctx, run_id, rss, out),
-        obs @ Observation::Liveness { .. } => liveness(slot, ctx, obs, out),
+        obs @ Observation::Liveness { .. } => probes::liveness(slot, ctx, obs, out),
+        obs @ Observation::Readiness { .. } => probes::readiness(slot, ctx, obs, out),
         Observation::Restart { why } => restart(slot, ctx, why, out),
         Observation::Start => {
             slot.parked = false;
@@ -713,49 +725,13 @@ fn memory(
             let why = format!("memory at {}% of its limit", rss * 100 / limit);
             go(slot, out, State::PerformanceMonitoring, ctx.now, why);
         }
-    } else if rss * 10 < limit * 8 && state == State::PerformanceMonitoring {
+    } else if rss * 10 < limit * 8
+        && state == State::PerformanceMonitoring
+        && !slot.probe_failing
+        && !slot.unready
+    {
         let why = format!("memory back to {}% of its limit", rss * 100 / limit);
         go(slot, out, State::ActiveOperation, ctx.now, why);
-    }
-}
-
-/// A liveness probe result: failing `threshold` times in a row restarts
-/// the replica (a failure, for backoff and the crash-loop rules); failing
-/// fewer times shows it in PerformanceMonitoring with the reason.
-fn liveness(slot: &mut Slot, ctx: &Ctx, obs: Observation, out: &mut Vec<Effect>) {
-    let Observation::Liveness {
-        run_id,
-        failing,
-        threshold,
-        reason,
-    } = obs
-    else {
-        return;
-    };
-    let state = slot.state();
-    if slot.run.map(|r| r.id) != Some(run_id) || !state.is_running() {
-        return;
-    }
-    if failing >= threshold.max(1) {
-        slot.limit_restart = true;
-        slot.probe_failing = false;
-        let why = format!("liveness probe failed {failing}/{threshold} ({reason}): restarting");
-        out.push(Effect::Warn(why.clone()));
-        go(slot, out, State::Adaptation, ctx.now, why);
-        out.push(Effect::Stop);
-    } else if failing > 0 && state == State::ActiveOperation {
-        slot.probe_failing = true;
-        let why = format!("liveness probe failing {failing}/{threshold}: {reason}");
-        go(slot, out, State::PerformanceMonitoring, ctx.now, why);
-    } else if failing == 0 && slot.probe_failing && state == State::PerformanceMonitoring {
-        slot.probe_failing = false;
-        go(
-            slot,
-            out,
-            State::ActiveOperation,
-            ctx.now,
-            "liveness probe passes again",
-        );
     }
 }
 

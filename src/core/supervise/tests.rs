@@ -630,3 +630,45 @@ proptest! {
         w.stop_all();
     }
 }
+
+#[test]
+fn probes_move_a_running_replica_and_both_must_pass_to_return() {
+    let p = policy();
+    let mut s = running(&p, 0);
+    let c = ctx(1000);
+    let live = |failing| Observation::Liveness {
+        run_id: 1,
+        failing,
+        threshold: 3,
+        reason: "no answer".into(),
+    };
+    let ready = |ok| Observation::Readiness {
+        run_id: 1,
+        ready: ok,
+        reason: "not yet".into(),
+    };
+    let out = run(&mut s, &p, &c, ready(false));
+    assert_eq!(s.state(), State::PerformanceMonitoring);
+    assert!(
+        reasons(&out)[0]
+            .1
+            .contains("readiness probe failing: not yet")
+    );
+    run(&mut s, &p, &c, live(1));
+    // Liveness passes again, readiness still fails: it stays.
+    assert!(run(&mut s, &p, &c, live(0)).is_empty());
+    assert_eq!(s.state(), State::PerformanceMonitoring);
+    let out = run(&mut s, &p, &c, ready(true));
+    assert_eq!(reasons(&out)[0].0, State::ActiveOperation);
+    // A stale run's result changes nothing.
+    let stale = Observation::Readiness {
+        run_id: 0,
+        ready: false,
+        reason: String::new(),
+    };
+    assert!(run(&mut s, &p, &c, stale).is_empty());
+    // The threshold restarts, as a failure.
+    let out = run(&mut s, &p, &c, live(3));
+    assert!(out.contains(&Effect::Stop), "{out:?}");
+    assert!(s.limit_restart);
+}

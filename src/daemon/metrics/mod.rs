@@ -310,12 +310,20 @@ fn encode_replicas(e: &mut DescriptorEncoder, st: &FleetStatus) -> Result<(), st
     family(
         e,
         "autonomos_replica_healthy",
-        "1 while the replica's liveness probe passes, 0 while it fails or has not run (probed replicas only).",
+        "1 while every probe of the replica passes, 0 while one fails or has not run (probed replicas only).",
         Gauge,
         replicas().filter_map(|(n, r)| {
             let h = r.health.as_deref()?;
             Some((replica(n, r.index), if h == "healthy" { 1.0 } else { 0.0 }))
         }),
+    )?;
+    family(
+        e,
+        "autonomos_replica_ready",
+        "1 while the replica's readiness probe passes; 0 while it fails or has not passed yet: it gets no tasks and its dependents wait (replicas with a readiness probe only).",
+        Gauge,
+        replicas()
+            .filter_map(|(n, r)| Some((replica(n, r.index), if r.ready? { 1.0 } else { 0.0 }))),
     )?;
     family(
         e,

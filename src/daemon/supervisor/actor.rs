@@ -48,8 +48,8 @@ pub(super) enum Msg {
     TaskFailed(String, String),
     /// Tasks wait for this agent and no replica runs: decide now.
     Wake(String),
-    /// A liveness probe of a run: (agent, replica, run, failing, reason).
-    Probe(usize, u32, u64, u32, String),
+    /// A probe of a run: (agent, replica, run, which, failing, reason).
+    Probe(usize, u32, u64, crate::daemon::probe::Kind, u32, String),
     /// An agent change was written to `state.db` (or failed to be): apply
     /// it and answer, or refuse it.
     Persisted {
@@ -89,6 +89,8 @@ pub(super) struct Replica {
     pub cpu_seconds: f64,
     /// The last liveness result: (run, failures in a row).
     pub probe: Option<(u64, u32)>,
+    /// The last readiness: (run, ready).
+    pub readiness: Option<(u64, bool)>,
 }
 
 pub(super) struct Agent {
@@ -313,6 +315,7 @@ impl Actor {
             processes: 0,
             cpu_seconds: 0.0,
             probe: None,
+            readiness: None,
         }
     }
 
@@ -454,26 +457,8 @@ impl Actor {
                 let now = self.clock.now();
                 self.autoscale_one(&agent, now);
             }
-            Msg::Probe(ai, index, run_id, failing, reason) => {
-                let threshold = self
-                    .agents
-                    .get(ai)
-                    .and_then(|a| a.spec.health.as_ref())
-                    .map_or(1, |h| h.failure_threshold);
-                if let Some(r) = self
-                    .agents
-                    .get_mut(ai)
-                    .and_then(|a| a.replicas.get_mut(&index))
-                {
-                    r.probe = Some((run_id, failing));
-                }
-                let obs = Observation::Liveness {
-                    run_id,
-                    failing,
-                    threshold,
-                    reason,
-                };
-                self.decide(ai, index, obs);
+            Msg::Probe(ai, index, run_id, kind, failing, reason) => {
+                self.on_probe(ai, index, run_id, kind, failing, reason)
             }
             Msg::TaskFailed(agent, text) => {
                 let now = self.clock.now();

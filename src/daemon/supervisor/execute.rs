@@ -217,7 +217,8 @@ impl Actor {
     /// Stops a replica. A task agent's replica drains first: it gets no
     /// new tasks and is sent `shutdown`, and the stop signal waits until
     /// its tasks in flight are answered (at most `stop_timeout`; what is
-    /// still running then goes back to the queue when the replica ends).
+    /// still running then goes back to the queue when the replica ends),
+    /// unless the stop is a probe's or a limit's restart.
     fn stop_replica(&mut self, ai: usize, index: u32) {
         let stop = self.stop_cmd(ai);
         let Some(r) = self.agents[ai].replicas.get(&index) else {
@@ -232,13 +233,20 @@ impl Actor {
             let _ = cmds.try_send(stop);
             return;
         };
+        // A replica restarted for a failing probe or its memory limit is
+        // not waited for: it is hung or over its limit.
+        let forced = r.s.limit_restart;
         let (done, drained) = tokio::sync::oneshot::channel();
         t.send(crate::daemon::tasks::Msg::Draining {
             agent: self.agents[ai].spec.name.clone(),
             index,
             run: run.id,
-            done: Some(done),
+            done: (!forced).then_some(done),
         });
+        if forced {
+            let _ = cmds.try_send(stop);
+            return;
+        }
         let (cmds, grace) = (cmds.clone(), self.agents[ai].spec.stop_timeout);
         tokio::spawn(async move {
             let _ = tokio::time::timeout(grace, drained).await;

@@ -22,6 +22,7 @@ mod fleet;
 mod handle;
 mod incidents;
 mod logs;
+mod probes;
 mod reconcile;
 mod reload;
 mod spawn;

@@ -67,7 +67,8 @@ impl Actor {
             .collect()
     }
 
-    /// Is `agent` ready for its dependents: a replica running for at least min_uptime.
+    /// Is `agent` ready for its dependents: a replica running for at least
+    /// min_uptime, whose readiness probe (if any) passes.
     fn ready(&self, name: &str, now: Millis) -> bool {
         self.agents
             .iter()
@@ -76,6 +77,7 @@ impl Actor {
                 let min = a.spec.min_uptime.as_millis() as u64;
                 a.replicas.values().any(|r| {
                     r.s.state().is_running()
+                        && super::probes::ready(a, r)
                         && r.s
                             .run
                             .as_ref()

@@ -41,13 +41,9 @@ impl Actor {
             env: self.environment(ai, index, &ctx_str, run_id),
             stdin: tasks.is_some(),
         };
-        let probe = a.spec.health.clone().map(|h| {
-            let target = crate::daemon::probe::Target {
-                env: spec.env.clone(),
-                cwd: spec.cwd.clone(),
-            };
-            (h, target)
-        });
+        let probed = a.spec.health.as_ref();
+        let probe_env = probed.map(|_| (spec.env.clone(), spec.cwd.clone()));
+        let gated = probed.is_some_and(|h| h.readiness.is_some());
         let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
         let output = a.output.clone();
         let spawned = match process::spawn(&spec, process::leaders()) {
@@ -68,26 +64,18 @@ impl Actor {
         let Some(r) = self.agents[ai].replicas.get_mut(&index) else {
             return;
         };
-        if let Some((health, target)) = probe {
-            // Probes while this run's command channel is open.
-            let (alive, tx) = (cmd_tx.clone(), self.tx.clone());
-            tokio::spawn(crate::daemon::probe::watch(
-                health,
-                target,
-                move || !alive.is_closed(),
-                move |failing, reason| {
-                    let _ = tx.try_send(Msg::Probe(ai, index, run_id, failing, reason));
-                },
-            ));
-        }
-        r.cmds = Some(cmd_tx);
+        r.cmds = Some(cmd_tx.clone());
         r.cpu_percent = 0.0;
         r.rss_bytes = 0;
         r.processes = 1;
         let ring = r.ring.clone();
         let name = self.agents[ai].spec.name.clone();
         let pipes = (spawned.stdout, spawned.stderr, spawned.stdin);
-        drain_output(pipes, tasks, (name, index, run_id), output, ring);
+        drain_output(pipes, tasks, (name, index, run_id, gated), output, ring);
+        if let Some(env) = probe_env {
+            // Probes while this run's command channel is open.
+            self.start_probes(ai, index, run_id, env, &cmd_tx);
+        }
         let tx = self.tx.clone();
         let marker = Marker {
             context_dir: ctx_str,
@@ -165,7 +153,7 @@ fn drain_output(
         Option<tokio::net::unix::pipe::Sender>,
     ),
     tasks: Option<crate::daemon::tasks::Tasks>,
-    (name, index, run_id): (String, u32, u64),
+    (name, index, run_id, gated): (String, u32, u64, bool),
     output: std::sync::Arc<output::AgentOutput>,
     ring: std::sync::Arc<std::sync::Mutex<output::Ring>>,
 ) {
@@ -182,7 +170,9 @@ fn drain_output(
     match (tasks, stdin) {
         (Some(t), Some(stdin)) => {
             // The engine routes to it from now; its stdout's end is its end.
-            t.send(Msg::Up(ReplicaLink::open(&name, index, run_id, stdin)));
+            t.send(Msg::Up(ReplicaLink::open(
+                &name, index, run_id, gated, stdin,
+            )));
             tokio::spawn(async move {
                 out.await;
                 let (agent, run) = (name, run_id);

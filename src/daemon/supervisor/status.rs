@@ -130,20 +130,31 @@ impl Actor {
                             .collect()
                     },
                     health: health_of(a, r),
+                    ready: a
+                        .spec
+                        .health
+                        .as_ref()
+                        .filter(|h| h.readiness.is_some() && r.s.run.is_some())
+                        .map(|_| super::probes::ready(a, r)),
                 })
                 .collect(),
         }
     }
 }
 
-/// A probed replica's health: `starting` before its first result,
-/// `healthy`, or `failing N/M` (None without a probe or a run).
+/// A probed replica's health: `failing N/M` (liveness), `unready`,
+/// `starting` before each of its probes has a result, else `healthy`
+/// (None without a probe or a run).
 fn health_of(a: &super::actor::Agent, r: &super::actor::Replica) -> Option<String> {
     let spec = a.spec.health.as_ref()?;
     let run = r.s.run.as_ref()?.id;
-    Some(match r.probe {
-        Some((id, 0)) if id == run => "healthy".into(),
-        Some((id, n)) if id == run => format!("failing {n}/{}", spec.failure_threshold),
-        _ => "starting".into(),
+    let live = r.probe.filter(|(id, _)| *id == run).map(|(_, n)| n);
+    let ready = r.readiness.filter(|(id, _)| *id == run).map(|(_, ok)| ok);
+    Some(match (live, ready) {
+        (Some(n), _) if n > 0 => format!("failing {n}/{}", spec.failure_threshold),
+        (_, Some(false)) => "unready".into(),
+        (None, _) if spec.liveness.is_some() => "starting".into(),
+        (_, None) if spec.readiness.is_some() => "starting".into(),
+        _ => "healthy".into(),
     })
 }

@@ -17,6 +17,8 @@ pub struct ReplicaLink {
     pub run: u64,
     /// Lines for its stdin (each a JSON-RPC message with its newline).
     pub stdin: mpsc::UnboundedSender<Vec<u8>>,
+    /// It has a readiness probe: no tasks before the probe passes.
+    pub gated: bool,
 }
 
 impl ReplicaLink {
@@ -26,6 +28,7 @@ impl ReplicaLink {
         agent: &str,
         index: u32,
         run: u64,
+        gated: bool,
         mut pipe: tokio::net::unix::pipe::Sender,
     ) -> ReplicaLink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -41,6 +44,7 @@ impl ReplicaLink {
             index,
             run,
             stdin: tx,
+            gated,
         }
     }
 }

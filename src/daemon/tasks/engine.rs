@@ -42,6 +42,19 @@ pub(super) struct Rep {
     pub announced: Option<u32>,
     /// The skills its `agent.ready` announced.
     pub skills: Vec<String>,
+    /// Its readiness probe does not pass (yet): no tasks.
+    pub gated: bool,
+    /// When it last sent anything (for the heartbeat probe).
+    pub last_heard: Millis,
+    /// Heartbeat probes waiting for it to say anything (it was pinged).
+    pub pings: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Rep {
+    /// Whether the router may give it a task now.
+    pub fn routable(&self) -> bool {
+        self.ready && !self.gated && !self.draining
+    }
 }
 
 /// A replica's concurrency: the config's, unless the agent announced its
@@ -373,6 +386,19 @@ impl Engine {
                 let _ = answer.send(self.retry(&id));
             }
             Msg::Up(link) => self.up(link),
+            Msg::Gate {
+                agent,
+                index,
+                run,
+                open,
+            } => self.gate(&agent, index, run, open),
+            Msg::Heard {
+                agent,
+                index,
+                run,
+                within,
+                answer,
+            } => self.heard(&agent, index, run, within, answer),
             Msg::Down { agent, index, run } => self.down(&agent, index, run),
             Msg::Draining {
                 agent,
@@ -409,7 +435,7 @@ impl Engine {
                         description: q.description.clone(),
                         skills: q.skills(),
                         concurrency: q.spec.concurrency,
-                        ready: q.replicas.values().filter(|r| r.ready).count(),
+                        ready: q.replicas.values().filter(|r| r.routable()).count(),
                     })
                     .collect();
                 out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -466,7 +492,7 @@ impl Engine {
             s.capacity = q
                 .replicas
                 .values()
-                .filter(|r| r.ready && !r.draining)
+                .filter(|r| r.routable())
                 .map(|r| u64::from(r.concurrency))
                 .sum();
             s.oldest_wait = q

@@ -10,6 +10,9 @@ use crate::core::task::outcome::{Decision, Ending, decide};
 use crate::core::task::route::{Slot, pick};
 use crate::proto::Progress;
 
+/// The id prefix of the daemon's `ping` requests.
+const PING: &str = "ping#";
+
 /// One JSON-RPC notification or request line (with its newline).
 pub(super) fn rpc_line(method: &str, params: Value) -> Vec<u8> {
     let mut v =
@@ -42,7 +45,7 @@ impl Engine {
                     index: *i,
                     concurrency: r.concurrency,
                     in_flight: r.in_flight.len() as u32,
-                    routable: r.ready,
+                    routable: r.routable(),
                 })
                 .collect();
             if skipped.len() >= SKIP
@@ -136,6 +139,9 @@ impl Engine {
                 concurrency: q.spec.concurrency,
                 announced: None,
                 skills: Vec::new(),
+                gated: link.gated,
+                last_heard: now_ms(),
+                pings: Vec::new(),
             },
         );
         self.dispatch(&link.agent);
@@ -189,6 +195,13 @@ impl Engine {
     /// A message from a replica: an answer to `task.run`, or a
     /// notification (`agent.ready`, `task.progress`, `heartbeat`).
     pub(super) fn on_agent_message(&mut self, agent: &str, index: u32, run: u64, msg: &Value) {
+        if let Some(r) = self.rep(agent, index, run) {
+            // Anything it says shows it alive.
+            r.last_heard = now_ms();
+            for p in r.pings.drain(..) {
+                let _ = p.send(Ok(()));
+            }
+        }
         if let Some(method) = msg.get("method").and_then(Value::as_str) {
             let params = msg.get("params").cloned().unwrap_or(Value::Null);
             let id = msg.get("id").filter(|i| !i.is_null());
@@ -216,6 +229,9 @@ impl Engine {
             return;
         }
         let id = msg.get("id").and_then(Value::as_str).unwrap_or_default();
+        if id.starts_with(PING) {
+            return; // the answer to a ping (an error answer shows life too)
+        }
         let (task, attempt) = id.rsplit_once('#').unwrap_or((id, ""));
         let running_here = self.tasks.get(task).is_some_and(|e| {
             e.t.state == TaskState::Working
@@ -278,6 +294,51 @@ impl Engine {
                 .map(str::to_owned)
                 .collect();
         }
+    }
+
+    /// Its readiness probe passes (`open`) or fails: it gets tasks again,
+    /// or no new ones (those in flight go on).
+    pub(super) fn gate(&mut self, agent: &str, index: u32, run: u64, open: bool) {
+        if let Some(r) = self.rep(agent, index, run) {
+            r.gated = !open;
+            if open {
+                self.dispatch(agent);
+            }
+        }
+    }
+
+    /// A heartbeat probe: Ok if the replica said anything within `within`;
+    /// else it is sent a `ping` request and the answer waits for whatever
+    /// it says next (the probe's timeout bounds the wait).
+    pub(super) fn heard(
+        &mut self,
+        agent: &str,
+        index: u32,
+        run: u64,
+        within: std::time::Duration,
+        answer: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ) {
+        let Some(r) = self.rep(agent, index, run) else {
+            let _ = answer.send(Err("heartbeat: the replica's channel is closed".into()));
+            return;
+        };
+        if now_ms().saturating_sub(r.last_heard) <= within.as_millis() as u64 {
+            let _ = answer.send(Ok(()));
+            return;
+        }
+        if r.pings.is_empty() {
+            let line = serde_json::to_vec(&json!({
+                "jsonrpc": "2.0",
+                "id": format!("{PING}{}", r.last_heard),
+                "method": "ping",
+                "params": {},
+            }));
+            let mut line = line.unwrap_or_default();
+            line.push(b'\n');
+            let _ = r.stdin.send(line);
+        }
+        r.pings.retain(|p| !p.is_closed());
+        r.pings.push(answer);
     }
 
     fn rep(&mut self, agent: &str, index: u32, run: u64) -> Option<&mut Rep> {

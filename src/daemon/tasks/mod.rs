@@ -46,6 +46,22 @@ pub enum Msg {
     Retry(String, oneshot::Sender<Result<Response, ErrorReply>>),
     /// A replica of a task agent started: its stdin, where to send lines.
     Up(ReplicaLink),
+    /// Its readiness probe passes (`open`) or fails.
+    Gate {
+        agent: String,
+        index: u32,
+        run: u64,
+        open: bool,
+    },
+    /// A heartbeat probe: was it heard from within `within` (else it is
+    /// pinged, and the answer waits for what it says next)?
+    Heard {
+        agent: String,
+        index: u32,
+        run: u64,
+        within: std::time::Duration,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
     /// It is being stopped: no new tasks; it is sent `shutdown`. `done`
     /// hears once it has no task in flight (at once if it has none).
     Draining {
@@ -223,6 +239,26 @@ impl Tasks {
         let (tx, rx) = mpsc::channel(32);
         self.send(Msg::Watch(id.to_string(), tx));
         rx
+    }
+
+    /// A heartbeat probe of one run (see [`Msg::Heard`]).
+    pub async fn heard(
+        &self,
+        agent: &str,
+        index: u32,
+        run: u64,
+        within: std::time::Duration,
+    ) -> Result<(), String> {
+        let (answer, rx) = oneshot::channel();
+        self.send(Msg::Heard {
+            agent: agent.to_string(),
+            index,
+            run,
+            within,
+            answer,
+        });
+        rx.await
+            .unwrap_or_else(|_| Err("heartbeat: the task engine stopped".into()))
     }
 
     /// Asks and waits for the answer.

@@ -36,7 +36,7 @@ impl Engine {
         let skill = s.skill.as_deref().unwrap_or_default();
         use crate::core::task::route::{Offer, expected_wait};
         let wait = |q: &super::engine::AgentQ| {
-            let ready = q.replicas.values().filter(|r| r.ready && !r.draining);
+            let ready = q.replicas.values().filter(|r| r.routable());
             let offer = Offer {
                 queue: (q.queue.len() + q.pending) as u64,
                 in_flight: q.replicas.values().map(|r| r.in_flight.len() as u64).sum(),

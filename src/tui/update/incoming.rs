@@ -354,6 +354,7 @@ fn on_transition(
                     processes: 0,
                     history: vec![transition],
                     health: None,
+                    ready: None,
                 });
                 a.replicas.sort_by_key(|r| r.index);
             }

@@ -207,9 +207,11 @@ fn replica_row<'a>(
     if wide {
         // Why it waits or failed, else how it last ended.
         let failing = r.health.as_ref().filter(|h| h.starts_with("failing"));
+        let unready = r.health.as_deref() == Some("unready");
         let note = match (&r.waiting, &r.error, &r.last_exit) {
             (Some(w), _, _) | (None, Some(w), _) => sanitize_line(w.as_bytes()),
             _ if failing.is_some() => format!("liveness {}", failing.map_or("", |h| h.as_str())),
+            _ if unready => "unready: no tasks".into(),
             (None, None, Some(e)) => e.to_string(),
             _ => "-".into(),
         };
