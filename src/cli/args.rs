@@ -161,6 +161,13 @@ pub enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The System Health Check: config, data dir (space, permissions),
+    /// state.db integrity, the audit chain, the last backup and its
+    /// repository, probes, the pool. Exit 0 fine, 1 a problem, 2 could not run.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// The autoscaler: each agent's targets, decision and why (status,
     /// the default); `on`/`off` per agent.
     Autoscale {

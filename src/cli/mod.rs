@@ -10,6 +10,7 @@ mod autoscale;
 mod backup;
 mod common;
 mod daemon;
+mod doctor;
 mod fleet;
 mod incidents;
 mod metrics;
@@ -24,6 +25,7 @@ use audit::*;
 use autoscale::*;
 use backup::*;
 use common::*;
+use doctor::*;
 use fleet::*;
 use incidents::*;
 use metrics::*;
@@ -135,6 +137,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(client_runtime()?.block_on(incidents(&g, command, json)))
         }
         Command::Task { command, json } => Ok(client_runtime()?.block_on(task(&g, command, json))),
+        Command::Doctor { json } => Ok(client_runtime()?.block_on(doctor(&g, json))),
         Command::Autoscale { command, json } => {
             Ok(client_runtime()?.block_on(autoscale(&g, command, json)))
         }

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod audit;
 pub mod autoscale;
 pub mod backoff;
+pub mod doctor;
 pub mod incident;
 pub mod keys;
 pub mod lifecycle;

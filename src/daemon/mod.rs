@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod collector;
 pub mod damage;
+pub mod doctor;
 pub mod gateway;
 pub mod health;
 pub mod lock;

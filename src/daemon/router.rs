@@ -156,6 +156,25 @@ impl Router {
                 })
                 .map_err(|e| err(ErrorKind::Storage, e)),
             Request::AuditRotateKey => self.rotate_key().await,
+            Request::Doctor => {
+                let status = match self.sup.request_as(Request::Status, who).await? {
+                    Response::Status { status } => *status,
+                    other => {
+                        return Err(err(
+                            ErrorKind::Protocol,
+                            format!("unexpected reply {other:?}"),
+                        ));
+                    }
+                };
+                let checks = tokio::task::spawn_blocking(move || {
+                    let data_dir = PathBuf::from(&status.data_dir);
+                    let config = status.config.as_ref().map(PathBuf::from);
+                    crate::daemon::doctor::examine(&data_dir, config.as_deref(), Some(&status))
+                })
+                .await
+                .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
+                Ok(Response::Doctor { checks })
+            }
             Request::TaskSubmit(_)
             | Request::TaskList { .. }
             | Request::TaskGet { .. }

@@ -42,6 +42,7 @@ impl fmt::Display for Request {
             Request::IncidentResolve { id, .. } => write!(f, "resolve incident #{id}"),
             Request::AuditCheckpoint => f.write_str("audit checkpoint"),
             Request::AuditRotateKey => f.write_str("audit rotate-key"),
+            Request::Doctor => f.write_str("doctor"),
             Request::TaskSubmit(s) => {
                 let to = match (&s.agent, &s.skill) {
                     (Some(a), _) => a.clone(),

@@ -196,6 +196,9 @@ pub enum Request {
         agent: String,
         on: bool,
     },
+    /// The System Health Check: the data dir, state.db, the audit chain,
+    /// the backups, probes, the pool.
+    Doctor,
     /// Run the recovery workflow for an agent (or, without one, every agent
     /// whose context the snapshot holds): the snapshot `snapshot` (an id
     /// prefix), or the newest at or before `at` (ms), or the newest.
@@ -250,6 +253,7 @@ impl Request {
                 | Request::TaskList { .. }
                 | Request::TaskGet { .. }
                 | Request::AutoscaleStatus { .. }
+                | Request::Doctor
         )
     }
 }
@@ -332,6 +336,9 @@ pub enum Response {
     },
     Autoscale {
         agents: Vec<(String, AutoscaleStatus)>,
+    },
+    Doctor {
+        checks: Vec<crate::core::doctor::Check>,
     },
 }
 

@@ -100,6 +100,7 @@ impl Actor {
             | Request::AlertHistory { .. }
             | Request::AuditCheckpoint
             | Request::AuditRotateKey
+            | Request::Doctor
             | Request::TaskSubmit(_)
             | Request::TaskList { .. }
             | Request::TaskGet { .. }
