@@ -48,6 +48,8 @@ pub enum Action {
     SubmitTask,
     /// Turn the selected agent's autoscaler on or off (asks first).
     ToggleAutoscale,
+    /// Run the System Health Check and show its report.
+    Doctor,
     // Input modes.
     Char(char),
     Backspace,
@@ -313,6 +315,13 @@ pub fn keymap() -> Vec<Binding> {
             Action::LogFilter,
             "logs: show only matching lines / all lines",
             &[(Char('f'), NONE)],
+        ),
+        b(
+            "doctor",
+            "D",
+            Action::Doctor,
+            "System Health Check: run `doctor` and show its report",
+            &[(Char('D'), SHIFT), (Char('D'), NONE)],
         ),
         b(
             "wrap",

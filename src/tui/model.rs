@@ -115,6 +115,8 @@ pub enum Mode {
     },
     /// `?`
     Help,
+    /// `D`: the System Health Check's report (scrolls with `help_page`).
+    Doctor,
 }
 
 /// How long a `+`/`-` scale waits before it is sent: long enough to see
@@ -262,6 +264,8 @@ pub struct Model {
     pub pending_scale: Option<PendingScale>,
     /// The help overlay's page (small terminals page it).
     pub help_page: usize,
+    /// The last `doctor` report (None while it runs).
+    pub doctor: Option<Vec<crate::core::doctor::Check>>,
     /// A message too long for the footer, shown whole until dismissed.
     pub message: Option<Notice>,
     /// Selected agent's output, oldest first.
@@ -319,6 +323,7 @@ impl Model {
             log_wrap: false,
             pending_scale: None,
             help_page: 0,
+            doctor: None,
             message: None,
             logs: VecDeque::new(),
             logs_agent: None,

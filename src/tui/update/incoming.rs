@@ -49,6 +49,7 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                     m.notify(format!("task {} queued for {}", t.id, t.agent), false);
                 }
             }
+            (Request::Doctor, Ok(Response::Doctor { checks })) => m.doctor = Some(checks),
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }

@@ -19,9 +19,9 @@ use crate::tui::model::{
 pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
     m.dirty = true;
     match m.mode.clone() {
-        Mode::Help => {
+        Mode::Help | Mode::Doctor => {
             match action {
-                Action::Back | Action::Help | Action::Detach | Action::Submit => {
+                Action::Back | Action::Help | Action::Doctor | Action::Detach | Action::Submit => {
                     m.mode = Mode::Normal;
                     m.help_page = 0;
                 }
@@ -315,6 +315,11 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
         Action::Help => {
             m.mode = Mode::Help;
             vec![]
+        }
+        Action::Doctor => {
+            m.mode = Mode::Doctor;
+            m.doctor = None;
+            vec![Request::Doctor]
         }
         Action::Span => {
             m.day_view = !m.day_view;

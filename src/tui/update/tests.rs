@@ -483,6 +483,27 @@ fn o_cycles_the_sort_order() {
 }
 
 #[test]
+fn d_runs_the_health_check_and_shows_its_answer() {
+    let mut m = model();
+    assert_eq!(update(&mut m, Action::Doctor), vec![Request::Doctor]);
+    assert_eq!(m.mode, Mode::Doctor);
+    assert!(m.doctor.is_none());
+    let checks = vec![crate::core::doctor::Check::ok("daemon", "pid 1")];
+    apply(
+        &mut m,
+        Incoming::Answer(
+            Request::Doctor,
+            Ok(Response::Doctor {
+                checks: checks.clone(),
+            }),
+        ),
+    );
+    assert_eq!(m.doctor, Some(checks));
+    update(&mut m, Action::Back);
+    assert_eq!(m.mode, Mode::Normal);
+}
+
+#[test]
 fn help_opens_and_closes() {
     let mut m = model();
     update(&mut m, Action::Help);

@@ -5,6 +5,7 @@ mod alerts;
 mod area;
 mod chrome;
 mod detail;
+mod doctor;
 mod fleet;
 mod graphs;
 mod incidents;
@@ -67,6 +68,7 @@ pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
     }
     match &m.mode {
         Mode::Help => draw_help(m, t, keymap, f, area),
+        Mode::Doctor => doctor::draw(m, t, f, area),
         Mode::Confirm { prompt, .. } => draw_confirm(t, prompt, f, area),
         _ => {}
     }
@@ -153,6 +155,26 @@ mod tests {
             }
             insta::assert_snapshot!(format!("help_{w}x{h}"), term.backend());
         }
+    }
+
+    #[test]
+    fn the_doctor_report_shows_problems_first_with_their_fix() {
+        use crate::core::doctor::Check;
+        let mut m = model();
+        m.mode = Mode::Doctor;
+        assert!(format!("{}", render(&m, 80, 24).backend()).contains("checking the config"));
+        m.doctor = Some(vec![
+            Check::ok("state.db", "integrity ok"),
+            Check::problem(
+                "probes",
+                "1 of 2 probed replicas: web/0: unready",
+                "see status -r",
+            ),
+        ]);
+        let text = format!("{}", render(&m, 80, 24).backend());
+        let (fail, ok) = (text.find("FAIL  probes"), text.find("ok    state.db"));
+        assert!(fail.is_some() && ok.is_some() && fail < ok, "{text}");
+        assert!(text.contains("→ see status -r"), "{text}");
     }
 
     #[test]
