@@ -50,6 +50,12 @@ impl Wire {
                 let Ok(msg) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
+                // The daemon's heartbeat probe: this reader is alive.
+                if msg.get("method").and_then(Value::as_str) == Some("ping") {
+                    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                    let _ = answer(&id, json!({}));
+                    continue;
+                }
                 if tx.send(classify(msg)).is_err() {
                     return;
                 }
