@@ -202,8 +202,7 @@ async fn exec(argv: &[String], payload: &str, job: &Job) -> Result<(), String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
-    let (mut child, pid) = spawn_registered(program, args, job)?;
-    let _unregister = Unregister(pid);
+    let (mut child, _claim) = spawn_registered(program, args, job)?;
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its stdin is fine.
         let _ = stdin.write_all(payload.as_bytes()).await;
@@ -258,32 +257,15 @@ async fn exec(argv: &[String], payload: &str, job: &Job) -> Result<(), String> {
     })
 }
 
-struct Unregister(Option<i32>);
-
-impl Drop for Unregister {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0
-            && let Ok(mut l) = crate::daemon::process::leaders().lock()
-        {
-            l.remove(&pid);
-        }
-    }
-}
-
-/// Spawns the notifier command registered as a leader while it runs, so the
-/// daemon's orphan reaper leaves it to us: the lock is held across the spawn
-/// so the reaper cannot see the pid before it is registered.
+/// Spawns the notifier command claimed from the daemon's orphan reaper
+/// while it runs (see [`crate::daemon::process::spawn_claimed`]).
 fn spawn_registered(
     program: &str,
     args: &[String],
     job: &Job,
-) -> Result<(tokio::process::Child, Option<i32>), String> {
-    let leaders = crate::daemon::process::leaders();
-    let mut guard = leaders
-        .lock()
-        .map_err(|_| "process table poisoned".to_string())?;
-    let child = tokio::process::Command::new(program)
-        .args(args)
+) -> Result<(tokio::process::Child, crate::daemon::process::Claimed), String> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
         .env("AUTONOMOS_ALERT_ID", &job.id)
         .env("AUTONOMOS_ALERT_STATE", job.state)
         .env("AUTONOMOS_ALERT_SEVERITY", job.severity.name())
@@ -291,14 +273,9 @@ fn spawn_registered(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         // The timeout drops the future: the process is killed with it.
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let pid = child.id().map(|p| p as i32);
-    if let Some(pid) = pid {
-        guard.insert(pid);
-    }
-    Ok((child, pid))
+        .kill_on_drop(true);
+    crate::daemon::process::spawn_claimed(&mut cmd)
+        .map_err(|e| format!("cannot run {program}: {e}"))
 }
 
 /// POSTs the payload (no redirects): 2xx is success. https goes over

@@ -130,7 +130,19 @@ async fn exec(argv: &[String], timeout: Duration, t: &Target) -> Result<(), Stri
     let Some((program, args)) = argv.split_first() else {
         return Err("exec: empty command".into());
     };
-    let mut child = tokio::process::Command::new(program)
+    // Resolved here against the probe's PATH: with an absolute program
+    // the standard library spawns with posix_spawn (vfork) instead of
+    // fork, which for a daemon with a large address space is most of a
+    // probe's cost.
+    let path_var = t
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.into());
+    let resolved = crate::daemon::process::resolve_program(program, &t.cwd, path_var.as_ref())
+        .map_err(|e| format!("exec: {e}"))?;
+    let mut cmd = tokio::process::Command::new(&resolved);
+    cmd.arg0(program)
         .args(args)
         .env_clear()
         .envs(t.env.iter().map(|(k, v)| (k, v)))
@@ -139,8 +151,8 @@ async fn exec(argv: &[String], timeout: Duration, t: &Target) -> Result<(), Stri
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
+        .kill_on_drop(true);
+    let (mut child, _claim) = crate::daemon::process::spawn_claimed(&mut cmd)
         .map_err(|e| format!("exec {program}: {e}"))?;
     let pid = child.id();
     match tokio::time::timeout(timeout, child.wait()).await {

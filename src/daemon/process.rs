@@ -39,6 +39,39 @@ pub fn leaders() -> Leaders {
     LEADERS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// A child the daemon waits for itself (a probe, a notifier command): its
+/// pid stays in the leader set while the claim lives, so the orphan reaper
+/// never reaps it first (which would leave its waiter an ECHILD) and no
+/// run counts it as one of its processes.
+pub struct Claimed(Option<i32>);
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0
+            && let Ok(mut l) = leaders().lock()
+        {
+            l.remove(&pid);
+        }
+    }
+}
+
+/// Spawns `cmd` claimed (see [`Claimed`]): the set's lock is held across
+/// the spawn, so the reaper cannot see the pid before it is in the set.
+/// Keep the claim until the child has been waited for.
+pub fn spawn_claimed(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<(tokio::process::Child, Claimed)> {
+    let mut guard = leaders()
+        .lock()
+        .map_err(|_| std::io::Error::other("process table poisoned"))?;
+    let child = cmd.spawn()?;
+    let pid = child.id().map(|p| p as i32);
+    if let Some(pid) = pid {
+        guard.insert(pid);
+    }
+    Ok((child, Claimed(pid)))
+}
+
 /// Identifies the descendants of one run of a replica through their
 /// environment. The run id differs for every spawn, so the cleanup of run
 /// N never mistakes the processes of run N+1 (which carry the same context
