@@ -20,6 +20,8 @@ What it does with a task's input (a JSON object; anything else is echoed):
                          {"skill": "echo", "input": 1}), waits for its
                          `task.finished`, and answers with what it heard
 anything else: the result is {"echo": input, "replica": N, "context_new": b}.
+With TASK_AGENT_START_DELAY=S in its environment it first works S seconds
+before announcing itself (a cold start: a model loading).
 Several tasks run at once (one thread each), up to the agent's concurrency.
 """
 
@@ -104,6 +106,7 @@ def run(req_id, task):
 def main():
     running = []
     log("started")
+    time.sleep(float(os.environ.get("TASK_AGENT_START_DELAY", "0")))
     # What it announces: skills it offers, and (optionally) its concurrency.
     ready = json.loads(os.environ.get("TASK_AGENT_READY", '{"skills": ["echo"]}'))
     send({"jsonrpc": "2.0", "method": "agent.ready", "params": ready})
