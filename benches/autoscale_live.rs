@@ -14,7 +14,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use autonomos::proto::{NewTask, Request, Response, Submit, TaskState};
+use autonomos::core::task::TaskState;
+use autonomos::proto::{NewTask, Request, Response, Submit};
 use common::Daemon;
 
 const RAMP: f64 = 150.0;
@@ -135,13 +136,19 @@ async fn run(predict: bool) -> Outcome {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    println!("| mode | tasks | wait p50 | wait p95 | wait max | replica-minutes | peak | direction flips |");
+    println!(
+        "| mode | tasks | wait p50 | wait p95 | wait max | replica-minutes | peak | direction flips |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for predict in [false, true] {
         let o = rt.block_on(run(predict));
         println!(
             "| {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.1} | {} | {} |",
-            if predict { "predictive (horizon 20 s)" } else { "reactive" },
+            if predict {
+                "predictive (horizon 20 s)"
+            } else {
+                "reactive"
+            },
             o.tasks,
             o.p50,
             o.p95,

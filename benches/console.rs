@@ -51,6 +51,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
                     .collect(),
                 health: None,
                 ready: None,
+                attention: None,
             }],
             log_lines: 0,
             log_dropped: 0,

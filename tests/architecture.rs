@@ -242,6 +242,7 @@ fn the_cli_uses_the_daemon_only_at_its_entry_points() {
         "crate::daemon::damage::",
         "crate::daemon::recovery::Settings",
         "crate::daemon::observe::incident_status",
+        "crate::daemon::doctor::examine",
     ];
     let mut wrong = Vec::new();
     for f in files {

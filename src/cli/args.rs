@@ -168,6 +168,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A `tty = true` agent's screen now, as plain text (AGENT/N: replica
+    /// N; without /N, replica 0).
+    Screen {
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Types TEXT into a `tty = true` agent's terminal, without attaching.
+    Send {
+        target: String,
+        text: String,
+        /// Then press Enter.
+        #[arg(long)]
+        enter: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The autoscaler: each agent's targets, decision and why (status,
     /// the default); `on`/`off` per agent.
     Autoscale {
@@ -194,6 +211,12 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Starts a `tty` replica: takes its terminal, then runs the agent.
+    #[command(hide = true)]
+    TtyExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<String>,
     },
     /// A simulated agent of the built-in demo fleet.
     #[command(hide = true)]

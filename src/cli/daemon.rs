@@ -108,3 +108,11 @@ pub(super) fn run(
     rt.block_on(crate::daemon::run(opts))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `autonomos tty-exec`: a `tty` replica's first step (see
+/// `daemon::tty::exec_on_terminal`); returns only when the exec failed.
+pub fn tty_exec(argv: &[String]) -> ExitCode {
+    let e = crate::daemon::tty::exec_on_terminal(argv);
+    eprintln!("autonomos tty-exec: {e}");
+    ExitCode::from(127)
+}

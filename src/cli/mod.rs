@@ -17,6 +17,7 @@ mod metrics;
 mod render;
 mod session;
 mod task;
+mod term;
 
 pub use args::*;
 
@@ -32,6 +33,7 @@ use metrics::*;
 use render::*;
 use session::*;
 use task::*;
+use term::*;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Ok(client_runtime()?.block_on(simple(&g, req, json)))
     };
     match cli.command {
+        Command::TtyExec { argv } => Ok(daemon::tty_exec(&argv)),
         Command::DemoAgent { role } => {
             Ok(ExitCode::from(crate::demo::run(role).clamp(0, 255) as u8))
         }
@@ -138,6 +141,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Task { command, json } => Ok(client_runtime()?.block_on(task(&g, command, json))),
         Command::Doctor { json } => Ok(client_runtime()?.block_on(doctor(&g, json))),
+        Command::Screen { target, json } => {
+            Ok(client_runtime()?.block_on(screen(&g, &target, json)))
+        }
+        Command::Send {
+            target,
+            text,
+            enter,
+            json,
+        } => Ok(client_runtime()?.block_on(send(&g, &target, text, enter, json))),
         Command::Autoscale { command, json } => {
             Ok(client_runtime()?.block_on(autoscale(&g, command, json)))
         }

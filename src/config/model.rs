@@ -271,6 +271,10 @@ pub struct AgentSpec {
     /// `autoscale = { ... }`: the autoscaler sets its replicas.
     #[serde(skip)]
     pub autoscale: Option<crate::core::autoscale::Spec>,
+    /// `tty`: each replica on its own pseudo-terminal of (rows, cols).
+    pub tty: Option<(u16, u16)>,
+    /// `attention`: screen patterns that mean a replica waits for a person.
+    pub attention: Vec<String>,
 }
 
 /// How a task agent (`protocol = "jsonrpc"`) takes work.

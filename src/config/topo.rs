@@ -240,6 +240,8 @@ mod tests {
             description: None,
             autoscale: None,
             health: None,
+            tty: None,
+            attention: Vec::new(),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod store;
 pub mod supervisor;
 pub(crate) mod sys;
 pub mod tasks;
+pub mod tty;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;

@@ -127,6 +127,8 @@ pub struct SpawnSpec {
     pub env: Vec<(String, String)>,
     /// A pipe on stdin (task agents take JSON-RPC there); else /dev/null.
     pub stdin: bool,
+    /// Its own pseudo-terminal of (rows, cols) instead of pipes.
+    pub tty: Option<(u16, u16)>,
 }
 
 /// Finds the program the way `execvp` would, but up front, so "not found"
@@ -163,12 +165,15 @@ pub fn resolve_program(
     ))
 }
 
-/// A spawned leader with its pipes.
+/// A spawned leader with its pipes (or its terminal).
 pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
-    pub stdout: tokio::net::unix::pipe::Receiver,
-    pub stderr: tokio::net::unix::pipe::Receiver,
+    pub stdout: crate::daemon::tty::Output,
+    /// None on a terminal (stderr goes to the terminal too).
+    pub stderr: Option<tokio::net::unix::pipe::Receiver>,
+    /// With `SpawnSpec::tty`: its terminal.
+    pub term: Option<std::sync::Arc<crate::daemon::tty::Term>>,
     /// With `SpawnSpec::stdin`.
     pub stdin: Option<tokio::net::unix::pipe::Sender>,
     pub started: Instant,
@@ -198,20 +203,29 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .map(|(_, v)| OsString::from(v))
         .or_else(|| std::env::var_os("PATH"));
     let resolved = resolve_program(program, &spec.cwd, path_var.as_ref())?;
-    let mut cmd = Command::new(&resolved);
-    cmd.arg0(program)
-        .args(args)
+    let mut cmd = command_for(spec.tty.is_some(), &resolved, program)?;
+    cmd.args(args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
-        .process_group(0)
-        .stdin(if spec.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .current_dir(&spec.cwd);
+    let tty = match spec.tty {
+        Some((rows, cols)) => Some(
+            crate::daemon::tty::prepare(&mut cmd, rows, cols)
+                .map(|(master, path)| (master, path, rows, cols))
+                .map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?,
+        ),
+        None => {
+            cmd.process_group(0)
+                .stdin(if spec.stdin {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            None
+        }
+    };
     let mut guard = leaders
         .lock()
         .map_err(|_| "leader set poisoned".to_string())?;
@@ -240,25 +254,24 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         Ok(fd) => fd,
         Err(e) => return Err(abandon(&mut child, format!("pidfd_open({pid}): {e}"))),
     };
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| "stdout pipe missing".to_string())
-        .and_then(|p| {
-            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
-                .map_err(|e| format!("stdout pipe: {e}"))
-        });
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| "stderr pipe missing".to_string())
-        .and_then(|p| {
-            tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(p))
-                .map_err(|e| format!("stderr pipe: {e}"))
-        });
-    let (stdout, stderr) = match (stdout, stderr) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => return Err(abandon(&mut child, e)),
+    // The slave's copies in `cmd` close with it: the terminal's end is
+    // then the agent's (and its children's) end.
+    drop(cmd);
+    let (stdout, stderr, term) = match tty {
+        Some((master, path, rows, cols)) => {
+            match crate::daemon::tty::Term::start(master, path, rows, cols) {
+                Ok((term, reader)) => (
+                    crate::daemon::tty::Output::Tty(Box::new(reader)),
+                    None,
+                    Some(term),
+                ),
+                Err(e) => return Err(abandon(&mut child, format!("pseudo-terminal: {e}"))),
+            }
+        }
+        None => match pipes(&mut child) {
+            Ok((o, e)) => (crate::daemon::tty::Output::Pipe(o), Some(e), None),
+            Err(e) => return Err(abandon(&mut child, e)),
+        },
     };
     let stdin = match child.stdin.take().map(|p| {
         tokio::net::unix::pipe::Sender::from_owned_fd(OwnedFd::from(p))
@@ -274,9 +287,50 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         pidfd,
         stdout,
         stderr,
+        term,
         stdin,
         started,
     })
+}
+
+/// The command that runs `resolved` (named `program`): directly, or for a
+/// terminal through `autonomos tty-exec`, which takes the terminal first.
+fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, String> {
+    if tty {
+        let me =
+            std::env::current_exe().map_err(|e| format!("cannot find autonomos itself: {e}"))?;
+        let mut c = Command::new(me);
+        c.arg("tty-exec").arg("--").arg(resolved).arg(program);
+        return Ok(c);
+    }
+    let mut c = Command::new(resolved);
+    c.arg0(program);
+    Ok(c)
+}
+
+/// The child's stdout and stderr pipes, for the runtime.
+fn pipes(
+    child: &mut std::process::Child,
+) -> Result<
+    (
+        tokio::net::unix::pipe::Receiver,
+        tokio::net::unix::pipe::Receiver,
+    ),
+    String,
+> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| "stdout pipe missing".to_string())?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| "stderr pipe missing".to_string())?;
+    let o = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))
+        .map_err(|e| format!("stdout pipe: {e}"))?;
+    let e = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))
+        .map_err(|e| format!("stderr pipe: {e}"))?;
+    Ok((o, e))
 }
 
 /// Orders from the supervisor to a run task.

@@ -387,7 +387,14 @@ async fn answer(
     let mutates = request.mutates();
     let desc = request.describe();
     let args = if mutates {
-        serde_json::to_value(&request).unwrap_or_default()
+        let mut v = serde_json::to_value(&request).unwrap_or_default();
+        // What is typed into an agent is recorded by size (it may be a
+        // secret), not by content.
+        if let Some(text) = v.get_mut("text") {
+            let n = text.as_str().map_or(0, str::len);
+            *text = serde_json::json!(format!("({n} bytes)"));
+        }
+        v
     } else {
         serde_json::Value::Null
     };

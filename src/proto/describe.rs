@@ -43,6 +43,25 @@ impl fmt::Display for Request {
             Request::AuditCheckpoint => f.write_str("audit checkpoint"),
             Request::AuditRotateKey => f.write_str("audit rotate-key"),
             Request::Doctor => f.write_str("doctor"),
+            Request::Screen { agent, replica } => write!(f, "screen of {agent}/{replica}"),
+            // What is typed is not repeated (it may be a secret).
+            Request::Send {
+                agent,
+                replica,
+                text,
+                enter,
+            } => write!(
+                f,
+                "send {} bytes{} to {agent}/{replica}",
+                text.len(),
+                if *enter { " and Enter" } else { "" }
+            ),
+            Request::Resize {
+                agent,
+                replica,
+                rows,
+                cols,
+            } => write!(f, "resize {agent}/{replica} to {rows}x{cols}"),
             Request::TaskSubmit(s) => {
                 let to = match (&s.agent, &s.skill) {
                     (Some(a), _) => a.clone(),

@@ -10,10 +10,12 @@ mod describe;
 pub mod scaling;
 pub mod status;
 pub mod task;
+pub mod term;
 
 pub use scaling::*;
 pub use status::*;
 pub use task::*;
+pub use term::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -199,6 +201,30 @@ pub enum Request {
     /// The System Health Check: the data dir, state.db, the audit chain,
     /// the backups, probes, the pool.
     Doctor,
+    /// The screen of a `tty` agent's replica, as text.
+    Screen {
+        agent: String,
+        #[serde(default)]
+        replica: u32,
+    },
+    /// Types `text` into a `tty` agent's replica (then Enter, with
+    /// `enter`).
+    Send {
+        agent: String,
+        #[serde(default)]
+        replica: u32,
+        text: String,
+        #[serde(default)]
+        enter: bool,
+    },
+    /// Resizes a `tty` agent's replica's terminal.
+    Resize {
+        agent: String,
+        #[serde(default)]
+        replica: u32,
+        rows: u16,
+        cols: u16,
+    },
     /// Run the recovery workflow for an agent (or, without one, every agent
     /// whose context the snapshot holds): the snapshot `snapshot` (an id
     /// prefix), or the newest at or before `at` (ms), or the newest.
@@ -224,6 +250,8 @@ impl Request {
                 s.tasks.len(),
                 s.priority
             ),
+            // What is typed is not logged (it may be a secret).
+            Request::Send { .. } => self.to_string(),
             other => format!("{other:?}"),
         }
     }
@@ -254,6 +282,8 @@ impl Request {
                 | Request::TaskGet { .. }
                 | Request::AutoscaleStatus { .. }
                 | Request::Doctor
+                | Request::Screen { .. }
+                | Request::Resize { .. }
         )
     }
 }
@@ -339,6 +369,9 @@ pub enum Response {
     },
     Doctor {
         checks: Vec<crate::core::doctor::Check>,
+    },
+    Screen {
+        screen: Screen,
     },
 }
 

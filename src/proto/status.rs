@@ -56,6 +56,9 @@ pub struct ReplicaStatus {
     /// replica runs but gets no tasks and does not make dependents ready).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
+    /// For a `tty` agent: `working`, `waiting-input`, `idle` or `exited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<super::term::Attention>,
 }
 
 /// One agent and its replicas.
@@ -605,6 +608,7 @@ mod tests {
             history: vec![t; history],
             health: None,
             ready: None,
+            attention: None,
         }
     }
 

@@ -52,6 +52,7 @@ fn replica(index: u32, state: State, restarts: u64, cpu: f64, rss_mib: u64) -> R
         .collect(),
         health: None,
         ready: None,
+        attention: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-pub(super) const AGENT_KEYS: [&str; 24] = [
+pub(super) const AGENT_KEYS: [&str; 26] = [
     "command",
     "cwd",
     "env",
@@ -22,6 +22,8 @@ pub(super) const AGENT_KEYS: [&str; 24] = [
     "description",
     "autoscale",
     "health",
+    "tty",
+    "attention",
     // Task agents (`tasks.rs`), in `TASK_KEYS` order.
     "protocol",
     "concurrency",
@@ -111,6 +113,8 @@ impl Checker<'_> {
             description,
             autoscale,
             health,
+            tty,
+            attention,
             task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
@@ -181,6 +185,35 @@ impl Checker<'_> {
                 &mut spec.start_limit,
             );
         }
+        self.stop_keys([stop_signal, stop_timeout], table_name, spec);
+        if let Some((_, v)) = resources
+            && let Some(t) = self.table(v, field("resources"), None)
+        {
+            let (name, agent) = (format!("{table_name}.resources"), spec.name.clone());
+            self.resources(t, &name, &agent, &mut spec.resources, pool);
+        }
+        self.task_keys(task, table_name, &mut draft.spec);
+        self.scaling_and_health(
+            [autoscale, health, tty, attention],
+            table_name,
+            &mut draft.spec,
+        );
+        if let Some((_, v)) = depends_on {
+            self.depends_on(v, field("depends_on"), draft);
+        }
+    }
+
+    /// `stop_signal` and `stop_timeout`.
+    fn stop_keys(
+        &mut self,
+        [stop_signal, stop_timeout]: [Option<Entry<'_, '_>>; 2],
+        table_name: &str,
+        spec: &mut AgentSpec,
+    ) {
+        let field = |key| Field {
+            key,
+            table: table_name,
+        };
         if let Some((_, v)) = stop_signal
             && let Some(n) = self.signal(v, field("stop_signal"))
         {
@@ -191,28 +224,17 @@ impl Checker<'_> {
                 .duration_max(v, field("stop_timeout"), HOUR)
                 .unwrap_or(spec.stop_timeout);
         }
-        if let Some((_, v)) = resources
-            && let Some(t) = self.table(v, field("resources"), None)
-        {
-            let (name, agent) = (format!("{table_name}.resources"), spec.name.clone());
-            self.resources(t, &name, &agent, &mut spec.resources, pool);
-        }
-        self.task_keys(task, table_name, &mut draft.spec);
-        self.scaling_and_health(autoscale, health, table_name, &mut draft.spec);
-        if let Some((_, v)) = depends_on {
-            self.depends_on(v, field("depends_on"), draft);
-        }
     }
 
-    /// `autoscale` (after the task keys: its targets depend on them) and
-    /// `health`.
+    /// `autoscale` (after the task keys: its targets depend on them),
+    /// `health`, `tty` and `attention`.
     fn scaling_and_health(
         &mut self,
-        autoscale: Option<Entry<'_, '_>>,
-        health: Option<Entry<'_, '_>>,
+        [autoscale, health, tty, attention]: [Option<Entry<'_, '_>>; 4],
         table_name: &str,
         spec: &mut AgentSpec,
     ) {
+        self.tty_keys(tty, attention, table_name, spec);
         if let Some((_, v)) = autoscale {
             self.autoscale(v, table_name, spec);
         }

@@ -30,6 +30,7 @@ mod health;
 mod observe;
 mod sections;
 mod tasks;
+mod tty;
 mod values;
 use super::topo::Graph;
 use super::words::split_command;
@@ -103,6 +104,8 @@ fn default_agent(name: String) -> AgentSpec {
         description: None,
         autoscale: None,
         health: None,
+        tty: None,
+        attention: Vec::new(),
     }
 }
 

@@ -255,3 +255,40 @@ health = { liveness = { heartbeat = "15s" }, readiness = { tcp = 8080 } }
     let e = errors("[agents.a]\ncommand = [\"x\"]\nhealth = { liveness = { tcp = 70000 } }\n");
     assert_eq!(e[0].line, 3);
 }
+
+#[test]
+fn tty_and_attention_load_and_their_mistakes_are_located() {
+    let cfg = ok(r#"
+[agents.a]
+command = ["x"]
+tty = true
+
+[agents.b]
+command = ["x"]
+tty = { rows = 24, cols = 80 }
+attention = ["\\(y/n\\)", "Press Enter"]
+"#);
+    assert_eq!(cfg.agents[0].tty, Some((40, 120)));
+    assert_eq!(cfg.agents[1].tty, Some((24, 80)));
+    assert_eq!(cfg.agents[1].attention.len(), 2);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\ntty = true\nprotocol = \"jsonrpc\"\n");
+    assert!(
+        e[0].message.contains("both `tty` and `protocol`"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[agents.a]\ncommand = [\"x\"]\nattention = [\"y/n\"]\n");
+    assert!(e[0].message.contains("needs `tty = true`"), "{}", e[0]);
+    assert_eq!(e[0].line, 3);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\ntty = true\nattention = [\"(unclosed\"]\n");
+    assert!(
+        e[0].message.contains("not a regular expression"),
+        "{}",
+        e[0]
+    );
+    assert_eq!(e[0].line, 4);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\ntty = { rows = 1 }\n");
+    assert!(e[0].message.contains("rows"), "{}", e[0]);
+    let e = errors("[agents.a]\ncommand = [\"x\"]\ntty = \"yes\"\n");
+    assert!(e[0].message.contains("tty"), "{}", e[0]);
+}

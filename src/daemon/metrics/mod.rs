@@ -252,6 +252,22 @@ fn encode_agents(e: &mut DescriptorEncoder, st: &FleetStatus) -> Result<(), std:
     )?;
     family(
         e,
+        "autonomos_agent_waiting_input",
+        "Replicas of a tty agent waiting for a person: blocked reading their terminal with quiet output, or showing an `attention` pattern (tty agents only).",
+        Gauge,
+        agents()
+            .filter(|a| a.replicas.iter().any(|r| r.attention.is_some()))
+            .map(|a| {
+                let n = a
+                    .replicas
+                    .iter()
+                    .filter(|r| r.attention == Some(crate::proto::Attention::WaitingInput))
+                    .count();
+                (agent(&a.name), n as f64)
+            }),
+    )?;
+    family(
+        e,
         "autonomos_agent_enabled",
         "1 unless an operator stopped the agent.",
         Gauge,

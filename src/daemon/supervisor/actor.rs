@@ -91,6 +91,10 @@ pub(super) struct Replica {
     pub probe: Option<(u64, u32)>,
     /// The last readiness: (run, ready).
     pub readiness: Option<(u64, bool)>,
+    /// A `tty` agent's terminal of its current run: (run, terminal).
+    pub term: Option<(u64, Arc<crate::daemon::tty::Term>)>,
+    /// What it is doing, for a `tty` agent (updated every sample).
+    pub attention: Option<crate::daemon::tty::Attention>,
 }
 
 pub(super) struct Agent {
@@ -316,6 +320,8 @@ impl Actor {
             cpu_seconds: 0.0,
             probe: None,
             readiness: None,
+            term: None,
+            attention: None,
         }
     }
 

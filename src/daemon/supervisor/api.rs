@@ -28,6 +28,9 @@ impl Actor {
                 }));
             }
             Request::Scale { agent, replicas } => self.scale(&agent, replicas, answer, who),
+            req @ (Request::Screen { .. } | Request::Send { .. } | Request::Resize { .. }) => {
+                let _ = answer.send(self.term_request(req));
+            }
             Request::AutoscaleStatus { agent } => {
                 let agents = (0..self.agents.len())
                     .filter(|&ai| !self.agents[ai].removed)

@@ -27,6 +27,7 @@ mod reconcile;
 mod reload;
 mod spawn;
 mod status;
+mod term;
 mod tick;
 
 use std::path::PathBuf;

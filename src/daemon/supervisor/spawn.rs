@@ -40,6 +40,7 @@ impl Actor {
             cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
             env: self.environment(ai, index, &ctx_str, run_id),
             stdin: tasks.is_some(),
+            tty: a.spec.tty,
         };
         let probed = a.spec.health.as_ref();
         let probe_env = probed.map(|_| (spec.env.clone(), spec.cwd.clone()));
@@ -68,6 +69,7 @@ impl Actor {
         r.cpu_percent = 0.0;
         r.rss_bytes = 0;
         r.processes = 1;
+        r.term = spawned.term.clone().map(|t| (run_id, t));
         let ring = r.ring.clone();
         let name = self.agents[ai].spec.name.clone();
         let pipes = (spawned.stdout, spawned.stderr, spawned.stdin);
@@ -148,8 +150,8 @@ impl Actor {
 /// (with its stdin) and, when its stdout ends, down.
 fn drain_output(
     (stdout, stderr, stdin): (
-        tokio::net::unix::pipe::Receiver,
-        tokio::net::unix::pipe::Receiver,
+        crate::daemon::tty::Output,
+        Option<tokio::net::unix::pipe::Receiver>,
         Option<tokio::net::unix::pipe::Sender>,
     ),
     tasks: Option<crate::daemon::tasks::Tasks>,
@@ -181,12 +183,14 @@ fn drain_output(
         }
         _ => drop(tokio::spawn(out)),
     }
-    tokio::spawn(output::drain(
-        stderr,
-        Stream::Stderr,
-        index,
-        output,
-        ring,
-        None,
-    ));
+    if let Some(stderr) = stderr {
+        tokio::spawn(output::drain(
+            stderr,
+            Stream::Stderr,
+            index,
+            output,
+            ring,
+            None,
+        ));
+    }
 }

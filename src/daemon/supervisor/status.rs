@@ -136,6 +136,11 @@ impl Actor {
                         .as_ref()
                         .filter(|h| h.readiness.is_some() && r.s.run.is_some())
                         .map(|_| super::probes::ready(a, r)),
+                    attention: a.spec.tty.map(|_| match r.attention {
+                        Some(at) if r.s.state().is_running() => at,
+                        _ if r.s.state().is_running() => crate::proto::Attention::Working,
+                        _ => crate::proto::Attention::Exited,
+                    }),
                 })
                 .collect(),
         }

@@ -36,6 +36,7 @@ impl Actor {
             }
             self.on_sample(s);
         }
+        self.update_attention();
         if publish {
             let tasks = self
                 .tasks

@@ -356,6 +356,7 @@ fn on_transition(
                     history: vec![transition],
                     health: None,
                     ready: None,
+                    attention: None,
                 });
                 a.replicas.sort_by_key(|r| r.index);
             }

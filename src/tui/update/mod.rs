@@ -316,11 +316,7 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             m.mode = Mode::Help;
             vec![]
         }
-        Action::Doctor => {
-            m.mode = Mode::Doctor;
-            m.doctor = None;
-            vec![Request::Doctor]
-        }
+        Action::Doctor => open_doctor(m),
         Action::Span => {
             m.day_view = !m.day_view;
             m.notify(
@@ -734,3 +730,10 @@ mod tests_incoming;
 mod tests_logs;
 #[cfg(test)]
 mod tests_tasks;
+
+/// `D`: the System Health Check runs; its report shows when it answers.
+fn open_doctor(m: &mut Model) -> Vec<Request> {
+    m.mode = Mode::Doctor;
+    m.doctor = None;
+    vec![Request::Doctor]
+}
