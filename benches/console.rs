@@ -63,6 +63,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             memory_limit_action: "restart".into(),
             tasks: None,
             autoscale: None,
+            tty: None,
         })
         .collect();
     FleetStatus {

@@ -47,6 +47,9 @@ health = { interval = "200ms", failure_threshold = 100, start_period = "0s", liv
     let (code, out, err) = d.cli(&["doctor", "--json"]);
     let checks: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
     assert_eq!(code, 1, "{checks:#}");
+    // The machine's own disk is what it is: a full one is a problem here
+    // too, and the exit codes below allow for it.
+    let disk_full = level(&checks, "disk space") == "problem";
     for ok in [
         "daemon",
         "config",
@@ -70,7 +73,7 @@ health = { interval = "200ms", failure_threshold = 100, start_period = "0s", liv
     std::fs::write(d.dir.path().join("autonomos.toml"), toml).expect("config");
     assert_eq!(d.cli(&["reload"]).0, 0);
     let (code, out, _) = d.cli(&["doctor"]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, i32::from(disk_full), "{out}");
 
     // A config that no longer loads: a reload would fail.
     std::fs::write(d.dir.path().join("autonomos.toml"), "[agents.w]\n").expect("config");

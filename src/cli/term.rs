@@ -9,7 +9,12 @@ pub async fn screen(g: &Global, target: &str, json: bool) -> ExitCode {
         Ok((a, r)) => (a, r.unwrap_or(0)),
         Err(e) => return refuse(json, ExitCode::from(EXIT_INVALID), e),
     };
-    match ask(g, Request::Screen { agent, replica }).await {
+    let req = Request::Screen {
+        agent,
+        replica,
+        cells: false,
+    };
+    match ask(g, req).await {
         Ok(Response::Screen { screen }) if json => json_out(&screen),
         Ok(Response::Screen { screen }) => {
             // Plain text only (the daemon's emulator drew it): trailing
@@ -35,6 +40,7 @@ pub async fn send(g: &Global, target: &str, text: String, enter: bool, json: boo
         replica,
         text,
         enter,
+        hold: None,
     };
     simple(g, req, json).await
 }

@@ -32,7 +32,13 @@ pub struct Term {
     last_output: AtomicU64,
     /// The slave side's path (`/dev/pts/N`): how its readers are known.
     path: std::path::PathBuf,
+    /// Who holds its input, and since their last keystroke (ms).
+    holder: Mutex<Option<(String, u64)>>,
 }
+
+/// A hold on a replica's input lapses this long after the holder's last
+/// keystroke (a console that went away does not block others for good).
+pub const HOLD_MS: u64 = 30_000;
 
 impl std::fmt::Debug for Term {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +100,7 @@ impl Term {
             master,
             last_output: AtomicU64::new(crate::clock::now_ms()),
             path,
+            holder: Mutex::new(None),
         });
         tokio::spawn(write_loop(AsyncFd::new(writer_fd)?, rx));
         let reader = TtyReader {
@@ -107,8 +114,32 @@ impl Term {
         Ok((term, reader))
     }
 
-    /// Types `bytes` into the terminal (refused past [`MAX_INPUT`]).
-    pub fn type_in(&self, bytes: Vec<u8>) -> Result<(), String> {
+    /// Types `bytes` into the terminal for `who` (refused past
+    /// [`MAX_INPUT`], or while another client holds the input). `hold`:
+    /// take or keep the input (Some(true)), give it back (Some(false)).
+    pub fn type_in(&self, bytes: Vec<u8>, who: &str, hold: Option<bool>) -> Result<(), String> {
+        let now = crate::clock::now_ms();
+        {
+            let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((other, at)) = h.as_ref()
+                && other != who
+                && now.saturating_sub(*at) < HOLD_MS
+            {
+                return Err(format!(
+                    "{other} holds this terminal's input (typed {} ago); it frees {} after their last key",
+                    crate::core::units::fmt_ms(now.saturating_sub(*at)),
+                    crate::core::units::fmt_ms(HOLD_MS)
+                ));
+            }
+            match hold {
+                Some(true) => *h = Some((who.to_string(), now)),
+                Some(false) => *h = None,
+                None => {}
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
         if bytes.len() > MAX_INPUT {
             return Err(format!(
                 "{} bytes is more than one send may type ({MAX_INPUT})",
@@ -129,8 +160,16 @@ impl Term {
         set_size(&self.master, rows, cols).map_err(|e| format!("resize: {e}"))
     }
 
-    /// The screen now.
-    pub fn screen(&self, agent: &str, replica: u32) -> Screen {
+    /// The screen now (with `cells`, also the emulator's rendition).
+    pub fn screen(&self, agent: &str, replica: u32, cells: bool) -> Screen {
+        let now = crate::clock::now_ms();
+        let holder = self
+            .holder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(_, at)| now.saturating_sub(*at) < HOLD_MS)
+            .map(|(who, _)| who.clone());
         let p = self.parser.lock().unwrap_or_else(|e| e.into_inner());
         let s = p.screen();
         let (rows, cols) = s.size();
@@ -141,6 +180,12 @@ impl Term {
             cols,
             cursor: s.cursor_position(),
             lines: s.rows(0, cols).collect(),
+            formatted: if cells {
+                String::from_utf8_lossy(&s.contents_formatted()).into_owned()
+            } else {
+                String::new()
+            },
+            holder,
         }
     }
 

@@ -201,14 +201,19 @@ pub enum Request {
     /// The System Health Check: the data dir, state.db, the audit chain,
     /// the backups, probes, the pool.
     Doctor,
-    /// The screen of a `tty` agent's replica, as text.
+    /// The screen of a `tty` agent's replica, as text (and, with `cells`,
+    /// as the emulator's own rendition for the console to draw).
     Screen {
         agent: String,
         #[serde(default)]
         replica: u32,
+        #[serde(default)]
+        cells: bool,
     },
     /// Types `text` into a `tty` agent's replica (then Enter, with
-    /// `enter`).
+    /// `enter`). `hold`: Some(true) takes (or keeps) the replica's input
+    /// for this client (the console's focus mode), Some(false) gives it
+    /// back; while one client holds it, others are refused.
     Send {
         agent: String,
         #[serde(default)]
@@ -216,6 +221,8 @@ pub enum Request {
         text: String,
         #[serde(default)]
         enter: bool,
+        #[serde(default)]
+        hold: Option<bool>,
     },
     /// Resizes a `tty` agent's replica's terminal.
     Resize {
@@ -403,6 +410,9 @@ pub struct ReplicaSample {
     pub cpu_percent: f64,
     pub rss_bytes: u64,
     pub processes: u32,
+    /// For a `tty` agent: what the replica is doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Attention>,
 }
 
 /// A push from the daemon to subscribed clients.

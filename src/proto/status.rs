@@ -97,6 +97,9 @@ pub struct AgentStatus {
     /// For task agents (`protocol = "jsonrpc"`): the queue and how it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<TaskSummary>,
+    /// Its terminal's (rows, cols), for `tty = true` agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<(u16, u16)>,
     /// The autoscaler's view, for agents with `autoscale`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleStatus>,
@@ -640,6 +643,7 @@ mod tests {
                     memory_limit_action: "restart".into(),
                     tasks: None,
                     autoscale: None,
+                    tty: None,
                 })
                 .collect(),
             host: HostStatus::default(),

@@ -13,6 +13,14 @@ pub struct Screen {
     /// (row, col), from 0.
     pub cursor: (u16, u16),
     pub lines: Vec<String>,
+    /// With `cells`: the emulator's rendition of the screen (what a fresh
+    /// emulator needs to show the same cells, colors and cursor); produced
+    /// by the daemon's emulator, never the agent's raw bytes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub formatted: String,
+    /// Who holds the replica's input (typed in focus mode lately).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// What a tty replica is doing, for the operator's attention.

@@ -50,6 +50,12 @@ pub enum Action {
     ToggleAutoscale,
     /// Run the System Health Check and show its report.
     Doctor,
+    /// Keys go to the selected `tty` replica (focus mode).
+    TypeInto,
+    /// Leave focus mode (only looked up in focus mode).
+    Unfocus,
+    /// Select the next replica waiting for input.
+    NextWaiting,
     // Input modes.
     Char(char),
     Backspace,
@@ -317,6 +323,27 @@ pub fn keymap() -> Vec<Binding> {
             &[(Char('f'), NONE)],
         ),
         b(
+            "type_into",
+            "i",
+            Action::TypeInto,
+            "type into the selected tty agent's terminal (focus mode)",
+            &[(Char('i'), NONE)],
+        ),
+        b(
+            "unfocus",
+            "Ctrl-]",
+            Action::Unfocus,
+            "leave focus mode: keys go to the console again",
+            &[(Char(']'), CTRL), (Char('5'), CTRL)],
+        ),
+        b(
+            "next_waiting",
+            "W",
+            Action::NextWaiting,
+            "jump to the next replica waiting for input",
+            &[(Char('W'), SHIFT), (Char('W'), NONE)],
+        ),
+        b(
             "doctor",
             "D",
             Action::Doctor,
@@ -510,7 +537,7 @@ pub fn help_rows(map: &[Binding]) -> Vec<(String, &'static str)> {
 }
 
 /// The palette's verbs, for completion: (verb, argument hint).
-pub const VERBS: [(&str, &str); 16] = [
+pub const VERBS: [(&str, &str); 17] = [
     ("scale", "AGENT N"),
     ("restart", "AGENT[/N]"),
     ("stop", "AGENT"),
@@ -519,6 +546,7 @@ pub const VERBS: [(&str, &str); 16] = [
     ("reload", ""),
     ("backup", ""),
     ("task", "AGENT INPUT…"),
+    ("send", "AGENT[/N] LINE…"),
     ("ack", "ALERT"),
     ("silence", "ALERT DURATION"),
     ("incident", "LEVEL TITLE…"),

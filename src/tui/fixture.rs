@@ -79,6 +79,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         memory_limit_action: "restart".into(),
         tasks: None,
         autoscale: None,
+        tty: None,
     }
 }
 

@@ -107,6 +107,8 @@ async fn event_loop(
     let mut signals = Signals::new();
     let mut log_poll = tokio::time::interval(LOG_POLL);
     log_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut term_poll = tokio::time::interval(Duration::from_millis(update::term::TERM_POLL_MS));
+    term_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         m.now = now_ms();
         if screen.draw_due(m, theme, keymap).is_err() {
@@ -130,6 +132,10 @@ async fn event_loop(
                 Some(Err(_)) | None => return ExitCode::FAILURE,
             },
             h = link.next() => requests = link.handle(m, h).await,
+            // Only while a terminal is in view does this send anything.
+            _ = term_poll.tick(), if m.term_target().is_some() || m.term.is_some() => {
+                requests = update::term::term_poll(m);
+            }
             _ = log_poll.tick() => {
                 requests = update::due(m);
                 if m.pending_scale.is_some() {
@@ -163,6 +169,14 @@ fn on_key(
     k: KeyEvent,
 ) -> Vec<Request> {
     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    if m.mode == model::Mode::Focus {
+        // Every key goes to the agent (Ctrl-C and Ctrl-Z too), but the
+        // leave key.
+        let leave = action::lookup(keymap, k) == Some(action::Action::Unfocus);
+        let mut out = update::term::focus_key(m, k, leave);
+        out.extend(update::term::term_poll(m));
+        return out;
+    }
     if k.code == KeyCode::Char('z') && ctrl {
         terminal::suspend();
         m.dirty = true;

@@ -117,6 +117,8 @@ pub enum Mode {
     Help,
     /// `D`: the System Health Check's report (scrolls with `help_page`).
     Doctor,
+    /// `i`: keys go to the selected `tty` replica until the leave key.
+    Focus,
 }
 
 /// How long a `+`/`-` scale waits before it is sent: long enough to see
@@ -266,6 +268,21 @@ pub struct Model {
     pub help_page: usize,
     /// The last `doctor` report (None while it runs).
     pub doctor: Option<Vec<crate::core::doctor::Check>>,
+    /// The terminal of the `tty` replica in view, as last received.
+    pub term: Option<crate::proto::Screen>,
+    /// Why the last screen request failed.
+    pub term_error: Option<String>,
+    /// A screen request is on its way (sent at `term_asked`).
+    pub term_pending: bool,
+    pub term_asked: Millis,
+    /// The terminal view's inner size (rows, cols) as last drawn.
+    pub term_area: std::cell::Cell<(u16, u16)>,
+    /// The size last asked of the focused replica's terminal.
+    pub term_sized: Option<(String, u32, u16, u16)>,
+    /// Keys typed in focus mode not sent yet: one send is in flight at a
+    /// time, so they arrive in order.
+    pub term_input: String,
+    pub term_sending: bool,
     /// A message too long for the footer, shown whole until dismissed.
     pub message: Option<Notice>,
     /// Selected agent's output, oldest first.
@@ -324,6 +341,14 @@ impl Model {
             pending_scale: None,
             help_page: 0,
             doctor: None,
+            term: None,
+            term_error: None,
+            term_pending: false,
+            term_asked: 0,
+            term_area: std::cell::Cell::new((0, 0)),
+            term_sized: None,
+            term_input: String::new(),
+            term_sending: false,
             message: None,
             logs: VecDeque::new(),
             logs_agent: None,
@@ -408,6 +433,28 @@ impl Model {
             Row::Agent(i) => self.agents().get(*i)?.replicas.first(),
             Row::Replica(i, r) => self.agents().get(*i)?.replicas.get(*r),
         }
+    }
+
+    /// The `tty` replica whose terminal is in view: the selected one
+    /// (replica 0 for an agent row) while the detail has focus, or in
+    /// focus mode.
+    pub fn term_target(&self) -> Option<(String, u32)> {
+        if self.focus != Panel::Detail && self.mode != Mode::Focus {
+            return None;
+        }
+        let a = self.selected_agent()?;
+        a.tty?;
+        let r = self.selected_replica_index().unwrap_or(0);
+        Some((a.name.clone(), r))
+    }
+
+    /// Replicas waiting for a person, fleet-wide.
+    pub fn waiting_input(&self) -> usize {
+        self.agents()
+            .iter()
+            .flat_map(|a| &a.replicas)
+            .filter(|r| r.attention == Some(crate::proto::Attention::WaitingInput))
+            .count()
     }
 
     /// The replica index a selected replica row names.

@@ -29,7 +29,7 @@ impl Actor {
             }
             Request::Scale { agent, replicas } => self.scale(&agent, replicas, answer, who),
             req @ (Request::Screen { .. } | Request::Send { .. } | Request::Resize { .. }) => {
-                let _ = answer.send(self.term_request(req));
+                let _ = answer.send(self.term_request(req, who));
             }
             Request::AutoscaleStatus { agent } => {
                 let agents = (0..self.agents.len())

@@ -103,6 +103,7 @@ impl Actor {
             log_dropped: a.output.stats.dropped.load(Ordering::Relaxed),
             tasks: self.tasks.as_ref().and_then(|t| t.summary(&a.spec.name)),
             autoscale: self.autoscale_status(a),
+            tty: a.spec.tty,
             replicas_omitted: 0,
             replicas: a
                 .replicas

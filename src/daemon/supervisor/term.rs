@@ -41,12 +41,16 @@ impl Actor {
     }
 
     /// `screen`, `send` and `resize`.
-    pub(super) fn term_request(&self, req: Request) -> Result<Response, ErrorReply> {
+    pub(super) fn term_request(&self, req: Request, who: &str) -> Result<Response, ErrorReply> {
         match req {
-            Request::Screen { agent, replica } => {
+            Request::Screen {
+                agent,
+                replica,
+                cells,
+            } => {
                 let t = self.term_of(&agent, replica)?;
                 Ok(Response::Screen {
-                    screen: t.screen(&agent, replica),
+                    screen: t.screen(&agent, replica, cells),
                 })
             }
             Request::Send {
@@ -54,6 +58,7 @@ impl Actor {
                 replica,
                 text,
                 enter,
+                hold,
             } => {
                 let t = self.term_of(&agent, replica)?;
                 let mut bytes = text.into_bytes();
@@ -63,7 +68,8 @@ impl Actor {
                     bytes.push(b'\r');
                 }
                 let n = bytes.len();
-                t.type_in(bytes).map_err(|e| err(ErrorKind::Limit, e))?;
+                t.type_in(bytes, who, hold)
+                    .map_err(|e| err(ErrorKind::Invalid, e))?;
                 Ok(Response::Done {
                     message: format!("typed {n} bytes into {agent}/{replica}"),
                 })

@@ -32,11 +32,20 @@ impl Actor {
                     cpu_percent: s.cpu_percent,
                     rss_bytes: s.rss_bytes,
                     processes: s.processes,
+                    attention: None,
                 });
             }
             self.on_sample(s);
         }
         self.update_attention();
+        for rs in &mut replicas {
+            rs.attention = self
+                .agents
+                .iter()
+                .find(|a| a.spec.name == rs.agent && a.spec.tty.is_some())
+                .and_then(|a| a.replicas.get(&rs.replica))
+                .and_then(|r| r.attention);
+        }
         if publish {
             let tasks = self
                 .tasks

@@ -50,6 +50,34 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 }
             }
             (Request::Doctor, Ok(Response::Doctor { checks })) => m.doctor = Some(checks),
+            (Request::Screen { .. }, Ok(Response::Screen { screen })) => {
+                m.term_pending = false;
+                m.term_error = None;
+                m.term = Some(screen);
+            }
+            (Request::Screen { .. }, Err(e)) => {
+                m.term_pending = false;
+                m.term_error = Some(e.message);
+            }
+            (
+                Request::Send {
+                    hold: Some(true), ..
+                },
+                Err(e),
+            ) => {
+                // Someone else holds the input, or the replica went away.
+                m.mode = Mode::Normal;
+                m.term_sending = false;
+                m.term_input.clear();
+                m.notify(e.message, true);
+            }
+            (Request::Send { hold, .. }, Ok(_)) => {
+                if hold == Some(true) {
+                    m.term_sending = false;
+                }
+                m.dirty = false;
+            }
+            (Request::Resize { .. }, Ok(_)) => m.dirty = false,
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
@@ -406,6 +434,9 @@ fn on_samples(
             r.cpu_percent = s.cpu_percent;
             r.rss_bytes = s.rss_bytes;
             r.processes = s.processes;
+            if s.attention.is_some() {
+                r.attention = s.attention;
+            }
         }
     }
     for a in &status.agents {

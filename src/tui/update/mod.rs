@@ -5,6 +5,7 @@
 mod incoming;
 mod palette;
 pub mod tasks;
+pub mod term;
 pub use incoming::*;
 pub use palette::*;
 
@@ -30,6 +31,14 @@ pub fn update(m: &mut Model, action: Action) -> Vec<Request> {
                 // key visibly turns one.
                 Action::Up | Action::PageUp => m.help_page = m.help_page.saturating_sub(1),
                 _ => {}
+            }
+            vec![]
+        }
+        // Keys in focus mode go to the agent (`term::focus_key`); an
+        // action arriving here anyway only leaves it.
+        Mode::Focus => {
+            if action == Action::Unfocus {
+                m.mode = Mode::Normal;
             }
             vec![]
         }
@@ -176,12 +185,15 @@ fn normal(m: &mut Model, action: Action) -> Vec<Request> {
             vec![]
         }
         Action::SubmitTask => {
+            let replica = m.selected_replica_index().unwrap_or(0);
             match m
                 .selected_agent()
-                .map(|a| (a.name.clone(), a.tasks.is_some()))
+                .map(|a| (a.name.clone(), a.tasks.is_some(), a.tty.is_some()))
             {
-                Some((name, true)) => m.mode = Mode::Palette(format!("task {name} ")),
-                Some((name, false)) => m.notify(
+                Some((name, true, _)) => m.mode = Mode::Palette(format!("task {name} ")),
+                // A tty agent: a line typed into its terminal.
+                Some((name, _, true)) => m.mode = Mode::Palette(format!("send {name}/{replica} ")),
+                Some((name, false, false)) => m.notify(
                     format!("{name} takes no tasks (it has no protocol = \"jsonrpc\")"),
                     true,
                 ),
@@ -317,6 +329,9 @@ fn navigate(m: &mut Model, action: Action) -> Vec<Request> {
             vec![]
         }
         Action::Doctor => open_doctor(m),
+        Action::TypeInto => term::type_into(m),
+        Action::NextWaiting => term::next_waiting(m),
+        Action::Unfocus => vec![],
         Action::Span => {
             m.day_view = !m.day_view;
             m.notify(

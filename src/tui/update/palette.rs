@@ -57,6 +57,7 @@ pub(super) fn palette_command(m: &mut Model, line: &str) -> Vec<Request> {
                 timeout_ms: None,
             })
         }
+        ["send", target, _, ..] => return send_line(m, target, rest_after(line, 2)),
         ["ack", pattern] => Request::Ack {
             pattern: pattern.to_string(),
         },
@@ -173,5 +174,22 @@ pub fn complete(m: &Model, input: &str) -> String {
             }
         }
         _ => input.to_string(),
+    }
+}
+
+/// `send AGENT[/N] LINE…`: the line typed into a tty replica, then Enter.
+fn send_line(m: &mut Model, target: &str, text: String) -> Vec<Request> {
+    match crate::proto::parse_target(target) {
+        Ok((a, r)) if m.agents().iter().any(|x| x.name == a) => vec![Request::Send {
+            agent: a,
+            replica: r.unwrap_or(0),
+            text,
+            enter: true,
+            hold: None,
+        }],
+        _ => {
+            m.notify(format!("`{target}` is not an agent"), true);
+            vec![]
+        }
     }
 }

@@ -677,6 +677,7 @@ fn events_update_the_replica_and_samples_feed_the_graphs() {
                     cpu_percent: 12.0,
                     rss_bytes: 7,
                     processes: 2,
+                    attention: None,
                 }],
                 tasks: vec![],
             },
@@ -744,4 +745,86 @@ fn logs_follow_the_selected_agent_with_a_cursor() {
         ),
     );
     assert_eq!(m.log_cursor, Some(77));
+}
+
+#[test]
+fn focus_mode_sends_keys_in_order_one_send_at_a_time_and_ctrl_bracket_leaves() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut m = model();
+    // The first agent becomes a tty agent, its detail in view.
+    if let Some(s) = m.status.as_mut() {
+        s.agents[0].tty = Some((40, 120));
+    }
+    m.focus = crate::tui::model::Panel::Detail;
+    let name = m.selected_agent().map(|a| a.name.clone()).expect("agent");
+    assert_eq!(super::term::type_into(&mut m), vec![]);
+    assert_eq!(m.mode, Mode::Focus);
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let first = super::term::focus_key(&mut m, key('a'), false);
+    assert!(
+        matches!(&first[..], [Request::Send { text, hold: Some(true), .. }] if text == "a"),
+        "{first:?}"
+    );
+    // While it is in flight, keys wait, in order.
+    assert!(super::term::focus_key(&mut m, key('b'), false).is_empty());
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(super::term::focus_key(&mut m, ctrl_c, false).is_empty());
+    apply(
+        &mut m,
+        Incoming::Answer(
+            first[0].clone(),
+            Ok(Response::Done {
+                message: String::new(),
+            }),
+        ),
+    );
+    let next = super::term::flush_input(&mut m);
+    assert!(
+        matches!(&next[..], [Request::Send { text, agent, .. }] if text == "b\u{3}" && *agent == name),
+        "{next:?}"
+    );
+    let leave = super::term::focus_key(&mut m, key(']'), true);
+    assert_eq!(m.mode, Mode::Normal);
+    assert!(matches!(
+        &leave[..],
+        [Request::Send {
+            hold: Some(false),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn keys_become_what_a_terminal_sends() {
+    use super::term::key_bytes;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let k = |c, m| KeyEvent::new(c, m);
+    assert_eq!(
+        key_bytes(k(KeyCode::Enter, KeyModifiers::NONE)).as_deref(),
+        Some("\r")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::Up, KeyModifiers::NONE)).as_deref(),
+        Some("\x1b[A")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::Char('d'), KeyModifiers::CONTROL)).as_deref(),
+        Some("\x04")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::Char('x'), KeyModifiers::ALT)).as_deref(),
+        Some("\x1bx")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::Backspace, KeyModifiers::NONE)).as_deref(),
+        Some("\x7f")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::F(5), KeyModifiers::NONE)).as_deref(),
+        Some("\x1b[15~")
+    );
+    assert_eq!(
+        key_bytes(k(KeyCode::Char('é'), KeyModifiers::NONE)).as_deref(),
+        Some("é")
+    );
 }

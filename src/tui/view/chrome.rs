@@ -72,6 +72,14 @@ pub(super) fn draw_header(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 if firing > 0 { t.bad } else { t.muted },
             );
             parts.push((3, vec![alerts]));
+            let waiting = m.waiting_input();
+            if waiting > 0 {
+                let text = format!("· {waiting} waiting ");
+                parts.push((
+                    2,
+                    vec![Span::styled(text, t.warn.add_modifier(Modifier::BOLD))],
+                ));
+            }
             let cpu = format!("· cpu {:.0}% ", s.host.cpu_percent);
             parts.push((6, vec![Span::styled(cpu, t.muted)]));
             match &s.backup_progress {
@@ -172,6 +180,10 @@ pub(super) fn draw_footer(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
 }
 
 pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
+    // A tty agent's detail is its terminal, over the whole body.
+    if let Some(target) = m.term_target() {
+        return term::draw(m, t, f, area, &target);
+    }
     if area.width >= 120 && area.height >= 30 {
         // Panels sized by their content: the fleet by its rows (up to
         // 45 % of the height), alerts and incidents by theirs (a few rows,

@@ -212,6 +212,9 @@ fn replica_row<'a>(
             (Some(w), _, _) | (None, Some(w), _) => sanitize_line(w.as_bytes()),
             _ if failing.is_some() => format!("liveness {}", failing.map_or("", |h| h.as_str())),
             _ if unready => "unready: no tasks".into(),
+            _ if r.attention == Some(crate::proto::Attention::WaitingInput) => {
+                "waiting for input (W jumps, i types)".into()
+            }
             (None, None, Some(e)) => e.to_string(),
             _ => "-".into(),
         };

@@ -11,6 +11,7 @@ mod graphs;
 mod incidents;
 mod logs;
 mod tasks;
+mod term;
 use alerts::*;
 use area::*;
 use chrome::*;
