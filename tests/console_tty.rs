@@ -110,25 +110,43 @@ fn a_full_screen_program_renders_at_two_sizes_and_follows_the_view() {
     tmux.start(
         120,
         40,
-        &format!("{} {bin} attach; echo console-exit-$?; sleep 600", env_prefix(&d)),
+        &format!(
+            "{} {bin} attach; echo console-exit-$?; sleep 600",
+            env_prefix(&d)
+        ),
     );
-    tmux.wait("the console", |s| s.contains("full") && s.contains("● attached"));
+    tmux.wait("the console", |s| {
+        s.contains("full") && s.contains("● attached")
+    });
     tmux.keys(&["Enter"]);
     // At its configured size (120x40) the view shows the top-left part.
-    tmux.wait("its screen", |s| s.contains("│TL") && s.contains("size 120x40"));
+    tmux.wait("its screen", |s| {
+        s.contains("│TL") && s.contains("size 120x40")
+    });
     // Focused: it takes the view's size and redraws; both corners show.
     tmux.keys(&["i"]);
     let s = tmux.wait("redrawn at the view's size", |s| s.contains("size 118x36"));
     let lines: Vec<&str> = s.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("┌") || l.contains("│TL")), "{s}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("┌") || l.contains("│TL")),
+        "{s}"
+    );
     assert!(lines.iter().any(|l| l.ends_with("BR│")), "{s}");
     // The operator's terminal shrinks: so does the agent's.
     tmux.run(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
     let s = tmux.wait("redrawn smaller", |s| s.contains("size 98x26"));
     assert!(s.lines().any(|l| l.ends_with("BR│")), "{s}");
     let v = d.json(&["screen", "full"]);
-    assert_eq!((v["rows"].as_u64(), v["cols"].as_u64()), (Some(26), Some(98)));
-    assert!(v["lines"][0].as_str().is_some_and(|l| l.starts_with("TL")), "{v:#}");
+    assert_eq!(
+        (v["rows"].as_u64(), v["cols"].as_u64()),
+        (Some(26), Some(98))
+    );
+    assert!(
+        v["lines"][0].as_str().is_some_and(|l| l.starts_with("TL")),
+        "{v:#}"
+    );
     tmux.keys(&["C-]"]);
     tmux.keys(&["q"]);
     tmux.wait("detached", |s| s.contains("console-exit-0"));

@@ -96,6 +96,19 @@ fn a_python_repl_is_typed_into_and_read_back() {
 fn a_question_is_waiting_input_until_answered_and_a_sleeper_never_is() {
     let d = BinDaemon::start(
         r#"
+[metrics]
+interval = "200ms"
+
+[alerting]
+defaults = false
+
+[[alerts]]
+name = "needs-a-person"
+expr = "waiting_input > 0"
+for = "1s"
+severity = "minor"
+summary = "{agent}: {value} waiting for input"
+
 [agents.ask]
 command = ["sh", "-c", "printf 'proceed? (y/n) '; read a; echo \"got $a\"; exec sleep 1000"]
 tty = true
@@ -116,6 +129,21 @@ attention = ["Press Enter"]
         "{took:?}"
     );
     wait_attention(&d, 2, "waiting-input", Duration::from_secs(3));
+    // The optional rule: a person is needed for a while.
+    d.wait_json(
+        &["alerts"],
+        "the waiting alert",
+        Duration::from_secs(10),
+        |r| {
+            r["alerts"].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["id"] == "needs-a-person/ask"
+                        && x["state"] == "firing"
+                        && x["summary"] == "ask: 1 waiting for input"
+                })
+            })
+        },
+    );
     let (code, out, err) = d.cli(&["send", "ask", "y", "--enter"]);
     assert_eq!(code, 0, "{out}{err}");
     wait_screen(&d, "ask", "got y");

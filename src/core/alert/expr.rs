@@ -68,6 +68,8 @@ pub enum Metric {
     TaskErrorRate,
     /// Task agents: run time's 95th percentile over the last 5 minutes, s.
     TaskLatencyP95,
+    /// `tty` agents: replicas waiting for a person's input.
+    WaitingInput,
 }
 
 pub const METRICS: &[(&str, Metric, &str)] = &[
@@ -137,6 +139,11 @@ pub const METRICS: &[(&str, Metric, &str)] = &[
         "task_latency_p95",
         Metric::TaskLatencyP95,
         "task agents: run time's 95th percentile over the last 5 minutes, seconds",
+    ),
+    (
+        "waiting_input",
+        Metric::WaitingInput,
+        "tty agents: replicas waiting for input",
     ),
 ];
 

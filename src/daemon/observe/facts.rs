@@ -23,9 +23,10 @@ pub struct AgentFacts {
     pub tasks_failed: f64,
     pub task_error_rate: f64,
     pub task_latency_p95: f64,
+    pub waiting_input: f64,
 }
 
-pub(super) const AGENT_METRICS: [Metric; 16] = [
+pub(super) const AGENT_METRICS: [Metric; 17] = [
     Metric::Cpu,
     Metric::Memory,
     Metric::MemoryPct,
@@ -42,6 +43,7 @@ pub(super) const AGENT_METRICS: [Metric; 16] = [
     Metric::TasksFailed,
     Metric::TaskErrorRate,
     Metric::TaskLatencyP95,
+    Metric::WaitingInput,
 ];
 
 pub(super) fn agent_slot(m: Metric) -> Option<usize> {
@@ -49,7 +51,7 @@ pub(super) fn agent_slot(m: Metric) -> Option<usize> {
 }
 
 impl AgentFacts {
-    pub(super) fn values(&self) -> [f64; 16] {
+    pub(super) fn values(&self) -> [f64; 17] {
         [
             self.cpu,
             self.memory,
@@ -67,6 +69,7 @@ impl AgentFacts {
             self.tasks_failed,
             self.task_error_rate,
             self.task_latency_p95,
+            self.waiting_input,
         ]
     }
 }

@@ -230,6 +230,9 @@ impl Actor {
                     f.memory += r.rss_bytes as f64;
                     f.restarts += r.s.restarts as f64;
                     f.failures += r.s.failures as f64;
+                    if r.attention == Some(crate::daemon::tty::Attention::WaitingInput) {
+                        f.waiting_input += 1.0;
+                    }
                     let st = r.s.state();
                     if st.is_running() {
                         f.running += 1.0;
