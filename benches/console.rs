@@ -64,6 +64,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
             tasks: None,
             autoscale: None,
             tty: None,
+            workspace: None,
         })
         .collect();
     FleetStatus {

@@ -175,6 +175,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A replica's git worktree (`workspace`): path, branch, uncommitted
+    /// changes; `--remove` deletes it (the replica must not run).
+    Worktree {
+        target: String,
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Types TEXT into a `tty = true` agent's terminal, without attaching.
     Send {
         target: String,

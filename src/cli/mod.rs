@@ -141,6 +141,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Task { command, json } => Ok(client_runtime()?.block_on(task(&g, command, json))),
         Command::Doctor { json } => Ok(client_runtime()?.block_on(doctor(&g, json))),
+        Command::Worktree {
+            target,
+            remove,
+            json,
+        } => Ok(client_runtime()?.block_on(worktree(&g, &target, remove, json))),
         Command::Screen { target, json } => {
             Ok(client_runtime()?.block_on(screen(&g, &target, json)))
         }

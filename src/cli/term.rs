@@ -1,5 +1,6 @@
 //! `screen AGENT[/N]` and `send AGENT[/N] TEXT [--enter]`: a `tty`
-//! agent's terminal for scripts, without attaching.
+//! agent's terminal for scripts, without attaching; `worktree AGENT[/N]`:
+//! a replica's git worktree.
 
 use super::*;
 use crate::proto::parse_target;
@@ -43,4 +44,40 @@ pub async fn send(g: &Global, target: &str, text: String, enter: bool, json: boo
         hold: None,
     };
     simple(g, req, json).await
+}
+
+pub async fn worktree(g: &Global, target: &str, remove: bool, json: bool) -> ExitCode {
+    let (agent, replica) = match parse_target(target) {
+        Ok((a, r)) => (a, r.unwrap_or(0)),
+        Err(e) => return refuse(json, ExitCode::from(EXIT_INVALID), e),
+    };
+    let req = Request::Worktree {
+        agent,
+        replica,
+        remove,
+    };
+    match ask(g, req).await {
+        Ok(Response::Worktree {
+            path,
+            branch,
+            changes,
+        }) => {
+            if json {
+                return json_out(&serde_json::json!({
+                    "path": path, "branch": branch, "changes": changes,
+                }));
+            }
+            println!("{path}\nbranch {branch}\n{changes}");
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Done { message }) => {
+            if json {
+                return json_out(&serde_json::json!({ "ok": true, "message": message }));
+            }
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(other),
+        Err(e) => fail(&e, json),
+    }
 }

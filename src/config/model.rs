@@ -275,6 +275,18 @@ pub struct AgentSpec {
     pub tty: Option<(u16, u16)>,
     /// `attention`: screen patterns that mean a replica waits for a person.
     pub attention: Vec<String>,
+    /// `workspace`: the git repository its replicas work in.
+    pub workspace: Option<WorkspaceSpec>,
+}
+
+/// `workspace = { git = "PATH", worktree = true }` of an agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkspaceSpec {
+    /// The repository.
+    pub git: PathBuf,
+    /// Each replica in its own worktree on its own branch (false: every
+    /// replica works in the repository itself).
+    pub worktree: bool,
 }
 
 /// How a task agent (`protocol = "jsonrpc"`) takes work.

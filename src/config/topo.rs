@@ -242,6 +242,7 @@ mod tests {
             health: None,
             tty: None,
             attention: Vec::new(),
+            workspace: None,
         }
     }
 

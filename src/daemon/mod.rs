@@ -27,6 +27,7 @@ pub mod supervisor;
 pub(crate) mod sys;
 pub mod tasks;
 pub mod tty;
+pub mod workspace;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;

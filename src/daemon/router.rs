@@ -156,6 +156,11 @@ impl Router {
                 })
                 .map_err(|e| err(ErrorKind::Storage, e)),
             Request::AuditRotateKey => self.rotate_key().await,
+            Request::Worktree {
+                agent,
+                replica,
+                remove,
+            } => self.worktree(agent, replica, remove, who).await,
             Request::Doctor => {
                 let status = match self.sup.request_as(Request::Status, who).await? {
                     Response::Status { status } => *status,
@@ -182,6 +187,72 @@ impl Router {
             | Request::TaskRetry { .. } => self.task(req, who).await,
             req => self.sup.request_as(req, who).await,
         }
+    }
+
+    /// `worktree AGENT/N [--remove]`: git runs off the runtime's threads.
+    async fn worktree(
+        &self,
+        agent: String,
+        replica: u32,
+        remove: bool,
+        who: String,
+    ) -> Result<Response, ErrorReply> {
+        let status = match self.sup.request_as(Request::Status, who).await? {
+            Response::Status { status } => *status,
+            other => {
+                return Err(err(
+                    ErrorKind::Protocol,
+                    format!("unexpected reply {other:?}"),
+                ));
+            }
+        };
+        let Some(a) = status.agents.iter().find(|a| a.name == agent) else {
+            return Err(err(ErrorKind::UnknownAgent, format!("no agent `{agent}`")));
+        };
+        let Some((repo, true)) = a.workspace.clone() else {
+            return Err(err(
+                ErrorKind::Invalid,
+                format!(
+                    "`{agent}` has no worktrees: set workspace = {{ git = \"PATH\", worktree = true }}"
+                ),
+            ));
+        };
+        let running = a
+            .replicas
+            .iter()
+            .any(|r| r.index == replica && r.state.is_running());
+        if remove && running {
+            return Err(err(
+                ErrorKind::Invalid,
+                format!(
+                    "{agent}/{replica} is running: stop it (or scale it away) before removing its worktree"
+                ),
+            ));
+        }
+        let ctx = PathBuf::from(&a.context_dir);
+        let done = tokio::task::spawn_blocking(move || {
+            use crate::daemon::workspace;
+            if remove {
+                workspace::remove(std::path::Path::new(&repo), &ctx, replica).map(|dir| {
+                    Response::Done {
+                        message: format!(
+                            "removed the worktree {} (its branch stays in {repo})",
+                            dir.display()
+                        ),
+                    }
+                })
+            } else {
+                let dir = workspace::path(&ctx, replica);
+                workspace::show(&dir).map(|(branch, changes)| Response::Worktree {
+                    path: dir.display().to_string(),
+                    branch,
+                    changes,
+                })
+            }
+        })
+        .await
+        .map_err(|e| err(ErrorKind::Storage, e.to_string()))?;
+        done.map_err(|e| err(ErrorKind::Invalid, e))
     }
 
     /// A task request, answered by the task engine; submits, cancels and

@@ -43,6 +43,14 @@ impl fmt::Display for Request {
             Request::AuditCheckpoint => f.write_str("audit checkpoint"),
             Request::AuditRotateKey => f.write_str("audit rotate-key"),
             Request::Doctor => f.write_str("doctor"),
+            Request::Worktree {
+                agent,
+                replica,
+                remove,
+            } => {
+                let verb = if *remove { "remove" } else { "show" };
+                write!(f, "worktree {verb} {agent}/{replica}")
+            }
             Request::Screen { agent, replica, .. } => write!(f, "screen of {agent}/{replica}"),
             // What is typed is not repeated (it may be a secret).
             Request::Send {

@@ -224,6 +224,16 @@ pub enum Request {
         #[serde(default)]
         hold: Option<bool>,
     },
+    /// A replica's git worktree (`workspace`): its path, branch and
+    /// uncommitted changes; with `remove`, removes it (the replica must
+    /// not be running).
+    Worktree {
+        agent: String,
+        #[serde(default)]
+        replica: u32,
+        #[serde(default)]
+        remove: bool,
+    },
     /// Resizes a `tty` agent's replica's terminal.
     Resize {
         agent: String,
@@ -291,6 +301,7 @@ impl Request {
                 | Request::Doctor
                 | Request::Screen { .. }
                 | Request::Resize { .. }
+                | Request::Worktree { remove: false, .. }
         )
     }
 }
@@ -379,6 +390,11 @@ pub enum Response {
     },
     Screen {
         screen: Screen,
+    },
+    Worktree {
+        path: String,
+        branch: String,
+        changes: String,
     },
 }
 

@@ -97,6 +97,10 @@ pub struct AgentStatus {
     /// For task agents (`protocol = "jsonrpc"`): the queue and how it goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<TaskSummary>,
+    /// The git repository its replicas work in (`workspace`), and whether
+    /// each has its own worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<(String, bool)>,
     /// Its terminal's (rows, cols), for `tty = true` agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<(u16, u16)>,
@@ -644,6 +648,7 @@ mod tests {
                     tasks: None,
                     autoscale: None,
                     tty: None,
+                    workspace: None,
                 })
                 .collect(),
             host: HostStatus::default(),

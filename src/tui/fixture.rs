@@ -80,6 +80,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         tasks: None,
         autoscale: None,
         tty: None,
+        workspace: None,
     }
 }
 

@@ -279,6 +279,10 @@ pub struct Model {
     pub term_area: std::cell::Cell<(u16, u16)>,
     /// The size last asked of the focused replica's terminal.
     pub term_sized: Option<(String, u32, u16, u16)>,
+    /// The selected replica's worktree: (agent, replica, branch, changes),
+    /// asked for every few seconds while its detail shows.
+    pub worktree: Option<(String, u32, String, String)>,
+    pub worktree_asked: Millis,
     /// Keys typed in focus mode not sent yet: one send is in flight at a
     /// time, so they arrive in order.
     pub term_input: String,
@@ -347,6 +351,8 @@ impl Model {
             term_asked: 0,
             term_area: std::cell::Cell::new((0, 0)),
             term_sized: None,
+            worktree: None,
+            worktree_asked: 0,
             term_input: String::new(),
             term_sending: false,
             message: None,

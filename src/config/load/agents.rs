@@ -4,7 +4,7 @@
 use super::*;
 
 /// The keys of an `[agents.NAME]` table.
-pub(super) const AGENT_KEYS: [&str; 26] = [
+pub(super) const AGENT_KEYS: [&str; 27] = [
     "command",
     "cwd",
     "env",
@@ -24,6 +24,7 @@ pub(super) const AGENT_KEYS: [&str; 26] = [
     "health",
     "tty",
     "attention",
+    "workspace",
     // Task agents (`tasks.rs`), in `TASK_KEYS` order.
     "protocol",
     "concurrency",
@@ -115,6 +116,7 @@ impl Checker<'_> {
             health,
             tty,
             attention,
+            workspace,
             task @ ..,
         ] = self.fields(t, table_name, AGENT_KEYS, agent_hint);
         let field = |key| Field {
@@ -194,7 +196,7 @@ impl Checker<'_> {
         }
         self.task_keys(task, table_name, &mut draft.spec);
         self.scaling_and_health(
-            [autoscale, health, tty, attention],
+            [autoscale, health, tty, attention, workspace],
             table_name,
             &mut draft.spec,
         );
@@ -230,11 +232,14 @@ impl Checker<'_> {
     /// `health`, `tty` and `attention`.
     fn scaling_and_health(
         &mut self,
-        [autoscale, health, tty, attention]: [Option<Entry<'_, '_>>; 4],
+        [autoscale, health, tty, attention, workspace]: [Option<Entry<'_, '_>>; 5],
         table_name: &str,
         spec: &mut AgentSpec,
     ) {
         self.tty_keys(tty, attention, table_name, spec);
+        if let Some((_, v)) = workspace {
+            spec.workspace = self.workspace(v, table_name);
+        }
         if let Some((_, v)) = autoscale {
             self.autoscale(v, table_name, spec);
         }

@@ -106,6 +106,7 @@ fn default_agent(name: String) -> AgentSpec {
         health: None,
         tty: None,
         attention: Vec::new(),
+        workspace: None,
     }
 }
 

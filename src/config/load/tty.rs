@@ -1,6 +1,7 @@
-//! An agent's `tty = true` (or `{ rows, cols }`) and `attention = [...]`:
-//! each replica on its own pseudo-terminal, and the screen patterns that
-//! mean it waits for a person.
+//! An agent's `tty = true` (or `{ rows, cols }`), `attention = [...]` and
+//! `workspace = { git, worktree }`: each replica on its own
+//! pseudo-terminal, the screen patterns that mean it waits for a person,
+//! and its own git worktree.
 
 use super::*;
 
@@ -54,6 +55,57 @@ impl Checker<'_> {
                 Some("patterns are matched against the replica's terminal screen".into()),
             );
         }
+    }
+
+    /// `workspace = { git = "PATH", worktree = true }`.
+    pub(super) fn workspace(
+        &mut self,
+        v: &Value<'_>,
+        table_name: &str,
+    ) -> Option<crate::config::model::WorkspaceSpec> {
+        let name = format!("{table_name}.workspace");
+        let help = Some("workspace = { git = \"/path/to/repo\", worktree = true }".to_owned());
+        let t = self.table(
+            v,
+            Field {
+                key: "workspace",
+                table: table_name,
+            },
+            help,
+        )?;
+        let [git, worktree] = self.fields(t, &name, ["git", "worktree"], |_| None);
+        let field = |key| Field { key, table: &name };
+        let Some((_, gv)) = git else {
+            self.problem(
+                v.span(),
+                format!("[{name}] has no `git` repository"),
+                Some("git = \"/path/to/repo\"".into()),
+            );
+            return None;
+        };
+        let repo = self.path(gv, field("git"))?;
+        if !repo.join(".git").exists() && !repo.join("HEAD").is_file() {
+            self.problem(
+                gv.span(),
+                format!("{} is not a git repository", repo.display()),
+                Some("run `git init` there, or point `git` at a repository".into()),
+            );
+            return None;
+        }
+        let mut spec = crate::config::model::WorkspaceSpec {
+            git: repo,
+            worktree: true,
+        };
+        if let Some((_, wv)) = worktree {
+            match wv.get_ref() {
+                DeValue::Boolean(b) => spec.worktree = *b,
+                _ => {
+                    self.type_error(wv, field("worktree"), "true or false", None);
+                    return None;
+                }
+            }
+        }
+        Some(spec)
     }
 
     /// `tty = true`, `false`, or `{ rows = 40, cols = 120 }`.

@@ -104,6 +104,7 @@ impl Actor {
             | Request::AuditCheckpoint
             | Request::AuditRotateKey
             | Request::Doctor
+            | Request::Worktree { .. }
             | Request::TaskSubmit(_)
             | Request::TaskList { .. }
             | Request::TaskGet { .. }

@@ -12,6 +12,28 @@ use crate::daemon::process::{self, Marker, SpawnSpec};
 use crate::proto::Stream;
 
 impl Actor {
+    /// Where a `workspace` agent's replica works: its own git worktree
+    /// (created at its first start), or the repository itself; Err once
+    /// the failure is decided.
+    fn workdir(&mut self, ai: usize, index: u32) -> Result<Option<std::path::PathBuf>, ()> {
+        let a = &self.agents[ai];
+        match &a.spec.workspace {
+            Some(w) if w.worktree => {
+                let made =
+                    crate::daemon::workspace::ensure(&w.git, &a.context_dir, &a.spec.name, index);
+                made.map(Some).map_err(|error| {
+                    let obs = Observation::SpawnFailed {
+                        error,
+                        counted: true,
+                    };
+                    self.decide(ai, index, obs);
+                })
+            }
+            Some(w) => Ok(Some(w.git.clone())),
+            None => Ok(None),
+        }
+    }
+
     /// Prepares the context and spawns the replica's process (after the
     /// pool admitted it).
     pub(super) fn spawn(&mut self, ai: usize, index: u32, now: Millis) {
@@ -30,6 +52,10 @@ impl Actor {
             );
             return;
         }
+        let Ok(workdir) = self.workdir(ai, index) else {
+            return;
+        };
+        let a = &self.agents[ai];
         // Unique per spawn: tells this run's processes from the next run's.
         let run_id = self.next_run_id;
         self.next_run_id += 1;
@@ -37,7 +63,9 @@ impl Actor {
         let tasks = self.tasks.clone().filter(|_| a.spec.tasks.is_some());
         let spec = SpawnSpec {
             argv: a.spec.command.clone(),
-            cwd: a.spec.cwd.clone().unwrap_or_else(|| ctx.clone()),
+            cwd: workdir
+                .or_else(|| a.spec.cwd.clone())
+                .unwrap_or_else(|| ctx.clone()),
             env: self.environment(ai, index, &ctx_str, run_id),
             stdin: tasks.is_some(),
             tty: a.spec.tty,

@@ -104,6 +104,11 @@ impl Actor {
             tasks: self.tasks.as_ref().and_then(|t| t.summary(&a.spec.name)),
             autoscale: self.autoscale_status(a),
             tty: a.spec.tty,
+            workspace: a
+                .spec
+                .workspace
+                .as_ref()
+                .map(|w| (w.git.display().to_string(), w.worktree)),
             replicas_omitted: 0,
             replicas: a
                 .replicas

@@ -55,6 +55,13 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 m.term_error = None;
                 m.term = Some(screen);
             }
+            (
+                Request::Worktree { agent, replica, .. },
+                Ok(Response::Worktree {
+                    branch, changes, ..
+                }),
+            ) => m.worktree = Some((agent, replica, branch, changes)),
+            (Request::Worktree { remove: false, .. }, Err(_)) => m.worktree = None,
             (Request::Screen { .. }, Err(e)) => {
                 m.term_pending = false;
                 m.term_error = Some(e.message);

@@ -467,6 +467,9 @@ pub fn due(m: &mut Model) -> Vec<Request> {
         _ => vec![],
     };
     out.extend(tasks::task_poll(m));
+    if m.term_target().is_none() {
+        out.extend(term::worktree_poll(m));
+    }
     out
 }
 
@@ -745,6 +748,8 @@ mod tests_incoming;
 mod tests_logs;
 #[cfg(test)]
 mod tests_tasks;
+#[cfg(test)]
+mod tests_term;
 
 /// `D`: the System Health Check runs; its report shows when it answers.
 fn open_doctor(m: &mut Model) -> Vec<Request> {

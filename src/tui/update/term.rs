@@ -22,6 +22,7 @@ pub fn term_poll(m: &mut Model) -> Vec<Request> {
         return vec![];
     };
     let mut out = flush_input(m);
+    out.extend(worktree_poll(m));
     if m.mode == Mode::Focus {
         let (rows, cols) = m.term_area.get();
         let want = (agent.clone(), replica, rows, cols);
@@ -47,6 +48,30 @@ pub fn term_poll(m: &mut Model) -> Vec<Request> {
         });
     }
     out
+}
+
+/// The selected replica's worktree, every 5 s while the agent's detail
+/// (or its terminal) shows and it has `workspace` worktrees.
+pub fn worktree_poll(m: &mut Model) -> Vec<Request> {
+    if m.focus != Panel::Detail && m.mode != Mode::Focus {
+        return vec![];
+    }
+    let Some(a) = m.selected_agent() else {
+        return vec![];
+    };
+    if !a.workspace.as_ref().is_some_and(|(_, own)| *own)
+        || m.now.saturating_sub(m.worktree_asked) < 5000
+    {
+        return vec![];
+    }
+    let agent = a.name.clone();
+    let replica = m.selected_replica_index().unwrap_or(0);
+    m.worktree_asked = m.now;
+    vec![Request::Worktree {
+        agent,
+        replica,
+        remove: false,
+    }]
 }
 
 /// `i`: focus mode on the selected `tty` replica.

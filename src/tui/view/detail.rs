@@ -102,6 +102,10 @@ pub(super) fn draw_detail(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         ),
     ));
     lines.push(kv("restart", a.restart.clone()));
+    if let Some((_, replica, branch, changes)) = m.worktree.as_ref().filter(|w| w.0 == a.name) {
+        let text = format!("{branch} (replica {replica}) · {changes}");
+        lines.push(kv("worktree", sanitize_line(text.as_bytes())));
+    }
     if let Some(t) = &a.tasks {
         let p95 = t.run_p95_ms.map_or("-".into(), crate::core::units::fmt_ms);
         lines.push(kv(

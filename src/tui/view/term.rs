@@ -22,7 +22,18 @@ pub(super) fn draw(m: &Model, t: &Theme, f: &mut Frame, area: Rect, target: &(St
         .map_or(String::new(), |h| {
             format!(" · input: {}", sanitize_line(h.as_bytes()))
         });
-    let title = format!(" {agent}/{replica}{size} · {attention}{holder} ");
+    let work = m
+        .worktree
+        .as_ref()
+        .filter(|w| w.0 == *agent && w.1 == *replica)
+        .map_or(String::new(), |w| {
+            format!(
+                " · {} · {}",
+                sanitize_line(w.2.as_bytes()),
+                sanitize_line(w.3.as_bytes())
+            )
+        });
+    let title = format!(" {agent}/{replica}{size} · {attention}{holder}{work} ");
     let hint = if focused {
         " TYPING · Ctrl-] returns "
     } else {
