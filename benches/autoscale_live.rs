@@ -2,10 +2,11 @@
 //! agents (`examples/task_agent.py`, python3). Run: `cargo bench --bench
 //! autoscale_live` (about 7 minutes).
 //!
-//! The load, the same for both runs: arrivals ramp from 1 to 7 tasks/s
-//! over 150 s, hold for 60 s, then stop; every task works 1 s on a replica
-//! (concurrency 1); a new replica announces itself 8 s after it starts (a
-//! cold start). Reported per mode: queue wait p50/p95/max (from each
+//! The load, the same for both runs: arrivals ramp from 1 to 6 tasks/s
+//! over 120 s, hold for 60 s, then stop; every task works 1 s on a replica
+//! (concurrency 1); a new replica announces itself 5 s after it starts (a
+//! cold start). The target: utilization 0.8 (tasks in flight over what the
+//! replicas can run). Reported per mode: queue wait p50/p95/max (from each
 //! task's `submitted_at` to `started_at`), the replica-minutes paid
 //! (replicas running, sampled every second, until the queue is empty), the
 //! peak, and how often the direction of change flipped.
@@ -18,9 +19,9 @@ use autonomos::core::task::TaskState;
 use autonomos::proto::{NewTask, Request, Response, Submit};
 use common::Daemon;
 
-const RAMP: f64 = 150.0;
+const RAMP: f64 = 120.0;
 const HOLD: f64 = 60.0;
-const PEAK: f64 = 7.0;
+const PEAK: f64 = 6.0;
 
 fn rate(t: f64) -> f64 {
     1.0 + (PEAK - 1.0) * (t / RAMP).min(1.0)
@@ -41,8 +42,8 @@ fn config(predict: bool) -> String {
     format!(
         "[agents.w]\ncommand = [\"python3\", \"{script}\"]\nprotocol = \"jsonrpc\"\n\
          ready = \"announce\"\nconcurrency = 1\nmax_queue = 100000\nstop_timeout = \"3s\"\n\
-         env = {{ TASK_AGENT_START_DELAY = \"8\" }}\n\
-         autoscale = {{ min = 1, max = 16, queue_per_replica = 1, utilization = 0.8, \
+         env = {{ TASK_AGENT_START_DELAY = \"5\" }}\n\
+         autoscale = {{ min = 1, max = 12, utilization = 0.8, \
          scale_down_window = \"30s\", cooldown = \"10s\", predict = {predict}, horizon = \"20s\" }}\n"
     )
 }

@@ -264,3 +264,23 @@ tty = true
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_shell_that_ignores_sigterm_stops_at_once_on_its_terminal_s_hangup() {
+    let d = BinDaemon::start(
+        r#"
+[agents.shell]
+command = ["sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.2; done"]
+tty = true
+stop_timeout = "10s"
+"#,
+    );
+    wait_screen(&d, "shell", "up");
+    let t = Instant::now();
+    assert_eq!(d.cli(&["stop", "shell"]).0, 0);
+    d.wait_status("stopped", Duration::from_secs(12), |s| s.agents[0].running == 0);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}: SIGHUP was not sent");
+    let (_, out, _) = d.cli(&["status", "-r", "--json"]);
+    assert!(!out.contains("SIGKILL"), "{out}");
+}

@@ -39,13 +39,15 @@ pub enum Kind {
     Readiness,
 }
 
-/// Probes until `alive` says the run is gone; `report(failing, reason)`.
+/// Probes until `alive` says the run is gone; `report(failing, reason)`
+/// says whether the result reached the supervisor (a full inbox drops it,
+/// and it is told again after the next probe).
 pub async fn watch(
     spec: HealthSpec,
     kind: Kind,
     target: std::sync::Arc<Target>,
     alive: impl Fn() -> bool,
-    report: impl Fn(u32, String),
+    report: impl Fn(u32, String) -> bool,
 ) {
     let probe = match kind {
         Kind::Liveness => spec.liveness.clone(),
@@ -58,18 +60,21 @@ pub async fn watch(
     tokio::time::sleep(spec.start_period + phase).await;
     let mut failing = 0u32;
     let mut first = true;
+    // The last result did not reach the supervisor.
+    let mut owed = false;
     while alive() {
         match check(&probe, spec.timeout, &target).await {
             Ok(()) => {
-                if failing > 0 || first {
+                if failing > 0 || first || owed {
                     failing = 0;
-                    report(0, String::new());
+                    owed = !report(0, String::new());
                 }
             }
             Err(why) => {
                 failing += 1;
-                report(failing, why);
-                if kind == Kind::Liveness && failing >= spec.failure_threshold {
+                let told = report(failing, why);
+                owed = !told;
+                if told && kind == Kind::Liveness && failing >= spec.failure_threshold {
                     // The supervisor restarts the replica: this run is over.
                     return;
                 }

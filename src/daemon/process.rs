@@ -72,6 +72,25 @@ pub fn spawn_claimed(
     Ok((child, Claimed(pid)))
 }
 
+/// Runs `cmd` to its end and returns its output, claimed from the orphan
+/// reaper like [`spawn_claimed`] (blocking: for a blocking thread).
+pub fn output_claimed(cmd: &mut std::process::Command) -> std::io::Result<std::process::Output> {
+    let child = {
+        let mut guard = leaders()
+            .lock()
+            .map_err(|_| std::io::Error::other("process table poisoned"))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        guard.insert(child.id() as i32);
+        child
+    };
+    let _claim = Claimed(Some(child.id() as i32));
+    child.wait_with_output()
+}
+
 /// Identifies the descendants of one run of a replica through their
 /// environment. The run id differs for every spawn, so the cleanup of run
 /// N never mistakes the processes of run N+1 (which carry the same context
@@ -297,9 +316,8 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
 /// terminal through `autonomos tty-exec`, which takes the terminal first.
 fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, String> {
     if tty {
-        let me =
-            std::env::current_exe().map_err(|e| format!("cannot find autonomos itself: {e}"))?;
-        let mut c = Command::new(me);
+        // The running binary, even after an upgrade replaced the file.
+        let mut c = Command::new("/proc/self/exe");
         c.arg("tty-exec").arg("--").arg(resolved).arg(program);
         return Ok(c);
     }
@@ -337,7 +355,13 @@ fn pipes(
 #[derive(Debug, Clone, Copy)]
 pub enum RunCmd {
     /// Graceful stop: `signal` + SIGCONT now, SIGKILL after `timeout`.
-    Stop { signal: i32, timeout: Duration },
+    /// `hangup`: SIGHUP first, as a closing terminal would (tty agents:
+    /// interactive shells ignore SIGTERM).
+    Stop {
+        signal: i32,
+        timeout: Duration,
+        hangup: bool,
+    },
     /// SIGKILL the tree now.
     Kill,
 }
@@ -556,9 +580,12 @@ impl Tree {
                     return;
                 }
                 cmd = cmds.recv(), if cmds_open => match cmd {
-                    Some(RunCmd::Stop { signal, timeout }) if !stop.stopping => {
+                    Some(RunCmd::Stop { signal, timeout, hangup }) if !stop.stopping => {
                         stop.stopping = true;
                         let members = self.members(false);
+                        if hangup {
+                            self.signal(&members, Signal::HUP);
+                        }
                         self.signal(&members, signal_of(signal));
                         self.signal(&members, Signal::CONT);
                         stop.deadline = Some(tokio::time::Instant::now() + timeout);

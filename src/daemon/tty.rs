@@ -110,6 +110,7 @@ impl Term {
             raw: vec![0u8; 16 * 1024],
             text: Vec::new(),
             done: false,
+            osc: OscGuard::default(),
         };
         Ok((term, reader))
     }
@@ -160,16 +161,21 @@ impl Term {
         set_size(&self.master, rows, cols).map_err(|e| format!("resize: {e}"))
     }
 
-    /// The screen now (with `cells`, also the emulator's rendition).
-    pub fn screen(&self, agent: &str, replica: u32, cells: bool) -> Screen {
+    /// Who holds the input now (a hold lapses [`HOLD_MS`] after the last
+    /// key).
+    pub fn holder(&self) -> Option<String> {
         let now = crate::clock::now_ms();
-        let holder = self
-            .holder
+        self.holder
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .filter(|(_, at)| now.saturating_sub(*at) < HOLD_MS)
-            .map(|(who, _)| who.clone());
+            .map(|(who, _)| who.clone())
+    }
+
+    /// The screen now (with `cells`, also the emulator's rendition).
+    pub fn screen(&self, agent: &str, replica: u32, cells: bool) -> Screen {
+        let holder = self.holder();
         let p = self.parser.lock().unwrap_or_else(|e| e.into_inner());
         let s = p.screen();
         let (rows, cols) = s.size();
@@ -235,6 +241,48 @@ pub struct TtyReader {
     /// Stripped text not yet handed out.
     text: Vec<u8>,
     done: bool,
+    /// Bounds the strings the parsers keep (OSC bodies are buffered whole).
+    osc: OscGuard,
+}
+
+/// The longest OSC string (title, clipboard, hyperlink) kept: the
+/// emulators buffer its body until it ends, so an agent that opens one and
+/// never closes it would grow the daemon without end. Past this, it is cut
+/// (CAN to both parsers).
+pub const MAX_OSC: usize = 8 * 1024;
+
+/// Follows OSC strings across reads: `ESC ]` opens one; BEL, ESC, CAN
+/// and SUB end it.
+#[derive(Debug, Default)]
+struct OscGuard {
+    esc: bool,
+    open: Option<usize>,
+}
+
+impl OscGuard {
+    /// Whether `bytes` take an open OSC string past [`MAX_OSC`].
+    fn overruns(&mut self, bytes: &[u8]) -> bool {
+        let mut over = false;
+        for &b in bytes {
+            match (self.esc, b) {
+                (true, b']') => self.open = Some(0),
+                (_, 0x07 | 0x18 | 0x1a) => self.open = None,
+                _ => {}
+            }
+            if let Some(n) = self.open.as_mut() {
+                *n += 1;
+                if *n > MAX_OSC {
+                    self.open = None;
+                    over = true;
+                }
+            }
+            self.esc = b == 0x1b;
+            if self.esc && self.open.is_some_and(|n| n > 1) {
+                self.open = None;
+            }
+        }
+        over
+    }
 }
 
 impl AsFd for TtyReader {
@@ -270,11 +318,18 @@ impl AsyncRead for TtyReader {
                     this.term
                         .last_output
                         .store(crate::clock::now_ms(), Ordering::Relaxed);
+                    let cut = this.osc.overruns(bytes);
+                    let mut plain = Plain(&mut this.text);
                     if let Ok(mut p) = this.term.parser.lock() {
                         p.process(bytes);
+                        if cut {
+                            p.process(b"\x18");
+                        }
                     }
-                    let mut plain = Plain(&mut this.text);
                     this.strip.advance(&mut plain, bytes);
+                    if cut {
+                        this.strip.advance(&mut plain, b"\x18");
+                    }
                 }
                 // EIO: every slave end closed (the agent and its children
                 // are gone). The end of the output.
@@ -303,6 +358,26 @@ impl vte::Perform for Plain<'_> {
     }
 }
 
+/// The agent's `attention` patterns, compiled once per pattern.
+pub fn patterns(list: &[String]) -> Vec<regex::Regex> {
+    static CACHE: std::sync::OnceLock<Mutex<std::collections::HashMap<String, regex::Regex>>> =
+        std::sync::OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    list.iter()
+        .filter_map(|p| {
+            if let Some(r) = cache.get(p) {
+                return Some(r.clone());
+            }
+            let r = regex::Regex::new(p).ok()?;
+            cache.insert(p.clone(), r.clone());
+            Some(r)
+        })
+        .collect()
+}
+
 /// Output quiet this long before a blocked read counts as waiting.
 pub const QUIET_MS: u64 = 700;
 
@@ -329,15 +404,16 @@ pub fn attention(term: &Term, patterns: &[regex::Regex], now: u64, cpu_busy: boo
 #[cfg(target_arch = "x86_64")]
 mod nr {
     pub const READ: u64 = 0;
-    /// poll, select, pselect6, ppoll.
-    pub const POLLS: [u64; 4] = [7, 23, 270, 271];
+    /// poll, select, pselect6, ppoll, epoll_wait, epoll_pwait,
+    /// epoll_pwait2 (event loops: Node, Go, tokio).
+    pub const POLLS: [u64; 7] = [7, 23, 270, 271, 232, 281, 441];
 }
 
 #[cfg(target_arch = "aarch64")]
 mod nr {
     pub const READ: u64 = 63;
-    /// pselect6, ppoll.
-    pub const POLLS: [u64; 2] = [72, 73];
+    /// pselect6, ppoll, epoll_pwait, epoll_pwait2.
+    pub const POLLS: [u64; 4] = [72, 73, 22, 441];
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -458,6 +534,20 @@ mod tests {
         );
         assert_eq!(parse_syscall("running\n"), None);
         assert_eq!(parse_syscall("-1 0x7ffd 0x7f\n"), None);
+    }
+
+    #[test]
+    fn an_osc_string_that_never_ends_is_cut_at_its_bound() {
+        let mut g = OscGuard::default();
+        assert!(!g.overruns(b"\x1b]0;title\x07plain"));
+        assert!(!g.overruns(b"\x1b]52;c;"));
+        let body = vec![b'A'; MAX_OSC];
+        assert!(g.overruns(&body), "past the bound");
+        assert!(!g.overruns(&body), "cut: what follows is plain text");
+        // Ended by ESC \ (ST) in another read.
+        assert!(!g.overruns(b"\x1b]8;;http://x"));
+        assert!(!g.overruns(b"\x1b\\"));
+        assert!(!g.overruns(&body));
     }
 
     #[test]

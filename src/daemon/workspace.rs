@@ -19,10 +19,9 @@ pub fn path(context_dir: &Path, index: u32) -> PathBuf {
 }
 
 fn git(args: &[&std::ffi::OsStr]) -> Result<String, String> {
-    let out = Command::new("git")
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
+    let mut cmd = Command::new("git");
+    cmd.args(args).env("GIT_TERMINAL_PROMPT", "0");
+    let out = crate::daemon::process::output_claimed(&mut cmd)
         .map_err(|e| format!("cannot run git: {e} (install the `git` package)"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())

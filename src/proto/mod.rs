@@ -302,6 +302,8 @@ impl Request {
                 | Request::Screen { .. }
                 | Request::Resize { .. }
                 | Request::Worktree { remove: false, .. }
+                // Typing in focus mode: the hold is recorded, not each key.
+                | Request::Send { hold: Some(_), .. }
         )
     }
 }

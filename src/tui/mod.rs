@@ -133,7 +133,9 @@ async fn event_loop(
             },
             h = link.next() => requests = link.handle(m, h).await,
             // Only while a terminal is in view does this send anything.
-            _ = term_poll.tick(), if m.term_target().is_some() || m.term.is_some() => {
+            _ = term_poll.tick(), if m.term_target().is_some()
+                || m.term.is_some()
+                || m.term_release.is_some() => {
                 requests = update::term::term_poll(m);
             }
             _ = log_poll.tick() => {

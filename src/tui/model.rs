@@ -287,6 +287,11 @@ pub struct Model {
     /// time, so they arrive in order.
     pub term_input: String,
     pub term_sending: bool,
+    /// The replica focus mode types into, fixed when `i` was pressed (a
+    /// fleet that changes meanwhile never redirects keys).
+    pub focus_target: Option<(String, u32)>,
+    /// The input hold to give back once the send in flight is answered.
+    pub term_release: Option<(String, u32)>,
     /// A message too long for the footer, shown whole until dismissed.
     pub message: Option<Notice>,
     /// Selected agent's output, oldest first.
@@ -355,6 +360,8 @@ impl Model {
             worktree_asked: 0,
             term_input: String::new(),
             term_sending: false,
+            focus_target: None,
+            term_release: None,
             message: None,
             logs: VecDeque::new(),
             logs_agent: None,
@@ -445,7 +452,10 @@ impl Model {
     /// (replica 0 for an agent row) while the detail has focus, or in
     /// focus mode.
     pub fn term_target(&self) -> Option<(String, u32)> {
-        if self.focus != Panel::Detail && self.mode != Mode::Focus {
+        if self.mode == Mode::Focus {
+            return self.focus_target.clone();
+        }
+        if self.focus != Panel::Detail {
             return None;
         }
         let a = self.selected_agent()?;

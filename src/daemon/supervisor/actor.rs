@@ -48,6 +48,8 @@ pub(super) enum Msg {
     TaskFailed(String, String),
     /// Tasks wait for this agent and no replica runs: decide now.
     Wake(String),
+    /// A replica's git worktree was created (or could not be): spawn it.
+    Prepared(usize, u32, Result<(), String>),
     /// A probe of a run: (agent, replica, run, which, failing, reason).
     Probe(usize, u32, u64, crate::daemon::probe::Kind, u32, String),
     /// An agent change was written to `state.db` (or failed to be): apply
@@ -167,6 +169,8 @@ pub(super) struct Actor {
     pub alerts_pending: bool,
     /// Restarts, failures and stops not yet on incident timelines.
     pub timeline: Vec<(String, u32, crate::core::lifecycle::Transition)>,
+    /// Replicas whose git worktree is being created (off the actor).
+    pub preparing: std::collections::HashSet<(usize, u32)>,
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
     pub effects: Vec<Vec<Effect>>,
@@ -247,6 +251,7 @@ impl Actor {
             health: services.health,
             alerts_pending: false,
             timeline: Vec::new(),
+            preparing: Default::default(),
             to_step: Vec::new(),
             effects: Vec::new(),
             dirty: Vec::new(),
@@ -407,6 +412,7 @@ impl Actor {
             | Msg::Recovery(..)
             | Msg::TaskFailed(..)
             | Msg::Probe(..)
+            | Msg::Prepared(..)
             | Msg::Wake(..)
             | Msg::Persisted { .. } => self.dirty_all = true,
         }
@@ -463,6 +469,7 @@ impl Actor {
                 let now = self.clock.now();
                 self.autoscale_one(&agent, now);
             }
+            Msg::Prepared(ai, index, result) => self.prepared(ai, index, result),
             Msg::Probe(ai, index, run_id, kind, failing, reason) => {
                 self.on_probe(ai, index, run_id, kind, failing, reason)
             }
@@ -482,6 +489,16 @@ impl Actor {
 
     /// A run task reports an exit, or leftovers gone.
     fn on_run_event(&mut self, ai: usize, index: u32, run_id: u64, event: RunEvent) {
+        if matches!(event, RunEvent::Exited { .. })
+            && let Some(r) = self
+                .agents
+                .get_mut(ai)
+                .and_then(|a| a.replicas.get_mut(&index))
+            && r.term.as_ref().is_some_and(|(id, _)| *id == run_id)
+        {
+            // Its terminal, scrollback and descriptors go with it.
+            r.term = None;
+        }
         self.decide(ai, index, Observation::Run { run_id, event });
     }
 

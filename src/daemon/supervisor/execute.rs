@@ -259,6 +259,7 @@ impl Actor {
         RunCmd::Stop {
             signal: s.stop_signal,
             timeout: s.stop_timeout,
+            hangup: s.tty.is_some(),
         }
     }
 

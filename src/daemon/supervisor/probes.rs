@@ -43,7 +43,8 @@ impl Actor {
                 target.clone(),
                 move || !alive.is_closed(),
                 move |failing, reason| {
-                    let _ = tx.try_send(Msg::Probe(ai, index, run_id, kind, failing, reason));
+                    tx.try_send(Msg::Probe(ai, index, run_id, kind, failing, reason))
+                        .is_ok()
                 },
             ));
         }

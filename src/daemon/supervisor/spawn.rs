@@ -12,25 +12,61 @@ use crate::daemon::process::{self, Marker, SpawnSpec};
 use crate::proto::Stream;
 
 impl Actor {
-    /// Where a `workspace` agent's replica works: its own git worktree
-    /// (created at its first start), or the repository itself; Err once
-    /// the failure is decided.
+    /// Where a `workspace` agent's replica works: its own git worktree,
+    /// or the repository itself. A worktree not there yet is created by
+    /// git on a blocking thread (Err: the spawn waits for
+    /// [`Actor::prepared`]).
     fn workdir(&mut self, ai: usize, index: u32) -> Result<Option<std::path::PathBuf>, ()> {
         let a = &self.agents[ai];
-        match &a.spec.workspace {
-            Some(w) if w.worktree => {
-                let made =
-                    crate::daemon::workspace::ensure(&w.git, &a.context_dir, &a.spec.name, index);
-                made.map(Some).map_err(|error| {
-                    let obs = Observation::SpawnFailed {
-                        error,
-                        counted: true,
-                    };
-                    self.decide(ai, index, obs);
+        let Some(w) = &a.spec.workspace else {
+            return Ok(None);
+        };
+        if !w.worktree {
+            return Ok(Some(w.git.clone()));
+        }
+        let dir = crate::daemon::workspace::path(&a.context_dir, index);
+        if dir.join(".git").exists() {
+            return Ok(Some(dir));
+        }
+        if self.preparing.insert((ai, index)) {
+            let (repo, ctx, name) = (w.git.clone(), a.context_dir.clone(), a.spec.name.clone());
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let made = tokio::task::spawn_blocking(move || {
+                    crate::daemon::workspace::ensure(&repo, &ctx, &name, index).map(|_| ())
                 })
+                .await
+                .unwrap_or_else(|e| Err(format!("worktree: {e}")));
+                let _ = tx.send(Msg::Prepared(ai, index, made)).await;
+            });
+        }
+        Err(())
+    }
+
+    /// A worktree was created for replica `index` (or failed): it spawns
+    /// now if it still waits to.
+    pub(super) fn prepared(&mut self, ai: usize, index: u32, result: Result<(), String>) {
+        self.preparing.remove(&(ai, index));
+        let waiting = self
+            .agents
+            .get(ai)
+            .and_then(|a| a.replicas.get(&index))
+            .is_some_and(|r| r.s.state() == crate::core::lifecycle::State::ContextPreparation);
+        if !waiting {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                let now = self.clock.now();
+                self.spawn(ai, index, now);
             }
-            Some(w) => Ok(Some(w.git.clone())),
-            None => Ok(None),
+            Err(error) => {
+                let obs = Observation::SpawnFailed {
+                    error,
+                    counted: true,
+                };
+                self.decide(ai, index, obs);
+            }
         }
     }
 
@@ -168,6 +204,10 @@ impl Actor {
         if spec.tasks.is_some() {
             // An agent that can run either way learns it takes tasks.
             env.push(("AUTONOMOS_PROTOCOL".into(), "jsonrpc".into()));
+        }
+        if spec.tty.is_some() && !env.iter().any(|(k, _)| k == "TERM") {
+            // What the daemon's emulator understands.
+            env.push(("TERM".into(), "xterm-256color".into()));
         }
         env
     }

@@ -68,8 +68,20 @@ impl Actor {
                     bytes.push(b'\r');
                 }
                 let n = bytes.len();
+                let before = t.holder();
                 t.type_in(bytes, who, hold)
                     .map_err(|e| err(ErrorKind::Invalid, e))?;
+                let after = t.holder();
+                if before != after {
+                    // Focus mode is on the audit trail by its hold, not
+                    // by each key.
+                    let (action, result) = match after {
+                        Some(_) => ("terminal-hold", "took the input"),
+                        None => ("terminal-release", "gave the input back"),
+                    };
+                    let args = serde_json::json!({ "agent": agent, "replica": replica });
+                    self.observe.audit_as(who, action, args, result);
+                }
                 Ok(Response::Done {
                     message: format!("typed {n} bytes into {agent}/{replica}"),
                 })
@@ -101,12 +113,7 @@ impl Actor {
             if a.spec.tty.is_none() {
                 continue;
             }
-            let patterns: Vec<regex::Regex> = a
-                .spec
-                .attention
-                .iter()
-                .filter_map(|p| regex::Regex::new(p).ok())
-                .collect();
+            let patterns = crate::daemon::tty::patterns(&a.spec.attention);
             for r in a.replicas.values_mut() {
                 let run = r.s.run.map(|run| run.id);
                 r.attention = Some(match &r.term {

@@ -326,6 +326,7 @@ impl Engine {
             let _ = answer.send(Ok(()));
             return;
         }
+        r.pings.retain(|p| !p.is_closed());
         if r.pings.is_empty() {
             let line = serde_json::to_vec(&json!({
                 "jsonrpc": "2.0",
@@ -337,7 +338,6 @@ impl Engine {
             line.push(b'\n');
             let _ = r.stdin.send(line);
         }
-        r.pings.retain(|p| !p.is_closed());
         r.pings.push(answer);
     }
 

@@ -74,16 +74,23 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
             ) => {
                 // Someone else holds the input, or the replica went away.
                 m.mode = Mode::Normal;
+                m.focus_target = None;
                 m.term_sending = false;
                 m.term_input.clear();
                 m.notify(e.message, true);
             }
             (Request::Send { hold, .. }, Ok(_)) => {
-                if hold == Some(true) {
+                if hold.is_some() {
                     m.term_sending = false;
                 }
                 m.dirty = false;
             }
+            (
+                Request::Send {
+                    hold: Some(false), ..
+                },
+                Err(_),
+            ) => m.term_sending = false,
             (Request::Resize { .. }, Ok(_)) => m.dirty = false,
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);

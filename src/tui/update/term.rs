@@ -23,6 +23,9 @@ pub fn term_poll(m: &mut Model) -> Vec<Request> {
     };
     let mut out = flush_input(m);
     out.extend(worktree_poll(m));
+    if m.mode == Mode::Focus && m.focus_target.is_none() {
+        m.mode = Mode::Normal;
+    }
     if m.mode == Mode::Focus {
         let (rows, cols) = m.term_area.get();
         let want = (agent.clone(), replica, rows, cols);
@@ -80,6 +83,7 @@ pub fn type_into(m: &mut Model) -> Vec<Request> {
     match m.term_target() {
         Some((agent, replica)) => {
             m.mode = Mode::Focus;
+            m.focus_target = Some((agent.clone(), replica));
             m.term_sized = None;
             m.notify(
                 format!("typing into {agent}/{replica}: Ctrl-] returns to the console"),
@@ -102,17 +106,15 @@ pub fn focus_key(m: &mut Model, k: KeyEvent, leave: bool) -> Vec<Request> {
     };
     if leave {
         m.mode = Mode::Normal;
+        m.focus_target = None;
         m.notify(
             format!("left {agent}/{replica}: keys go to the console"),
             false,
         );
-        return vec![Request::Send {
-            agent,
-            replica,
-            text: String::new(),
-            enter: false,
-            hold: Some(false),
-        }];
+        // Given back after what was typed (requests are answered in any
+        // order, so the release waits for the send in flight).
+        m.term_release = Some((agent, replica));
+        return flush_input(m);
     }
     let Some(text) = key_bytes(k) else {
         return vec![];
@@ -126,21 +128,37 @@ pub fn focus_key(m: &mut Model, k: KeyEvent, leave: bool) -> Vec<Request> {
 /// Sends what was typed in focus mode, unless a send is in flight (its
 /// answer lets the next go): keys reach the agent in the order typed.
 pub fn flush_input(m: &mut Model) -> Vec<Request> {
-    if m.term_sending || m.term_input.is_empty() {
+    if m.term_sending {
         return vec![];
     }
-    let Some((agent, replica)) = m.term_target() else {
+    let target = m.focus_target.clone().or_else(|| m.term_release.clone());
+    let Some((agent, replica)) = target else {
         m.term_input.clear();
         return vec![];
     };
-    m.term_sending = true;
-    vec![Request::Send {
-        agent,
-        replica,
-        text: std::mem::take(&mut m.term_input),
-        enter: false,
-        hold: Some(true),
-    }]
+    if !m.term_input.is_empty() {
+        m.term_sending = true;
+        return vec![Request::Send {
+            agent,
+            replica,
+            text: std::mem::take(&mut m.term_input),
+            enter: false,
+            hold: Some(true),
+        }];
+    }
+    match m.term_release.take() {
+        Some((agent, replica)) => {
+            m.term_sending = true;
+            vec![Request::Send {
+                agent,
+                replica,
+                text: String::new(),
+                enter: false,
+                hold: Some(false),
+            }]
+        }
+        None => vec![],
+    }
 }
 
 /// What a terminal sends for a key (xterm's sequences).

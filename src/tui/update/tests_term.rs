@@ -41,15 +41,42 @@ fn focus_mode_sends_keys_in_order_one_send_at_a_time_and_ctrl_bracket_leaves() {
         matches!(&next[..], [Request::Send { text, agent, .. }] if text == "b\u{3}" && *agent == name),
         "{next:?}"
     );
-    let leave = super::term::focus_key(&mut m, key(']'), true);
+    // Leaving: the hold is given back after the send in flight.
+    assert!(super::term::focus_key(&mut m, key(']'), true).is_empty());
     assert_eq!(m.mode, Mode::Normal);
-    assert!(matches!(
-        &leave[..],
-        [Request::Send {
-            hold: Some(false),
-            ..
-        }]
-    ));
+    apply(
+        &mut m,
+        Incoming::Answer(
+            next[0].clone(),
+            Ok(Response::Done {
+                message: String::new(),
+            }),
+        ),
+    );
+    let release = super::term::flush_input(&mut m);
+    assert!(
+        matches!(&release[..], [Request::Send { hold: Some(false), agent, .. }] if *agent == name),
+        "{release:?}"
+    );
+    // The selection moving meanwhile never redirects focus-mode keys.
+    assert_eq!(super::term::type_into(&mut m), vec![]);
+    m.selected = 1;
+    let sent = super::term::focus_key(&mut m, key('z'), false);
+    assert!(sent.is_empty(), "the release is still in flight");
+    apply(
+        &mut m,
+        Incoming::Answer(
+            release[0].clone(),
+            Ok(Response::Done {
+                message: String::new(),
+            }),
+        ),
+    );
+    let z = super::term::flush_input(&mut m);
+    assert!(
+        matches!(&z[..], [Request::Send { text, agent, .. }] if text == "z" && *agent == name),
+        "{z:?}"
+    );
 }
 
 #[test]
