@@ -119,10 +119,9 @@ fn a_full_screen_program_renders_at_two_sizes_and_follows_the_view() {
         s.contains("full") && s.contains("● attached")
     });
     tmux.keys(&["Enter"]);
-    // At its configured size (120x40) the view shows the top-left part.
-    tmux.wait("its screen", |s| {
-        s.contains("│TL") && s.contains("size 120x40")
-    });
+    // At its configured size (120x40), larger than the view: the view
+    // shows its bottom rows (the middle line among them).
+    tmux.wait("its screen", |s| s.contains("size 120x40"));
     // Focused: it takes the view's size and redraws; both corners show.
     tmux.keys(&["i"]);
     let s = tmux.wait("redrawn at the view's size", |s| s.contains("size 118x36"));
@@ -150,4 +149,72 @@ fn a_full_screen_program_renders_at_two_sizes_and_follows_the_view() {
     tmux.keys(&["C-]"]);
     tmux.keys(&["q"]);
     tmux.wait("detached", |s| s.contains("console-exit-0"));
+}
+
+#[test]
+fn a_hostile_tty_agent_never_reaches_the_operator_s_terminal() {
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    // Title (OSC 0), clipboard (OSC 52), DECRQSS, mouse and bracketed
+    // paste modes, a screen clear, an OSC never closed, and a 1 MB line.
+    let d = BinDaemon::start(
+        r#"
+[agents.evil]
+command = ["sh", "-c", '''head -c 1048576 /dev/zero | tr '\0' x; echo; printf '\033]0;pwned\007\033]52;c;ZXZpbGNsaXA=\007\033P$qm\033\\\033[?1000h\033[?2004h\033[2Jvisible-marker\n'; printf '\033]2;'; head -c 100000 /dev/zero | tr '\0' y; printf '\nafter-the-open-osc\n'; exec sleep 1000''']
+tty = true
+"#,
+    );
+    let tmux = Tmux::new("ttyevil");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
+    );
+    tmux.wait("the console", |s| {
+        s.contains("evil") && s.contains("● attached")
+    });
+    tmux.keys(&["Enter"]);
+    // The OSC left open was cut at its bound: what followed it shows (the
+    // rest of its 100 KB body too, as text).
+    let s = tmux.wait("its terminal", |s| {
+        s.contains("after-the-open-osc") && s.contains("evil/0")
+    });
+    assert!(
+        s.contains("Autonomos"),
+        "the console's screen was cleared:\n{s}"
+    );
+    let (_, logs, _) = d.cli(&["logs", "evil", "-n", "2000"]);
+    assert!(logs.contains("visible-marker"), "the marker is logged");
+    tmux.keys(&["i"]);
+    tmux.wait("focus", |s| s.contains("TYPING"));
+    tmux.keys(&["C-]"]);
+    assert_ne!(
+        tmux.format("#{pane_title}"),
+        "pwned",
+        "the title was changed"
+    );
+    assert_eq!(
+        tmux.format("#{mouse_any_flag}"),
+        "0",
+        "mouse reporting was turned on"
+    );
+    assert_ne!(
+        tmux.format("#{bracketpaste_flag}"),
+        "1",
+        "bracketed paste was turned on"
+    );
+    let buffers = tmux.run(&["list-buffers"]);
+    assert!(
+        !buffers.contains("evilclip"),
+        "OSC 52 reached the clipboard: {buffers}"
+    );
+    let raw = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+    assert!(!raw.contains("\u{1b}]"), "an OSC sequence is on screen");
+    assert!(
+        !raw.contains("ZXZpbGNsaXA"),
+        "the clipboard payload is on screen"
+    );
+    tmux.keys(&["q"]);
 }

@@ -278,9 +278,14 @@ stop_timeout = "10s"
     wait_screen(&d, "shell", "up");
     let t = Instant::now();
     assert_eq!(d.cli(&["stop", "shell"]).0, 0);
-    d.wait_status("stopped", Duration::from_secs(12), |s| s.agents[0].running == 0);
+    d.wait_status("stopped", Duration::from_secs(12), |s| {
+        s.agents[0].running == 0
+    });
     let took = t.elapsed();
-    assert!(took < Duration::from_secs(5), "stopped after {took:?}: SIGHUP was not sent");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped after {took:?}: SIGHUP was not sent"
+    );
     let (_, out, _) = d.cli(&["status", "-r", "--json"]);
     assert!(!out.contains("SIGKILL"), "{out}");
 }

@@ -54,8 +54,11 @@ pub(super) fn draw(m: &Model, t: &Theme, f: &mut Frame, area: Rect, target: &(St
         f.render_widget(Paragraph::new(Span::styled(text, t.muted)), inner);
         return;
     };
-    // A fresh emulator fed the daemon's rendition: the same cells.
-    let mut parser = vt100::Parser::new(shot.rows.max(1), shot.cols.max(1), 0);
+    // A fresh emulator fed the daemon's rendition: the same cells. A view
+    // shorter than the agent's terminal shows its bottom rows (where the
+    // cursor and the latest output are): the rendition's rows scroll up.
+    let rows = shot.rows.min(inner.height).max(1);
+    let mut parser = vt100::Parser::new(rows, shot.cols.max(1), 0);
     parser.process(shot.formatted.as_bytes());
     let cursor = tui_term::widget::Cursor::default().visibility(focused);
     f.render_widget(
