@@ -190,11 +190,6 @@ tty = true
     tmux.keys(&["i"]);
     tmux.wait("focus", |s| s.contains("TYPING"));
     tmux.keys(&["C-]"]);
-    assert_ne!(
-        tmux.format("#{pane_title}"),
-        "pwned",
-        "the title was changed"
-    );
     assert_eq!(
         tmux.format("#{mouse_any_flag}"),
         "0",
@@ -205,16 +200,6 @@ tty = true
         "1",
         "bracketed paste was turned on"
     );
-    let buffers = tmux.run(&["list-buffers"]);
-    assert!(
-        !buffers.contains("evilclip"),
-        "OSC 52 reached the clipboard: {buffers}"
-    );
-    let raw = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
-    assert!(!raw.contains("\u{1b}]"), "an OSC sequence is on screen");
-    assert!(
-        !raw.contains("ZXZpbGNsaXA"),
-        "the clipboard payload is on screen"
-    );
+    assert_terminal_untouched(&tmux);
     tmux.keys(&["q"]);
 }

@@ -104,7 +104,12 @@ impl Router {
 
     /// The fleet's status.
     pub async fn status(&self) -> Result<FleetStatus, ErrorReply> {
-        match self.request(Request::Status).await? {
+        self.status_as("autonomos".into()).await
+    }
+
+    /// The fleet's status, asked on behalf of `who`.
+    async fn status_as(&self, who: String) -> Result<FleetStatus, ErrorReply> {
+        match self.sup.request_as(Request::Status, who).await? {
             Response::Status { status } => Ok(*status),
             other => Err(err(
                 ErrorKind::Protocol,
@@ -162,15 +167,7 @@ impl Router {
                 remove,
             } => self.worktree(agent, replica, remove, who).await,
             Request::Doctor => {
-                let status = match self.sup.request_as(Request::Status, who).await? {
-                    Response::Status { status } => *status,
-                    other => {
-                        return Err(err(
-                            ErrorKind::Protocol,
-                            format!("unexpected reply {other:?}"),
-                        ));
-                    }
-                };
+                let status = self.status_as(who).await?;
                 let checks = tokio::task::spawn_blocking(move || {
                     let data_dir = PathBuf::from(&status.data_dir);
                     let config = status.config.as_ref().map(PathBuf::from);
@@ -197,15 +194,7 @@ impl Router {
         remove: bool,
         who: String,
     ) -> Result<Response, ErrorReply> {
-        let status = match self.sup.request_as(Request::Status, who).await? {
-            Response::Status { status } => *status,
-            other => {
-                return Err(err(
-                    ErrorKind::Protocol,
-                    format!("unexpected reply {other:?}"),
-                ));
-            }
-        };
+        let status = self.status_as(who).await?;
         let Some(a) = status.agents.iter().find(|a| a.name == agent) else {
             return Err(err(ErrorKind::UnknownAgent, format!("no agent `{agent}`")));
         };

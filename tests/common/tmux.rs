@@ -89,3 +89,26 @@ pub fn env_prefix(d: &BinDaemon) -> String {
         d.dir.path().join("autonomos.toml").display()
     )
 }
+
+/// The operator's terminal kept what an agent's hostile output tried to
+/// change: its title is not `pwned`, the clipboard payload `evilclip`
+/// (base64 `ZXZpbGNsaXA=`) is neither in tmux's buffers nor on screen, and
+/// no OSC sequence is.
+pub fn assert_terminal_untouched(tmux: &Tmux) {
+    assert_ne!(
+        tmux.format("#{pane_title}"),
+        "pwned",
+        "the title was changed"
+    );
+    let buffers = tmux.run(&["list-buffers"]);
+    assert!(
+        !buffers.contains("evilclip"),
+        "OSC 52 reached the clipboard: {buffers}"
+    );
+    let raw = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+    assert!(!raw.contains("\u{1b}]"), "an OSC sequence is on screen");
+    assert!(
+        !raw.contains("ZXZpbGNsaXA"),
+        "the clipboard payload is on screen"
+    );
+}
