@@ -91,6 +91,32 @@ fn a_shutdown_shows_the_daemon_stopped_and_q_does_not_claim_a_running_fleet() {
     assert!(!s.contains("the fleet keeps running"), "{s}");
 }
 
+#[test]
+fn a_daemon_stopped_by_sigterm_shows_as_stopped_not_as_a_lost_link() {
+    // SIGTERM decommissions the fleet as `shutdown` does: the console says
+    // the daemon stopped (from its notice, or, when the link closed before
+    // the notice arrived, from the daemon's socket being gone).
+    if !have_tool("tmux", "tmux") {
+        return;
+    }
+    let mut d = BinDaemon::start(FLEET);
+    let tmux = console(&d, "sigterm");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(d.pid()).expect("pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("kill");
+    d.stop();
+    let s = tmux.wait("daemon stopped", |s| s.contains("daemon stopped"));
+    assert!(
+        !s.lines().next().unwrap_or("").contains("reconnecting"),
+        "{s}"
+    );
+    tmux.keys(&["q"]);
+    let s = tmux.wait("the console's last words", |s| s.contains("console-exit-0"));
+    assert!(!s.contains("the fleet keeps running"), "{s}");
+}
+
 const CHATTY: &str = r#"
 [agents.alpha]
 command = ["sh", "-c", "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo line $i; if [ $((i % 5)) = 0 ]; then echo needle $i; fi; done; sleep 1000"]

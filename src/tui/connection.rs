@@ -96,6 +96,14 @@ impl Link {
                     }
                     Err(e) => {
                         let absent = matches!(e, ClientError::NoDaemon { .. });
+                        // A daemon that shut down cleanly removed its
+                        // socket: stopped, even when its last words (the
+                        // shutting-down event) were lost with the link.
+                        let gone = matches!(&e, ClientError::NoDaemon { socket, .. }
+                            if !std::path::Path::new(socket).exists());
+                        if gone && matches!(m.conn, Conn::Reconnecting { .. }) {
+                            update::link_lost_stopped(m);
+                        }
                         self.retry_later(m, e.to_string(), absent)
                     }
                 }

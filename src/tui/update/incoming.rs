@@ -132,6 +132,13 @@ pub fn link_lost(m: &mut Model, reason: String) {
     };
 }
 
+/// The link was lost and the daemon's socket is gone: it shut down (its
+/// shutting-down notice did not arrive before the link closed).
+pub fn link_lost_stopped(m: &mut Model) {
+    m.conn = crate::tui::model::Conn::Stopping;
+    link_lost(m, "the daemon's socket is gone".into());
+}
+
 /// A reload changed the set of agents: the fresh status replaces the
 /// fleet (added agents appear, removed ones go, changed ones show their
 /// new counts); the selection stays on the same agent when it still exists,
