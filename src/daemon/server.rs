@@ -398,7 +398,13 @@ async fn answer(
     } else {
         serde_json::Value::Null
     };
-    let mut result = sup.request_as(request, peer.who()).await;
+    // Typing into a terminal: the hold belongs to this client process (one
+    // console, or one `dial-stdio` per SSH console), not to the user.
+    let who = match (&request, peer.pid) {
+        (Request::Send { .. }, Some(pid)) => format!("{} pid {pid}", peer.who()),
+        _ => peer.who(),
+    };
+    let mut result = sup.request_as(request, who).await;
     if mutates {
         let action = args["op"].as_str().unwrap_or("request").replace('_', "-");
         let outcome = match &result {

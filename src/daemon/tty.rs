@@ -537,6 +537,34 @@ mod tests {
     }
 
     #[test]
+    fn one_client_holds_the_input_until_it_gives_it_back() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (master, _slave, path) = open(24, 80).expect("pty");
+            let (term, _reader) = Term::start(master, path, 24, 80).expect("term");
+            let (a, b) = ("root (local) pid 10", "root (local) pid 11");
+            term.type_in(b"x".to_vec(), a, Some(true)).expect("a types");
+            assert_eq!(term.holder().as_deref(), Some(a));
+            let refused = term
+                .type_in(b"y".to_vec(), b, Some(true))
+                .expect_err("b is refused");
+            assert!(refused.contains("root (local) pid 10 holds"), "{refused}");
+            // A one-off send from another client is refused too.
+            assert!(term.type_in(b"y".to_vec(), b, None).is_err());
+            term.type_in(Vec::new(), a, Some(false))
+                .expect("a gives it back");
+            assert_eq!(term.holder(), None);
+            term.type_in(b"z".to_vec(), b, Some(true)).expect("b types");
+            let big = vec![b'q'; MAX_INPUT + 1];
+            let err = term.type_in(big, b, None).expect_err("too big");
+            assert!(err.contains(&MAX_INPUT.to_string()), "{err}");
+        });
+    }
+
+    #[test]
     fn an_osc_string_that_never_ends_is_cut_at_its_bound() {
         let mut g = OscGuard::default();
         assert!(!g.overruns(b"\x1b]0;title\x07plain"));
