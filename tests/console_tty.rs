@@ -26,19 +26,7 @@ tty = { rows = 24, cols = 80 }
 inherit_env = ["PATH"]
 "#,
     );
-    let tmux = Tmux::new("tty");
-    let bin = env!("CARGO_BIN_EXE_autonomos");
-    tmux.start(
-        120,
-        40,
-        &format!(
-            "{} {bin} attach; echo console-exit-$?; sleep 600",
-            env_prefix(&d)
-        ),
-    );
-    tmux.wait("the console", |s| {
-        s.contains("py") && s.contains("● attached")
-    });
+    let tmux = attach_console(&d, "tty", "py");
     // The header counts the replicas waiting for a person.
     tmux.wait("waiting count", |s| {
         s.lines().next().is_some_and(|l| l.contains("2 waiting"))
@@ -105,19 +93,7 @@ fn a_full_screen_program_renders_at_two_sizes_and_follows_the_view() {
     let d = BinDaemon::start(&format!(
         "[agents.full]\ncommand = [\"python3\", \"-c\", {CORNERS:?}]\ntty = true\nenv = {{ TERM = \"xterm-256color\" }}\n"
     ));
-    let tmux = Tmux::new("full");
-    let bin = env!("CARGO_BIN_EXE_autonomos");
-    tmux.start(
-        120,
-        40,
-        &format!(
-            "{} {bin} attach; echo console-exit-$?; sleep 600",
-            env_prefix(&d)
-        ),
-    );
-    tmux.wait("the console", |s| {
-        s.contains("full") && s.contains("● attached")
-    });
+    let tmux = attach_console(&d, "full", "full");
     tmux.keys(&["Enter"]);
     // At its configured size (120x40), larger than the view: the view
     // shows its bottom rows (the middle line among them).
@@ -165,16 +141,7 @@ command = ["sh", "-c", '''head -c 1048576 /dev/zero | tr '\0' x; echo; printf '\
 tty = true
 "#,
     );
-    let tmux = Tmux::new("ttyevil");
-    let bin = env!("CARGO_BIN_EXE_autonomos");
-    tmux.start(
-        120,
-        40,
-        &format!("{} {bin} attach; sleep 600", env_prefix(&d)),
-    );
-    tmux.wait("the console", |s| {
-        s.contains("evil") && s.contains("● attached")
-    });
+    let tmux = attach_console(&d, "ttyevil", "evil");
     tmux.keys(&["Enter"]);
     // The OSC left open was cut at its bound: what followed it shows (the
     // rest of its 100 KB body too, as text).

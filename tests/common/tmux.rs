@@ -112,3 +112,23 @@ pub fn assert_terminal_untouched(tmux: &Tmux) {
         "the clipboard payload is on screen"
     );
 }
+
+/// `autonomos attach` to `d` in a 120×40 tmux session tagged `tag`, once
+/// the console shows `agent` attached; `console-exit-N` is printed when it
+/// ends.
+pub fn attach_console(d: &BinDaemon, tag: &str, agent: &str) -> Tmux {
+    let tmux = Tmux::new(tag);
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    tmux.start(
+        120,
+        40,
+        &format!(
+            "{} {bin} attach; echo console-exit-$?; sleep 600",
+            env_prefix(d)
+        ),
+    );
+    tmux.wait("the console", |s| {
+        s.contains(agent) && s.contains("● attached")
+    });
+    tmux
+}
