@@ -28,20 +28,7 @@ command = ["sleep", "1000"]
 "#;
 
 fn console(d: &BinDaemon, tag: &str) -> Tmux {
-    let tmux = Tmux::new(tag);
-    let bin = env!("CARGO_BIN_EXE_autonomos");
-    tmux.start(
-        120,
-        40,
-        &format!(
-            "{} {bin} attach; echo console-exit-$?; sleep 600",
-            env_prefix(d)
-        ),
-    );
-    tmux.wait("the console", |s| {
-        s.contains("beta") && s.contains("● attached")
-    });
-    tmux
+    attach_console(d, tag, "beta")
 }
 
 #[test]
