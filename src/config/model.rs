@@ -114,8 +114,16 @@ impl Default for GatewaySpec {
 }
 
 /// `[tasks]`: what the task engine keeps and accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TasksSpec {
+    /// `store = "postgres://..."`: a queue shared with other daemons (None:
+    /// the embedded SQLite table in `state.db`).
+    pub store: Option<String>,
+    /// How long a claimed task of the shared queue may go without its
+    /// daemon renewing the claim before another daemon takes it.
+    pub lease: Duration,
+    /// This daemon's name in the shared queue (default: the host name).
+    pub host: Option<String>,
     /// Finished tasks kept for inspection (the newest).
     pub keep: usize,
     /// Largest task input, bytes of JSON (a larger one is refused at submit).
@@ -127,6 +135,9 @@ pub struct TasksSpec {
 impl Default for TasksSpec {
     fn default() -> Self {
         TasksSpec {
+            store: None,
+            lease: Duration::from_secs(30),
+            host: None,
             keep: 10_000,
             max_input: 1 << 20,
             max_result: 1 << 20,

@@ -33,6 +33,9 @@ pub struct TaskStatus {
     pub finished_at: Option<Millis>,
     /// How long one attempt may run, ms (None: no limit).
     pub timeout_ms: Option<u64>,
+    /// With a shared queue: the daemon (host) that ran it last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What an agent said about a running task.

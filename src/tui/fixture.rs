@@ -325,5 +325,6 @@ fn task(
         started_at: Some(NOW - 8_000),
         finished_at: (state != TaskState::Working).then_some(NOW - 7_500),
         timeout_ms: None,
+        host: None,
     }
 }

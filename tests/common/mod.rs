@@ -2,6 +2,7 @@
 //! data dir, supervising real processes; and /proc readers.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod sshd;
 pub mod tmux;
 

@@ -16,6 +16,26 @@ pub(super) const TASK_KEYS: [&str; 7] = [
     "max_queue",
 ];
 
+/// A shared store's address: a `postgres://` URL with a host and a
+/// database (credentials may come from the URL or `PGPASSFILE`-style
+/// files; they are never logged).
+fn store_url(s: &str) -> Result<(), String> {
+    let u = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "`{}:` is not a store this build knows: write postgres://user@host:port/db",
+            u.scheme()
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host: postgres://user@host:port/db".into());
+    }
+    if u.path().trim_start_matches('/').is_empty() {
+        return Err("the URL names no database: postgres://user@host:port/db".into());
+    }
+    Ok(())
+}
+
 /// Most tasks one agent may queue.
 const MAX_QUEUE: i128 = 1_000_000;
 
@@ -23,8 +43,12 @@ impl Checker<'_> {
     /// `[tasks]`: finished tasks kept, input and result limits (at most
     /// 1 MiB each: an answer is one line of a task agent's stdout).
     pub(super) fn tasks(&mut self, t: &DeTable<'_>, spec: &mut TasksSpec) {
-        let [keep, max_input, max_result] =
-            self.fields(t, "tasks", ["keep", "max_input", "max_result"], |_| None);
+        let [keep, max_input, max_result, store, lease, host] = self.fields(
+            t,
+            "tasks",
+            ["keep", "max_input", "max_result", "store", "lease", "host"],
+            |_| None,
+        );
         let field = |key| Field {
             key,
             table: "tasks",
@@ -43,6 +67,36 @@ impl Checker<'_> {
             && let Some(n) = self.size_in(v, field("max_result"), 1024, 1 << 20)
         {
             spec.max_result = n;
+        }
+        if let Some((_, v)) = store
+            && let Some(s) = self.string(v, field("store"))
+        {
+            match store_url(s) {
+                Ok(()) => spec.store = Some(s.to_string()),
+                Err(e) => self.problem(v.span(), format!("invalid [tasks] store: {e}"), None),
+            }
+        }
+        if let Some((_, v)) = lease
+            && let Some(d) = self.duration(v, field("lease"))
+        {
+            let (lo, hi) = (Duration::from_secs(2), Duration::from_secs(3600));
+            if let Some(d) = self.within(v, field("lease"), d, Some(lo), hi, format_duration) {
+                spec.lease = d;
+            }
+        }
+        if let Some((_, v)) = host
+            && let Some(s) = self.string(v, field("host"))
+        {
+            let ok = !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if ok {
+                spec.host = Some(s.to_string());
+            } else {
+                let msg = "invalid [tasks] host: 1 to 64 letters, digits, `-`, `_` or `.`";
+                self.problem(v.span(), msg.into(), None);
+            }
         }
     }
 

@@ -187,7 +187,7 @@ impl Checker<'_> {
     /// The one range check: keeps `x` when it lies in `lo..=hi` (no lower
     /// bound when `lo` is None), else records where and why, each value
     /// shown by `show` in the config's own notation.
-    fn within<T: PartialOrd + Copy>(
+    pub(super) fn within<T: PartialOrd + Copy>(
         &mut self,
         v: &Value<'_>,
         field: Field<'_>,

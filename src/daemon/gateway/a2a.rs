@@ -285,6 +285,7 @@ mod tests {
             started_at: Some(1_700_000_000_100),
             finished_at: Some(1_700_000_000_200),
             timeout_ms: None,
+            host: None,
         }
     }
 

@@ -109,6 +109,21 @@ impl Engine {
     /// A replica's submit is durable: its answer, then who to tell when
     /// the task ends (a task already final is told at once).
     pub(super) fn delegated(&mut self, id: String, parent: Parent, req: Value) {
+        if self.shared.is_some() && !self.tasks.contains_key(&id) {
+            // In the shared queue, for any daemon: followed there.
+            if let Some(r) = self
+                .agents
+                .get(&parent.agent)
+                .and_then(|q| q.replicas.get(&parent.index))
+                .filter(|r| r.run == parent.run)
+            {
+                let state = crate::core::task::TaskState::Submitted;
+                let _ = r
+                    .stdin
+                    .send(reply(&req, Ok(json!({ "id": id, "state": state }))));
+            }
+            return self.follow_remote(id, Vec::new(), vec![parent]);
+        }
         let state = self.tasks.get(&id).map(|e| e.t.state);
         if let Some(r) = self
             .agents

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::stats::AgentStats;
-use super::store::{Row, TaskStore, Write};
+use super::store::{QueueStore, Row, Write};
 use super::{Counters, Msg};
 use crate::config::{Config, TaskSpec};
 use crate::core::lifecycle::Millis;
@@ -155,6 +155,8 @@ pub(super) struct Entry {
     pub waiters: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// The replicas that submitted it (`task.submit`), told when it ends.
     pub parents: Vec<super::delegate::Parent>,
+    /// When it was claimed from the shared queue (local ms; 0 otherwise).
+    pub claimed_at: Millis,
 }
 
 impl Entry {
@@ -172,7 +174,7 @@ pub(crate) struct Engine {
     pub(super) tasks: HashMap<String, Entry>,
     /// Final tasks, oldest first (trimmed past `[tasks] keep`).
     pub(super) finished: VecDeque<String>,
-    pub(super) store: TaskStore,
+    pub(super) store: Arc<dyn QueueStore>,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
     pub(super) counters: Arc<Counters>,
     /// `[tasks]`: kept tasks, input and result limits.
@@ -186,6 +188,14 @@ pub(crate) struct Engine {
     pub(super) draining_waiters: usize,
     /// Who follows which task (`Msg::Watch`).
     pub(super) watchers: HashMap<String, Vec<mpsc::Sender<TaskStatus>>>,
+    /// The shared queue, when `[tasks] store` names one.
+    pub(super) shared: Option<super::shared::SharedQueue>,
+    /// Agents with a claim on the shared queue in flight.
+    pub(super) claiming: HashSet<String>,
+    /// ... and asked for more while it was.
+    pub(super) claim_again: HashSet<String>,
+    /// This daemon's name on the tasks it runs (shared queue only).
+    pub(super) host: Option<String>,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -195,7 +205,7 @@ pub(super) fn now_ms() -> Millis {
 impl Engine {
     pub fn new(
         cfg: &Config,
-        store: TaskStore,
+        store: Arc<dyn QueueStore>,
         rows: Vec<Row>,
         tx: mpsc::UnboundedSender<Msg>,
         counters: Arc<Counters>,
@@ -207,12 +217,16 @@ impl Engine {
             store,
             tx,
             counters,
-            limits: cfg.tasks,
+            limits: cfg.tasks.clone(),
             next_seq: 1,
             on_failure: None,
             on_starved: None,
             watchers: HashMap::new(),
             draining_waiters: 0,
+            shared: None,
+            claiming: HashSet::new(),
+            claim_again: HashSet::new(),
+            host: None,
         };
         e.reconfigure(cfg);
         e.recover(rows);
@@ -221,7 +235,7 @@ impl Engine {
 
     /// New agents get a queue; changed ones their new settings.
     pub(super) fn reconfigure(&mut self, cfg: &Config) {
-        self.limits = cfg.tasks;
+        self.limits = cfg.tasks.clone();
         for q in self.agents.values_mut() {
             q.configured = false;
         }
@@ -316,6 +330,9 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     self.tick();
+                    if ticks.is_multiple_of(10) && self.shared.is_some() {
+                        self.shared_tick();
+                    }
                     if self.draining_waiters > 0 {
                         self.tell_drained();
                     }
@@ -360,7 +377,33 @@ impl Engine {
     }
 
     fn handle_one(&mut self, m: Msg) {
+        let remote = matches!(
+            m,
+            Msg::List { .. } | Msg::Get(..) | Msg::Cancel(..) | Msg::Retry(..) | Msg::Watch(..)
+        );
+        if remote && self.shared.is_some() {
+            return self.ask_shared(m);
+        }
+        self.handle_local(m)
+    }
+
+    pub(super) fn handle_local(&mut self, m: Msg) {
         match m {
+            Msg::Shared(e) => self.on_shared(e),
+            Msg::Claimed { agent, n, rows } => self.claimed(&agent, n, rows),
+            Msg::Submitted { agent, n } => {
+                if let Some(q) = self.agents.get_mut(&agent) {
+                    q.stats.submitted += n;
+                }
+                let starved = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|q| q.replicas.is_empty());
+                if let (true, Some(hook)) = (starved, &self.on_starved) {
+                    hook(&agent);
+                }
+            }
+            Msg::RemoteFinished { task, parents } => self.remote_finished(task, parents),
             Msg::Submit(s, answer) => self.submit(s, answer),
             Msg::Committed {
                 own,
@@ -415,6 +458,7 @@ impl Engine {
             Msg::OnFailure(hook) => self.on_failure = Some(hook),
             Msg::OnStarved(hook) => self.on_starved = Some(hook),
             Msg::Flush(done) => {
+                self.release_unstarted();
                 // The writes are ordered: when this empty one is durable,
                 // so is everything sent before it.
                 let ack = self.store.write(Write::Delete(Vec::new()));
@@ -454,6 +498,11 @@ impl Engine {
     /// A task reached a final state: kept for inspection, the oldest
     /// finished ones trimmed (with their idempotency keys).
     pub(super) fn finished(&mut self, id: String) {
+        if self.shared.is_some() {
+            // The shared queue keeps it (and trims by `keep` itself).
+            self.tasks.remove(&id);
+            return;
+        }
         self.finished.push_back(id);
         let mut gone = Vec::new();
         while self.finished.len() > self.limits.keep {
@@ -483,6 +532,13 @@ impl Engine {
             let mut s = q.stats.clone();
             q.window.update(now, &mut s);
             s.queue = q.queue.len() as u64;
+            let shared = self.shared.as_ref().map(|sh| sh.cache());
+            if let Some(c) = &shared {
+                // Claimed tasks still count as waiting in the queue.
+                let (n, oldest) = c.waiting.get(name).copied().unwrap_or((0, None));
+                s.queue = n;
+                s.oldest_wait = oldest.map_or(0.0, |o| now.saturating_sub(o) as f64 / 1000.0);
+            }
             s.replicas = q
                 .replicas
                 .iter()
@@ -495,14 +551,16 @@ impl Engine {
                 .filter(|r| r.routable())
                 .map(|r| u64::from(r.concurrency))
                 .sum();
-            s.oldest_wait = q
-                .queue
-                .ids()
-                .filter_map(|id| self.tasks.get(id))
-                .map(|e| now.saturating_sub(e.t.submitted_at))
-                .max()
-                .unwrap_or(0) as f64
-                / 1000.0;
+            if shared.is_none() {
+                s.oldest_wait = q
+                    .queue
+                    .ids()
+                    .filter_map(|id| self.tasks.get(id))
+                    .map(|e| now.saturating_sub(e.t.submitted_at))
+                    .max()
+                    .unwrap_or(0) as f64
+                    / 1000.0;
+            }
             s.noise = self
                 .counters
                 .noise(name)
@@ -589,11 +647,13 @@ fn without_input(t: &TaskStatus) -> TaskStatus {
         started_at: t.started_at,
         finished_at: t.finished_at,
         timeout_ms: t.timeout_ms,
+        host: t.host.clone(),
     }
 }
 
-fn entry(t: TaskStatus, seq: u64) -> Entry {
+pub(super) fn entry(t: TaskStatus, seq: u64) -> Entry {
     Entry {
+        claimed_at: 0,
         dispatches: u64::from(t.attempts),
         waiters: Vec::new(),
         parents: Vec::new(),

@@ -81,6 +81,9 @@ impl Engine {
             e.t.replica = Some(index);
             e.t.started_at = Some(now);
             e.t.progress = None;
+            if let Some(h) = &self.host {
+                e.t.host = Some(h.clone());
+            }
             e.deadline = e.t.timeout_ms.map(|t| now.saturating_add(t));
             let task = json!({
                 "id": e.t.id,
@@ -109,6 +112,9 @@ impl Engine {
             for (id, rank) in skipped {
                 q.queue.unpop(id, rank);
             }
+        }
+        if self.shared.is_some() {
+            self.claim_more(agent);
         }
     }
 
@@ -398,6 +404,8 @@ impl Engine {
                 .observe(now.saturating_sub(started) as f64 / 1000.0);
         }
         let mut final_state = true;
+        let mut release = None;
+        let shared = self.shared.is_some();
         match decide(ending, e.t.attempts, &q.policy) {
             Decision::Complete(v) => {
                 e.t.state = TaskState::Completed;
@@ -419,7 +427,12 @@ impl Engine {
                 e.t.state = TaskState::Submitted;
                 e.t.error = Some(reason);
                 e.queued_at = now + after;
-                q.queue.push_back(id.to_string(), e.rank(now + after));
+                if shared {
+                    // Back to the shared queue: any daemon may take it.
+                    release = Some(after);
+                } else {
+                    q.queue.push_back(id.to_string(), e.rank(now + after));
+                }
                 q.stats.retried += 1;
                 final_state = false;
             }
@@ -433,6 +446,10 @@ impl Engine {
                 let text = format!("task {} {}: {why}", e.t.id, e.t.state);
                 hook(agent, &text);
             }
+        }
+        if let Some(after) = release {
+            self.notify(id);
+            return self.release(id, after, false);
         }
         self.save(id);
         if final_state {

@@ -9,6 +9,8 @@ pub mod delegate;
 mod engine;
 mod flow;
 mod ops;
+mod remote;
+pub mod shared;
 pub mod stats;
 pub mod store;
 
@@ -106,6 +108,24 @@ pub enum Msg {
     },
     /// The task agents, for the gateway's Agent Cards.
     Agents(oneshot::Sender<Vec<AgentInfo>>),
+    /// From the shared queue: a wake-up or a lease renewal.
+    Shared(shared::Event),
+    /// A claim on the shared queue returned (`n` asked).
+    Claimed {
+        agent: String,
+        n: u32,
+        rows: Result<Vec<shared::ClaimedRow>, String>,
+    },
+    /// A submit to the shared queue was stored.
+    Submitted {
+        agent: String,
+        n: u64,
+    },
+    /// A task held elsewhere that replicas here submitted ended.
+    RemoteFinished {
+        task: crate::proto::TaskStatus,
+        parents: Vec<delegate::Parent>,
+    },
 }
 
 /// A task agent as the outside sees it.
@@ -177,11 +197,42 @@ impl Tasks {
     /// Opens the task table in `state_db`, recovers what was in flight when
     /// the daemon stopped (back to the queue, the attempt counted), and
     /// starts the engine.
+    ///
+    /// With `[tasks] store`, the queue is the shared one instead: nothing is
+    /// recovered here (the queue returns a dead daemon's claims itself).
     pub fn start(state_db: &std::path::Path, cfg: &Config) -> Result<Tasks, String> {
-        let (store, rows) = store::TaskStore::start(state_db)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let engine = engine::Engine::new(cfg, store, rows, tx.clone(), counters.clone());
+        let engine = match &cfg.tasks.store {
+            Some(url) => {
+                let dir = state_db.parent().unwrap_or(state_db);
+                let me = shared::Identity::new(cfg.tasks.host.as_deref(), dir);
+                let (etx, mut erx) = mpsc::unbounded_channel();
+                let sh = shared::SharedQueue::start(url, me, &cfg.tasks, etx)?;
+                let fwd = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = erx.recv().await {
+                        if fwd.send(Msg::Shared(e)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut e = engine::Engine::new(
+                    cfg,
+                    Arc::new(sh.clone()),
+                    Vec::new(),
+                    tx.clone(),
+                    counters.clone(),
+                );
+                e.host = Some(sh.me.host.clone());
+                e.shared = Some(sh);
+                e
+            }
+            None => {
+                let (store, rows) = store::TaskStore::start(state_db)?;
+                engine::Engine::new(cfg, Arc::new(store), rows, tx.clone(), counters.clone())
+            }
+        };
         tokio::spawn(engine.run(rx));
         Ok(Tasks { tx, counters })
     }

@@ -23,8 +23,10 @@ impl Engine {
     /// the skill the one with the shortest expected wait (the work ahead
     /// times its mean run time, over its room: `route::expected_wait`).
     fn target(&self, s: &Submit) -> Result<String, ErrorReply> {
+        let offered = self.shared.as_ref().map(|sh| sh.cache().offered);
         if let Some(a) = &s.agent {
-            return if self.agents.get(a).is_some_and(|q| q.configured) {
+            let elsewhere = offered.as_ref().is_some_and(|o| o.contains_key(a));
+            return if self.agents.get(a).is_some_and(|q| q.configured) || elsewhere {
                 Ok(a.clone())
             } else {
                 Err(err(
@@ -51,6 +53,17 @@ impl Engine {
             .filter(|(_, q)| q.configured && q.offers(skill))
             .min_by(|(a, qa), (b, qb)| wait(qa).total_cmp(&wait(qb)).then_with(|| a.cmp(b)))
             .map(|(n, _)| n.clone())
+            .or_else(|| {
+                // Only another daemon on the shared queue offers it.
+                let mut names: Vec<&String> = offered
+                    .iter()
+                    .flatten()
+                    .filter(|(_, skills)| skills.iter().any(|k| k == skill))
+                    .map(|(n, _)| n)
+                    .collect();
+                names.sort();
+                names.first().map(|n| n.to_string())
+            })
             .ok_or_else(|| {
                 err(
                     ErrorKind::Invalid,
@@ -77,6 +90,9 @@ impl Engine {
                 );
                 return drop(answer.send(Err(err(ErrorKind::Limit, msg))));
             }
+        }
+        if self.shared.is_some() {
+            return self.submit_shared(agent, s, answer);
         }
         let Some(q) = self.agents.get(&agent) else {
             return;
@@ -133,6 +149,7 @@ impl Engine {
                 dispatches: 0,
                 waiters: Vec::new(),
                 parents: Vec::new(),
+                claimed_at: 0,
             };
             self.tasks.insert(id.clone(), entry);
             own.push(id.clone());
@@ -301,9 +318,10 @@ impl Engine {
             e.deadline = None;
         }
         self.save(id);
+        let out = self.get(id);
         self.finished(id.to_string());
         self.dispatch(&agent);
-        self.get(id)
+        out
     }
 
     /// An operator runs a failed, rejected or canceled task again.
@@ -338,7 +356,7 @@ impl Engine {
 
 /// A new task's status. The id is the time and the sequence: unique across
 /// restarts, since the sequence only grows.
-fn new_task(
+pub(super) fn new_task(
     seq: u64,
     now: u64,
     agent: &str,
@@ -363,10 +381,11 @@ fn new_task(
         started_at: None,
         finished_at: None,
         timeout_ms,
+        host: None,
     }
 }
 
-fn no_task(id: &str) -> ErrorReply {
+pub(super) fn no_task(id: &str) -> ErrorReply {
     err(
         ErrorKind::NotFound,
         format!("no task `{id}` (finished tasks are kept up to `[tasks] keep`, the newest)"),

@@ -27,6 +27,16 @@ pub enum Write {
 
 type Ack = Option<oneshot::Sender<Result<(), String>>>;
 
+/// Where the engine's task writes go: the embedded table in `state.db`
+/// (`TaskStore`), or the queue several daemons share
+/// (`shared::SharedQueue`). Writes are ordered; `write` answers once the
+/// write (and every earlier one) is durable or has failed.
+pub trait QueueStore: Send + Sync {
+    fn write(&self, w: Write) -> oneshot::Receiver<Result<(), String>>;
+    /// A write nobody waits for (still ordered after earlier writes).
+    fn write_soon(&self, w: Write);
+}
+
 /// Handle to the writer thread. The channel is unbounded so the engine
 /// never blocks on it (it runs on the async runtime); what waits there is
 /// bounded by the work the engine has taken.
@@ -73,9 +83,11 @@ impl TaskStore {
             .map_err(|e| format!("cannot start the task writer: {e}"))?;
         Ok((TaskStore { tx }, rows))
     }
+}
 
+impl QueueStore for TaskStore {
     /// Queues a write; the answer says when it is durable (or why not).
-    pub fn write(&self, w: Write) -> oneshot::Receiver<Result<(), String>> {
+    fn write(&self, w: Write) -> oneshot::Receiver<Result<(), String>> {
         let (ack, rx) = oneshot::channel();
         if let Err(tokio::sync::mpsc::error::SendError((_, Some(ack)))) =
             self.tx.send((w, Some(ack)))
@@ -87,7 +99,7 @@ impl TaskStore {
 
     /// Queues a write nobody waits for (it is still ordered after earlier
     /// writes and committed with the next batch).
-    pub fn write_soon(&self, w: Write) {
+    fn write_soon(&self, w: Write) {
         let _ = self.tx.send((w, None));
     }
 }
@@ -136,7 +148,7 @@ fn writer(mut conn: Connection, mut rx: tokio::sync::mpsc::UnboundedReceiver<(Wr
 }
 
 /// What a batch leaves of one task: its last state, or nothing.
-enum Last<'a> {
+pub(super) enum Last<'a> {
     Put(u64, &'a TaskStatus),
     Delete,
 }
@@ -144,9 +156,9 @@ enum Last<'a> {
 /// The batch's net effect per task: a task submitted, started and
 /// finished within one batch is written once, in its final state (the
 /// table ends the same as if each write were applied in order).
-fn net(batch: &[(Write, Ack)]) -> Vec<(&str, Last<'_>)> {
+pub(super) fn net<'a>(batch: impl Iterator<Item = &'a Write>) -> Vec<(&'a str, Last<'a>)> {
     let mut n = Net::default();
-    for (w, _) in batch {
+    for w in batch {
         match w {
             Write::Put { seq, task } => n.record(&task.id, Last::Put(*seq, task)),
             Write::PutMany(tasks) => {
@@ -190,7 +202,7 @@ fn commit(conn: &mut Connection, batch: &[(Write, Ack)]) -> rusqlite::Result<()>
             "INSERT OR REPLACE INTO tasks (id, seq, agent, state, body) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut del = tx.prepare_cached("DELETE FROM tasks WHERE id = ?1")?;
-        for (id, last) in net(batch) {
+        for (id, last) in net(batch.iter().map(|(w, _)| w)) {
             match last {
                 Last::Put(seq, task) => {
                     let body = serde_json::to_string(task).unwrap_or_default();
@@ -229,6 +241,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             timeout_ms: None,
+            host: None,
         }
     }
 
@@ -258,7 +271,7 @@ mod tests {
             ),
             (Write::Delete(vec!["y".into(), "z".into()]), None),
         ];
-        let n = net(&batch);
+        let n = net(batch.iter().map(|(w, _)| w));
         let shown: Vec<String> = n
             .iter()
             .map(|(id, l)| match l {
