@@ -193,9 +193,31 @@ fn task_table(tasks: &[TaskStatus]) -> String {
     if tasks.is_empty() {
         return "no tasks\n".into();
     }
+    // A shared queue names the host that ran each task.
+    let hosts = tasks.iter().any(|t| t.host.is_some());
+    let width = tasks
+        .iter()
+        .filter_map(|t| t.host.as_deref())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let host = |h: Option<&str>| {
+        if hosts {
+            format!("{:<width$} ", h.unwrap_or("-"))
+        } else {
+            String::new()
+        }
+    };
     let mut out = format!(
-        "{:<16} {:<16} {:<10} {:>3} {:>4}  {:<10} RESULT / ERROR\n",
-        "ID", "AGENT", "STATE", "TRY", "REPL", "AGE"
+        "{:<19} {:<16} {}{:<10} {:>3} {:>4}  {:<10} RESULT / ERROR\n",
+        "ID",
+        "AGENT",
+        host(Some("HOST")),
+        "STATE",
+        "TRY",
+        "REPL",
+        "AGE"
     );
     let now = now_ms();
     for t in tasks {
@@ -209,9 +231,10 @@ fn task_table(tasks: &[TaskStatus]) -> String {
             .take(60)
             .collect();
         out.push_str(&format!(
-            "{:<16} {:<16} {:<10} {:>3} {:>4}  {:<10} {what}\n",
+            "{:<19} {:<16} {}{:<10} {:>3} {:>4}  {:<10} {what}\n",
             t.id,
             t.agent,
+            host(t.host.as_deref()),
             t.state.name(),
             t.attempts,
             t.replica.map_or("-".into(), |r| r.to_string()),
@@ -229,6 +252,9 @@ fn task_text(t: &TaskStatus) -> String {
     let at = |ms: Option<u64>| ms.map_or("-".into(), crate::core::units::utc);
     if let Some(r) = t.replica {
         out.push_str(&format!("  replica   {}/{r}\n", t.agent));
+    }
+    if let Some(h) = &t.host {
+        out.push_str(&format!("  host      {h}\n"));
     }
     out.push_str(&format!("  submitted {}\n", at(Some(t.submitted_at))));
     out.push_str(&format!("  started   {}\n", at(t.started_at)));

@@ -403,7 +403,7 @@ impl Engine {
                     hook(&agent);
                 }
             }
-            Msg::RemoteFinished { task, parents } => self.remote_finished(task, parents),
+            Msg::RemoteFinished { task, parents } => self.remote_finished(*task, parents),
             Msg::Submit(s, answer) => self.submit(s, answer),
             Msg::Committed {
                 own,

@@ -123,7 +123,7 @@ pub enum Msg {
     },
     /// A task held elsewhere that replicas here submitted ended.
     RemoteFinished {
-        task: crate::proto::TaskStatus,
+        task: Box<crate::proto::TaskStatus>,
         parents: Vec<delegate::Parent>,
     },
 }

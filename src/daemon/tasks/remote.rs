@@ -298,7 +298,10 @@ impl Engine {
                         }
                         if t.state.is_final() {
                             if !parents.is_empty() {
-                                let _ = tx.send(Msg::RemoteFinished { task: t, parents });
+                                let _ = tx.send(Msg::RemoteFinished {
+                                    task: Box::new(t),
+                                    parents,
+                                });
                             }
                             return;
                         }
