@@ -248,3 +248,34 @@ fn the_database_restarted_under_load_loses_nothing_acknowledged() {
         .collect();
     assert!(acked.is_subset(&ran));
 }
+
+#[test]
+fn a_daemon_whose_database_is_away_refuses_submits_and_doctor_names_it() {
+    // No server on this port: the daemon starts anyway and keeps trying.
+    let url = format!("postgres://autonomos@127.0.0.1:{}/fleet", free_port());
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    let agent = format!("command = [\"{bin}\", \"demo-agent\", \"--role\", \"echo\"]");
+    let d = BinDaemon::start(&config(&url, "lonely", &agent));
+    up(&d);
+    let (code, _, err) = d.cli(&["task", "submit", "work", "--input", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("unreachable") && err.contains("none was queued") && err.contains("/fleet"),
+        "{err}"
+    );
+    let (code, out, _) = d.cli(&["doctor", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let checks = v.as_array().cloned().unwrap_or_default();
+    let q = checks
+        .iter()
+        .find(|c| c["name"] == "shared queue")
+        .unwrap_or_else(|| panic!("no shared queue check: {v:#}"));
+    assert_eq!(q["level"], "problem", "{q:#}");
+    assert!(
+        q["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("unreachable")),
+        "{q:#}"
+    );
+}

@@ -80,6 +80,25 @@ impl Config {
                 format_size(self.tasks.max_result)
             ),
         );
+        if let Some(store) = &self.tasks.store {
+            // Never a password: the URL without its credentials' secret.
+            let shown = url::Url::parse(store)
+                .map(|mut u| {
+                    let _ = u.set_password(None);
+                    u.to_string()
+                })
+                .unwrap_or_else(|_| "(unreadable)".into());
+            let host = self.tasks.host.as_deref().unwrap_or("(this host's name)");
+            line(
+                &mut out,
+                "",
+                "tasks",
+                &format!(
+                    "shared queue {shown}, lease {}, as host {host}",
+                    format_duration(self.tasks.lease)
+                ),
+            );
+        }
         line(
             &mut out,
             "",

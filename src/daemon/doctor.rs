@@ -284,6 +284,24 @@ fn fleet_checks(s: &FleetStatus, cfg: Option<&crate::config::Config>) -> Vec<Che
         let size = (c.pool.cpu, c.pool.memory, c.pool.max_agents);
         out.push(doctor::pool(s.pool_used, size, &waiting));
     }
+    if let Some(q) = &s.shared_queue {
+        out.push(if q.connected {
+            Check::ok(
+                "shared queue",
+                format!("connected to {} as host {}", q.store, q.host),
+            )
+        } else {
+            Check::problem(
+                "shared queue",
+                format!(
+                    "{} is unreachable: {}",
+                    q.store,
+                    q.error.as_deref().unwrap_or("not connected yet")
+                ),
+                "start PostgreSQL or fix [tasks] store; the daemon reconnects on its own and refuses submits meanwhile",
+            )
+        });
+    }
     let firing: Vec<String> = s
         .alerts
         .iter()

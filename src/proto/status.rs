@@ -376,9 +376,25 @@ pub struct FleetStatus {
     /// Parts of the data dir whose writes fail now (empty when healthy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storage: Vec<StorageFault>,
+    /// The shared task queue (`[tasks] store`), when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_queue: Option<SharedQueueStatus>,
     /// Only in attach snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Box<MetricHistory>>,
+}
+
+/// The shared task queue as this daemon sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedQueueStatus {
+    /// host:port/database (never credentials).
+    pub store: String,
+    /// This daemon's name on the tasks it runs.
+    pub host: String,
+    pub connected: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A part of the data dir whose writes fail: what is not yet on disk waits
@@ -663,6 +679,7 @@ mod tests {
             backup_progress: None,
             tick_seconds: 0.0,
             storage: vec![],
+            shared_queue: None,
             history: None,
         }
     }

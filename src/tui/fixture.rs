@@ -205,6 +205,7 @@ pub fn status() -> FleetStatus {
             bytes: true,
         }),
         storage: Vec::new(),
+        shared_queue: None,
         tick_seconds: 0.0,
         history: None,
     }

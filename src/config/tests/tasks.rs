@@ -84,6 +84,45 @@ fn the_tasks_section_sets_what_is_kept_and_the_size_limits() {
 }
 
 #[test]
+fn a_shared_store_is_a_postgres_url_with_a_lease_and_a_host_name() {
+    let cfg = ok(
+        "[tasks]\nstore = \"postgres://fleet:s3cret@db.lan:5433/autonomos\"\nlease = \"10s\"\nhost = \"gpu-1\"\n",
+    );
+    assert_eq!(
+        cfg.tasks.store.as_deref(),
+        Some("postgres://fleet:s3cret@db.lan:5433/autonomos")
+    );
+    assert_eq!(cfg.tasks.lease, Duration::from_secs(10));
+    assert_eq!(cfg.tasks.host.as_deref(), Some("gpu-1"));
+    let shown = cfg.render_effective();
+    assert!(
+        shown.contains(
+            "shared queue postgres://fleet@db.lan:5433/autonomos, lease 10s, as host gpu-1"
+        ),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("s3cret"),
+        "the password is never shown: {shown}"
+    );
+    assert_eq!(ok("").tasks.lease, Duration::from_secs(30));
+    let e = errors("[tasks]\nstore = \"mysql://db/x\"\n");
+    assert!(
+        e[0].message.contains("write postgres://user@host:port/db"),
+        "{}",
+        e[0]
+    );
+    let e = errors("[tasks]\nstore = \"postgres://db.lan\"\n");
+    assert!(e[0].message.contains("names no database"), "{}", e[0]);
+    let e = errors("[tasks]\nlease = \"1s\"\n");
+    assert!(e[0].message.contains("lease"), "{}", e[0]);
+    let e = errors("[tasks]\nhost = \"two words\"\n");
+    assert!(e[0].message.contains("1 to 64 letters"), "{}", e[0]);
+    let e = errors("[tasks]\nkept = 5\n");
+    assert!(e[0].message.contains("unknown key `kept`"), "{}", e[0]);
+}
+
+#[test]
 fn the_gateway_loads_and_refuses_to_listen_beyond_loopback_unguarded() {
     let cfg = ok(r#"
 [gateway]

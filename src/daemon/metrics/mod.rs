@@ -143,6 +143,15 @@ fn encode_daemon(e: &mut DescriptorEncoder, s: &Scrape) -> Result<(), std::fmt::
             .iter()
             .map(|(part, n)| (vec![("part", part.to_string())], *n as f64)),
     )?;
+    if let Some(q) = &st.shared_queue {
+        single(
+            e,
+            "autonomos_shared_queue_up",
+            "1 while the shared task queue's database answers ([tasks] store).",
+            Gauge,
+            f64::from(u8::from(q.connected)),
+        )?;
+    }
     family(
         e,
         "autonomos_storage_failing",

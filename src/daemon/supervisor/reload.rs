@@ -51,7 +51,7 @@ impl Actor {
                 cfg.clone(),
             )));
         }
-        self.cfg = cfg;
+        let old_tasks = std::mem::replace(&mut self.cfg, cfg).tasks;
         self.events.emit(ServerEvent::FleetChanged);
         let list = |v: &[String]| {
             if v.is_empty() {
@@ -69,6 +69,13 @@ impl Actor {
         );
         if backup_changed {
             message.push_str("; [backup] changed");
+        }
+        let t = (&old_tasks.store, &old_tasks.host);
+        if t != (&self.cfg.tasks.store, &self.cfg.tasks.host) {
+            // The queue's connection is made at start.
+            message.push_str(
+                "; [tasks] store and host take effect when the daemon restarts (the running queue is unchanged)",
+            );
         }
         tracing::info!(%message, "reload");
         Ok(Response::Done { message })

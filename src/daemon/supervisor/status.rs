@@ -71,6 +71,7 @@ impl Actor {
             backup_progress: self.backup_progress(),
             tick_seconds: self.tick_seconds,
             storage: self.health.faults(),
+            shared_queue: self.tasks.as_ref().and_then(|t| t.shared_status()),
             history: None,
         }
     }

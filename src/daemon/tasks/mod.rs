@@ -191,6 +191,7 @@ impl std::fmt::Debug for Tasks {
 pub struct Tasks {
     tx: mpsc::UnboundedSender<Msg>,
     counters: Arc<Counters>,
+    shared: Option<shared::SharedQueue>,
 }
 
 impl Tasks {
@@ -203,6 +204,7 @@ impl Tasks {
     pub fn start(state_db: &std::path::Path, cfg: &Config) -> Result<Tasks, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
+        let mut handle = None;
         let engine = match &cfg.tasks.store {
             Some(url) => {
                 let dir = state_db.parent().unwrap_or(state_db);
@@ -225,6 +227,7 @@ impl Tasks {
                     counters.clone(),
                 );
                 e.host = Some(sh.me.host.clone());
+                handle = Some(sh.clone());
                 e.shared = Some(sh);
                 e
             }
@@ -234,7 +237,23 @@ impl Tasks {
             }
         };
         tokio::spawn(engine.run(rx));
-        Ok(Tasks { tx, counters })
+        Ok(Tasks {
+            tx,
+            counters,
+            shared: handle,
+        })
+    }
+
+    /// The shared queue's connection, when `[tasks] store` names one.
+    pub fn shared_status(&self) -> Option<crate::proto::SharedQueueStatus> {
+        let sh = self.shared.as_ref()?;
+        let c = sh.cache();
+        Some(crate::proto::SharedQueueStatus {
+            store: sh.place.clone(),
+            host: sh.me.host.clone(),
+            connected: c.connected,
+            error: c.error,
+        })
     }
 
     pub(crate) fn send(&self, m: Msg) {

@@ -141,6 +141,8 @@ pub struct SharedQueue {
     tx: mpsc::UnboundedSender<Op>,
     cache: Arc<Mutex<Cache>>,
     pub me: Arc<Identity>,
+    /// host:port/database, for messages.
+    pub place: String,
 }
 
 impl std::fmt::Debug for SharedQueue {
@@ -172,9 +174,15 @@ impl SharedQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         let cache = Arc::new(Mutex::new(Cache::default()));
         let me = Arc::new(me);
-        let a = actor::Actor::new(pg, where_of(url), me.clone(), spec, cache.clone(), events);
+        let place = where_of(url);
+        let a = actor::Actor::new(pg, place.clone(), me.clone(), spec, cache.clone(), events);
         tokio::spawn(a.run(rx));
-        Ok(SharedQueue { tx, cache, me })
+        Ok(SharedQueue {
+            tx,
+            cache,
+            me,
+            place,
+        })
     }
 
     pub(crate) fn send(&self, op: Op) {
