@@ -95,6 +95,7 @@ fn fleet(n: usize, now: u64) -> FleetStatus {
         backup_progress: None,
         tick_seconds: 0.0,
         storage: Vec::new(),
+        shared_queue: None,
         history: None,
     }
 }
