@@ -91,3 +91,20 @@ pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let g = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
     (g(10) + g(11), g(12) + g(13))
 }
+
+/// A throwaway PostgreSQL cluster (the tests' helper).
+#[path = "../../tests/common/postgres.rs"]
+pub mod postgres;
+
+/// A metric of agent `agent` from a daemon's /metrics (None when absent).
+pub fn metric(port: u16, name: &str, agent: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let prefix = format!("{name}{{agent=\"{agent}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}

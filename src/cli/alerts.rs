@@ -2,16 +2,24 @@
 
 use super::*;
 
+async fn list(g: &Global, json: bool) -> ExitCode {
+    match ask(g, Request::Alerts).await {
+        Ok(Response::Alerts { report }) if json => json_out(&report),
+        Ok(Response::Alerts { report }) => {
+            print!("{}", alerts_table(&report, now_ms()));
+            ExitCode::SUCCESS
+        }
+        Ok(r) => unexpected(r),
+        Err(e) => fail(&e, json),
+    }
+}
+
 pub async fn alerts(g: &Global, cmd: Option<AlertsCommand>, json: bool) -> ExitCode {
     match cmd.unwrap_or(AlertsCommand::List) {
-        AlertsCommand::List => match ask(g, Request::Alerts).await {
-            Ok(Response::Alerts { report }) if json => json_out(&report),
-            Ok(Response::Alerts { report }) => {
-                print!("{}", alerts_table(&report, now_ms()));
-                ExitCode::SUCCESS
-            }
-            Ok(r) => unexpected(r),
-            Err(e) => fail(&e, json),
+        AlertsCommand::List => match several(g, json) {
+            Ok(Some(t)) => super::multi::alerts(g, &t, json).await,
+            Err(code) => code,
+            Ok(None) => list(g, json).await,
         },
         AlertsCommand::Ack { pattern } => simple(g, Request::Ack { pattern }, json).await,
         AlertsCommand::Silence { pattern, duration } => {

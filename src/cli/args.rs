@@ -23,9 +23,17 @@ pub struct Global {
     /// Data dir: state.db, agent contexts, logs (default: the config's, else the platform data dir).
     #[arg(long, global = true, env = "AUTONOMOS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Talk to the daemon on another machine: ssh://[user@]host[:port].
-    #[arg(long, global = true, env = "AUTONOMOS_HOST", value_name = "URL")]
-    pub host: Option<String>,
+    /// Talk to the daemon on another machine: ssh://[user@]host[:port], or a
+    /// [[hosts]] name from the config, or `all` of them. Repeatable: status,
+    /// alerts, incidents and task list merge several hosts.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTONOMOS_HOST",
+        value_name = "URL|NAME",
+        value_delimiter = ','
+    )]
+    pub host: Vec<String>,
     /// ssh config file for --host (passed as `ssh -F`).
     #[arg(long, global = true, env = "AUTONOMOS_SSH_CONFIG")]
     pub ssh_config: Option<PathBuf>,

@@ -8,7 +8,7 @@ use crate::core::audit::{Checkpoint, Record, key_spans, verify_spans, verifying_
 pub async fn audit(g: &Global, cmd: Option<AuditCommand>, json: bool) -> ExitCode {
     let data_dir = crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
     let remote = |what: &str| {
-        g.host.is_some().then(|| {
+        (!g.host.is_empty()).then(|| {
             let msg = format!(
                 "`audit {what}` reads the data dir's files: run it on the daemon's machine"
             );

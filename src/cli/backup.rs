@@ -30,7 +30,7 @@ pub(super) fn backup_settings(g: &Global) -> Result<crate::daemon::recovery::Set
 }
 
 pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
-    if g.host.is_some() {
+    if !g.host.is_empty() {
         return refuse(
             json,
             ExitCode::from(2),

@@ -4,26 +4,26 @@
 use super::*;
 
 /// Connects as the global options say: over ssh with `--host`, else to the
-/// local daemon of the data dir in force.
+/// local daemon of the data dir in force. A verb that talks to one daemon
+/// refuses several.
 pub async fn connect(g: &Global) -> Result<Client, ClientError> {
-    match &g.host {
-        Some(url) => {
-            let mut t = SshTarget::parse(url).map_err(ClientError::Ssh)?;
-            t.remote_bin = g.remote_bin.clone();
-            t.remote_data_dir = g.remote_data_dir.clone();
-            t.remote_socket = g.remote_socket.clone();
-            t.ssh_config = g.ssh_config.clone();
-            Client::connect_ssh(&t).await
-        }
-        None if g.socket.is_some() => {
-            let socket = g.socket.as_deref().unwrap_or(std::path::Path::new(""));
-            Client::connect_socket(socket).await
-        }
-        None => {
-            let data_dir =
-                crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
-            Client::connect_local(&crate::paths::runtime_dir(), &data_dir).await
-        }
+    let targets = targets(g).map_err(ClientError::Ssh)?;
+    match targets.as_slice() {
+        [one] => connect_to(g, one).await,
+        _ => Err(ClientError::Ssh(format!(
+            "this verb talks to one daemon; {} hosts were given (status, alerts, incidents and task list take several)",
+            targets.len()
+        ))),
+    }
+}
+
+/// The daemons `--host` names when there are several (None: one, the usual
+/// path), or the refusal to print when a name is unknown.
+pub(super) fn several(g: &Global, json: bool) -> Result<Option<Vec<Target>>, ExitCode> {
+    match targets(g) {
+        Ok(t) if t.len() > 1 => Ok(Some(t)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(refuse(json, ExitCode::from(2), e)),
     }
 }
 

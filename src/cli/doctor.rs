@@ -14,7 +14,7 @@ pub async fn doctor(g: &Global, json: bool) -> ExitCode {
             Ok(other) => return unexpected(other),
             Err(e) => return refuse(json, ExitCode::from(2), format!("doctor: {e}")),
         },
-        Err(e @ ClientError::NoDaemon { .. }) if g.host.is_none() => {
+        Err(e @ ClientError::NoDaemon { .. }) if g.host.is_empty() => {
             let data_dir =
                 crate::paths::client_data_dir(g.data_dir.as_deref(), g.config.as_deref());
             let config = match crate::paths::find_config(g.config.as_deref()) {

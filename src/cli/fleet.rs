@@ -3,6 +3,11 @@
 use super::*;
 
 pub async fn status(g: &Global, replicas: bool, json: bool) -> ExitCode {
+    match several(g, json) {
+        Ok(Some(t)) => return super::multi::status(g, &t, replicas, json).await,
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     let result = async { connect(g).await?.status().await }.await;
     match result {
         Ok(s) => {

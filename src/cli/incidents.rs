@@ -2,6 +2,21 @@
 
 use super::*;
 
+async fn list(g: &Global, all: bool, json: bool) -> ExitCode {
+    match ask(g, Request::Incidents { all }).await {
+        Ok(Response::Incidents { incidents, .. }) if json => json_out(&incidents),
+        Ok(Response::Incidents { incidents, omitted }) => {
+            print!("{}", incidents_table(&incidents, now_ms()));
+            if omitted > 0 {
+                println!("({omitted} older incidents not listed; `incidents show ID` reads any)");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(r) => unexpected(r),
+        Err(e) => fail(&e, json),
+    }
+}
+
 pub async fn incidents(g: &Global, cmd: Option<IncidentsCommand>, json: bool) -> ExitCode {
     use IncidentsCommand as C;
     let show = |i: Box<Incident>| {
@@ -13,19 +28,10 @@ pub async fn incidents(g: &Global, cmd: Option<IncidentsCommand>, json: bool) ->
         }
     };
     match cmd.unwrap_or(C::List { all: false }) {
-        C::List { all } => match ask(g, Request::Incidents { all }).await {
-            Ok(Response::Incidents { incidents, .. }) if json => json_out(&incidents),
-            Ok(Response::Incidents { incidents, omitted }) => {
-                print!("{}", incidents_table(&incidents, now_ms()));
-                if omitted > 0 {
-                    println!(
-                        "({omitted} older incidents not listed; `incidents show ID` reads any)"
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Ok(r) => unexpected(r),
-            Err(e) => fail(&e, json),
+        C::List { all } => match several(g, json) {
+            Ok(Some(t)) => super::multi::incidents(g, &t, all, json).await,
+            Ok(None) => list(g, all, json).await,
+            Err(code) => code,
         },
         C::Show { id } => match ask(g, Request::Incident { id }).await {
             Ok(Response::Incident { incident }) => show(incident),

@@ -84,7 +84,7 @@ pub async fn up(
     sample_every: Option<Duration>,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<Global, ExitCode> {
-    if g.host.is_some() || g.socket.is_some() {
+    if !g.host.is_empty() || g.socket.is_some() {
         // A named daemon elsewhere: nothing to start here.
         return Ok(g.clone());
     }
@@ -144,7 +144,7 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
                 let g = g2.clone();
                 Box::pin(async move { connect(&g).await })
             });
-            let remote = g.host.as_ref().and_then(|h| {
+            let remote = g.host.first().and_then(|h| {
                 SshTarget::parse(h).ok().map(|t| match t.user {
                     Some(u) => format!("{u}@{}", t.host),
                     None => t.host,

@@ -69,7 +69,11 @@ pub async fn task(g: &Global, cmd: TaskCommand, json: bool) -> ExitCode {
                 state,
                 limit: lines,
             };
-            show(g, req, json, true).await
+            match several(g, json) {
+                Ok(Some(t)) => super::multi::task_list(g, &t, req, json).await,
+                Ok(None) => show(g, req, json, true).await,
+                Err(code) => code,
+            }
         }
         TaskCommand::Show { id } => show(g, Request::TaskGet { id }, json, false).await,
         TaskCommand::Cancel { id } => show(g, Request::TaskCancel { id }, json, false).await,
@@ -189,7 +193,7 @@ async fn show(g: &Global, req: Request, json: bool, table: bool) -> ExitCode {
     }
 }
 
-fn task_table(tasks: &[TaskStatus]) -> String {
+pub(super) fn task_table(tasks: &[TaskStatus]) -> String {
     if tasks.is_empty() {
         return "no tasks\n".into();
     }

@@ -35,6 +35,23 @@ pub struct Config {
     pub backup: BackupSpec,
     pub tasks: TasksSpec,
     pub gateway: GatewaySpec,
+    /// `[[hosts]]`: daemons on other machines a client reaches by name
+    /// (`--host NAME`, `--host all`).
+    pub hosts: Vec<HostSpec>,
+}
+
+/// One `[[hosts]]` entry: a daemon reached over ssh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostSpec {
+    pub name: String,
+    /// `ssh://[user@]host[:port]`.
+    pub url: String,
+    /// The remote daemon's data dir (default: its own default).
+    pub data_dir: Option<String>,
+    /// The remote daemon's socket, when its data dir does not lead to it.
+    pub socket: Option<String>,
+    /// The autonomos executable there (default: `autonomos`).
+    pub remote_bin: Option<String>,
 }
 
 /// `health = { ... }` of one agent.

@@ -256,6 +256,7 @@ mod tests {
             backup: Default::default(),
             tasks: Default::default(),
             gateway: Default::default(),
+            hosts: Vec::new(),
             source: None,
             agents: vec![
                 agent("researcher", &["planner", "memory"]),

@@ -17,9 +17,9 @@ use super::hints::{
     top_hint,
 };
 use super::model::{
-    AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, GatewaySpec, LimitAction, LogSpec,
-    MAX_POOL_AGENTS, MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec, ResourceSpec,
-    RestartPolicy, StartLimitSpec, TaskSpec, TasksSpec,
+    AgentSpec, BackoffSpec, BackupSpec, Config, ConsoleSpec, GatewaySpec, HostSpec, LimitAction,
+    LogSpec, MAX_POOL_AGENTS, MAX_REPLICAS, MetricsSpec, NotifierSpec, PathsSpec, PoolSpec,
+    ResourceSpec, RestartPolicy, StartLimitSpec, TaskSpec, TasksSpec,
 };
 use crate::core::alert::Rule;
 
@@ -27,6 +27,7 @@ mod agents;
 mod autoscale;
 mod gateway;
 mod health;
+mod hosts;
 mod observe;
 mod sections;
 mod tasks;
@@ -175,6 +176,7 @@ struct Built {
     backup: BackupSpec,
     tasks: TasksSpec,
     gateway: GatewaySpec,
+    hosts: Vec<HostSpec>,
 }
 
 struct Checker<'t> {
@@ -232,6 +234,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             backup,
             tasks,
             gateway,
+            hosts,
         } = built;
         return Ok(Config {
             source: origin.source,
@@ -246,6 +249,7 @@ pub(crate) fn load(text: &str, origin: Origin, host: &HostFacts) -> Result<Confi
             backup,
             tasks,
             gateway,
+            hosts,
         });
     }
     problems.sort_by_key(|p| p.span.start);
@@ -538,6 +542,7 @@ impl Checker<'_> {
             backup,
             tasks,
             gateway,
+            hosts,
         ] = self.fields(
             root,
             "",
@@ -554,6 +559,7 @@ impl Checker<'_> {
                 "backup",
                 "tasks",
                 "gateway",
+                "hosts",
             ],
             top_hint,
         );
@@ -630,7 +636,9 @@ impl Checker<'_> {
         let tasks_spec: TasksSpec = self.section(tasks, "tasks", |this, t, s| this.tasks(t, s));
         let gateway_spec: GatewaySpec =
             self.section(gateway, "gateway", |this, t, s| this.gateway(t, s));
+        let hosts = hosts.map(|(_, v)| self.hosts(v)).unwrap_or_default();
         Built {
+            hosts,
             agents,
             pool: pool_facts.spec,
             paths: paths_spec,

@@ -18,7 +18,7 @@ const SEVERITIES: [(&str, Severity); 3] = [
     ("minor", Severity::Minor),
 ];
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

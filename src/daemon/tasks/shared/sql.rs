@@ -131,45 +131,71 @@ pub async fn claim(
         .collect())
 }
 
-/// Writes a batch of state changes in one transaction. Returns the ids
-/// whose claim this daemon no longer holds (their write was not applied).
+/// Writes a batch of state changes in one statement (the last write of
+/// each task: a task started and finished within the batch is written
+/// once, finished). Returns the ids whose claim this daemon no longer holds
+/// (their write was not applied).
 pub async fn puts(c: &mut Client, batch: &[Put], owner: &str) -> Result<Vec<String>, Error> {
-    let tx = c.transaction().await?;
-    let update = tx
-        .prepare(
-            "UPDATE autonomos_tasks
-             SET state = $2, attempts = $3, body = $4, host = COALESCE($5, host),
-                 owner = CASE WHEN $6 THEN NULL ELSE owner END,
-                 lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END,
-                 cancel = CASE WHEN $6 THEN false ELSE cancel END,
-                 not_before = CASE WHEN $6 THEN now() + make_interval(secs => $7)
-                                   ELSE not_before END
-             WHERE id = $1 AND owner = $8",
-        )
-        .await?;
-    let mut lost = Vec::new();
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in batch.iter().enumerate() {
+        last.insert(p.task.id.as_str(), i);
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    let n = keep.len();
+    let (mut ids, mut states, mut attempts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut bodies, mut hosts, mut release, mut after) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let mut woken = HashSet::new();
-    for p in batch {
+    for &i in &keep {
+        let p = &batch[i];
         let t = &p.task;
-        let release = t.state.is_final() || p.release_after.is_some();
-        let after = p.release_after.unwrap_or(0) as f64 / 1000.0;
-        let attempts = t.attempts.min(i32::MAX as u32) as i32;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-            &t.id,
-            &t.state.name(),
-            &attempts,
-            &body(t),
-            &t.host,
-            &release,
-            &after,
-            &owner,
-        ];
-        if tx.execute(&update, &params).await? == 0 {
-            lost.push(t.id.clone());
-        } else if p.release_after.is_some() || p.unclaimed {
+        ids.push(t.id.as_str());
+        states.push(t.state.name());
+        attempts.push(t.attempts.min(i32::MAX as u32) as i32);
+        bodies.push(body(t));
+        hosts.push(t.host.as_deref());
+        release.push(t.state.is_final() || p.release_after.is_some());
+        after.push(p.release_after.unwrap_or(0) as f64 / 1000.0);
+        if p.release_after.is_some() || p.unclaimed {
             woken.insert(t.agent.as_str());
         }
     }
+    let tx = c.transaction().await?;
+    let rows = tx
+        .query(
+            "UPDATE autonomos_tasks t
+             SET state = u.state, attempts = u.attempts, body = u.body,
+                 host = COALESCE(u.host, t.host),
+                 owner = CASE WHEN u.release THEN NULL ELSE t.owner END,
+                 lease_until = CASE WHEN u.release THEN NULL ELSE t.lease_until END,
+                 cancel = CASE WHEN u.release THEN false ELSE t.cancel END,
+                 not_before = CASE WHEN u.release THEN now() + make_interval(secs => u.after)
+                                   ELSE t.not_before END
+             FROM unnest($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::text[],
+                         $6::bool[], $7::float8[])
+                  AS u(id, state, attempts, body, host, release, after)
+             WHERE t.id = u.id AND t.owner = $8
+             RETURNING t.id",
+            &[
+                &ids, &states, &attempts, &bodies, &hosts, &release, &after, &owner,
+            ],
+        )
+        .await?;
+    let applied: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    let lost = ids
+        .iter()
+        .filter(|id| !applied.contains(**id))
+        .map(|id| id.to_string())
+        .collect();
     for a in woken {
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &a])
             .await?;

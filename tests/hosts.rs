@@ -1,0 +1,173 @@
+//! One client over several daemons (`--host a --host b`, `[[hosts]]`,
+//! `--host all`): three daemons, each behind its own real sshd on
+//! 127.0.0.1 (as three machines would be), reached through one ssh config.
+//! A daemon stopped and a link cut during the session: the others still
+//! answer at once, and what is missing is named. Needs openssh-server.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::sshd::{Sshd, sshd_available, start_sshd};
+use common::*;
+use serde_json::Value;
+
+/// One ssh config naming the three servers h0, h1, h2.
+fn ssh_config(dir: &std::path::Path, servers: &[&Sshd]) -> std::path::PathBuf {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let mut text = String::new();
+    for (i, s) in servers.iter().enumerate() {
+        let p = s.dir.path().display();
+        text.push_str(&format!(
+            "Host h{i}\n  HostName 127.0.0.1\n  Port {}\n  User {user}\n  IdentityFile {p}/id\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {p}/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
+            s.port
+        ));
+    }
+    let path = dir.join("ssh_config");
+    std::fs::write(&path, text).expect("ssh config");
+    path
+}
+
+fn client(
+    dir: &std::path::Path,
+    ssh: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String, Duration) {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_autonomos"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("XDG_RUNTIME_DIR", dir.join("elsewhere"))
+        .arg("--config")
+        .arg(dir.join("client.toml"))
+        .arg("--ssh-config")
+        .arg(ssh)
+        .arg("--remote-bin")
+        .arg(env!("CARGO_BIN_EXE_autonomos"))
+        .args(args)
+        .output()
+        .expect("client runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t.elapsed(),
+    )
+}
+
+#[test]
+fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
+    if !sshd_available() {
+        return;
+    }
+    let mut daemons: Vec<BinDaemon> = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|n| {
+            BinDaemon::start(&format!(
+                "[agents.{n}-web]\ncommand = [\"sleep\", \"1000\"]\n"
+            ))
+        })
+        .collect();
+    for d in &daemons {
+        d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
+    }
+    let mut servers: Vec<Sshd> = daemons.iter().map(start_sshd).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = ssh_config(dir.path(), &servers.iter().collect::<Vec<_>>());
+    std::fs::write(
+        dir.path().join("client.toml"),
+        "[[hosts]]\nname = \"alpha\"\nurl = \"ssh://h0\"\n\n\
+         [[hosts]]\nname = \"beta\"\nurl = \"ssh://h1\"\n\n\
+         [[hosts]]\nname = \"gamma\"\nurl = \"ssh://h2\"\n",
+    )
+    .expect("client config");
+
+    // All three in one table, each row led by its host.
+    let (code, out, err, _) = client(dir.path(), &ssh, &["--host", "all", "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("HOST") && lines[0].contains("AGENT"),
+        "{out}"
+    );
+    for (host, agent) in [
+        ("alpha", "alpha-web"),
+        ("beta", "beta-web"),
+        ("gamma", "gamma-web"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(host) && l.contains(agent)),
+            "{host} row: {out}"
+        );
+    }
+    // JSON: one entry per host; names and URLs mix.
+    let (code, out, err, _) = client(
+        dir.path(),
+        &ssh,
+        &["--host", "alpha", "--host", "ssh://h1", "status", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let hosts: Vec<&str> = v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(hosts, ["alpha", "h1"]);
+    assert_eq!(v["hosts"][1]["status"]["agents"][0]["name"], "beta-web");
+
+    // A daemon stops and a link is cut: the rest answer, promptly; the
+    // missing are named, and the exit code says something is missing.
+    let mut gamma = daemons.remove(2);
+    gamma.cli(&["shutdown"]);
+    gamma.stop();
+    let beta_sshd = servers.remove(1);
+    drop(beta_sshd);
+    let (code, out, err, took) = client(dir.path(), &ssh, &["--host", "all", "status"]);
+    assert_eq!(code, 1, "exit {code}: {out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("alpha") && l.contains("alpha-web")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("beta-web") && !out.contains("gamma-web"),
+        "{out}"
+    );
+    assert!(
+        err.contains("host beta") && err.contains("host gamma"),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_secs(14),
+        "the dead hosts held the others up: {took:?}"
+    );
+    let (code, out, _, _) = client(dir.path(), &ssh, &["--host", "all", "alerts", "--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let gone: Vec<&str> = v["unreachable"]
+        .as_array()
+        .expect("unreachable")
+        .iter()
+        .filter_map(|h| h["host"].as_str())
+        .collect();
+    assert_eq!(gone, ["beta", "gamma"]);
+
+    // A name that is not in [[hosts]] is refused with the known ones.
+    let (code, _, err, _) = client(dir.path(), &ssh, &["--host", "delta", "status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("known: alpha, beta, gamma"), "{err}");
+    // A verb for one daemon refuses several.
+    let (code, _, err, _) = client(
+        dir.path(),
+        &ssh,
+        &["--host", "all", "scale", "alpha-web", "2"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("talks to one daemon"), "{err}");
+}
