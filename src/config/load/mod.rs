@@ -528,6 +528,40 @@ impl Checker<'_> {
         spec
     }
 
+    /// The alert rules in force: the defaults (unless `[alerting]` turns
+    /// them off) overridden by name, then the file's own.
+    fn rules(
+        &mut self,
+        alerting: Option<Entry<'_, '_>>,
+        alerts: Option<Entry<'_, '_>>,
+    ) -> Vec<Rule> {
+        let mut defaults = true;
+        let field = Field {
+            key: "alerting",
+            table: "",
+        };
+        if let Some((_, v)) = alerting
+            && let Some(t) = self.table(
+                v,
+                field,
+                Some("write it as a [alerting] section".to_string()),
+            )
+        {
+            defaults = self.alerting(t);
+        }
+        let own = alerts.map(|(_, v)| self.alerts(v)).unwrap_or_default();
+        let mut rules: Vec<Rule> = if defaults {
+            default_rules()
+                .into_iter()
+                .filter(|d| !own.iter().any(|r| r.name == d.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        rules.extend(own);
+        rules
+    }
+
     fn document(&mut self, root: &DeTable<'_>, host: &HostFacts) -> Built {
         let [
             pool,
@@ -612,22 +646,7 @@ impl Checker<'_> {
             self.section(console, "console", |this, t, spec| this.console(t, spec));
         let metrics_spec: MetricsSpec =
             self.section(metrics, "metrics", |this, t, spec| this.metrics(t, spec));
-        let mut defaults = true;
-        if let Some((_, v)) = alerting
-            && let Some(t) = self.table(v, section("alerting"), section_help("alerting"))
-        {
-            defaults = self.alerting(t);
-        }
-        let own = alerts.map(|(_, v)| self.alerts(v)).unwrap_or_default();
-        let mut rules: Vec<Rule> = if defaults {
-            default_rules()
-                .into_iter()
-                .filter(|d| !own.iter().any(|r| r.name == d.name))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        rules.extend(own);
+        let rules = self.rules(alerting, alerts);
         let notifier_specs = notifiers
             .map(|(_, v)| self.notifiers(v))
             .unwrap_or_default();

@@ -331,3 +331,38 @@ attention = ["\\(y/n\\)", "Press Enter"]
     let e = errors("[agents.a]\ncommand = [\"x\"]\ntty = \"yes\"\n");
     assert!(e[0].message.contains("tty"), "{}", e[0]);
 }
+
+#[test]
+fn hosts_name_daemons_reached_over_ssh() {
+    let cfg = ok(r#"
+[[hosts]]
+name = "gpu-1"
+url = "ssh://ops@gpu-1.lan:2222"
+data_dir = "/var/lib/autonomos"
+
+[[hosts]]
+name = "edge"
+url = "ssh://edge"
+remote_bin = "/opt/autonomos/bin/autonomos"
+"#);
+    assert_eq!(cfg.hosts.len(), 2);
+    assert_eq!(cfg.hosts[0].url, "ssh://ops@gpu-1.lan:2222");
+    assert_eq!(cfg.hosts[0].data_dir.as_deref(), Some("/var/lib/autonomos"));
+    assert_eq!(
+        cfg.hosts[1].remote_bin.as_deref(),
+        Some("/opt/autonomos/bin/autonomos")
+    );
+    let e = errors("[[hosts]]\nname = \"a\"\nurl = \"a.lan\"\n");
+    assert!(e[0].message.contains("not an ssh:// URL"), "{}", e[0]);
+    let e = errors("[[hosts]]\nname = \"all\"\nurl = \"ssh://a\"\n");
+    assert!(e[0].message.contains("invalid host name `all`"), "{}", e[0]);
+    let e = errors(
+        "[[hosts]]\nname = \"a\"\nurl = \"ssh://a\"\n[[hosts]]\nname = \"a\"\nurl = \"ssh://b\"\n",
+    );
+    assert!(e[0].message.contains("defined twice"), "{}", e[0]);
+    let e = errors("[[hosts]]\nname = \"a\"\nhost = \"ssh://a\"\n");
+    assert!(
+        e.iter().any(|e| e.message.contains("unknown key `host`")),
+        "{e:?}"
+    );
+}
