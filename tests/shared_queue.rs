@@ -147,8 +147,12 @@ fn three_daemons_share_a_queue_and_a_killed_one_s_tasks_finish_elsewhere() {
         );
         assert_ne!(t["host"], "c", "{t:#}");
     }
+    // An idempotency key holds across daemons: b names a's task.
+    let x = a.json(&["task", "submit", "work", "--input", "1", "--key", "once"]);
+    let y = b.json(&["task", "submit", "work", "--input", "2", "--key", "once"]);
+    assert_eq!(x[0]["id"], y[0]["id"], "{x} {y}");
     // Any daemon lists the whole shared queue, with the host in the table.
-    assert_eq!(list(&b, &[]).len(), 40);
+    assert_eq!(list(&b, &[]).len(), 41);
     let (code, out, err) = b.cli(&["task", "list", "-n", "5"]);
     assert_eq!(code, 0, "{err}");
     assert!(

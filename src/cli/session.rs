@@ -144,7 +144,20 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
                 let g = g2.clone();
                 Box::pin(async move { connect(&g).await })
             });
-            let remote = g.host.first().and_then(|h| {
+            let target = match targets(g).as_deref() {
+                Ok([one]) => one.clone(),
+                Ok(_) => {
+                    eprintln!(
+                        "error: the console attaches to one daemon; `status`, `alerts`, `incidents` and `task list` take several --host"
+                    );
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let remote = target.url.as_deref().and_then(|h| {
                 SshTarget::parse(h).ok().map(|t| match t.user {
                     Some(u) => format!("{u}@{}", t.host),
                     None => t.host,

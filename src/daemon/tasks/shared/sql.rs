@@ -46,46 +46,71 @@ fn now_ms() -> i64 {
 /// Adds a submit's tasks in one transaction; a task whose idempotency key
 /// exists names the existing task instead. Other daemons are woken.
 pub async fn submit(c: &mut Client, rows: &[NewRow]) -> Result<Vec<TaskStatus>, Error> {
-    let tx = c.transaction().await?;
-    let insert = tx
-        .prepare(
-            "INSERT INTO autonomos_tasks
-                 (id, agent, state, priority, key, max_attempts, submitted_at, body)
-             VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7)
-             ON CONFLICT (agent, key) WHERE key IS NOT NULL DO NOTHING
-             RETURNING id",
-        )
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut agents = HashSet::new();
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut agents = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut maxes = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
     for r in rows {
         let t = &r.task;
-        let max = r.max_attempts.min(i32::MAX as u32) as i32;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-            &t.id,
-            &t.agent,
-            &t.priority,
-            &t.key,
-            &max,
-            &(t.submitted_at as i64),
-            &body(t),
-        ];
-        if tx.query_opt(&insert, &params).await?.is_some() {
-            agents.insert(t.agent.as_str());
-            out.push(t.clone());
-            continue;
-        }
+        ids.push(t.id.as_str());
+        agents.push(t.agent.as_str());
+        priorities.push(t.priority);
+        keys.push(t.key.as_deref());
+        maxes.push(r.max_attempts.min(i32::MAX as u32) as i32);
+        times.push(t.submitted_at as i64);
+        bodies.push(body(t));
+    }
+    let tx = c.transaction().await?;
+    // One statement for the whole submit; a known key inserts nothing.
+    let inserted = tx
+        .query(
+            "INSERT INTO autonomos_tasks
+                 (id, agent, state, priority, key, max_attempts, submitted_at, body)
+             SELECT id, agent, 'submitted', priority, key, max_attempts, submitted_at, body
+             FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::int4[],
+                         $6::int8[], $7::jsonb[])
+                  AS u(id, agent, priority, key, max_attempts, submitted_at, body)
+             ON CONFLICT (agent, key) WHERE key IS NOT NULL DO NOTHING
+             RETURNING id",
+            &[&ids, &agents, &priorities, &keys, &maxes, &times, &bodies],
+        )
+        .await?;
+    let inserted: HashSet<String> = inserted.iter().map(|r| r.get(0)).collect();
+    // The tasks the known keys name (all of one agent: a submit has one).
+    let named: Vec<&str> = rows
+        .iter()
+        .filter(|r| !inserted.contains(&r.task.id))
+        .filter_map(|r| r.task.key.as_deref())
+        .collect();
+    let mut by_key: HashMap<String, TaskStatus> = HashMap::new();
+    if let (false, Some(agent)) = (named.is_empty(), agents.first()) {
         let known = tx
-            .query_opt(
-                "SELECT body, host FROM autonomos_tasks WHERE agent = $1 AND key = $2",
-                &[&t.agent, &t.key],
+            .query(
+                "SELECT key, body, host FROM autonomos_tasks WHERE agent = $1 AND key = ANY($2)",
+                &[agent, &named],
             )
             .await?;
-        if let Some(s) = known.as_ref().and_then(row_status) {
-            out.push(s);
+        for r in &known {
+            if let Some(s) = row_status(r) {
+                by_key.insert(r.get("key"), s);
+            }
         }
     }
-    for a in agents {
+    let mut out = Vec::with_capacity(n);
+    let mut woken = HashSet::new();
+    for r in rows {
+        if inserted.contains(&r.task.id) {
+            woken.insert(r.task.agent.as_str());
+            out.push(r.task.clone());
+        } else if let Some(s) = r.task.key.as_ref().and_then(|k| by_key.get(k)) {
+            out.push(s.clone());
+        }
+    }
+    for a in woken {
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &a])
             .await?;
     }
