@@ -235,7 +235,8 @@ fn the_database_restarted_under_load_loses_nothing_acknowledged() {
     // While the database was down, submits were refused in so many words.
     for e in &refused {
         assert!(
-            e.contains("none was queued") && e.contains("shared task queue"),
+            (e.contains("none was queued") || e.contains("may or may not be stored"))
+                && e.contains("shared task queue"),
             "{e}"
         );
     }

@@ -92,7 +92,13 @@ pub fn targets(g: &Global) -> Result<Vec<Target>, String> {
             }
         };
         for t in found {
-            if !out.iter().any(|o| o.url == t.url) {
+            // The same daemon named twice; two daemons on one machine (other
+            // data dirs or sockets) stay two.
+            let same = |o: &Target| {
+                (&o.url, &o.data_dir, &o.socket, &o.remote_bin)
+                    == (&t.url, &t.data_dir, &t.socket, &t.remote_bin)
+            };
+            if !out.iter().any(same) {
                 out.push(t);
             }
         }

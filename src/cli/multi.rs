@@ -45,17 +45,19 @@ fn report_missing(targets: &[Target], answers: &[Result<Response, String>]) -> E
     }
 }
 
-/// One merged table from per-host tables: the first header, then every
-/// host's rows, each led by the host's name. A host whose text is a single
+/// One merged table from per-host tables of fixed column widths: the first
+/// header, then every host's rows, each led by the host's name. Only each
+/// table's first section counts (what follows a blank line, such as the
+/// rules under the alerts, is per host). A host whose table is a single
 /// "no ..." line adds nothing.
 fn merge_tables(parts: &[(String, String)]) -> String {
     let width = parts.iter().map(|(h, _)| h.len()).max().unwrap_or(4).max(4);
     let mut header = None;
     let mut rows = String::new();
     for (host, text) in parts {
-        let mut lines = text.lines();
+        let mut lines = text.lines().take_while(|l| !l.trim().is_empty());
         let Some(first) = lines.next() else { continue };
-        if text.lines().count() == 1 && first.starts_with("no ") {
+        if first.starts_with("no ") {
             continue;
         }
         header.get_or_insert_with(|| format!("{:<width$}  {first}\n", "HOST"));
@@ -65,10 +67,12 @@ fn merge_tables(parts: &[(String, String)]) -> String {
     }
     match header {
         Some(h) => h + &rows,
+        // Nothing anywhere: the first host's words for it ("no alerts").
         None => parts
             .first()
-            .map(|(_, t)| t.clone())
-            .unwrap_or_else(|| "nothing\n".into()),
+            .and_then(|(_, t)| t.lines().next())
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default(),
     }
 }
 
@@ -106,7 +110,7 @@ pub async fn status(g: &Global, targets: &[Target], replicas: bool, json: bool) 
     let mut hosts = Vec::new();
     for (t, a) in targets.iter().zip(&answers) {
         if let Ok(Response::Status { status }) = a {
-            parts.push((t.name.clone(), status_table(status, replicas)));
+            parts.push((t.name.as_str(), status.as_ref()));
             hosts.push(serde_json::json!({ "host": t.name, "status": status }));
         }
     }
@@ -114,8 +118,8 @@ pub async fn status(g: &Global, targets: &[Target], replicas: bool, json: bool) 
         print_json(
             &serde_json::json!({ "hosts": hosts, "unreachable": missing_json(targets, &answers) }),
         );
-    } else {
-        print!("{}", merge_tables(&parts));
+    } else if !parts.is_empty() {
+        print!("{}", agents_table(&parts, replicas, true));
     }
     report_missing(targets, &answers)
 }
@@ -163,9 +167,10 @@ pub async fn incidents(g: &Global, targets: &[Target], all: bool, json: bool) ->
 }
 
 /// `task list` over several daemons: one list, newest first. Daemons that
-/// share a queue list the same tasks: each is shown once. A task's host is
-/// the daemon that ran it (a shared queue says which), else the one that
-/// holds it.
+/// share a queue list the same tasks: each is shown once (a task of a
+/// shared queue has a host; ids of separate daemons' own queues may
+/// coincide and are kept apart). A task's host is the daemon that ran it (a
+/// shared queue says which), else the one that holds it.
 pub async fn task_list(g: &Global, targets: &[Target], req: Request, json: bool) -> ExitCode {
     let limit = match &req {
         Request::TaskList { limit, .. } => *limit,
@@ -176,7 +181,8 @@ pub async fn task_list(g: &Global, targets: &[Target], req: Request, json: bool)
     for (t, a) in targets.iter().zip(&answers) {
         if let Ok(Response::Tasks { tasks }) = a {
             for task in tasks {
-                if all.iter().any(|x| x.id == task.id) {
+                let shared = task.host.is_some();
+                if shared && all.iter().any(|x| x.id == task.id && x.host.is_some()) {
                     continue;
                 }
                 let mut task = task.clone();
@@ -213,7 +219,16 @@ mod tests {
             merge_tables(&parts),
             "HOST   AGENT  STATE\na      echo   running\nb      web    failed\n"
         );
-        let empty = vec![("a".to_string(), "no alerts\n".to_string())];
+        let empty = vec![("a".to_string(), "no alerts\n\n2 rules:\n  x\n".to_string())];
         assert_eq!(merge_tables(&empty), "no alerts\n");
+        // What follows the first section stays out of the merged table.
+        let rules = vec![
+            (
+                "a".to_string(),
+                "STATE  ALERT\nfiring x\n\n2 rules:\n  r\n".to_string(),
+            ),
+            ("b".to_string(), "no alerts\n\n1 rules:\n  r\n".to_string()),
+        ];
+        assert_eq!(merge_tables(&rules), "HOST  STATE  ALERT\na     firing x\n");
     }
 }

@@ -62,86 +62,7 @@ fn replica_row(
 /// The fleet table of `autonomos status`.
 pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
     let now = s.now;
-    let mut rows: Vec<[String; 8]> = vec![[
-        "AGENT".into(),
-        "REPLICAS".into(),
-        "STATE".into(),
-        "CPU".into(),
-        "MEMORY".into(),
-        "RESTARTS".into(),
-        "UPTIME".into(),
-        "LAST EXIT".into(),
-    ]];
-    // The reason a replica waits or failed, printed on its own line below
-    // its row (by row index), so the table stays narrow.
-    let mut notes: Vec<(usize, String)> = Vec::new();
-    let uptime = |started: Option<Millis>| {
-        started
-            .map(|t| fmt_age(now.saturating_sub(t)))
-            .unwrap_or_else(|| "-".into())
-    };
-    for a in &s.agents {
-        let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
-        let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
-        let restarts: u64 = a.replicas.iter().map(|r| r.restarts).sum();
-        let oldest = a.replicas.iter().filter_map(|r| r.started_at).min();
-        let last = a
-            .replicas
-            .iter()
-            .filter_map(|r| r.last_exit)
-            .max_by_key(|e| e.at)
-            .map(|e| format!("{e}, {} ago", fmt_age(now.saturating_sub(e.at))))
-            .unwrap_or_else(|| "-".into());
-        rows.push([
-            a.name.clone(),
-            format!("{}/{}", a.running, a.desired),
-            agent_state(a),
-            format!("{cpu:.1}%"),
-            format_size(mem),
-            restarts.to_string(),
-            uptime(oldest),
-            last,
-        ]);
-        if replicas {
-            for r in &a.replicas {
-                if let Some(note) = replica_note(r) {
-                    notes.push((rows.len(), note));
-                }
-                rows.push(replica_row(&a.name, r, &uptime));
-            }
-        }
-    }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            let pad = widths[i] - c.chars().count();
-            let right = (3..=5).contains(&i);
-            if right {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                if i < 7 {
-                    line.push_str(&" ".repeat(pad));
-                }
-            }
-            if i < 7 {
-                line.push_str("  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-        for (_, note) in notes.iter().filter(|(i, _)| *i == n) {
-            out.push_str(&format!("      └ {note}\n"));
-        }
-    }
+    let mut out = agents_table(&[("", s)], replicas, false);
     out.push_str(&task_table(s));
     let rows_omitted: u32 = s.agents.iter().map(|a| a.replicas_omitted).sum();
     if replicas && rows_omitted > 0 {
@@ -170,6 +91,105 @@ pub fn status_table(s: &FleetStatus, replicas: bool) -> String {
             "state" => "  changes (scale, start, stop) are refused until it takes writes again\n",
             _ => "  audit records are kept in memory and written when it takes writes again\n",
         });
+    }
+    out
+}
+
+/// The fleet table of one daemon, or of several with a HOST column first.
+pub fn agents_table(parts: &[(&str, &FleetStatus)], replicas: bool, hosts: bool) -> String {
+    let head = [
+        "AGENT",
+        "REPLICAS",
+        "STATE",
+        "CPU",
+        "MEMORY",
+        "RESTARTS",
+        "UPTIME",
+        "LAST EXIT",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![
+        hosts
+            .then(|| "HOST".to_string())
+            .into_iter()
+            .chain(head.iter().map(|h| h.to_string()))
+            .collect(),
+    ];
+    // The reason a replica waits or failed, printed on its own line below
+    // its row (by row index), so the table stays narrow.
+    let mut notes: Vec<(usize, String)> = Vec::new();
+    for (host, s) in parts {
+        let now = s.now;
+        let uptime = |started: Option<Millis>| {
+            started
+                .map(|t| fmt_age(now.saturating_sub(t)))
+                .unwrap_or_else(|| "-".into())
+        };
+        let lead = || hosts.then(|| host.to_string()).into_iter();
+        for a in &s.agents {
+            let cpu: f64 = a.replicas.iter().map(|r| r.cpu_percent).sum();
+            let mem: u64 = a.replicas.iter().map(|r| r.rss_bytes).sum();
+            let restarts: u64 = a.replicas.iter().map(|r| r.restarts).sum();
+            let oldest = a.replicas.iter().filter_map(|r| r.started_at).min();
+            let last = a
+                .replicas
+                .iter()
+                .filter_map(|r| r.last_exit)
+                .max_by_key(|e| e.at)
+                .map(|e| format!("{e}, {} ago", fmt_age(now.saturating_sub(e.at))))
+                .unwrap_or_else(|| "-".into());
+            let row = [
+                a.name.clone(),
+                format!("{}/{}", a.running, a.desired),
+                agent_state(a),
+                format!("{cpu:.1}%"),
+                format_size(mem),
+                restarts.to_string(),
+                uptime(oldest),
+                last,
+            ];
+            rows.push(lead().chain(row).collect());
+            if replicas {
+                for r in &a.replicas {
+                    if let Some(note) = replica_note(r) {
+                        notes.push((rows.len(), note));
+                    }
+                    rows.push(lead().chain(replica_row(&a.name, r, &uptime)).collect());
+                }
+            }
+        }
+    }
+    let cols = rows[0].len();
+    let shift = usize::from(hosts);
+    let mut widths = vec![0usize; cols];
+    for row in &rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            let last = i + 1 == cols;
+            if (3 + shift..=5 + shift).contains(&i) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                if !last {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        for (_, note) in notes.iter().filter(|(i, _)| *i == n) {
+            out.push_str(&format!("      └ {note}\n"));
+        }
     }
     out
 }

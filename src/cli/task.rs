@@ -213,8 +213,9 @@ pub(super) fn task_table(tasks: &[TaskStatus]) -> String {
             String::new()
         }
     };
+    let idw = tasks.iter().map(|t| t.id.len()).max().unwrap_or(16).max(16);
     let mut out = format!(
-        "{:<19} {:<16} {}{:<10} {:>3} {:>4}  {:<10} RESULT / ERROR\n",
+        "{:<idw$} {:<16} {}{:<10} {:>3} {:>4}  {:<10} RESULT / ERROR\n",
         "ID",
         "AGENT",
         host(Some("HOST")),
@@ -235,7 +236,7 @@ pub(super) fn task_table(tasks: &[TaskStatus]) -> String {
             .take(60)
             .collect();
         out.push_str(&format!(
-            "{:<19} {:<16} {}{:<10} {:>3} {:>4}  {:<10} {what}\n",
+            "{:<idw$} {:<16} {}{:<10} {:>3} {:>4}  {:<10} {what}\n",
             t.id,
             t.agent,
             host(t.host.as_deref()),

@@ -196,6 +196,8 @@ pub(crate) struct Engine {
     pub(super) claim_again: HashSet<String>,
     /// This daemon's name on the tasks it runs (shared queue only).
     pub(super) host: Option<String>,
+    /// Claims the last renewal found that the engine does not hold.
+    pub(super) orphans: HashSet<String>,
 }
 
 pub(super) fn now_ms() -> Millis {
@@ -227,6 +229,7 @@ impl Engine {
             claiming: HashSet::new(),
             claim_again: HashSet::new(),
             host: None,
+            orphans: HashSet::new(),
         };
         e.reconfigure(cfg);
         e.recover(rows);

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Msg;
 use super::engine::{Engine, Entry, now_ms};
-use super::shared::{ClaimedRow, Event, Held, NewRow, Op};
+use super::shared::{ClaimedRow, Event, Held, NewRow, Op, mono_ms};
 use crate::proto::{ErrorKind, ErrorReply, Response, Submit, TaskStatus};
 
 type Answer = oneshot::Sender<Result<Response, ErrorReply>>;
@@ -68,7 +68,11 @@ impl Engine {
             .iter()
             .map(|t| {
                 let mut task = super::ops::new_task(0, now, &agent, s.priority, timeout_ms, t);
-                task.id = format!("{now:011x}{:08x}", rand::random::<u32>());
+                // Unique across daemons without asking: 48 random bits.
+                task.id = format!(
+                    "{now:011x}{:012x}",
+                    rand::random::<u64>() & 0xffff_ffff_ffff
+                );
                 NewRow { task, max_attempts }
             })
             .collect();
@@ -82,7 +86,12 @@ impl Engine {
                     let _ = tx.send(Msg::Submitted { agent, n });
                 }
                 Err(e) => {
-                    let msg = format!("the tasks could not be stored, so none was queued: {e}");
+                    let msg = match e.strip_prefix(super::shared::UNCERTAIN) {
+                        Some(why) => format!(
+                            "the shared task queue failed during the submit ({why}): the tasks may or may not be stored; submit again with the same --key to be sure"
+                        ),
+                        None => format!("the tasks could not be stored, so none was queued: {e}"),
+                    };
                     let _ = answer.send(Err(err(ErrorKind::Storage, msg)));
                 }
             }
@@ -105,13 +114,22 @@ impl Engine {
             .map(|r| u64::from(r.concurrency).saturating_sub(r.in_flight.len() as u64))
             .sum();
         // Tasks here waiting for their context's busy replica do not take
-        // the room of the others.
+        // the room of the others; but all claimed and not started stay
+        // within twice the agent's capacity (the rest is for other daemons).
         let waiting = q
             .queue
             .ids()
             .filter(|id| self.tasks.get(*id).is_none_or(|e| e.t.context_id.is_none()))
             .count();
-        let free = room.saturating_sub(waiting as u64);
+        let capacity: u64 = q
+            .replicas
+            .values()
+            .filter(|r| r.routable())
+            .map(|r| u64::from(r.concurrency))
+            .sum();
+        let free = room
+            .saturating_sub(waiting as u64)
+            .min((2 * capacity).saturating_sub(q.queue.len() as u64));
         if free == 0 || !q.configured {
             return;
         }
@@ -147,9 +165,17 @@ impl Engine {
         };
         let got = rows.len() as u32;
         let now = now_ms();
+        let claimed_at = mono_ms();
+        let mut unknown = Vec::new();
         for ClaimedRow { seq, task, .. } in rows {
             let id = task.id.clone();
-            if self.tasks.contains_key(&id) {
+            if let Some(e) = self.tasks.get_mut(&id) {
+                // Taken back after a lost lease: held again from now.
+                e.claimed_at = claimed_at;
+                continue;
+            }
+            if !self.agents.get(agent).is_some_and(|q| q.configured) {
+                unknown.push(id);
                 continue;
             }
             let e = Entry {
@@ -165,13 +191,18 @@ impl Engine {
                 deadline: None,
                 waiters: Vec::new(),
                 parents: Vec::new(),
-                claimed_at: now,
+                claimed_at,
             };
             let rank = e.rank(0);
             self.tasks.insert(id.clone(), e);
             if let Some(q) = self.agents.get_mut(agent) {
                 q.queue.push_back(id, rank);
             }
+        }
+        if !unknown.is_empty()
+            && let Some(sh) = &self.shared
+        {
+            sh.send(Op::Unclaim(unknown));
         }
         if got > 0 || again {
             // dispatch asks for more while there is room.
@@ -213,6 +244,26 @@ impl Engine {
             tracing::warn!(task = %id, "this daemon's claim on a task ran out; it stops here (another daemon runs it)");
             self.drop_local(&id);
         }
+        // Claims the database holds for this daemon that the engine does not
+        // know (a claim whose answer was lost): given up once seen in two
+        // renewals in a row (a claim's answer may still be on its way).
+        let orphans: std::collections::HashSet<String> = h
+            .ids
+            .iter()
+            .filter(|id| !self.tasks.contains_key(*id))
+            .cloned()
+            .collect();
+        let give_up: Vec<String> = orphans.intersection(&self.orphans).cloned().collect();
+        self.orphans = orphans;
+        if !give_up.is_empty()
+            && let Some(sh) = &self.shared
+        {
+            tracing::warn!(
+                tasks = give_up.len(),
+                "claims this daemon does not run given back to the shared queue"
+            );
+            sh.send(Op::Unclaim(give_up));
+        }
         for id in h.cancel {
             if self.tasks.contains_key(&id) {
                 let _ = self.cancel(&id);
@@ -226,6 +277,10 @@ impl Engine {
         let Some(e) = self.tasks.remove(id) else {
             return;
         };
+        if let Some(sh) = &self.shared {
+            // Fenced: gives up nothing if another daemon holds it now.
+            sh.send(Op::Unclaim(vec![id.to_string()]));
+        }
         if let Some(q) = self.agents.get_mut(&e.t.agent) {
             q.queue.remove(id);
             if let Some(r) = e.t.replica.and_then(|i| q.replicas.get_mut(&i))

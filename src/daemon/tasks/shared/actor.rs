@@ -13,6 +13,9 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 use super::sql::{self, Put, Refused};
 use super::{Cache, Event, Held, Identity, Op, Reply, schema};
 
+/// Starts the error of a submit whose outcome is not known.
+pub const UNCERTAIN: &str = "uncertain: ";
+
 /// A statement that takes longer than this counts as a lost connection.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// State writes sent in one transaction at most.
@@ -48,6 +51,13 @@ async fn timed<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(classify(&e)),
     }
+}
+
+/// A cancel or retry within the statement time limit.
+async fn within<T>(f: impl std::future::Future<Output = Result<T, Refused>>) -> Result<T, Refused> {
+    tokio::time::timeout(QUERY_TIMEOUT, f)
+        .await
+        .unwrap_or(Err(Refused::Timeout))
 }
 
 /// Connection trouble, a shutdown or a conflict worth retrying, versus an
@@ -95,6 +105,11 @@ impl Actor {
     ) -> Actor {
         pg.connect_timeout(Duration::from_secs(5));
         pg.application_name("autonomos");
+        // A half-open connection is found in seconds, not hours; a row
+        // lock or statement never holds the actor past its time limit.
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(10));
+        pg.options("-c lock_timeout=10s -c statement_timeout=14s -c idle_in_transaction_session_timeout=60s");
         let long_ago = Instant::now() - Duration::from_secs(3600);
         Actor {
             pg,
@@ -233,6 +248,8 @@ impl Actor {
         if let Ok(mut c) = self.cache.lock() {
             c.connected = false;
             c.error = Some(why.to_string());
+            // Not known while away (a stale figure would mislead).
+            c.waiting.clear();
         }
         self.retry_at = Instant::now() + self.backoff;
     }
@@ -269,9 +286,22 @@ impl Actor {
                     self.offer = list;
                     self.offered = Instant::now() - OFFER_EVERY;
                 }
+                Op::Unclaim(ids) => {
+                    self.write_backlog().await;
+                    if let Some(c) = self.client.as_ref()
+                        && let Err(Fault::Conn(e)) =
+                            timed(sql::unclaim(c, &ids, &self.me.owner)).await
+                    {
+                        self.lost(&e);
+                    }
+                }
                 other => {
                     self.write_backlog().await;
                     self.ask(other).await;
+                    // A long run of requests never delays the renewal.
+                    if let Err(Fault::Conn(e)) = self.renew().await {
+                        self.lost(&e);
+                    }
                 }
             }
         }
@@ -293,8 +323,35 @@ impl Actor {
                     self.backlog.drain(..n);
                 }
                 Err(Fault::Conn(e)) => return self.lost(&e),
+                Err(Fault::Sql(e)) if n > 1 => {
+                    // One bad write must not take the others with it: each
+                    // alone, and only what is refused alone is dropped.
+                    tracing::warn!(error = %e, writes = n, "a batch of task writes was refused; writing them one by one");
+                    let batch: Vec<Put> = self.backlog.drain(..n).collect();
+                    for (i, p) in batch.iter().enumerate() {
+                        let Some(c) = self.client.as_mut() else {
+                            self.backlog.splice(0..0, batch[i..].iter().cloned());
+                            return;
+                        };
+                        match timed(sql::puts(c, std::slice::from_ref(p), &self.me.owner)).await {
+                            Ok(_) => {}
+                            Err(Fault::Conn(e)) => {
+                                self.backlog.splice(0..0, batch[i..].iter().cloned());
+                                return self.lost(&e);
+                            }
+                            Err(Fault::Sql(e)) => {
+                                tracing::error!(task = %p.task.id, error = %e, "a task's state write was refused by the shared queue; dropped");
+                            }
+                        }
+                    }
+                }
                 Err(Fault::Sql(e)) => {
-                    tracing::error!(error = %e, writes = n, "task state writes refused by the shared queue; dropped");
+                    let id = self
+                        .backlog
+                        .first()
+                        .map(|p| p.task.id.clone())
+                        .unwrap_or_default();
+                    tracing::error!(task = %id, error = %e, "a task's state write was refused by the shared queue; dropped");
                     self.backlog.drain(..n);
                 }
             }
@@ -311,7 +368,14 @@ impl Actor {
         };
         let place = self.place.clone();
         let fault = match op {
-            Op::Submit(rows, a) => reply(a, timed(sql::submit(c, &rows)).await),
+            Op::Submit(rows, a) => match timed(sql::submit(c, &rows)).await {
+                // Lost mid-submit: the commit may or may not have happened.
+                Err(Fault::Conn(e)) => {
+                    let _ = a.send(Err(format!("{UNCERTAIN}{e}")));
+                    Some(e)
+                }
+                r => reply(a, r),
+            },
             Op::Claim { agent, n, answer } => {
                 let lease = self.lease.as_secs_f64();
                 let me = &self.me;
@@ -328,9 +392,9 @@ impl Actor {
                 timed(sql::list(c, agent.as_deref(), state, limit)).await,
             ),
             Op::Get(id, a) => reply(a, timed(sql::get(c, &id)).await),
-            Op::Cancel(id, a) => refusable(a, &id, sql::cancel(c, &id).await),
-            Op::Retry(id, a) => refusable(a, &id, sql::retry(c, &id).await),
-            Op::Put { .. } | Op::Flush(_) | Op::Offer(_) => None,
+            Op::Cancel(id, a) => refusable(a, &id, within(sql::cancel(c, &id)).await),
+            Op::Retry(id, a) => refusable(a, &id, within(sql::retry(c, &id)).await),
+            Op::Put { .. } | Op::Flush(_) | Op::Offer(_) | Op::Unclaim(_) => None,
         };
         if let Some(e) = fault {
             tracing::debug!(store = %place, error = %e, "shared queue request failed");
@@ -352,7 +416,7 @@ impl Actor {
         let Some(c) = self.client.as_mut() else {
             return;
         };
-        match timed(sql::expire(c, &self.me.prefix, &self.me.owner)).await {
+        match timed(sql::expire(c, self.me.previous.as_deref())).await {
             Ok(agents) => {
                 for a in agents {
                     let _ = self.events.send(Event::Wake(a));
@@ -396,7 +460,7 @@ impl Actor {
         let Some(c) = self.client.as_ref() else {
             return Ok(());
         };
-        let since = crate::clock::now_ms();
+        let since = super::mono_ms();
         let (ids, cancel) = timed(sql::renew(c, &self.me.owner, self.lease.as_secs_f64())).await?;
         self.renewed = Instant::now();
         let _ = self.events.send(Event::Held(Held { since, ids, cancel }));
@@ -434,6 +498,13 @@ fn refusable<T>(a: Reply<T>, id: &str, r: Result<T, Refused>) -> Option<String> 
             None
         }
         Err(Refused::Db(e)) => reply(a, Err(classify(&e))),
+        Err(Refused::Timeout) => reply(
+            a,
+            Err(Fault::Conn(format!(
+                "no answer within {}s",
+                QUERY_TIMEOUT.as_secs()
+            ))),
+        ),
     }
 }
 
@@ -445,7 +516,7 @@ fn answer_err(op: Op, why: String) {
         Op::Cancel(_, a) => drop(a.send(Err(why))),
         Op::Retry(_, a) => drop(a.send(Err(why))),
         Op::Flush(a) => drop(a.send(Err(why))),
-        Op::Put { .. } | Op::Offer(_) => {}
+        Op::Put { .. } | Op::Offer(_) | Op::Unclaim(_) => {}
     }
 }
 

@@ -13,6 +13,7 @@
 //! away (a submit it could not store is refused, never half-taken).
 
 mod actor;
+pub use actor::UNCERTAIN;
 mod schema;
 mod sql;
 
@@ -40,12 +41,22 @@ pub struct ClaimedRow {
     pub max_attempts: u32,
 }
 
+/// Milliseconds on a clock that only goes forward (since the first call):
+/// claims and renewals are ordered by it, whatever the wall clock does.
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// What a renewal found: the tasks this daemon still holds (ids), and those
 /// of them an operator asked to cancel from another daemon.
 #[derive(Debug, Default)]
 pub struct Held {
-    /// When the renewal started (local ms): a claim newer than this is not
-    /// in `ids` yet.
+    /// When the renewal started (`mono_ms`): a claim newer than this is
+    /// not in `ids` yet.
     pub since: u64,
     pub ids: Vec<String>,
     pub cancel: Vec<String>,
@@ -100,6 +111,10 @@ pub(crate) enum Op {
     Retry(String, Reply<TaskStatus>),
     /// The task agents this daemon runs, with their skills.
     Offer(Vec<(String, Vec<String>)>),
+    /// Claims the engine does not hold (a claim whose answer was lost, a
+    /// task dropped here): given up, so the expiry returns them to the
+    /// queue by the usual rules (an attempt counted if one ran).
+    Unclaim(Vec<String>),
 }
 
 /// Who this daemon is in the shared queue.
@@ -107,12 +122,16 @@ pub(crate) enum Op {
 pub struct Identity {
     /// The name shown as a task's host.
     pub host: String,
-    /// This run's claim token: `HOST:DIR#BOOT`. A restarted daemon
-    /// recognises its predecessor's claims by the `HOST:DIR#` prefix and
-    /// returns them to the queue at once instead of after the lease.
+    /// This run's claim token, `HOST:RANDOM`: unique to the run, so two
+    /// daemons never mistake each other's claims for their own.
     pub owner: String,
-    pub prefix: String,
+    /// The previous run's token on this data dir (`shared-queue.owner`):
+    /// its claims go back to the queue at once, not after the lease.
+    pub previous: Option<String>,
 }
+
+/// Where a daemon keeps its claim token between runs.
+const OWNER_FILE: &str = "shared-queue.owner";
 
 impl Identity {
     pub fn new(host: Option<&str>, data_dir: &std::path::Path) -> Identity {
@@ -122,15 +141,19 @@ impl Identity {
                 .to_string_lossy()
                 .into_owned()
         });
-        use sha2::Digest;
-        let dir = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
-        let dir: String = dir[..4].iter().map(|b| format!("{b:02x}")).collect();
-        let prefix = format!("{host}:{dir}#");
-        let owner = format!("{prefix}{:016x}", rand::random::<u64>());
+        let owner = format!("{host}:{:016x}", rand::random::<u64>());
+        let file = data_dir.join(OWNER_FILE);
+        let previous = std::fs::read_to_string(&file)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && *s != owner);
+        if let Err(e) = std::fs::write(&file, &owner) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot record the shared queue claim token; a restart returns this run's claims only after the lease");
+        }
         Identity {
             host,
             owner,
-            prefix,
+            previous,
         }
     }
 }
@@ -214,7 +237,7 @@ fn stopped(op: Op) {
         Op::Get(_, a) => drop(a.send(Err(why()))),
         Op::Cancel(_, a) => drop(a.send(Err(why()))),
         Op::Retry(_, a) => drop(a.send(Err(why()))),
-        Op::Put { .. } | Op::Offer(_) => {}
+        Op::Put { .. } | Op::Offer(_) | Op::Unclaim(_) => {}
     }
 }
 

@@ -35,8 +35,15 @@ fn row_status(r: &Row) -> Option<TaskStatus> {
     status(r.get("body"), r.get("host"))
 }
 
+/// A task as `jsonb`. PostgreSQL's `jsonb` refuses the NUL character
+/// (`\u0000`), which an agent's result may hold: it becomes U+FFFD.
 fn body(t: &TaskStatus) -> Value {
-    serde_json::to_value(t).unwrap_or(Value::Null)
+    let v = serde_json::to_value(t).unwrap_or(Value::Null);
+    let text = v.to_string();
+    if !text.contains("\\u0000") {
+        return v;
+    }
+    serde_json::from_str(&text.replace("\\u0000", "\\ufffd")).unwrap_or(v)
 }
 
 fn now_ms() -> i64 {
@@ -198,7 +205,13 @@ pub async fn puts(c: &mut Client, batch: &[Put], owner: &str) -> Result<Vec<Stri
     let rows = tx
         .query(
             "UPDATE autonomos_tasks t
-             SET state = u.state, attempts = u.attempts, body = u.body,
+             SET state = CASE WHEN t.cancel AND u.release AND u.state = 'submitted'
+                              THEN 'canceled' ELSE u.state END,
+                 attempts = u.attempts,
+                 body = CASE WHEN t.cancel AND u.release AND u.state = 'submitted'
+                             THEN jsonb_set(jsonb_set(u.body, '{state}', '\"canceled\"'),
+                                            '{error}', '\"canceled by an operator\"')
+                             ELSE u.body END,
                  host = COALESCE(u.host, t.host),
                  owner = CASE WHEN u.release THEN NULL ELSE t.owner END,
                  lease_until = CASE WHEN u.release THEN NULL ELSE t.lease_until END,
@@ -263,6 +276,7 @@ pub enum Refused {
     NotFound,
     Not(String),
     Db(Error),
+    Timeout,
 }
 
 impl From<Error> for Refused {
@@ -345,6 +359,17 @@ pub async fn retry(c: &mut Client, id: &str) -> Result<TaskStatus, Refused> {
     Ok(t)
 }
 
+/// Gives up claims: their lease ends now and the owner becomes one no
+/// daemon renews, so the next expiry returns them to the queue.
+pub async fn unclaim(c: &Client, ids: &[String], owner: &str) -> Result<u64, Error> {
+    c.execute(
+        "UPDATE autonomos_tasks SET owner = owner || '!', lease_until = now() - interval '1 second'
+         WHERE id = ANY($1) AND owner = $2",
+        &[&ids, &owner],
+    )
+    .await
+}
+
 /// Extends this daemon's claims; returns what it holds and which of those
 /// an operator asked to cancel.
 pub async fn renew(
@@ -375,15 +400,15 @@ pub async fn renew(
 /// gone or cut off) and those of this daemon's previous run: a task that
 /// was running counts the attempt (and may fail by its `max_attempts`),
 /// one that was only claimed does not. Returns the agents to wake.
-pub async fn expire(c: &mut Client, prefix: &str, owner: &str) -> Result<Vec<String>, Error> {
+pub async fn expire(c: &mut Client, previous: Option<&str>) -> Result<Vec<String>, Error> {
     let tx = c.transaction().await?;
     let rows = tx
         .query(
             "SELECT id, attempts, max_attempts, owner, cancel, body, host FROM autonomos_tasks
              WHERE owner IS NOT NULL
-               AND (lease_until < now() OR (starts_with(owner, $1) AND owner <> $2))
+               AND (lease_until < now() OR owner = $1)
              ORDER BY seq LIMIT 500 FOR UPDATE SKIP LOCKED",
-            &[&prefix, &owner],
+            &[&previous],
         )
         .await?;
     let mut woken = HashSet::new();
@@ -444,7 +469,7 @@ pub async fn waiting(c: &Client) -> Result<HashMap<String, (u64, Option<u64>)>, 
     let rows = c
         .query(
             "SELECT agent, count(*) AS n, min(submitted_at) AS oldest FROM autonomos_tasks
-             WHERE state = 'submitted' GROUP BY agent",
+             WHERE state = 'submitted' AND owner IS NULL GROUP BY agent",
             &[],
         )
         .await?;
@@ -503,7 +528,7 @@ pub async fn trim(c: &Client, keep: usize) -> Result<u64, Error> {
         "DELETE FROM autonomos_tasks WHERE id IN (
              SELECT id FROM autonomos_tasks
              WHERE state IN ('completed', 'failed', 'canceled', 'rejected')
-             ORDER BY seq DESC OFFSET $1)",
+             ORDER BY (body->>'finished_at')::bigint DESC NULLS LAST, seq DESC OFFSET $1)",
         &[&(keep as i64)],
     )
     .await
