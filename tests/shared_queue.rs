@@ -284,3 +284,108 @@ fn a_daemon_whose_database_is_away_refuses_submits_and_doctor_names_it() {
         "{q:#}"
     );
 }
+
+#[test]
+fn results_finished_while_the_database_is_down_are_written_when_it_returns() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.database();
+    let d = BinDaemon::start(
+        &config(&url, "a", &python_agent()).replace("lease = \"3s\"", "lease = \"20s\""),
+    );
+    up(&d);
+    let batch = d.dir.path().join("batch.jsonl");
+    let lines: Vec<String> = (0..4)
+        .map(|i| format!("{{\"sleep\": 2, \"n\": {i}}}"))
+        .collect();
+    std::fs::write(&batch, lines.join("\n")).expect("write");
+    let acked = d.json(&[
+        "task",
+        "submit",
+        "work",
+        "--batch",
+        batch.to_str().expect("utf-8"),
+    ]);
+    let ids: Vec<String> = acked
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect();
+    let t = Instant::now();
+    while list(&d, &["--state", "working"]).len() < 4 {
+        assert!(t.elapsed() < Duration::from_secs(20), "not all working");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The tasks end while the database is away: their results wait in the
+    // daemon and are written once it is back.
+    pg.restart(Duration::from_secs(4));
+    let t = Instant::now();
+    loop {
+        let done: Vec<Value> = ids.iter().map(|id| d.json(&["task", "show", id])).collect();
+        if done.iter().all(|t| t["state"] == "completed") {
+            for t in &done {
+                assert_eq!(t["attempts"], 1, "not run again: {t:#}");
+            }
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{done:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_cancel_on_another_daemon_stops_the_task_and_odd_results_are_stored() {
+    if !have_tool("python3", "python3") {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database();
+    let a = BinDaemon::start(&config(&url, "a", &python_agent()));
+    let b = BinDaemon::start(
+        &config(&url, "b", &python_agent()).replace("replicas = 2", "replicas = 0"),
+    );
+    up(&a);
+    // Submitted on b, which runs nothing: a runs it.
+    let v = b.json(&["task", "submit", "work", "--input", r#"{"sleep": 8}"#]);
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let t = Instant::now();
+    while b.json(&["task", "show", &id])["state"] != "working" {
+        assert!(t.elapsed() < Duration::from_secs(20), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out, err) = b.cli(&["task", "cancel", &id, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cancel requested"), "{out}");
+    let t = Instant::now();
+    loop {
+        let s = b.json(&["task", "show", &id]);
+        if s["state"] == "canceled" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a did not stop it: {s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // NUL (which PostgreSQL's jsonb refuses) in an input and its result is
+    // stored and read back as given.
+    let v = a.json(&[
+        "task",
+        "submit",
+        "work",
+        "--input",
+        r#"{"text": "a\u0000b"}"#,
+        "--wait",
+    ]);
+    assert_eq!(v["state"], "completed", "{v:#}");
+    let id = v["id"].as_str().expect("id");
+    let shown = a.json(&["task", "show", id]);
+    assert_eq!(shown["input"]["text"], "a\u{0}b", "{shown:#}");
+    assert_eq!(shown["result"]["echo"]["text"], "a\u{0}b", "{shown:#}");
+}

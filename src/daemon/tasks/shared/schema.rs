@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS autonomos_tasks (
     lease_until  timestamptz,
     cancel       boolean NOT NULL DEFAULT false,
     submitted_at bigint NOT NULL,
-    body         jsonb NOT NULL
+    done_at      timestamptz,
+    body         text NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS autonomos_tasks_key
     ON autonomos_tasks (agent, key) WHERE key IS NOT NULL;

@@ -23,8 +23,8 @@ pub struct Put {
     pub unclaimed: bool,
 }
 
-fn status(body: Value, host: Option<String>) -> Option<TaskStatus> {
-    let mut t: TaskStatus = serde_json::from_value(body).ok()?;
+fn status(body: String, host: Option<String>) -> Option<TaskStatus> {
+    let mut t: TaskStatus = serde_json::from_str(&body).ok()?;
     if host.is_some() {
         t.host = host;
     }
@@ -35,15 +35,11 @@ fn row_status(r: &Row) -> Option<TaskStatus> {
     status(r.get("body"), r.get("host"))
 }
 
-/// A task as `jsonb`. PostgreSQL's `jsonb` refuses the NUL character
-/// (`\u0000`), which an agent's result may hold: it becomes U+FFFD.
-fn body(t: &TaskStatus) -> Value {
-    let v = serde_json::to_value(t).unwrap_or(Value::Null);
-    let text = v.to_string();
-    if !text.contains("\\u0000") {
-        return v;
-    }
-    serde_json::from_str(&text.replace("\\u0000", "\\ufffd")).unwrap_or(v)
+/// A task as stored: JSON text (not `jsonb`, which refuses the NUL
+/// character an input or result may hold: stored as given, read back the
+/// same).
+fn body(t: &TaskStatus) -> String {
+    serde_json::to_string(t).unwrap_or_default()
 }
 
 fn now_ms() -> i64 {
@@ -79,7 +75,7 @@ pub async fn submit(c: &mut Client, rows: &[NewRow]) -> Result<Vec<TaskStatus>, 
                  (id, agent, state, priority, key, max_attempts, submitted_at, body)
              SELECT id, agent, 'submitted', priority, key, max_attempts, submitted_at, body
              FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::int4[],
-                         $6::int8[], $7::jsonb[])
+                         $6::int8[], $7::text[])
                   AS u(id, agent, priority, key, max_attempts, submitted_at, body)
              ON CONFLICT (agent, key) WHERE key IS NOT NULL DO NOTHING
              RETURNING id",
@@ -186,6 +182,7 @@ pub async fn puts(c: &mut Client, batch: &[Put], owner: &str) -> Result<Vec<Stri
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut canceled: Vec<Option<String>> = Vec::with_capacity(n);
     let mut woken = HashSet::new();
     for &i in &keep {
         let p = &batch[i];
@@ -194,6 +191,15 @@ pub async fn puts(c: &mut Client, batch: &[Put], owner: &str) -> Result<Vec<Stri
         states.push(t.state.name());
         attempts.push(t.attempts.min(i32::MAX as u32) as i32);
         bodies.push(body(t));
+        // What it becomes if an operator's cancel waits on the row.
+        canceled.push(p.release_after.map(|_| {
+            body(&TaskStatus {
+                state: TaskState::Canceled,
+                error: Some("canceled by an operator".into()),
+                finished_at: Some(now_ms() as u64),
+                ..t.clone()
+            })
+        }));
         hosts.push(t.host.as_deref());
         release.push(t.state.is_final() || p.release_after.is_some());
         after.push(p.release_after.unwrap_or(0) as f64 / 1000.0);
@@ -209,22 +215,22 @@ pub async fn puts(c: &mut Client, batch: &[Put], owner: &str) -> Result<Vec<Stri
                               THEN 'canceled' ELSE u.state END,
                  attempts = u.attempts,
                  body = CASE WHEN t.cancel AND u.release AND u.state = 'submitted'
-                             THEN jsonb_set(jsonb_set(u.body, '{state}', '\"canceled\"'),
-                                            '{error}', '\"canceled by an operator\"')
-                             ELSE u.body END,
+                             THEN u.canceled ELSE u.body END,
+                 done_at = CASE WHEN u.release AND (u.state <> 'submitted' OR t.cancel)
+                                THEN now() ELSE t.done_at END,
                  host = COALESCE(u.host, t.host),
                  owner = CASE WHEN u.release THEN NULL ELSE t.owner END,
                  lease_until = CASE WHEN u.release THEN NULL ELSE t.lease_until END,
                  cancel = CASE WHEN u.release THEN false ELSE t.cancel END,
                  not_before = CASE WHEN u.release THEN now() + make_interval(secs => u.after)
                                    ELSE t.not_before END
-             FROM unnest($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::text[],
-                         $6::bool[], $7::float8[])
-                  AS u(id, state, attempts, body, host, release, after)
+             FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[],
+                         $6::bool[], $7::float8[], $9::text[])
+                  AS u(id, state, attempts, body, host, release, after, canceled)
              WHERE t.id = u.id AND t.owner = $8
              RETURNING t.id",
             &[
-                &ids, &states, &attempts, &bodies, &hosts, &release, &after, &owner,
+                &ids, &states, &attempts, &bodies, &hosts, &release, &after, &owner, &canceled,
             ],
         )
         .await?;
@@ -316,7 +322,7 @@ pub async fn cancel(c: &mut Client, id: &str) -> Result<(TaskStatus, Option<Stri
     t.finished_at = Some(now_ms() as u64);
     t.error = Some("canceled by an operator".into());
     tx.execute(
-        "UPDATE autonomos_tasks SET state = 'canceled', body = $2 WHERE id = $1",
+        "UPDATE autonomos_tasks SET state = 'canceled', body = $2, done_at = now() WHERE id = $1",
         &[&id, &body(&t)],
     )
     .await?;
@@ -348,7 +354,8 @@ pub async fn retry(c: &mut Client, id: &str) -> Result<TaskStatus, Refused> {
     t.finished_at = None;
     tx.execute(
         "UPDATE autonomos_tasks SET state = 'submitted', attempts = 0, body = $2,
-             owner = NULL, lease_until = NULL, cancel = false, not_before = now()
+             owner = NULL, lease_until = NULL, cancel = false, not_before = now(),
+             done_at = NULL
          WHERE id = $1",
         &[&id, &body(&t)],
     )
@@ -449,6 +456,7 @@ pub async fn expire(c: &mut Client, previous: Option<&str>) -> Result<Vec<String
         tx.execute(
             "UPDATE autonomos_tasks SET state = $2, body = $3, owner = NULL,
                  lease_until = NULL, cancel = false,
+                 done_at = CASE WHEN $2 = 'submitted' THEN NULL ELSE now() END,
                  not_before = now() + make_interval(secs => $4)
              WHERE id = $1",
             &[&t.id, &t.state.name(), &body(&t), &(after as f64 / 1000.0)],
@@ -528,7 +536,7 @@ pub async fn trim(c: &Client, keep: usize) -> Result<u64, Error> {
         "DELETE FROM autonomos_tasks WHERE id IN (
              SELECT id FROM autonomos_tasks
              WHERE state IN ('completed', 'failed', 'canceled', 'rejected')
-             ORDER BY (body->>'finished_at')::bigint DESC NULLS LAST, seq DESC OFFSET $1)",
+             ORDER BY done_at DESC NULLS LAST, seq DESC OFFSET $1)",
         &[&(keep as i64)],
     )
     .await
