@@ -171,3 +171,104 @@ fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
     assert_ne!(code, 0);
     assert!(err.contains("talks to one daemon"), "{err}");
 }
+
+/// The pids of processes whose command line has all of `words`.
+fn pids_with(words: &[&str]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if words.iter().all(|w| cmd.contains(w)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
+    if !sshd_available() || !have_tool("tmux", "tmux") {
+        return;
+    }
+    let mut daemons: Vec<BinDaemon> = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|n| {
+            BinDaemon::start(&format!(
+                "[agents.{n}-web]\ncommand = [\"sleep\", \"1000\"]\n"
+            ))
+        })
+        .collect();
+    for d in &daemons {
+        d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
+    }
+    let mut servers: Vec<Sshd> = daemons.iter().map(start_sshd).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ssh = ssh_config(dir.path(), &servers.iter().collect::<Vec<_>>());
+    let client = dir.path().join("client.toml");
+    std::fs::write(
+        &client,
+        "[[hosts]]\nname = \"alpha\"\nurl = \"ssh://h0\"\n\n\
+         [[hosts]]\nname = \"beta\"\nurl = \"ssh://h1\"\n\n\
+         [[hosts]]\nname = \"gamma\"\nurl = \"ssh://h2\"\n",
+    )
+    .expect("client config");
+    let bin = env!("CARGO_BIN_EXE_autonomos");
+    let tmux = common::tmux::Tmux::new("hosts");
+    tmux.start(
+        120,
+        40,
+        &format!(
+            "env XDG_RUNTIME_DIR={} TERM=xterm-256color {bin} --config {} --ssh-config {} --remote-bin {bin} --host all attach; echo console-exit-$?; sleep 600",
+            dir.path().join("elsewhere").display(),
+            client.display(),
+            ssh.display()
+        ),
+    );
+    // The host bar: every host at a glance; the first one in view.
+    let s = tmux.wait("three hosts attached", |s| {
+        s.contains("alpha ● 1/1") && s.contains("beta ● 1/1") && s.contains("gamma ● 1/1")
+    });
+    assert!(s.contains("alpha-web") && !s.contains("beta-web"), "{s}");
+    // `}`: the next host; an action goes to the host in view.
+    tmux.keys(&["}"]);
+    tmux.wait("beta in view", |s| {
+        s.contains("beta-web") && !s.contains("alpha-web")
+    });
+    tmux.keys(&[":"]);
+    tmux.keys(&["-l", "scale beta-web 2"]);
+    tmux.keys(&["Enter"]);
+    daemons[1].wait_status("beta scaled", Duration::from_secs(10), |s| {
+        s.agents[0].desired == 2
+    });
+    tmux.wait("beta's bar", |s| s.contains("beta ● 2/2"));
+    assert_eq!(
+        daemons[0].json(&["status"])["agents"][0]["desired"],
+        1,
+        "alpha untouched"
+    );
+
+    // gamma's daemon stops; beta's link is cut (its sshd gone, the ssh
+    // client killed): both shown as such, alpha still live.
+    let mut gamma = daemons.remove(2);
+    gamma.cli(&["shutdown"]);
+    gamma.stop();
+    drop(servers.remove(1));
+    for pid in pids_with(&["ssh", " h1 ", "dial-stdio"]) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).expect("pid"),
+            rustix::process::Signal::KILL,
+        );
+    }
+    tmux.wait("the dead shown", |s| {
+        s.contains("beta ✕") && s.contains("gamma ✕")
+    });
+    tmux.keys(&["{"]);
+    tmux.wait("alpha in view", |s| s.contains("alpha-web"));
+    daemons[0].cli(&["scale", "alpha-web", "3"]);
+    tmux.wait("alpha live", |s| s.contains("alpha ● 3/3"));
+    tmux.keys(&["q"]);
+    tmux.wait("detached", |s| s.contains("console-exit-0"));
+}

@@ -139,25 +139,32 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
     {
         use std::io::IsTerminal;
         if !plain && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-            let g2 = g.clone();
-            let connect: crate::tui::Connect = Box::new(move || {
-                let g = g2.clone();
-                Box::pin(async move { connect(&g).await })
-            });
-            let target = match targets(g).as_deref() {
-                Ok([one]) => one.clone(),
-                Ok(_) => {
-                    eprintln!(
-                        "error: the console attaches to one daemon; `status`, `alerts`, `incidents` and `task list` take several --host"
-                    );
-                    return ExitCode::from(2);
-                }
+            let all = match targets(g) {
+                Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            let remote = target.url.as_deref().and_then(|h| {
+            // One console, one link per host; requests go to the host in view.
+            let hosts: Vec<crate::tui::Host> = all
+                .iter()
+                .map(|t| {
+                    let name = if all.len() > 1 {
+                        t.name.clone()
+                    } else {
+                        String::new()
+                    };
+                    let (g, t) = (g.clone(), t.clone());
+                    let connect: crate::tui::Connect = Box::new(move || {
+                        let (g, t) = (g.clone(), t.clone());
+                        Box::pin(async move { connect_to(&g, &t).await })
+                    });
+                    crate::tui::Host { name, connect }
+                })
+                .collect();
+            let remote = (all.len() == 1).then(|| all[0].url.clone()).flatten();
+            let remote = remote.as_deref().and_then(|h| {
                 SshTarget::parse(h).ok().map(|t| match t.user {
                     Some(u) => format!("{u}@{}", t.host),
                     None => t.host,
@@ -188,8 +195,8 @@ pub async fn attach_any(g: &Global, plain: bool) -> ExitCode {
                     _ => Some(t),
                 }
             });
-            return crate::tui::run(
-                connect,
+            return crate::tui::run_hosts(
+                hosts,
                 crate::tui::Options {
                     theme: theme.unwrap_or_else(|| crate::tui::theme::Theme::default_name().into()),
                     remote,

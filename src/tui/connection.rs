@@ -45,6 +45,21 @@ impl Link {
         }
     }
 
+    /// A link whose first connection failed (one of several hosts): it
+    /// shows as reconnecting and tries again like a dropped one.
+    pub fn pending(connect: Connect, m: &mut Model, error: String) -> Link {
+        let mut l = Link {
+            connect,
+            session: None,
+            reconnect: None,
+            retry_at: None,
+            logs_in_flight: false,
+            shutting_down: false,
+        };
+        l.retry_later(m, error, false);
+        l
+    }
+
     /// Waits for the next thing the link does.
     pub async fn next(&mut self) -> Happened {
         tokio::select! {

@@ -50,8 +50,37 @@ pub struct Options {
     pub keys: Vec<(String, Vec<crate::core::keys::KeySpec>)>,
 }
 
+/// One daemon of a multi-host console: its name and how to reach it.
+pub struct Host {
+    pub name: String,
+    pub connect: Connect,
+}
+
+/// One host's side of the console: its own model and link (requests go to
+/// the daemon whose model they came from).
+struct Pane {
+    name: String,
+    model: Model,
+    link: Link,
+}
+
 /// Runs the console until the operator detaches.
 pub async fn run(connect: Connect, opts: Options) -> ExitCode {
+    run_hosts(
+        vec![Host {
+            name: String::new(),
+            connect,
+        }],
+        opts,
+    )
+    .await
+}
+
+/// The console over one or several daemons. With several, a host bar shows
+/// each at a glance (`{`/`}` switch); a host that cannot be reached at
+/// start is shown so and tried again, and only when none answers does the
+/// console refuse to start.
+pub async fn run_hosts(hosts: Vec<Host>, opts: Options) -> ExitCode {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let theme = match Theme::load(&opts.theme, no_color) {
         Ok(t) => t,
@@ -60,20 +89,26 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let first = match connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    // Every host at once, each within its own time limit.
+    let starts = hosts.iter().map(|h| async {
+        let one = async { Session::start((h.connect)().await?).await };
+        match tokio::time::timeout(Duration::from_secs(15), one).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Protocol("no answer within 15 s".into())),
         }
-    };
-    let session = match Session::start(first).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    });
+    let sessions = futures_util::future::join_all(starts).await;
+    if sessions.iter().all(Result::is_err) {
+        for (h, s) in hosts.iter().zip(&sessions) {
+            if let Err(e) = s {
+                match h.name.as_str() {
+                    "" => eprintln!("error: {e}"),
+                    name => eprintln!("error: host {name}: {e}"),
+                }
+            }
         }
-    };
+        return ExitCode::FAILURE;
+    }
     let mut screen = match Screen::open() {
         Ok(s) => s,
         Err(e) => {
@@ -81,27 +116,74 @@ pub async fn run(connect: Connect, opts: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut model = Model::new(now_ms());
-    model.remote = opts.remote;
     let keymap = action::keymap_with(&opts.keys);
-    let link = Link::new(connect, session, &mut model);
-    let code = event_loop(&mut screen, &mut model, &theme, &keymap, link).await;
+    let mut panes: Vec<Pane> = hosts
+        .into_iter()
+        .zip(sessions)
+        .map(|(h, s)| {
+            let mut model = Model::new(now_ms());
+            model.remote = opts.remote.clone();
+            let link = match s {
+                Ok(session) => Link::new(h.connect, session, &mut model),
+                Err(e) => Link::pending(h.connect, &mut model, e.to_string()),
+            };
+            Pane {
+                name: h.name,
+                model,
+                link,
+            }
+        })
+        .collect();
+    let mut active = panes
+        .iter()
+        .position(|p| matches!(p.model.conn, model::Conn::Attached { .. }))
+        .unwrap_or(0);
+    let code = event_loop(&mut screen, &mut panes, &mut active, &theme, &keymap).await;
     screen.write_stats();
     drop(screen);
-    if code == ExitCode::SUCCESS {
-        println!("{}", model.conn.farewell());
+    if code == ExitCode::SUCCESS
+        && let Some(p) = panes.get(active)
+    {
+        println!("{}", p.model.conn.farewell());
     }
     code
 }
 
-/// Draws when something changed; reacts to keys, the daemon, the log
+/// The next thing any host's link does, and which host.
+async fn next_link(panes: &mut [Pane]) -> (usize, connection::Happened) {
+    let waits = panes
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| Box::pin(async move { (i, p.link.next().await) }));
+    futures_util::future::select_all(waits).await.0
+}
+
+/// Every host's badge into the model in view (several hosts only).
+fn badges(panes: &mut [Pane], active: usize) {
+    if panes.len() < 2 {
+        return;
+    }
+    let list: Vec<model::HostBadge> = panes
+        .iter()
+        .map(|p| model::HostBadge::of(&p.name, &p.model))
+        .collect();
+    if let Some(p) = panes.get_mut(active) {
+        if p.model.hosts != list || p.model.host_index != active {
+            p.model.dirty = true;
+        }
+        p.model.hosts = list;
+        p.model.host_index = active;
+    }
+}
+
+/// Draws when something changed; reacts to keys, the daemons, the log
 /// poll and signals; until the operator detaches.
 async fn event_loop(
     screen: &mut Screen,
-    m: &mut Model,
+    panes: &mut [Pane],
+    active: &mut usize,
     theme: &Theme,
     keymap: &[action::Binding],
-    mut link: Link,
 ) -> ExitCode {
     let mut keys = EventStream::new();
     let mut signals = Signals::new();
@@ -109,41 +191,65 @@ async fn event_loop(
     log_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut term_poll = tokio::time::interval(Duration::from_millis(update::term::TERM_POLL_MS));
     term_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let several = panes.len() > 1;
     loop {
-        m.now = now_ms();
+        badges(panes, *active);
+        let now = now_ms();
+        for p in panes.iter_mut() {
+            p.model.now = now;
+        }
+        let m = &mut panes[*active].model;
         if screen.draw_due(m, theme, keymap).is_err() {
             return ExitCode::FAILURE;
         }
         if m.quit {
             return ExitCode::SUCCESS;
         }
+        let term_active = m.term_target().is_some() || m.term.is_some() || m.term_release.is_some();
+        let mut target = *active;
         let mut requests: Vec<Request> = Vec::new();
         tokio::select! {
-            _ = tokio::time::sleep(screen.redraw_in(m)) => {}
+            _ = tokio::time::sleep(screen.redraw_in(&panes[*active].model)) => {}
             ev = keys.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
-                    requests = on_key(m, keymap, screen, k);
+                    let m = &mut panes[*active].model;
+                    match switch_key(several, m, k) {
+                        Some(step) => {
+                            *active = (*active + panes.len()).wrapping_add_signed(step) % panes.len();
+                            panes[*active].model.dirty = true;
+                            screen.clear();
+                        }
+                        None => requests = on_key(m, keymap, screen, k),
+                    }
                 }
                 Some(Ok(Event::Resize(..))) => {
-                    m.dirty = true;
+                    panes[*active].model.dirty = true;
                     screen.resized();
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return ExitCode::FAILURE,
             },
-            h = link.next() => requests = link.handle(m, h).await,
+            (i, h) = next_link(panes) => {
+                let p = &mut panes[i];
+                requests = p.link.handle(&mut p.model, h).await;
+                if several && i != *active {
+                    // Another host's shutdown never ends the console.
+                    p.model.quit = false;
+                }
+                target = i;
+            }
             // Only while a terminal is in view does this send anything.
-            _ = term_poll.tick(), if m.term_target().is_some()
-                || m.term.is_some()
-                || m.term_release.is_some() => {
-                requests = update::term::term_poll(m);
+            _ = term_poll.tick(), if term_active => {
+                requests = update::term::term_poll(&mut panes[*active].model);
             }
             _ = log_poll.tick() => {
+                let p = &mut panes[*active];
+                let m = &mut p.model;
                 requests = update::due(m);
                 if m.pending_scale.is_some() {
                     m.dirty = true; // the countdown
                 }
-                link.poll_logs(m);
+                p.link.poll_logs(m);
                 // Notices expire: redraw once when the newest one ages out.
                 if m.notices.back().is_some_and(|n| (7900..8500).contains(&m.now.saturating_sub(n.at))) {
                     m.dirty = true;
@@ -154,11 +260,24 @@ async fn event_loop(
                 Sig::Continue => {
                     let _ = terminal::enter();
                     screen.clear();
-                    m.dirty = true;
+                    panes[*active].model.dirty = true;
                 }
             },
         }
-        link.send(m, requests);
+        let p = &mut panes[target];
+        p.link.send(&mut p.model, requests);
+    }
+}
+
+/// `{` and `}` move between hosts (several hosts, in the normal mode).
+fn switch_key(several: bool, m: &Model, k: KeyEvent) -> Option<isize> {
+    if !several || m.mode != model::Mode::Normal {
+        return None;
+    }
+    match k.code {
+        KeyCode::Char('{') => Some(-1),
+        KeyCode::Char('}') => Some(1),
+        _ => None,
     }
 }
 

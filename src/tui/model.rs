@@ -60,6 +60,50 @@ impl Panel {
     }
 }
 
+/// One host of a multi-host console, as its bar shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBadge {
+    pub name: String,
+    /// Attached now.
+    pub up: bool,
+    /// Why not, when not ("reconnecting", "stopped").
+    pub state: String,
+    pub running: u32,
+    pub desired: u32,
+    pub firing: usize,
+    pub waiting: usize,
+}
+
+impl HostBadge {
+    /// A host's badge from its model.
+    pub fn of(name: &str, m: &Model) -> HostBadge {
+        let (up, state) = match &m.conn {
+            Conn::Attached { .. } => (true, String::new()),
+            Conn::Connecting => (false, "connecting".into()),
+            Conn::Reconnecting { attempts, .. } => (false, format!("unreachable ({attempts})")),
+            Conn::Stopping => (false, "stopping".into()),
+            Conn::Stopped { .. } => (false, "stopped".into()),
+        };
+        let s = m.status.as_ref();
+        let agents = s.map(|s| s.agents.as_slice()).unwrap_or_default();
+        HostBadge {
+            name: name.to_string(),
+            up,
+            state,
+            running: agents.iter().map(|a| a.running).sum(),
+            desired: agents.iter().map(|a| a.desired).sum(),
+            firing: s.map_or(0, |s| {
+                s.alerts.iter().filter(|a| a.state == "firing").count()
+            }),
+            waiting: agents
+                .iter()
+                .flat_map(|a| &a.replicas)
+                .filter(|r| r.attention == Some(crate::proto::Attention::WaitingInput))
+                .count(),
+        }
+    }
+}
+
 /// The connection, as the header shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conn {
@@ -240,6 +284,10 @@ pub struct TaskView {
 /// Everything the console draws from.
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// With several hosts: each one at a glance, for the host bar (empty
+    /// with one), and which of them this model is.
+    pub hosts: Vec<HostBadge>,
+    pub host_index: usize,
     pub status: Option<FleetStatus>,
     pub seq: u64,
     pub conn: Conn,
@@ -331,6 +379,8 @@ pub struct Model {
 impl Model {
     pub fn new(now: Millis) -> Model {
         Model {
+            hosts: Vec::new(),
+            host_index: 0,
             status: None,
             seq: 0,
             conn: Conn::Connecting,

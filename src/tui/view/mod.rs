@@ -8,6 +8,7 @@ mod detail;
 mod doctor;
 mod fleet;
 mod graphs;
+mod hosts;
 mod incidents;
 mod logs;
 mod tasks;
@@ -55,13 +56,18 @@ pub fn view(m: &Model, t: &Theme, keymap: &[Binding], f: &mut Frame) {
         );
         return;
     }
-    let [header, body, footer] = Layout::vertical([
+    let bar = u16::from(!m.hosts.is_empty());
+    let [header, host_bar, body, footer] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(bar),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
     .areas(area);
     draw_header(m, t, f, header);
+    if bar > 0 {
+        hosts::draw(m, t, f, host_bar);
+    }
     draw_body(m, t, f, body);
     draw_footer(m, t, f, footer);
     if let Some(msg) = &m.message {
