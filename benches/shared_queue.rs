@@ -15,31 +15,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use autonomos::proto::{NewTask, Request, Response, Submit};
+use autonomos::proto::{Request, Response};
 use common::postgres::Postgres;
-use common::{Daemon, free_port, metric};
-
-fn micros_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn batch(n: usize) -> Submit {
-    Submit {
-        agent: Some("echo".into()),
-        skill: None,
-        tasks: (0..n)
-            .map(|i| NewTask {
-                input: serde_json::json!({ "n": i }),
-                key: None,
-                context_id: None,
-            })
-            .collect(),
-        priority: 0,
-        timeout_ms: None,
-    }
-}
+use common::{Daemon, batch, free_port, metric, micros_now};
 
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")

@@ -17,32 +17,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use autonomos::proto::{NewTask, Request, Response, Submit};
-use common::{Daemon, cpu_seconds, free_port};
+use autonomos::proto::{Request, Response};
+use common::{Daemon, batch, cpu_seconds, free_port, metric, micros_now};
 
 fn completed(port: u16) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .find(|l| l.starts_with("autonomos_tasks_completed_total{agent=\"echo\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    metric(port, "autonomos_tasks_completed_total", "echo").map_or(0, |v| v as u64)
 }
 
 fn record_path() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("autonomos-bench-tasks-{}.log", std::process::id()))
-}
-
-fn micros_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -54,23 +37,6 @@ fn rss_mib(pid: u32) -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// `n` tasks for the echo agent, inputs `{"n": i}`.
-fn batch(n: usize) -> Submit {
-    Submit {
-        agent: Some("echo".into()),
-        skill: None,
-        tasks: (0..n)
-            .map(|i| NewTask {
-                input: serde_json::json!({ "n": i }),
-                key: None,
-                context_id: None,
-            })
-            .collect(),
-        priority: 0,
-        timeout_ms: None,
-    }
 }
 
 fn main() {
@@ -223,19 +189,6 @@ fn idle_cpu(bin: &str, agent: &str) -> f64 {
     used / t0.elapsed().as_secs_f64() * 100.0
 }
 
-/// A metric's value for agent `echo` from /metrics (0 when absent).
-fn gauge(port: u16, name: &str) -> Option<f64> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    let prefix = format!("{name}{{agent=\"echo\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Re-runs after a kill -9 at full speed: batches submitted as fast as
 /// the daemon takes them for 5 s, SIGKILL, a restart on the same data dir,
 /// then every acknowledged task must have run, and the agent's record
@@ -276,8 +229,8 @@ fn kill_rerun(bin: &str) {
     let t = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let q = gauge(port, "autonomos_task_queue_length");
-        let f = gauge(port, "autonomos_task_in_flight");
+        let q = metric(port, "autonomos_task_queue_length", "echo");
+        let f = metric(port, "autonomos_task_in_flight", "echo");
         if q == Some(0.0) && f == Some(0.0) {
             break;
         }

@@ -57,12 +57,18 @@ fn client(
     )
 }
 
-#[test]
-fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
-    if !sshd_available() {
-        return;
-    }
-    let mut daemons: Vec<BinDaemon> = ["alpha", "beta", "gamma"]
+/// Three daemons (alpha, beta, gamma, each with one agent NAME-web), each
+/// behind its own sshd, one ssh config naming them h0..h2, and a client
+/// config whose [[hosts]] name them.
+struct Hosts {
+    daemons: Vec<BinDaemon>,
+    servers: Vec<Sshd>,
+    dir: tempfile::TempDir,
+    ssh: std::path::PathBuf,
+}
+
+fn three_hosts() -> Hosts {
+    let daemons: Vec<BinDaemon> = ["alpha", "beta", "gamma"]
         .iter()
         .map(|n| {
             BinDaemon::start(&format!(
@@ -73,7 +79,7 @@ fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
     for d in &daemons {
         d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
     }
-    let mut servers: Vec<Sshd> = daemons.iter().map(start_sshd).collect();
+    let servers: Vec<Sshd> = daemons.iter().map(start_sshd).collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let ssh = ssh_config(dir.path(), &servers.iter().collect::<Vec<_>>());
     std::fs::write(
@@ -83,6 +89,25 @@ fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
          [[hosts]]\nname = \"gamma\"\nurl = \"ssh://h2\"\n",
     )
     .expect("client config");
+    Hosts {
+        daemons,
+        servers,
+        dir,
+        ssh,
+    }
+}
+
+#[test]
+fn one_client_merges_three_hosts_and_names_the_ones_that_are_gone() {
+    if !sshd_available() {
+        return;
+    }
+    let Hosts {
+        mut daemons,
+        mut servers,
+        dir,
+        ssh,
+    } = three_hosts();
 
     // All three in one table, each row led by its host.
     let (code, out, err, _) = client(dir.path(), &ssh, &["--host", "all", "status"]);
@@ -193,28 +218,13 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
     if !sshd_available() || !have_tool("tmux", "tmux") {
         return;
     }
-    let mut daemons: Vec<BinDaemon> = ["alpha", "beta", "gamma"]
-        .iter()
-        .map(|n| {
-            BinDaemon::start(&format!(
-                "[agents.{n}-web]\ncommand = [\"sleep\", \"1000\"]\n"
-            ))
-        })
-        .collect();
-    for d in &daemons {
-        d.wait_status("up", Duration::from_secs(15), |s| s.agents[0].running == 1);
-    }
-    let mut servers: Vec<Sshd> = daemons.iter().map(start_sshd).collect();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ssh = ssh_config(dir.path(), &servers.iter().collect::<Vec<_>>());
+    let Hosts {
+        mut daemons,
+        mut servers,
+        dir,
+        ssh,
+    } = three_hosts();
     let client = dir.path().join("client.toml");
-    std::fs::write(
-        &client,
-        "[[hosts]]\nname = \"alpha\"\nurl = \"ssh://h0\"\n\n\
-         [[hosts]]\nname = \"beta\"\nurl = \"ssh://h1\"\n\n\
-         [[hosts]]\nname = \"gamma\"\nurl = \"ssh://h2\"\n",
-    )
-    .expect("client config");
     let bin = env!("CARGO_BIN_EXE_autonomos");
     let tmux = common::tmux::Tmux::new("hosts");
     tmux.start(

@@ -108,3 +108,27 @@ pub fn metric(port: u16, name: &str, agent: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// Now, µs since the Unix epoch (what the echo agent records).
+pub fn micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// `n` tasks for the echo agent, inputs `{"n": i}`.
+pub fn batch(n: usize) -> autonomos::proto::Submit {
+    autonomos::proto::Submit {
+        agent: Some("echo".into()),
+        skill: None,
+        tasks: (0..n)
+            .map(|i| autonomos::proto::NewTask {
+                input: serde_json::json!({ "n": i }),
+                key: None,
+                context_id: None,
+            })
+            .collect(),
+        priority: 0,
+        timeout_ms: None,
+    }
+}

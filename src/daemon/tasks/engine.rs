@@ -405,6 +405,11 @@ impl Engine {
                 if let (true, Some(hook)) = (starved, &self.on_starved) {
                     hook(&agent);
                 }
+                // Its own submit: claimed here at once if there is room
+                // (not after its own NOTIFY comes back).
+                if self.agents.contains_key(&agent) {
+                    self.dispatch(&agent);
+                }
             }
             Msg::RemoteFinished { task, parents } => self.remote_finished(*task, parents),
             Msg::Submit(s, answer) => self.submit(s, answer),
