@@ -278,8 +278,10 @@ fn task_metrics_are_on_the_prometheus_endpoint_and_promtool_takes_them() {
     let t0 = Instant::now();
     let body = loop {
         let (_, body) = http_get(&addr, "/metrics").expect("scrape");
+        // (A shared queue's length is counted once a second: it may lag.)
         if body.contains("autonomos_tasks_completed_total{agent=\"echo\"} 3")
             && body.contains("autonomos_tasks_rejected_total{agent=\"echo\"} 1")
+            && body.contains("autonomos_task_queue_length{agent=\"echo\"} 0")
         {
             break body;
         }
