@@ -72,7 +72,8 @@ fn three_hosts() -> Hosts {
         .iter()
         .map(|n| {
             BinDaemon::start(&format!(
-                "[agents.{n}-web]\ncommand = [\"sleep\", \"1000\"]\n"
+                "[agents.{n}-web]\ncommand = [\"sleep\", \"1000\"]\n\n\
+                 [[alerts]]\nname = \"down\"\nexpr = \"running == 0\"\nseverity = \"critical\"\nsummary = \"{{agent}} is down\"\n"
             ))
         })
         .collect();
@@ -259,6 +260,17 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
         1,
         "alpha untouched"
     );
+    // One feed: alpha in view lists gamma's alert and beta's incident,
+    // each tagged with its host.
+    daemons[2].cli(&["stop", "gamma-web"]);
+    daemons[1].cli(&["incidents", "open", "disk full on beta", "--level", "2"]);
+    tmux.keys(&["{"]);
+    let s = tmux.wait("the other hosts' alerts and incidents", |s| {
+        s.contains("[gamma] down/gamma-web") && s.contains("disk full on beta")
+    });
+    assert!(s.contains("alpha-web") && s.contains("[beta]"), "{s}");
+    tmux.keys(&["}"]);
+    tmux.wait("beta in view again", |s| s.contains("beta-web"));
 
     // gamma's daemon stops; beta's link is cut (its sshd gone, the ssh
     // client killed): both shown as such, alpha still live.

@@ -167,12 +167,39 @@ fn badges(panes: &mut [Pane], active: usize) {
         .iter()
         .map(|p| model::HostBadge::of(&p.name, &p.model))
         .collect();
+    // The other hosts' live alerts and open incidents, for one feed.
+    let mut alerts = Vec::new();
+    let mut incidents = Vec::new();
+    for (i, p) in panes.iter().enumerate() {
+        let Some(s) = p.model.status.as_ref().filter(|_| i != active) else {
+            continue;
+        };
+        alerts.extend(
+            s.alerts
+                .iter()
+                .filter(|a| a.state == "firing" || a.state == "pending")
+                .map(|a| (p.name.clone(), a.clone())),
+        );
+        incidents.extend(
+            s.incidents
+                .iter()
+                .filter(|x| x.status == "open")
+                .map(|x| (p.name.clone(), x.clone())),
+        );
+    }
     if let Some(p) = panes.get_mut(active) {
-        if p.model.hosts != list || p.model.host_index != active {
-            p.model.dirty = true;
+        let m = &mut p.model;
+        if m.hosts != list
+            || m.host_index != active
+            || m.elsewhere_alerts != alerts
+            || m.elsewhere_incidents != incidents
+        {
+            m.dirty = true;
         }
-        p.model.hosts = list;
-        p.model.host_index = active;
+        m.hosts = list;
+        m.host_index = active;
+        m.elsewhere_alerts = alerts;
+        m.elsewhere_incidents = incidents;
     }
 }
 

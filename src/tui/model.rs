@@ -288,6 +288,10 @@ pub struct Model {
     /// with one), and which of them this model is.
     pub hosts: Vec<HostBadge>,
     pub host_index: usize,
+    /// The other hosts' live alerts and open incidents (several hosts),
+    /// shown under this host's in one feed; read-only here.
+    pub elsewhere_alerts: Vec<(String, crate::proto::AlertStatus)>,
+    pub elsewhere_incidents: Vec<(String, crate::proto::IncidentStatus)>,
     pub status: Option<FleetStatus>,
     pub seq: u64,
     pub conn: Conn,
@@ -381,6 +385,8 @@ impl Model {
         Model {
             hosts: Vec::new(),
             host_index: 0,
+            elsewhere_alerts: Vec::new(),
+            elsewhere_incidents: Vec::new(),
             status: None,
             seq: 0,
             conn: Conn::Connecting,

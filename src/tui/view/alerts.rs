@@ -15,7 +15,10 @@ pub(super) fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 .collect()
         })
         .unwrap_or_default();
-    let mut lines: Vec<Line> = if alerts.is_empty() {
+    let elsewhere = &m.elsewhere_alerts;
+    let mut lines: Vec<Line> = if alerts.is_empty() && !elsewhere.is_empty() {
+        Vec::new()
+    } else if alerts.is_empty() {
         vec![Line::from(Span::styled("no alerts", t.muted))]
     } else {
         let rows = alerts
@@ -55,18 +58,38 @@ pub(super) fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             .collect();
         selectable(rows, m.alert_selected, m.focus == Panel::Alerts, t)
     };
+    // Other hosts' live alerts under this host's, tagged with the host
+    // (read-only: `{`/`}` to the host to act on one).
+    for (host, a) in elsewhere {
+        let style = if a.state == "firing" {
+            severity_style(t, &a.severity)
+        } else {
+            t.muted
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<8} ", a.state), style),
+            Span::styled(format!("[{host}] "), t.muted),
+            Span::styled(format!("{} ", a.id), t.accent),
+            Span::styled(sanitize_line(a.summary.as_bytes()), t.muted),
+        ]));
+    }
     if !failing.is_empty() {
         lines.push(Line::from(Span::styled(
             format!("notifier failing: {}", failing.join(", ")),
             t.bad,
         )));
     }
+    let others = if elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(" · {} on other hosts", elsewhere.len())
+    };
     f.render_widget(
         Paragraph::new(lines).block(block(
             m,
             t,
             Panel::Alerts,
-            format!(" · {firing} firing · {} listed", alerts.len()),
+            format!(" · {firing} firing · {} listed{others}", alerts.len()),
         )),
         area,
     );

@@ -193,9 +193,9 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(area);
         let s = m.status.as_ref();
-        let alerts = s.map_or(0, |s| s.alerts.len());
+        let alerts = s.map_or(0, |s| s.alerts.len()) + m.elsewhere_alerts.len();
         let failing = s.is_some_and(|s| s.notifiers.iter().any(|n| n.last_error.is_some()));
-        let incidents = s.map_or(0, |s| s.incidents.len());
+        let incidents = s.map_or(0, |s| s.incidents.len()) + m.elsewhere_incidents.len();
         let fleet_h = (m.rows().len() as u16 + 3).clamp(5, (left.height * 45 / 100).max(5));
         let alerts_h = (alerts.max(1) as u16 + failing as u16 + 2).min(8);
         let incidents_h = (incidents.max(1) as u16 + 2).min(7);
@@ -241,9 +241,9 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
                 // The list by its rows (up to 40 %), the detail the rest.
                 let n = m.status.as_ref().map_or(0, |s| {
                     if m.focus == Panel::Alerts {
-                        s.alerts.len()
+                        s.alerts.len() + m.elsewhere_alerts.len()
                     } else {
-                        s.incidents.len()
+                        s.incidents.len() + m.elsewhere_incidents.len()
                     }
                 });
                 let list_h = (n.max(1) as u16 + 2).min((other.height * 2 / 5).max(3));

@@ -9,7 +9,10 @@ pub(super) fn draw_incidents(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         .map(|s| s.incidents.as_slice())
         .unwrap_or(&[]);
     let open = incidents.iter().filter(|i| i.status == "open").count();
-    let lines: Vec<Line> = if incidents.is_empty() {
+    let elsewhere = &m.elsewhere_incidents;
+    let mut lines: Vec<Line> = if incidents.is_empty() && !elsewhere.is_empty() {
+        Vec::new()
+    } else if incidents.is_empty() {
         vec![Line::from(Span::styled("no incidents", t.muted))]
     } else {
         let rows = incidents
@@ -35,8 +38,31 @@ pub(super) fn draw_incidents(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             .collect();
         selectable(rows, m.incident_selected, m.focus == Panel::Incidents, t)
     };
+    // Other hosts' open incidents, tagged with the host (read-only here).
+    for (host, i) in elsewhere {
+        let style = match i.level {
+            1 => t.bad,
+            2 => t.warn,
+            _ => t.muted,
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("L{} #{:<3} ", i.level, i.id), style),
+            Span::styled(format!("[{host}] {:<14}", i.phase), t.muted),
+            Span::styled(sanitize_line(i.title.as_bytes()), t.muted),
+        ]));
+    }
+    let others = if elsewhere.is_empty() {
+        String::new()
+    } else {
+        format!(" · {} on other hosts", elsewhere.len())
+    };
     f.render_widget(
-        Paragraph::new(lines).block(block(m, t, Panel::Incidents, format!(" · {open} open"))),
+        Paragraph::new(lines).block(block(
+            m,
+            t,
+            Panel::Incidents,
+            format!(" · {open} open{others}"),
+        )),
         area,
     );
 }
