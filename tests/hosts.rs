@@ -242,12 +242,16 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
     let s = tmux.wait("three hosts attached", |s| {
         s.contains("alpha ● 1/1") && s.contains("beta ● 1/1") && s.contains("gamma ● 1/1")
     });
-    assert!(s.contains("alpha-web") && !s.contains("beta-web"), "{s}");
+    assert!(s.contains("Agent · alpha-web/0"), "{s}");
+    // One fleet table: the other hosts' agents under a heading each.
+    assert!(
+        s.contains("── beta") && s.contains("── gamma") && s.contains("gamma-web"),
+        "{s}"
+    );
     // `}`: the next host; an action goes to the host in view.
     tmux.keys(&["}"]);
-    tmux.wait("beta in view", |s| {
-        s.contains("beta-web") && !s.contains("alpha-web")
-    });
+    let s = tmux.wait("beta in view", |s| s.contains("Agent · beta-web/0"));
+    assert!(s.contains("── alpha") && s.contains("── gamma"), "{s}");
     tmux.keys(&[":"]);
     tmux.keys(&["-l", "scale beta-web 2"]);
     tmux.keys(&["Enter"]);
@@ -268,9 +272,12 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
     let s = tmux.wait("the other hosts' alerts and incidents", |s| {
         s.contains("[gamma] down/gamma-web") && s.contains("disk full on beta")
     });
-    assert!(s.contains("alpha-web") && s.contains("[beta]"), "{s}");
+    assert!(
+        s.contains("Agent · alpha-web/0") && s.contains("[beta]"),
+        "{s}"
+    );
     tmux.keys(&["}"]);
-    tmux.wait("beta in view again", |s| s.contains("beta-web"));
+    tmux.wait("beta in view again", |s| s.contains("Agent · beta-web/0"));
 
     // gamma's daemon stops; beta's link is cut (its sshd gone, the ssh
     // client killed): both shown as such, alpha still live.
@@ -288,7 +295,7 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
         s.contains("beta ✕") && s.contains("gamma ✕")
     });
     tmux.keys(&["{"]);
-    tmux.wait("alpha in view", |s| s.contains("alpha-web"));
+    tmux.wait("alpha in view", |s| s.contains("Agent · alpha-web/0"));
     daemons[0].cli(&["scale", "alpha-web", "3"]);
     tmux.wait("alpha live", |s| s.contains("alpha ● 3/3"));
     tmux.keys(&["q"]);

@@ -170,6 +170,7 @@ fn badges(panes: &mut [Pane], active: usize) {
     // The other hosts' live alerts and open incidents, for one feed.
     let mut alerts = Vec::new();
     let mut incidents = Vec::new();
+    let mut agents = Vec::new();
     for (i, p) in panes.iter().enumerate() {
         let Some(s) = p.model.status.as_ref().filter(|_| i != active) else {
             continue;
@@ -186,6 +187,11 @@ fn badges(panes: &mut [Pane], active: usize) {
                 .filter(|x| x.status == "open")
                 .map(|x| (p.name.clone(), x.clone())),
         );
+        agents.extend(
+            s.agents
+                .iter()
+                .map(|a| model::ElsewhereAgent::of(&p.name, a)),
+        );
     }
     if let Some(p) = panes.get_mut(active) {
         let m = &mut p.model;
@@ -193,6 +199,7 @@ fn badges(panes: &mut [Pane], active: usize) {
             || m.host_index != active
             || m.elsewhere_alerts != alerts
             || m.elsewhere_incidents != incidents
+            || m.elsewhere_agents != agents
         {
             m.dirty = true;
         }
@@ -200,6 +207,7 @@ fn badges(panes: &mut [Pane], active: usize) {
         m.host_index = active;
         m.elsewhere_alerts = alerts;
         m.elsewhere_incidents = incidents;
+        m.elsewhere_agents = agents;
     }
 }
 

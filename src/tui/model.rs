@@ -60,6 +60,34 @@ impl Panel {
     }
 }
 
+/// An agent of another host, as the fleet table lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElsewhereAgent {
+    pub host: String,
+    pub name: String,
+    pub running: u32,
+    pub desired: u32,
+    pub state: String,
+    pub cpu: f64,
+    pub rss: u64,
+    pub restarts: u64,
+}
+
+impl ElsewhereAgent {
+    pub fn of(host: &str, a: &crate::proto::AgentStatus) -> ElsewhereAgent {
+        ElsewhereAgent {
+            host: host.to_string(),
+            name: a.name.clone(),
+            running: a.running,
+            desired: a.desired,
+            state: crate::proto::agent_state(a),
+            cpu: a.replicas.iter().map(|r| r.cpu_percent).sum(),
+            rss: a.replicas.iter().map(|r| r.rss_bytes).sum(),
+            restarts: a.replicas.iter().map(|r| r.restarts).sum(),
+        }
+    }
+}
+
 /// One host of a multi-host console, as its bar shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostBadge {
@@ -291,6 +319,8 @@ pub struct Model {
     /// The other hosts' live alerts and open incidents (several hosts),
     /// shown under this host's in one feed; read-only here.
     pub elsewhere_alerts: Vec<(String, crate::proto::AlertStatus)>,
+    /// The other hosts' agents, a row each under this host's (read-only).
+    pub elsewhere_agents: Vec<ElsewhereAgent>,
     pub elsewhere_incidents: Vec<(String, crate::proto::IncidentStatus)>,
     pub status: Option<FleetStatus>,
     pub seq: u64,
@@ -386,6 +416,7 @@ impl Model {
             hosts: Vec::new(),
             host_index: 0,
             elsewhere_alerts: Vec::new(),
+            elsewhere_agents: Vec::new(),
             elsewhere_incidents: Vec::new(),
             status: None,
             seq: 0,

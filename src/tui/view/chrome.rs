@@ -196,7 +196,8 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         let alerts = s.map_or(0, |s| s.alerts.len()) + m.elsewhere_alerts.len();
         let failing = s.is_some_and(|s| s.notifiers.iter().any(|n| n.last_error.is_some()));
         let incidents = s.map_or(0, |s| s.incidents.len()) + m.elsewhere_incidents.len();
-        let fleet_h = (m.rows().len() as u16 + 3).clamp(5, (left.height * 45 / 100).max(5));
+        let rows = m.rows().len() + elsewhere_rows(m);
+        let fleet_h = (rows as u16 + 3).clamp(5, (left.height * 45 / 100).max(5));
         let alerts_h = (alerts.max(1) as u16 + failing as u16 + 2).min(8);
         let incidents_h = (incidents.max(1) as u16 + 2).min(7);
         let [fleet, alerts_a, incidents_a, bottom] = Layout::vertical([
@@ -228,7 +229,7 @@ pub(super) fn draw_body(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     } else {
         // Small terminals: the fleet and the focused panel (the agent's
         // detail while the fleet itself has focus).
-        let fleet_rows = (m.rows().len() as u16 + 3)
+        let fleet_rows = ((m.rows().len() + elsewhere_rows(m)) as u16 + 3)
             .min(area.height / 2)
             .max(3.min(area.height));
         let [fleet, other] =

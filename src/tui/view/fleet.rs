@@ -9,7 +9,7 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
     // Task agents' queues, when the fleet has any: the queue always, its
     // p95 too when wide (narrow tables make room with tighter columns).
     let tasks = agents.iter().any(|a| a.tasks.is_some());
-    let rows: Vec<TRow> = m
+    let mut rows: Vec<TRow> = m
         .rows()
         .iter()
         .map(|row| match *row {
@@ -17,6 +17,7 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Row::Replica(i, j) => replica_row(t, &agents[i].replicas[j], now, wide, tasks),
         })
         .collect();
+    rows.extend(elsewhere(m, t));
     let name_w = agents
         .iter()
         .map(|a| a.name.chars().count() + 2)
@@ -56,9 +57,15 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             "LAST EXIT"
         });
     }
+    let others = m.elsewhere_agents.len();
     let extra = format!(
-        " · {} agents · sort {}{}",
+        " · {} agents{} · sort {}{}",
         agents.len(),
+        if others > 0 {
+            format!(" (+{others} on other hosts)")
+        } else {
+            String::new()
+        },
         m.sort.label(),
         if m.filter.is_empty() {
             String::new()
@@ -75,6 +82,39 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         state.select(Some(m.selected.min(m.rows().len() - 1)));
     }
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// The other hosts' agents under this host's, grouped by host: a heading
+/// row per host, then its agents (muted; not selectable: switch host to
+/// act on one).
+fn elsewhere<'a>(m: &Model, t: &Theme) -> Vec<TRow<'a>> {
+    let mut out = Vec::new();
+    let mut last: Option<&str> = None;
+    for a in &m.elsewhere_agents {
+        if last != Some(a.host.as_str()) {
+            out.push(TRow::new(vec![format!("── {}", a.host)]).style(t.accent));
+            last = Some(a.host.as_str());
+        }
+        out.push(
+            TRow::new(vec![
+                format!("  {}", a.name),
+                format!("{}/{}", a.running, a.desired),
+                a.state.clone(),
+                format!("{:.1}%", a.cpu),
+                format_size(a.rss),
+                a.restarts.to_string(),
+            ])
+            .style(t.muted),
+        );
+    }
+    out
+}
+
+/// Rows the other hosts add to the fleet table (headings and agents).
+pub(super) fn elsewhere_rows(m: &Model) -> usize {
+    let mut hosts: Vec<&str> = m.elsewhere_agents.iter().map(|a| a.host.as_str()).collect();
+    hosts.dedup();
+    hosts.len() + m.elsewhere_agents.len()
 }
 
 /// State names that fit a narrow column (at most 9 characters).
