@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use super::Connect;
 use super::model::{Conn, Model};
 use super::update;
-use crate::client::{Client, ClientError, Incoming, Session, Update};
+use crate::client::{ClientError, Incoming, Session, Update};
 use crate::proto::{Request, ServerEvent};
 
 /// What the link saw.
@@ -18,14 +18,14 @@ pub(super) enum Happened {
     Incoming(Option<Incoming>),
     /// Time to try again.
     RetryDue,
-    /// A reconnect attempt ended.
-    Connected(Box<Result<Client, ClientError>>),
+    /// A reconnect attempt ended (connected and subscribed, or not).
+    Connected(Box<Result<Session, ClientError>>),
 }
 
 pub(super) struct Link {
     connect: Connect,
     session: Option<Session>,
-    reconnect: Option<BoxFuture<'static, Result<Client, ClientError>>>,
+    reconnect: Option<BoxFuture<'static, Result<Session, ClientError>>>,
     retry_at: Option<tokio::time::Instant>,
     logs_in_flight: bool,
     /// The operator asked for a shutdown: a closed link is the end.
@@ -90,19 +90,21 @@ impl Link {
             Happened::Incoming(inc) => return self.incoming(m, inc),
             Happened::RetryDue => {
                 self.retry_at = None;
-                self.reconnect = Some((self.connect)());
-            }
-            Happened::Connected(r) => {
-                self.reconnect = None;
-                let started = match *r {
-                    Ok(c) => tokio::time::timeout(Duration::from_secs(10), Session::start(c))
+                // Connecting and subscribing both happen in the attempt,
+                // never in the console's loop: a slow host holds up nobody.
+                let connecting = (self.connect)();
+                self.reconnect = Some(Box::pin(async move {
+                    let c = connecting.await?;
+                    tokio::time::timeout(Duration::from_secs(10), Session::start(c))
                         .await
                         .unwrap_or_else(|_| {
                             Err(ClientError::Protocol("no snapshot within 10 s".into()))
-                        }),
-                    Err(e) => Err(e),
-                };
-                match started {
+                        })
+                }));
+            }
+            Happened::Connected(r) => {
+                self.reconnect = None;
+                match *r {
                     Ok(s) => {
                         m.conn = attached(&s);
                         m.notify("reconnected", false);

@@ -89,10 +89,16 @@ pub async fn run_hosts(hosts: Vec<Host>, opts: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Every host at once, each within its own time limit.
-    let starts = hosts.iter().map(|h| async {
+    // Every host at once; with several, each within its own time limit
+    // (one host may take as long as its ssh login needs).
+    let limit = if hosts.len() > 1 {
+        Duration::from_secs(15)
+    } else {
+        Duration::MAX
+    };
+    let starts = hosts.iter().map(|h| async move {
         let one = async { Session::start((h.connect)().await?).await };
-        match tokio::time::timeout(Duration::from_secs(15), one).await {
+        match tokio::time::timeout(limit, one).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Protocol("no answer within 15 s".into())),
         }
@@ -149,11 +155,16 @@ pub async fn run_hosts(hosts: Vec<Host>, opts: Options) -> ExitCode {
     code
 }
 
-/// The next thing any host's link does, and which host.
-async fn next_link(panes: &mut [Pane]) -> (usize, connection::Happened) {
-    let waits = panes
+/// The next thing any host's link does, and which host. Polling starts at
+/// `first` (rotated by the caller) so a busy host cannot starve the others.
+async fn next_link(panes: &mut [Pane], first: usize) -> (usize, connection::Happened) {
+    let first = first % panes.len().max(1);
+    let (before, after) = panes.split_at_mut(first);
+    let waits = after
         .iter_mut()
         .enumerate()
+        .map(|(i, p)| (first + i, p))
+        .chain(before.iter_mut().enumerate())
         .map(|(i, p)| Box::pin(async move { (i, p.link.next().await) }));
     futures_util::future::select_all(waits).await.0
 }
@@ -227,7 +238,9 @@ async fn event_loop(
     let mut term_poll = tokio::time::interval(Duration::from_millis(update::term::TERM_POLL_MS));
     term_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let several = panes.len() > 1;
+    let mut turn = 0usize;
     loop {
+        turn = turn.wrapping_add(1);
         badges(panes, *active);
         let now = now_ms();
         for p in panes.iter_mut() {
@@ -249,6 +262,11 @@ async fn event_loop(
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     let m = &mut panes[*active].model;
                     match switch_key(several, m, k) {
+                        Some(_) if m.pending_scale.is_some() || m.term_sending || m.term_release.is_some() => {
+                            // Its countdown and terminal input belong to
+                            // this host: they finish (or are canceled) here.
+                            m.notify("a scale or terminal input is still on its way on this host: wait a moment (Esc cancels a scale)", true);
+                        }
                         Some(step) => {
                             *active = (*active + panes.len()).wrapping_add_signed(step) % panes.len();
                             panes[*active].model.dirty = true;
@@ -264,11 +282,12 @@ async fn event_loop(
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return ExitCode::FAILURE,
             },
-            (i, h) = next_link(panes) => {
+            (i, h) = next_link(panes, turn) => {
                 let p = &mut panes[i];
                 requests = p.link.handle(&mut p.model, h).await;
-                if several && i != *active {
-                    // Another host's shutdown never ends the console.
+                if several {
+                    // A host's shutdown never ends a console over several:
+                    // it shows as stopped; `q` detaches.
                     p.model.quit = false;
                 }
                 target = i;

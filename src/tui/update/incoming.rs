@@ -4,13 +4,15 @@ use super::*;
 
 /// Applies what the daemon sent.
 pub fn apply(m: &mut Model, incoming: Incoming) {
+    // An answer that changes nothing keeps a redraw already asked for.
+    let was = m.dirty;
     m.dirty = true;
     match incoming {
         Incoming::Answer(req, result) => match (req, result) {
             (Request::Logs { agent, .. }, Ok(Response::Logs { lines, next })) => {
                 if m.logs_agent.as_deref() == Some(agent.as_str()) {
                     if lines.is_empty() && m.log_cursor == Some(next) {
-                        m.dirty = false;
+                        m.dirty = was;
                     }
                     for l in lines {
                         if m.logs.len() == LOG_LINES {
@@ -83,7 +85,7 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 if hold.is_some() {
                     m.term_sending = false;
                 }
-                m.dirty = false;
+                m.dirty = was;
             }
             (
                 Request::Send {
@@ -91,12 +93,12 @@ pub fn apply(m: &mut Model, incoming: Incoming) {
                 },
                 Err(_),
             ) => m.term_sending = false,
-            (Request::Resize { .. }, Ok(_)) => m.dirty = false,
+            (Request::Resize { .. }, Ok(_)) => m.dirty = was,
             (_, Ok(Response::Done { message } | Response::Stopped { message, .. })) => {
                 m.notify(message, false);
             }
             (req, Err(e)) => m.notify(format!("{}: {}", req, e.message), true),
-            (_, Ok(_)) => m.dirty = false,
+            (_, Ok(_)) => m.dirty = was,
         },
         Incoming::Update(Update::Snapshot(seq, mut status)) => {
             m.seq = seq;

@@ -58,6 +58,12 @@ pub(super) fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             .collect();
         selectable(rows, m.alert_selected, m.focus == Panel::Alerts, t)
     };
+    if !failing.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("notifier failing: {}", failing.join(", ")),
+            t.bad,
+        )));
+    }
     // Other hosts' live alerts under this host's, tagged with the host
     // (read-only: `{`/`}` to the host to act on one).
     for (host, a) in elsewhere {
@@ -72,12 +78,6 @@ pub(super) fn draw_alerts(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
             Span::styled(format!("{} ", a.id), t.accent),
             Span::styled(sanitize_line(a.summary.as_bytes()), t.muted),
         ]));
-    }
-    if !failing.is_empty() {
-        lines.push(Line::from(Span::styled(
-            format!("notifier failing: {}", failing.join(", ")),
-            t.bad,
-        )));
     }
     let others = if elsewhere.is_empty() {
         String::new()

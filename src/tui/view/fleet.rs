@@ -18,9 +18,15 @@ pub(super) fn draw_fleet(m: &Model, t: &Theme, f: &mut Frame, area: Rect) {
         })
         .collect();
     rows.extend(elsewhere(m, t));
+    // Other hosts' names and headings count too (so no `── host` is cut).
     let name_w = agents
         .iter()
         .map(|a| a.name.chars().count() + 2)
+        .chain(
+            m.elsewhere_agents
+                .iter()
+                .map(|a| (a.name.chars().count() + 2).max(a.host.chars().count() + 3)),
+        )
         .max()
         .unwrap_or(5)
         .clamp(8, 26) as u16;
