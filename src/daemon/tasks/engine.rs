@@ -495,11 +495,17 @@ impl Engine {
             }
             Msg::Reconfigure(cfg) => {
                 self.reconfigure(&cfg);
-                let names: Vec<String> = self.agents.keys().cloned().collect();
-                for a in names {
-                    self.dispatch(&a);
-                }
+                self.dispatch_all();
             }
+        }
+    }
+
+    /// Hands out work (and, with a shared queue, claims more) for every
+    /// agent.
+    pub(super) fn dispatch_all(&mut self) {
+        let names: Vec<String> = self.agents.keys().cloned().collect();
+        for a in names {
+            self.dispatch(&a);
         }
     }
 

@@ -214,12 +214,7 @@ impl Engine {
     /// What the actor says: wake-ups and lease renewals.
     pub(super) fn on_shared(&mut self, e: Event) {
         match e {
-            Event::Wake(agent) if agent.is_empty() => {
-                let names: Vec<String> = self.agents.keys().cloned().collect();
-                for a in names {
-                    self.dispatch(&a);
-                }
-            }
+            Event::Wake(agent) if agent.is_empty() => self.dispatch_all(),
             Event::Wake(agent) => {
                 if self.agents.contains_key(&agent) {
                     self.dispatch(&agent);
@@ -466,10 +461,7 @@ impl Engine {
         for id in idle {
             self.release(&id, 0, true);
         }
-        let names: Vec<String> = self.agents.keys().cloned().collect();
-        for a in &names {
-            self.dispatch(a);
-        }
+        self.dispatch_all();
         let offer = self
             .agents
             .iter()
