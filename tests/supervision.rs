@@ -365,12 +365,23 @@ inherit_env = []
         assert!(t.elapsed() < SECS(5), "never exec'd");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd dir")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .collect();
-    fds.sort();
+    // `sleep` may open a file for a moment as it starts (its locale): a
+    // descriptor that goes away is not a leak. One that stays 2 s is.
+    let list = || {
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fd dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect();
+        fds.sort();
+        fds
+    };
+    let t = Instant::now();
+    let mut fds = list();
+    while fds != [0, 1, 2] && t.elapsed() < SECS(2) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fds = list();
+    }
     let links: Vec<String> = fds
         .iter()
         .map(|f| {
