@@ -38,7 +38,7 @@ fn main() {
     conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);")
         .expect("sql");
     drop(conn);
-    let repo = dir.path().join("repo");
+    let repo = autonomos::core::repo::BackupRepo::Local(dir.path().join("repo"));
     let job = Job {
         data_dir: data.clone(),
         repositories: vec![repo.clone()],

@@ -10,6 +10,10 @@ use autonomos::daemon::backup::{self, Job};
 use autonomos::daemon::restore;
 use common::have_tool;
 
+fn local(p: &Path) -> backup::BackupRepo {
+    backup::BackupRepo::Local(p.to_path_buf())
+}
+
 /// A context dir with the awkward cases: nested dirs, a symlink, modes, an
 /// empty file, spaces and unicode in names.
 fn fill(ctx: &Path) {
@@ -93,7 +97,7 @@ fn setup() -> Setup {
 fn job(s: &Setup) -> Job {
     Job {
         data_dir: s.data.clone(),
-        repositories: vec![s.repo.clone(), s.mirror.clone()],
+        repositories: vec![local(&s.repo.clone()), local(&s.mirror.clone())],
         config_file: None,
         contexts: vec![s.ctx.clone()],
         reason: "test".into(),
@@ -135,11 +139,13 @@ fn backup_change_backup_then_the_first_snapshot_restores_byte_identical() {
         first[0].added
     );
 
-    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let snaps = backup::list(&local(&s.repo), &s.data).expect("list");
     assert_eq!(snaps.len(), 2);
     // The mirror got the same snapshots.
     assert_eq!(
-        backup::list(&s.mirror, &s.data).expect("mirror list").len(),
+        backup::list(&local(&s.mirror), &s.data)
+            .expect("mirror list")
+            .len(),
         2
     );
     // Point in time: the newest at or before a time.
@@ -161,15 +167,15 @@ fn backup_change_backup_then_the_first_snapshot_restores_byte_identical() {
     );
 
     let dest = s.data.join("restored");
-    let (files, _) =
-        restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    let (files, _) = restore::restore_dir(&local(&s.repo), &s.data, &snaps[0].id, &s.ctx, &dest)
+        .expect("restore");
     assert!(files >= 6);
     assert_eq!(tree(&dest), before, "restored tree differs");
 
     // state.db was copied consistently and is a working database.
     let stage_db = s.data.join("restored-db");
     restore::restore_dir(
-        &s.repo,
+        &local(&s.repo),
         &s.data,
         &snaps[1].id,
         &backup::staging(&s.data),
@@ -182,7 +188,7 @@ fn backup_change_backup_then_the_first_snapshot_restores_byte_identical() {
         .expect("row");
     assert_eq!(x, 42);
 
-    let (errors, warnings) = backup::verify(&s.repo, &s.data, true).expect("check");
+    let (errors, warnings) = backup::verify(&local(&s.repo), &s.data, true).expect("check");
     assert!(
         errors.is_empty() && warnings.is_empty(),
         "{errors:?} {warnings:?}"
@@ -231,20 +237,20 @@ fn restic_lists_checks_and_restores_our_repository() {
 fn a_flipped_byte_is_reported_and_never_restored_silently() {
     let s = setup();
     backup::run(&Job {
-        repositories: vec![s.repo.clone()],
+        repositories: vec![local(&s.repo.clone())],
         ..job(&s)
     })
     .expect("backup");
-    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let snaps = backup::list(&local(&s.repo), &s.data).expect("list");
     // Flip one byte in the middle of the biggest pack.
     common::damage_biggest_pack(&s.repo);
-    let (problems, _) = backup::verify(&s.repo, &s.data, true).expect("check runs");
+    let (problems, _) = backup::verify(&local(&s.repo), &s.data, true).expect("check runs");
     assert!(
         !problems.is_empty(),
         "verify --read-data missed a flipped byte"
     );
     let dest = s.data.join("restored");
-    let r = restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest);
+    let r = restore::restore_dir(&local(&s.repo), &s.data, &snaps[0].id, &s.ctx, &dest);
     assert!(
         r.is_err(),
         "a corrupted repository restored without an error"
@@ -255,7 +261,7 @@ fn a_flipped_byte_is_reported_and_never_restored_silently() {
 fn retention_keeps_the_newest_and_prunes_the_rest() {
     let s = setup();
     let j = Job {
-        repositories: vec![s.repo.clone()],
+        repositories: vec![local(&s.repo.clone())],
         keep: (Some(2), None, None),
         ..job(&s)
     };
@@ -269,12 +275,12 @@ fn retention_keeps_the_newest_and_prunes_the_rest() {
         assert_eq!(w[0].forgotten, usize::from(n >= 2));
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
-    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let snaps = backup::list(&local(&s.repo), &s.data).expect("list");
     assert_eq!(snaps.len(), 2);
-    let (errors, _) = backup::verify(&s.repo, &s.data, true).expect("check");
+    let (errors, _) = backup::verify(&local(&s.repo), &s.data, true).expect("check");
     assert!(errors.is_empty(), "{errors:?}");
     let dest = s.data.join("r");
-    restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    restore::restore_dir(&local(&s.repo), &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
     assert!(
         std::fs::read_to_string(dest.join("gen.txt"))
             .expect("read")
@@ -289,7 +295,7 @@ fn a_failing_mirror_is_reported_and_does_not_fail_the_primary() {
     let blocker = s.data.join("not-a-dir");
     std::fs::write(&blocker, "x").expect("write");
     let written = backup::run(&Job {
-        repositories: vec![s.repo.clone(), blocker.join("mirror")],
+        repositories: vec![local(&s.repo.clone()), local(&blocker.join("mirror"))],
         ..job(&s)
     })
     .expect("the primary succeeds");
@@ -305,7 +311,7 @@ fn a_failing_mirror_is_reported_and_does_not_fail_the_primary() {
     );
     // A failing primary is the error.
     let r = backup::run(&Job {
-        repositories: vec![blocker.join("primary")],
+        repositories: vec![local(&blocker.join("primary"))],
         ..job(&s)
     });
     assert!(r.is_err());
@@ -377,14 +383,14 @@ fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
     }
     std::fs::write(s.ctx.join("model.bin"), &big).expect("write");
     let one = Job {
-        repositories: vec![s.repo.clone()],
+        repositories: vec![local(&s.repo.clone())],
         ..job(&s)
     };
     backup::run(&one).expect("backup");
     std::fs::write(s.ctx.join("later.txt"), "later\n").expect("write");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     backup::run(&one).expect("backup");
-    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let snaps = backup::list(&local(&s.repo), &s.data).expect("list");
     assert_eq!(snaps.len(), 2);
     common::damage_biggest_pack(&s.repo);
 
@@ -404,7 +410,7 @@ fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
     assert!(text.contains("is damaged"), "{text}");
 
     // verify's problems, in plain words.
-    let (problems, _) = backup::verify(&s.repo, &s.data, true).expect("check runs");
+    let (problems, _) = backup::verify(&local(&s.repo), &s.data, true).expect("check runs");
     assert!(!problems.is_empty());
     for p in &problems {
         let shown = backup::plain(p);
@@ -416,7 +422,7 @@ fn damage_is_traced_to_the_snapshots_and_files_it_hurts_in_plain_words() {
 
     // A restore names the damaged file, never a panic or a backtrace.
     let dest = s.data.join("restored");
-    let e = restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest)
+    let e = restore::restore_dir(&local(&s.repo), &s.data, &snaps[0].id, &s.ctx, &dest)
         .expect_err("damaged data is not restored silently");
     assert!(e.contains("damaged") && e.contains("model.bin"), "{e}");
     for bad in ["panicked", "unwrap", "Backtrace", "rustic_core::"] {
@@ -437,13 +443,13 @@ fn a_sparse_file_comes_back_sparse() {
         f.write_at(b"tail", (64 << 20) - 4).expect("write");
     }
     backup::run(&Job {
-        repositories: vec![s.repo.clone()],
+        repositories: vec![local(&s.repo)],
         ..job(&s)
     })
     .expect("backup");
-    let snaps = backup::list(&s.repo, &s.data).expect("list");
+    let snaps = backup::list(&local(&s.repo), &s.data).expect("list");
     let dest = s.data.join("restored");
-    restore::restore_dir(&s.repo, &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
+    restore::restore_dir(&local(&s.repo), &s.data, &snaps[0].id, &s.ctx, &dest).expect("restore");
     let meta = std::fs::metadata(dest.join("sparse.img")).expect("restored");
     assert_eq!(meta.len(), 64 << 20);
     let allocated = meta.blocks() * 512;

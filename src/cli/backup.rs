@@ -70,7 +70,7 @@ pub async fn backup(g: &Global, cmd: BackupCommand, json: bool) -> ExitCode {
 }
 
 /// `backup list`: the repository's snapshots.
-async fn list(repo: PathBuf, data_dir: PathBuf, json: bool) -> ExitCode {
+async fn list(repo: crate::daemon::backup::BackupRepo, data_dir: PathBuf, json: bool) -> ExitCode {
     let r =
         tokio::task::spawn_blocking(move || crate::daemon::backup::list(&repo, &data_dir)).await;
     match r {
@@ -101,18 +101,21 @@ async fn list(repo: PathBuf, data_dir: PathBuf, json: bool) -> ExitCode {
 /// `backup verify`: the repository's structure (and, with `--read-data`,
 /// every pack), and what any damage hurts.
 async fn verify(
-    repo: PathBuf,
+    repo: crate::daemon::backup::BackupRepo,
     data_dir: PathBuf,
     read_data: bool,
     verbose: bool,
     json: bool,
 ) -> ExitCode {
-    let shown = repo.display().to_string();
+    let shown = repo.to_string();
     let r = tokio::task::spawn_blocking(move || {
         let checked = crate::daemon::backup::verify(&repo, &data_dir, read_data)?;
         // Damage found: which snapshots and files it hurts.
-        let damage = if read_data && !checked.0.is_empty() {
-            crate::daemon::damage::trace(&repo, &data_dir).unwrap_or_default()
+        let damage = if read_data
+            && !checked.0.is_empty()
+            && let Some(local) = repo.local()
+        {
+            crate::daemon::damage::trace(local, &data_dir).unwrap_or_default()
         } else {
             Vec::new()
         };

@@ -34,7 +34,7 @@ pub(crate) fn top_hint(key: &str) -> Option<String> {
             return Some("notification targets are [[notifiers]] tables".to_owned());
         }
         "listen" | "interval" | "prometheus" => "[metrics]",
-        "repositories" | "every" => "[backup]",
+        "repositories" | "every" | "ssh_config" | "remote_timeout" => "[backup]",
         "incidents" | "backups" | "tasks" | "queue" | "audit" | "daemon" | "server" => {
             return Some(format!(
                 "`{key}` is not a config section in this version; the sections are pool, paths, logs, agents, console, metrics, alerting, backup, [[alerts]], [[notifiers]]"

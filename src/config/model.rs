@@ -166,7 +166,13 @@ impl Default for TasksSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BackupSpec {
     /// The first is primary, the rest mirrors; empty: `DATA_DIR/backups`.
-    pub repositories: Vec<PathBuf>,
+    /// Local directories or `sftp:` repositories (the SFTP ones carry
+    /// `ssh_config` and `remote_timeout`).
+    pub repositories: Vec<crate::core::repo::BackupRepo>,
+    /// `ssh -F` for SFTP repositories.
+    pub ssh_config: Option<PathBuf>,
+    /// How long a remote repository may take to answer one request.
+    pub remote_timeout: Option<Duration>,
     /// A backup this often (off when `None`).
     pub every: Option<Duration>,
     /// Retention, applied with a prune after each backup (nothing is

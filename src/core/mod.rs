@@ -13,6 +13,7 @@ pub mod incident;
 pub mod keys;
 pub mod lifecycle;
 pub mod pool;
+pub mod repo;
 pub mod sanitize;
 pub mod series;
 pub mod signal;

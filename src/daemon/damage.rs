@@ -157,9 +157,12 @@ pub fn trace_packs(
     only: Option<(&str, &Path)>,
 ) -> Result<Vec<Damage>, String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open_repository(repo_path, &pass)?
-        .to_indexed()
-        .map_err(|e| format!("index: {}", crate::daemon::backup::plain(&e.to_string())))?;
+    let repo = open_repository(
+        &crate::core::repo::BackupRepo::Local(repo_path.to_path_buf()),
+        &pass,
+    )?
+    .to_indexed()
+    .map_err(|e| format!("index: {}", crate::daemon::backup::plain(&e.to_string())))?;
     let mut snaps: Vec<SnapshotFile> = repo.get_all_snapshots().map_err(|e| {
         format!(
             "snapshots: {}",

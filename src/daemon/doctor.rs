@@ -3,7 +3,7 @@
 //! the backups, and (with a running daemon's status) probes, the pool,
 //! storage faults and alerts. Blocking: it reads files and repositories.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::core::doctor::{self, Check};
 use crate::proto::FleetStatus;
@@ -192,41 +192,53 @@ fn backup_checks(
     now: u64,
     out: &mut Vec<Check>,
 ) {
-    let repos: Vec<PathBuf> = match cfg {
+    use crate::daemon::backup::{BackupRepo, Store};
+    let repos: Vec<BackupRepo> = match cfg {
         Some(c) if !c.backup.repositories.is_empty() => c.backup.repositories.clone(),
-        _ => vec![data_dir.join("backups")],
+        _ => vec![BackupRepo::Local(data_dir.join("backups"))],
     };
     let every = cfg.and_then(|c| c.backup.every);
-    let primary = &repos[0];
-    if !primary.join("config").exists() {
-        out.push(doctor::backup_age(None, every, now));
-    } else {
-        match crate::daemon::backup::list(primary, data_dir) {
-            Ok(snaps) => out.push(doctor::backup_age(
-                snaps.iter().map(|s| s.time).max(),
-                every,
-                now,
-            )),
-            Err(e) => out.push(Check::problem(
-                "last backup",
-                format!("cannot list {}: {e}", primary.display()),
-                "`autonomos backup verify` for the details",
-            )),
-        }
-    }
     for (i, repo) in repos.iter().enumerate() {
-        if !repo.join("config").exists() {
-            continue;
-        }
         let name = if i == 0 {
             "backup repository".to_string()
         } else {
             format!("backup mirror {i}")
         };
+        let found = Store::connect(repo).and_then(|s| s.exists());
+        if i == 0 {
+            out.push(match &found {
+                Ok(false) => doctor::backup_age(None, every, now),
+                Ok(true) => match crate::daemon::backup::list(repo, data_dir) {
+                    Ok(snaps) => doctor::backup_age(snaps.iter().map(|s| s.time).max(), every, now),
+                    Err(e) => Check::problem(
+                        "last backup",
+                        format!("cannot list {repo}: {e}"),
+                        "`autonomos backup verify` for the details",
+                    ),
+                },
+                Err(e) => Check::problem(
+                    "last backup",
+                    e.clone(),
+                    "check the host, its ssh keys and known_hosts (`ssh HOST` as the daemon's user)",
+                ),
+            });
+        }
+        match found {
+            Ok(false) => continue,
+            Err(e) => {
+                out.push(Check::problem(
+                    &name,
+                    e,
+                    "check the host, its ssh keys and known_hosts (`ssh HOST` as the daemon's user)",
+                ));
+                continue;
+            }
+            Ok(true) => {}
+        }
         out.push(match crate::daemon::backup::verify(repo, data_dir, false) {
-            Ok((errors, _)) if errors.is_empty() => Check::ok(&name, format!("{}: metadata verified", repo.display())),
-            Ok((errors, _)) => Check::problem(&name, format!("{}: {} errors, first: {}", repo.display(), errors.len(), gist(&errors[0])), format!("`autonomos backup verify --repository {i} --read-data` to see what is hurt; take a fresh backup")),
-            Err(e) => Check::problem(&name, format!("{}: {e}", repo.display()), "check the path and the repository password file in the data dir"),
+            Ok((errors, _)) if errors.is_empty() => Check::ok(&name, format!("{repo}: metadata verified")),
+            Ok((errors, _)) => Check::problem(&name, format!("{repo}: {} errors, first: {}", errors.len(), gist(&errors[0])), format!("`autonomos backup verify --repository {i} --read-data` to see what is hurt; take a fresh backup")),
+            Err(e) => Check::problem(&name, format!("{repo}: {e}"), "check the path and the repository password file in the data dir"),
         });
     }
 }

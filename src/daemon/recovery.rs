@@ -38,7 +38,7 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conf {
     /// Primary first, then mirrors.
-    pub repositories: Vec<PathBuf>,
+    pub repositories: Vec<backup::BackupRepo>,
     pub keep: (Option<u32>, Option<u32>, Option<u32>),
     pub every: Option<Duration>,
 }
@@ -47,7 +47,7 @@ impl Conf {
     fn of(data_dir: &std::path::Path, cfg: &crate::config::Config) -> Conf {
         Conf {
             repositories: if cfg.backup.repositories.is_empty() {
-                vec![data_dir.join("backups")]
+                vec![backup::BackupRepo::Local(data_dir.join("backups"))]
             } else {
                 cfg.backup.repositories.clone()
             },
@@ -242,7 +242,7 @@ pub async fn prune(sup: &Supervisor, s: &Settings) -> Result<Response, ErrorRepl
         parts.push(match r {
             Ok(p) => format!(
                 "{}: {} snapshot(s) forgotten, {} kept; {} pack(s) removed ({}), {} of them unreferenced",
-                repo.display(),
+                repo,
                 p.forgotten,
                 p.kept,
                 p.packs_removed + p.packs_unreferenced,
@@ -251,7 +251,7 @@ pub async fn prune(sup: &Supervisor, s: &Settings) -> Result<Response, ErrorRepl
             ),
             Err(e) => {
                 failed = true;
-                format!("{}: NOT PRUNED: {e}", repo.display())
+                format!("{}: NOT PRUNED: {e}", repo)
             }
         });
     }
@@ -709,7 +709,10 @@ mod tests {
     fn a_reload_replaces_the_backup_settings_and_says_whether_they_changed() {
         let s = Settings::new(PathBuf::from("/data"), &config(""));
         let c = s.conf();
-        assert_eq!(c.repositories, vec![PathBuf::from("/data/backups")]);
+        assert_eq!(
+            c.repositories,
+            vec![backup::BackupRepo::Local(PathBuf::from("/data/backups"))]
+        );
         assert_eq!((c.every, c.keep), (None, (None, None, None)));
         let next =
             config("[backup]\nrepositories = [\"/a\", \"/b\"]\nevery = \"2h\"\nkeep_last = 3\n");
@@ -717,7 +720,10 @@ mod tests {
         let c = s.conf();
         assert_eq!(
             c.repositories,
-            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+            vec![
+                backup::BackupRepo::Local(PathBuf::from("/a")),
+                backup::BackupRepo::Local(PathBuf::from("/b"))
+            ]
         );
         assert_eq!(c.every, Some(Duration::from_secs(7200)));
         assert_eq!(c.keep, (Some(3), None, None));

@@ -8,21 +8,21 @@ use std::sync::Arc;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{LocalDestination, LsOptions, Repository, RestoreOptions};
 
-use crate::daemon::backup::{Meter, open, password, rerr};
+use crate::daemon::backup::{BackupRepo, Meter, Store, open, password, rerr};
 use crate::daemon::damage;
 
 /// Restores the directory `path` (absolute, as backed up) of snapshot `id`
 /// into `dest` (created, must not exist), then checks that every file came
 /// back with its size. Returns (files, bytes).
 pub fn restore_dir(
-    repo_path: &Path,
+    repo: &BackupRepo,
     data_dir: &Path,
     id: &str,
     path: &Path,
     dest: &Path,
 ) -> Result<(u64, u64), String> {
     restore_dirs(
-        repo_path,
+        repo,
         data_dir,
         id,
         &[(path.to_path_buf(), dest.to_path_buf())],
@@ -35,7 +35,7 @@ pub fn restore_dir(
 /// repository and its index once. Stops at the first failure, naming the
 /// directory; what was restored before it is left for the caller to remove.
 pub fn restore_dirs(
-    repo_path: &Path,
+    repo_path: &BackupRepo,
     data_dir: &Path,
     id: &str,
     dirs: &[(PathBuf, PathBuf)],
@@ -43,8 +43,8 @@ pub fn restore_dirs(
 ) -> Result<Vec<(u64, u64)>, String> {
     let _idle = meter.idle_on_drop();
     let (pass, _) = password(data_dir)?;
-    meter.begin(format!("restore from {}", repo_path.display()));
-    let repo = open(repo_path, &pass, false, Some(meter))?
+    meter.begin(format!("restore from {repo_path}"));
+    let repo = open(&Store::connect(repo_path)?, &pass, false, Some(meter))?
         .to_indexed()
         .map_err(rerr("index"))?;
     let snap = repo
@@ -77,7 +77,17 @@ pub fn restore_dirs(
 
 /// A failed restore, with what a damaged pack hurts in this snapshot under
 /// this path when the repository has damage (else the error as it was).
-fn explain_damage(repo_path: &Path, data_dir: &Path, snap: &str, path: &Path, e: String) -> String {
+fn explain_damage(
+    repo: &BackupRepo,
+    data_dir: &Path,
+    snap: &str,
+    path: &Path,
+    e: String,
+) -> String {
+    // Pack files are hashed where they lie: local repositories only.
+    let Some(repo_path) = repo.local() else {
+        return e;
+    };
     if !damage::looks_like_damage(&e) {
         return e;
     }

@@ -65,6 +65,13 @@ pub fn start_sshd(d: &BinDaemon) -> Sshd {
 
 /// Starts sshd whose sessions get `env` (`NAME=value ...`) through `SetEnv`.
 pub fn start_sshd_env(_d: &BinDaemon, env: &str) -> Sshd {
+    start_sshd_with(env)
+}
+
+/// Starts sshd on a free loopback port, `env` set in its sessions; it
+/// serves SFTP too (`internal-sftp`). Its client config names it
+/// `testhost`.
+pub fn start_sshd_with(env: &str) -> Sshd {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path();
     keygen(&p.join("host_key"));
@@ -78,9 +85,14 @@ pub fn start_sshd_env(_d: &BinDaemon, env: &str) -> Sshd {
     let cfg = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {p}/host_key\nAuthorizedKeysFile {p}/authorized_keys\n\
          PidFile {p}/sshd.pid\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-         UsePAM no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n\
-         SetEnv {env}\n",
+         UsePAM no\nPermitRootLogin prohibit-password\nLogLevel ERROR\nSubsystem sftp internal-sftp\n\
+         {setenv}",
         p = p.display(),
+        setenv = if env.is_empty() {
+            String::new()
+        } else {
+            format!("SetEnv {env}\n")
+        },
     );
     std::fs::write(p.join("sshd_config"), cfg).expect("sshd_config");
     let host_pub = std::fs::read_to_string(p.join("host_key.pub")).expect("host key");

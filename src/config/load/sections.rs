@@ -5,7 +5,15 @@ use super::*;
 impl Checker<'_> {
     /// `[backup]`: `repositories`, `every`.
     pub(super) fn backup(&mut self, t: &DeTable<'_>, spec: &mut BackupSpec) {
-        let [repositories, every, keep_last, keep_hourly, keep_daily] = self.fields(
+        let [
+            repositories,
+            every,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            ssh_config,
+            remote_timeout,
+        ] = self.fields(
             t,
             "backup",
             [
@@ -14,6 +22,8 @@ impl Checker<'_> {
                 "keep_last",
                 "keep_hourly",
                 "keep_daily",
+                "ssh_config",
+                "remote_timeout",
             ],
             |k| {
                 matches!(k, "repository" | "repo" | "repos" | "path").then(|| {
@@ -50,14 +60,40 @@ impl Checker<'_> {
                         Some("name at least one directory, or leave `repositories` out for DATA_DIR/backups".into()),
                     );
                 }
-                for (item, _) in items {
-                    let p = PathBuf::from(item);
-                    let p = match (&self.base_dir, p.is_relative()) {
-                        (Some(base), true) => base.join(p),
-                        _ => p,
-                    };
-                    spec.repositories.push(p);
+                for (item, span) in items {
+                    match crate::core::repo::BackupRepo::parse(item, self.base_dir.as_deref()) {
+                        Ok(r) => spec.repositories.push(r),
+                        Err(e) => self.problem(
+                            span,
+                            format!("repository `{item}` in [backup]: {e}"),
+                            None,
+                        ),
+                    }
                 }
+            }
+        }
+        if let Some((_, v)) = ssh_config {
+            spec.ssh_config = self.path(v, field("ssh_config"));
+        }
+        if let Some((_, v)) = remote_timeout
+            && let Some(d) = self.duration_max(v, field("remote_timeout"), HOUR)
+        {
+            if d < Duration::from_secs(1) {
+                self.problem(
+                    v.span(),
+                    "`remote_timeout` in [backup] must be at least 1s".into(),
+                    None,
+                );
+            } else {
+                spec.remote_timeout = Some(d);
+            }
+        }
+        for r in &mut spec.repositories {
+            if let crate::core::repo::BackupRepo::Sftp(t) = r {
+                t.ssh_config = spec.ssh_config.clone();
+                t.timeout = spec
+                    .remote_timeout
+                    .unwrap_or(crate::core::repo::DEFAULT_TIMEOUT);
             }
         }
         if let Some((_, v)) = every

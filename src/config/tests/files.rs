@@ -445,10 +445,14 @@ every = "1h"
 command = "sleep 1"
 recovery = "restore-latest"
 "#);
-    assert_eq!(cfg.backup.repositories[0], PathBuf::from("/backups/a"));
+    use crate::core::repo::BackupRepo;
+    assert_eq!(
+        cfg.backup.repositories[0],
+        BackupRepo::Local(PathBuf::from("/backups/a"))
+    );
     assert_eq!(
         cfg.backup.repositories[1],
-        PathBuf::from("/etc/fleet/mirror")
+        BackupRepo::Local(PathBuf::from("/etc/fleet/mirror"))
     );
     assert_eq!(cfg.backup.every, Some(Duration::from_secs(3600)));
     assert!(cfg.agents[0].restore_latest);
@@ -458,6 +462,32 @@ recovery = "restore-latest"
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d[0].to_string().contains("at least 1m"));
     assert!(d[1].to_string().contains("restore-latest"));
+}
+
+#[test]
+fn sftp_repositories_take_the_ssh_settings() {
+    use crate::core::repo::BackupRepo;
+    let cfg = ok(r#"
+[backup]
+repositories = ["/backups/a", "sftp://bk@vault:2222//srv/autonomos"]
+ssh_config = "ssh_config"
+remote_timeout = "20s"
+"#);
+    let BackupRepo::Sftp(t) = &cfg.backup.repositories[1] else {
+        panic!("{:?}", cfg.backup.repositories)
+    };
+    assert_eq!(
+        (t.host.as_str(), t.port, t.path.as_str()),
+        ("vault", Some(2222), "/srv/autonomos")
+    );
+    assert_eq!(t.ssh_config, Some(PathBuf::from("/etc/fleet/ssh_config")));
+    assert_eq!(t.timeout, Duration::from_secs(20));
+    let d = errors(
+        "[backup]\nrepositories = [\"sftp:-oProxyCommand=x:/p\", \"s3:b/x\"]\nremote_timeout = \"0s\"\n",
+    );
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(d[0].to_string().contains("not a valid host"), "{}", d[0]);
+    assert!(d[1].to_string().contains("not supported"), "{}", d[1]);
 }
 
 #[test]

@@ -17,10 +17,14 @@ use rustic_backend::BackendOptions;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, KeyOptions, PathList, Progress,
-    ProgressBars, ProgressType, Repository, RepositoryOptions, RusticProgress, SnapshotOptions,
+    ProgressBars, ProgressType, Repository, RepositoryBackends, RepositoryOptions, RusticProgress,
+    SnapshotOptions,
 };
 
 use crate::core::lifecycle::Millis;
+pub use crate::core::repo::BackupRepo;
+
+pub mod sftp;
 
 /// The host name recorded in our snapshots (restic groups parents by host
 /// and paths, so backups stay incremental whatever the machine is called).
@@ -186,24 +190,78 @@ pub fn plain(text: &str) -> String {
 
 /// Opens an existing repository (for readers outside this module).
 pub fn open_repository(
-    path: &Path,
+    repo: &BackupRepo,
     pass: &str,
 ) -> Result<Repository<rustic_core::OpenStatus>, String> {
-    open(path, pass, false, None)
+    open(&Store::connect(repo)?, pass, false, None)
 }
 
-/// Opens the repository at `path`, creating it (dir 0700) when `create`.
+/// A repository's storage, connected: a local directory, or an SFTP
+/// session kept for the whole job.
+pub(crate) struct Store {
+    pub repo: BackupRepo,
+    sftp: Option<Arc<sftp::SftpBackend>>,
+}
+
+impl Store {
+    pub(crate) fn connect(repo: &BackupRepo) -> Result<Store, String> {
+        let sftp = match repo {
+            BackupRepo::Local(_) => None,
+            BackupRepo::Sftp(t) => Some(Arc::new(sftp::SftpBackend::connect(t)?)),
+        };
+        Ok(Store {
+            repo: repo.clone(),
+            sftp,
+        })
+    }
+
+    /// Whether a repository is there (its `config` file exists).
+    pub(crate) fn exists(&self) -> Result<bool, String> {
+        match (&self.repo, &self.sftp) {
+            (BackupRepo::Local(p), _) => Ok(p.join("config").exists()),
+            (_, Some(s)) => s.exists(),
+            _ => Ok(false),
+        }
+    }
+
+    /// The names in `locks/`.
+    fn lock_names(&self) -> Result<Vec<String>, String> {
+        match (&self.repo, &self.sftp) {
+            (BackupRepo::Local(p), _) => Ok(std::fs::read_dir(p.join("locks"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()),
+            (_, Some(s)) => s.lock_names(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn backends(&self) -> Result<RepositoryBackends, String> {
+        match (&self.repo, &self.sftp) {
+            (BackupRepo::Local(path), _) => BackendOptions::default()
+                .repository(path.to_string_lossy().to_string())
+                .to_backends()
+                .map_err(rerr("backend")),
+            (_, Some(s)) => Ok(RepositoryBackends::new(s.clone(), None)),
+            _ => Err("not connected".into()),
+        }
+    }
+}
+
+/// Opens the repository, creating it (a local dir 0700) when `create`.
 pub(crate) fn open(
-    path: &Path,
+    store: &Store,
     pass: &str,
     create: bool,
     meter: Option<&Arc<Meter>>,
 ) -> Result<Repository<rustic_core::OpenStatus>, String> {
-    let exists = path.join("config").exists();
+    let exists = store.exists()?;
     if !exists && !create {
-        return Err(format!("no backup repository at {}", path.display()));
+        return Err(format!("no backup repository at {}", store.repo));
     }
-    if !exists {
+    if !exists && let BackupRepo::Local(path) = &store.repo {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -211,10 +269,7 @@ pub(crate) fn open(
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
     }
-    let backends = BackendOptions::default()
-        .repository(path.to_string_lossy().to_string())
-        .to_backends()
-        .map_err(rerr("backend"))?;
+    let backends = store.backends()?;
     let opts = RepositoryOptions::default().no_cache(true);
     let repo = match meter {
         Some(m) => Repository::new_with_progress(&opts, &backends, MeterBars(m.clone())),
@@ -236,7 +291,7 @@ pub(crate) fn open(
 pub struct Job {
     pub data_dir: PathBuf,
     /// Primary first, then mirrors.
-    pub repositories: Vec<PathBuf>,
+    pub repositories: Vec<BackupRepo>,
     pub config_file: Option<PathBuf>,
     /// Context dirs of the agents.
     pub contexts: Vec<PathBuf>,
@@ -264,14 +319,14 @@ pub struct Written {
 /// data only they used. Returns how many were forgotten.
 fn retain(
     repo: &Repository<rustic_core::IndexedIdsStatus>,
-    repo_path: &Path,
+    store: &Store,
     keep: (Option<u32>, Option<u32>, Option<u32>),
 ) -> Result<usize, String> {
     if keep == (None, None, None) {
         return Ok(0);
     }
     // A restic run by hand holds locks: leave retention to a later run.
-    if let Err(e) = restic_locks(repo_path) {
+    if let Err(e) = restic_locks(store) {
         tracing::warn!(error = %e, "retention skipped after the backup");
         return Ok(0);
     }
@@ -305,20 +360,15 @@ pub struct Pruned {
 /// repository: rustic writes no locks of its own, but restic writes one
 /// for every operation, so its lock files say a `restic` run by hand is
 /// working (or died; `restic unlock` clears a stale one).
-pub fn restic_locks(repo_path: &Path) -> Result<(), String> {
-    let locks: Vec<String> = std::fs::read_dir(repo_path.join("locks"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+pub(crate) fn restic_locks(store: &Store) -> Result<(), String> {
+    let locks = store.lock_names()?;
     if locks.is_empty() {
         return Ok(());
     }
     Err(format!(
         "restic holds {} lock(s) on {} (locks/{}): a `restic` command is working on it; prune when it is done, or run `restic unlock` if the lock is stale",
         locks.len(),
-        repo_path.display(),
+        store.repo,
         &locks[0][..locks[0].len().min(12)]
     ))
 }
@@ -328,13 +378,14 @@ pub fn restic_locks(repo_path: &Path) -> Result<(), String> {
 /// interrupted backup or prune left behind. The daemon runs it in the
 /// backup slot, so no backup or restore of ours runs meanwhile.
 pub fn prune(
-    repo_path: &Path,
+    repo: &BackupRepo,
     data_dir: &Path,
     keep: (Option<u32>, Option<u32>, Option<u32>),
 ) -> Result<Pruned, String> {
-    restic_locks(repo_path)?;
+    let store = Store::connect(repo)?;
+    restic_locks(&store)?;
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false, None)?
+    let repo = open(&store, &pass, false, None)?
         .to_indexed_ids()
         .map_err(rerr("index"))?;
     let before = repo.get_all_snapshots().map_err(rerr("snapshots"))?.len();
@@ -347,7 +398,7 @@ pub fn prune(
     let plan = repo.prune_plan(&popts).map_err(rerr("prune plan"))?;
     let stats = &plan.stats;
     let out = Pruned {
-        repository: repo_path.display().to_string(),
+        repository: store.repo.to_string(),
         forgotten,
         kept: before - forgotten,
         packs_removed: stats.packs_to_delete.remove,
@@ -441,7 +492,10 @@ pub fn run(job: &Job) -> Result<Vec<Written>, String> {
     run_with(job, &Arc::new(Meter::default()))
 }
 
-/// [`run`], reporting its steps to `meter`.
+/// [`run`], reporting its steps to `meter`. The primary comes first and
+/// alone: its snapshot is written whatever the mirrors do. The mirrors then
+/// run side by side, each within its own time limit, so a slow or dead one
+/// holds up neither the primary nor the others.
 pub fn run_with(job: &Job, meter: &Arc<Meter>) -> Result<Vec<Written>, String> {
     let _idle = meter.idle_on_drop();
     let (pass, _) = password(&job.data_dir)?;
@@ -449,66 +503,106 @@ pub fn run_with(job: &Job, meter: &Arc<Meter>) -> Result<Vec<Written>, String> {
     let stage = prepare_staging(job)?;
     let mut paths = vec![stage.clone()];
     paths.extend(job.contexts.iter().filter(|p| p.is_dir()).cloned());
-    let mut out = Vec::new();
     let n = job.repositories.len();
-    for (i, repo_path) in job.repositories.iter().enumerate() {
-        meter.begin(format!(
-            "backup to {}{}",
-            repo_path.display(),
-            if n > 1 {
-                format!(" ({}/{n})", i + 1)
-            } else {
-                String::new()
-            }
-        ));
-        let result = (|| -> Result<Written, String> {
-            let repo = open(repo_path, &pass, true, Some(meter))?
-                .to_indexed_ids()
-                .map_err(rerr("index"))?;
-            let source = PathList::from_iter(paths.iter().cloned())
-                .sanitize()
-                .map_err(rerr("paths"))?;
-            let snap = SnapshotOptions::default()
-                .host(Some(SNAPSHOT_HOST.to_string()))
-                .add_tags("autonomos")
-                .map_err(rerr("tags"))?
-                .description(Some(job.reason.clone()))
-                .to_snapshot()
-                .map_err(rerr("snapshot"))?;
-            let snap = repo
-                .backup(&BackupOptions::default(), &source, snap)
-                .map_err(rerr("backup"))?;
-            let s = snap.summary.clone().unwrap_or_default();
-            let forgotten = retain(&repo, repo_path, job.keep)?;
-            Ok(Written {
-                repository: repo_path.display().to_string(),
-                snapshot: Some(snap.id.to_string()),
-                error: None,
-                files: s.total_files_processed,
-                bytes: s.total_bytes_processed,
-                added: s.data_added,
-                forgotten,
-            })
-        })();
-        match result {
-            Ok(w) => out.push(w),
-            Err(e) if i == 0 => {
-                let _ = std::fs::remove_dir_all(&stage);
-                return Err(format!("backup to {} failed: {e}", repo_path.display()));
-            }
-            Err(e) => out.push(Written {
-                repository: repo_path.display().to_string(),
-                snapshot: None,
-                error: Some(e),
-                files: 0,
-                bytes: 0,
-                added: 0,
-                forgotten: 0,
-            }),
+    let Some((primary, mirrors)) = job.repositories.split_first() else {
+        return Err("no backup repository configured".into());
+    };
+    meter.begin(format!(
+        "backup to {primary}{}",
+        if n > 1 {
+            format!(" (1/{n})")
+        } else {
+            String::new()
         }
+    ));
+    let mut out = match backup_one(primary, &pass, &paths, job, Some(meter)) {
+        Ok(w) => vec![w],
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            return Err(format!("backup to {primary} failed: {e}"));
+        }
+    };
+    if !mirrors.is_empty() {
+        meter.begin(match mirrors {
+            [one] => format!("backup to {one} (2/2)"),
+            _ => format!(
+                "backup to {} mirrors side by side (2-{n}/{n})",
+                mirrors.len()
+            ),
+        });
+        let results: Vec<Written> = std::thread::scope(|scope| {
+            let running: Vec<_> = mirrors
+                .iter()
+                .map(|m| {
+                    let paths = &paths;
+                    let pass = &pass;
+                    scope.spawn(move || backup_one(m, pass, paths, job, Some(meter)))
+                })
+                .collect();
+            running
+                .into_iter()
+                .zip(mirrors)
+                .map(|(h, m)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(format!("{m}: the backup stopped on an internal error"))
+                    });
+                    r.unwrap_or_else(|e| {
+                        tracing::warn!(mirror = %m, error = %e, "backup mirror failed");
+                        Written {
+                            repository: m.to_string(),
+                            snapshot: None,
+                            error: Some(e),
+                            files: 0,
+                            bytes: 0,
+                            added: 0,
+                            forgotten: 0,
+                        }
+                    })
+                })
+                .collect()
+        });
+        out.extend(results);
     }
     let _ = std::fs::remove_dir_all(&stage);
     Ok(out)
+}
+
+/// One repository's backup (and retention).
+fn backup_one(
+    repo: &BackupRepo,
+    pass: &str,
+    paths: &[PathBuf],
+    job: &Job,
+    meter: Option<&Arc<Meter>>,
+) -> Result<Written, String> {
+    let store = Store::connect(repo)?;
+    let repo = open(&store, pass, true, meter)?
+        .to_indexed_ids()
+        .map_err(rerr("index"))?;
+    let source = PathList::from_iter(paths.iter().cloned())
+        .sanitize()
+        .map_err(rerr("paths"))?;
+    let snap = SnapshotOptions::default()
+        .host(Some(SNAPSHOT_HOST.to_string()))
+        .add_tags("autonomos")
+        .map_err(rerr("tags"))?
+        .description(Some(job.reason.clone()))
+        .to_snapshot()
+        .map_err(rerr("snapshot"))?;
+    let snap = repo
+        .backup(&BackupOptions::default(), &source, snap)
+        .map_err(rerr("backup"))?;
+    let s = snap.summary.clone().unwrap_or_default();
+    let forgotten = retain(&repo, &store, job.keep)?;
+    Ok(Written {
+        repository: store.repo.to_string(),
+        snapshot: Some(snap.id.to_string()),
+        error: None,
+        files: s.total_files_processed,
+        bytes: s.total_bytes_processed,
+        added: s.data_added,
+        forgotten,
+    })
 }
 
 /// A snapshot as `backup list` shows it.
@@ -549,9 +643,9 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
 }
 
 /// Snapshots of a repository, oldest first.
-pub fn list(repo_path: &Path, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
+pub fn list(repo: &BackupRepo, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false, None)?;
+    let repo = open(&Store::connect(repo)?, &pass, false, None)?;
     let mut snaps: Vec<SnapshotInfo> = repo
         .get_all_snapshots()
         .map_err(rerr("snapshots"))?
@@ -594,12 +688,12 @@ pub fn pick(
 /// or missing; warnings are harmless leftovers such as packs no snapshot
 /// uses (what an interrupted backup leaves behind).
 pub fn verify(
-    repo_path: &Path,
+    repo: &BackupRepo,
     data_dir: &Path,
     read_data: bool,
 ) -> Result<(Vec<String>, Vec<String>), String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(repo_path, &pass, false, None)?;
+    let repo = open(&Store::connect(repo)?, &pass, false, None)?;
     let results = repo
         .check(CheckOptions::default().read_data(read_data))
         .map_err(rerr("check"))?;
