@@ -229,6 +229,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The fleet for other engines: Kubernetes manifests per agent, a systemd unit for the daemon.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Install the daemon as a systemd service that starts on boot (or, with --user, at login).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Starts a `tty` replica: takes its terminal, then runs the agent.
     #[command(hide = true)]
     TtyExec {
@@ -423,6 +433,59 @@ pub enum IncidentsCommand {
         id: u64,
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Each agent as a multi-document YAML file: workload, ConfigMap, autoscaler; what cannot be mapped is listed in its header.
+    Kubernetes {
+        /// Agents to export (default: all).
+        agents: Vec<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Write AGENT.yaml files into DIR (default: everything to stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The container image; `{agent}` stands for the agent's name.
+        #[arg(long)]
+        image: Option<String>,
+        /// Deployments with a throwaway context for every agent (no volumes).
+        #[arg(long)]
+        stateless: bool,
+        /// Size of each replica's context volume.
+        #[arg(long, default_value = "1Gi")]
+        volume_size: String,
+    },
+    /// The daemon's systemd unit (Type=notify), to DIR/autonomos.service or stdout.
+    Systemd {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// A user unit (`systemctl --user`) instead of a system one.
+        #[arg(long)]
+        user: bool,
+        /// A system unit runs the daemon as this user (default: the one running this, or SUDO_USER).
+        #[arg(long)]
+        run_as: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the unit, then `systemctl daemon-reload` and `enable --now` it.
+    Install {
+        /// Install for this user (~/.config/systemd/user) instead of the system.
+        #[arg(long)]
+        user: bool,
+        /// A system unit runs the daemon as this user (default: the one running this, or SUDO_USER).
+        #[arg(long)]
+        run_as: Option<String>,
+        /// Write the unit into DIR instead of systemd's directory.
+        #[arg(long)]
+        unit_dir: Option<PathBuf>,
+        /// Only write the unit; do not run systemctl.
+        #[arg(long)]
+        no_enable: bool,
     },
 }
 

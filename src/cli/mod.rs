@@ -11,6 +11,7 @@ mod backup;
 mod common;
 mod daemon;
 mod doctor;
+mod export;
 mod fleet;
 mod hosts;
 mod incidents;
@@ -80,6 +81,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Check { file, json },
         } => daemon::config_check(&g, file.as_deref(), json),
+        Command::Export { command } => Ok(export::export(&g, command)),
+        Command::Service { command } => Ok(export::service(&g, command)),
         Command::Daemon {
             sample_every,
             metrics_addr,

@@ -6,6 +6,7 @@
 //! caller passes the host's size in [`HostFacts`] for the pool defaults.
 
 mod diag;
+pub mod export;
 mod hints;
 mod load;
 pub mod model;

@@ -280,12 +280,19 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let data_dir = opts.data_dir.clone();
     let mut daemon = Daemon::start(opts)?;
     tracing::info!(pid = std::process::id(), data_dir = %data_dir.display(), socket = %daemon.socket.display(), "daemon started");
+    // Under systemd (`Type=notify`): the socket answers and the fleet is
+    // starting. Outside systemd there is no NOTIFY_SOCKET and nothing is sent.
+    systemd_says(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("supervising; socket {}", daemon.socket.display())),
+    ]);
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => { tracing::info!("SIGHUP ignored"); }
             _ = &mut daemon.join => {
+                systemd_says(&[sd_notify::NotifyState::Stopping]);
                 // A `shutdown` request decommissioned the fleet. Give the
                 // connection that asked a moment to write its answer.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -298,7 +305,21 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
             }
         }
     }
+    systemd_says(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping the agents"),
+    ]);
     daemon.shutdown().await;
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// Tells systemd (`$NOTIFY_SOCKET`), if it is listening.
+fn systemd_says(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }

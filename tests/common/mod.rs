@@ -218,11 +218,25 @@ impl BinDaemon {
         d
     }
 
+    /// [`BinDaemon::start`] with these variables in the daemon's environment.
+    pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> BinDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("autonomos.toml"), toml).expect("config");
+        let mut d = BinDaemon { child: None, dir };
+        d.spawn_with_env(env);
+        d
+    }
+
     /// Starts (again) the daemon on this dir and waits for its socket.
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let child = self
             .cmd()
             .arg("daemon")
+            .envs(env.iter().copied())
             // Webhooks go straight to their URL: a proxy in the daemon's
             // environment (an unreachable one here) is not used.
             .env("http_proxy", "http://127.0.0.1:9")

@@ -1,0 +1,323 @@
+//! `autonomos export kubernetes`: each agent of the config as Kubernetes
+//! manifests. Everything the agent spec says either maps to a field or is
+//! listed in the file's header as not mapped; nothing is dropped silently.
+//!
+//! - A plain agent runs its command as the container's command.
+//! - A task agent (`protocol = "jsonrpc"`) takes its tasks through an
+//!   Autonomos daemon: each pod runs `autonomos daemon` over a one-agent
+//!   config (the ConfigMap), claiming from the shared PostgreSQL queue, and
+//!   KEDA scales the pods on that queue's length.
+//! - An agent that keeps its memory in its context dir gets a StatefulSet
+//!   with a PersistentVolumeClaim per replica; others a Deployment.
+
+use serde_json::{Value, json};
+
+use super::kube_parts::{self, Notes};
+use crate::config::model::{AgentSpec, Config};
+
+/// What `export kubernetes` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct KubeOptions {
+    pub namespace: Option<String>,
+    /// The container image; `{agent}` is replaced by the agent's name.
+    /// None: a placeholder that the header says to replace.
+    pub image: Option<String>,
+    /// Deployments with an emptyDir context for every agent.
+    pub stateless: bool,
+    /// The size of each context volume.
+    pub volume_size: String,
+}
+
+/// One agent's manifests.
+#[derive(Debug, Clone)]
+pub struct KubeExport {
+    pub agent: String,
+    /// Kubernetes name (DNS-1123).
+    pub name: String,
+    /// A multi-document YAML file, header comment first.
+    pub yaml: String,
+    /// What could not be mapped (also in the header).
+    pub unmapped: Vec<String>,
+    /// It holds a Secret (the shared queue's URL): write it 0600.
+    pub secret: bool,
+}
+
+/// Where a context dir is mounted in the pod.
+pub const CONTEXT_MOUNT: &str = "/var/lib/autonomos/context";
+const CONFIG_MOUNT: &str = "/etc/autonomos/agent";
+const DAEMON_MOUNT: &str = "/etc/autonomos/daemon";
+const DATA_MOUNT: &str = "/var/lib/autonomos/data";
+
+/// Exports `agents` (every agent when empty). `raw` is the config file's
+/// text (a task agent's ConfigMap is cut from it).
+pub fn kubernetes(
+    cfg: &Config,
+    raw: &str,
+    agents: &[String],
+    opts: &KubeOptions,
+) -> Result<Vec<KubeExport>, String> {
+    for a in agents {
+        if !cfg.agents.iter().any(|s| &s.name == a) {
+            let names: Vec<&str> = cfg.agents.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "no agent `{a}` in the config (agents: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    if let Some(ns) = &opts.namespace {
+        kube_parts::check_dns_label(ns).map_err(|e| format!("--namespace: {e}"))?;
+    }
+    let raw: toml::Table = raw
+        .parse()
+        .map_err(|e| format!("cannot read the config again: {e}"))?;
+    cfg.agents
+        .iter()
+        .filter(|s| agents.is_empty() || agents.contains(&s.name))
+        .map(|s| one(cfg, &raw, s, opts))
+        .collect()
+}
+
+fn one(
+    cfg: &Config,
+    raw: &toml::Table,
+    spec: &AgentSpec,
+    opts: &KubeOptions,
+) -> Result<KubeExport, String> {
+    let name = kube_parts::dns_name(&spec.name);
+    let mut notes = Notes::default();
+    let wrapped = spec.tasks.is_some();
+    let stateful = !opts.stateless && !wrapped && kube_parts::keeps_context(spec);
+    let labels = json!({
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "autonomos",
+        "app.kubernetes.io/managed-by": "autonomos-export",
+        "autonomos.dev/agent": spec.name,
+    });
+    let meta = |n: &str| {
+        let mut m = json!({ "name": n, "labels": labels });
+        if let Some(ns) = &opts.namespace {
+            m["namespace"] = json!(ns);
+        }
+        m
+    };
+    let mut docs = Vec::new();
+    let config_map = format!("{name}-config");
+    let mut data = serde_json::Map::new();
+    // The agent's table as the operator wrote it.
+    data.insert(
+        "agent.toml".into(),
+        json!(kube_parts::agent_table(raw, &spec.name)?),
+    );
+    let store = cfg.tasks.store.clone();
+    let mut daemon_config = None;
+    if wrapped {
+        match &store {
+            Some(_) => daemon_config = Some(kube_parts::one_agent_config(raw, &spec.name)?),
+            None => notes.not(
+                "protocol = \"jsonrpc\"",
+                "tasks reach pods only through a shared queue: set [tasks] store = \"postgres://...\" and export again (each pod then runs an Autonomos daemon claiming from it)",
+            ),
+        }
+    }
+    docs.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": meta(&config_map),
+        "data": data,
+    }));
+    // The daemon's config names the queue's URL (maybe with a password):
+    // a Secret, which KEDA reads the URL from as well.
+    let secret = daemon_config.is_some();
+    if let (Some(toml), Some(url)) = (&daemon_config, &store) {
+        docs.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": meta(&format!("{name}-daemon")),
+            "type": "Opaque",
+            "stringData": { "url": url, "autonomos.toml": toml },
+        }));
+    }
+    let container = container(spec, &name, secret, stateful, opts, &mut notes);
+    let pod = pod_spec(spec, container, &name, secret, stateful, &mut notes);
+    let replicas = match &spec.autoscale {
+        Some(a) => a.min.max(1),
+        None => spec.replicas,
+    };
+    let selector = json!({ "matchLabels": { "app.kubernetes.io/name": name } });
+    let template = json!({ "metadata": { "labels": labels }, "spec": pod });
+    let workload = if stateful {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": meta(&name),
+            "spec": {
+                "serviceName": name,
+                "replicas": replicas,
+                "podManagementPolicy": "Parallel",
+                "selector": selector,
+                "template": template,
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "context" },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": { "requests": { "storage": opts.volume_size } },
+                    },
+                }],
+            },
+        })
+    } else {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": meta(&name),
+            "spec": { "replicas": replicas, "selector": selector, "template": template },
+        })
+    };
+    let kind = workload["kind"].as_str().unwrap_or("Deployment").to_string();
+    docs.push(workload);
+    if stateful {
+        // A StatefulSet names a governing Service; headless, no ports.
+        docs.push(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta(&name),
+            "spec": { "clusterIP": "None", "selector": { "app.kubernetes.io/name": name } },
+        }));
+    }
+    if let Some(a) = &spec.autoscale {
+        let target = json!({ "apiVersion": "apps/v1", "kind": kind, "name": name });
+        if let Some(doc) =
+            kube_parts::scaler(spec, a, target, meta(&name), store.as_deref(), &mut notes)
+        {
+            docs.push(doc);
+        }
+    }
+    kube_parts::unmapped_policy(spec, &mut notes);
+    let yaml = kube_parts::render(spec, &kind, opts, &notes, &docs)?;
+    Ok(KubeExport {
+        agent: spec.name.clone(),
+        name,
+        yaml,
+        unmapped: notes.lines(),
+        secret,
+    })
+}
+
+fn container(
+    spec: &AgentSpec,
+    name: &str,
+    wrapped: bool,
+    stateful: bool,
+    opts: &KubeOptions,
+    notes: &mut Notes,
+) -> Value {
+    let image = match &opts.image {
+        Some(i) => i.replace("{agent}", &spec.name),
+        None => {
+            notes.fill(format!(
+                "image: replace `{}` with an image that holds the agent's command{} (or pass --image)",
+                kube_parts::placeholder_image(&spec.name),
+                if wrapped { " and the autonomos binary" } else { "" }
+            ));
+            kube_parts::placeholder_image(&spec.name)
+        }
+    };
+    let mut env: Vec<Value> = Vec::new();
+    let mut mounts = vec![json!({ "name": "config", "mountPath": CONFIG_MOUNT, "readOnly": true })];
+    let command: Vec<String> = if wrapped {
+        env.push(json!({ "name": "AUTONOMOS_CONFIG", "value": format!("{DAEMON_MOUNT}/autonomos.toml") }));
+        env.push(json!({ "name": "AUTONOMOS_DATA_DIR", "value": DATA_MOUNT }));
+        env.push(json!({ "name": "XDG_RUNTIME_DIR", "value": format!("{DATA_MOUNT}/run") }));
+        env.push(json!({ "name": "AUTONOMOS_TASKS_STORE", "valueFrom": {
+            "secretKeyRef": { "name": format!("{name}-daemon"), "key": "url" } } }));
+        mounts.push(json!({ "name": "daemon", "mountPath": DAEMON_MOUNT, "readOnly": true }));
+        mounts.push(json!({ "name": "context", "mountPath": DATA_MOUNT }));
+        vec!["autonomos".into(), "daemon".into()]
+    } else {
+        for (k, v) in &spec.env {
+            env.push(json!({ "name": k, "value": v }));
+        }
+        env.push(json!({ "name": "AUTONOMOS_AGENT", "value": spec.name }));
+        env.push(json!({ "name": "AUTONOMOS_CONTEXT_DIR", "value": CONTEXT_MOUNT }));
+        // A StatefulSet's pods are numbered; a Deployment's are named.
+        let replica = if stateful {
+            "metadata.labels['apps.kubernetes.io/pod-index']"
+        } else {
+            "metadata.name"
+        };
+        env.push(json!({ "name": "AUTONOMOS_REPLICA", "valueFrom": { "fieldRef": {
+            "fieldPath": replica } } }));
+        // The image sets the usual ones; others must be given to the pod.
+        const IMAGE_SETS: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
+        let own: Vec<&str> = spec
+            .inherit_env
+            .iter()
+            .map(String::as_str)
+            .filter(|v| !IMAGE_SETS.contains(v))
+            .collect();
+        if !own.is_empty() {
+            notes.not(
+                "inherit_env",
+                &format!(
+                    "{} come from the daemon's environment; set them in the pod (env or a Secret)",
+                    own.join(", ")
+                ),
+            );
+        }
+        mounts.push(json!({ "name": "context", "mountPath": CONTEXT_MOUNT }));
+        spec.command.clone()
+    };
+    let mut c = json!({
+        "name": name,
+        "image": image,
+        "command": command,
+        "env": env,
+        "volumeMounts": mounts,
+        "resources": kube_parts::resources(spec, notes),
+    });
+    if !wrapped {
+        c["workingDir"] = json!(match &spec.cwd {
+            Some(p) if p.is_absolute() => p.display().to_string(),
+            _ => CONTEXT_MOUNT.to_string(),
+        });
+        if spec.tty.is_some() {
+            c["tty"] = json!(true);
+            c["stdin"] = json!(true);
+            notes.not("tty", "a terminal is allocated (tty: true), but the console's screen and attention patterns are Autonomos's own");
+        }
+        kube_parts::probes(spec, &mut c, notes);
+    } else if spec.health.is_some() {
+        notes.not("health", "the daemon inside the pod runs the agent's probes (restarts and readiness as in Autonomos); Kubernetes sees the daemon only");
+    }
+    kube_parts::stop_signal(spec, &mut c);
+    c
+}
+
+fn pod_spec(
+    spec: &AgentSpec,
+    container: Value,
+    name: &str,
+    wrapped: bool,
+    stateful: bool,
+    notes: &mut Notes,
+) -> Value {
+    let grace = spec.stop_timeout.as_secs_f64().ceil().max(1.0) as u64;
+    let mut volumes =
+        vec![json!({ "name": "config", "configMap": { "name": format!("{name}-config") } })];
+    if wrapped {
+        volumes.push(json!({ "name": "daemon", "secret": {
+            "secretName": format!("{name}-daemon"), "defaultMode": 0o400 } }));
+    }
+    if !stateful {
+        volumes.push(json!({ "name": "context", "emptyDir": {} }));
+        if kube_parts::keeps_context(spec) && spec.tasks.is_none() {
+            notes.not(
+                "context dir",
+                "exported stateless (--stateless): the context is an emptyDir, lost with the pod",
+            );
+        }
+    }
+    json!({
+        // Autonomos gives stop_timeout plus a margin before SIGKILL.
+        "terminationGracePeriodSeconds": grace + 5,
+        "restartPolicy": "Always",
+        "containers": [container],
+        "volumes": volumes,
+    })
+}
