@@ -107,10 +107,7 @@ fn an_sftp_primary_and_mirror_are_written_read_back_by_restic_and_restored() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "repository dir mode {mode:o}");
-    assert!(
-        primary_dir.join("data/00").is_dir(),
-        "pack dirs made"
-    );
+    assert!(primary_dir.join("data/00").is_dir(), "pack dirs made");
 
     // A second, changed backup with retention removes files remotely.
     std::fs::write(s.ctx.join("memory/notes.md"), "changed\n").expect("write");

@@ -47,7 +47,10 @@ fn validator() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("AUTONOMOS_KUBE_VALIDATE") {
         return Some(PathBuf::from(p));
     }
-    if have_tool("kubernetes-validate", "python3-venv, then: pip install kubernetes-validate") {
+    if have_tool(
+        "kubernetes-validate",
+        "python3-venv, then: pip install kubernetes-validate",
+    ) {
         return Some(PathBuf::from("kubernetes-validate"));
     }
     None
@@ -81,7 +84,13 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
     let (code, _, err) = autonomos(
         &cfg,
         &[
-            "export", "kubernetes", "--namespace", "agents", "--image", "ghcr.io/me/{agent}:1", "-o",
+            "export",
+            "kubernetes",
+            "--namespace",
+            "agents",
+            "--image",
+            "ghcr.io/me/{agent}:1",
+            "-o",
             out.to_str().expect("utf-8"),
         ],
     );
@@ -118,7 +127,10 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
         assert!(web.contains(want), "web_tool lacks `{want}`:\n{web}");
     }
     // Strings a YAML 1.1 reader would take for a bool or a number stay strings.
-    assert!(web.contains("value: \"on\"") || web.contains("value: 'on'"), "{web}");
+    assert!(
+        web.contains("value: \"on\"") || web.contains("value: 'on'"),
+        "{web}"
+    );
     assert!(web.contains("\"0755\"") || web.contains("'0755'"), "{web}");
 
     // memory_keeper: runs in its context: a StatefulSet with a claim per
@@ -134,7 +146,10 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
         "#   - depends_on: web_tool",
         "#   - backoff, start_limit, min_uptime",
     ] {
-        assert!(keeper.contains(want), "memory_keeper lacks `{want}`:\n{keeper}");
+        assert!(
+            keeper.contains(want),
+            "memory_keeper lacks `{want}`:\n{keeper}"
+        );
     }
 
     // researcher: a task agent: each pod runs a daemon on the shared
@@ -156,12 +171,19 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
             "researcher lacks `{want}`:\n{researcher}"
         );
     }
-    assert!(!researcher.contains("host = \"this-box\""), "each pod is its own host");
+    assert!(
+        !researcher.contains("host = \"this-box\""),
+        "each pod is its own host"
+    );
     let mode = std::fs::metadata(out.join("researcher.yaml"))
         .expect("file")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o077, 0, "the file with the store's password is private: {mode:o}");
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the file with the store's password is private: {mode:o}"
+    );
 
     // Every manifest against the Kubernetes schemas; KEDA's ScaledObject is
     // a custom resource the validator has no schema for.
@@ -185,7 +207,10 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
         .filter(|l| l.starts_with("ERROR") && !l.contains("scaledobject/"))
         .collect();
     assert!(failures.is_empty(), "{text}");
-    let passed = text.lines().filter(|l| l.contains(" passed for resource ")).count();
+    let passed = text
+        .lines()
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
     // 3 ConfigMaps, 2 Deployments, 1 StatefulSet, 1 Service, 1 HPA, 1 Secret.
     assert!(passed >= 9, "{text}");
 }
@@ -196,15 +221,27 @@ fn kubernetes_export_to_stdout_refuses_unknown_agents_and_bad_namespaces() {
     let cfg = write_config(dir.path());
     let (code, out, err) = autonomos(&cfg, &["export", "kubernetes", "web_tool"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("name: web-tool") && !out.contains("researcher"), "{out}");
-    assert!(out.contains("registry.example.invalid"), "placeholder image named: {out}");
+    assert!(
+        out.contains("name: web-tool") && !out.contains("researcher"),
+        "{out}"
+    );
+    assert!(
+        out.contains("registry.example.invalid"),
+        "placeholder image named: {out}"
+    );
     assert!(out.contains("#   - image: replace"), "{out}");
     let (code, _, err) = autonomos(&cfg, &["export", "kubernetes", "nobody"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no agent `nobody`") && err.contains("web_tool"), "{err}");
+    assert!(
+        err.contains("no agent `nobody`") && err.contains("web_tool"),
+        "{err}"
+    );
     let (code, _, err) = autonomos(&cfg, &["export", "kubernetes", "--namespace", "Bad_NS"]);
     assert_eq!(code, 2);
     assert!(err.contains("not a DNS label"), "{err}");
+    let (code, _, err) = autonomos(&cfg, &["export", "kubernetes", "--volume-size", "lots"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a Kubernetes quantity"), "{err}");
 }
 
 fn analyze(args: &[&str], unit: &Path) -> String {
@@ -236,26 +273,45 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let out = dir.path().join("units");
     let (code, _, err) = autonomos(
         &cfg,
-        &["export", "systemd", "-o", out.to_str().expect("utf-8"), "--run-as", "root"],
+        &[
+            "export",
+            "systemd",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--run-as",
+            "root",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let unit = out.join("autonomos.service");
     let text = std::fs::read_to_string(&unit).expect("unit");
     assert!(text.contains("Type=notify"), "{text}");
     assert!(
-        text.contains(&format!("AUTONOMOS_CONFIG={}", cfg.canonicalize().expect("abs").display())),
+        text.contains(&format!(
+            "AUTONOMOS_CONFIG={}",
+            cfg.canonicalize().expect("abs").display()
+        )),
         "{text}"
     );
     // Any complaint (an unknown key, a bad value) is printed: none allowed.
     let said = analyze(&[], &unit);
-    let complaints: Vec<&str> = said.lines().filter(|l| l.contains("autonomos.service")).collect();
+    let complaints: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("autonomos.service"))
+        .collect();
     assert!(complaints.is_empty(), "{said}");
 
     // The user unit, written by `service install --user` into a given dir.
     let udir = dir.path().join("user-units");
     let (code, said, err) = autonomos(
         &cfg,
-        &["service", "install", "--user", "--unit-dir", udir.to_str().expect("utf-8")],
+        &[
+            "service",
+            "install",
+            "--user",
+            "--unit-dir",
+            udir.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(said.contains("systemctl --user daemon-reload"), "{said}");
@@ -264,7 +320,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let text = std::fs::read_to_string(&unit).expect("user unit");
     assert!(text.contains("WantedBy=default.target") && !text.contains("User="));
     let said = analyze(&["--user"], &unit);
-    let complaints: Vec<&str> = said.lines().filter(|l| l.contains("autonomos.service")).collect();
+    let complaints: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("autonomos.service"))
+        .collect();
     assert!(complaints.is_empty(), "{said}");
 }
 
@@ -288,7 +347,9 @@ fn the_daemon_tells_systemd_it_is_ready_and_when_it_stops() {
     let (code, _, err) = d.cli(&["status"]);
     assert_eq!(code, 0, "{err}");
     // The agents never see the daemon's notify socket.
-    d.wait_status("w running", Duration::from_secs(15), |s| s.agents[0].running == 1);
+    d.wait_status("w running", Duration::from_secs(15), |s| {
+        s.agents[0].running == 1
+    });
     let pid = d.status().agents[0].replicas[0].pid.expect("pid");
     let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     assert!(

@@ -21,8 +21,9 @@ fn config_and_text(g: &Global) -> Result<(crate::config::Config, String, ConfigS
         text.strip_prefix("error: ").unwrap_or(&text).to_string()
     })?;
     let text = match &source {
-        ConfigSource::File(p) => std::fs::read_to_string(p)
-            .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ConfigSource::File(p) => {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        }
         ConfigSource::Demo => paths::DEMO_TOML.to_string(),
     };
     Ok((cfg, text, source))
@@ -209,7 +210,10 @@ pub(super) fn service(g: &Global, cmd: ServiceCommand) -> ExitCode {
         } else if !Path::new("/run/systemd/system").is_dir() {
             println!("systemd is not running here; when it is: {manual}");
         } else {
-            for args in [&["daemon-reload"][..], &["enable", "--now", "autonomos"][..]] {
+            for args in [
+                &["daemon-reload"][..],
+                &["enable", "--now", "autonomos"][..],
+            ] {
                 let ok = std::process::Command::new("systemctl")
                     .args(scope)
                     .args(args)

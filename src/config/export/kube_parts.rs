@@ -46,7 +46,8 @@ pub fn dns_name(agent: &str) -> String {
 pub fn check_dns_label(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -65,7 +66,10 @@ pub fn keeps_context(spec: &AgentSpec) -> bool {
 }
 
 pub fn placeholder_image(agent: &str) -> String {
-    format!("registry.example.invalid/autonomos/{}:latest", dns_name(agent))
+    format!(
+        "registry.example.invalid/autonomos/{}:latest",
+        dns_name(agent)
+    )
 }
 
 /// `[agents.NAME]` as written in the file.
@@ -107,6 +111,19 @@ pub fn one_agent_config(raw: &toml::Table, agent: &str) -> Result<String, String
     toml::to_string(&out).map_err(|e| e.to_string())
 }
 
+/// `1Gi`, `500Mi`, `10G`, `1024`: a storage quantity.
+pub fn is_quantity(s: &str) -> bool {
+    let num = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &s[num.len()..];
+    const UNITS: [&str; 13] = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ];
+    !num.is_empty()
+        && num.parse::<f64>().is_ok_and(|n| n > 0.0)
+        && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && UNITS.contains(&unit)
+}
+
 /// `1.5` cores → `1500m`.
 fn millicores(cores: f64) -> String {
     format!("{}m", (cores * 1000.0).round().max(1.0) as u64)
@@ -114,7 +131,7 @@ fn millicores(cores: f64) -> String {
 
 /// Bytes → `Mi` when whole, else bytes.
 fn quantity(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{}Mi", bytes >> 20)
     } else {
         bytes.to_string()
@@ -154,7 +171,10 @@ fn seconds(d: std::time::Duration) -> u64 {
 /// `health` → liveness and readiness probes.
 pub fn probes(spec: &AgentSpec, c: &mut Value, notes: &mut Notes) {
     let Some(h) = &spec.health else { return };
-    for (field, probe) in [("livenessProbe", &h.liveness), ("readinessProbe", &h.readiness)] {
+    for (field, probe) in [
+        ("livenessProbe", &h.liveness),
+        ("readinessProbe", &h.readiness),
+    ] {
         let Some(p) = probe else { continue };
         let mut body = match p {
             Probe::Exec(argv) => json!({ "exec": { "command": argv } }),
@@ -322,10 +342,16 @@ pub fn unmapped_policy(spec: &AgentSpec, notes: &mut Notes) {
         );
     }
     if spec.workspace.is_some() {
-        notes.not("workspace", "git worktrees are made by the daemon on its host");
+        notes.not(
+            "workspace",
+            "git worktrees are made by the daemon on its host",
+        );
     }
     if !spec.attention.is_empty() {
-        notes.not("attention", "screen patterns are watched by the Autonomos console only");
+        notes.not(
+            "attention",
+            "screen patterns are watched by the Autonomos console only",
+        );
     }
 }
 

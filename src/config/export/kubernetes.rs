@@ -68,6 +68,12 @@ pub fn kubernetes(
     if let Some(ns) = &opts.namespace {
         kube_parts::check_dns_label(ns).map_err(|e| format!("--namespace: {e}"))?;
     }
+    if !kube_parts::is_quantity(&opts.volume_size) {
+        return Err(format!(
+            "--volume-size `{}` is not a Kubernetes quantity (like 1Gi or 500Mi)",
+            opts.volume_size
+        ));
+    }
     let raw: toml::Table = raw
         .parse()
         .map_err(|e| format!("cannot read the config again: {e}"))?;
@@ -144,33 +150,19 @@ fn one(
     };
     let selector = json!({ "matchLabels": { "app.kubernetes.io/name": name } });
     let template = json!({ "metadata": { "labels": labels }, "spec": pod });
-    let workload = if stateful {
-        json!({
-            "apiVersion": "apps/v1", "kind": "StatefulSet",
-            "metadata": meta(&name),
-            "spec": {
-                "serviceName": name,
-                "replicas": replicas,
-                "podManagementPolicy": "Parallel",
-                "selector": selector,
-                "template": template,
-                "volumeClaimTemplates": [{
-                    "metadata": { "name": "context" },
-                    "spec": {
-                        "accessModes": ["ReadWriteOnce"],
-                        "resources": { "requests": { "storage": opts.volume_size } },
-                    },
-                }],
-            },
-        })
-    } else {
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": meta(&name),
-            "spec": { "replicas": replicas, "selector": selector, "template": template },
-        })
-    };
-    let kind = workload["kind"].as_str().unwrap_or("Deployment").to_string();
+    let workload = workload(
+        stateful,
+        meta(&name),
+        &name,
+        replicas,
+        selector,
+        template,
+        opts,
+    );
+    let kind = workload["kind"]
+        .as_str()
+        .unwrap_or("Deployment")
+        .to_string();
     docs.push(workload);
     if stateful {
         // A StatefulSet names a governing Service; headless, no ports.
@@ -241,8 +233,10 @@ fn container(
         } else {
             "metadata.name"
         };
-        env.push(json!({ "name": "AUTONOMOS_REPLICA", "valueFrom": { "fieldRef": {
-            "fieldPath": replica } } }));
+        env.push(
+            json!({ "name": "AUTONOMOS_REPLICA", "valueFrom": { "fieldRef": {
+            "fieldPath": replica } } }),
+        );
         // The image sets the usual ones; others must be given to the pod.
         const IMAGE_SETS: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
         let own: Vec<&str> = spec
@@ -320,4 +314,42 @@ fn pod_spec(
         "containers": [container],
         "volumes": volumes,
     })
+}
+
+/// A StatefulSet with a claim per replica, or a Deployment.
+fn workload(
+    stateful: bool,
+    meta: Value,
+    name: &str,
+    replicas: u32,
+    selector: Value,
+    template: Value,
+    opts: &KubeOptions,
+) -> Value {
+    if stateful {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": meta,
+            "spec": {
+                "serviceName": name,
+                "replicas": replicas,
+                "podManagementPolicy": "Parallel",
+                "selector": selector,
+                "template": template,
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "context" },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": { "requests": { "storage": opts.volume_size } },
+                    },
+                }],
+            },
+        })
+    } else {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": meta,
+            "spec": { "replicas": replicas, "selector": selector, "template": template },
+        })
+    }
 }

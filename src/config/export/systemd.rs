@@ -32,7 +32,9 @@ pub const UNIT_NAME: &str = "autonomos.service";
 
 /// systemd's escaping of a value inside `Environment="..."`.
 fn env_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
 }
 
 /// A path on `ExecStart=` (spaces quoted, `%` escaped).
@@ -47,7 +49,10 @@ fn exec_path(p: &std::path::Path) -> String {
 
 /// The unit file.
 pub fn unit(o: &UnitOptions) -> Result<String, String> {
-    for (what, p) in [("the binary", Some(&o.bin)), ("the config", o.config.as_ref())] {
+    for (what, p) in [
+        ("the binary", Some(&o.bin)),
+        ("the config", o.config.as_ref()),
+    ] {
         if let Some(p) = p
             && !p.is_absolute()
         {
@@ -135,13 +140,22 @@ mod tests {
     fn a_system_unit_runs_as_the_user_with_its_own_runtime_dir() {
         let u = unit(&opts(false)).expect("unit");
         assert!(u.contains("Type=notify\n"), "{u}");
-        assert!(u.contains("ExecStart=/usr/local/bin/autonomos daemon\n"), "{u}");
+        assert!(
+            u.contains("ExecStart=/usr/local/bin/autonomos daemon\n"),
+            "{u}"
+        );
         assert!(u.contains("Environment=\"AUTONOMOS_CONFIG=/etc/autonomos/fleet 1.toml\"\n"));
         assert!(u.contains("User=agents\n") && u.contains("RuntimeDirectory=autonomos\n"));
         assert!(u.contains("TimeoutStopSec=90\n") && u.contains("KillMode=mixed\n"));
         assert!(u.contains("WantedBy=multi-user.target"));
         // Nothing that would hide processes or block fork/exec/signals.
-        for bad in ["ProtectProc", "SystemCallFilter", "ProtectHome", "PrivatePIDs", "KillMode=control-group"] {
+        for bad in [
+            "ProtectProc",
+            "SystemCallFilter",
+            "ProtectHome",
+            "PrivatePIDs",
+            "KillMode=control-group",
+        ] {
             assert!(!u.contains(bad), "{bad} in {u}");
         }
     }
@@ -159,7 +173,10 @@ mod tests {
         o.bin = PathBuf::from("/opt/my tools/autonomos");
         o.data_dir = PathBuf::from("/srv/100%/data");
         let u = unit(&o).expect("unit");
-        assert!(u.contains("ExecStart=\"/opt/my tools/autonomos\" daemon"), "{u}");
+        assert!(
+            u.contains("ExecStart=\"/opt/my tools/autonomos\" daemon"),
+            "{u}"
+        );
         assert!(u.contains("AUTONOMOS_DATA_DIR=/srv/100%%/data"), "{u}");
         o.data_dir = PathBuf::from("data");
         assert!(unit(&o).is_err());
