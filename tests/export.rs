@@ -37,6 +37,7 @@ health = { liveness = { exec = ["test", "-f", "/tmp/ok"] } }
 
 [agents.researcher]
 command = ["python3", "researcher.py"]
+stop_signal = "SIGINT"
 protocol = "jsonrpc"
 concurrency = 2
 autoscale = { min = 0, max = 10, queue_per_replica = 5, cpu = 1.5, latency_p95 = "30s" }
@@ -126,12 +127,26 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
     ] {
         assert!(web.contains(want), "web_tool lacks `{want}`:\n{web}");
     }
-    // Strings a YAML 1.1 reader would take for a bool or a number stay strings.
+    // env goes to a Secret (it often holds keys), read with envFrom; strings
+    // a YAML 1.1 reader would take for a bool or a number stay strings.
     assert!(
-        web.contains("value: \"on\"") || web.contains("value: 'on'"),
+        web.contains("kind: Secret") && web.contains("name: web-tool-env"),
+        "{web}"
+    );
+    assert!(
+        web.contains("MODE: \"on\"") || web.contains("MODE: 'on'"),
         "{web}"
     );
     assert!(web.contains("\"0755\"") || web.contains("'0755'"), "{web}");
+    assert!(web.contains("# env: in the Secret web-tool-env"), "{web}");
+    assert!(
+        !web.contains("[agents.web_tool.env]"),
+        "env kept out of the ConfigMap: {web}"
+    );
+    assert!(
+        web.contains("autonomos.dev/agent: web_tool"),
+        "the agent's name annotated: {web}"
+    );
 
     // memory_keeper: runs in its context: a StatefulSet with a claim per
     // replica and its headless Service; what has no equivalent is listed.
@@ -158,7 +173,7 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
         "kind: Secret",
         "kind: ScaledObject",
         "type: postgresql",
-        "agent = 'researcher' AND state = 'submitted'",
+        "agent = 'researcher' AND state NOT IN ('completed', 'failed', 'canceled', 'rejected') AND (owner IS NOT NULL OR not_before <= now())",
         "targetQueryValue: '5'",
         "minReplicaCount: 0",
         "connectionFromEnv: AUTONOMOS_TASKS_STORE",
@@ -175,6 +190,8 @@ fn kubernetes_manifests_validate_against_the_schemas_and_list_what_is_not_mapped
         !researcher.contains("host = \"this-box\""),
         "each pod is its own host"
     );
+    // The daemon in the pod gives the agent its stop signal itself.
+    assert!(!researcher.contains("preStop"), "{researcher}");
     let mode = std::fs::metadata(out.join("researcher.yaml"))
         .expect("file")
         .permissions()
@@ -239,6 +256,19 @@ fn kubernetes_export_to_stdout_refuses_unknown_agents_and_bad_namespaces() {
     let (code, _, err) = autonomos(&cfg, &["export", "kubernetes", "--namespace", "Bad_NS"]);
     assert_eq!(code, 2);
     assert!(err.contains("not a DNS label"), "{err}");
+    // Names Kubernetes would refuse or mix up.
+    let clash = dir.path().join("clash.toml");
+    std::fs::write(
+        &clash,
+        "[agents.a_b]\ncommand = \"sleep 1\"\n[agents.a-b]\ncommand = \"sleep 1\"\n[agents.9lives]\ncommand = \"sleep 1\"\n",
+    )
+    .expect("config");
+    let (code, _, err) = autonomos(&clash, &["export", "kubernetes"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("would both be named `a-b`"), "{err}");
+    let (code, out, err) = autonomos(&clash, &["export", "kubernetes", "9lives"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("name: agent-9lives"), "{out}");
     let (code, _, err) = autonomos(&cfg, &["export", "kubernetes", "--volume-size", "lots"]);
     assert_eq!(code, 2);
     assert!(err.contains("not a Kubernetes quantity"), "{err}");
@@ -280,6 +310,8 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
             out.to_str().expect("utf-8"),
             "--run-as",
             "root",
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -300,6 +332,29 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .filter(|l| l.contains("autonomos.service"))
         .collect();
     assert!(complaints.is_empty(), "{said}");
+    // Another user with this user's default data dir is refused.
+    let (code, _, err) = autonomos(&cfg, &["export", "systemd", "--run-as", "nobody-else"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give --data-dir"), "{err}");
+    // --harden passes systemd-analyze too.
+    let hard = dir.path().join("hard");
+    let (code, _, err) = autonomos(
+        &cfg,
+        &[
+            "export",
+            "systemd",
+            "--harden",
+            "--run-as",
+            "root",
+            "--data-dir",
+            "/var/lib/autonomos",
+            "-o",
+            hard.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let said = analyze(&[], &hard.join("autonomos.service"));
+    assert!(!said.contains("autonomos.service"), "{said}");
 
     // The user unit, written by `service install --user` into a given dir.
     let udir = dir.path().join("user-units");

@@ -467,6 +467,9 @@ pub enum ExportCommand {
         /// A system unit runs the daemon as this user (default: the one running this, or SUDO_USER).
         #[arg(long)]
         run_as: Option<String>,
+        /// Add sandboxing that binds the agents too (no new privileges, private /tmp, read-only /usr and /etc).
+        #[arg(long)]
+        harden: bool,
     },
 }
 
@@ -483,6 +486,9 @@ pub enum ServiceCommand {
         /// Write the unit into DIR instead of systemd's directory.
         #[arg(long)]
         unit_dir: Option<PathBuf>,
+        /// Add sandboxing that binds the agents too (see `export systemd --harden`).
+        #[arg(long)]
+        harden: bool,
         /// Only write the unit; do not run systemctl.
         #[arg(long)]
         no_enable: bool,

@@ -32,10 +32,11 @@ fn config_and_text(g: &Global) -> Result<(crate::config::Config, String, ConfigS
 /// Writes `text` to `path` (0600 when it holds a secret), atomically.
 fn write_file(path: &Path, text: &str, private: bool) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
+    // A leftover keeps its old mode: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(if private { 0o600 } else { 0o644 })
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -73,7 +74,8 @@ pub(super) fn export(g: &Global, cmd: ExportCommand) -> ExitCode {
             output,
             user,
             run_as,
-        } => unit_text(g, user, run_as).and_then(|text| match output {
+            harden,
+        } => unit_text(g, user, run_as, harden).and_then(|text| match output {
             Some(dir) => {
                 make_dir(&dir)?;
                 let path = dir.join(UNIT_NAME);
@@ -137,7 +139,12 @@ fn run_as_user(run_as: Option<String>) -> Option<String> {
         .or_else(|| Some(rustix::process::getuid().as_raw().to_string()))
 }
 
-fn unit_text(g: &Global, user_unit: bool, run_as: Option<String>) -> Result<String, String> {
+fn unit_text(
+    g: &Global,
+    user_unit: bool,
+    run_as: Option<String>,
+    harden: bool,
+) -> Result<String, String> {
     let (cfg, _, source) = config_and_text(g)?;
     let bin = std::env::current_exe()
         .and_then(std::fs::canonicalize)
@@ -147,6 +154,23 @@ fn unit_text(g: &Global, user_unit: bool, run_as: Option<String>) -> Result<Stri
         ConfigSource::Demo => None,
     };
     let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
+    let run_as = if user_unit { None } else { run_as_user(run_as) };
+    // The default data dir is under this user's home: wrong for a daemon
+    // that runs as someone else (as under `sudo ... service install`).
+    let me = std::env::var("USER").unwrap_or_default();
+    let uid = rustix::process::getuid().as_raw();
+    let is_me = |u: &str| u == me || u == uid.to_string() || (uid == 0 && u == "root");
+    if let Some(other) = run_as.as_deref()
+        && !is_me(other)
+        && g.data_dir.is_none()
+        && cfg.paths.data_dir.is_none()
+    {
+        return Err(format!(
+            "the daemon would run as `{other}`, but the default data dir here is {}'s ({}): give --data-dir (or [paths] data_dir) with a directory `{other}` owns",
+            if me.is_empty() { "this user" } else { &me },
+            data_dir.display()
+        ));
+    }
     let data_dir = if data_dir.is_absolute() {
         data_dir
     } else {
@@ -159,7 +183,8 @@ fn unit_text(g: &Global, user_unit: bool, run_as: Option<String>) -> Result<Stri
         config,
         data_dir,
         user_unit,
-        run_as: if user_unit { None } else { run_as_user(run_as) },
+        run_as,
+        harden,
         longest_stop: cfg
             .agents
             .iter()
@@ -187,9 +212,10 @@ pub(super) fn service(g: &Global, cmd: ServiceCommand) -> ExitCode {
         run_as,
         unit_dir: dir,
         no_enable,
+        harden,
     } = cmd;
     let r = (|| -> Result<(), String> {
-        let text = unit_text(g, user, run_as)?;
+        let text = unit_text(g, user, run_as, harden)?;
         let custom_dir = dir.is_some();
         let dir = match dir {
             Some(d) => d,

@@ -115,21 +115,34 @@ impl serde::Serialize for BackupRepo {
     }
 }
 
-/// `user@host:path` (restic's short form; no port).
+/// `user@host:path` (restic's short form; no port). The host ends at the
+/// first `:` outside `[...]`, so the path may hold `@` and `:`.
 fn parse_short(rest: &str) -> Result<SftpRepo, String> {
-    let (user, rest) = split_user(rest)?;
-    let (host, path) = if let Some(r) = rest.strip_prefix('[') {
-        let (h, tail) = r
-            .split_once(']')
-            .ok_or_else(|| format!("`sftp:{rest}`: `[` without `]` around the host"))?;
-        let path = tail.strip_prefix(':').ok_or_else(|| {
-            "write sftp:user@[::1]:/path (a `:` between the host and the path)".to_string()
-        })?;
-        (h, path)
-    } else {
-        rest.split_once(':').ok_or_else(|| {
-            format!("`sftp:{rest}` has no path: write sftp:user@host:/srv/backups (or sftp://user@host:2222//srv/backups for a port)")
-        })?
+    let mut depth = 0;
+    let cut = rest.char_indices().find_map(|(i, c)| {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ':' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        None
+    });
+    let Some(cut) = cut else {
+        if rest.contains('[') && !rest.contains(']') {
+            return Err(format!("`sftp:{rest}`: `[` without `]` around the host"));
+        }
+        return Err(format!(
+            "`sftp:{rest}` has no path: write sftp:user@host:/srv/backups (or sftp://user@host:2222//srv/backups for a port)"
+        ));
+    };
+    let (authority, path) = (&rest[..cut], &rest[cut + 1..]);
+    let (user, host) = split_user(authority)?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h
+            .strip_suffix(']')
+            .ok_or_else(|| format!("`sftp:{rest}`: `[` without `]` around the host"))?,
+        None => host,
     };
     target(user, host, None, path)
 }
@@ -274,6 +287,11 @@ mod tests {
         );
         let t = sftp("sftp:[::1]:/srv");
         assert_eq!((t.host.as_str(), t.path.as_str()), ("::1", "/srv"));
+        let t = sftp("sftp:bk@h:/srv/a@b:c");
+        assert_eq!(
+            (t.user.as_deref(), t.host.as_str(), t.path.as_str()),
+            (Some("bk"), "h", "/srv/a@b:c")
+        );
     }
 
     #[test]

@@ -72,6 +72,19 @@ pub fn spawn_claimed(
     Ok((child, Claimed(pid)))
 }
 
+/// [`spawn_claimed`] for a blocking caller.
+pub fn spawn_std_claimed(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<(std::process::Child, Claimed)> {
+    let mut guard = leaders()
+        .lock()
+        .map_err(|_| std::io::Error::other("process table poisoned"))?;
+    let child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    guard.insert(pid);
+    Ok((child, Claimed(Some(pid))))
+}
+
 /// Runs `cmd` to its end and returns its output, claimed from the orphan
 /// reaper like [`spawn_claimed`] (blocking: for a blocking thread).
 pub fn output_claimed(cmd: &mut std::process::Command) -> std::io::Result<std::process::Output> {

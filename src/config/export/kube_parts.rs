@@ -32,14 +32,28 @@ impl Notes {
     }
 }
 
-/// An agent name as a DNS-1123 label: `_` becomes `-`, no trailing `-`.
-pub fn dns_name(agent: &str) -> String {
+/// An agent's Kubernetes name: `_` becomes `-`, no `-` at either end, a
+/// letter first (a Service name must start with one: `agent-` is put
+/// before a digit), at most 52 characters (a StatefulSet's pods need 11
+/// more for their revision label).
+pub fn k8s_name(agent: &str) -> Result<String, String> {
     let s: String = agent
         .chars()
         .map(|c| if c == '_' { '-' } else { c })
-        .take(63)
         .collect();
-    s.trim_end_matches('-').to_string()
+    let s = s.trim_matches('-');
+    let s = match s.chars().next() {
+        Some(c) if c.is_ascii_lowercase() => s.to_string(),
+        Some(_) => format!("agent-{s}"),
+        None => return Err(format!("agent `{agent}` has no usable Kubernetes name")),
+    };
+    if s.len() > 52 {
+        return Err(format!(
+            "agent `{agent}` would be named `{s}` ({} characters): Kubernetes takes at most 52 here; rename the agent",
+            s.len()
+        ));
+    }
+    Ok(s)
 }
 
 /// A namespace must be a DNS-1123 label.
@@ -68,22 +82,30 @@ pub fn keeps_context(spec: &AgentSpec) -> bool {
 pub fn placeholder_image(agent: &str) -> String {
     format!(
         "registry.example.invalid/autonomos/{}:latest",
-        dns_name(agent)
+        k8s_name(agent).unwrap_or_else(|_| "agent".into())
     )
 }
 
-/// `[agents.NAME]` as written in the file.
-pub fn agent_table(raw: &toml::Table, agent: &str) -> Result<String, String> {
+/// `[agents.NAME]` as written in the file, its `env` left out (named as
+/// being in the Secret `env_secret`).
+pub fn agent_table(raw: &toml::Table, agent: &str, env_secret: &str) -> Result<String, String> {
     let a = raw
         .get("agents")
         .and_then(|v| v.get(agent))
         .and_then(|v| v.as_table())
         .ok_or_else(|| format!("agent `{agent}` not found in the file"))?;
+    let mut a = a.clone();
+    let had_env = a.remove("env").is_some();
     let mut agents = toml::Table::new();
-    agents.insert(agent.into(), toml::Value::Table(a.clone()));
+    agents.insert(agent.into(), toml::Value::Table(a));
     let mut out = toml::Table::new();
     out.insert("agents".into(), toml::Value::Table(agents));
-    toml::to_string(&out).map_err(|e| e.to_string())
+    let text = toml::to_string(&out).map_err(|e| e.to_string())?;
+    Ok(if had_env {
+        format!("# env: in the Secret {env_secret}\n{text}")
+    } else {
+        text
+    })
 }
 
 /// The config a task agent's pod runs: the file's `[tasks]` (without
@@ -269,14 +291,23 @@ pub fn scaler(
         );
         queue = None;
     }
-    let down = (a.scale_down_window_ms / 1000).max(1);
+    // Kubernetes takes at most an hour here.
+    let down = (a.scale_down_window_ms / 1000).clamp(1, 3600);
+    if a.scale_down_window_ms > 3_600_000 {
+        notes.not(
+            "autoscale scale_down_window over 1h",
+            "Kubernetes' stabilization window is at most 3600 s; exported as 3600",
+        );
+    }
     if let Some(per) = queue {
         let mut triggers = vec![json!({
             "type": "postgresql",
             "metadata": {
                 "connectionFromEnv": "AUTONOMOS_TASKS_STORE",
                 "query": format!(
-                    "SELECT count(*) FROM autonomos_tasks WHERE agent = '{}' AND state = 'submitted' AND owner IS NULL AND not_before <= now()",
+                    // Waiting and in flight: pods are never scaled away
+                    // from tasks they still run.
+                    "SELECT count(*) FROM autonomos_tasks WHERE agent = '{}' AND state NOT IN ('completed', 'failed', 'canceled', 'rejected') AND (owner IS NOT NULL OR not_before <= now())",
                     spec.name
                 ),
                 "targetQueryValue": format!("{per}"),

@@ -77,9 +77,23 @@ pub fn kubernetes(
     let raw: toml::Table = raw
         .parse()
         .map_err(|e| format!("cannot read the config again: {e}"))?;
-    cfg.agents
+    let chosen: Vec<&AgentSpec> = cfg
+        .agents
         .iter()
         .filter(|s| agents.is_empty() || agents.contains(&s.name))
+        .collect();
+    let mut seen = std::collections::BTreeMap::new();
+    for s in &chosen {
+        let n = kube_parts::k8s_name(&s.name)?;
+        if let Some(other) = seen.insert(n.clone(), s.name.clone()) {
+            return Err(format!(
+                "agents `{other}` and `{}` would both be named `{n}` in Kubernetes (`_` becomes `-`): rename one",
+                s.name
+            ));
+        }
+    }
+    chosen
+        .into_iter()
         .map(|s| one(cfg, &raw, s, opts))
         .collect()
 }
@@ -90,18 +104,19 @@ fn one(
     spec: &AgentSpec,
     opts: &KubeOptions,
 ) -> Result<KubeExport, String> {
-    let name = kube_parts::dns_name(&spec.name);
+    let name = kube_parts::k8s_name(&spec.name)?;
     let mut notes = Notes::default();
-    let wrapped = spec.tasks.is_some();
-    let stateful = !opts.stateless && !wrapped && kube_parts::keeps_context(spec);
+    let task_agent = spec.tasks.is_some();
+    let stateful = !opts.stateless && !task_agent && kube_parts::keeps_context(spec);
     let labels = json!({
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": "autonomos",
         "app.kubernetes.io/managed-by": "autonomos-export",
-        "autonomos.dev/agent": spec.name,
     });
+    // The agent's own name may not be a label value (a trailing `_`).
     let meta = |n: &str| {
-        let mut m = json!({ "name": n, "labels": labels });
+        let mut m = json!({ "name": n, "labels": labels,
+            "annotations": { "autonomos.dev/agent": spec.name } });
         if let Some(ns) = &opts.namespace {
             m["namespace"] = json!(ns);
         }
@@ -110,14 +125,19 @@ fn one(
     let mut docs = Vec::new();
     let config_map = format!("{name}-config");
     let mut data = serde_json::Map::new();
-    // The agent's table as the operator wrote it.
+    // The agent's table as the operator wrote it, but for `env`, which
+    // often holds keys: that goes to a Secret.
     data.insert(
         "agent.toml".into(),
-        json!(kube_parts::agent_table(raw, &spec.name)?),
+        json!(kube_parts::agent_table(
+            raw,
+            &spec.name,
+            &format!("{name}-env")
+        )?),
     );
     let store = cfg.tasks.store.clone();
     let mut daemon_config = None;
-    if wrapped {
+    if task_agent {
         match &store {
             Some(_) => daemon_config = Some(kube_parts::one_agent_config(raw, &spec.name)?),
             None => notes.not(
@@ -133,7 +153,17 @@ fn one(
     }));
     // The daemon's config names the queue's URL (maybe with a password):
     // a Secret, which KEDA reads the URL from as well.
-    let secret = daemon_config.is_some();
+    let wrapped = daemon_config.is_some();
+    let env_secret = !wrapped && !spec.env.is_empty();
+    if env_secret {
+        docs.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": meta(&format!("{name}-env")),
+            "type": "Opaque",
+            "stringData": spec.env,
+        }));
+    }
+    let secret = wrapped || env_secret;
     if let (Some(toml), Some(url)) = (&daemon_config, &store) {
         docs.push(json!({
             "apiVersion": "v1", "kind": "Secret",
@@ -142,8 +172,8 @@ fn one(
             "stringData": { "url": url, "autonomos.toml": toml },
         }));
     }
-    let container = container(spec, &name, secret, stateful, opts, &mut notes);
-    let pod = pod_spec(spec, container, &name, secret, stateful, &mut notes);
+    let container = container(spec, &name, wrapped, stateful, opts, &mut notes);
+    let pod = pod_spec(spec, container, &name, wrapped, stateful, &mut notes);
     let replicas = match &spec.autoscale {
         Some(a) => a.min.max(1),
         None => spec.replicas,
@@ -222,9 +252,6 @@ fn container(
         mounts.push(json!({ "name": "context", "mountPath": DATA_MOUNT }));
         vec!["autonomos".into(), "daemon".into()]
     } else {
-        for (k, v) in &spec.env {
-            env.push(json!({ "name": k, "value": v }));
-        }
         env.push(json!({ "name": "AUTONOMOS_AGENT", "value": spec.name }));
         env.push(json!({ "name": "AUTONOMOS_CONTEXT_DIR", "value": CONTEXT_MOUNT }));
         // A StatefulSet's pods are numbered; a Deployment's are named.
@@ -262,6 +289,11 @@ fn container(
         "image": image,
         "command": command,
         "env": env,
+        "envFrom": if !wrapped && !spec.env.is_empty() {
+            json!([{ "secretRef": { "name": format!("{name}-env") } }])
+        } else {
+            json!([])
+        },
         "volumeMounts": mounts,
         "resources": kube_parts::resources(spec, notes),
     });
@@ -279,7 +311,10 @@ fn container(
     } else if spec.health.is_some() {
         notes.not("health", "the daemon inside the pod runs the agent's probes (restarts and readiness as in Autonomos); Kubernetes sees the daemon only");
     }
-    kube_parts::stop_signal(spec, &mut c);
+    // Inside a wrapped pod the daemon gives the agent its own stop signal.
+    if !wrapped {
+        kube_parts::stop_signal(spec, &mut c);
+    }
     c
 }
 

@@ -3,10 +3,12 @@
 //! (`Type=notify`), lets it stop its agents itself, and restarts it if it
 //! fails.
 //!
-//! Hardening is chosen so supervision keeps working: the daemon must fork
-//! and exec any command, signal and reap its process trees, read `/proc`,
-//! and agents must reach their own files; so nothing here hides processes,
-//! filters system calls that agents may need, or makes home dirs read-only.
+//! Every sandboxing option of a unit applies to the agents too (they are
+//! the daemon's children), so the default unit sets only what no agent can
+//! miss: kernel modules and tunables. `--harden` adds the rest of the usual
+//! set (no new privileges, a private /tmp, a read-only /usr and /etc, no
+//! clock changes, ...) for fleets whose agents need none of that; nothing
+//! ever hides processes from the daemon or makes home dirs read-only.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +27,8 @@ pub struct UnitOptions {
     pub run_as: Option<String>,
     /// The longest `stop_timeout` of the fleet: systemd waits for it.
     pub longest_stop: Duration,
+    /// The stricter sandbox (it binds the agents as well).
+    pub harden: bool,
 }
 
 /// The unit's file name.
@@ -104,13 +108,19 @@ pub fn unit(o: &UnitOptions) -> Result<String, String> {
     s.push_str("KillMode=mixed\nKillSignal=SIGTERM\n");
     s.push_str(&format!("TimeoutStopSec={stop}\n"));
     s.push_str("Restart=on-failure\nRestartSec=2\n");
-    s.push_str("LimitNOFILE=65536\nUMask=0077\n");
-    // Hardening that leaves supervision alone.
-    s.push_str("NoNewPrivileges=yes\n");
+    s.push_str("LimitNOFILE=65536\n");
     if !o.user_unit {
-        s.push_str("ProtectSystem=full\nPrivateTmp=yes\nProtectKernelModules=yes\n");
-        s.push_str("ProtectKernelTunables=yes\nProtectControlGroups=yes\nProtectClock=yes\n");
-        s.push_str("RestrictSUIDSGID=yes\nLockPersonality=yes\nRestrictRealtime=yes\n");
+        s.push_str("# Sandboxing binds the agents too: only what no agent needs.\n");
+        s.push_str("ProtectKernelModules=yes\nProtectKernelTunables=yes\n");
+    }
+    if o.harden {
+        // Agents lose sudo and setuid helpers, /tmp sockets of the session,
+        // writes to /usr and /etc, clock and realtime changes.
+        s.push_str("# --harden: these bind every agent as well.\nNoNewPrivileges=yes\n");
+        if !o.user_unit {
+            s.push_str("PrivateTmp=yes\nProtectSystem=full\nProtectClock=yes\n");
+            s.push_str("RestrictSUIDSGID=yes\nLockPersonality=yes\nRestrictRealtime=yes\n");
+        }
     }
     s.push_str("\n[Install]\n");
     s.push_str(if o.user_unit {
@@ -133,6 +143,7 @@ mod tests {
             user_unit: user,
             run_as: Some("agents".into()),
             longest_stop: Duration::from_secs(60),
+            harden: false,
         }
     }
 
@@ -155,9 +166,22 @@ mod tests {
             "ProtectHome",
             "PrivatePIDs",
             "KillMode=control-group",
+            "NoNewPrivileges",
+            "PrivateTmp",
         ] {
             assert!(!u.contains(bad), "{bad} in {u}");
         }
+        let mut o = opts(false);
+        o.harden = true;
+        let h = unit(&o).expect("unit");
+        assert!(
+            h.contains("NoNewPrivileges=yes") && h.contains("ProtectSystem=full"),
+            "{h}"
+        );
+        assert!(
+            !h.contains("ProtectHome") && !h.contains("ProtectProc"),
+            "{h}"
+        );
     }
 
     #[test]

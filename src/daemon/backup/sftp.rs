@@ -3,16 +3,20 @@
 //! from `openssh-sftp-client`, and rustic_core's backend traits on top.
 //!
 //! rustic_core calls backends from blocking threads, several at once; each
-//! call here runs on the backend's own small runtime and is bounded by the
-//! repository's time limit. After a timeout or a lost connection every
-//! later call fails at once with the first cause, so a dead mirror costs
-//! one time limit, not one per file.
+//! call here runs on the backend's own small runtime. The repository's time
+//! limit bounds the silence, not the work: a 32 MiB pack on a slow link
+//! may take minutes as long as data keeps moving, while a host that stops
+//! answering fails the call one limit after the last byte. After such a
+//! timeout or a lost connection every later call fails at once with the
+//! first cause, so a dead mirror costs one time limit, not one per file.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -25,6 +29,28 @@ use rustic_core::{
 use tokio::io::AsyncSeekExt;
 
 use crate::core::repo::SftpRepo;
+use crate::daemon::process::{Claimed, spawn_std_claimed};
+
+/// Bytes per write or read request the progress clock sees.
+const CHUNK: usize = 256 * 1024;
+
+/// When data last moved, for the silence limit: ms since `start`.
+#[derive(Debug)]
+struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn tick(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
 
 /// One SFTP connection to one repository.
 pub struct SftpBackend {
@@ -33,10 +59,13 @@ pub struct SftpBackend {
     rt: Option<tokio::runtime::Runtime>,
     sftp: Option<Sftp>,
     ssh: Mutex<Child>,
+    /// Keeps ssh from the daemon's orphan reaper until we have waited.
+    _claim: Claimed,
     /// ssh's last lines on stderr: the cause when the connection fails.
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// Set by the first timeout or lost connection.
     broken: Mutex<Option<String>>,
+    progress: Arc<Progress>,
 }
 
 impl std::fmt::Debug for SftpBackend {
@@ -55,13 +84,16 @@ impl SftpBackend {
             .build()
             .map_err(|e| format!("{target}: cannot start the SFTP runtime: {e}"))?;
         let argv = target.ssh_argv();
-        let mut child = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{target}: cannot run ssh: {e} (install openssh-client)"))?;
+        // Claimed: the daemon's orphan reaper must leave it to us, or its
+        // exit status (and why it ended) would be lost.
+        let (mut child, claim) = spawn_std_claimed(
+            std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| format!("{target}: cannot run ssh: {e} (install openssh-client)"))?;
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(err) = child.stderr.take() {
             let lines = stderr.clone();
@@ -93,8 +125,13 @@ impl SftpBackend {
             rt: Some(rt),
             sftp: None,
             ssh: Mutex::new(child),
+            _claim: claim,
             stderr,
             broken: Mutex::new(None),
+            progress: Arc::new(Progress {
+                start: Instant::now(),
+                last_ms: AtomicU64::new(0),
+            }),
         };
         match session {
             Ok(s) => {
@@ -123,11 +160,19 @@ impl SftpBackend {
             // ssh needs a moment to print why it gave up.
             let mut status = None;
             for _ in 0..50 {
-                status = ssh.try_wait().ok().flatten();
-                if status.is_some() {
-                    break;
+                match ssh.try_wait() {
+                    Ok(Some(st)) => {
+                        status = Some(st.to_string());
+                        break;
+                    }
+                    Ok(None) => {}
+                    // Reaped elsewhere: it has ended all the same.
+                    Err(_) => {
+                        status = Some("ended".to_string());
+                        break;
+                    }
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(10));
             }
             status
         };
@@ -154,8 +199,10 @@ impl SftpBackend {
         self.sftp.as_ref().expect("connected")
     }
 
-    /// Runs one request within the time limit; a timeout or a lost
-    /// connection breaks the backend for every later call.
+    /// Runs one request. It fails after the time limit passes with no
+    /// data moving (see [`Progress`]); a timeout or a lost connection
+    /// breaks the backend for every later call. Errors the server answers
+    /// with (no such file, permission) leave the connection usable.
     fn call<T>(
         &self,
         what: &str,
@@ -171,14 +218,30 @@ impl SftpBackend {
         }
         let rt = self.rt.as_ref().expect("runtime");
         let limit = self.target.timeout;
+        let progress = self.progress.clone();
+        progress.tick();
         // The timer is made inside the runtime (callers are plain threads).
-        match rt.block_on(async move { tokio::time::timeout(limit, fut).await }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(SftpError::SftpError(kind, msg))) => {
+        let outcome = rt.block_on(async move {
+            let mut fut = std::pin::pin!(fut);
+            loop {
+                let deadline = tokio::time::Instant::from_std(progress.last() + limit);
+                tokio::select! {
+                    r = &mut fut => return Some(r),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if progress.last() + limit <= Instant::now() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        });
+        match outcome {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(SftpError::SftpError(kind, msg))) => {
                 Err(format!("{}: {what}: {kind:?}: {msg}", self.target))
             }
-            Ok(Err(e)) => Err(self.break_with(what, &e.to_string())),
-            Err(_) => Err(self.break_with(
+            Some(Err(e)) => Err(self.break_with(what, &e.to_string())),
+            None => Err(self.break_with(
                 what,
                 &format!(
                     "no answer within {}",
@@ -251,34 +314,45 @@ impl SftpBackend {
 
     /// Makes `dir` and its missing parents (mode 0700).
     async fn mkdir_all(sftp: &Sftp, dir: &Path) -> Result<(), SftpError> {
-        let mut fs = sftp.fs();
+        if sftp.fs().metadata(dir).await.is_ok() {
+            return Ok(());
+        }
         let mut at = PathBuf::new();
         for part in dir.components() {
             at.push(part);
             if matches!(part, std::path::Component::RootDir) {
                 continue;
             }
-            if fs.metadata(&at).await.is_ok() {
-                continue;
-            }
-            let made = fs
-                .dir_builder()
-                .permissions(openssh_sftp_client::metadata::Permissions::from(0o700u16))
-                .create(&at)
-                .await;
-            // Someone else may have made it meanwhile.
-            if let Err(e) = made
-                && fs.metadata(&at).await.is_err()
-            {
-                return Err(e);
-            }
+            Self::mkdir(sftp, &at).await?;
         }
         Ok(())
     }
 
-    async fn put(sftp: &Sftp, path: PathBuf, content: BytesList) -> Result<(), SftpError> {
+    /// Makes one dir (0700); one that exists already is fine.
+    async fn mkdir(sftp: &Sftp, dir: &Path) -> Result<(), SftpError> {
+        let mut fs = sftp.fs();
+        let made = fs
+            .dir_builder()
+            .permissions(openssh_sftp_client::metadata::Permissions::from(0o700u16))
+            .create(dir)
+            .await;
+        match made {
+            Ok(()) => Ok(()),
+            Err(_) if fs.metadata(dir).await.is_ok() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `content` under a temporary name (0600), syncs it and renames
+    /// it into place, ticking the progress clock per chunk.
+    async fn put(
+        sftp: &Sftp,
+        progress: &Progress,
+        path: PathBuf,
+        content: BytesList,
+    ) -> Result<(), SftpError> {
         let mut tmp = path.clone().into_os_string();
-        tmp.push("-tmp-");
+        tmp.push(format!("-tmp-{:08x}", rand::random::<u32>()));
         let tmp = PathBuf::from(tmp);
         let mut opts = sftp.options();
         opts.write(true).create(true).truncate(true);
@@ -292,13 +366,60 @@ impl SftpBackend {
             }
             Err(e) => return Err(e),
         };
-        let mut bufs: Vec<Bytes> = content.into_vec();
-        file.write_all_zero_copy(&mut bufs).await?;
-        if sftp.support_fsync() {
-            file.sync_all().await?;
+        let written = async {
+            file.set_permissions(openssh_sftp_client::metadata::Permissions::from(0o600u16))
+                .await?;
+            for part in content.into_vec() {
+                for chunk in part.chunks(CHUNK) {
+                    file.write_all(chunk).await?;
+                    progress.tick();
+                }
+            }
+            if sftp.support_fsync() {
+                file.sync_all().await?;
+            }
+            Ok::<_, SftpError>(())
         }
-        file.close().await?;
+        .await;
+        let closed = file.close().await;
+        if let Err(e) = written.and(closed) {
+            let _ = sftp.fs().remove_file(&tmp).await;
+            return Err(e);
+        }
         sftp.fs().rename(&tmp, &path).await
+    }
+
+    /// Reads `len` bytes from `offset` (all of the file when `len` is
+    /// None), ticking the progress clock per chunk. A short file gives a
+    /// short buffer: the caller names it, the connection is fine.
+    async fn get(
+        sftp: &Sftp,
+        progress: &Progress,
+        path: PathBuf,
+        offset: u64,
+        len: Option<usize>,
+    ) -> Result<BytesMut, SftpError> {
+        let mut f = sftp.open(&path).await?;
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset)).await?;
+        }
+        let max = CHUNK;
+        let mut buf = BytesMut::with_capacity(len.unwrap_or(CHUNK));
+        loop {
+            let want = match len {
+                Some(n) if buf.len() >= n => break,
+                Some(n) => (n - buf.len()).min(max),
+                None => max,
+            };
+            let at = buf.len();
+            match f.read(want as u32, buf.split_off(at)).await? {
+                Some(got) => buf.unsplit(got),
+                None => break,
+            }
+            progress.tick();
+        }
+        f.close().await?;
+        Ok(buf)
     }
 }
 
@@ -356,9 +477,12 @@ impl ReadBackend for SftpBackend {
         let sftp = self.sftp();
         let path = self.path(tpe, id);
         let what = format!("read {}", path.display());
-        self.call(&what, async move { sftp.fs().read(&path).await })
-            .map(BytesMut::freeze)
-            .map_err(backend_err)
+        let progress = self.progress.clone();
+        self.call(&what, async move {
+            Self::get(sftp, &progress, path, 0, None).await
+        })
+        .map(BytesMut::freeze)
+        .map_err(backend_err)
     }
 
     fn read_partial(
@@ -372,16 +496,20 @@ impl ReadBackend for SftpBackend {
         let sftp = self.sftp();
         let path = self.path(tpe, id);
         let what = format!("read {} at {offset}", path.display());
-        self.call(&what, async move {
-            let mut f = sftp.open(&path).await?;
-            f.seek(SeekFrom::Start(offset.into())).await?;
-            let buf = f
-                .read_all(length as usize, BytesMut::with_capacity(length as usize))
-                .await?;
-            f.close().await?;
-            Ok(buf.freeze())
-        })
-        .map_err(backend_err)
+        let progress = self.progress.clone();
+        let buf = self
+            .call(&what, async move {
+                Self::get(sftp, &progress, path, offset.into(), Some(length as usize)).await
+            })
+            .map_err(backend_err)?;
+        if buf.len() < length as usize {
+            return Err(backend_err(format!(
+                "{}: {what}: the file ends after {} of {length} bytes",
+                self.target,
+                buf.len()
+            )));
+        }
+        Ok(buf.freeze())
     }
 
     fn warmup_path(&self, tpe: FileType, id: &Id) -> String {
@@ -400,14 +528,23 @@ impl WriteBackend for SftpBackend {
         dirs.push(self.root.join("locks"));
         dirs.extend((0u8..=255).map(|i| self.dir(FileType::Pack).join(format!("{i:02x}"))));
         let root = self.root.clone();
-        self.call("create the repository", async move {
-            Self::mkdir_all(sftp, &root).await?;
-            for d in dirs {
-                Self::mkdir_all(sftp, &d).await?;
-            }
-            Ok(())
-        })
-        .map_err(backend_err)
+        self.call("create the repository", Self::mkdir_all(sftp, &root))
+            .map_err(backend_err)?;
+        // The first level, then the 256 pack dirs, each level at once: the
+        // requests share the connection, so this costs a few round trips.
+        let (top, packs): (Vec<PathBuf>, Vec<PathBuf>) = dirs
+            .into_iter()
+            .partition(|d| d.parent() == Some(root.as_path()));
+        for level in [top, packs] {
+            self.call("create the repository's dirs", async {
+                let made =
+                    futures_util::future::join_all(level.iter().map(|d| Self::mkdir(sftp, d)))
+                        .await;
+                made.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+            })
+            .map_err(backend_err)?;
+        }
+        Ok(())
     }
 
     fn write_bytes(
@@ -420,8 +557,11 @@ impl WriteBackend for SftpBackend {
         let sftp = self.sftp();
         let path = self.path(tpe, id);
         let what = format!("write {}", path.display());
-        self.call(&what, Self::put(sftp, path, content))
-            .map_err(backend_err)
+        let progress = self.progress.clone();
+        self.call(&what, async move {
+            Self::put(sftp, &progress, path, content).await
+        })
+        .map_err(backend_err)
     }
 
     fn remove(&self, tpe: FileType, id: &Id, _cacheable: bool) -> RusticResult<()> {
@@ -442,7 +582,15 @@ impl Drop for SftpBackend {
             }
             rt.shutdown_background();
         }
+        // The session is gone, so ssh's stdin is closed: it ends on its own
+        // (and so do ProxyCommand helpers); a hung one is killed.
         let mut ssh = self.ssh.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..100 {
+            if !matches!(ssh.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = ssh.kill();
         let _ = ssh.wait();
     }
