@@ -172,18 +172,68 @@ fn an_sftp_primary_and_mirror_are_written_read_back_by_restic_and_restored() {
     assert_eq!(files(&dest), files(&s.ctx));
 }
 
-/// Accepts connections and never says a word: a host that hangs.
-fn silent_listener() -> (u16, std::thread::JoinHandle<()>) {
+/// Accepts connections and then says nothing more than `greeting`: a
+/// host that hangs before (empty) or after (an SSH banner) the banner.
+fn silent_listener(greeting: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let h = std::thread::spawn(move || {
         let mut held = Vec::new();
-        for c in l.incoming().take(4) {
+        for mut c in l.incoming().take(4).flatten() {
+            let _ = c.write_all(greeting);
             held.push(c);
         }
         std::thread::sleep(Duration::from_secs(30));
     });
     (port, h)
+}
+
+/// A TCP relay to `to` that stops relaying (both ways, sockets kept open)
+/// once `after` bytes went from the client to the server: a host that
+/// stops answering in the middle of a session.
+fn freezing_relay(to: u16, after: usize) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let server = std::net::TcpStream::connect(("127.0.0.1", to)).expect("sshd");
+            let frozen = Arc::new(AtomicBool::new(false));
+            let sent = Arc::new(AtomicUsize::new(0));
+            for (mut from, mut to, count) in [
+                (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                    true,
+                ),
+                (server, client, false),
+            ] {
+                let (frozen, sent) = (frozen.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || frozen.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if count && sent.fetch_add(n, Ordering::SeqCst) + n > after {
+                            frozen.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    // Hold the socket open, silent, like a hung host.
+                    std::thread::sleep(Duration::from_secs(60));
+                    drop((from, to));
+                });
+            }
+        }
+    });
+    port
 }
 
 #[test]
@@ -195,10 +245,12 @@ fn dead_and_silent_mirrors_fail_within_their_limit_naming_the_host_and_the_prima
     let s = setup();
     let primary = s.dir.path().join("local-primary");
     let closed = common::free_port();
-    let (silent, _h) = silent_listener();
+    let (silent, _h) = silent_listener(b"");
+    let (mute, _h2) = silent_listener(b"SSH-2.0-OpenSSH_9.2p1\r\n");
     let limit = Duration::from_secs(3);
     let refused = repo(&format!("sftp://127.0.0.1:{closed}//srv/x"), &sshd, limit);
     let hangs = repo(&format!("sftp://127.0.0.1:{silent}//srv/y"), &sshd, limit);
+    let after_banner = repo(&format!("sftp://127.0.0.1:{mute}//srv/z"), &sshd, limit);
     let good = repo(
         &format!("sftp:testhost:{}", s.dir.path().join("good").display()),
         &sshd,
@@ -207,7 +259,13 @@ fn dead_and_silent_mirrors_fail_within_their_limit_naming_the_host_and_the_prima
     let t = Instant::now();
     let written = backup::run(&job(
         &s,
-        vec![BackupRepo::Local(primary.clone()), refused, hangs, good],
+        vec![
+            BackupRepo::Local(primary.clone()),
+            refused,
+            hangs,
+            good,
+            after_banner,
+        ],
     ))
     .expect("the primary is written");
     let took = t.elapsed();
@@ -225,7 +283,16 @@ fn dead_and_silent_mirrors_fail_within_their_limit_naming_the_host_and_the_prima
         e2.contains("timed out") || e2.contains("no answer"),
         "the time limit is named: {e2}"
     );
-    eprintln!("refused: {e1}\nsilent: {e2}\ntook {took:?}");
+    let e3 = written[4]
+        .error
+        .clone()
+        .expect("silent after the banner fails");
+    assert!(e3.contains(&format!("127.0.0.1:{mute}")), "{e3}");
+    assert!(
+        e3.contains("timed out") || e3.contains("no answer"),
+        "the time limit is named: {e3}"
+    );
+    eprintln!("refused: {e1}\nsilent: {e2}\nafter banner: {e3}\ntook {took:?}");
     // Mirrors run side by side: the silent one costs about one limit.
     assert!(took < Duration::from_secs(25), "took {took:?}");
     assert_eq!(
@@ -244,10 +311,13 @@ fn the_daemon_backs_up_to_an_sftp_mirror_from_its_config_and_doctor_checks_it() 
     let sshd = start_sshd_with("");
     let remote = tempfile::tempdir().expect("tempdir");
     let mirror = remote.path().join("fleet");
+    // A mirror whose host refuses: ssh's own words must reach the operator
+    // (the daemon reaps orphans; it must leave ssh to the backup).
+    let closed = common::free_port();
     let toml = format!(
         r#"
 [backup]
-repositories = ["backups", "sftp:testhost:{}"]
+repositories = ["backups", "sftp:testhost:{}", "sftp://127.0.0.1:{closed}//srv/x"]
 ssh_config = "{}"
 remote_timeout = "20s"
 
@@ -268,6 +338,10 @@ command = "sleep 1000"
         "{out}"
     );
     assert!(mirror.join("config").is_file(), "{out}");
+    assert!(
+        out.contains(&format!("MIRROR FAILED: sftp://127.0.0.1:{closed}//srv/x: cannot open SFTP: connect to host 127.0.0.1 port {closed}: Connection refused")),
+        "{out}"
+    );
     let listed = d.json(&["backup", "list", "--repository", "1"]);
     assert_eq!(listed.as_array().map(|a| a.len()), Some(1), "{listed}");
     let (_, doc, _) = d.cli(&["doctor"]);
@@ -276,4 +350,54 @@ command = "sleep 1000"
         .find(|l| l.contains("backup mirror 1"))
         .unwrap_or_else(|| panic!("{doc}"));
     assert!(line.contains("metadata verified"), "{doc}");
+    let line = doc
+        .lines()
+        .find(|l| l.contains("backup mirror 2"))
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(line.contains("Connection refused"), "{doc}");
+}
+
+#[test]
+fn a_mirror_that_stops_answering_mid_backup_fails_within_its_limit() {
+    if !tools() {
+        return;
+    }
+    let sshd = start_sshd_with("");
+    let s = setup();
+    // The handshake and the repository's creation pass; the packs do not.
+    let relay = freezing_relay(sshd.port, 200_000);
+    let remote = s.dir.path().join("frozen");
+    // Through the relay, with sshd's own host key.
+    let cfg = std::fs::read_to_string(sshd.config())
+        .expect("ssh config")
+        .replace("Host testhost", "Host relayhost")
+        .replace(
+            &format!("Port {}\n", sshd.port),
+            &format!("Port {relay}\n  HostKeyAlias [127.0.0.1]:{}\n", sshd.port),
+        );
+    let cfg_path = s.dir.path().join("relay_ssh_config");
+    std::fs::write(&cfg_path, cfg).expect("relay config");
+    let mut frozen = repo(
+        &format!("sftp:relayhost:{}", remote.display()),
+        &sshd,
+        Duration::from_secs(3),
+    );
+    if let BackupRepo::Sftp(t) = &mut frozen {
+        t.ssh_config = Some(cfg_path);
+    }
+    let primary = s.dir.path().join("local");
+    let t = Instant::now();
+    let written = backup::run(&job(&s, vec![BackupRepo::Local(primary.clone()), frozen]))
+        .expect("the primary is written");
+    let took = t.elapsed();
+    assert!(written[0].snapshot.is_some(), "{written:?}");
+    let e = written[1].error.clone().expect("the frozen mirror fails");
+    assert!(e.contains("no answer within 3s"), "{e}");
+    assert!(
+        remote.join("config").exists() || e.contains("create"),
+        "it got going first: {e}"
+    );
+    // One limit after the last byte (plus the work before), not one per file.
+    assert!(took < Duration::from_secs(20), "took {took:?}: {e}");
+    eprintln!("frozen: {e}\ntook {took:?}");
 }

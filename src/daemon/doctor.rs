@@ -204,11 +204,20 @@ fn backup_checks(
         } else {
             format!("backup mirror {i}")
         };
-        let found = Store::connect(repo).and_then(|s| s.exists());
+        // One connection per repository for all three checks.
+        let store = Store::connect(repo);
+        let found = store
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|s| s.exists());
         if i == 0 {
             out.push(match &found {
                 Ok(false) => doctor::backup_age(None, every, now),
-                Ok(true) => match crate::daemon::backup::list(repo, data_dir) {
+                Ok(true) => match store
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|st| crate::daemon::backup::list_in(st, data_dir))
+                {
                     Ok(snaps) => doctor::backup_age(snaps.iter().map(|s| s.time).max(), every, now),
                     Err(e) => Check::problem(
                         "last backup",
@@ -235,7 +244,11 @@ fn backup_checks(
             }
             Ok(true) => {}
         }
-        out.push(match crate::daemon::backup::verify(repo, data_dir, false) {
+        let verified = store
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|st| crate::daemon::backup::verify_in(st, data_dir, false));
+        out.push(match verified {
             Ok((errors, _)) if errors.is_empty() => Check::ok(&name, format!("{repo}: metadata verified")),
             Ok((errors, _)) => Check::problem(&name, format!("{repo}: {} errors, first: {}", errors.len(), gist(&errors[0])), format!("`autonomos backup verify --repository {i} --read-data` to see what is hurt; take a fresh backup")),
             Err(e) => Check::problem(&name, format!("{repo}: {e}"), "check the path and the repository password file in the data dir"),

@@ -139,9 +139,16 @@ async fn run_backup(
     retention: bool,
 ) -> Result<(Vec<Written>, bool), ErrorReply> {
     let conf = s.conf();
+    // `retention` is off only for the backup before a restore: the agents
+    // are stopped meanwhile, so it goes to the primary alone and a slow or
+    // dead mirror adds nothing to their downtime.
+    let mut repositories = conf.repositories;
+    if !retention {
+        repositories.truncate(1);
+    }
     let job = Job {
         data_dir: s.data_dir.clone(),
-        repositories: conf.repositories,
+        repositories,
         config_file: s.config_file.clone(),
         contexts: contexts(sup).await?,
         reason: reason.to_string(),

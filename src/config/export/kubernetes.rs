@@ -155,23 +155,15 @@ fn one(
     // a Secret, which KEDA reads the URL from as well.
     let wrapped = daemon_config.is_some();
     let env_secret = !wrapped && !spec.env.is_empty();
-    if env_secret {
-        docs.push(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": meta(&format!("{name}-env")),
-            "type": "Opaque",
-            "stringData": spec.env,
-        }));
-    }
     let secret = wrapped || env_secret;
-    if let (Some(toml), Some(url)) = (&daemon_config, &store) {
-        docs.push(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": meta(&format!("{name}-daemon")),
-            "type": "Opaque",
-            "stringData": { "url": url, "autonomos.toml": toml },
-        }));
-    }
+    docs.extend(secrets(
+        spec,
+        &name,
+        env_secret,
+        &daemon_config,
+        &store,
+        &meta,
+    ));
     let container = container(spec, &name, wrapped, stateful, opts, &mut notes);
     let pod = pod_spec(spec, container, &name, wrapped, stateful, &mut notes);
     let replicas = match &spec.autoscale {
@@ -387,4 +379,34 @@ fn workload(
             "spec": { "replicas": replicas, "selector": selector, "template": template },
         })
     }
+}
+
+/// The Secrets: the agent's env (a plain agent), or the daemon's config
+/// with the queue's URL (maybe with a password), which KEDA reads too.
+fn secrets(
+    spec: &AgentSpec,
+    name: &str,
+    env_secret: bool,
+    daemon_config: &Option<String>,
+    store: &Option<String>,
+    meta: &dyn Fn(&str) -> Value,
+) -> Vec<Value> {
+    let mut docs = Vec::new();
+    if env_secret {
+        docs.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": meta(&format!("{name}-env")),
+            "type": "Opaque",
+            "stringData": spec.env,
+        }));
+    }
+    if let (Some(toml), Some(url)) = (daemon_config, store) {
+        docs.push(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": meta(&format!("{name}-daemon")),
+            "type": "Opaque",
+            "stringData": { "url": url, "autonomos.toml": toml },
+        }));
+    }
+    docs
 }

@@ -644,8 +644,13 @@ fn info(s: &SnapshotFile) -> SnapshotInfo {
 
 /// Snapshots of a repository, oldest first.
 pub fn list(repo: &BackupRepo, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
+    list_in(&Store::connect(repo)?, data_dir)
+}
+
+/// [`list`] over a connected store.
+pub(crate) fn list_in(store: &Store, data_dir: &Path) -> Result<Vec<SnapshotInfo>, String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(&Store::connect(repo)?, &pass, false, None)?;
+    let repo = open(store, &pass, false, None)?;
     let mut snaps: Vec<SnapshotInfo> = repo
         .get_all_snapshots()
         .map_err(rerr("snapshots"))?
@@ -692,8 +697,17 @@ pub fn verify(
     data_dir: &Path,
     read_data: bool,
 ) -> Result<(Vec<String>, Vec<String>), String> {
+    verify_in(&Store::connect(repo)?, data_dir, read_data)
+}
+
+/// [`verify`] over a connected store.
+pub(crate) fn verify_in(
+    store: &Store,
+    data_dir: &Path,
+    read_data: bool,
+) -> Result<(Vec<String>, Vec<String>), String> {
     let (pass, _) = password(data_dir)?;
-    let repo = open(&Store::connect(repo)?, &pass, false, None)?;
+    let repo = open(store, &pass, false, None)?;
     let results = repo
         .check(CheckOptions::default().read_data(read_data))
         .map_err(rerr("check"))?;
