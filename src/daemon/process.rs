@@ -710,6 +710,15 @@ async fn poll_fallback(pid: i32, started: Instant, leaders: Leaders, report: imp
 /// Reaps exited children that are not replica leaders (re-parented
 /// descendants). Returns how many were reaped.
 pub fn reap_orphans(leaders: Leaders) -> usize {
+    // No child has exited: nothing to reap, and no need to list hundreds
+    // of children (the kernel walks its list once per entry read).
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    if let Ok(None) = waitid(
+        WaitId::All,
+        WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+    ) {
+        return 0;
+    }
     let Ok(guard) = leaders.lock() else { return 0 };
     let mut kids = Vec::new();
     procfs::children(std::process::id() as i32, &mut kids);

@@ -187,10 +187,40 @@ struct Cached {
     start_ticks: u64,
     stat: fs::File,
     children: Option<fs::File>,
+    /// A single-threaded process: how to tell it did nothing since.
+    quiet: Option<Quiet>,
     seen: bool,
 }
 
-/// Most handles the cache holds (two per process): past it, files are
+/// A single-threaded process's run time (`/proc/PID/schedstat`, ns, a far
+/// cheaper read than `stat`) and what the last full read found. While the
+/// run time stands still the process did nothing: no CPU, no fork, no page
+/// touched, so the last stat and children hold (its RSS can only shrink by
+/// reclaim, caught by a full read every [`FULL_EVERY`] ticks). Only for one
+/// thread: schedstat counts the main thread alone.
+struct Quiet {
+    schedstat: fs::File,
+    runtime: u64,
+    last: ProcStat,
+    kids: Vec<i32>,
+    age: u32,
+}
+
+/// A quiet process is read in full at least this often (ticks).
+const FULL_EVERY: u32 = 10;
+
+fn runtime_ns(f: &fs::File) -> Option<u64> {
+    let mut buf = [0u8; 128];
+    let n = pread_all(f, &mut buf)?;
+    std::str::from_utf8(&buf[..n])
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Most handles the cache holds (three per process): past it, files are
 /// opened per read as before.
 pub const CACHE_MAX: usize = 4096;
 
@@ -223,7 +253,7 @@ impl Cache {
         let f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
         let n = pread_all(&f, &mut buf)?;
         let st = parse_stat(pid, &buf[..n])?;
-        if self.open.len() < CACHE_MAX / 2 {
+        if self.open.len() < CACHE_MAX / 3 {
             let children = if st.num_threads == 1 {
                 fs::File::open(format!("/proc/{0}/task/{0}/children", pid)).ok()
             } else {
@@ -235,6 +265,7 @@ impl Cache {
                     start_ticks: st.start_ticks,
                     stat: f,
                     children,
+                    quiet: None,
                     seen: true,
                 },
             );
@@ -261,17 +292,74 @@ impl Cache {
         children_of(st, out);
     }
 
-    /// Like [`walk`], through the cache.
+    /// Like [`walk`], through the cache; a quiet process costs one small
+    /// read (see [`Quiet`]).
     pub fn walk(&mut self, root: i32, mut visit: impl FnMut(&ProcStat)) {
         let mut queue = vec![root];
         let mut i = 0;
         while i < queue.len() && i < 100_000 {
             let pid = queue[i];
             i += 1;
+            if let Some(st) = self.unchanged(pid, &mut queue) {
+                visit(&st);
+                continue;
+            }
             let Some(st) = self.stat(pid) else { continue };
             visit(&st);
+            let from = queue.len();
             if st.state != b'Z' {
                 self.children_of(&st, &mut queue);
+            }
+            self.remember(&st, &queue[from..]);
+        }
+    }
+
+    /// The last stat of a process whose run time has not moved (its
+    /// children appended to `out`), else None (the new run time is kept).
+    fn unchanged(&mut self, pid: i32, out: &mut Vec<i32>) -> Option<ProcStat> {
+        let c = self.open.get_mut(&pid)?;
+        let q = c.quiet.as_mut()?;
+        let Some(now) = runtime_ns(&q.schedstat) else {
+            c.quiet = None;
+            return None;
+        };
+        if now != q.runtime || q.age >= FULL_EVERY {
+            q.runtime = now;
+            return None;
+        }
+        q.age += 1;
+        c.seen = true;
+        out.extend_from_slice(&q.kids);
+        Some(q.last)
+    }
+
+    /// After a full read: what a quiet tick will reuse.
+    fn remember(&mut self, st: &ProcStat, kids: &[i32]) {
+        let Some(c) = self.open.get_mut(&st.pid) else {
+            return;
+        };
+        if st.num_threads != 1 {
+            c.quiet = None;
+            return;
+        }
+        match &mut c.quiet {
+            Some(q) => {
+                q.last = *st;
+                q.kids = kids.to_vec();
+                q.age = 0;
+            }
+            None => {
+                let Ok(f) = fs::File::open(format!("/proc/{}/schedstat", st.pid)) else {
+                    return;
+                };
+                let Some(runtime) = runtime_ns(&f) else { return };
+                c.quiet = Some(Quiet {
+                    schedstat: f,
+                    runtime,
+                    last: *st,
+                    kids: kids.to_vec(),
+                    age: 0,
+                });
             }
         }
     }
@@ -345,6 +433,58 @@ mod tests {
         assert_eq!(s.start_ticks, 5555);
         assert_eq!(s.rss_pages, 250);
         assert_eq!(s.num_threads, 1);
+    }
+
+    /// Counts (processes, cpu ticks) under `root` through the cache.
+    fn census(c: &mut Cache, root: i32) -> (usize, u64) {
+        let (mut n, mut ticks) = (0, 0);
+        c.walk(root, |st| {
+            if st.state != b'Z' {
+                n += 1;
+                ticks += st.cpu_ticks;
+            }
+        });
+        c.sweep();
+        (n, ticks)
+    }
+
+    #[test]
+    fn a_quiet_process_is_reused_until_it_forks_or_works() {
+        use std::io::Write;
+        // Blocked in `read` (quiet), then forks a child, then burns CPU.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "read a; sleep 60 & read b; while :; do :; done"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let pid = sh.id() as i32;
+        let mut c = Cache::default();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(census(&mut c, pid).0, 1);
+        // Quiet: the second look reuses the first (the same answer).
+        assert_eq!(census(&mut c, pid).0, 1);
+        assert!(c.open.get(&pid).and_then(|x| x.quiet.as_ref()).is_some_and(|q| q.age == 1));
+        let mut stdin = sh.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("write");
+        let t = std::time::Instant::now();
+        while census(&mut c, pid).0 < 2 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "the fork was never seen");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        stdin.write_all(b"go\n").expect("write");
+        let (_, before) = census(&mut c, pid);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let (_, after) = census(&mut c, pid);
+        assert!(after > before, "a busy process's CPU is counted: {before} → {after}");
+        let mut kids = Vec::new();
+        c.walk(pid, |st| kids.push(st.pid));
+        let _ = sh.kill();
+        let _ = sh.wait();
+        for k in kids.into_iter().filter(|&k| k != pid) {
+            if let Some(p) = rustix::process::Pid::from_raw(k) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
     }
 
     #[test]
