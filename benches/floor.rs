@@ -298,7 +298,9 @@ fn idle(dir: &Path) {
     let secs = 60;
     let mut toml = String::new();
     for i in 0..n {
-        toml.push_str(&format!("[agents.a{i}]\ncommand = [\"sleep\", \"100000\"]\n"));
+        toml.push_str(&format!(
+            "[agents.a{i}]\ncommand = [\"sleep\", \"100000\"]\n"
+        ));
     }
     let d_dir = dir.join("idle");
     std::fs::create_dir_all(&d_dir).expect("dir");
