@@ -331,7 +331,9 @@ impl Engine {
                     Some(m) => self.handle(m),
                     None => return,
                 },
-                _ = tick.tick() => {
+                // Nothing to time out, retry, publish or follow without task
+                // agents: an idle daemon is not woken ten times a second.
+                _ = tick.tick(), if self.ticks_needed() => {
                     self.tick();
                     if ticks.is_multiple_of(10) && self.shared.is_some() {
                         self.shared_tick();
@@ -356,8 +358,23 @@ impl Engine {
         }
     }
 
+    /// Whether the 100 ms tick has work: task agents (timeouts, retry
+    /// delays, figures), a shared queue, a drain or followers.
+    fn ticks_needed(&self) -> bool {
+        !self.agents.is_empty()
+            || self.shared.is_some()
+            || self.draining_waiters > 0
+            || !self.watchers.is_empty()
+    }
+
     fn handle(&mut self, m: Msg) {
+        let had_agents = !self.agents.is_empty();
         self.handle_one(m);
+        // The last task agent went (a reload): no tick will publish again,
+        // so the empty figures go out now.
+        if had_agents && self.agents.is_empty() {
+            self.publish();
+        }
         if self.draining_waiters > 0 {
             self.tell_drained();
         }
