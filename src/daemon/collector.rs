@@ -19,6 +19,8 @@ pub struct Target {
     pub index: u32,
     pub run_id: u64,
     pub pid: i32,
+    /// Look at its quiet processes every tick (a memory limit to enforce).
+    pub eager: bool,
 }
 
 /// One replica's measurement.
@@ -84,7 +86,7 @@ fn run(link: Link, every: Duration) {
             let mut ticks = 0u64;
             let mut rss = 0u64;
             let mut n = 0u32;
-            cache.walk(t.pid, |st| {
+            cache.walk_with(t.pid, t.eager, |st| {
                 if st.state == b'Z' {
                     return;
                 }

@@ -198,16 +198,25 @@ struct Cached {
 /// touched, so the last stat and children hold (its RSS can only shrink by
 /// reclaim, caught by a full read every [`FULL_EVERY`] ticks). Only for one
 /// thread: schedstat counts the main thread alone.
+///
+/// A process quiet for a while is looked at less often: every 2nd tick
+/// after 5 quiet ticks, every 4th after 20, unless the walk is eager (its
+/// agent has a memory limit to enforce). Its CPU time is cumulative, so
+/// nothing is lost: work it starts is seen up to 3 ticks late.
 struct Quiet {
     schedstat: fs::File,
     runtime: u64,
     last: ProcStat,
     kids: Vec<i32>,
     age: u32,
+    /// Quiet looks in a row.
+    streak: u32,
+    /// Ticks to skip before the next look.
+    wait: u32,
 }
 
 /// A quiet process is read in full at least this often (ticks).
-const FULL_EVERY: u32 = 10;
+const FULL_EVERY: u32 = 30;
 
 fn runtime_ns(f: &fs::File) -> Option<u64> {
     let mut buf = [0u8; 128];
@@ -305,14 +314,19 @@ impl Cache {
     }
 
     /// Like [`walk`], through the cache; a quiet process costs one small
-    /// read (see [`Quiet`]).
-    pub fn walk(&mut self, root: i32, mut visit: impl FnMut(&ProcStat)) {
+    /// read (see [`Quiet`]), or none.
+    pub fn walk(&mut self, root: i32, visit: impl FnMut(&ProcStat)) {
+        self.walk_with(root, true, visit)
+    }
+
+    /// [`Cache::walk`]; `eager`: look at quiet processes every tick.
+    pub fn walk_with(&mut self, root: i32, eager: bool, mut visit: impl FnMut(&ProcStat)) {
         let mut queue = vec![root];
         let mut i = 0;
         while i < queue.len() && i < 100_000 {
             let pid = queue[i];
             i += 1;
-            if let Some(st) = self.unchanged(pid, &mut queue) {
+            if let Some(st) = self.unchanged(pid, eager, &mut queue) {
                 visit(&st);
                 continue;
             }
@@ -328,16 +342,32 @@ impl Cache {
 
     /// The last stat of a process whose run time has not moved (its
     /// children appended to `out`), else None (the new run time is kept).
-    fn unchanged(&mut self, pid: i32, out: &mut Vec<i32>) -> Option<ProcStat> {
+    fn unchanged(&mut self, pid: i32, eager: bool, out: &mut Vec<i32>) -> Option<ProcStat> {
         let c = self.open.get_mut(&pid)?;
         let q = c.quiet.as_mut()?;
-        let Some(now) = runtime_ns(&q.schedstat) else {
-            c.quiet = None;
-            return None;
-        };
-        if now != q.runtime || q.age >= FULL_EVERY {
-            q.runtime = now;
-            return None;
+        if q.wait > 0 && !eager && q.age < FULL_EVERY {
+            q.wait -= 1;
+        } else {
+            let Some(now) = runtime_ns(&q.schedstat) else {
+                c.quiet = None;
+                return None;
+            };
+            if now != q.runtime {
+                q.runtime = now;
+                q.streak = 0;
+                q.wait = 0;
+                return None;
+            }
+            if q.age >= FULL_EVERY {
+                return None;
+            }
+            q.streak += 1;
+            q.wait = match q.streak {
+                _ if eager => 0,
+                0..5 => 0,
+                5..20 => 1,
+                _ => 3,
+            };
         }
         q.age += 1;
         c.seen = true;
@@ -374,6 +404,8 @@ impl Cache {
                     kids: kids.to_vec(),
                     // Spread the full reads of a fleet started at once.
                     age: st.pid.unsigned_abs() % FULL_EVERY,
+                    streak: 0,
+                    wait: 0,
                 });
             }
         }
@@ -483,6 +515,33 @@ mod tests {
                 .get(&pid)
                 .and_then(|x| x.quiet.as_ref())
                 .is_some_and(|q| q.age == (pid as u32 % FULL_EVERY) + 1)
+        );
+        // Looked at lazily (no memory limit), a long-quiet process is not
+        // read on every tick; eagerly, it is.
+        for _ in 0..12 {
+            c.walk_with(pid, false, |_| {});
+            c.sweep();
+        }
+        let streak = |c: &Cache| {
+            c.open
+                .get(&pid)
+                .and_then(|x| x.quiet.as_ref())
+                .map(|q| q.streak)
+        };
+        let lazy = streak(&c).expect("quiet");
+        assert!(
+            (5..12).contains(&lazy),
+            "some ticks skipped: {lazy} looks in 12"
+        );
+        for _ in 0..4 {
+            c.walk_with(pid, true, |_| {});
+            c.sweep();
+        }
+        // (One of them may be the periodic full read, which is no look.)
+        let eager = streak(&c).expect("quiet");
+        assert!(
+            eager >= lazy + 3,
+            "eager walks look every time: {lazy} → {eager}"
         );
         let mut stdin = sh.stdin.take().expect("stdin");
         stdin.write_all(b"go\n").expect("write");

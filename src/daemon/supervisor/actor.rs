@@ -449,6 +449,7 @@ impl Actor {
                                 index: r.s.index,
                                 run_id: run.id,
                                 pid: run.pid,
+                                eager: a.spec.resources.memory_limit.is_some(),
                             });
                         }
                     }
