@@ -179,10 +179,10 @@ fn wait_stamps(file: &Path, n: usize, limit: Duration) -> Vec<(u64, i32)> {
 /// kill -9 → the next child's first instruction, `kills` times with a
 /// cold 1.2–2 s pause between kills; returns the latencies in ms.
 fn respawns(file: &Path, kills: usize) -> Vec<f64> {
-    let mut seen = wait_stamps(file, 1, Duration::from_secs(20)).len();
+    let first = wait_stamps(file, 1, Duration::from_secs(20)).len();
     let mut lat = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..kills {
+    for seen in first..first + kills {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -195,7 +195,6 @@ fn respawns(file: &Path, kills: usize) -> Vec<f64> {
         );
         let s = wait_stamps(file, seen + 1, Duration::from_secs(5));
         lat.push(s[seen].0.saturating_sub(t_kill) as f64 / 1e6);
-        seen += 1;
     }
     lat
 }
