@@ -98,7 +98,7 @@ const RECENT: usize = 50;
 /// A cheap, cloneable handle to the writer.
 #[derive(Clone, Debug)]
 pub struct Audit {
-    tx: mpsc::SyncSender<Cmd>,
+    tx: crate::daemon::bounded::Sender<Cmd>,
     recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Record>>>,
     /// Threads waiting for room in the queue.
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -469,7 +469,7 @@ impl Audit {
                 "audit log: cut a torn last line left by a crash"
             );
         }
-        let (tx, rx) = mpsc::sync_channel::<Cmd>(QUEUE);
+        let (tx, rx) = crate::daemon::bounded::channel::<Cmd>(QUEUE);
         std::thread::Builder::new()
             .name("autonomos-audit".into())
             .spawn(move || run(w, rx))?;
@@ -523,7 +523,7 @@ impl Audit {
         };
         match self.tx.try_send(cmd) {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full(cmd)) => {
+            Err(crate::daemon::bounded::TrySendError::Full(cmd)) => {
                 // The disk has stalled: hand the record to a thread that
                 // waits, so the caller (maybe the supervisor) never does.
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING_THREADS {
@@ -546,7 +546,7 @@ impl Audit {
                     self.lost(action, "cannot start a thread to wait for room");
                 }
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => {
+            Err(crate::daemon::bounded::TrySendError::Disconnected(_)) => {
                 self.lost(action, "the audit writer stopped");
             }
         }
@@ -600,7 +600,7 @@ impl Audit {
     }
 }
 
-fn run(mut w: Writer, rx: mpsc::Receiver<Cmd>) {
+fn run(mut w: Writer, rx: crate::daemon::bounded::Receiver<Cmd>) {
     // While writes fail, records wait in `w.batch` and are written again
     // no sooner than `retry.next` (backing off up to RETRY_MAX), however
     // many arrive meanwhile. Commands are always read, so a checkpoint, a
@@ -726,7 +726,7 @@ impl Retry {
 /// one is pending), then what is queued behind it. None when the writer
 /// should stop (every sender gone).
 fn next_batch(
-    rx: &mpsc::Receiver<Cmd>,
+    rx: &crate::daemon::bounded::Receiver<Cmd>,
     w: &mut Writer,
     next_retry: Option<std::time::Instant>,
 ) -> Option<Vec<Cmd>> {

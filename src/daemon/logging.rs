@@ -101,7 +101,12 @@ impl<S: Subscriber> Layer<S> for EcsLayer {
 pub fn init_daemon(logs_dir: &Path, max_size: u64, keep: u32) -> io::Result<LogGuard> {
     std::fs::create_dir_all(logs_dir)?;
     let file = RotatingFile::open(&logs_dir.join("daemon.jsonl"), max_size, keep)?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    // 8,192 lines in flight (the default 128,000 reserves 4 MiB up front);
+    // past that, lines are dropped rather than the daemon held up.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(8192)
+        .lossy(true)
+        .finish(file);
     let filter =
         || EnvFilter::try_from_env("AUTONOMOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = EcsLayer { out: writer }.with_filter(filter());

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod backup;
+pub(crate) mod bounded;
 pub mod collector;
 pub mod damage;
 pub mod doctor;

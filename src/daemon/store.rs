@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
 use std::thread;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -105,7 +104,7 @@ type Ack = Option<oneshot::Sender<Result<(), String>>>;
 /// Handle to the writer thread.
 #[derive(Debug, Clone)]
 pub struct Store {
-    tx: mpsc::SyncSender<(Change, Ack)>,
+    tx: crate::daemon::bounded::Sender<(Change, Ack)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,7 +323,7 @@ impl Store {
             [ALERT_EVENTS_KEPT],
         )?;
         let loaded = load_from(&conn)?;
-        let (tx, rx) = mpsc::sync_channel::<(Change, Ack)>(QUEUE);
+        let (tx, rx) = crate::daemon::bounded::channel::<(Change, Ack)>(QUEUE);
         thread::Builder::new()
             .name("autonomos-store".into())
             .spawn(move || {
