@@ -6,6 +6,9 @@
 //! Every figure comes from the real `autonomos daemon` binary, as an
 //! operator runs it. Each prints Markdown rows for docs/benchmarks.md.
 
+mod common;
+
+use common::{proc_ticks, rss_kib};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -263,24 +266,6 @@ fn start(dir: &Path, floor_bin: &Path, stamp: &Path) {
     );
 }
 
-fn proc_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-/// CPU % of one core over `secs` after a settle, and RSS in MiB.
 fn idle_of(pid: u32, secs: u64) -> (f64, f64) {
     std::thread::sleep(Duration::from_secs(8));
     let t0 = proc_ticks(pid);

@@ -4,6 +4,9 @@
 //! in-process daemon (respawn, start, ingest: the same supervisor code as
 //! the binary) or the real `autonomos daemon` binary (idle CPU and RSS).
 
+mod common;
+
+use common::{proc_ticks, rss_kib};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -176,23 +179,6 @@ fn start500(rt: &tokio::runtime::Runtime) {
         took.as_secs_f64(),
         boot.as_secs_f64() * 1e3
     );
-}
-
-fn proc_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }
 
 fn idle() {

@@ -707,11 +707,9 @@ async fn poll_fallback(pid: i32, started: Instant, leaders: Leaders, report: imp
     }
 }
 
-/// Reaps exited children that are not replica leaders (re-parented
-/// descendants). Returns how many were reaped.
+/// Reaps exited children that are not replica leaders; returns how many.
 pub fn reap_orphans(leaders: Leaders) -> usize {
-    // No child has exited: nothing to reap, and no need to list hundreds
-    // of children (the kernel walks its list once per entry read).
+    // No child exited: no need to list hundreds of children (costly).
     use rustix::process::{WaitId, WaitIdOptions, waitid};
     if let Ok(None) = waitid(
         WaitId::All,

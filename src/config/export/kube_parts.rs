@@ -86,15 +86,19 @@ pub fn placeholder_image(agent: &str) -> String {
     )
 }
 
+/// A copy of `[agents.NAME]` as written in the file.
+fn raw_agent(raw: &toml::Table, agent: &str) -> Result<toml::Table, String> {
+    raw.get("agents")
+        .and_then(|v| v.get(agent))
+        .and_then(|v| v.as_table())
+        .cloned()
+        .ok_or_else(|| format!("agent `{agent}` not found in the file"))
+}
+
 /// `[agents.NAME]` as written in the file, its `env` left out (named as
 /// being in the Secret `env_secret`).
 pub fn agent_table(raw: &toml::Table, agent: &str, env_secret: &str) -> Result<String, String> {
-    let a = raw
-        .get("agents")
-        .and_then(|v| v.get(agent))
-        .and_then(|v| v.as_table())
-        .ok_or_else(|| format!("agent `{agent}` not found in the file"))?;
-    let mut a = a.clone();
+    let mut a = raw_agent(raw, agent)?;
     let had_env = a.remove("env").is_some();
     let mut agents = toml::Table::new();
     agents.insert(agent.into(), toml::Value::Table(a));
@@ -118,12 +122,7 @@ pub fn one_agent_config(raw: &toml::Table, agent: &str) -> Result<String, String
         t.remove("host");
         out.insert("tasks".into(), toml::Value::Table(t));
     }
-    let a = raw
-        .get("agents")
-        .and_then(|v| v.get(agent))
-        .and_then(|v| v.as_table())
-        .ok_or_else(|| format!("agent `{agent}` not found in the file"))?;
-    let mut a = a.clone();
+    let mut a = raw_agent(raw, agent)?;
     a.insert("replicas".into(), toml::Value::Integer(1));
     a.remove("autoscale");
     a.remove("depends_on");
