@@ -24,6 +24,7 @@ pub mod rotate;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod strays;
 pub mod supervisor;
 pub(crate) mod sys;
 pub mod tasks;
@@ -125,7 +126,7 @@ impl Daemon {
         crate::paths::ensure_runtime_dir(runtime)?;
         process::prepare_daemon().map_err(io("cannot become a child subreaper"))?;
         raise_fd_limit();
-        process::stop_strays(&opts.data_dir.join("agents"), Duration::from_secs(3));
+        strays::stop_strays(&opts.data_dir.join("agents"), Duration::from_secs(3));
         let socket = crate::paths::socket_path(runtime, &opts.data_dir);
         let listener =
             server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;

@@ -155,6 +155,12 @@ impl LogFile {
         RotatingFile::open(&path, spec.max_size, spec.max_files).map(LogFile)
     }
 
+    /// `dir/NAME.log`, opened (and created, with `dir`) at the first line.
+    pub fn lazy(dir: &Path, name: &str, spec: LogSpec) -> Self {
+        let path = dir.join(format!("{name}.log"));
+        LogFile(RotatingFile::lazy(&path, spec.max_size, spec.max_files))
+    }
+
     pub fn path(&self) -> &Path {
         self.0.path()
     }

@@ -218,16 +218,6 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .argv
         .split_first()
         .ok_or_else(|| "empty command".to_string())?;
-    if !spec.cwd.is_dir() {
-        return Err(format!(
-            "cannot use working directory {}: {}",
-            spec.cwd.display(),
-            match std::fs::metadata(&spec.cwd) {
-                Ok(_) => "not a directory".to_string(),
-                Err(e) => e.to_string(),
-            }
-        ));
-    }
     let path_var = spec
         .env
         .iter()
@@ -262,9 +252,7 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .lock()
         .map_err(|_| "leader set poisoned".to_string())?;
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", resolved.display()))?;
+    let mut child = cmd.spawn().map_err(|e| spawn_error(&spec.cwd, &resolved, e))?;
     let pid = child.id() as i32;
     guard.insert(pid);
     drop(guard);
@@ -325,6 +313,18 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
     })
 }
 
+/// Why a spawn failed. A working directory that is missing or no
+/// directory fails the spawn with an error that reads like the program's
+/// own, so it is looked at here, after the fact (not before every spawn:
+/// a `stat` on the way to each restart).
+fn spawn_error(cwd: &Path, resolved: &Path, e: std::io::Error) -> String {
+    match std::fs::metadata(cwd) {
+        Ok(m) if m.is_dir() => format!("cannot start {}: {e}", resolved.display()),
+        Ok(_) => format!("cannot use working directory {}: not a directory", cwd.display()),
+        Err(c) => format!("cannot use working directory {}: {c}", cwd.display()),
+    }
+}
+
 /// The command that runs `resolved` (named `program`): directly, or for a
 /// terminal through `autonomos tty-exec`, which takes the terminal first.
 fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, String> {
@@ -383,10 +383,10 @@ pub use crate::core::supervise::RunEvent;
 
 /// A process we found in a replica's tree, identified by pid and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Member {
-    pid: i32,
-    start: u64,
-    pgid: i32,
+pub(crate) struct Member {
+    pub(crate) pid: i32,
+    pub(crate) start: u64,
+    pub(crate) pgid: i32,
 }
 
 /// Finds the run's processes: the leader's live tree, plus re-parented
@@ -399,18 +399,21 @@ fn discover(
     marker: &Marker,
     born: u64,
     leaders: Leaders,
-    reaped: bool,
+    gone: bool,
 ) -> Vec<Member> {
     let mut pids = Vec::new();
-    // Once reaped, the leader's pid may belong to a stranger: never walk it.
-    if !reaped {
+    // Once reaped, the leader's pid may belong to a stranger; once exited,
+    // its children are ours: never walk it then.
+    if !gone {
         procfs::tree(leader, &mut pids);
     }
     let mut ours = Vec::new();
-    procfs::children(std::process::id() as i32, &mut ours);
-    let leader_set: HashSet<i32> = leaders.lock().map(|g| g.clone()).unwrap_or_default();
+    procfs::own_children(&mut ours);
+    if let Ok(set) = leaders.lock() {
+        ours.retain(|c| !set.contains(c));
+    }
     for child in ours {
-        if leader_set.contains(&child) || pids.contains(&child) {
+        if pids.contains(&child) {
             continue;
         }
         let Some(st) = procfs::stat(child) else {
@@ -436,12 +439,12 @@ fn discover(
         .collect()
 }
 
-fn alive(m: &Member) -> bool {
+pub(crate) fn alive(m: &Member) -> bool {
     procfs::stat(m.pid).is_some_and(|s| s.start_ticks == m.start && s.state != b'Z')
 }
 
 /// Signals one process through a pidfd checked against its start time.
-fn signal_member(m: &Member, sig: Signal) {
+pub(crate) fn signal_member(m: &Member, sig: Signal) {
     let Some(pid) = Pid::from_raw(m.pid) else {
         return;
     };
@@ -500,8 +503,9 @@ pub async fn run(
     let mut stop = Stop::default();
     tree.watch(&afd, &mut cmds, &mut stop).await;
     // The leader is a zombie: its group id is still reserved. Deal with the
-    // rest of the tree before reaping it.
-    let leftovers = tree.members(false);
+    // rest of the tree before reaping it. Its children are ours by now
+    // (re-parented when it exited), so it is not walked.
+    let leftovers = tree.members(true);
     if !leftovers.is_empty() {
         tree.signal(&leftovers, stop.signal(&tree));
         tree.signal(&leftovers, Signal::CONT);
@@ -560,16 +564,17 @@ impl Stop {
 }
 
 impl Tree {
-    /// The tree's live members (`reaped`: the leader's pid may be a
-    /// stranger's by now, never walk it).
-    fn members(&self, reaped: bool) -> Vec<Member> {
+    /// The tree's live members (`gone`: the leader exited, so its children
+    /// are ours now, or was reaped, so its pid may be a stranger's: it is
+    /// not walked).
+    fn members(&self, gone: bool) -> Vec<Member> {
         discover(
             self.leader,
             self.leader,
             &self.marker,
             self.born,
             self.leaders,
-            reaped,
+            gone,
         )
     }
 
@@ -719,7 +724,7 @@ pub fn reap_orphans(leaders: Leaders) -> usize {
     }
     let Ok(guard) = leaders.lock() else { return 0 };
     let mut kids = Vec::new();
-    procfs::children(std::process::id() as i32, &mut kids);
+    procfs::own_children(&mut kids);
     let mut reaped = 0;
     for pid in kids {
         if guard.contains(&pid) {
@@ -734,66 +739,4 @@ pub fn reap_orphans(leaders: Leaders) -> usize {
         }
     }
     reaped
-}
-
-/// Stops processes left behind by an earlier daemon of the same data dir
-/// that died without decommissioning (kill -9, OOM, power loss of the
-/// supervisor only): anything of our uid whose environment names a context
-/// dir under `agents_dir`. They would otherwise run twice once the fleet
-/// starts again. SIGTERM first, SIGKILL after `grace`. Returns how many.
-pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let me = std::process::id() as i32;
-    let uid = rustix::process::geteuid().as_raw();
-    let prefix = format!("AUTONOMOS_CONTEXT_DIR={}/", agents_dir.display());
-    let mut strays = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me || e.metadata().map(|m| m.uid()).ok() != Some(uid) {
-            continue;
-        }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if !env
-            .split(|&b| b == 0)
-            .any(|kv| kv.starts_with(prefix.as_bytes()))
-        {
-            continue;
-        }
-        if let Some(s) = procfs::stat(pid)
-            && s.state != b'Z'
-        {
-            strays.push(Member {
-                pid,
-                start: s.start_ticks,
-                pgid: s.pgid,
-            });
-        }
-    }
-    if strays.is_empty() {
-        return 0;
-    }
-    tracing::warn!(
-        count = strays.len(),
-        pids = ?strays.iter().map(|m| m.pid).collect::<Vec<_>>(),
-        "stopping processes left behind by an earlier daemon of this data dir"
-    );
-    for m in &strays {
-        signal_member(m, Signal::TERM);
-        signal_member(m, Signal::CONT);
-    }
-    let deadline = Instant::now() + grace;
-    while strays.iter().any(alive) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for m in strays.iter().filter(|m| alive(m)) {
-        signal_member(m, Signal::KILL);
-    }
-    strays.len()
 }

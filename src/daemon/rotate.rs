@@ -16,6 +16,8 @@ pub struct RotatingFile {
     size: u64,
     max_size: u64,
     keep: u32,
+    /// Not opened yet ([`RotatingFile::lazy`]): its size is unknown.
+    unopened: bool,
 }
 
 impl RotatingFile {
@@ -29,7 +31,22 @@ impl RotatingFile {
             size,
             max_size: max_size.max(1),
             keep,
+            unopened: false,
         })
+    }
+
+    /// Like [`RotatingFile::open`], but the file (and its directory) is
+    /// opened or created at the first write: a fleet of 500 agents starts
+    /// without creating 500 files, and an agent that never writes has none.
+    pub fn lazy(path: &Path, max_size: u64, keep: u32) -> RotatingFile {
+        RotatingFile {
+            path: path.to_path_buf(),
+            file: None,
+            size: 0,
+            max_size: max_size.max(1),
+            keep,
+            unopened: true,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -38,6 +55,20 @@ impl RotatingFile {
 
     /// Appends `buf` whole, rotating first when it would pass the size.
     pub fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.unopened {
+            let f = match append_to(&self.path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if let Some(dir) = self.path.parent() {
+                        fs::create_dir_all(dir)?;
+                    }
+                    append_to(&self.path)?
+                }
+                other => other?,
+            };
+            self.size = f.metadata()?.len();
+            self.file = Some(f);
+            self.unopened = false;
+        }
         if self.size > 0 && self.size + buf.len() as u64 > self.max_size {
             // Not logged: this writes the daemon's own log, and a failure
             // reported through it would come back here.
@@ -178,5 +209,24 @@ mod tests {
         f.append(b"hijklmn\n").expect("write");
         assert_eq!(fs::read_to_string(&path).expect("read"), "hijklmn\n");
         assert_eq!(size(&blocker), 24, "the big file rotated at the next line");
+    }
+
+    #[test]
+    fn a_lazy_file_is_created_at_its_first_line_with_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("logs").join("a.log");
+        let mut f = RotatingFile::lazy(&path, 20, 1);
+        f.flush().expect("flush");
+        assert!(!path.exists(), "nothing is created before a line");
+        assert!(!dir.path().join("logs").exists());
+        f.append(b"0123456\n").expect("write");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "0123456\n");
+        // An existing file's size counts once it is opened.
+        drop(f);
+        let mut f = RotatingFile::lazy(&path, 20, 1);
+        f.append(b"abcdefg\n").expect("write");
+        f.append(b"ABCDEFG\n").expect("write");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "ABCDEFG\n");
+        assert_eq!(size(&numbered(&path, 1)), 16);
     }
 }

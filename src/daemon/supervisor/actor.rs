@@ -41,7 +41,6 @@ pub(super) enum Msg {
     },
     Targets(oneshot::Sender<Vec<Target>>),
     Samples(Vec<Sample>, HostStatus),
-    Sigchld,
     /// A recovery workflow step for the agent's incident timelines.
     Recovery(String, String),
     /// A task of the agent failed: (agent, what), for its incidents.
@@ -174,6 +173,9 @@ pub(super) struct Actor {
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
     pub effects: Vec<Vec<Effect>>,
+    /// Transitions of this pass not yet in the daemon log: written once
+    /// the pass is done, so a restart's spawn does not wait for them.
+    pub unlogged: Vec<(String, u32, crate::core::lifecycle::Transition)>,
     /// Agents something happened to since the last reconcile; `dirty_all`
     /// for changes that may touch any (requests, reloads, the 1 s tick).
     pub dirty: Vec<bool>,
@@ -254,6 +256,7 @@ impl Actor {
             preparing: Default::default(),
             to_step: Vec::new(),
             effects: Vec::new(),
+            unlogged: Vec::new(),
             dirty: Vec::new(),
             dirty_all: true,
             waiting_start: Vec::new(),
@@ -281,7 +284,9 @@ impl Actor {
             Some(row) => (spec.replicas, row.enabled),
             None => (spec.replicas, true),
         };
-        let file = LogFile::open(&self.layout.logs_dir(), &spec.name, self.cfg.logs)?;
+        // Opened at the agent's first line: starting 500 agents created
+        // 500 files before the first spawn.
+        let file = LogFile::lazy(&self.layout.logs_dir(), &spec.name, self.cfg.logs);
         let mut replicas = BTreeMap::new();
         for ((agent, index), row) in &loaded.replicas {
             if agent == &spec.name && *index < desired {
@@ -363,7 +368,12 @@ impl Actor {
                         while let Ok(m) = rx.try_recv() {
                             self.handle(m);
                         }
-                        self.publish_if_pending();
+                        // What fell due meanwhile (a zero backoff: restart
+                        // now) goes in this pass, not after a yield. What
+                        // the messages queued for timelines, alerts and the
+                        // log follows the reconcile: a respawn waits for
+                        // none of it.
+                        self.fire_timers();
                     }
                     None => break,
                 },
@@ -376,6 +386,7 @@ impl Actor {
             }
             self.reconcile();
             self.publish_if_pending();
+            self.log_transitions();
             if self.shutting_down && self.all_stopped() {
                 self.observe.flush();
                 process::reap_orphans(process::leaders());
@@ -416,7 +427,7 @@ impl Actor {
     fn handle(&mut self, msg: Msg) {
         match &msg {
             Msg::Run { agent, .. } => self.touch(*agent),
-            Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) | Msg::Sigchld => {}
+            Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) => {}
             Msg::Api(..)
             | Msg::Reload(..)
             | Msg::Recovery(..)
@@ -467,9 +478,6 @@ impl Actor {
                 let _ = reply.send(targets);
             }
             Msg::Samples(samples, host) => self.on_samples(samples, host),
-            Msg::Sigchld => {
-                process::reap_orphans(process::leaders());
-            }
             Msg::Recovery(agent, text) => {
                 let now = self.clock.now();
                 self.observe

@@ -84,13 +84,19 @@ impl Actor {
                 serde_json::json!({ "agent": name, "replica": index }),
                 &reason,
             ),
-            Effect::Warn(what) => tracing::warn!(agent = %name, replica = index, "{what}"),
-            Effect::Bug(e) => tracing::error!(
+            Effect::Warn(what) => {
+                self.log_transitions();
+                tracing::warn!(agent = %name, replica = index, "{what}")
+            }
+            Effect::Bug(e) => {
+                self.log_transitions();
+                tracing::error!(
                 agent = %name,
                 replica = index,
                 error = %e,
                 "bug: invalid lifecycle transition refused"
-            ),
+            )
+            }
         }
     }
 
@@ -125,15 +131,7 @@ impl Actor {
     /// failures and stops are queued for incident timelines, the audit
     /// trail and the automatic recovery (`drain_timeline`).
     fn publish_transition(&mut self, agent: &str, replica: u32, t: Transition) {
-        tracing::info!(
-            target: "autonomos::lifecycle",
-            agent,
-            replica,
-            from = %t.from,
-            to = %t.to,
-            reason = %t.reason,
-            "transition"
-        );
+        self.unlogged.push((agent.to_string(), replica, t.clone()));
         // Restarts, failures and stops reach incident timelines once the
         // messages at hand are handled (after a tick that may open the
         // incident they belong to).
@@ -149,9 +147,27 @@ impl Actor {
         });
     }
 
+    /// Writes the pass's transitions to the daemon log (each line a few
+    /// microseconds of formatting and a write: after the spawns, not
+    /// before). Called before any other line of the pass, to keep order.
+    pub(super) fn log_transitions(&mut self) {
+        for (agent, replica, t) in self.unlogged.drain(..) {
+            tracing::info!(
+                target: "autonomos::lifecycle",
+                agent,
+                replica,
+                from = %t.from,
+                to = %t.to,
+                reason = %t.reason,
+                "transition"
+            );
+        }
+    }
+
     /// Feeds the queued restarts, failures and stops to incident timelines,
     /// the audit trail (Failed) and the automatic recovery.
     pub(super) fn drain_timeline(&mut self) {
+        self.log_transitions();
         if self.timeline.is_empty() {
             return;
         }

@@ -7,7 +7,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::Msg;
 use super::events::Events;
 use super::{STATUS_BUDGET, err, shutting_down};
-use crate::daemon::collector;
+use crate::daemon::{collector, process};
+
+/// How long after a SIGCHLD the orphan scan runs.
+const ORPHAN_REAP_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 use crate::proto::{ErrorKind, ErrorReply, FleetStatus, Request, Response};
 
 /// Sends requests to the actor and waits for their answers.
@@ -154,11 +157,6 @@ impl Supervisor {
         rx.await.map_err(|_| shutting_down())?
     }
 
-    /// Reports a SIGCHLD (orphans may need reaping).
-    pub fn notify_sigchld(&self) {
-        let _ = self.tx.try_send(Msg::Sigchld);
-    }
-
     /// How the collector thread asks for targets and delivers samples.
     pub(super) fn collector_link(&self) -> collector::Link {
         let tx = self.tx.clone();
@@ -175,7 +173,12 @@ impl Supervisor {
         }
     }
 
-    /// Reaps orphans on every SIGCHLD.
+    /// Reaps orphans after a SIGCHLD, off the actor and a little later
+    /// ([`ORPHAN_REAP_DELAY`]): the signal usually announces a replica
+    /// leader's exit, which its run task reaps, and a scan of every child
+    /// then would compete with the respawn for the leader-set lock and the
+    /// CPU. An orphan's zombie waits those milliseconds; signals that
+    /// arrive meanwhile are served by the same scan.
     pub(super) fn watch_sigchld(&self) {
         let h = self.clone();
         tokio::spawn(async move {
@@ -188,7 +191,8 @@ impl Supervisor {
                 if h.tx.is_closed() {
                     break;
                 }
-                h.notify_sigchld();
+                tokio::time::sleep(ORPHAN_REAP_DELAY).await;
+                process::reap_orphans(process::leaders());
             }
         });
     }

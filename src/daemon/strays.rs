@@ -1,0 +1,72 @@
+//! Processes left behind by an earlier daemon of the same data dir, found
+//! and stopped at start.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use super::process::{Member, alive, signal_member};
+use super::procfs;
+
+/// Stops processes left behind by an earlier daemon of the same data dir
+/// that died without decommissioning (kill -9, OOM, power loss of the
+/// supervisor only): anything of our uid whose environment names a context
+/// dir under `agents_dir`. They would otherwise run twice once the fleet
+/// starts again. SIGTERM first, SIGKILL after `grace`. Returns how many.
+pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id() as i32;
+    let uid = rustix::process::geteuid().as_raw();
+    let prefix = format!("AUTONOMOS_CONTEXT_DIR={}/", agents_dir.display());
+    let mut strays = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || e.metadata().map(|m| m.uid()).ok() != Some(uid) {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !env
+            .split(|&b| b == 0)
+            .any(|kv| kv.starts_with(prefix.as_bytes()))
+        {
+            continue;
+        }
+        if let Some(s) = procfs::stat(pid)
+            && s.state != b'Z'
+        {
+            strays.push(Member {
+                pid,
+                start: s.start_ticks,
+                pgid: s.pgid,
+            });
+        }
+    }
+    if strays.is_empty() {
+        return 0;
+    }
+    tracing::warn!(
+        count = strays.len(),
+        pids = ?strays.iter().map(|m| m.pid).collect::<Vec<_>>(),
+        "stopping processes left behind by an earlier daemon of this data dir"
+    );
+    for m in &strays {
+        signal_member(m, Signal::TERM);
+        signal_member(m, Signal::CONT);
+    }
+    let deadline = Instant::now() + grace;
+    while strays.iter().any(alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for m in strays.iter().filter(|m| alive(m)) {
+        signal_member(m, Signal::KILL);
+    }
+    strays.len()
+}

@@ -1,0 +1,95 @@
+//! The daemon's process layer on real processes: its own children, seen
+//! from every thread through handles it keeps open, and spawn errors that
+//! name a bad working directory.
+
+use std::process::{Child, Command};
+
+use autonomos::daemon::{process, procfs};
+
+fn own() -> Vec<i32> {
+    let mut v = Vec::new();
+    procfs::own_children(&mut v);
+    v
+}
+
+fn sleeper() -> Child {
+    Command::new("sleep").arg("30").spawn().expect("spawn sleep")
+}
+
+#[test]
+fn own_children_follow_threads_that_come_and_go() {
+    // Handles opened now, for the threads there are now.
+    let _ = own();
+    let mut first = sleeper();
+    assert!(own().contains(&(first.id() as i32)), "a child of this thread");
+
+    // A child of a thread that then ends is re-parented to a live thread.
+    let mut orphaned = std::thread::spawn(sleeper).join().expect("thread");
+    assert!(
+        own().contains(&(orphaned.id() as i32)),
+        "a child of an ended thread"
+    );
+
+    // A thread born after the handles were opened, still running.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (kid_tx, kid_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let kid = sleeper();
+        kid_tx.send(kid.id() as i32).expect("send");
+        let _ = rx.recv();
+        kid
+    });
+    let late = kid_rx.recv().expect("pid");
+    assert!(own().contains(&late), "a child of a thread born later");
+    drop(tx);
+    let mut late_kid = holder.join().expect("holder");
+
+    for c in [&mut first, &mut orphaned, &mut late_kid] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let gone = first.id() as i32;
+    assert!(!own().contains(&gone), "a reaped child is not listed");
+}
+
+fn spec(cwd: std::path::PathBuf) -> process::SpawnSpec {
+    process::SpawnSpec {
+        argv: vec!["/bin/true".into()],
+        cwd,
+        env: Vec::new(),
+        stdin: false,
+        tty: None,
+    }
+}
+
+#[test]
+fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere");
+    let err = process::spawn(&spec(missing.clone()), process::leaders())
+        .err()
+        .expect("a missing working dir fails the spawn");
+    assert!(
+        err.contains("cannot use working directory") && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("No such file"), "{err}");
+
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "x").expect("file");
+    let err = process::spawn(&spec(file), process::leaders())
+        .err()
+        .expect("a file as working dir fails the spawn");
+    assert!(err.contains("not a directory"), "{err}");
+
+    let err = process::spawn(
+        &process::SpawnSpec {
+            argv: vec![dir.path().join("no-such-program").display().to_string()],
+            ..spec(dir.path().to_path_buf())
+        },
+        process::leaders(),
+    )
+    .err()
+    .expect("a missing program fails the spawn");
+    assert!(err.contains("cannot start") && err.contains("no-such-program"), "{err}");
+}
