@@ -13,7 +13,10 @@ fn own() -> Vec<i32> {
 }
 
 fn sleeper() -> Child {
-    Command::new("sleep").arg("30").spawn().expect("spawn sleep")
+    Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep")
 }
 
 #[test]
@@ -21,7 +24,10 @@ fn own_children_follow_threads_that_come_and_go() {
     // Handles opened now, for the threads there are now.
     let _ = own();
     let mut first = sleeper();
-    assert!(own().contains(&(first.id() as i32)), "a child of this thread");
+    assert!(
+        own().contains(&(first.id() as i32)),
+        "a child of this thread"
+    );
 
     // A child of a thread that then ends is re-parented to a live thread.
     let mut orphaned = std::thread::spawn(sleeper).join().expect("thread");
@@ -70,7 +76,8 @@ fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
         .err()
         .expect("a missing working dir fails the spawn");
     assert!(
-        err.contains("cannot use working directory") && err.contains(&missing.display().to_string()),
+        err.contains("cannot use working directory")
+            && err.contains(&missing.display().to_string()),
         "{err}"
     );
     assert!(err.contains("No such file"), "{err}");
@@ -91,5 +98,8 @@ fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
     )
     .err()
     .expect("a missing program fails the spawn");
-    assert!(err.contains("cannot start") && err.contains("no-such-program"), "{err}");
+    assert!(
+        err.contains("cannot start") && err.contains("no-such-program"),
+        "{err}"
+    );
 }

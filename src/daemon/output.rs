@@ -145,20 +145,28 @@ pub struct OutputStats {
 
 /// One agent's log file (`NAME.log`), rotated by size.
 #[derive(Debug)]
-pub struct LogFile(RotatingFile);
+pub struct LogFile(RotatingFile, Warned);
+
+/// Whether a failed write was reported in the daemon log yet (once per
+/// agent: the lines themselves are counted as dropped).
+#[derive(Debug, Default)]
+struct Warned(bool);
 
 impl LogFile {
     /// Opens (appending to) `dir/NAME.log`.
     pub fn open(dir: &Path, name: &str, spec: LogSpec) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.log"));
-        RotatingFile::open(&path, spec.max_size, spec.max_files).map(LogFile)
+        RotatingFile::open(&path, spec.max_size, spec.max_files).map(|f| LogFile(f, Warned(false)))
     }
 
     /// `dir/NAME.log`, opened (and created, with `dir`) at the first line.
     pub fn lazy(dir: &Path, name: &str, spec: LogSpec) -> Self {
         let path = dir.join(format!("{name}.log"));
-        LogFile(RotatingFile::lazy(&path, spec.max_size, spec.max_files))
+        LogFile(
+            RotatingFile::lazy(&path, spec.max_size, spec.max_files),
+            Warned(false),
+        )
     }
 
     pub fn path(&self) -> &Path {
@@ -167,7 +175,18 @@ impl LogFile {
 
     /// Appends whole lines; rotates first if they would pass the size limit.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.append(buf)
+        let r = self.0.append(buf);
+        if let Err(e) = &r
+            && !self.1.0
+        {
+            self.1.0 = true;
+            tracing::warn!(
+                path = %self.0.path().display(),
+                error = %e,
+                "cannot write an agent's log file; its lines are counted as dropped"
+            );
+        }
+        r
     }
 }
 
@@ -459,6 +478,28 @@ mod tests {
         assert!(r.bytes <= RING_BYTES);
         assert_eq!(r.tail(1000).len(), RING_BYTES / MAX_LINE);
         assert_eq!(r.tail(3).len(), 3);
+    }
+
+    #[test]
+    fn a_lazy_log_file_that_cannot_be_opened_fails_its_writes_and_warns_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = LogSpec {
+            max_size: 100,
+            max_files: 2,
+            ring_lines: 10,
+        };
+        // A directory where the file should be.
+        fs::create_dir_all(dir.path().join("a.log").join("x")).expect("dir");
+        let mut f = LogFile::lazy(dir.path(), "a", spec);
+        assert!(!f.1.0);
+        assert!(f.write(b"line\n").is_err());
+        assert!(f.1.0, "the failure is reported");
+        assert!(f.write(b"line\n").is_err(), "and keeps failing, counted");
+        // A good one is created at its first line, not before.
+        let mut g = LogFile::lazy(dir.path(), "b", spec);
+        assert!(!dir.path().join("b.log").exists());
+        g.write(b"line\n").expect("write");
+        assert_eq!(fs::read(dir.path().join("b.log")).expect("read"), b"line\n");
     }
 
     #[test]

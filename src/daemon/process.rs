@@ -252,7 +252,9 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .lock()
         .map_err(|_| "leader set poisoned".to_string())?;
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| spawn_error(&spec.cwd, &resolved, e))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(&spec.cwd, &resolved, e))?;
     let pid = child.id() as i32;
     guard.insert(pid);
     drop(guard);
@@ -320,7 +322,10 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
 fn spawn_error(cwd: &Path, resolved: &Path, e: std::io::Error) -> String {
     match std::fs::metadata(cwd) {
         Ok(m) if m.is_dir() => format!("cannot start {}: {e}", resolved.display()),
-        Ok(_) => format!("cannot use working directory {}: not a directory", cwd.display()),
+        Ok(_) => format!(
+            "cannot use working directory {}: not a directory",
+            cwd.display()
+        ),
         Err(c) => format!("cannot use working directory {}: {c}", cwd.display()),
     }
 }

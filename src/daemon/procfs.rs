@@ -197,7 +197,9 @@ impl OwnThreads {
                         Ok(f) => v.insert(f),
                         // The thread ended since the listing.
                         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
-                        Err(_) if std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() => {
+                        Err(_)
+                            if std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() =>
+                        {
                             return None;
                         }
                         Err(_) => continue,

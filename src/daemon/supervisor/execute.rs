@@ -91,11 +91,11 @@ impl Actor {
             Effect::Bug(e) => {
                 self.log_transitions();
                 tracing::error!(
-                agent = %name,
-                replica = index,
-                error = %e,
-                "bug: invalid lifecycle transition refused"
-            )
+                    agent = %name,
+                    replica = index,
+                    error = %e,
+                    "bug: invalid lifecycle transition refused"
+                )
             }
         }
     }
