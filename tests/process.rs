@@ -29,12 +29,17 @@ fn own_children_follow_threads_that_come_and_go() {
         "a child of this thread"
     );
 
-    // A child of a thread that then ends is re-parented to a live thread.
+    // A child of a thread that then ends is re-parented to a live thread
+    // (the join can return just before the kernel moves it).
     let mut orphaned = std::thread::spawn(sleeper).join().expect("thread");
-    assert!(
-        own().contains(&(orphaned.id() as i32)),
-        "a child of an ended thread"
-    );
+    let t = std::time::Instant::now();
+    while !own().contains(&(orphaned.id() as i32)) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "a child of an ended thread"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 
     // A thread born after the handles were opened, still running.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -56,6 +61,28 @@ fn own_children_follow_threads_that_come_and_go() {
     }
     let gone = first.id() as i32;
     assert!(!own().contains(&gone), "a reaped child is not listed");
+}
+
+#[test]
+fn a_thread_with_hundreds_of_children_is_read_whole() {
+    // A `children` file longer than one page (about 585 pids of 6 or 7
+    // digits fit in 4 KiB) comes in several reads.
+    let mut kids: Vec<Child> = (0..800).map(|_| sleeper()).collect();
+    let listed = own();
+    let missing: Vec<u32> = kids
+        .iter()
+        .map(Child::id)
+        .filter(|p| !listed.contains(&(*p as i32)))
+        .collect();
+    for c in &mut kids {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of 800 children missed",
+        missing.len()
+    );
 }
 
 fn spec(cwd: std::path::PathBuf) -> process::SpawnSpec {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod output;
+pub mod own_children;
 pub mod probe;
 pub mod process;
 pub mod procfs;

@@ -161,12 +161,28 @@ impl LogFile {
     }
 
     /// `dir/NAME.log`, opened (and created, with `dir`) at the first line.
-    pub fn lazy(dir: &Path, name: &str, spec: LogSpec) -> Self {
+    /// What can be known without creating it is checked now: an existing
+    /// path must be a file this process may write (a missing one is
+    /// created in the logs dir, which the daemon's own log proves
+    /// writable).
+    pub fn lazy(dir: &Path, name: &str, spec: LogSpec) -> io::Result<Self> {
         let path = dir.join(format!("{name}.log"));
-        LogFile(
+        match fs::metadata(&path) {
+            Ok(m) if !m.is_file() => {
+                return Err(io::Error::other(format!(
+                    "log file {} is not a regular file",
+                    path.display()
+                )));
+            }
+            Ok(_) => rustix::fs::access(&path, rustix::fs::Access::WRITE_OK)
+                .map_err(|e| io::Error::other(format!("log file {}: {e}", path.display())))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(LogFile(
             RotatingFile::lazy(&path, spec.max_size, spec.max_files),
             Warned(false),
-        )
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -481,22 +497,26 @@ mod tests {
     }
 
     #[test]
-    fn a_lazy_log_file_that_cannot_be_opened_fails_its_writes_and_warns_once() {
+    fn a_lazy_log_file_is_checked_up_front_and_a_later_failure_warns_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = LogSpec {
             max_size: 100,
             max_files: 2,
             ring_lines: 10,
         };
-        // A directory where the file should be.
+        // A directory where the file should be: refused up front.
         fs::create_dir_all(dir.path().join("a.log").join("x")).expect("dir");
-        let mut f = LogFile::lazy(dir.path(), "a", spec);
+        let err = LogFile::lazy(dir.path(), "a", spec).expect_err("not a file");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // One that becomes unusable later fails its writes, reported once.
+        let mut f = LogFile::lazy(dir.path(), "c", spec).expect("lazy");
+        fs::create_dir_all(dir.path().join("c.log").join("x")).expect("dir");
         assert!(!f.1.0);
         assert!(f.write(b"line\n").is_err());
         assert!(f.1.0, "the failure is reported");
         assert!(f.write(b"line\n").is_err(), "and keeps failing, counted");
         // A good one is created at its first line, not before.
-        let mut g = LogFile::lazy(dir.path(), "b", spec);
+        let mut g = LogFile::lazy(dir.path(), "b", spec).expect("lazy");
         assert!(!dir.path().join("b.log").exists());
         g.write(b"line\n").expect("write");
         assert_eq!(fs::read(dir.path().join("b.log")).expect("read"), b"line\n");

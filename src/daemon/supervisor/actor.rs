@@ -172,6 +172,8 @@ pub(super) struct Actor {
     pub preparing: std::collections::HashSet<(usize, u32)>,
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
+    /// The instant a reconcile pass judges dependencies by (set during it).
+    pub pass_now: Option<Millis>,
     pub effects: Vec<Vec<Effect>>,
     /// Transitions of this pass not yet in the daemon log: written once
     /// the pass is done, so a restart's spawn does not wait for them.
@@ -257,6 +259,7 @@ impl Actor {
             to_step: Vec::new(),
             effects: Vec::new(),
             unlogged: Vec::new(),
+            pass_now: None,
             dirty: Vec::new(),
             dirty_all: true,
             waiting_start: Vec::new(),
@@ -286,7 +289,7 @@ impl Actor {
         };
         // Opened at the agent's first line: starting 500 agents created
         // 500 files before the first spawn.
-        let file = LogFile::lazy(&self.layout.logs_dir(), &spec.name, self.cfg.logs);
+        let file = LogFile::lazy(&self.layout.logs_dir(), &spec.name, self.cfg.logs)?;
         let mut replicas = BTreeMap::new();
         for ((agent, index), row) in &loaded.replicas {
             if agent == &spec.name && *index < desired {
@@ -425,6 +428,8 @@ impl Actor {
     }
 
     fn handle(&mut self, msg: Msg) {
+        // What the message does may log: the transitions before it first.
+        self.log_transitions();
         match &msg {
             Msg::Run { agent, .. } => self.touch(*agent),
             Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) => {}

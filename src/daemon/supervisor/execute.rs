@@ -29,7 +29,10 @@ impl Actor {
         };
         let stop = self.stop_cause(ai, index);
         let deps_pending = if stop.is_none() && r.s.reads_deps() && obs == Observation::Step {
-            self.pending_deps(ai, now)
+            // One instant for the whole reconcile pass: replicas stepped a
+            // millisecond apart must not see a dependency ready in a
+            // different order than their own.
+            self.pending_deps(ai, self.pass_now.unwrap_or(now))
         } else {
             Vec::new()
         };
@@ -149,7 +152,9 @@ impl Actor {
 
     /// Writes the pass's transitions to the daemon log (each line a few
     /// microseconds of formatting and a write: after the spawns, not
-    /// before). Called before any other line of the pass, to keep order.
+    /// before). Called at the end of the pass, before each message is
+    /// handled and before the pass's own warnings, so lines keep their
+    /// order; a line's timestamp may be up to one pass late.
     pub(super) fn log_transitions(&mut self) {
         for (agent, replica, t) in self.unlogged.drain(..) {
             tracing::info!(
@@ -297,6 +302,7 @@ impl Actor {
             index,
             row,
         }) {
+            self.log_transitions();
             tracing::warn!("state database queue full; a replica's exit was not recorded");
         }
     }

@@ -9,6 +9,7 @@ impl Actor {
     /// Moves every replica as far as it can go now.
     pub(super) fn reconcile(&mut self) {
         let now = self.clock.now();
+        self.pass_now = Some(now);
         self.spawn_budget = SPAWNS_PER_PASS;
         self.more_to_spawn = false;
         let n = self.agents.len();
@@ -54,6 +55,7 @@ impl Actor {
             });
         }
         self.dirty_all = false;
+        self.pass_now = None;
     }
 
     /// The agent's dependencies that are not ready yet.

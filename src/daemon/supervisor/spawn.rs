@@ -76,7 +76,7 @@ impl Actor {
         let a = &self.agents[ai];
         let ctx = a.context_dir.clone();
         let ctx_str = ctx.to_string_lossy().into_owned();
-        if let Err(e) = ensure_dir(&ctx) {
+        if let Err(e) = std::fs::create_dir_all(&ctx) {
             let error = format!("cannot create context dir {}: {e}", ctx.display());
             self.decide(
                 ai,
@@ -260,16 +260,5 @@ fn drain_output(
             ring,
             None,
         ));
-    }
-}
-
-/// Makes sure a context dir exists: one `mkdir` when it does (the usual
-/// case on a restart), `create_dir_all` when a parent is missing.
-fn ensure_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
-        Err(e) => Err(e),
     }
 }
