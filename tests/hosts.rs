@@ -239,10 +239,14 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
         ),
     );
     // The host bar: every host at a glance; the first one in view.
+    // A capture can land between two writes of one frame (the fleet
+    // already drawn, the detail not yet): wait for the whole of it.
     let s = tmux.wait("three hosts attached", |s| {
-        s.contains("alpha ● 1/1") && s.contains("beta ● 1/1") && s.contains("gamma ● 1/1")
+        s.contains("alpha ● 1/1")
+            && s.contains("beta ● 1/1")
+            && s.contains("gamma ● 1/1")
+            && s.contains("Agent · alpha-web/0")
     });
-    assert!(s.contains("Agent · alpha-web/0"), "{s}");
     // One fleet table: the other hosts' agents under a heading each.
     assert!(
         s.contains("── beta") && s.contains("── gamma") && s.contains("gamma-web"),
@@ -250,7 +254,9 @@ fn one_console_over_three_hosts_switches_routes_and_shows_the_dead() {
     );
     // `}`: the next host; an action goes to the host in view.
     tmux.keys(&["}"]);
-    let s = tmux.wait("beta in view", |s| s.contains("Agent · beta-web/0"));
+    let s = tmux.wait("beta in view", |s| {
+        s.contains("Agent · beta-web/0") && s.contains("── alpha") && s.contains("── gamma")
+    });
     assert!(s.contains("── alpha") && s.contains("── gamma"), "{s}");
     tmux.keys(&[":"]);
     tmux.keys(&["-l", "scale beta-web 2"]);
