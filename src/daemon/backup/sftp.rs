@@ -63,6 +63,8 @@ pub struct SftpBackend {
     _claim: Claimed,
     /// ssh's last lines on stderr: the cause when the connection fails.
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// ssh's stderr reached its end (all it said is in `stderr`).
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     /// Set by the first timeout or lost connection.
     broken: Mutex<Option<String>>,
     progress: Arc<Progress>,
@@ -95,8 +97,10 @@ impl SftpBackend {
         )
         .map_err(|e| format!("{target}: cannot run ssh: {e} (install openssh-client)"))?;
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(err) = child.stderr.take() {
             let lines = stderr.clone();
+            let done = stderr_done.clone();
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
                     let mut l = lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,6 +109,7 @@ impl SftpBackend {
                     }
                     l.push_back(line);
                 }
+                done.store(true, std::sync::atomic::Ordering::Release);
             });
         }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -127,6 +132,7 @@ impl SftpBackend {
             ssh: Mutex::new(child),
             _claim: claim,
             stderr,
+            stderr_done,
             broken: Mutex::new(None),
             progress: Arc::new(Progress {
                 start: Instant::now(),
@@ -176,6 +182,16 @@ impl SftpBackend {
             }
             status
         };
+        // ssh has ended, but its last words may still be on their way
+        // through the reader thread: wait for its end of file, briefly.
+        if ended.is_some() {
+            let t = std::time::Instant::now();
+            while !self.stderr_done.load(std::sync::atomic::Ordering::Acquire)
+                && t.elapsed() < Duration::from_secs(1)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let said: Vec<String> = self
             .stderr
             .lock()
