@@ -1,6 +1,6 @@
 //! The daemon's process layer on real processes: its own children, seen
 //! from every thread through handles it keeps open, and spawn errors that
-//! name a bad working directory.
+//! name a bad working directory, and what a spawn hands the runtime.
 
 use std::process::{Child, Command};
 
@@ -129,4 +129,54 @@ fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
         err.contains("cannot start") && err.contains("no-such-program"),
         "{err}"
     );
+}
+
+/// A spawn's start bound (taken from the boot clock before the spawn, not
+/// from `/proc` after it) never comes after the leader's start time, so no
+/// process of the run is taken for an older stranger; and the output pipes
+/// (made by the daemon, its read ends non-blocking) reach the child as
+/// ordinary blocking pipes.
+#[tokio::test]
+async fn a_spawn_s_start_bound_and_output_pipes_hold() {
+    use std::os::fd::AsFd;
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = process::spawn(
+        &process::SpawnSpec {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "cat /proc/self/fdinfo/1; echo to-stderr >&2".into(),
+            ],
+            ..spec(dir.path().to_path_buf())
+        },
+        process::leaders(),
+    )
+    .expect("spawn");
+    let st = procfs::stat(s.pid).expect("the leader is unreaped");
+    assert!(
+        s.born <= st.start_ticks && st.start_ticks - s.born <= procfs::ticks_per_second(),
+        "start bound {} vs start time {} (ticks)",
+        s.born,
+        st.start_ticks
+    );
+    let autonomos::daemon::tty::Output::Pipe(mut out) = s.stdout else {
+        panic!("a pipe, not a terminal");
+    };
+    let mut err = s.stderr.expect("stderr pipe");
+    let (mut o, mut e) = (String::new(), String::new());
+    out.read_to_string(&mut o).await.expect("stdout to its end");
+    err.read_to_string(&mut e).await.expect("stderr to its end");
+    let flags = o
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .expect("the child's fd 1 flags");
+    assert_eq!(flags & 0o4000, 0, "the child's stdout is non-blocking: {o}");
+    assert_eq!(e, "to-stderr\n");
+    rustix::process::waitid(
+        rustix::process::WaitId::PidFd(s.pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    )
+    .expect("reap");
 }

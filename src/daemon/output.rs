@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::BufMut;
 use tokio::io::AsyncReadExt;
 
 use crate::config::LogSpec;
@@ -308,26 +309,32 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
         LineSplitter::default()
     };
     let mut keep = |line: &[u8]| take.as_mut().is_none_or(|t| !t(line));
-    let mut buf = vec![0u8; FIRST_READ];
+    // Read into spare capacity: nothing is zeroed (or even touched) for
+    // an agent that never writes.
+    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_READ);
+    let mut size = FIRST_READ;
     let mut file_buf: Vec<u8> = Vec::new();
     let mut recent: Vec<(usize, usize)> = Vec::new();
     let tag = tag(stream);
     loop {
-        let n = match pipe.read(&mut buf).await {
+        buf.clear();
+        buf.reserve(size);
+        let n = match pipe.read_buf(&mut (&mut buf).limit(size)).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         // A writer that fills the buffer gets a bigger one, then a bigger
         // pipe (fewer wake-ups for both sides); quiet agents keep the
         // small defaults.
-        if n == buf.len() && buf.len() < READ_CHUNK {
-            buf.resize(READ_CHUNK, 0);
-        } else if n == buf.len() && buf.len() < FAST_PIPE {
-            if rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), FAST_PIPE).is_ok() {
-                buf.resize(FAST_PIPE, 0);
+        let full = n == size;
+        if full && size < READ_CHUNK {
+            size = READ_CHUNK;
+        } else if full && size < FAST_PIPE {
+            size = if rustix::pipe::fcntl_setpipe_size(pipe.as_fd(), FAST_PIPE).is_ok() {
+                FAST_PIPE
             } else {
-                buf.resize(FAST_PIPE / 4, 0);
-            }
+                FAST_PIPE / 4
+            };
         }
         let now = jiff::Timestamp::now();
         let prefix = format!(

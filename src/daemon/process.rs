@@ -209,6 +209,18 @@ pub struct Spawned {
     /// With `SpawnSpec::stdin`.
     pub stdin: Option<tokio::net::unix::pipe::Sender>,
     pub started: Instant,
+    /// A lower bound of the leader's start time in clock ticks since boot
+    /// (as `/proc/PID/stat` counts it), read just before the spawn: no
+    /// process of this run started earlier.
+    pub born: u64,
+}
+
+/// The boot-time clock in clock ticks, rounded down (`/proc/PID/stat`'s
+/// start time is this clock at the process's start, in the same unit).
+fn boot_ticks() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+    ns / (1_000_000_000 / procfs::ticks_per_second().max(1))
 }
 
 /// Spawns `spec` in a new process group. The pid is in `leaders` before any
@@ -230,6 +242,7 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd);
+    let mut readers = None;
     let tty = match spec.tty {
         Some((rows, cols)) => Some(
             crate::daemon::tty::prepare(&mut cmd, rows, cols)
@@ -237,14 +250,17 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
                 .map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?,
         ),
         None => {
+            let (out, out_child) = output_pipe()?;
+            let (err, err_child) = output_pipe()?;
             cmd.process_group(0)
                 .stdin(if spec.stdin {
                     Stdio::piped()
                 } else {
                     Stdio::null()
                 })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+                .stdout(Stdio::from(out_child))
+                .stderr(Stdio::from(err_child));
+            readers = Some((out, err));
             None
         }
     };
@@ -252,6 +268,7 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         .lock()
         .map_err(|_| "leader set poisoned".to_string())?;
     let started = Instant::now();
+    let born = boot_ticks();
     let mut child = cmd
         .spawn()
         .map_err(|e| spawn_error(&spec.cwd, &resolved, e))?;
@@ -290,9 +307,10 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
                 Err(e) => return Err(abandon(&mut child, format!("pseudo-terminal: {e}"))),
             }
         }
-        None => match pipes(&mut child) {
-            Ok((o, e)) => (crate::daemon::tty::Output::Pipe(o), Some(e), None),
-            Err(e) => return Err(abandon(&mut child, e)),
+        None => match readers.map(runtime_pipes) {
+            Some(Ok((o, e))) => (crate::daemon::tty::Output::Pipe(o), Some(e), None),
+            Some(Err(e)) => return Err(abandon(&mut child, e)),
+            None => return Err(abandon(&mut child, "output pipes missing".into())),
         },
     };
     let stdin = match child.stdin.take().map(|p| {
@@ -312,6 +330,7 @@ pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
         term,
         stdin,
         started,
+        born,
     })
 }
 
@@ -344,9 +363,19 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
     Ok(c)
 }
 
-/// The child's stdout and stderr pipes, for the runtime.
-fn pipes(
-    child: &mut std::process::Child,
+/// A new output pipe: its read end, non-blocking for the runtime, and
+/// the write end for the child (the spawn puts it on fd 1 or 2; the child
+/// gets it blocking). Both close-on-exec.
+fn output_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let fail = |e: rustix::io::Errno| format!("cannot create an output pipe: {e}");
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail)?;
+    rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK).map_err(fail)?;
+    Ok((read, write))
+}
+
+/// The read ends, handed to the runtime as they are: pipes, non-blocking.
+fn runtime_pipes(
+    (stdout, stderr): (OwnedFd, OwnedFd),
 ) -> Result<
     (
         tokio::net::unix::pipe::Receiver,
@@ -354,17 +383,9 @@ fn pipes(
     ),
     String,
 > {
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| "stdout pipe missing".to_string())?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| "stderr pipe missing".to_string())?;
-    let o = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))
+    let o = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(stdout)
         .map_err(|e| format!("stdout pipe: {e}"))?;
-    let e = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))
+    let e = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(stderr)
         .map_err(|e| format!("stderr pipe: {e}"))?;
     Ok((o, e))
 }
@@ -482,7 +503,7 @@ fn signal_tree(pgid: i32, members: &[Member], sig: Signal) {
 pub async fn run(
     spawned_pid: i32,
     pidfd: OwnedFd,
-    started: Instant,
+    (started, born): (Instant, u64),
     marker: Marker,
     stop_signal: i32,
     stop_timeout: Duration,
@@ -492,8 +513,7 @@ pub async fn run(
 ) {
     let tree = Tree {
         leader: spawned_pid,
-        // The leader is unreaped here, so its pid is still its own.
-        born: procfs::stat(spawned_pid).map_or(0, |s| s.start_ticks),
+        born,
         marker,
         leaders,
         stop_signal: signal_of(stop_signal),

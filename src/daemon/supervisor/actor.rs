@@ -108,6 +108,9 @@ pub(super) struct Agent {
     pub replicas: BTreeMap<u32, Replica>,
     pub output: Arc<AgentOutput>,
     pub context_dir: PathBuf,
+    /// Set when [`Actor::prepare_contexts`] just created the context dir:
+    /// the next spawn does not make it again (see there).
+    pub context_made: Arc<std::sync::atomic::AtomicBool>,
     /// A change to `desired`/`enabled` is being written to `state.db`; it
     /// applies once it is durable.
     pub writing: bool,
@@ -178,6 +181,10 @@ pub(super) struct Actor {
     /// Transitions of this pass not yet in the daemon log: written once
     /// the pass is done, so a restart's spawn does not wait for them.
     pub unlogged: Vec<(String, u32, crate::core::lifecycle::Transition)>,
+    /// Replica rows of this pass not yet queued for the state database
+    /// (queued once the pass is done: the queue's writer thread would
+    /// otherwise wake, and run, before the pass's spawns).
+    pub unwritten: Vec<crate::daemon::store::Change>,
     /// Agents something happened to since the last reconcile; `dirty_all`
     /// for changes that may touch any (requests, reloads, the 1 s tick).
     pub dirty: Vec<bool>,
@@ -259,6 +266,7 @@ impl Actor {
             to_step: Vec::new(),
             effects: Vec::new(),
             unlogged: Vec::new(),
+            unwritten: Vec::new(),
             pass_now: None,
             dirty: Vec::new(),
             dirty_all: true,
@@ -307,6 +315,7 @@ impl Actor {
         }
         Ok(Agent {
             context_dir: self.layout.context_dir(&spec.name),
+            context_made: Default::default(),
             writing: false,
             queued: Default::default(),
             resave: false,
@@ -341,6 +350,7 @@ impl Actor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut reap_tick = tokio::time::interval(Duration::from_secs(1));
         reap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.prepare_contexts();
         self.reconcile();
         loop {
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -390,6 +400,7 @@ impl Actor {
             self.reconcile();
             self.publish_if_pending();
             self.log_transitions();
+            self.write_replicas();
             if self.shutting_down && self.all_stopped() {
                 self.observe.flush();
                 process::reap_orphans(process::leaders());
@@ -402,6 +413,9 @@ impl Actor {
                 break;
             }
         }
+        // An inbox closed mid-pass leaves nothing unsaid.
+        self.log_transitions();
+        self.write_replicas();
     }
 
     /// Alerts and incidents changed by what just happened reach clients.
@@ -446,6 +460,7 @@ impl Actor {
             Msg::Api(req, answer, who) => self.api(req, answer, &who),
             Msg::Reload(cfg, answer, who, hook) => {
                 let result = self.apply_config(*cfg, hook);
+                self.prepare_contexts();
                 if let Ok(Response::Done { message }) = &result {
                     let now = self.clock.now();
                     self.observe.on_action(None, &who, message, now);

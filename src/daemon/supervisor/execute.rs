@@ -297,13 +297,28 @@ impl Actor {
             last_exit_signal: r.s.last_exit.and_then(|e| e.signal),
             last_exit_at: r.s.last_exit.map(|e| e.at),
         };
-        if !self.store.write_soon(Change::Replica {
+        self.unwritten.push(Change::Replica {
             agent: a.spec.name.clone(),
             index,
             row,
-        }) {
+        });
+    }
+
+    /// Queues the pass's replica rows for the state database (after its
+    /// spawns: see `unwritten`).
+    pub(super) fn write_replicas(&mut self) {
+        let mut full = 0;
+        for change in std::mem::take(&mut self.unwritten) {
+            if !self.store.write_soon(change) {
+                full += 1;
+            }
+        }
+        if full > 0 {
             self.log_transitions();
-            tracing::warn!("state database queue full; a replica's exit was not recorded");
+            tracing::warn!(
+                exits = full,
+                "state database queue full; replicas' exits were not recorded"
+            );
         }
     }
 }
