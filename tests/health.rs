@@ -235,6 +235,59 @@ depends_on = ["db"]
     });
 }
 
+/// A waiting agent's context dir is made ahead of its spawn; removed by
+/// hand before the spawn, it is made again, and the spawn counts no
+/// failure.
+#[test]
+fn a_context_dir_made_ahead_and_removed_before_the_spawn_is_made_again() {
+    let d = BinDaemon::start(
+        r#"
+[agents.db]
+command = ["sleep", "1000"]
+min_uptime = "100ms"
+health = { interval = "200ms", timeout = "1s", start_period = "0s", readiness = { exec = ["test", "-f", "up"] } }
+
+[agents.app]
+command = ["sh", "-c", "touch here && exec sleep 1000"]
+depends_on = ["db"]
+"#,
+    );
+    d.wait_status("db runs", Duration::from_secs(10), |s| {
+        s.agents[0].running == 1 && s.agents[0].replicas[0].health.as_deref() == Some("unready")
+    });
+    let app = d.context_dir("app");
+    let t = Instant::now();
+    while !app.is_dir() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "app's context dir never made"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&app).expect("remove app's context dir");
+    let db = std::path::PathBuf::from(d.status().agents[0].context_dir.clone());
+    std::fs::write(db.join("up"), "").expect("up");
+    d.wait_status("app runs", Duration::from_secs(10), |s| {
+        s.agents[1].running == 1
+    });
+    let s = d.status();
+    let r = &s.agents[1].replicas[0];
+    assert_eq!(
+        (r.failures, r.restarts),
+        (0, 0),
+        "{:#?}",
+        replica_json(&d, 1, 0)
+    );
+    let t = Instant::now();
+    while !app.join("here").exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "app did not run in its context dir"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_task_agent_that_stops_reading_is_caught_by_its_heartbeat_probe() {
     if !have_tool("python3", "python3") {

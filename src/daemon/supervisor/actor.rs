@@ -108,9 +108,9 @@ pub(super) struct Agent {
     pub replicas: BTreeMap<u32, Replica>,
     pub output: Arc<AgentOutput>,
     pub context_dir: PathBuf,
-    /// Set when [`Actor::prepare_contexts`] just created the context dir:
-    /// the next spawn does not make it again (see there).
-    pub context_made: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether [`Actor::prepare_contexts`] made the context dir for the
+    /// next spawn (see there).
+    pub context_made: Arc<std::sync::atomic::AtomicU8>,
     /// A change to `desired`/`enabled` is being written to `state.db`; it
     /// applies once it is durable.
     pub writing: bool,

@@ -5,6 +5,12 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
+/// [`Agent::context_made`](super::actor::Agent): nothing known, being made
+/// by [`Actor::prepare_contexts`], made for the next spawn.
+const CONTEXT_UNKNOWN: u8 = 0;
+const CONTEXT_PENDING: u8 = 1;
+const CONTEXT_MADE: u8 = 2;
+
 use super::RUN_QUEUE;
 use super::actor::{Actor, Msg};
 use crate::core::lifecycle::Millis;
@@ -77,22 +83,29 @@ impl Actor {
     /// start of 500 agents used to make 1,000 directories on the actor,
     /// one agent's between two spawns (a directory costs 10 µs on tmpfs,
     /// up to 350 µs on an ext4 without journal, which scans for inodes not
-    /// recently freed). A spawn that gets there first makes its own; one
-    /// that comes after trusts it (were it removed meanwhile, that spawn
-    /// fails, naming it, and the retry makes it again).
+    /// recently freed). Only for agents that work in their context dir:
+    /// a spawn that finds it made skips the `mkdir`, and should the dir
+    /// be gone by then (removed by hand) the spawn fails on its working
+    /// dir and is tried again once after making it. A spawn that gets
+    /// there first makes its own, and the late mark is void.
     pub(super) fn prepare_contexts(&self) {
         let todo: Vec<_> = self
             .agents
             .iter()
-            // Agents that will start and run nothing yet (a reload adds
-            // some; running ones have theirs).
+            // Agents that will start, in their context dir, and run
+            // nothing yet (a reload adds some; running ones have theirs).
             .filter(|a| {
                 !a.removed
                     && a.enabled
                     && a.desired > 0
+                    && a.spec.cwd.is_none()
+                    && a.spec.workspace.is_none()
                     && a.replicas.values().all(|r| r.s.run.is_none())
             })
-            .map(|a| (a.context_dir.clone(), a.context_made.clone()))
+            .map(|a| {
+                a.context_made.store(CONTEXT_PENDING, Ordering::Release);
+                (a.context_dir.clone(), a.context_made.clone())
+            })
             .collect();
         if todo.is_empty() {
             return;
@@ -101,7 +114,12 @@ impl Actor {
             for (dir, made) in todo {
                 // On an error the spawn tries again, and names it.
                 if std::fs::create_dir_all(&dir).is_ok() {
-                    made.store(true, Ordering::Release);
+                    let _ = made.compare_exchange(
+                        CONTEXT_PENDING,
+                        CONTEXT_MADE,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
                 }
             }
         });
@@ -113,25 +131,21 @@ impl Actor {
         let a = &self.agents[ai];
         let ctx = a.context_dir.clone();
         let ctx_str = ctx.to_string_lossy().into_owned();
-        // Just made by `prepare_contexts`: no need to look again. Any
-        // later spawn makes sure it is there (an operator may remove it).
-        let made = a.context_made.swap(false, Ordering::AcqRel);
-        if let Err(e) = if made {
-            Ok(())
-        } else {
-            std::fs::create_dir_all(&ctx)
-        } {
-            let error = format!("cannot create context dir {}: {e}", ctx.display());
-            self.decide(
-                ai,
-                index,
-                Observation::SpawnFailed {
-                    error,
-                    counted: false,
-                },
-            );
-            return;
-        }
+        let made = match context_dir(a) {
+            Ok(made) => made,
+            Err(e) => {
+                let error = format!("cannot create context dir {}: {e}", ctx.display());
+                self.decide(
+                    ai,
+                    index,
+                    Observation::SpawnFailed {
+                        error,
+                        counted: false,
+                    },
+                );
+                return;
+            }
+        };
         let Ok(workdir) = self.workdir(ai, index) else {
             return;
         };
@@ -155,7 +169,14 @@ impl Actor {
         let gated = probed.is_some_and(|h| h.readiness.is_some());
         let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
         let output = a.output.clone();
-        let spawned = match process::spawn(&spec, process::leaders()) {
+        let mut spawned = process::spawn(&spec, process::leaders());
+        if made && spawned.is_err() && !ctx.is_dir() {
+            // Made ahead, removed since: make it and try once more.
+            spawned = std::fs::create_dir_all(&ctx)
+                .map_err(|e| format!("cannot create context dir {}: {e}", ctx.display()))
+                .and_then(|()| process::spawn(&spec, process::leaders()));
+        }
+        let spawned = match spawned {
             Ok(s) => s,
             Err(error) => {
                 self.decide(
@@ -255,6 +276,16 @@ impl Actor {
         }
         env
     }
+}
+
+/// Makes sure the agent's context dir is there, unless `prepare_contexts`
+/// made it for this spawn (then true: no need to look again; any later
+/// spawn looks).
+fn context_dir(a: &super::actor::Agent) -> std::io::Result<bool> {
+    if a.context_made.swap(CONTEXT_UNKNOWN, Ordering::AcqRel) == CONTEXT_MADE {
+        return Ok(true);
+    }
+    std::fs::create_dir_all(&a.context_dir).map(|()| false)
 }
 
 /// Reads a replica's stdout and stderr into its log; a task agent's stdout
