@@ -206,23 +206,30 @@ health = {{ interval = "200ms", timeout = "1s", failure_threshold = 2, start_per
     }
 }
 
-#[test]
-fn depends_on_waits_for_the_dependency_s_readiness() {
-    let d = BinDaemon::start(
+/// `db`, unready until a file `up` is in its context dir, and `app`
+/// (running `app_command`) that depends on it; returns once `db` runs.
+fn db_and_app(app_command: &str) -> BinDaemon {
+    let d = BinDaemon::start(&format!(
         r#"
 [agents.db]
 command = ["sleep", "1000"]
 min_uptime = "100ms"
-health = { interval = "200ms", timeout = "1s", start_period = "0s", readiness = { exec = ["test", "-f", "up"] } }
+health = {{ interval = "200ms", timeout = "1s", start_period = "0s", readiness = {{ exec = ["test", "-f", "up"] }} }}
 
 [agents.app]
-command = ["sleep", "1000"]
+command = {app_command}
 depends_on = ["db"]
-"#,
-    );
+"#
+    ));
     d.wait_status("db runs", Duration::from_secs(10), |s| {
         s.agents[0].running == 1 && s.agents[0].replicas[0].health.as_deref() == Some("unready")
     });
+    d
+}
+
+#[test]
+fn depends_on_waits_for_the_dependency_s_readiness() {
+    let d = db_and_app(r#"["sleep", "1000"]"#);
     std::thread::sleep(Duration::from_millis(1500));
     let s = d.status();
     assert_eq!(s.agents[1].running, 0, "app started before db was ready");
@@ -240,21 +247,7 @@ depends_on = ["db"]
 /// failure.
 #[test]
 fn a_context_dir_made_ahead_and_removed_before_the_spawn_is_made_again() {
-    let d = BinDaemon::start(
-        r#"
-[agents.db]
-command = ["sleep", "1000"]
-min_uptime = "100ms"
-health = { interval = "200ms", timeout = "1s", start_period = "0s", readiness = { exec = ["test", "-f", "up"] } }
-
-[agents.app]
-command = ["sh", "-c", "touch here && exec sleep 1000"]
-depends_on = ["db"]
-"#,
-    );
-    d.wait_status("db runs", Duration::from_secs(10), |s| {
-        s.agents[0].running == 1 && s.agents[0].replicas[0].health.as_deref() == Some("unready")
-    });
+    let d = db_and_app(r#"["sh", "-c", "touch here && exec sleep 1000"]"#);
     let app = d.context_dir("app");
     let t = Instant::now();
     while !app.is_dir() {
