@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
     if (read(sfd, &si, sizeof si) != sizeof si) continue;
     if (si.ssi_signo != SIGCHLD) {
       for (int i = 0; i < nkids && i < 100000; i++) kill(kids[i], SIGKILL);
+      while (wait(NULL) > 0) {}
       return 0;
     }
     int st;

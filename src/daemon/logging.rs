@@ -7,8 +7,6 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use serde_json::{Map, Value};
-
 use super::rotate::RotatingFile;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -22,61 +20,99 @@ pub struct LogGuard {
     _file: WorkerGuard,
 }
 
-/// Collects an event's fields into a JSON object.
-struct Fields<'a>(&'a mut Map<String, Value>);
+/// The ECS fields every line starts with; an event's own field of one of
+/// these names is dropped (it never overwrites them).
+const ECS_KEYS: [&str; 6] = [
+    "@timestamp",
+    "log.level",
+    "log.logger",
+    "message",
+    "process.pid",
+    "service.name",
+];
 
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+/// Writes an event's fields as JSON members (`,"name":value`) straight
+/// into a line, strings escaped by serde_json; the message goes apart.
+/// The daemon logs every lifecycle transition (four per replica on a
+/// start), so a line costs one buffer, not a map of owned keys and values.
+struct Fields<'a> {
+    rest: &'a mut Vec<u8>,
+    message: &'a mut Vec<u8>,
+}
+
+impl Fields<'_> {
+    fn member(&mut self, field: &Field, value: impl serde::Serialize) {
+        let name = field.name();
+        let into = if name == "message" {
+            &mut *self.message
+        } else if ECS_KEYS.contains(&name) {
+            return;
+        } else {
+            self.rest.push(b',');
+            let _ = serde_json::to_writer(&mut *self.rest, name);
+            self.rest.push(b':');
+            &mut *self.rest
+        };
+        if serde_json::to_writer(&mut *into, &value).is_err() {
+            into.extend_from_slice(b"null");
+        }
     }
 }
 
-/// One ECS-style JSON object per event.
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.member(field, value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, value);
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.member(field, value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.member(field, format!("{value:?}"));
+    }
+}
+
+/// One ECS-style JSON object per event: the ECS fields, then the event's.
 pub fn ecs_line(event: &Event<'_>, now_ms: i64) -> String {
     let meta = event.metadata();
-    let mut fields = Map::new();
-    event.record(&mut Fields(&mut fields));
-    let mut obj = Map::new();
+    let (mut rest, mut message) = (Vec::with_capacity(128), Vec::with_capacity(32));
+    event.record(&mut Fields {
+        rest: &mut rest,
+        message: &mut message,
+    });
+    if message.is_empty() {
+        message.extend_from_slice(b"\"\"");
+    }
     let ts = jiff::Timestamp::from_millisecond(now_ms)
         .map(|t| format!("{t:.3}"))
         .unwrap_or_default();
-    obj.insert("@timestamp".into(), ts.into());
-    obj.insert("log.level".into(), meta.level().as_str().into());
-    obj.insert("log.logger".into(), meta.target().into());
-    obj.insert(
-        "message".into(),
-        fields
-            .remove("message")
-            .unwrap_or(Value::String(String::new())),
-    );
-    obj.insert("process.pid".into(), std::process::id().into());
-    obj.insert("service.name".into(), "autonomos".into());
-    for (k, v) in fields {
-        // The event's own fields never overwrite the ECS ones.
-        obj.entry(k).or_insert(v);
-    }
-    let mut s = Value::Object(obj).to_string();
-    s.push('\n');
-    s
+    let mut line = Vec::with_capacity(160 + rest.len() + message.len());
+    line.extend_from_slice(b"{\"@timestamp\":");
+    let _ = serde_json::to_writer(&mut line, &ts);
+    line.extend_from_slice(b",\"log.level\":");
+    let _ = serde_json::to_writer(&mut line, meta.level().as_str());
+    line.extend_from_slice(b",\"log.logger\":");
+    let _ = serde_json::to_writer(&mut line, meta.target());
+    line.extend_from_slice(b",\"message\":");
+    line.extend_from_slice(&message);
+    line.extend_from_slice(b",\"process.pid\":");
+    line.extend_from_slice(std::process::id().to_string().as_bytes());
+    line.extend_from_slice(b",\"service.name\":\"autonomos\"");
+    line.extend_from_slice(&rest);
+    line.extend_from_slice(b"}\n");
+    // serde_json wrote every string escaped and whole: the line is UTF-8.
+    String::from_utf8(line).unwrap_or_default()
 }
 
 struct EcsLayer {
@@ -151,7 +187,7 @@ mod tests {
         });
         let lines = sink.0.lock().expect("lock").clone();
         assert_eq!(lines.len(), 1);
-        let v: Value = serde_json::from_str(&lines[0]).expect("JSON");
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
         assert_eq!(v["@timestamp"], "2026-11-28T13:20:00.123Z");
         assert_eq!(v["log.level"], "WARN");
         assert_eq!(v["message"], "alert firing");
@@ -164,5 +200,59 @@ mod tests {
                 .as_str()
                 .is_some_and(|l| l.starts_with("autonomos"))
         );
+    }
+
+    #[test]
+    fn ecs_lines_escape_values_and_keep_their_own_fields() {
+        use std::sync::{Arc, Mutex};
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        struct Capture(Arc<Mutex<Vec<String>>>);
+        impl<S: Subscriber> Layer<S> for Capture {
+            fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+                if let Ok(mut v) = self.0.lock() {
+                    v.push(ecs_line(event, 0));
+                }
+            }
+        }
+        let sub = tracing_subscriber::registry().with(Capture(lines.clone()));
+        let error = std::io::Error::other("disk \"full\"");
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!(
+                reason = "exit 1\n\"quoted\" \\ tab\t é",
+                log.level = "FORGED",
+                ratio = f64::NAN,
+                ok = true,
+                delta = -3i64,
+                error = &error as &(dyn std::error::Error + 'static),
+                list = ?vec!["a", "b"],
+                "multi\nline \"message\""
+            );
+            tracing::info!(field = 1);
+        });
+        let lines = lines.lock().expect("lock").clone();
+        assert_eq!(lines.len(), 2);
+        for l in &lines {
+            assert!(l.ends_with('\n') && l.matches('\n').count() == 1, "{l:?}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(v["reason"], "exit 1\n\"quoted\" \\ tab\t é");
+        assert_eq!(v["message"], "multi\nline \"message\"");
+        assert_eq!(
+            v["log.level"], "INFO",
+            "an event's field never overwrites ECS"
+        );
+        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000Z");
+        assert!(v["ratio"].is_null());
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["delta"], -3);
+        assert_eq!(v["error"], "disk \"full\"");
+        assert_eq!(v["list"], "[\"a\", \"b\"]");
+        assert_eq!(v["process.pid"], std::process::id());
+        let w: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
+        assert_eq!(
+            w["message"], "",
+            "an event without a message has an empty one"
+        );
+        assert_eq!(w["field"], 1);
     }
 }

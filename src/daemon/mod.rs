@@ -41,6 +41,9 @@ use crate::proto::Request;
 use router::Router;
 use supervisor::Layout;
 
+/// How long an earlier daemon's leftovers get between SIGTERM and SIGKILL.
+const STRAYS_GRACE: Duration = Duration::from_secs(3);
+
 /// What `autonomos daemon` needs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -127,7 +130,16 @@ impl Daemon {
         crate::paths::ensure_runtime_dir(runtime)?;
         process::prepare_daemon().map_err(io("cannot become a child subreaper"))?;
         raise_fd_limit();
-        strays::stop_strays(&opts.data_dir.join("agents"), Duration::from_secs(3));
+        // Finding an earlier daemon's leftovers reads every process's
+        // environment: tens of ms on a busy host. It runs beside the rest
+        // of the start and is waited for before the supervisor (the first
+        // spawn) starts.
+        let strays = {
+            let agents = opts.data_dir.join("agents");
+            std::thread::Builder::new()
+                .name("autonomos-strays".into())
+                .spawn(move || strays::stop_strays(&agents, STRAYS_GRACE))
+        };
         let socket = crate::paths::socket_path(runtime, &opts.data_dir);
         let listener =
             server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;
@@ -176,6 +188,16 @@ impl Daemon {
             .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
         let tasks = tasks::Tasks::start(&state_db, &opts.config)
             .map_err(|e| io("cannot start the task engine")(std::io::Error::other(e)))?;
+        match strays {
+            Ok(scan) => {
+                if scan.join().is_err() {
+                    tracing::error!("the search for an earlier daemon's processes failed");
+                }
+            }
+            Err(_) => {
+                strays::stop_strays(&opts.data_dir.join("agents"), STRAYS_GRACE);
+            }
+        }
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,

@@ -445,9 +445,11 @@ pub fn tree(root: i32, out: &mut Vec<i32>) {
 
 /// True if the process's environment carries every `KEY=VALUE` in `marker`.
 pub fn environ_has(pid: i32, marker: &[(&str, &str)]) -> bool {
-    let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+    let mut buf = Vec::new();
+    let Some(n) = environ(pid, &mut buf) else {
         return false;
     };
+    let env = &buf[..n];
     marker.iter().all(|(k, v)| {
         env.split(|&b| b == 0).any(|entry| {
             entry.len() == k.len() + 1 + v.len()
@@ -456,6 +458,32 @@ pub fn environ_has(pid: i32, marker: &[(&str, &str)]) -> bool {
                 && entry.ends_with(v.as_bytes())
         })
     })
+}
+
+/// Reads `/proc/PID/environ` into `buf`, returning how many bytes it
+/// holds. `buf` is scratch space, kept between calls (16 KiB at least,
+/// doubled when an environment fills it). Each read of another process's
+/// environment walks that process's memory, so it is read in one large
+/// read (and a short one to see the end), not in the growing reads of
+/// `fs::read`, which took eight per process. `None` if the process is
+/// gone or not ours to read.
+pub fn environ(pid: i32, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut f = fs::File::open(format!("/proc/{pid}/environ")).ok()?;
+    if buf.len() < 16 * 1024 {
+        buf.resize(16 * 1024, 0);
+    }
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(n * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => return Some(n),
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Clock ticks per second for the CPU fields of `stat`.

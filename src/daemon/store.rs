@@ -120,14 +120,18 @@ pub enum StoreError {
 }
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
         source,
     })?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(
+    // The schema in one transaction: a new database is made with one sync
+    // (it was one per table), and an old one is brought up to date whole
+    // or not at all.
+    let tx = conn.transaction()?;
+    tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS agents (
              name TEXT PRIMARY KEY,
              desired INTEGER NOT NULL,
@@ -164,15 +168,16 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
          );",
     )?;
     // Added after the first release: databases made before it lack it.
-    let has_failures = conn
+    let has_failures = tx
         .prepare("PRAGMA table_info(replicas)")?
         .query_map([], |r| r.get::<_, String>(1))?
         .collect::<Result<Vec<_>, _>>()?
         .iter()
         .any(|c| c == "failures");
     if !has_failures {
-        conn.execute_batch("ALTER TABLE replicas ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")?;
+        tx.execute_batch("ALTER TABLE replicas ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")?;
     }
+    tx.commit()?;
     Ok(conn)
 }
 

@@ -20,6 +20,7 @@ pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
     let uid = rustix::process::geteuid().as_raw();
     let prefix = format!("AUTONOMOS_CONTEXT_DIR={}/", agents_dir.display());
     let mut strays = Vec::new();
+    let mut buf = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
     };
@@ -30,10 +31,10 @@ pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
         if pid == me || e.metadata().map(|m| m.uid()).ok() != Some(uid) {
             continue;
         }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        let Some(n) = procfs::environ(pid, &mut buf) else {
             continue;
         };
-        if !env
+        if !buf[..n]
             .split(|&b| b == 0)
             .any(|kv| kv.starts_with(prefix.as_bytes()))
         {

@@ -105,7 +105,9 @@ pub(super) struct Agent {
     pub removed: bool,
     pub desired: u32,
     pub enabled: bool,
-    pub replicas: BTreeMap<u32, Replica>,
+    /// Boxed: a map node holds eleven values, and a replica is large; most
+    /// agents have one replica, and unboxed, each paid for eleven.
+    pub replicas: BTreeMap<u32, Box<Replica>>,
     pub output: Arc<AgentOutput>,
     pub context_dir: PathBuf,
     /// Whether [`Actor::prepare_contexts`] made the context dir for the
@@ -310,7 +312,7 @@ impl Actor {
                     at,
                     ran_ms: 0,
                 });
-                replicas.insert(*index, r);
+                replicas.insert(*index, Box::new(r));
             }
         }
         Ok(Agent {

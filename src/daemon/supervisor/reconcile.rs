@@ -24,7 +24,7 @@ impl Actor {
             for index in 0..desired {
                 if !self.agents[ai].replicas.contains_key(&index) {
                     let r = self.new_replica(index, now);
-                    self.agents[ai].replicas.insert(index, r);
+                    self.agents[ai].replicas.insert(index, Box::new(r));
                 }
             }
             // Only replicas that can move are stepped: after every message

@@ -56,15 +56,18 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // One transaction: a new database is made with one sync, not two.
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS tasks (
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS tasks (
              id TEXT PRIMARY KEY,
              seq INTEGER NOT NULL,
              agent TEXT NOT NULL,
              state TEXT NOT NULL,
              body TEXT NOT NULL
          );
-         CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);",
+         CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
+         COMMIT;",
     )?;
     Ok(conn)
 }
