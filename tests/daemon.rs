@@ -148,3 +148,75 @@ fn a_daemon_with_a_bad_config_exits_2_and_spawns_nothing() {
         "nothing created for a rejected config"
     );
 }
+
+/// `n` agents running `sleep`, but agent `bad` (if any) whose program is
+/// not there.
+fn many(n: usize, bad: Option<usize>) -> String {
+    (0..n)
+        .map(|i| {
+            let program = if Some(i) == bad {
+                "no-such-program-here"
+            } else {
+                "sleep"
+            };
+            format!("[agents.a{i}]\ncommand = [\"{program}\", \"1000\"]\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_start_of_many_spawns_each_replica_once_and_a_bad_one_among_them_says_why() {
+    // All but the first spawn of a pass go through the spawner thread.
+    let d = BinDaemon::start(&many(60, Some(37)));
+    let s = d.wait_status("the fleet up", Duration::from_secs(20), |s| {
+        s.agents.iter().filter(|a| a.running == 1).count() == 59
+    });
+    for i in (0..60).filter(|&i| i != 37) {
+        let procs = marked(&d.context_dir(&format!("a{i}")));
+        assert_eq!(procs.len(), 1, "a{i}: {procs:?}");
+        // Whatever thread spawned it: no signal blocked, SIGPIPE not
+        // ignored (the daemon ignores it), a process group of its own.
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", procs[0])).unwrap_or_default();
+        let mask = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(u64::MAX)
+        };
+        assert_eq!(mask("SigBlk:"), 0, "a{i} starts with signals blocked");
+        assert_eq!(mask("SigIgn:") & (1 << (13 - 1)), 0, "a{i} ignores SIGPIPE");
+        assert_eq!(
+            stat_field(procs[0], 2),
+            Some(procs[0].to_string()),
+            "a{i}'s process group"
+        );
+    }
+    let bad = s.agents.iter().find(|a| a.name == "a37").expect("a37");
+    assert_eq!(bad.running, 0);
+    let error = bad.replicas[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("no-such-program-here"),
+        "the spawn error names the program: {error:?}"
+    );
+    assert!(bad.replicas[0].failures >= 1, "a failed spawn counts");
+}
+
+#[test]
+fn a_fleet_stopped_while_its_spawns_are_under_way_leaves_no_process() {
+    let n = 200;
+    let mut d = BinDaemon::start(&many(n, None));
+    // Stopped as soon as the first replica runs: the rest of the start
+    // is being spawned.
+    wait_until("a first replica", Duration::from_secs(20), || {
+        !marked(&d.context_dir("a0")).is_empty()
+    });
+    let status = d.stop().expect("daemon exit");
+    assert!(status.success(), "daemon exit status {status:?}");
+    let left: Vec<(usize, Vec<i32>)> = (0..n)
+        .map(|i| (i, marked(&d.context_dir(&format!("a{i}")))))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}

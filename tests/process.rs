@@ -4,7 +4,7 @@
 
 use std::process::{Child, Command};
 
-use autonomos::daemon::{process, procfs};
+use autonomos::daemon::{launch, process, procfs};
 
 fn own() -> Vec<i32> {
     let mut v = Vec::new();
@@ -85,8 +85,8 @@ fn a_thread_with_hundreds_of_children_is_read_whole() {
     );
 }
 
-fn spec(cwd: std::path::PathBuf) -> process::SpawnSpec {
-    process::SpawnSpec {
+fn spec(cwd: std::path::PathBuf) -> launch::SpawnSpec {
+    launch::SpawnSpec {
         argv: vec!["/bin/true".into()],
         cwd,
         env: Vec::new(),
@@ -99,7 +99,7 @@ fn spec(cwd: std::path::PathBuf) -> process::SpawnSpec {
 fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nowhere");
-    let err = process::spawn(&spec(missing.clone()), process::leaders())
+    let err = launch::spawn(&spec(missing.clone()), process::leaders())
         .err()
         .expect("a missing working dir fails the spawn");
     assert!(
@@ -111,13 +111,13 @@ fn a_missing_or_non_directory_working_dir_is_named_in_the_spawn_error() {
 
     let file = dir.path().join("plain");
     std::fs::write(&file, "x").expect("file");
-    let err = process::spawn(&spec(file), process::leaders())
+    let err = launch::spawn(&spec(file), process::leaders())
         .err()
         .expect("a file as working dir fails the spawn");
     assert!(err.contains("not a directory"), "{err}");
 
-    let err = process::spawn(
-        &process::SpawnSpec {
+    let err = launch::spawn(
+        &launch::SpawnSpec {
             argv: vec![dir.path().join("no-such-program").display().to_string()],
             ..spec(dir.path().to_path_buf())
         },
@@ -141,8 +141,8 @@ async fn a_spawn_s_start_bound_and_output_pipes_hold() {
     use std::os::fd::AsFd;
     use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = process::spawn(
-        &process::SpawnSpec {
+    let s = launch::spawn(
+        &launch::SpawnSpec {
             argv: vec![
                 "/bin/sh".into(),
                 "-c".into(),

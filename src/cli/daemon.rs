@@ -87,6 +87,8 @@ pub(super) fn run(
     let sample_every = cfg.metrics.interval;
     let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
     crate::daemon::prepare_data_dir(&data_dir)?;
+    // While the daemon has one thread (the log writer is the first more).
+    crate::daemon::reserve_fds(cfg.agents.iter().map(|a| a.replicas as usize).sum());
     let _log = crate::daemon::logging::init_daemon(
         &data_dir.join("logs"),
         cfg.logs.max_size,

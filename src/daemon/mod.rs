@@ -9,6 +9,7 @@ pub mod damage;
 pub mod doctor;
 pub mod gateway;
 pub mod health;
+pub mod launch;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
@@ -40,9 +41,6 @@ use crate::config::Config;
 use crate::proto::Request;
 use router::Router;
 use supervisor::Layout;
-
-/// How long an earlier daemon's leftovers get between SIGTERM and SIGKILL.
-const STRAYS_GRACE: Duration = Duration::from_secs(3);
 
 /// What `autonomos daemon` needs.
 #[derive(Debug, Clone)]
@@ -100,6 +98,34 @@ pub struct Daemon {
     _lock: lock::DataDirLock,
 }
 
+/// The daemon process: a child subreaper whose descriptors do not leak
+/// into agents, allowed as many descriptors as the hard limit.
+fn prepare_process() -> Result<(), DaemonError> {
+    process::prepare_daemon().map_err(io("cannot become a child subreaper"))?;
+    raise_fd_limit();
+    Ok(())
+}
+
+/// Sizes the descriptor table for `replicas` (each holds a pidfd, two
+/// pipes, the collector's `/proc` handles and its agent's log file) before
+/// the daemon starts its threads. Growing the table of a process whose
+/// threads share it waits for an RCU grace period (`synchronize_rcu`):
+/// 10-15 ms on a small VM, three times over on a start of 500 replicas,
+/// with the actor stopped in the middle of a spawn. Grown here, with one
+/// thread, it costs nothing; the table never shrinks.
+pub fn reserve_fds(replicas: usize) {
+    raise_fd_limit();
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let want = (replicas.saturating_mul(8) + 256).min(65_536) as u64;
+    let top = want.min(limit.saturating_sub(1)) as i32;
+    if let Ok(f) = std::fs::File::open("/dev/null") {
+        // A descriptor at `top` makes the table that large; closed at once.
+        drop(rustix::io::fcntl_dupfd_cloexec(&f, top));
+    }
+}
+
 /// Lifts the soft open-file limit to the hard one: each replica holds two
 /// pipes and a pidfd, and every client a socket.
 fn raise_fd_limit() {
@@ -128,18 +154,8 @@ impl Daemon {
         prepare_data_dir(&opts.data_dir)?;
         let lock = lock::acquire(&opts.data_dir)?;
         crate::paths::ensure_runtime_dir(runtime)?;
-        process::prepare_daemon().map_err(io("cannot become a child subreaper"))?;
-        raise_fd_limit();
-        // Finding an earlier daemon's leftovers reads every process's
-        // environment: tens of ms on a busy host. It runs beside the rest
-        // of the start and is waited for before the supervisor (the first
-        // spawn) starts.
-        let strays = {
-            let agents = opts.data_dir.join("agents");
-            std::thread::Builder::new()
-                .name("autonomos-strays".into())
-                .spawn(move || strays::stop_strays(&agents, STRAYS_GRACE))
-        };
+        prepare_process()?;
+        let strays = strays::Search::begin(opts.data_dir.join("agents"));
         let socket = crate::paths::socket_path(runtime, &opts.data_dir);
         let listener =
             server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;
@@ -188,16 +204,7 @@ impl Daemon {
             .map_err(|e| io("cannot start the A2A gateway")(std::io::Error::other(e)))?;
         let tasks = tasks::Tasks::start(&state_db, &opts.config)
             .map_err(|e| io("cannot start the task engine")(std::io::Error::other(e)))?;
-        match strays {
-            Ok(scan) => {
-                if scan.join().is_err() {
-                    tracing::error!("the search for an earlier daemon's processes failed");
-                }
-            }
-            Err(_) => {
-                strays::stop_strays(&opts.data_dir.join("agents"), STRAYS_GRACE);
-            }
-        }
+        strays.finish();
         let (supervisor, join) = supervisor::start(
             opts.config,
             layout,

@@ -144,7 +144,7 @@ async fn exec(argv: &[String], timeout: Duration, t: &Target) -> Result<(), Stri
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.into());
-    let resolved = crate::daemon::process::resolve_program(program, &t.cwd, path_var.as_ref())
+    let resolved = crate::daemon::launch::resolve_program(program, &t.cwd, path_var.as_ref())
         .map_err(|e| format!("exec: {e}"))?;
     let mut cmd = tokio::process::Command::new(&resolved);
     cmd.arg0(program)

@@ -9,6 +9,43 @@ use rustix::process::Signal;
 use super::process::{Member, alive, signal_member};
 use super::procfs;
 
+/// How long an earlier daemon's leftovers get between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// [`stop_strays`] under way beside the rest of the daemon's start: it
+/// reads every process's environment (tens of ms on a busy host), which
+/// need not hold up opening the databases. [`Search::finish`] waits for
+/// it, before the supervisor (the first spawn) starts.
+pub struct Search(Result<std::thread::JoinHandle<usize>, std::path::PathBuf>);
+
+impl Search {
+    /// Starts the search for leftovers of contexts under `agents_dir`.
+    pub fn begin(agents_dir: std::path::PathBuf) -> Search {
+        let dir = agents_dir.clone();
+        Search(
+            std::thread::Builder::new()
+                .name("autonomos-strays".into())
+                .spawn(move || stop_strays(&dir, GRACE))
+                .map_err(|_| agents_dir),
+        )
+    }
+
+    /// Waits until every leftover found is stopped (searching here if no
+    /// thread could be started).
+    pub fn finish(self) {
+        match self.0 {
+            Ok(search) => {
+                if search.join().is_err() {
+                    tracing::error!("the search for an earlier daemon's processes failed");
+                }
+            }
+            Err(dir) => {
+                stop_strays(&dir, GRACE);
+            }
+        }
+    }
+}
+
 /// Stops processes left behind by an earlier daemon of the same data dir
 /// that died without decommissioning (kill -9, OOM, power loss of the
 /// supervisor only): anything of our uid whose environment names a context

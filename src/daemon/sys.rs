@@ -1,6 +1,8 @@
-//! The only `unsafe` in Autonomos: two calls whose safety rests on fd
-//! ownership the compiler cannot see, and the password database lookup
-//! (libc's `getpwuid_r`, so NSS sources such as LDAP answer too).
+//! The only `unsafe` in Autonomos: calls whose safety rests on fd
+//! ownership the compiler cannot see (a pidfd's registration, a flag on a
+//! descriptor known by number, the spawner's own descriptor table), and
+//! the password database lookup (libc's `getpwuid_r`, so NSS sources such
+//! as LDAP answer too).
 //! Everything else goes through rustix's safe wrappers.
 #![allow(unsafe_code)]
 
@@ -41,4 +43,151 @@ pub fn user_name(uid: u32) -> Option<String> {
     let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
     let name = name.to_string_lossy().into_owned();
     (!name.is_empty()).then_some(name)
+}
+
+/// Gives the calling thread a descriptor table of its own: a copy of the
+/// process's, in which every descriptor above 2 but `keep` is then closed.
+/// What the thread opens afterwards exists in its table only, and a child
+/// it spawns inherits that small table, not the daemon's thousands of
+/// pipes and pidfds (each one copied at the spawn and closed again at the
+/// child's `execve`).
+///
+/// For the spawner thread only, called first thing: it must never use a
+/// descriptor made before this call (but `keep` and 0-2), nor hand a
+/// descriptor of its table to another thread except through `SCM_RIGHTS`.
+///
+/// Every signal is blocked in the thread first: a handler (tokio's, for
+/// SIGTERM and SIGCHLD) writes to a descriptor of the process's table by
+/// number, and run on this thread it would write into this table, where
+/// that number is closed, and the signal would be lost. The thread's
+/// children do not inherit the mask: std spawns them with an empty one.
+pub fn private_fd_table(keep: BorrowedFd<'_>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `set` is a valid sigset_t for both calls; the old mask is
+    // not asked for.
+    let blocked = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set) == 0
+            && libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0
+    };
+    if !blocked {
+        return Err(std::io::Error::other("cannot block signals in the spawner"));
+    }
+    // SAFETY: (rustix: threads must never observe descriptors from an
+    // unshared table.) The calling thread holds no descriptor but `keep`,
+    // and passes none to other threads by number (see above).
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FILES) }?;
+    let copies: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&fd| fd > 2 && fd != keep.as_raw_fd())
+        .collect();
+    for fd in copies {
+        // SAFETY: these numbers are copies in this thread's own table,
+        // owned by no object this thread uses (objects on other threads use
+        // the process's table, where their descriptors stay open), and no
+        // other thread uses this table. The directory handle among them is
+        // closed already: it is skipped.
+        let open = rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok();
+        if open {
+            unsafe { rustix::io::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// What [`posix_spawn`] starts.
+pub struct SpawnArgs<'a> {
+    /// The program's path, found already.
+    pub program: &'a std::ffi::CStr,
+    /// Its arguments, `argv[0]` first.
+    pub argv: &'a [std::ffi::CString],
+    /// Its whole environment, as `NAME=value`.
+    pub envp: &'a [std::ffi::CString],
+    pub cwd: &'a std::ffi::CStr,
+    /// Its stdin, stdout and stderr.
+    pub stdio: [BorrowedFd<'a>; 3],
+}
+
+/// `posix_spawn` as a supervisor wants it: the child in a process group
+/// of its own, in `cwd`, on `stdio`, with no signal blocked and every
+/// signal at its default (whatever the calling thread blocks or the
+/// daemon ignores, such as SIGPIPE); the parent waits only until the
+/// child's `execve` (glibc spawns with `CLONE_VFORK`), and an `execve`
+/// that fails is the spawn's error. Returns the child's pid.
+///
+/// std's `Command` keeps the calling thread's signal mask for the child:
+/// the spawner thread blocks every signal (see [`private_fd_table`]), so
+/// it spawns through this.
+pub fn posix_spawn(a: &SpawnArgs<'_>) -> std::io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    let mut argv: Vec<*mut libc::c_char> = a.argv.iter().map(|s| s.as_ptr().cast_mut()).collect();
+    argv.push(std::ptr::null_mut());
+    let mut envp: Vec<*mut libc::c_char> = a.envp.iter().map(|s| s.as_ptr().cast_mut()).collect();
+    envp.push(std::ptr::null_mut());
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from_raw_os_error(rc))
+        }
+    };
+    // SAFETY: the attribute and file-action objects are initialised before
+    // use and destroyed once, on every path; every pointer passed (argv,
+    // envp, program, cwd: NUL-terminated, with NULL-terminated arrays)
+    // outlives the posix_spawn call, which copies what it keeps.
+    unsafe {
+        let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut fa))?;
+        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut fa);
+            return Err(e);
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigfillset(&mut all);
+        let flags = libc::POSIX_SPAWN_SETSIGMASK
+            | libc::POSIX_SPAWN_SETSIGDEF
+            | libc::POSIX_SPAWN_SETPGROUP;
+        let mut ready = check(libc::posix_spawnattr_setsigmask(&mut attr, &none))
+            .and_then(|()| check(libc::posix_spawnattr_setsigdefault(&mut attr, &all)))
+            .and_then(|()| check(libc::posix_spawnattr_setpgroup(&mut attr, 0)))
+            .and_then(|()| {
+                check(libc::posix_spawnattr_setflags(
+                    &mut attr,
+                    flags as libc::c_short,
+                ))
+            });
+        for (to, fd) in a.stdio.iter().enumerate() {
+            ready = ready.and_then(|()| {
+                check(libc::posix_spawn_file_actions_adddup2(
+                    &mut fa,
+                    fd.as_raw_fd(),
+                    to as libc::c_int,
+                ))
+            });
+        }
+        ready = ready.and_then(|()| {
+            check(libc::posix_spawn_file_actions_addchdir_np(
+                &mut fa,
+                a.cwd.as_ptr(),
+            ))
+        });
+        let mut pid: libc::pid_t = 0;
+        let spawned = ready.and_then(|()| {
+            check(libc::posix_spawn(
+                &mut pid,
+                a.program.as_ptr(),
+                &fa,
+                &attr,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            ))
+        });
+        libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        spawned.map(|()| pid)
+    }
 }

@@ -49,6 +49,8 @@ pub(super) enum Msg {
     Wake(String),
     /// A replica's git worktree was created (or could not be): spawn it.
     Prepared(usize, u32, Result<(), String>),
+    /// The spawner started a replica's process (or could not).
+    Spawned(Box<super::spawner::Done>),
     /// A probe of a run: (agent, replica, run, which, failing, reason).
     Probe(usize, u32, u64, crate::daemon::probe::Kind, u32, String),
     /// An agent change was written to `state.db` (or failed to be): apply
@@ -96,6 +98,8 @@ pub(super) struct Replica {
     pub term: Option<(u64, Arc<crate::daemon::tty::Term>)>,
     /// What it is doing, for a `tty` agent (updated every sample).
     pub attention: Option<crate::daemon::tty::Attention>,
+    /// The run whose spawn is under way (on the spawner).
+    pub spawning: Option<u64>,
 }
 
 pub(super) struct Agent {
@@ -175,6 +179,10 @@ pub(super) struct Actor {
     pub timeline: Vec<(String, u32, crate::core::lifecycle::Transition)>,
     /// Replicas whose git worktree is being created (off the actor).
     pub preparing: std::collections::HashSet<(usize, u32)>,
+    /// The thread that spawns all but the first replica of a pass.
+    pub spawner: Option<super::spawner::Spawner>,
+    /// Spawns begun in this reconcile pass.
+    pub pass_spawns: usize,
     /// Scratch lists (kept to avoid an allocation per agent per reconcile).
     pub to_step: Vec<u32>,
     /// The instant a reconcile pass judges dependencies by (set during it).
@@ -230,6 +238,7 @@ impl Actor {
     ) -> std::io::Result<Actor> {
         let clock = Clock::new();
         let now = clock.now();
+        let spawner = super::spawner::Spawner::start(tx.clone());
         let mut actor = Actor {
             layout,
             agents: Vec::new(),
@@ -265,6 +274,8 @@ impl Actor {
             alerts_pending: false,
             timeline: Vec::new(),
             preparing: Default::default(),
+            spawner,
+            pass_spawns: 0,
             to_step: Vec::new(),
             effects: Vec::new(),
             unlogged: Vec::new(),
@@ -346,6 +357,7 @@ impl Actor {
             readiness: None,
             term: None,
             attention: None,
+            spawning: None,
         }
     }
 
@@ -448,6 +460,7 @@ impl Actor {
         self.log_transitions();
         match &msg {
             Msg::Run { agent, .. } => self.touch(*agent),
+            Msg::Spawned(done) => self.touch(done.job.ai),
             Msg::Samples(..) | Msg::Snapshot(_) | Msg::Targets(_) => {}
             Msg::Api(..)
             | Msg::Reload(..)
@@ -511,6 +524,10 @@ impl Actor {
                 self.autoscale_one(&agent, now);
             }
             Msg::Prepared(ai, index, result) => self.prepared(ai, index, result),
+            Msg::Spawned(done) => {
+                let (job, result) = super::spawner::finish(*done);
+                self.spawned(job, result);
+            }
             Msg::Probe(ai, index, run_id, kind, failing, reason) => {
                 self.on_probe(ai, index, run_id, kind, failing, reason)
             }

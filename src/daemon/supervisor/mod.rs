@@ -26,6 +26,7 @@ mod probes;
 mod reconcile;
 mod reload;
 mod spawn;
+mod spawner;
 mod status;
 mod term;
 mod tick;

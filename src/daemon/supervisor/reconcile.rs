@@ -12,6 +12,7 @@ impl Actor {
         self.pass_now = Some(now);
         self.spawn_budget = SPAWNS_PER_PASS;
         self.more_to_spawn = false;
+        self.pass_spawns = 0;
         let n = self.agents.len();
         self.dirty.resize(n, true);
         self.waiting_start.resize(n, true);

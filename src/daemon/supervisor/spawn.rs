@@ -13,10 +13,12 @@ const CONTEXT_MADE: u8 = 2;
 
 use super::RUN_QUEUE;
 use super::actor::{Actor, Msg};
+use super::spawner::{self, Job};
 use crate::core::lifecycle::Millis;
 use crate::core::supervise::{Observation, RunRef};
+use crate::daemon::launch::{self, SpawnSpec};
 use crate::daemon::output;
-use crate::daemon::process::{self, Marker, SpawnSpec};
+use crate::daemon::process::{self, Marker};
 use crate::proto::Stream;
 
 impl Actor {
@@ -127,7 +129,7 @@ impl Actor {
 
     /// Prepares the context and spawns the replica's process (after the
     /// pool admitted it).
-    pub(super) fn spawn(&mut self, ai: usize, index: u32, now: Millis) {
+    pub(super) fn spawn(&mut self, ai: usize, index: u32, _now: Millis) {
         let a = &self.agents[ai];
         let ctx = a.context_dir.clone();
         let ctx_str = ctx.to_string_lossy().into_owned();
@@ -153,30 +155,79 @@ impl Actor {
         // Unique per spawn: tells this run's processes from the next run's.
         let run_id = self.next_run_id;
         self.next_run_id += 1;
-        // A task agent speaks JSON-RPC on stdin and stdout.
-        let tasks = self.tasks.clone().filter(|_| a.spec.tasks.is_some());
         let spec = SpawnSpec {
             argv: a.spec.command.clone(),
             cwd: workdir
                 .or_else(|| a.spec.cwd.clone())
                 .unwrap_or_else(|| ctx.clone()),
             env: self.environment(ai, index, &ctx_str, run_id),
-            stdin: tasks.is_some(),
+            // A task agent speaks JSON-RPC on stdin and stdout.
+            stdin: self.tasks.is_some() && a.spec.tasks.is_some(),
             tty: a.spec.tty,
         };
-        let probed = a.spec.health.as_ref();
-        let probe_env = probed.map(|_| (spec.env.clone(), spec.cwd.clone()));
-        let gated = probed.is_some_and(|h| h.readiness.is_some());
-        let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
-        let output = a.output.clone();
-        let mut spawned = process::spawn(&spec, process::leaders());
-        if made && spawned.is_err() && !ctx.is_dir() {
-            // Made ahead, removed since: make it and try once more.
-            spawned = std::fs::create_dir_all(&ctx)
-                .map_err(|e| format!("cannot create context dir {}: {e}", ctx.display()))
-                .and_then(|()| process::spawn(&spec, process::leaders()));
+        let Some(r) = self.agents[ai].replicas.get_mut(&index) else {
+            return;
+        };
+        r.spawning = Some(run_id);
+        let job = Job {
+            ai,
+            index,
+            run_id,
+            spec,
+            ctx,
+            made_ahead: made,
+        };
+        // The first spawn of a pass and a terminal's are done here; the
+        // rest go to the spawner (see there).
+        self.pass_spawns += 1;
+        let job = match &self.spawner {
+            Some(s) if self.pass_spawns > 1 && job.spec.tty.is_none() => match s.send(job) {
+                Ok(()) => return,
+                Err(job) => {
+                    self.spawner = None;
+                    *job
+                }
+            },
+            _ => job,
+        };
+        let result = spawner::spawn(&job, launch::spawn);
+        self.spawned(job, result);
+    }
+
+    /// A spawn is done (here or on the spawner): the replica runs, with
+    /// the tasks that drain its output and watch its tree, or the spawn
+    /// failed.
+    pub(super) fn spawned(&mut self, job: Job, result: Result<launch::Spawned, String>) {
+        let Job {
+            ai,
+            index,
+            run_id,
+            spec,
+            ctx,
+            ..
+        } = job;
+        let awaited = self
+            .agents
+            .get_mut(ai)
+            .and_then(|a| a.replicas.get_mut(&index))
+            .filter(|r| r.spawning == Some(run_id))
+            .map(|r| r.spawning = None)
+            .is_some();
+        if !awaited {
+            // Nothing waits for this run (cannot happen: a replica leaves
+            // ContextPreparation only with its spawn's result).
+            tracing::error!(
+                agent = ai,
+                replica = index,
+                run_id,
+                "bug: a spawn nobody waited for"
+            );
+            if let Ok(s) = result {
+                launch::abandon(s);
+            }
+            return;
         }
-        let spawned = match spawned {
+        let spawned = match result {
             Ok(s) => s,
             Err(error) => {
                 self.decide(
@@ -190,6 +241,14 @@ impl Actor {
                 return;
             }
         };
+        let now = self.clock.now();
+        let a = &self.agents[ai];
+        let tasks = self.tasks.clone().filter(|_| spec.stdin);
+        let probed = a.spec.health.as_ref();
+        let gated = probed.is_some_and(|h| h.readiness.is_some());
+        let probe_env = probed.map(|_| (spec.env, spec.cwd));
+        let (stop_signal, stop_timeout) = (a.spec.stop_signal, a.spec.stop_timeout);
+        let output = a.output.clone();
         let (cmd_tx, cmd_rx) = mpsc::channel(RUN_QUEUE);
         let Some(r) = self.agents[ai].replicas.get_mut(&index) else {
             return;
@@ -209,7 +268,7 @@ impl Actor {
         }
         let tx = self.tx.clone();
         let marker = Marker {
-            context_dir: ctx_str,
+            context_dir: ctx.to_string_lossy().into_owned(),
             replica: index.to_string(),
             run: run_id.to_string(),
         };
