@@ -193,6 +193,16 @@ fn a_start_of_many_spawns_each_replica_once_and_a_bad_one_among_them_says_why() 
             "a{i}'s process group"
         );
     }
+    // The start went through the spawner thread.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+        .expect("threads")
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .collect();
+    assert!(
+        threads.iter().any(|c| c.trim() == "autonomos-spawn"),
+        "no spawner thread: {threads:?}"
+    );
     let bad = s.agents.iter().find(|a| a.name == "a37").expect("a37");
     assert_eq!(bad.running, 0);
     let error = bad.replicas[0].error.clone().unwrap_or_default();
@@ -219,4 +229,38 @@ fn a_fleet_stopped_while_its_spawns_are_under_way_leaves_no_process() {
         .filter(|(_, p)| !p.is_empty())
         .collect();
     assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+#[test]
+fn a_reload_during_a_start_restarts_the_replicas_whose_spawn_was_under_way() {
+    let n = 150;
+    let d = BinDaemon::start(&many(n, None));
+    // At once: most spawns of the start are still queued or under way.
+    std::fs::write(
+        d.dir.path().join("autonomos.toml"),
+        many(n, None).replace("\"1000\"", "\"2000\""),
+    )
+    .expect("new config");
+    let (code, out, err) = d.cli(&["reload"]);
+    assert_eq!(code, 0, "reload: {out} {err}");
+    let t = Instant::now();
+    loop {
+        let old: Vec<String> = (0..n)
+            .flat_map(|i| marked(&d.context_dir(&format!("a{i}"))))
+            .map(cmdline)
+            .filter(|c| !c.contains("2000"))
+            .collect();
+        let new = (0..n)
+            .filter(|i| marked(&d.context_dir(&format!("a{i}"))).len() == 1)
+            .count();
+        if old.is_empty() && new == n {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{} agents run one replica; still on the old command: {old:?}",
+            new
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

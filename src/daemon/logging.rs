@@ -44,6 +44,8 @@ impl Fields<'_> {
     fn member(&mut self, field: &Field, value: impl serde::Serialize) {
         let name = field.name();
         let into = if name == "message" {
+            // One message per line (a second would make two values).
+            self.message.clear();
             &mut *self.message
         } else if ECS_KEYS.contains(&name) {
             return;

@@ -16,33 +16,44 @@ const GRACE: Duration = Duration::from_secs(3);
 /// reads every process's environment (tens of ms on a busy host), which
 /// need not hold up opening the databases. [`Search::finish`] waits for
 /// it, before the supervisor (the first spawn) starts.
-pub struct Search(Result<std::thread::JoinHandle<usize>, std::path::PathBuf>);
+pub struct Search(Option<Result<std::thread::JoinHandle<usize>, std::path::PathBuf>>);
 
 impl Search {
     /// Starts the search for leftovers of contexts under `agents_dir`.
     pub fn begin(agents_dir: std::path::PathBuf) -> Search {
         let dir = agents_dir.clone();
-        Search(
+        Search(Some(
             std::thread::Builder::new()
                 .name("autonomos-strays".into())
                 .spawn(move || stop_strays(&dir, GRACE))
                 .map_err(|_| agents_dir),
-        )
+        ))
     }
 
     /// Waits until every leftover found is stopped (searching here if no
     /// thread could be started).
-    pub fn finish(self) {
-        match self.0 {
-            Ok(search) => {
-                if search.join().is_err() {
-                    tracing::error!("the search for an earlier daemon's processes failed");
-                }
+    pub fn finish(mut self) {
+        self.wait();
+    }
+
+    fn wait(&mut self) {
+        match self.0.take() {
+            Some(Ok(search)) if search.join().is_err() => {
+                tracing::error!("the search for an earlier daemon's processes failed");
             }
-            Err(dir) => {
+            Some(Err(dir)) => {
                 stop_strays(&dir, GRACE);
             }
+            Some(Ok(_)) | None => {}
         }
+    }
+}
+
+/// A start that fails midway still finishes the search: what was sent
+/// SIGTERM gets its SIGKILL after the grace period.
+impl Drop for Search {
+    fn drop(&mut self) {
+        self.wait();
     }
 }
 

@@ -61,8 +61,12 @@ pub fn user_name(uid: u32) -> Option<String> {
 /// number, and run on this thread it would write into this table, where
 /// that number is closed, and the signal would be lost. The thread's
 /// children do not inherit the mask: std spawns them with an empty one.
-pub fn private_fd_table(keep: BorrowedFd<'_>) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
+///
+/// `keep` is a descriptor number open in the process's table and owned
+/// there by the caller of [`crate::daemon::supervisor`]'s spawner start,
+/// which closes it once told this returned: the returned descriptor is the
+/// thread's own copy.
+pub fn private_fd_table(keep: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: `set` is a valid sigset_t for both calls; the old mask is
     // not asked for.
     let blocked = unsafe {
@@ -80,7 +84,7 @@ pub fn private_fd_table(keep: BorrowedFd<'_>) -> std::io::Result<()> {
     let copies: Vec<i32> = std::fs::read_dir("/proc/thread-self/fd")?
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .filter(|&fd| fd > 2 && fd != keep.as_raw_fd())
+        .filter(|&fd| fd > 2 && fd != keep)
         .collect();
     for fd in copies {
         // SAFETY: these numbers are copies in this thread's own table,
@@ -93,7 +97,9 @@ pub fn private_fd_table(keep: BorrowedFd<'_>) -> std::io::Result<()> {
             unsafe { rustix::io::close(fd) };
         }
     }
-    Ok(())
+    // SAFETY: `keep` is open in this table (copied by the unshare), and
+    // this is its only owner here (the process's copy is the caller's).
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keep) })
 }
 
 /// What [`posix_spawn`] starts.
@@ -116,9 +122,9 @@ pub struct SpawnArgs<'a> {
 /// child's `execve` (glibc spawns with `CLONE_VFORK`), and an `execve`
 /// that fails is the spawn's error. Returns the child's pid.
 ///
-/// std's `Command` keeps the calling thread's signal mask for the child:
-/// the spawner thread blocks every signal (see [`private_fd_table`]), so
-/// it spawns through this.
+/// The spawner thread blocks every signal (see [`private_fd_table`]);
+/// this sets the child's mask and dispositions explicitly, whatever the
+/// calling thread's.
 pub fn posix_spawn(a: &SpawnArgs<'_>) -> std::io::Result<i32> {
     use std::os::fd::AsRawFd;
     let mut argv: Vec<*mut libc::c_char> = a.argv.iter().map(|s| s.as_ptr().cast_mut()).collect();

@@ -98,8 +98,10 @@ pub(super) struct Replica {
     pub term: Option<(u64, Arc<crate::daemon::tty::Term>)>,
     /// What it is doing, for a `tty` agent (updated every sample).
     pub attention: Option<crate::daemon::tty::Attention>,
-    /// The run whose spawn is under way (on the spawner).
+    /// The run whose spawn is under way (on the spawner), and a restart
+    /// asked for meanwhile (applied once it runs).
     pub spawning: Option<u64>,
+    pub restart_after_spawn: Option<&'static str>,
 }
 
 pub(super) struct Agent {
@@ -358,6 +360,7 @@ impl Actor {
             term: None,
             attention: None,
             spawning: None,
+            restart_after_spawn: None,
         }
     }
 

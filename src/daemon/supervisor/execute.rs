@@ -20,6 +20,18 @@ impl Actor {
     /// Applies `obs` to replica `index` of agent `ai` and carries out what
     /// follows. Returns whether the replica changed state.
     pub(super) fn decide(&mut self, ai: usize, index: u32, obs: Observation) -> bool {
+        if let Observation::Restart { why } = &obs
+            && let Some(r) = self
+                .agents
+                .get_mut(ai)
+                .and_then(|a| a.replicas.get_mut(&index))
+            && r.spawning.is_some()
+        {
+            // Its spawn is under way (with the command, environment and
+            // dir of before): it restarts as soon as it runs.
+            r.restart_after_spawn = Some(why);
+            return true;
+        }
         let now = self.clock.now();
         let Some(a) = self.agents.get(ai) else {
             return false;

@@ -211,9 +211,11 @@ impl Actor {
             .get_mut(ai)
             .and_then(|a| a.replicas.get_mut(&index))
             .filter(|r| r.spawning == Some(run_id))
-            .map(|r| r.spawning = None)
-            .is_some();
-        if !awaited {
+            .map(|r| {
+                r.spawning = None;
+                r.restart_after_spawn.take()
+            });
+        let Some(restart) = awaited else {
             // Nothing waits for this run (cannot happen: a replica leaves
             // ContextPreparation only with its spawn's result).
             tracing::error!(
@@ -226,7 +228,7 @@ impl Actor {
                 launch::abandon(s);
             }
             return;
-        }
+        };
         let spawned = match result {
             Ok(s) => s,
             Err(error) => {
@@ -305,6 +307,9 @@ impl Actor {
             started_at: now,
         };
         self.decide(ai, index, Observation::Spawned(run));
+        if let Some(why) = restart {
+            self.decide(ai, index, Observation::Restart { why });
+        }
     }
 
     /// The replica's environment: inherited names, the agent's own, and

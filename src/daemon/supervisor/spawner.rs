@@ -24,10 +24,11 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
@@ -84,10 +85,26 @@ impl Spawner {
         .ok()?;
         let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
         let (told, told_rx) = std::sync::mpsc::channel::<Told>();
+        let (ready, is_ready) = std::sync::mpsc::channel::<bool>();
+        let keep = send.as_raw_fd();
         std::thread::Builder::new()
             .name("autonomos-spawn".into())
-            .spawn(move || spawner(send, job_rx, told))
+            .spawn(move || match crate::daemon::sys::private_fd_table(keep) {
+                Ok(send) => {
+                    let _ = ready.send(true);
+                    spawner(send, job_rx, told);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no spawner thread: the supervisor spawns every replica");
+                    let _ = ready.send(false);
+                }
+            })
             .ok()?;
+        // The spawner has its own copy of `send` now; this one goes.
+        if is_ready.recv() != Ok(true) {
+            return None;
+        }
+        drop(send);
         std::thread::Builder::new()
             .name("autonomos-spawned".into())
             .spawn(move || receiver(recv, told_rx, actor))
@@ -117,21 +134,24 @@ pub(super) fn spawn<T>(
     spawned
 }
 
-/// The spawner thread: spawns each job in its own descriptor table and
+/// The spawner thread (in its own descriptor table): spawns each job and
 /// sends the new descriptors on `send`, then tells `told` how it went.
 fn spawner(
     send: OwnedFd,
     jobs: std::sync::mpsc::Receiver<Job>,
     told: std::sync::mpsc::Sender<Told>,
 ) {
-    if let Err(e) = crate::daemon::sys::private_fd_table(send.as_fd()) {
-        // Spawns still work; each child inherits the daemon's table.
-        tracing::warn!(error = %e, "the spawner shares the daemon's descriptor table");
-    }
     while let Ok(job) = jobs.recv() {
-        let result = spawn(&job, launch::spawn_piped).and_then(|s| hand_over(&send, job.run_id, s));
-        if told.send(Told { job, result }).is_err() {
-            break;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spawn(&job, launch::spawn_piped).and_then(|s| hand_over(&send, job.run_id, s))
+        }))
+        .unwrap_or_else(|_| Err("the spawner failed (a bug; see the daemon log)".into()));
+        if let Err(std::sync::mpsc::SendError(Told {
+            result: Ok(meta), ..
+        })) = told.send(Told { job, result })
+        {
+            // Nobody would receive it (the daemon is ending).
+            launch::kill_pid(meta.0, process::leaders());
         }
     }
 }
@@ -167,7 +187,15 @@ fn hand_over(send: &OwnedFd, run_id: u64, s: Started) -> Result<(i32, Instant, u
 /// told with the descriptors it sent, and passes the result to the actor.
 fn receiver(recv: OwnedFd, told: std::sync::mpsc::Receiver<Told>, actor: mpsc::Sender<Msg>) {
     while let Ok(Told { job, result }) = told.recv() {
-        let result = result.and_then(|meta| receive(&recv, job.run_id, meta));
+        let result = result.and_then(|meta| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                receive(&recv, job.run_id, meta)
+            }))
+            .unwrap_or_else(|_| {
+                launch::kill_pid(meta.0, process::leaders());
+                Err("the spawner failed (a bug; see the daemon log)".into())
+            })
+        });
         let done = Box::new(Done { job, result });
         if let Err(mpsc::error::SendError(Msg::Spawned(done))) =
             actor.blocking_send(Msg::Spawned(done))
@@ -186,36 +214,46 @@ fn receive(
     run_id: u64,
     (pid, started, born, has_stdin): (i32, Instant, u64, bool),
 ) -> Result<Started, String> {
-    let mut id = [0u8; 8];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = rustix::net::recvmsg(
-        recv,
-        &mut [IoSliceMut::new(&mut id)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    );
-    let mut fds: Vec<OwnedFd> = Vec::with_capacity(4);
-    for msg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = msg {
-            fds.extend(rights);
-        }
-    }
     let lost = |why: String| {
         // Its pidfd and pipes are lost: kill it by pid, which is still
         // ours (in the leader set, unreaped).
         launch::kill_pid(pid, process::leaders());
         why
     };
-    match got {
-        Ok(m) if m.bytes == 8 && u64::from_le_bytes(id) == run_id => {}
-        Ok(_) => return Err(lost(format!("descriptors of run {run_id} out of order"))),
-        Err(e) => {
-            return Err(lost(format!(
-                "cannot receive the new process's descriptors: {e}"
-            )));
+    let mut tries = 0;
+    let mut fds = loop {
+        let mut id = [0u8; 8];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(
+            recv,
+            &mut [IoSliceMut::new(&mut id)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        );
+        let mut fds: Vec<OwnedFd> = Vec::with_capacity(4);
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = msg {
+                fds.extend(rights);
+            }
         }
-    }
+        match got {
+            Ok(m) if m.bytes == 8 && u64::from_le_bytes(id) == run_id => break fds,
+            // An earlier run's, whose receipt failed (its process was
+            // killed then): dropped, and the next read.
+            Ok(m) if m.bytes == 8 && u64::from_le_bytes(id) < run_id => continue,
+            Ok(_) => return Err(lost(format!("descriptors of run {run_id} out of order"))),
+            Err(e) if tries < 100 && matches!(e, Errno::INTR | Errno::AGAIN | Errno::NOMEM) => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => {
+                return Err(lost(format!(
+                    "cannot receive the new process's descriptors: {e}"
+                )));
+            }
+        }
+    };
     let want = if has_stdin { 4 } else { 3 };
     if fds.len() != want {
         return Err(lost(format!(
