@@ -37,14 +37,16 @@ impl Search {
     }
 
     fn wait(&mut self) {
-        match self.0.take() {
-            Some(Ok(search)) if search.join().is_err() => {
-                tracing::error!("the search for an earlier daemon's processes failed");
-            }
+        let failed = match self.0.take() {
+            Some(Ok(search)) => search.join().is_err(),
             Some(Err(dir)) => {
                 stop_strays(&dir, GRACE);
+                false
             }
-            Some(Ok(_)) | None => {}
+            None => false,
+        };
+        if failed {
+            tracing::error!("the search for an earlier daemon's processes failed");
         }
     }
 }
