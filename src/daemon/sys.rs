@@ -60,7 +60,8 @@ pub fn user_name(uid: u32) -> Option<String> {
 /// SIGTERM and SIGCHLD) writes to a descriptor of the process's table by
 /// number, and run on this thread it would write into this table, where
 /// that number is closed, and the signal would be lost. The thread's
-/// children do not inherit the mask: std spawns them with an empty one.
+/// children do not inherit the mask: [`posix_spawn`] gives them an empty
+/// one (std's `Command` would pass this one on).
 ///
 /// `keep` is a descriptor number open in the process's table and owned
 /// there by the caller of [`crate::daemon::supervisor`]'s spawner start,
