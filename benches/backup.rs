@@ -29,7 +29,7 @@ fn main() {
     println!("| what | measured |\n| --- | --- |");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let ctx = data.join("agents/w/context");
+    let ctx = data.join("contexts/w");
     std::fs::create_dir_all(&ctx).expect("ctx");
     for i in 0..100u64 {
         std::fs::write(ctx.join(format!("f{i:03}.bin")), noise(i + 1, 1 << 20)).expect("write");

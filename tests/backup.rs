@@ -78,7 +78,7 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let ctx = data.join("agents/worker/context");
+    let ctx = data.join("contexts/worker");
     fill(&ctx);
     // A live state.db, as the daemon would have it.
     let conn = rusqlite::Connection::open(data.join("state.db")).expect("db");

@@ -51,7 +51,7 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let ctx = data.join("agents/worker/context");
+    let ctx = data.join("contexts/worker");
     std::fs::create_dir_all(ctx.join("memory")).expect("dirs");
     std::fs::write(ctx.join("memory/notes.md"), "remember the milk\n").expect("write");
     let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();

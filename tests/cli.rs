@@ -395,7 +395,7 @@ fn up_starts_a_detached_daemon_that_outlives_the_client_and_attach_finds_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("up");
-    let ctx = dir.path().join("data/agents/w/context");
+    let ctx = dir.path().join("data/contexts/w");
     let t = Instant::now();
     while marked(&ctx).is_empty() {
         assert!(t.elapsed() < SECS(15), "fleet never started");

@@ -49,8 +49,8 @@ stop_timeout = "1s"
 fn sigterm_to_the_daemon_decommissions_everything_and_leaves_no_process_of_the_fleet() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = daemon(dir.path(), FLEET);
-    let ctx_tree = dir.path().join("data/agents/tree/context");
-    let ctx_stub = dir.path().join("data/agents/stubborn/context");
+    let ctx_tree = dir.path().join("data/contexts/tree");
+    let ctx_stub = dir.path().join("data/contexts/stubborn");
     // 3 replicas × (sh + 3 sleeps) + stubborn (sh + sleep).
     wait_until("the fleet is up", Duration::from_secs(15), || {
         marked(&ctx_tree).len() == 12 && marked(&ctx_stub).len() == 2
@@ -96,7 +96,7 @@ fn a_second_daemon_on_the_same_data_dir_refuses_and_leaves_the_first_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let toml = "[agents.one]\ncommand = [\"sleep\", \"1000\"]\n";
     let mut first = daemon(dir.path(), toml);
-    let ctx = dir.path().join("data/agents/one/context");
+    let ctx = dir.path().join("data/contexts/one");
     wait_until("first daemon's agent", Duration::from_secs(10), || {
         marked(&ctx).len() == 1
     });
@@ -127,6 +127,106 @@ fn a_second_daemon_on_the_same_data_dir_refuses_and_leaves_the_first_alone() {
 }
 
 #[test]
+fn an_agent_whose_context_an_older_layout_made_keeps_it_and_its_leftovers_are_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Before 2026-12-07 a context was `agents/NAME/context`.
+    let old = data.join("agents/old/context");
+    std::fs::create_dir_all(&old).expect("old context");
+    std::fs::write(old.join("memory.md"), "kept\n").expect("memory");
+    // A process an earlier daemon left behind in that context.
+    let mut stray = Command::new("sleep")
+        .arg("1000")
+        .env("AUTONOMOS_CONTEXT_DIR", &old)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stray");
+    let toml = r#"
+[agents.old]
+command = ["sh", "-c", "cp \"$AUTONOMOS_CONTEXT_DIR/memory.md\" \"$AUTONOMOS_CONTEXT_DIR/seen\"; exec sleep 1000"]
+[agents.new]
+command = ["sleep", "1000"]
+"#;
+    let mut d = daemon(dir.path(), toml);
+    let new = data.join("contexts/new");
+    wait_until("both agents", Duration::from_secs(10), || {
+        old.join("seen").exists() && marked(&new).len() == 1
+    });
+    assert_eq!(
+        std::fs::read_to_string(old.join("seen")).expect("seen"),
+        "kept\n",
+        "the agent found its memory where it was"
+    );
+    assert!(
+        !data.join("contexts/old").exists(),
+        "no second, empty context beside the old one"
+    );
+    wait_until("the leftover stopped", Duration::from_secs(10), || {
+        stray.try_wait().expect("wait").is_some()
+    });
+    let pid = rustix::process::Pid::from_raw(d.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(d.wait().expect("wait").success());
+    assert!(marked(&old).is_empty() && marked(&new).is_empty());
+}
+
+#[test]
+fn a_detached_daemon_writes_plain_warnings_to_its_stderr_and_everything_to_the_json_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("autonomos.toml");
+    let toml = "[agents.ok]\ncommand = [\"sleep\", \"1000\"]\n[agents.missing]\ncommand = [\"/nonexistent/agent\"]\n";
+    std::fs::write(&cfg, toml).expect("config");
+    let out = dir.path().join("daemon.out");
+    let file = std::fs::File::create(&out).expect("daemon.out");
+    let mut d = bin()
+        .args(["daemon", "--detached", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("daemon spawns");
+    let ok = dir.path().join("data/contexts/ok");
+    wait_until("the warning", Duration::from_secs(10), || {
+        marked(&ok).len() == 1
+            && std::fs::read_to_string(&out).is_ok_and(|s| s.contains("spawn failed"))
+    });
+    let pid = rustix::process::Pid::from_raw(d.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert!(d.wait().expect("wait").success());
+    let text = std::fs::read_to_string(&out).expect("daemon.out");
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal escapes in a file: {text:?}"
+    );
+    assert!(
+        !text.contains("transition") && !text.contains("daemon started"),
+        "info lines only in the JSON log: {text}"
+    );
+    let json = std::fs::read_to_string(dir.path().join("data/logs/daemon.jsonl")).expect("json");
+    assert!(json.contains("daemon started") && json.contains("spawn failed"));
+    // A run of transitions is one line that names the states between.
+    let started: Vec<serde_json::Value> = json
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| {
+            v["message"] == "transition" && v["agent"] == "ok" && v["to"] == "ActiveOperation"
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "{json}");
+    assert!(
+        started[0]["via"]
+            .as_str()
+            .is_some_and(|v| v.contains("ContextPreparation")),
+        "{:?}",
+        started[0]
+    );
+}
+
+#[test]
 fn a_daemon_with_a_bad_config_exits_2_and_spawns_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("autonomos.toml");
@@ -142,7 +242,7 @@ fn a_daemon_with_a_bad_config_exits_2_and_spawns_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("autonomos.toml:5:"), "{err}");
     assert!(err.contains("stop_timeout"), "{err}");
-    assert!(marked(&dir.path().join("data/agents/ok/context")).is_empty());
+    assert!(marked(&dir.path().join("data/contexts/ok")).is_empty());
     assert!(
         !dir.path().join("data").exists(),
         "nothing created for a rejected config"

@@ -94,11 +94,11 @@ fn restore_at_a_time_runs_the_workflow_and_leaves_a_working_agent() {
         assert!(log.contains(step), "no {step} in the audit log:\n{log}");
     }
     // Nothing left beside the context.
-    let leftovers: Vec<_> = std::fs::read_dir(ctx.parent().expect("agent dir"))
+    let leftovers: Vec<_> = std::fs::read_dir(ctx.parent().expect("contexts dir"))
         .expect("dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "context")
+        .filter(|n| n != "w")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // One at a time; an unknown snapshot is a clear error.

@@ -93,6 +93,7 @@ pub(super) fn run(
         &data_dir.join("logs"),
         cfg.logs.max_size,
         cfg.logs.max_files,
+        detached,
     )?;
     if source == ConfigSource::Demo {
         tracing::info!("no config file found: running the built-in demo fleet");

@@ -273,7 +273,7 @@ pub struct AgentSpec {
     pub name: String,
     /// argv; never empty; never run through a shell.
     pub command: Vec<String>,
-    /// Working directory (None: the daemon's data dir's `agents/NAME/context`).
+    /// Working directory (None: the daemon's data dir's `contexts/NAME`).
     pub cwd: Option<PathBuf>,
     /// Configured environment, in file order.
     pub env: BTreeMap<String, String>,

@@ -212,7 +212,7 @@ fn render_agent(out: &mut String, a: &crate::config::AgentSpec) {
     let command: Vec<String> = a.command.iter().map(|w| shell_quote(w)).collect();
     line(out, ind, "command", &command.join(" "));
     let cwd = a.cwd.as_deref().map_or_else(
-        || format!("(default) <data_dir>/agents/{}/context", a.name),
+        || format!("(default) <data_dir>/contexts/{}", a.name),
         show_path,
     );
     line(out, ind, "cwd", &cwd);

@@ -228,11 +228,98 @@ impl Lifecycle {
     }
 }
 
+/// Transitions for the log, one line per run of consecutive transitions
+/// of the same key (a replica): the run's first `from`, last `to` and
+/// last reason, and the states it passed through, each with its reason
+/// (`None` for a run of one). A start takes a replica through four states
+/// in one pass; the log says so in one line, not four.
+pub fn runs<K: PartialEq>(items: Vec<(K, Transition)>) -> Vec<(K, Transition, Option<String>)> {
+    let mut out: Vec<(K, Transition, Option<String>)> = Vec::new();
+    for (key, t) in items {
+        if let Some((k, run, via)) = out.last_mut()
+            && *k == key
+            && run.to == t.from
+        {
+            let step = format!("{} ({})", run.to, run.reason);
+            match via {
+                Some(v) => {
+                    v.push_str(" → ");
+                    v.push_str(&step);
+                }
+                None => *via = Some(step),
+            }
+            run.to = t.to;
+            run.reason = t.reason;
+            run.at = t.at;
+            continue;
+        }
+        out.push((key, t, None));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use State::*;
     use proptest::prelude::*;
+
+    fn t(from: State, to: State, reason: &str) -> Transition {
+        Transition {
+            at: 0,
+            from,
+            to,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_run_of_one_replica_is_one_line_and_keeps_every_step() {
+        let lines = runs(vec![
+            (("a", 0), t(Stopped, Initialization, "start")),
+            (
+                ("a", 0),
+                t(Initialization, ResourceAllocation, "dependencies ready"),
+            ),
+            (
+                ("a", 0),
+                t(ResourceAllocation, ContextPreparation, "admitted"),
+            ),
+            (("b", 0), t(Stopped, Initialization, "start")),
+            (
+                ("a", 0),
+                t(ContextPreparation, ActiveOperation, "spawned pid 7"),
+            ),
+            (("a", 1), t(Stopped, Initialization, "start")),
+        ]);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        let (key, first, via) = &lines[0];
+        assert_eq!(*key, ("a", 0));
+        assert_eq!((first.from, first.to), (Stopped, ContextPreparation));
+        assert_eq!(first.reason, "admitted");
+        assert_eq!(
+            via.as_deref(),
+            Some("Initialization (start) → ResourceAllocation (dependencies ready)")
+        );
+        // Another replica in between ends the run; a run of one has no via.
+        assert_eq!(lines[1].0, ("b", 0));
+        assert_eq!(lines[1].2, None);
+        assert_eq!(
+            (lines[2].1.from, lines[2].1.to),
+            (ContextPreparation, ActiveOperation)
+        );
+        assert_eq!(lines[3].0, ("a", 1));
+    }
+
+    #[test]
+    fn transitions_that_do_not_chain_stay_apart() {
+        // Same replica, but the second does not start where the first ended.
+        let lines = runs(vec![
+            (1, t(Stopped, Initialization, "start")),
+            (1, t(Backoff, Initialization, "retry")),
+        ]);
+        assert_eq!(lines.len(), 2);
+    }
 
     const VALID: &[(State, State)] = &[
         (Initialization, ResourceAllocation),

@@ -136,7 +136,12 @@ impl<S: Subscriber> Layer<S> for EcsLayer {
 /// Installs the global subscriber. `AUTONOMOS_LOG` overrides the filter
 /// (default `info`). The file rotates past `max_size`, keeping `keep` old
 /// files (the `[logs]` settings).
-pub fn init_daemon(logs_dir: &Path, max_size: u64, keep: u32) -> io::Result<LogGuard> {
+pub fn init_daemon(
+    logs_dir: &Path,
+    max_size: u64,
+    keep: u32,
+    detached: bool,
+) -> io::Result<LogGuard> {
     std::fs::create_dir_all(logs_dir)?;
     let file = RotatingFile::open(&logs_dir.join("daemon.jsonl"), max_size, keep)?;
     // 8,192 lines in flight (the default 128,000 reserves 4 MiB up front);
@@ -148,16 +153,62 @@ pub fn init_daemon(logs_dir: &Path, max_size: u64, keep: u32) -> io::Result<LogG
     let filter =
         || EnvFilter::try_from_env("AUTONOMOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = EcsLayer { out: writer }.with_filter(filter());
-    let human = fmt::layer()
-        .compact()
-        .with_writer(std::io::stderr)
-        .with_filter(filter());
+    let human = match human_stderr(detached) {
+        Human::Off => None,
+        Human::Terminal => Some(
+            fmt::layer()
+                .compact()
+                .with_ansi(std::env::var_os("NO_COLOR").is_none())
+                .with_writer(std::io::stderr)
+                .with_filter(filter()),
+        ),
+        Human::Plain { level } => Some(
+            fmt::layer()
+                .compact()
+                .with_ansi(false)
+                .with_writer(std::io::stderr)
+                .with_filter(level.map_or_else(filter, EnvFilter::new)),
+        ),
+    };
     tracing_subscriber::registry()
         .with(json)
         .with(human)
         .try_init()
         .map_err(io::Error::other)?;
     Ok(LogGuard { _file: guard })
+}
+
+/// What the human form on stderr is worth writing.
+#[derive(Debug, PartialEq)]
+enum Human {
+    /// stderr is /dev/null or closed: every line would be formatted for
+    /// nothing (a start of 500 logs 1,000 transitions).
+    Off,
+    /// An operator watches: colours unless NO_COLOR.
+    Terminal,
+    /// A file or pipe (journald, `up`'s `daemon.out`): no escape codes.
+    /// Detached, only warnings and errors: the JSON log has every line
+    /// and is rotated, `daemon.out` is not.
+    Plain { level: Option<&'static str> },
+}
+
+fn human_stderr(detached: bool) -> Human {
+    use std::io::IsTerminal;
+    let err = std::io::stderr();
+    let Ok(st) = rustix::fs::fstat(&err) else {
+        return Human::Off;
+    };
+    let is_char =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+    if is_char && rustix::fs::stat("/dev/null").is_ok_and(|null| null.st_rdev == st.st_rdev) {
+        return Human::Off;
+    }
+    if err.is_terminal() {
+        return Human::Terminal;
+    }
+    Human::Plain {
+        level: detached.then_some("warn"),
+    }
 }
 
 #[cfg(test)]

@@ -71,9 +71,13 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     move |source| DaemonError::Io { what, source }
 }
 
-/// Creates the data dir (0700) and its `logs/` and `agents/` subdirectories.
+/// Creates the data dir (0700) and its `logs/` and `contexts/` subdirectories.
 pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
-    for d in [dir.to_path_buf(), dir.join("logs"), dir.join("agents")] {
+    for d in [
+        dir.to_path_buf(),
+        dir.join("logs"),
+        dir.join(supervisor::CONTEXTS),
+    ] {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -155,7 +159,9 @@ impl Daemon {
         let lock = lock::acquire(&opts.data_dir)?;
         crate::paths::ensure_runtime_dir(runtime)?;
         prepare_process()?;
-        let strays = strays::Search::begin(opts.data_dir.join("agents"));
+        let strays = strays::Search::begin(
+            [supervisor::CONTEXTS, supervisor::LEGACY_CONTEXTS].map(|d| opts.data_dir.join(d)),
+        );
         let socket = crate::paths::socket_path(runtime, &opts.data_dir);
         let listener =
             server::bind(&socket).map_err(io(format!("cannot listen on {}", socket.display())))?;
@@ -163,9 +169,7 @@ impl Daemon {
             "cannot write {}",
             crate::paths::socket_pointer(&opts.data_dir).display()
         )))?;
-        let layout = Layout {
-            data_dir: opts.data_dir.clone(),
-        };
+        let layout = Layout::new(opts.data_dir.clone());
         let health = health::Health::default();
         let (store, loaded) = store::Store::start(&layout.state_db(), health.clone())?;
         let (audit, _torn) =

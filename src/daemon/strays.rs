@@ -16,17 +16,20 @@ const GRACE: Duration = Duration::from_secs(3);
 /// reads every process's environment (tens of ms on a busy host), which
 /// need not hold up opening the databases. [`Search::finish`] waits for
 /// it, before the supervisor (the first spawn) starts.
-pub struct Search(Option<Result<std::thread::JoinHandle<usize>, std::path::PathBuf>>);
+pub struct Search(Option<Result<std::thread::JoinHandle<usize>, Dirs>>);
+
+type Dirs = [std::path::PathBuf; 2];
 
 impl Search {
-    /// Starts the search for leftovers of contexts under `agents_dir`.
-    pub fn begin(agents_dir: std::path::PathBuf) -> Search {
-        let dir = agents_dir.clone();
+    /// Starts the search for leftovers of contexts under `dirs` (the
+    /// context dirs' parents, this layout's and the earlier one's).
+    pub fn begin(dirs: Dirs) -> Search {
+        let copy = dirs.clone();
         Search(Some(
             std::thread::Builder::new()
                 .name("autonomos-strays".into())
-                .spawn(move || stop_strays(&dir, GRACE))
-                .map_err(|_| agents_dir),
+                .spawn(move || stop_strays(&copy, GRACE))
+                .map_err(|_| dirs),
         ))
     }
 
@@ -39,8 +42,8 @@ impl Search {
     fn wait(&mut self) {
         let failed = match self.0.take() {
             Some(Ok(search)) => search.join().is_err(),
-            Some(Err(dir)) => {
-                stop_strays(&dir, GRACE);
+            Some(Err(dirs)) => {
+                stop_strays(&dirs, GRACE);
                 false
             }
             None => false,
@@ -62,13 +65,16 @@ impl Drop for Search {
 /// Stops processes left behind by an earlier daemon of the same data dir
 /// that died without decommissioning (kill -9, OOM, power loss of the
 /// supervisor only): anything of our uid whose environment names a context
-/// dir under `agents_dir`. They would otherwise run twice once the fleet
+/// dir under one of `dirs`. They would otherwise run twice once the fleet
 /// starts again. SIGTERM first, SIGKILL after `grace`. Returns how many.
-pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
+pub fn stop_strays(dirs: &[impl AsRef<Path>], grace: Duration) -> usize {
     use std::os::unix::fs::MetadataExt;
     let me = std::process::id() as i32;
     let uid = rustix::process::geteuid().as_raw();
-    let prefix = format!("AUTONOMOS_CONTEXT_DIR={}/", agents_dir.display());
+    let prefixes: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("AUTONOMOS_CONTEXT_DIR={}/", d.as_ref().display()))
+        .collect();
     let mut strays = Vec::new();
     let mut buf = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -86,7 +92,7 @@ pub fn stop_strays(agents_dir: &Path, grace: Duration) -> usize {
         };
         if !buf[..n]
             .split(|&b| b == 0)
-            .any(|kv| kv.starts_with(prefix.as_bytes()))
+            .any(|kv| prefixes.iter().any(|p| kv.starts_with(p.as_bytes())))
         {
             continue;
         }

@@ -650,7 +650,7 @@ mod tests {
                     running: 0,
                     enabled: true,
                     command: vec!["sh".into(), "-c".into(), "exit 3".into()],
-                    context_dir: format!("/var/lib/autonomos/agents/agent-{i:05}/context"),
+                    context_dir: format!("/var/lib/autonomos/contexts/agent-{i:05}"),
                     replicas: (0..replicas).map(|r| replica(r, history)).collect(),
                     replicas_omitted: 0,
                     log_lines: 1,

@@ -63,7 +63,7 @@ fn agent(name: &str, replicas: Vec<ReplicaStatus>, desired: u32, enabled: bool) 
         running: replicas.iter().filter(|r| r.state.is_running()).count() as u32,
         enabled,
         command: vec!["python3".into(), "-m".into(), name.into()],
-        context_dir: format!("/var/lib/autonomos/agents/{name}/context"),
+        context_dir: format!("/var/lib/autonomos/contexts/{name}"),
         replicas,
         replicas_omitted: 0,
         log_lines: 1234,

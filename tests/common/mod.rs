@@ -67,7 +67,7 @@ impl TestDaemon {
     }
 
     pub fn context_dir(&self, agent: &str) -> PathBuf {
-        self.data_dir().join("agents").join(agent).join("context")
+        self.data_dir().join("contexts").join(agent)
     }
 
     pub async fn status(&self) -> FleetStatus {
@@ -280,7 +280,7 @@ impl BinDaemon {
     }
 
     pub fn context_dir(&self, agent: &str) -> PathBuf {
-        self.data_dir().join("agents").join(agent).join("context")
+        self.data_dir().join("contexts").join(agent)
     }
 
     /// The binary with this daemon's environment.
@@ -388,12 +388,12 @@ impl Drop for BinDaemon {
     fn drop(&mut self) {
         self.stop();
         // Whatever a killed daemon left behind.
-        for agent in std::fs::read_dir(self.data_dir().join("agents"))
+        for agent in std::fs::read_dir(self.data_dir().join("contexts"))
             .into_iter()
             .flatten()
             .flatten()
         {
-            for p in marked(&agent.path().join("context")) {
+            for p in marked(&agent.path()) {
                 if let Some(pid) = rustix::process::Pid::from_raw(p) {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }

@@ -162,13 +162,23 @@ impl Actor {
         });
     }
 
-    /// Writes the pass's transitions to the daemon log (each line a few
+    /// Writes the pass's transitions to the daemon log, one line per run
+    /// of one replica's transitions (`via` names the states between; each
+    /// line a few
     /// microseconds of formatting and a write: after the spawns, not
     /// before). Called at the end of the pass, before each message is
     /// handled and before the pass's own warnings, so lines keep their
     /// order; a line's timestamp may be up to one pass late.
     pub(super) fn log_transitions(&mut self) {
-        for (agent, replica, t) in self.unlogged.drain(..) {
+        if self.unlogged.is_empty() {
+            return;
+        }
+        let items = self
+            .unlogged
+            .drain(..)
+            .map(|(agent, replica, t)| ((agent, replica), t))
+            .collect();
+        for ((agent, replica), t, via) in crate::core::lifecycle::runs(items) {
             tracing::info!(
                 target: "autonomos::lifecycle",
                 agent,
@@ -176,6 +186,7 @@ impl Actor {
                 from = %t.from,
                 to = %t.to,
                 reason = %t.reason,
+                via = via.as_deref(),
                 "transition"
             );
         }

@@ -79,15 +79,45 @@ fn shutting_down() -> ErrorReply {
     err(ErrorKind::ShuttingDown, "the daemon is shutting down")
 }
 
+/// Agents' context dirs, under the data dir.
+pub const CONTEXTS: &str = "contexts";
+/// Where earlier versions kept them, as `agents/NAME/context`.
+pub const LEGACY_CONTEXTS: &str = "agents";
+
 /// Where the daemon keeps things.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub data_dir: PathBuf,
+    /// The data dir was made by a version that kept contexts in
+    /// `agents/NAME/context` (it has `agents/`): those stay where they are.
+    legacy_contexts: bool,
 }
 
 impl Layout {
+    pub fn new(data_dir: PathBuf) -> Layout {
+        let legacy_contexts = data_dir.join(LEGACY_CONTEXTS).is_dir();
+        Layout {
+            data_dir,
+            legacy_contexts,
+        }
+    }
+
+    /// `contexts/NAME`: one directory per agent, made at its first start
+    /// (a directory is the dearest thing a start of hundreds creates). An
+    /// agent whose context an older version made in `agents/NAME/context`
+    /// keeps it there.
     pub fn context_dir(&self, agent: &str) -> PathBuf {
-        self.data_dir.join("agents").join(agent).join("context")
+        if self.legacy_contexts {
+            let old = self
+                .data_dir
+                .join(LEGACY_CONTEXTS)
+                .join(agent)
+                .join("context");
+            if old.is_dir() {
+                return old;
+            }
+        }
+        self.data_dir.join(CONTEXTS).join(agent)
     }
     pub fn logs_dir(&self) -> PathBuf {
         self.data_dir.join("logs")
