@@ -126,7 +126,7 @@ impl Actor {
         }
         let now = self.clock.now();
         let agent = self
-            .new_agent(spec.clone(), &Loaded::default(), now)
+            .new_agent(spec.clone(), &Loaded::default(), now, None)
             .map_err(|e| {
                 err(
                     ErrorKind::Invalid,
