@@ -292,6 +292,20 @@ fn a_start_of_many_spawns_each_replica_once_and_a_bad_one_among_them_says_why() 
             Some(procs[0].to_string()),
             "a{i}'s process group"
         );
+        // Its stdin reads /dev/null; stdout and stderr are the daemon's pipes.
+        let fd = |n: u32| {
+            std::fs::read_link(format!("/proc/{}/fd/{n}", procs[0]))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(fd(0), "/dev/null", "a{i}'s stdin");
+        assert!(
+            fd(1).starts_with("pipe:") && fd(2).starts_with("pipe:"),
+            "a{i}: {} {}",
+            fd(1),
+            fd(2)
+        );
+        assert_ne!(fd(1), fd(2), "a{i}'s stdout and stderr are apart");
     }
     // The start went through the spawner thread.
     let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.pid()))

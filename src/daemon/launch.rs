@@ -156,9 +156,7 @@ pub fn spawn_piped(spec: &SpawnSpec, leaders: Leaders) -> Result<Started, String
             .map_err(|e| format!("cannot create the stdin pipe: {e}"))?;
         (r, Some(w))
     } else {
-        let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-        (null, None)
+        (dev_null()?, None)
     };
     let args = crate::daemon::sys::SpawnArgs {
         program: &program,
@@ -408,6 +406,27 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
 /// A new output pipe: its read end, non-blocking for the runtime, and
 /// the write end for the child (the spawn puts it on fd 1 or 2; the child
 /// gets it blocking). Both close-on-exec.
+/// /dev/null for a child's stdin: opened once per thread (the spawner
+/// has a descriptor table of its own), duplicated for each spawn, which
+/// is cheaper than the path lookup of an open.
+fn dev_null() -> Result<OwnedFd, String> {
+    thread_local! {
+        static NULL: std::cell::OnceCell<OwnedFd> = const { std::cell::OnceCell::new() };
+    }
+    NULL.with(|null| {
+        let fd = match null.get() {
+            Some(fd) => fd,
+            None => {
+                let fd =
+                    rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+                null.get_or_init(|| fd)
+            }
+        };
+        rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| format!("cannot open /dev/null: {e}"))
+    })
+}
+
 fn output_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let fail = |e: rustix::io::Errno| format!("cannot create an output pipe: {e}");
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail)?;
