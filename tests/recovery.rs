@@ -521,3 +521,42 @@ fn backup_prune_forgets_by_the_retention_rules_and_leaves_restic_a_sound_reposit
     }
     d.stop();
 }
+
+#[test]
+fn a_snapshot_of_a_context_in_the_older_layout_restores_into_contexts() {
+    // A data dir of an earlier version: the context in agents/w/context.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("autonomos.toml"), AGENT).expect("config");
+    let old = dir.path().join("data/agents/w/context");
+    std::fs::create_dir_all(&old).expect("old context");
+    std::fs::write(old.join("memory.md"), "old layout\n").expect("memory");
+    let mut d = BinDaemon { child: None, dir };
+    d.spawn();
+    running(&d);
+    assert_eq!(
+        std::path::PathBuf::from(&d.status().agents[0].context_dir),
+        old,
+        "the agent keeps its context where it is"
+    );
+    let (code, out, err) = d.cli(&["backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = snapshots(&d)[0]["id"].as_str().expect("id").to_string();
+    // The old context is lost (a disaster recovery into a fresh layout).
+    d.stop();
+    std::fs::remove_dir_all(d.data_dir().join("agents")).expect("rm");
+    d.spawn();
+    running(&d);
+    let ctx = d.context_dir("w");
+    assert_eq!(
+        std::path::PathBuf::from(&d.status().agents[0].context_dir),
+        ctx
+    );
+    assert!(!ctx.join("memory.md").exists());
+    let (code, out, err) = d.cli(&["restore", "--agent", "w", "--snapshot", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("memory.md")).expect("restored"),
+        "old layout\n"
+    );
+    running(&d);
+}

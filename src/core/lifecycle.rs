@@ -228,17 +228,24 @@ impl Lifecycle {
     }
 }
 
-/// Transitions for the log, one line per run of consecutive transitions
-/// of the same key (a replica): the run's first `from`, last `to` and
-/// last reason, and the states it passed through, each with its reason
-/// (`None` for a run of one). A start takes a replica through four states
-/// in one pass; the log says so in one line, not four.
+/// Transitions for the log: consecutive transitions of the same key (a
+/// replica) through the start's passing states (Initialization,
+/// ResourceAllocation, ContextPreparation) are one line, with the run's
+/// first `from`, last `to` and last reason, and the states passed through,
+/// each with its reason (`None` for a run of one). A start takes a replica
+/// through four states in one pass; the log says so in one line, not
+/// four. Every other state ends a line, so an exit, a failure or an
+/// adaptation keeps its own line, `to` and reason.
 pub fn runs<K: PartialEq>(items: Vec<(K, Transition)>) -> Vec<(K, Transition, Option<String>)> {
     let mut out: Vec<(K, Transition, Option<String>)> = Vec::new();
     for (key, t) in items {
         if let Some((k, run, via)) = out.last_mut()
             && *k == key
             && run.to == t.from
+            && matches!(
+                t.from,
+                State::Initialization | State::ResourceAllocation | State::ContextPreparation
+            )
         {
             let step = format!("{} ({})", run.to, run.reason);
             match via {
@@ -309,6 +316,35 @@ mod tests {
             (ContextPreparation, ActiveOperation)
         );
         assert_eq!(lines[3].0, ("a", 1));
+    }
+
+    #[test]
+    fn an_exit_and_an_adaptation_keep_their_own_lines() {
+        let lines = runs(vec![
+            (1, t(ActiveOperation, TaskCompletion, "exited 1")),
+            (1, t(TaskCompletion, Adaptation, "restart = on-failure")),
+            (1, t(Adaptation, Initialization, "restarting")),
+            (
+                1,
+                t(Initialization, ResourceAllocation, "dependencies ready"),
+            ),
+            (1, t(ResourceAllocation, Failed, "start limit")),
+        ]);
+        let shown: Vec<_> = lines.iter().map(|(_, t, _)| (t.from, t.to)).collect();
+        assert_eq!(
+            shown,
+            [
+                (ActiveOperation, TaskCompletion),
+                (TaskCompletion, Adaptation),
+                (Adaptation, Failed),
+            ]
+        );
+        assert_eq!(lines[0].1.reason, "exited 1");
+        assert_eq!(lines[2].1.reason, "start limit");
+        assert_eq!(
+            lines[2].2.as_deref(),
+            Some("Initialization (restarting) → ResourceAllocation (dependencies ready)")
+        );
     }
 
     #[test]

@@ -403,9 +403,6 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
     Ok(c)
 }
 
-/// A new output pipe: its read end, non-blocking for the runtime, and
-/// the write end for the child (the spawn puts it on fd 1 or 2; the child
-/// gets it blocking). Both close-on-exec.
 /// /dev/null for a child's stdin: opened once per thread (the spawner
 /// has a descriptor table of its own), duplicated for each spawn, which
 /// is cheaper than the path lookup of an open.
@@ -427,6 +424,9 @@ fn dev_null() -> Result<OwnedFd, String> {
     })
 }
 
+/// A new output pipe: its read end, non-blocking for the runtime, and
+/// the write end for the child (the spawn puts it on fd 1 or 2; the child
+/// gets it blocking). Both close-on-exec.
 fn output_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let fail = |e: rustix::io::Errno| format!("cannot create an output pipe: {e}");
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail)?;

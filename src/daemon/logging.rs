@@ -158,7 +158,7 @@ pub fn init_daemon(
         Human::Terminal => Some(
             fmt::layer()
                 .compact()
-                .with_ansi(std::env::var_os("NO_COLOR").is_none())
+                .with_ansi(std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
                 .with_writer(std::io::stderr)
                 .with_filter(filter()),
         ),
@@ -187,8 +187,9 @@ enum Human {
     /// An operator watches: colours unless NO_COLOR.
     Terminal,
     /// A file or pipe (journald, `up`'s `daemon.out`): no escape codes.
-    /// Detached, only warnings and errors: the JSON log has every line
-    /// and is rotated, `daemon.out` is not.
+    /// Detached (unless AUTONOMOS_LOG says otherwise), only warnings and
+    /// errors: the JSON log has every line and is rotated, `daemon.out`
+    /// is not.
     Plain { level: Option<&'static str> },
 }
 
@@ -203,12 +204,11 @@ fn human_stderr(detached: bool) -> Human {
     if is_char && rustix::fs::stat("/dev/null").is_ok_and(|null| null.st_rdev == st.st_rdev) {
         return Human::Off;
     }
-    if err.is_terminal() {
+    let level = (detached && std::env::var_os("AUTONOMOS_LOG").is_none()).then_some("warn");
+    if err.is_terminal() && level.is_none() {
         return Human::Terminal;
     }
-    Human::Plain {
-        level: detached.then_some("warn"),
-    }
+    Human::Plain { level }
 }
 
 #[cfg(test)]

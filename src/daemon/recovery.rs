@@ -10,7 +10,7 @@
 //! A failed load or validation leaves the current context untouched and
 //! starts the agent again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -282,6 +282,9 @@ pub async fn prune(sup: &Supervisor, s: &Settings) -> Result<Response, ErrorRepl
 struct Target {
     name: String,
     ctx: PathBuf,
+    /// Where the snapshot holds the context: `ctx`, or the older layout's
+    /// `agents/NAME/context` for a snapshot taken before `contexts/`.
+    src: PathBuf,
     tmp: PathBuf,
     was_enabled: bool,
 }
@@ -498,12 +501,13 @@ fn targets_in(
             continue;
         }
         let ctx = PathBuf::from(&a.context_dir);
-        if !chosen.holds(&ctx) {
+        let Some(src) = held_at(chosen, &ctx, &a.name) else {
             skipped.push(a.name.clone());
             continue;
-        }
+        };
         targets.push(Target {
             name: a.name.clone(),
+            src,
             tmp: ctx.with_file_name(format!(".restore-{stamp}-{}", a.name)),
             ctx,
             was_enabled: a.enabled,
@@ -522,6 +526,26 @@ fn targets_in(
         ));
     }
     Ok((targets, skipped))
+}
+
+/// Where `chosen` holds the context now at `ctx`: there, or, for a context
+/// in `DATA_DIR/contexts/NAME`, where a snapshot taken before that layout
+/// holds it (`DATA_DIR/agents/NAME/context`): a disaster recovery into a
+/// fresh data dir restores old snapshots too.
+fn held_at(chosen: &backup::SnapshotInfo, ctx: &Path, name: &str) -> Option<PathBuf> {
+    use crate::daemon::supervisor::{CONTEXTS, LEGACY_CONTEXTS};
+    if chosen.holds(ctx) {
+        return Some(ctx.to_path_buf());
+    }
+    let parent = ctx.parent()?;
+    if parent.file_name()? != CONTEXTS {
+        return None;
+    }
+    let data = parent.parent()?;
+    // Snapshots name paths canonically.
+    let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    let old = data.join(LEGACY_CONTEXTS).join(name).join("context");
+    chosen.holds(&old).then_some(old)
 }
 
 /// Isolation done: wait for the trees to go, back up, load, validate, swap.
@@ -570,7 +594,7 @@ where
     );
     let dirs: Vec<(PathBuf, PathBuf)> = targets
         .iter()
-        .map(|t| (t.ctx.clone(), t.tmp.clone()))
+        .map(|t| (t.src.clone(), t.tmp.clone()))
         .collect();
     let loaded = tokio::task::spawn_blocking(move || {
         crate::daemon::restore::restore_dirs(&repo, &data_dir, &id, &dirs, &meter)

@@ -138,8 +138,9 @@ pub(super) enum Timer {
 }
 
 pub(super) struct Actor {
-    /// The config in force. Its agents are in `agents` (their specs moved
-    /// there at the start; a reload's list is only read).
+    /// The config in force, but for its agents: those are `agents` (the
+    /// specs moved there at the start). A reload keeps its config whole;
+    /// nothing reads `cfg.agents` here.
     pub cfg: Config,
     pub layout: Layout,
     pub agents: Vec<Agent>,
