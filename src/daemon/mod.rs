@@ -157,6 +157,10 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         prepare_data_dir(&opts.data_dir)?;
         let lock = lock::acquire(&opts.data_dir)?;
+        let layout = Layout::new(opts.data_dir.clone());
+        // Made on the other core while the state, audit trail and
+        // supervisor are opened here.
+        let contexts = supervisor::EarlyContexts::begin(&layout, &opts.config);
         crate::paths::ensure_runtime_dir(runtime)?;
         prepare_process()?;
         let strays = strays::Search::begin(
@@ -169,7 +173,6 @@ impl Daemon {
             "cannot write {}",
             crate::paths::socket_pointer(&opts.data_dir).display()
         )))?;
-        let layout = Layout::new(opts.data_dir.clone());
         let health = health::Health::default();
         let (store, loaded) = store::Store::start(&layout.state_db(), health.clone())?;
         let (audit, _torn) =
@@ -225,6 +228,7 @@ impl Daemon {
                 recoveries: Some(recoveries),
                 health,
                 tasks: Some(tasks.clone()),
+                contexts,
             },
         )
         .map_err(io("cannot open agent log files"))?;

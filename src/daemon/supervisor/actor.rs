@@ -299,8 +299,12 @@ impl Actor {
         };
         let listing = crate::daemon::output::list_dir(&actor.layout.logs_dir());
         actor.agents.reserve_exact(specs.len());
+        let mut early = services.contexts;
         for spec in specs {
-            let agent = actor.new_agent(spec, loaded, now, listing.as_ref())?;
+            let mut agent = actor.new_agent(spec, loaded, now, listing.as_ref())?;
+            if let Some(flag) = early.take(&agent.spec.name) {
+                agent.context_made = flag;
+            }
             actor.agents.push(agent);
         }
         Ok(actor)

@@ -16,6 +16,7 @@ mod actor;
 mod alerts;
 mod api;
 mod autoscale;
+mod contexts;
 mod events;
 mod execute;
 mod fleet;
@@ -44,6 +45,7 @@ use crate::daemon::metrics::Published;
 use crate::daemon::store::{Loaded, Store};
 use crate::proto::{ErrorKind, ErrorReply};
 
+pub use contexts::Early as EarlyContexts;
 pub use events::{EVENT_BACKLOG, Events};
 pub use handle::Supervisor;
 
@@ -156,6 +158,8 @@ pub struct Services {
     pub health: Health,
     /// The task engine, told when task agents' replicas come and go.
     pub tasks: Option<crate::daemon::tasks::Tasks>,
+    /// The context dirs the daemon's start began making.
+    pub contexts: EarlyContexts,
 }
 
 /// Starts the actor, its collector and its SIGCHLD watcher. The returned

@@ -5,14 +5,9 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-/// [`Agent::context_made`](super::actor::Agent): nothing known, being made
-/// by [`Actor::prepare_contexts`], made for the next spawn.
-const CONTEXT_UNKNOWN: u8 = 0;
-const CONTEXT_PENDING: u8 = 1;
-const CONTEXT_MADE: u8 = 2;
-
 use super::RUN_QUEUE;
 use super::actor::{Actor, Msg};
+use super::contexts::{self, MADE, PENDING, UNKNOWN};
 use super::spawner::{self, Job};
 use crate::core::lifecycle::Millis;
 use crate::core::supervise::{Observation, RunRef};
@@ -80,22 +75,15 @@ impl Actor {
         }
     }
 
-    /// Creates the context dirs of the agents that have none yet, on a
-    /// blocking thread, in fleet order, while the actor spawns: a first
-    /// start of 500 agents used to make 1,000 directories on the actor,
-    /// one agent's between two spawns (a directory costs 10 µs on tmpfs,
-    /// up to 350 µs on an ext4 without journal, which scans for inodes not
-    /// recently freed). Only for agents that work in their context dir:
-    /// a spawn that finds it made skips the `mkdir`, and should the dir
-    /// be gone by then (removed by hand) the spawn fails on its working
-    /// dir and is tried again once after making it. A spawn that gets
-    /// there first makes its own, and the late mark is void.
+    /// Makes the context dirs of the agents that will start and have
+    /// none made or being made (a reload adds some), on a blocking thread,
+    /// in fleet order, while the actor spawns (see [`contexts`]).
     pub(super) fn prepare_contexts(&self) {
         let todo: Vec<_> = self
             .agents
             .iter()
             // Agents that will start, in their context dir, and run
-            // nothing yet (a reload adds some; running ones have theirs).
+            // nothing yet (running ones have theirs).
             .filter(|a| {
                 !a.removed
                     && a.enabled
@@ -104,27 +92,16 @@ impl Actor {
                     && a.spec.workspace.is_none()
                     && a.replicas.values().all(|r| r.s.run.is_none())
             })
-            .map(|a| {
-                a.context_made.store(CONTEXT_PENDING, Ordering::Release);
-                (a.context_dir.clone(), a.context_made.clone())
+            .filter(|a| {
+                a.context_made
+                    .compare_exchange(UNKNOWN, PENDING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
             })
+            .map(|a| (a.context_dir.clone(), a.context_made.clone()))
             .collect();
-        if todo.is_empty() {
-            return;
+        if !todo.is_empty() {
+            tokio::task::spawn_blocking(move || contexts::make(todo));
         }
-        tokio::task::spawn_blocking(move || {
-            for (dir, made) in todo {
-                // On an error the spawn tries again, and names it.
-                if std::fs::create_dir_all(&dir).is_ok() {
-                    let _ = made.compare_exchange(
-                        CONTEXT_PENDING,
-                        CONTEXT_MADE,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                }
-            }
-        });
     }
 
     /// Prepares the context and spawns the replica's process (after the
@@ -342,11 +319,11 @@ impl Actor {
     }
 }
 
-/// Makes sure the agent's context dir is there, unless `prepare_contexts`
-/// made it for this spawn (then true: no need to look again; any later
-/// spawn looks).
+/// Makes sure the agent's context dir is there, unless it was made ahead
+/// for this spawn (then true: no need to look again; any later spawn
+/// looks).
 fn context_dir(a: &super::actor::Agent) -> std::io::Result<bool> {
-    if a.context_made.swap(CONTEXT_UNKNOWN, Ordering::AcqRel) == CONTEXT_MADE {
+    if a.context_made.swap(UNKNOWN, Ordering::AcqRel) == MADE {
         return Ok(true);
     }
     std::fs::create_dir_all(&a.context_dir).map(|()| false)
