@@ -186,23 +186,7 @@ impl Daemon {
             serde_json::json!({ "pid": std::process::id(), "version": crate::proto::APP_VERSION }),
             "ok",
         );
-        let mut metrics_addr = None;
-        let published = match opts.config.metrics.listen {
-            Some(addr) => {
-                let what = || format!("cannot serve metrics on {addr}");
-                let std_listener = std::net::TcpListener::bind(addr).map_err(io(what()))?;
-                std_listener.set_nonblocking(true).map_err(io(what()))?;
-                let listener =
-                    tokio::net::TcpListener::from_std(std_listener).map_err(io(what()))?;
-                let bound = listener.local_addr().map_err(io(what()))?;
-                metrics_addr = Some(bound);
-                tracing::info!(url = %format!("http://{bound}/metrics"), "metrics endpoint listening");
-                let published: metrics::Published = Default::default();
-                tokio::spawn(metrics::serve(listener, published.clone()));
-                Some(published)
-            }
-            None => None,
-        };
+        let (published, metrics_addr) = serve_metrics(opts.config.metrics.listen)?;
         let settings =
             std::sync::Arc::new(recovery::Settings::new(opts.data_dir.clone(), &opts.config));
         let (recoveries, jobs) = tokio::sync::mpsc::unbounded_channel();
@@ -295,6 +279,25 @@ impl Daemon {
         unpublish(&self.socket, &self.data_dir);
         close_audit(self.audit).await;
     }
+}
+
+/// Serves `/metrics` on `listen`, when set: the snapshot to publish to,
+/// and the address bound.
+fn serve_metrics(
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(Option<metrics::Published>, Option<std::net::SocketAddr>), DaemonError> {
+    let Some(addr) = listen else {
+        return Ok((None, None));
+    };
+    let what = || format!("cannot serve metrics on {addr}");
+    let std_listener = std::net::TcpListener::bind(addr).map_err(io(what()))?;
+    std_listener.set_nonblocking(true).map_err(io(what()))?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(io(what()))?;
+    let bound = listener.local_addr().map_err(io(what()))?;
+    tracing::info!(url = %format!("http://{bound}/metrics"), "metrics endpoint listening");
+    let published: metrics::Published = Default::default();
+    tokio::spawn(metrics::serve(listener, published.clone()));
+    Ok((Some(published), Some(bound)))
 }
 
 /// Removes the socket and the data dir's pointer to it.
