@@ -240,7 +240,7 @@ impl Actor {
         let ring = r.ring.clone();
         let name = self.agents[ai].spec.name.clone();
         let pipes = (spawned.stdout, spawned.stderr, spawned.stdin);
-        let drains = drain_output(pipes, tasks, (name, index, run_id, gated), output, ring);
+        drain_output(pipes, tasks, (name, index, run_id, gated), output, ring);
         if let Some(env) = probe_env {
             // Probes while this run's command channel is open.
             self.start_probes(ai, index, run_id, env, &cmd_tx);
@@ -251,7 +251,7 @@ impl Actor {
             replica: index.to_string(),
             run: run_id.to_string(),
         };
-        let run = process::run(
+        tokio::spawn(process::run(
             spawned.pid,
             spawned.pidfd,
             (spawned.started, spawned.born),
@@ -277,14 +277,7 @@ impl Actor {
                     });
                 }
             },
-        );
-        // One task per run (its drains and its process tree), not one
-        // each: a task is an allocation aligned to 128 bytes, which glibc
-        // serves through its slow `memalign` path (an eighth of the
-        // runtime's CPU on a start of 500 with three).
-        tokio::spawn(async move {
-            tokio::join!(drains, run);
-        });
+        ));
         let run = RunRef {
             id: run_id,
             pid: spawned.pid,
@@ -336,10 +329,9 @@ fn context_dir(a: &super::actor::Agent) -> std::io::Result<bool> {
     std::fs::create_dir_all(&a.context_dir).map(|()| false)
 }
 
-/// Reads a replica's stdout and stderr into its log (the returned future,
-/// run beside its process tree's); a task agent's stdout carries JSON-RPC
-/// to the task engine, which is told the replica is up (with its stdin)
-/// and, when its stdout ends, down.
+/// Reads a replica's stdout and stderr into its log; a task agent's stdout
+/// carries JSON-RPC to the task engine, which is told the replica is up
+/// (with its stdin) and, when its stdout ends, down.
 fn drain_output(
     (stdout, stderr, stdin): (
         crate::daemon::tty::Output,
@@ -350,7 +342,7 @@ fn drain_output(
     (name, index, run_id, gated): (String, u32, u64, bool),
     output: std::sync::Arc<output::AgentOutput>,
     ring: std::sync::Arc<std::sync::Mutex<output::Ring>>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) {
     use crate::daemon::tasks::{Msg, ReplicaLink, rpc_filter};
     let filter = tasks.as_ref().map(|t| rpc_filter(t, &name, index, run_id));
     let out = output::drain(
@@ -361,33 +353,28 @@ fn drain_output(
         ring.clone(),
         filter,
     );
-    let down = match (tasks, stdin) {
+    match (tasks, stdin) {
         (Some(t), Some(stdin)) => {
             // The engine routes to it from now; its stdout's end is its end.
             t.send(Msg::Up(ReplicaLink::open(
                 &name, index, run_id, gated, stdin,
             )));
-            Some((t, name))
-        }
-        _ => None,
-    };
-    let out = async move {
-        out.await;
-        if let Some((t, agent)) = down {
-            t.send(Msg::Down {
-                agent,
-                index,
-                run: run_id,
+            tokio::spawn(async move {
+                out.await;
+                let (agent, run) = (name, run_id);
+                t.send(Msg::Down { agent, index, run });
             });
         }
-    };
-    let err = stderr.map(|e| output::drain(e, Stream::Stderr, index, output, ring, None));
-    async move {
-        let err = async move {
-            if let Some(e) = err {
-                e.await;
-            }
-        };
-        tokio::join!(out, err);
+        _ => drop(tokio::spawn(out)),
+    }
+    if let Some(stderr) = stderr {
+        tokio::spawn(output::drain(
+            stderr,
+            Stream::Stderr,
+            index,
+            output,
+            ring,
+            None,
+        ));
     }
 }
