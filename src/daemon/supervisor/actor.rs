@@ -302,7 +302,12 @@ impl Actor {
         let mut early = services.contexts;
         for spec in specs {
             let mut agent = actor.new_agent(spec, loaded, now, listing.as_ref())?;
-            if let Some(flag) = early.take(&agent.spec.name) {
+            // Only for an agent about to start: a mark left for one the
+            // state keeps stopped could outlive its dir.
+            if let Some(flag) = early.take(&agent.spec.name)
+                && agent.enabled
+                && agent.desired > 0
+            {
                 agent.context_made = flag;
             }
             actor.agents.push(agent);

@@ -80,11 +80,21 @@ impl Early {
 }
 
 /// Makes each dir and marks it made, unless a spawn got there first (the
-/// flag is no longer [`PENDING`]). On an error the spawn tries again, and
-/// names it.
+/// flag is no longer [`PENDING`]). Only the dir itself: its parent is the
+/// data dir's (made at the start), and a data dir removed meanwhile (a
+/// start that failed, a test cleaning up) is not made again. On an error
+/// the spawn tries again, and names it.
 pub(super) fn make(todo: Vec<(PathBuf, Flag)>) {
     for (dir, made) in todo {
-        if made.load(Ordering::Acquire) == PENDING && std::fs::create_dir_all(&dir).is_ok() {
+        if made.load(Ordering::Acquire) != PENDING {
+            continue;
+        }
+        let there = match std::fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dir.is_dir(),
+            Err(_) => false,
+        };
+        if there {
             let _ = made.compare_exchange(PENDING, MADE, Ordering::AcqRel, Ordering::Acquire);
         }
     }
@@ -131,6 +141,7 @@ cwd = "{}"
 "#,
             elsewhere.display()
         ));
+        crate::daemon::prepare_data_dir(&data).expect("data dir");
         let layout = Layout::new(data.clone());
         let mut early = Early::begin(&layout, &cfg);
         for name in ["a", "b"] {
@@ -144,6 +155,45 @@ cwd = "{}"
         assert!(!data.join("contexts/own").exists() && !elsewhere.exists());
     }
 
+    /// The supervisor takes the marks of the agents about to start, and
+    /// leaves an agent the state keeps stopped to make its own dir.
+    #[tokio::test]
+    async fn the_supervisor_takes_the_marks_of_the_agents_about_to_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        crate::daemon::prepare_data_dir(&data).expect("data dir");
+        let cfg = config("[agents.a]\ncommand = [\"true\"]\n[agents.b]\ncommand = [\"true\"]\n");
+        let layout = Layout::new(data.clone());
+        let early = Early::begin(&layout, &cfg);
+        let health = crate::daemon::health::Health::default();
+        let (store, _) =
+            crate::daemon::store::Store::start(&layout.state_db(), health).expect("store");
+        let mut loaded = crate::daemon::store::Loaded::default();
+        let stopped = crate::daemon::store::AgentRow {
+            desired: 1,
+            config_replicas: 1,
+            enabled: false,
+        };
+        loaded.agents.insert("b".into(), stopped);
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let services = super::super::Services {
+            contexts: early,
+            ..Default::default()
+        };
+        let actor = super::super::actor::Actor::new(cfg, layout, store, &loaded, tx, services)
+            .expect("actor");
+        let (a, b) = (&actor.agents[0], &actor.agents[1]);
+        assert_eq!((a.spec.name.as_str(), b.spec.name.as_str()), ("a", "b"));
+        wait_made(&a.context_made);
+        assert_eq!(a.context_made.load(Ordering::Acquire), MADE);
+        let t = std::time::Instant::now();
+        while !data.join("contexts/b").is_dir() {
+            assert!(t.elapsed().as_secs() < 10, "b's dir never made");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(b.context_made.load(Ordering::Acquire), UNKNOWN);
+    }
+
     #[test]
     fn a_dir_a_spawn_made_first_or_that_cannot_be_made_is_not_marked_made() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -154,13 +204,19 @@ cwd = "{}"
         std::fs::write(dir.path().join("file"), "").expect("file");
         let blocked = dir.path().join("file/ctx");
         let failing: Flag = Arc::new(AtomicU8::new(PENDING));
+        // A data dir removed meanwhile is not made again.
+        let orphan = dir.path().join("gone/contexts/a");
+        let orphaned: Flag = Arc::new(AtomicU8::new(PENDING));
         let ok = dir.path().join("ok");
         let made: Flag = Arc::new(AtomicU8::new(PENDING));
         make(vec![
             (first.clone(), taken.clone()),
             (blocked, failing.clone()),
+            (orphan, orphaned.clone()),
             (ok.clone(), made.clone()),
         ]);
+        assert_eq!(orphaned.load(Ordering::Acquire), PENDING);
+        assert!(!dir.path().join("gone").exists());
         assert_eq!(taken.load(Ordering::Acquire), UNKNOWN);
         assert!(!first.exists(), "a dir a spawn saw to is left to it");
         assert_eq!(failing.load(Ordering::Acquire), PENDING);

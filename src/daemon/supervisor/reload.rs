@@ -1,7 +1,10 @@
 //! Applying a reloaded config: new agents start, removed ones are
 //! decommissioned, changed ones restart with the new spec.
 
+use std::sync::atomic::Ordering;
+
 use super::actor::Actor;
+use super::contexts;
 use super::err;
 use crate::config::{AgentSpec, Config};
 use crate::core::supervise::{Observation, RELOAD_RESTART};
@@ -101,6 +104,8 @@ impl Actor {
             a.desired = spec.replicas;
         }
         a.spec = spec.clone();
+        // A dir made ahead for the old spec is looked at again.
+        a.context_made.store(contexts::UNKNOWN, Ordering::Release);
         self.resave(ai);
     }
 
@@ -117,6 +122,7 @@ impl Actor {
             a.desired = spec.replicas;
             a.enabled = true;
             a.spec = spec.clone();
+            a.context_made.store(contexts::UNKNOWN, Ordering::Release);
             let indexes: Vec<u32> = a.replicas.keys().copied().collect();
             for index in indexes {
                 self.decide(ai, index, Observation::Readded);
