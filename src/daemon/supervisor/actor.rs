@@ -116,8 +116,9 @@ pub(super) struct Agent {
     pub replicas: BTreeMap<u32, Box<Replica>>,
     pub output: Arc<AgentOutput>,
     pub context_dir: PathBuf,
-    /// Whether [`Actor::prepare_contexts`] made the context dir for the
-    /// next spawn (see there).
+    /// Whether the context dir was made ahead for the next spawn, by the
+    /// daemon's start or [`Actor::prepare_contexts`] (see
+    /// [`super::contexts`]).
     pub context_made: Arc<std::sync::atomic::AtomicU8>,
     /// A change to `desired`/`enabled` is being written to `state.db`; it
     /// applies once it is durable.
