@@ -242,6 +242,9 @@ pub enum Command {
     /// Starts a `tty` replica: takes its terminal, then runs the agent.
     #[command(hide = true)]
     TtyExec {
+        /// Switch to SCHED_OTHER first (the daemon runs in SCHED_BATCH).
+        #[arg(long)]
+        normal_scheduling: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         argv: Vec<String>,
     },

@@ -88,6 +88,7 @@ pub(super) fn run(
     let data_dir = paths::data_dir(g.data_dir.as_deref(), &cfg);
     crate::daemon::prepare_data_dir(&data_dir)?;
     // While the daemon has one thread (the log writer is the first more).
+    let batch = schedule_daemon();
     crate::daemon::reserve_fds(cfg.agents.iter().map(|a| a.replicas as usize).sum());
     let _log = crate::daemon::logging::init_daemon(
         &data_dir.join("logs"),
@@ -95,6 +96,9 @@ pub(super) fn run(
         cfg.logs.max_files,
         detached,
     )?;
+    if let Err(e) = batch {
+        tracing::warn!(error = %e, "the daemon stays in SCHED_OTHER");
+    }
     if source == ConfigSource::Demo {
         tracing::info!("no config file found: running the built-in demo fleet");
     }
@@ -112,9 +116,22 @@ pub(super) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Puts the daemon in `SCHED_BATCH` (see `daemon::sys::batch_scheduling`)
+/// unless `AUTONOMOS_SCHEDULING=normal`; agents keep the class the
+/// daemon was started in.
+fn schedule_daemon() -> std::io::Result<bool> {
+    match std::env::var("AUTONOMOS_SCHEDULING").as_deref() {
+        Ok("normal") => Ok(false),
+        _ => crate::daemon::sys::batch_scheduling(),
+    }
+}
+
 /// `autonomos tty-exec`: a `tty` replica's first step (see
 /// `daemon::tty::exec_on_terminal`); returns only when the exec failed.
-pub fn tty_exec(argv: &[String]) -> ExitCode {
+pub fn tty_exec(normal_scheduling: bool, argv: &[String]) -> ExitCode {
+    if normal_scheduling && let Err(e) = crate::daemon::sys::normal_scheduling() {
+        eprintln!("autonomos tty-exec: cannot leave SCHED_BATCH: {e}");
+    }
     let e = crate::daemon::tty::exec_on_terminal(argv);
     eprintln!("autonomos tty-exec: {e}");
     ExitCode::from(127)

@@ -74,7 +74,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Ok(client_runtime()?.block_on(simple(&g, req, json)))
     };
     match cli.command {
-        Command::TtyExec { argv } => Ok(daemon::tty_exec(&argv)),
+        Command::TtyExec {
+            normal_scheduling,
+            argv,
+        } => Ok(daemon::tty_exec(normal_scheduling, &argv)),
         Command::DemoAgent { role } => {
             Ok(ExitCode::from(crate::demo::run(role).clamp(0, 255) as u8))
         }

@@ -395,7 +395,11 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
     if tty {
         // The running binary, even after an upgrade replaced the file.
         let mut c = Command::new("/proc/self/exe");
-        c.arg("tty-exec").arg("--").arg(resolved).arg(program);
+        c.arg("tty-exec");
+        if crate::daemon::sys::agents_normal_scheduling() {
+            c.arg("--normal-scheduling");
+        }
+        c.arg("--").arg(resolved).arg(program);
         return Ok(c);
     }
     let mut c = Command::new(resolved);

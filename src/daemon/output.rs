@@ -386,14 +386,14 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     recent.clear();
     let mut lines = 0u64;
     let now = jiff::Timestamp::now();
-    let prefix = format!(
-        "{} {replica} {tag} ",
-        now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-    );
     splitter.finish(|line| {
         if !keep(line) {
             return;
         }
+        let prefix = format!(
+            "{} {replica} {tag} ",
+            now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        );
         file_buf.extend_from_slice(prefix.as_bytes());
         let start = file_buf.len();
         file_buf.extend_from_slice(line);
@@ -406,6 +406,11 @@ pub async fn drain<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
             &out, &ring, &file_buf, &recent, lines, 0, now, replica, stream,
         );
     }
+    // The pipe ends with its replica, whose run task (reap, restart) the
+    // same wake-up made ready: the pipe's deregistration and close wait
+    // for the runtime's next turn, off the way to the respawn.
+    tokio::task::yield_now().await;
+    drop(pipe);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -192,7 +192,7 @@ fn discover(
         procfs::tree(leader, &mut pids);
     }
     let mut ours = Vec::new();
-    procfs::own_children(&mut ours);
+    procfs::orphans(&mut ours);
     if let Ok(set) = leaders.lock() {
         ours.retain(|c| !set.contains(c));
     }

@@ -130,7 +130,7 @@ pub fn children(pid: i32, out: &mut Vec<i32>) {
     }
 }
 
-pub use super::own_children::own_children;
+pub use super::own_children::{orphans, own_children};
 
 fn children_by_scan(pid: i32, out: &mut Vec<i32>) {
     let Ok(dir) = fs::read_dir("/proc") else {

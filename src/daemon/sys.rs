@@ -103,6 +103,53 @@ pub fn private_fd_table(keep: i32) -> std::io::Result<OwnedFd> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keep) })
 }
 
+/// Set once the daemon moved itself from `SCHED_OTHER` to `SCHED_BATCH`
+/// ([`batch_scheduling`]): its agents are then spawned back in
+/// `SCHED_OTHER`, the class the daemon was started in.
+static AGENTS_NORMAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Moves the calling thread, and so every thread it starts afterwards,
+/// from `SCHED_OTHER` to `SCHED_BATCH`, which the kernel never lets
+/// preempt a running task when it wakes: the daemon's wake-ups (an exited
+/// replica's pipes and pidfd, its own follow-up right after a spawn) no
+/// longer take the CPU from the child that is exiting or starting on it.
+/// Call it while the process has one thread. Any other class the daemon
+/// was started in (an operator's `chrt`, `nice` stays as it is) is kept:
+/// returns whether the class changed.
+pub fn batch_scheduling() -> std::io::Result<bool> {
+    // SAFETY: plain syscalls on the calling thread; `param` is a valid
+    // sched_param for the call's duration.
+    let changed = unsafe {
+        if libc::sched_getscheduler(0) != libc::SCHED_OTHER {
+            return Ok(false);
+        }
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) == 0
+    };
+    if !changed {
+        return Err(std::io::Error::last_os_error());
+    }
+    AGENTS_NORMAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(true)
+}
+
+/// Whether agents are spawned back in `SCHED_OTHER` (see
+/// [`batch_scheduling`]).
+pub fn agents_normal_scheduling() -> bool {
+    AGENTS_NORMAL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Puts the calling process back in `SCHED_OTHER` (a `tty` replica's
+/// first step, when [`agents_normal_scheduling`]).
+pub fn normal_scheduling() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall; `param` is valid for its duration.
+    match unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// What [`posix_spawn`] starts.
 pub struct SpawnArgs<'a> {
     /// The program's path, found already.
@@ -117,7 +164,8 @@ pub struct SpawnArgs<'a> {
 }
 
 /// `posix_spawn` as a supervisor wants it: the child in a process group
-/// of its own, in `cwd`, on `stdio`, with no signal blocked (whatever the
+/// of its own, in `cwd`, on `stdio`, in the scheduling class the daemon
+/// was started in (see [`batch_scheduling`]), with no signal blocked (whatever the
 /// calling thread blocks) and SIGPIPE at its default (the daemon ignores
 /// it; what the daemon handles, glibc resets in the child; naming every
 /// signal here cost the child 64 `sigaction` calls, 50-90 µs on a
@@ -158,10 +206,21 @@ pub fn posix_spawn(a: &SpawnArgs<'_>) -> std::io::Result<i32> {
         libc::sigemptyset(&mut none);
         libc::sigemptyset(&mut pipe);
         libc::sigaddset(&mut pipe, libc::SIGPIPE);
-        let flags = libc::POSIX_SPAWN_SETSIGMASK
+        let mut flags = libc::POSIX_SPAWN_SETSIGMASK
             | libc::POSIX_SPAWN_SETSIGDEF
             | libc::POSIX_SPAWN_SETPGROUP;
-        let mut ready = check(libc::posix_spawnattr_setsigmask(&mut attr, &none))
+        let mut ready = Ok(());
+        if agents_normal_scheduling() {
+            flags |= libc::POSIX_SPAWN_SETSCHEDULER;
+            let param = libc::sched_param { sched_priority: 0 };
+            ready = check(libc::posix_spawnattr_setschedpolicy(
+                &mut attr,
+                libc::SCHED_OTHER,
+            ))
+            .and_then(|()| check(libc::posix_spawnattr_setschedparam(&mut attr, &param)));
+        }
+        ready = ready
+            .and_then(|()| check(libc::posix_spawnattr_setsigmask(&mut attr, &none)))
             .and_then(|()| check(libc::posix_spawnattr_setsigdefault(&mut attr, &pipe)))
             .and_then(|()| check(libc::posix_spawnattr_setpgroup(&mut attr, 0)))
             .and_then(|()| {

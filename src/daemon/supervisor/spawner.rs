@@ -91,6 +91,12 @@ impl Spawner {
             .name("autonomos-spawn".into())
             .spawn(move || match crate::daemon::sys::private_fd_table(keep) {
                 Ok(send) => {
+                    // In SCHED_OTHER, unlike the rest of the daemon: a start
+                    // of many replicas goes at the rate this thread takes the
+                    // CPU back from each child at its `execve`.
+                    if crate::daemon::sys::agents_normal_scheduling() {
+                        let _ = crate::daemon::sys::normal_scheduling();
+                    }
                     let _ = ready.send(true);
                     spawner(send, job_rx, told);
                 }
