@@ -381,3 +381,45 @@ fn a_reload_during_a_start_restarts_the_replicas_whose_spawn_was_under_way() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A restart skips the `mkdir` of a context dir its last run ran in; a
+/// dir removed by hand meanwhile is made again and the spawn tried once
+/// more: the restart neither fails nor counts a failure for it.
+#[test]
+fn a_context_dir_removed_by_hand_is_made_again_at_the_next_restart() {
+    let d = BinDaemon::start(
+        "[agents.w]\ncommand = [\"sh\", \"-c\", \"pwd >> \\\"$AUTONOMOS_CONTEXT_DIR/../w-runs\\\"; exec sleep 60\"]\ninherit_env = [\"PATH\"]\nbackoff = { initial = \"0ms\", max = \"0ms\", jitter = 0 }\n",
+    );
+    let ctx = d.context_dir("w");
+    let runs = ctx.with_file_name("w-runs");
+    let first = d.wait_status("w running", Duration::from_secs(15), |s| {
+        running_pid(s, "w", 0).is_some()
+    });
+    let pid = running_pid(&first, "w", 0).expect("pid");
+    let failures = replica(&first, "w", 0).expect("replica").failures;
+    wait_until("the first run's line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&runs).is_ok_and(|s| s.lines().count() == 1)
+    });
+    std::fs::remove_dir_all(&ctx).expect("remove the context dir");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    let s = d.wait_status("w running again", Duration::from_secs(15), |s| {
+        running_pid(s, "w", 0).is_some_and(|p| p != pid)
+    });
+    let r = replica(&s, "w", 0).expect("replica");
+    assert!(ctx.is_dir(), "the context dir is made again");
+    wait_until("the second run's line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&runs).is_ok_and(|s| s.lines().count() == 2)
+    });
+    let lines = std::fs::read_to_string(&runs).expect("runs");
+    for line in lines.lines() {
+        assert_eq!(std::path::Path::new(line), ctx, "{lines}");
+    }
+    // The kill is the one failure: the spawn into the missing dir was
+    // retried, not failed.
+    assert_eq!(r.failures, failures + 1, "{s:#?}");
+    assert_eq!(r.error, None, "{s:#?}");
+}

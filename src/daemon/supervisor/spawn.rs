@@ -220,6 +220,16 @@ impl Actor {
                 return;
             }
         };
+        if spec.cwd == ctx {
+            // It runs in its context dir, so the dir is there for the next
+            // spawn too, which skips the `mkdir` (see `contexts`).
+            let _ = self.agents[ai].context_made.compare_exchange(
+                UNKNOWN,
+                MADE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         let now = self.clock.now();
         let a = &self.agents[ai];
         let tasks = self.tasks.clone().filter(|_| spec.stdin);
