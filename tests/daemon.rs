@@ -423,3 +423,38 @@ fn a_context_dir_removed_by_hand_is_made_again_at_the_next_restart() {
     assert_eq!(r.failures, failures + 1, "{s:#?}");
     assert_eq!(r.error, None, "{s:#?}");
 }
+
+/// The daemon installs no SIGCHLD handler (a replica's exit wakes it
+/// through the pidfd only), and a process that outlived its replica and
+/// exits later is still reaped, by the scan once a second.
+#[test]
+fn the_daemon_catches_no_sigchld_and_still_reaps_an_orphan_that_exits_later() {
+    let d = BinDaemon::start(
+        "[agents.o]\ncommand = [\"sh\", \"-c\", \"(setsid sh -c 'echo $$ > \\\"$AUTONOMOS_CONTEXT_DIR/esc\\\"; sleep 0.5' &); exec sleep 60\"]\ninherit_env = [\"PATH\"]\n",
+    );
+    let daemon = d.pid();
+    let status = std::fs::read_to_string(format!("/proc/{daemon}/status")).expect("status");
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).expect("mask"))
+        .expect("SigCgt");
+    assert_eq!(caught & (1 << (libc::SIGCHLD - 1)), 0, "{status}");
+    let esc = d.context_dir("o").join("esc");
+    wait_until("the escapee's pid", Duration::from_secs(10), || {
+        std::fs::read_to_string(&esc).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
+    let pid: i32 = std::fs::read_to_string(&esc)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    // It becomes the daemon's child once its parent shell is gone.
+    wait_until("the escapee re-parented", Duration::from_secs(5), || {
+        stat_field(pid, 1).as_deref() == Some(daemon.to_string().as_str())
+    });
+    // It exits after 0.5 s; its zombie is reaped within about a second.
+    wait_until("the escapee reaped", Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+}

@@ -7,10 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::actor::Msg;
 use super::events::Events;
 use super::{STATUS_BUDGET, err, shutting_down};
-use crate::daemon::{collector, process};
+use crate::daemon::collector;
 
-/// How long after a SIGCHLD the orphan scan runs.
-const ORPHAN_REAP_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 use crate::proto::{ErrorKind, ErrorReply, FleetStatus, Request, Response};
 
 /// Sends requests to the actor and waits for their answers.
@@ -171,29 +169,5 @@ impl Supervisor {
                 tx2.blocking_send(Msg::Samples(samples, host)).is_ok()
             }),
         }
-    }
-
-    /// Reaps orphans after a SIGCHLD, off the actor and a little later
-    /// ([`ORPHAN_REAP_DELAY`]): the signal usually announces a replica
-    /// leader's exit, which its run task reaps, and a scan of every child
-    /// then would compete with the respawn for the leader-set lock and the
-    /// CPU. An orphan's zombie waits those milliseconds; signals that
-    /// arrive meanwhile are served by the same scan.
-    pub(super) fn watch_sigchld(&self) {
-        let h = self.clone();
-        tokio::spawn(async move {
-            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
-            else {
-                tracing::error!("cannot watch SIGCHLD; orphans are reaped once a second only");
-                return;
-            };
-            while sig.recv().await.is_some() {
-                if h.tx.is_closed() {
-                    break;
-                }
-                tokio::time::sleep(ORPHAN_REAP_DELAY).await;
-                process::reap_orphans(process::leaders());
-            }
-        });
     }
 }

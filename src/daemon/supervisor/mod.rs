@@ -162,8 +162,14 @@ pub struct Services {
     pub contexts: EarlyContexts,
 }
 
-/// Starts the actor, its collector and its SIGCHLD watcher. The returned
-/// join handle ends after a `Shutdown` request completed.
+/// Starts the actor and its collector. The returned join handle ends
+/// after a `Shutdown` request completed.
+///
+/// No SIGCHLD handler: a replica's exit wakes the daemon once, through
+/// its pidfd. A handler ran on some runtime thread at every exit (and
+/// woke an orphan scan), on the way from the exit to the respawn, for the
+/// few processes that outlive their replica and exit later: the actor's
+/// scan once a second reaps those.
 pub fn start(
     cfg: Config,
     layout: Layout,
@@ -179,6 +185,5 @@ pub fn start(
     let handle = Supervisor::new(tx, actor.events.clone(), config_source, audit);
     let join = tokio::spawn(actor.run(rx));
     crate::daemon::collector::start(handle.collector_link(), sample_every);
-    handle.watch_sigchld();
     Ok((handle, join))
 }
