@@ -220,16 +220,7 @@ impl Actor {
                 return;
             }
         };
-        if spec.cwd == ctx {
-            // It runs in its context dir, so the dir is there for the next
-            // spawn too, which skips the `mkdir` (see `contexts`).
-            let _ = self.agents[ai].context_made.compare_exchange(
-                UNKNOWN,
-                MADE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-        }
+        context_there(&self.agents[ai], &spec.cwd, &ctx);
         let now = self.clock.now();
         let a = &self.agents[ai];
         let tasks = self.tasks.clone().filter(|_| spec.stdin);
@@ -337,6 +328,16 @@ fn context_dir(a: &super::actor::Agent) -> std::io::Result<bool> {
         return Ok(true);
     }
     std::fs::create_dir_all(&a.context_dir).map(|()| false)
+}
+
+/// After a spawn that runs in the agent's context dir (`cwd`): the dir is
+/// there for the next spawn too, which skips the `mkdir` (see `contexts`).
+fn context_there(a: &super::actor::Agent, cwd: &std::path::Path, ctx: &std::path::Path) {
+    if cwd == ctx {
+        let _ = a
+            .context_made
+            .compare_exchange(UNKNOWN, MADE, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 /// Reads a replica's stdout and stderr into its log; a task agent's stdout
