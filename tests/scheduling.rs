@@ -69,6 +69,9 @@ fn agent_policy(d: &BinDaemon, agent: &str) -> String {
 #[test]
 fn the_daemon_runs_in_sched_batch_and_its_agents_in_sched_other() {
     let d = BinDaemon::start(FLEET);
+    assert_eq!(agent_policy(&d, "piped"), OTHER, "a piped agent");
+    assert_eq!(agent_policy(&d, "term"), OTHER, "a terminal agent");
+    // Its agents run, so its threads are up (the spawner among them).
     let threads = thread_policies(d.pid());
     assert!(threads.len() > 3, "{threads:?}");
     // The spawner ("autonomos-spawn"; its receiving thread, "autonomos-
@@ -79,18 +82,16 @@ fn the_daemon_runs_in_sched_batch_and_its_agents_in_sched_other() {
         other.len() == 1 && other[0].0 == "autonomos-spawn" && other[0].1 == OTHER,
         "every daemon thread but the spawner in SCHED_BATCH: {threads:?}"
     );
-    assert_eq!(agent_policy(&d, "piped"), OTHER, "a piped agent");
-    assert_eq!(agent_policy(&d, "term"), OTHER, "a terminal agent");
 }
 
 #[test]
 fn autonomos_scheduling_normal_keeps_the_daemon_in_sched_other() {
     let d = BinDaemon::start_with_env(FLEET, &[("AUTONOMOS_SCHEDULING", "normal")]);
+    assert_eq!(agent_policy(&d, "piped"), OTHER);
+    assert_eq!(agent_policy(&d, "term"), OTHER);
     let threads = thread_policies(d.pid());
     assert!(
         threads.iter().all(|(_, p)| p == OTHER),
         "every daemon thread in SCHED_OTHER: {threads:?}"
     );
-    assert_eq!(agent_policy(&d, "piped"), OTHER);
-    assert_eq!(agent_policy(&d, "term"), OTHER);
 }
