@@ -57,7 +57,8 @@ pub fn user_name(uid: u32) -> Option<String> {
 /// descriptor of its table to another thread except through `SCM_RIGHTS`.
 ///
 /// Every signal is blocked in the thread first: a handler (tokio's, for
-/// SIGTERM and SIGCHLD) writes to a descriptor of the process's table by
+/// SIGTERM, and for SIGCHLD once a `tokio::process` child was dropped
+/// before its end) writes to a descriptor of the process's table by
 /// number, and run on this thread it would write into this table, where
 /// that number is closed, and the signal would be lost. The thread's
 /// children do not inherit the mask: [`posix_spawn`] gives them an empty
