@@ -189,12 +189,13 @@ pub fn fmt_ms(ms: u64) -> String {
         return format!("{ms}ms");
     }
     if ms < 60_000 {
-        let s = ms as f64 / 1000.0;
-        return if ms.is_multiple_of(1000) {
-            format!("{s:.0}s")
-        } else {
-            format!("{s:.1}s")
-        };
+        // Integer tenths, rounded half up: no float formatting on a
+        // crash → restart path (it cost a few microseconds there).
+        if ms.is_multiple_of(1000) {
+            return format!("{}s", ms / 1000);
+        }
+        let tenths = (ms + 50) / 100;
+        return format!("{}.{}s", tenths / 10, tenths % 10);
     }
     let s = ms / 1000;
     let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
@@ -384,6 +385,10 @@ mod tests {
         assert_eq!(fmt_ms(150_000), "2m30s");
         assert_eq!(fmt_ms(180_000), "3m");
         assert_eq!(fmt_ms(1_500), "1.5s");
+        assert_eq!(fmt_ms(1_949), "1.9s");
+        assert_eq!(fmt_ms(1_950), "2.0s");
+        assert_eq!(fmt_ms(1_001), "1.0s");
+        assert_eq!(fmt_ms(59_999), "60.0s");
         assert_eq!(fmt_ms(2_000), "2s");
         assert_eq!(fmt_ms(172_800_000), "2d");
         assert_eq!(format_size(4096), "4KiB");

@@ -4,7 +4,7 @@
 //! leader set before the orphan reaper can see it.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,9 +91,20 @@ fn boot_ticks() -> u64 {
 /// Spawns `spec` in a new process group. The pid is in `leaders` before any
 /// orphan reaper can see it.
 pub fn spawn(spec: &SpawnSpec, leaders: Leaders) -> Result<Spawned, String> {
+    spawn_on(spec, leaders, None)
+}
+
+/// [`spawn`] on output pipes made ahead, if there are (a terminal agent
+/// takes none: they close unused).
+pub fn spawn_on(
+    spec: &SpawnSpec,
+    leaders: Leaders,
+    pipes: Option<OutputPipes>,
+) -> Result<Spawned, String> {
     if spec.tty.is_none() {
-        return spawn_piped(spec, leaders)?.into_spawned(leaders);
+        return spawn_piped_on(spec, leaders, pipes)?.into_spawned(leaders);
     }
+    drop(pipes);
     let (mut cmd, resolved) = command(spec)?;
     let Some((rows, cols)) = spec.tty else {
         return Err("no terminal size".into());
@@ -147,23 +158,45 @@ pub struct Started {
 /// table. Spawned through [`crate::daemon::sys::posix_spawn`]: no signal
 /// blocked in the child, whatever the calling thread blocks.
 pub fn spawn_piped(spec: &SpawnSpec, leaders: Leaders) -> Result<Started, String> {
+    spawn_piped_on(spec, leaders, None)
+}
+
+/// [`spawn_piped`] on output pipes made ahead (`pipes`, made in the
+/// calling thread's descriptor table), or on new ones.
+pub fn spawn_piped_on(
+    spec: &SpawnSpec,
+    leaders: Leaders,
+    pipes: Option<OutputPipes>,
+) -> Result<Started, String> {
     let (resolved, argv, envp, cwd) = c_command(spec)?;
     let program = c_string(resolved.as_os_str().as_encoded_bytes(), "program path")?;
-    let (out, out_child) = output_pipe()?;
-    let (err, err_child) = output_pipe()?;
+    let OutputPipes {
+        out: (out, out_child),
+        err: (err, err_child),
+    } = match pipes {
+        Some(p) => p,
+        None => OutputPipes::new()?,
+    };
     let (in_child, stdin) = if spec.stdin {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| format!("cannot create the stdin pipe: {e}"))?;
-        (r, Some(w))
+        (Some(r), Some(w))
     } else {
-        (dev_null()?, None)
+        (None, None)
     };
     let args = crate::daemon::sys::SpawnArgs {
         program: &program,
         argv: &argv,
         envp: &envp,
         cwd: &cwd,
-        stdio: [in_child.as_fd(), out_child.as_fd(), err_child.as_fd()],
+        stdio: [
+            match &in_child {
+                Some(fd) => fd.as_fd(),
+                None => dev_null()?,
+            },
+            out_child.as_fd(),
+            err_child.as_fd(),
+        ],
     };
     let mut guard = leaders
         .lock()
@@ -408,29 +441,44 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
 }
 
 /// /dev/null for a child's stdin: opened once per thread (the spawner
-/// has a descriptor table of its own), duplicated for each spawn, which
-/// is cheaper than the path lookup of an open.
-fn dev_null() -> Result<OwnedFd, String> {
+/// has a descriptor table of its own) and kept open for the thread's life
+/// (one descriptor per spawning thread: the actor's runtime workers and
+/// the spawner), so a spawn neither looks the path up nor duplicates it.
+fn dev_null() -> Result<BorrowedFd<'static>, String> {
     thread_local! {
-        static NULL: std::cell::OnceCell<OwnedFd> = const { std::cell::OnceCell::new() };
+        static NULL: std::cell::OnceCell<&'static OwnedFd> = const { std::cell::OnceCell::new() };
     }
     NULL.with(|null| {
-        let fd = match null.get() {
-            Some(fd) => fd,
-            None => {
-                let fd =
-                    rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-                null.get_or_init(|| fd)
-            }
-        };
-        rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(|e| format!("cannot open /dev/null: {e}"))
+        if let Some(&fd) = null.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        let fd: &'static OwnedFd = *null.get_or_init(|| Box::leak(Box::new(fd)));
+        Ok(fd.as_fd())
     })
 }
 
-/// A new output pipe: its read end, non-blocking for the runtime, and
-/// the write end for the child (the spawn puts it on fd 1 or 2; the child
-/// gets it blocking). Both close-on-exec.
+/// A replica's stdout and stderr pipes: (read end, write end) each. The
+/// read ends are non-blocking for the runtime; the write ends are the
+/// child's (the spawn puts them on fds 1 and 2; the child gets them
+/// blocking). All close-on-exec. The actor makes a set ahead, after a
+/// spawn, so the next restart does not wait for four system calls.
+pub struct OutputPipes {
+    out: (OwnedFd, OwnedFd),
+    err: (OwnedFd, OwnedFd),
+}
+
+impl OutputPipes {
+    pub fn new() -> Result<OutputPipes, String> {
+        Ok(OutputPipes {
+            out: output_pipe()?,
+            err: output_pipe()?,
+        })
+    }
+}
+
+/// A new output pipe: (read end, write end).
 fn output_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let fail = |e: rustix::io::Errno| format!("cannot create an output pipe: {e}");
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(fail)?;

@@ -306,6 +306,10 @@ pub async fn run(
         killed_after: stop.killed_after,
     });
     if leftovers.is_empty() {
+        // The actor restarts the replica first; the pidfd's deregistration
+        // and close (two system calls) wait until then.
+        tokio::task::yield_now().await;
+        drop(afd);
         return;
     }
     let killed_after = tree.drain(leftovers, &mut stop).await;

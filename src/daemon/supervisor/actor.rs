@@ -212,6 +212,9 @@ pub(super) struct Actor {
     /// for the next pass.
     pub spawn_budget: usize,
     pub more_to_spawn: bool,
+    /// Output pipes made ahead for the actor's next spawn (made at the
+    /// end of a pass that used them: off a restart's path).
+    pub spare_pipes: Option<crate::daemon::launch::OutputPipes>,
 }
 
 /// A monotonic clock in wall-clock milliseconds: immune to clock jumps.
@@ -295,6 +298,7 @@ impl Actor {
             waiting_start: Vec::new(),
             spawn_budget: SPAWNS_PER_PASS,
             more_to_spawn: false,
+            spare_pipes: None,
             events: Events::new(),
             cfg,
         };
@@ -441,6 +445,9 @@ impl Actor {
             self.publish_if_pending();
             self.log_transitions();
             self.write_replicas();
+            if self.spare_pipes.is_none() && !self.shutting_down {
+                self.spare_pipes = crate::daemon::launch::OutputPipes::new().ok();
+            }
             if self.shutting_down && self.all_stopped() {
                 self.observe.flush();
                 process::reap_orphans(process::leaders());

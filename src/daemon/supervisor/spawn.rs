@@ -167,7 +167,15 @@ impl Actor {
             },
             _ => job,
         };
-        let result = spawner::spawn(&job, launch::spawn);
+        // On the pipes made ahead (a terminal agent leaves them for the
+        // next; a retry makes new ones).
+        let spare = std::cell::Cell::new(match job.spec.tty {
+            None => self.spare_pipes.take(),
+            Some(_) => None,
+        });
+        let result = spawner::spawn(&job, |spec, leaders| {
+            launch::spawn_on(spec, leaders, spare.take())
+        });
         self.spawned(job, result);
     }
 
