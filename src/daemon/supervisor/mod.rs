@@ -183,7 +183,44 @@ pub fn start(
     let config_source = cfg.source.clone();
     let actor = actor::Actor::new(cfg, layout, store, &loaded, tx.clone(), services)?;
     let handle = Supervisor::new(tx, actor.events.clone(), config_source, audit);
-    let join = tokio::spawn(actor.run(rx));
+    let join = run_alone(actor, rx)?;
     crate::daemon::collector::start(handle.collector_link(), sample_every);
     Ok((handle, join))
+}
+
+/// Runs the actor on a thread and a single-threaded runtime of its own,
+/// with everything it starts: run watchers, output drains, probes,
+/// timers. The returned handle ends with the actor.
+///
+/// On the daemon's shared runtime, a replica's exit (its pidfd and its
+/// two pipes ready at once) made the woken worker wake a second one to
+/// share the work; that second thread then held the CPU the new child
+/// would have taken at its spawn, so the child started on the other,
+/// idle CPU, whose wake-up cost tens of microseconds (more in a virtual
+/// machine), and the restart paid both. Alone, the actor's thread
+/// wakes no other. Requests, the API and the gateway stay on the shared
+/// runtime and talk to the actor through its inbox, as before.
+fn run_alone(
+    actor: actor::Actor,
+    rx: mpsc::Receiver<actor::Msg>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("autonomos-actor".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                actor.run(rx).await;
+                let _ = done.send(());
+                // What the actor started (the last lines of output being
+                // drained) goes on until the daemon's process ends, as on
+                // the shared runtime.
+                std::future::pending::<()>().await
+            })
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = ended.await;
+    }))
 }
