@@ -246,7 +246,7 @@ fn c_command(spec: &SpawnSpec) -> Result<(PathBuf, Vec<CString>, Vec<CString>, C
         .argv
         .first()
         .ok_or_else(|| "empty command".to_string())?;
-    let resolved = resolve_program(program, &spec.cwd, path_of(spec).as_ref())?;
+    let resolved = resolve_program(program, &spec.cwd, search_path(program, spec).as_ref())?;
     let argv = spec
         .argv
         .iter()
@@ -272,6 +272,15 @@ fn c_string(bytes: &[u8], what: &str) -> Result<CString, String> {
             }
         )
     })
+}
+
+/// The PATH `program` is looked up in, if it is (a path is not): the
+/// replica's, else the daemon's.
+fn search_path(program: &str, spec: &SpawnSpec) -> Option<OsString> {
+    if program.contains('/') {
+        return None;
+    }
+    path_of(spec)
 }
 
 /// The PATH the program is looked up in: the replica's, else the daemon's.
@@ -337,7 +346,7 @@ fn command(spec: &SpawnSpec) -> Result<(Command, PathBuf), String> {
         .argv
         .split_first()
         .ok_or_else(|| "empty command".to_string())?;
-    let resolved = resolve_program(program, &spec.cwd, path_of(spec).as_ref())?;
+    let resolved = resolve_program(program, &spec.cwd, search_path(program, spec).as_ref())?;
     let mut cmd = command_for(spec.tty.is_some(), &resolved, program)?;
     cmd.args(args)
         .env_clear()
