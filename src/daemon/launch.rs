@@ -463,8 +463,8 @@ fn dev_null() -> Result<BorrowedFd<'static>, String> {
         }
         let fd = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-        let fd: &'static OwnedFd = *null.get_or_init(|| Box::leak(Box::new(fd)));
-        Ok(fd.as_fd())
+        let &kept = null.get_or_init(|| Box::leak(Box::new(fd)));
+        Ok(kept.as_fd())
     })
 }
 
