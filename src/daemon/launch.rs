@@ -451,7 +451,7 @@ fn command_for(tty: bool, resolved: &Path, program: &str) -> Result<Command, Str
 
 /// /dev/null for a child's stdin: opened once per thread (the spawner
 /// has a descriptor table of its own) and kept open for the thread's life
-/// (one descriptor per spawning thread: the actor's runtime workers and
+/// (one descriptor per spawning thread: the actor's own thread and
 /// the spawner), so a spawn neither looks the path up nor duplicates it.
 fn dev_null() -> Result<BorrowedFd<'static>, String> {
     thread_local! {
